@@ -1,0 +1,13 @@
+// Jest runs the TypeScript sources as ES modules; type checking is done once by `tsc` in `npm test`.
+/** @type {import('jest').Config} */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, diagnostics: false }],
+  },
+  testMatch: ['<rootDir>/services/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
+  testTimeout: 30000,
+  detectOpenHandles: false,
+};

@@ -1,0 +1,28 @@
+// PostgreSQL access through knex: one pool per process, every connection pinned to the hub's schema.
+import knexFactory, { type Knex } from 'knex';
+import type { DatabaseConfig } from './config.js';
+
+export type Db = Knex;
+
+export function createDb(config: DatabaseConfig, options: { applicationName?: string } = {}): Db {
+  return knexFactory({
+    client: 'pg',
+    connection: {
+      connectionString: config.DATABASE_URL,
+      application_name: options.applicationName ?? 'integration-hub',
+    },
+    searchPath: [config.DATABASE_SCHEMA],
+    pool: { min: 0, max: config.DATABASE_POOL_MAX },
+    acquireConnectionTimeout: 10_000,
+  });
+}
+
+/** Quotes an SQL identifier (schema names come from validated config, this is defence in depth). */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** `select 1` with a deadline, for readiness probes. */
+export async function pingDb(db: Db, timeoutMs = 2_000): Promise<void> {
+  await db.raw('select 1').timeout(timeoutMs, { cancel: true });
+}

@@ -1,0 +1,83 @@
+// LISTEN/NOTIFY wake-ups: one dedicated connection per process listens on `hub_work` and wakes the
+// reconcilers of the table named in the payload. If the connection drops it reconnects with
+// backoff; the reconcilers' polling covers the gap.
+import pg from 'pg';
+import { toError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { sleep } from '../sleep.js';
+import { retryDelayMs } from './backoff.js';
+
+export const WORK_CHANNEL = 'hub_work';
+
+export class WorkListener {
+  private client: pg.Client | undefined;
+  private readonly handlers = new Map<string, Set<() => void>>();
+  private readonly stopController = new AbortController();
+  private running: Promise<void> | undefined;
+  private connectedOnce: Promise<void>;
+  private resolveConnected!: () => void;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly schema: string,
+    private readonly logger: Logger,
+  ) {
+    this.connectedOnce = new Promise((r) => (this.resolveConnected = r));
+  }
+
+  /** Calls `handler` whenever rows are inserted into `table` (in this listener's schema). */
+  on(table: string, handler: () => void): void {
+    const key = `${this.schema}.${table}`;
+    let set = this.handlers.get(key);
+    if (!set) this.handlers.set(key, (set = new Set()));
+    set.add(handler);
+  }
+
+  /** Starts listening; resolves once the first LISTEN is in place (or stop() is called). */
+  async start(): Promise<void> {
+    this.running ??= this.run();
+    await Promise.race([this.connectedOnce, this.running]);
+  }
+
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => undefined);
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    const stop = this.stopController.signal;
+    let failures = 0;
+    while (!stop.aborted) {
+      const client = new pg.Client({ connectionString: this.connectionString, application_name: 'hub-listener' });
+      const ended = new Promise<void>((resolve) => {
+        client.once('end', resolve);
+        client.on('error', (err) => {
+          this.logger.warn({ err }, 'listener connection error');
+          resolve();
+        });
+      });
+      try {
+        await client.connect();
+        client.on('notification', (msg) => {
+          for (const h of this.handlers.get(msg.payload ?? '') ?? []) h();
+        });
+        await client.query(`listen ${WORK_CHANNEL}`);
+        this.client = client;
+        failures = 0;
+        this.resolveConnected();
+        // Wake everyone once: rows may have arrived while we were not listening.
+        for (const set of this.handlers.values()) for (const h of set) h();
+        await Promise.race([ended, new Promise((r) => stop.addEventListener('abort', r, { once: true }))]);
+      } catch (thrown) {
+        failures++;
+        this.logger.warn({ err: toError(thrown) }, 'listener could not connect; polling covers the gap');
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+      if (!stop.aborted) await sleep(retryDelayMs(failures + 1, { baseMs: 500, maxMs: 30_000, factor: 2 }), stop);
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// Error helpers: normalising unknown throwables, PostgreSQL error codes, and the retry
+// classification every reconciler uses (timeouts, 5xx, 429 and connection errors retry).
+
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === 'string' ? thrown : `Non-error thrown: ${String(thrown)}`);
+}
+
+/** PostgreSQL SQLSTATE codes the hub reacts to. */
+export const PgCode = {
+  UNIQUE_VIOLATION: '23505',
+  UNDEFINED_TABLE: '42P01',
+  SERIALIZATION_FAILURE: '40001',
+  DEADLOCK_DETECTED: '40P01',
+  ADMIN_SHUTDOWN: '57P01',
+} as const;
+
+/** An HTTP answer from a partner that was not a success. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** A failure that must not be retried (bad data, a 4xx other than 408/429, missing config). */
+export class PermanentError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PermanentError';
+  }
+}
+
+export type RetryReason =
+  | 'timeout'
+  | 'http_429'
+  | 'http_5xx'
+  | 'connection'
+  | 'database'
+  | 'unknown';
+
+export type Classification =
+  | { retryable: true; reason: RetryReason; retryAfterMs?: number }
+  | { retryable: false; reason: string };
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+function codeOf(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** Decides whether an error is worth retrying, walking `cause` chains (fetch wraps socket errors). */
+export function classifyError(thrown: unknown): Classification {
+  let err: unknown = thrown;
+  for (let depth = 0; depth < 5 && err; depth++) {
+    if (err instanceof PermanentError) return { retryable: false, reason: 'permanent' };
+    if (err instanceof HttpError) {
+      if (err.status === 429) return { retryable: true, reason: 'http_429', retryAfterMs: err.retryAfterMs };
+      if (err.status >= 500 || err.status === 408)
+        return { retryable: true, reason: 'http_5xx', retryAfterMs: err.retryAfterMs };
+      return { retryable: false, reason: `http_${err.status}` };
+    }
+    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+      return { retryable: true, reason: 'timeout' };
+    const code = codeOf(err);
+    if (code && CONNECTION_CODES.has(code)) return { retryable: true, reason: 'connection' };
+    // SQLSTATE classes 08 (connection), 40 (transaction rollback), 53 (resources), 57 (operator).
+    if (code && /^(08|40|53|57)[0-9A-Z]{3}$/.test(code)) return { retryable: true, reason: 'database' };
+    err = err instanceof Error ? err.cause : undefined;
+  }
+  return { retryable: true, reason: 'unknown' };
+}
+
+/** Parses a Retry-After header (seconds or HTTP date) into milliseconds from `now`. */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}

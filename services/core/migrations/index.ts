@@ -1,0 +1,11 @@
+// The ordered list of schema migrations. Append only: a migration that has shipped never changes.
+import { core } from './000001_core.js';
+import { allio } from './000002_allio.js';
+
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [core, allio];
