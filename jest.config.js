@@ -1,11 +1,11 @@
 // Jest runs the TypeScript sources as ES modules; type checking is done once by `tsc` in `npm test`.
 /** @type {import('jest').Config} */
 export default {
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/support/leak-environment.cjs',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, diagnostics: false }],
+    '^.+\\.ts$': ['ts-jest', { useESM: true, diagnostics: false }],
   },
   testMatch: ['<rootDir>/services/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
   testTimeout: 30000,

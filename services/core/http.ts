@@ -36,23 +36,16 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
     bodyLimit: o.bodyLimitBytes ?? 256 * 1024,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    disableRequestLogging: true,
   });
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
   app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
     o.metrics.httpDuration.observe(
-      { method: req.method, route, status_code: String(reply.statusCode) },
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
-    if (!route.startsWith('/healthz') && !route.startsWith('/readyz') && route !== '/metrics')
-      req.log.info(
-        { method: req.method, url: route, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) },
-        'request completed',
-      );
   });
 
   app.setErrorHandler((error: FastifyError | ApiError, req, reply) => {
@@ -80,8 +73,10 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
     reply.status(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url}`, requestId: req.id } }),
   );
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  // Probes and scrapes are frequent; they are logged only when something is wrong.
+  const quiet = { logLevel: 'warn' as const };
+  app.get('/healthz', quiet, async () => ({ status: 'ok' }));
+  app.get('/readyz', quiet, async (_req, reply) => {
     const results = await Promise.all(
       o.readiness.map(async ({ name, check }) => {
         try {
@@ -95,7 +90,7 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
     const ready = results.every((r) => r.ok);
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: results });
   });
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', quiet, async (_req, reply) => {
     reply.header('content-type', o.metrics.registry.contentType);
     return o.metrics.registry.metrics();
   });

@@ -1,0 +1,118 @@
+// The allio-sync service: three reconcilers (webhooks → tasks, the rate-limited sync worker, the
+// daily deletion sweep) and the scheduler that creates the daily sweep row.
+import type { Knex } from 'knex';
+import type { Redis } from 'ioredis';
+import type { AllioConfig } from '../core/config.js';
+import { PeriodicScheduler, PERIODIC_RUNS } from '../core/engine/periodic.js';
+import { Reconciler } from '../core/engine/reconciler.js';
+import { WorkTable } from '../core/engine/work-table.js';
+import type { WorkListener } from '../core/engine/notify.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { RateLimiter } from '../core/ratelimit/limiter.js';
+import { AllioClient } from './client.js';
+import { DELETION_JOB, deletionJob, deletionSweepHandler } from './deletion-sweep.js';
+import { claimSyncBatch, syncHandler, type TaskRow } from './sync-worker.js';
+import { webhookHandler, type WebhookRow } from './webhook-reconciler.js';
+
+export interface AllioSyncDeps {
+  db: Knex;
+  redis: Redis;
+  config: AllioConfig & { REDIS_KEY_PREFIX: string };
+  logger: Logger;
+  metrics: Metrics;
+  /** Wakes the reconcilers on inserts; without it they poll. */
+  listener?: WorkListener;
+  /** Names this replica in leases. */
+  owner: string;
+  /** Clock for the scheduler (tests move it). */
+  now?: () => Date;
+  /** Passed to the ALLIO client (tests of the HTTP layer). */
+  fetch?: typeof fetch;
+  pollMaxMs?: number;
+  schedulerIntervalMs?: number;
+}
+
+export interface AllioSync {
+  reconcilers: Reconciler<unknown>[];
+  scheduler: PeriodicScheduler;
+  tables: { webhooks: WorkTable; tasks: WorkTable; runs: WorkTable };
+  start(): Promise<void>;
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+const LEASE_MS = 60_000;
+
+export function createAllioSync(d: AllioSyncDeps): AllioSync {
+  const { db, metrics, logger, config } = d;
+  const webhooks = new WorkTable(db, metrics, logger, {
+    table: 'allio_webhook', reconciler: 'allio-webhooks', leaseMs: LEASE_MS, maxAttempts: 10,
+  });
+  const tasks = new WorkTable(db, metrics, logger, {
+    table: 'allio_tasks', reconciler: 'allio-sync', leaseMs: LEASE_MS, maxAttempts: config.ALLIO_MAX_ATTEMPTS,
+  });
+  const runs = new WorkTable(db, metrics, logger, {
+    table: PERIODIC_RUNS, reconciler: 'allio-deletion-sweep', leaseMs: 10 * LEASE_MS, maxAttempts: 5,
+  });
+  const limiter = new RateLimiter(d.redis, config.REDIS_KEY_PREFIX, metrics, logger);
+  const client = new AllioClient({
+    limiter,
+    limit: { ratePerSecond: config.ALLIO_RATE_PER_SECOND, safetyMs: config.ALLIO_RATE_SAFETY_MS },
+    egressIp: config.EGRESS_IP,
+    timeoutMs: config.ALLIO_HTTP_TIMEOUT_MS,
+    metrics,
+    fetch: d.fetch,
+  });
+  const common = { owner: d.owner, logger, metrics, pollMaxMs: d.pollMaxMs ?? 5_000 };
+  const upsertFilter = { sql: `op = 'upsert'`, bindings: [] };
+  const sweepFilter = { sql: 'name = ?', bindings: [DELETION_JOB] };
+
+  const webhookReconciler = new Reconciler<WebhookRow>({
+    ...common,
+    name: 'allio-webhooks',
+    claim: (owner) => webhooks.claim<WebhookRow>(owner, 50),
+    handle: webhookHandler(db, webhooks, logger),
+    onHandlerError: (batch, owner, err) => webhooks.settleError(batch, owner, err).then(() => undefined),
+    stats: () => webhooks.stats(),
+  });
+  const syncReconciler = new Reconciler<TaskRow>({
+    ...common,
+    name: 'allio-sync',
+    concurrency: config.ALLIO_WORKER_CONCURRENCY,
+    claim: claimSyncBatch(tasks),
+    handle: syncHandler({ db, table: tasks, client, metrics, logger, secretsDir: config.SECRETS_DIR }),
+    onHandlerError: (batch, owner, err) => tasks.settleError(batch, owner, err).then(() => undefined),
+    stats: () => tasks.stats(upsertFilter),
+  });
+  const sweepReconciler = new Reconciler({
+    ...common,
+    name: 'allio-deletion-sweep',
+    pollMaxMs: Math.max(common.pollMaxMs, 30_000),
+    claim: (owner) => runs.claim(owner, 1, sweepFilter),
+    handle: deletionSweepHandler(db, runs, metrics, logger),
+    stats: () => runs.stats(sweepFilter),
+  });
+  const scheduler = new PeriodicScheduler(
+    db, [deletionJob(config.ALLIO_DELETION_TIME)], logger, d.schedulerIntervalMs ?? 60_000, d.now,
+  );
+  const reconcilers = [webhookReconciler, syncReconciler, sweepReconciler] as Reconciler<unknown>[];
+
+  d.listener?.on('allio_webhook', () => webhookReconciler.notify());
+  d.listener?.on('allio_tasks', () => syncReconciler.notify());
+  d.listener?.on(PERIODIC_RUNS, () => sweepReconciler.notify());
+
+  return {
+    reconcilers,
+    scheduler,
+    tables: { webhooks, tasks, runs },
+    async start() {
+      await scheduler.tick();
+      scheduler.start();
+      for (const r of reconcilers) r.start();
+    },
+    async stop(timeoutMs) {
+      await scheduler.stop();
+      await Promise.all(reconcilers.map((r) => r.stop(timeoutMs)));
+    },
+  };
+}

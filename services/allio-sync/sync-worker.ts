@@ -1,0 +1,132 @@
+// The ALLIO sync worker: claims due upsert tasks of one integration and entity together (up to
+// 100 ids, so one ALLIO request serves many tasks), fetches the records through the shared rate
+// limiter, and writes the CRM rows and the task outcomes in one transaction.
+import type { Knex } from 'knex';
+import { PermanentError, toError } from '../core/errors.js';
+import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import type { AllioClient } from './client.js';
+import { batchIds, MAX_IDS_PER_REQUEST, parseIds, type Entity } from './commands.js';
+import { writeRecords } from './crm-writer.js';
+import { findById, resolveToken } from './integrations.js';
+import {
+  allioDealCardSchema,
+  allioReservationSchema,
+  mapDealCard,
+  mapReservation,
+  type MappedRecord,
+} from './mapping.js';
+
+export interface TaskRow extends WorkRow {
+  integration_id: string;
+  entity: Entity;
+  op: 'upsert' | 'delete';
+  command: string;
+  external_ids: string;
+}
+
+const DUE_T = `((t.status = 0 and t.next_attempt_at <= now()) or (t.status = 1 and t.locked_until < now()))`;
+
+/**
+ * One statement: pick the oldest due task of an active integration, then the due tasks of the same
+ * integration and entity in order while their ids add up to at most 100 (a larger task goes alone
+ * and is split into several requests), and lease them all.
+ */
+export const CLAIM_BATCH_SQL = `
+with head as (
+  select t.integration_id, t.entity from allio_tasks t
+    join allio_integrations i on i.id = t.integration_id and i.active
+   where t.op = 'upsert' and ${DUE_T}
+   order by t.next_attempt_at, t.id limit 1
+   for update of t skip locked
+), cand as (
+  select t.id, t.next_attempt_at, jsonb_array_length(t.external_ids::jsonb) as n
+    from allio_tasks t join head h on h.integration_id = t.integration_id and h.entity = t.entity
+   where t.op = 'upsert' and ${DUE_T}
+   order by t.next_attempt_at, t.id limit ${MAX_IDS_PER_REQUEST}
+   for update of t skip locked
+), picked as (
+  select id from (
+    select id, sum(n) over w as cum, row_number() over w as rn
+      from cand window w as (order by next_attempt_at, id)
+  ) x where cum <= ${MAX_IDS_PER_REQUEST} or rn = 1
+)
+update allio_tasks set status = 1, attempts = attempts + 1, locked_by = ?,
+       locked_until = now() + make_interval(secs => ?), updated_at = now()
+ where id in (select id from picked)
+returning *`;
+
+export interface SyncWorkerDeps {
+  db: Knex;
+  table: WorkTable;
+  client: AllioClient;
+  metrics: Metrics;
+  logger: Logger;
+  secretsDir: string;
+}
+
+export function claimSyncBatch(table: WorkTable) {
+  return (owner: string) =>
+    table.claimRaw<TaskRow>(owner, CLAIM_BATCH_SQL, [owner, table.options.leaseMs / 1000]);
+}
+
+export function syncHandler(d: SyncWorkerDeps) {
+  const log = d.logger.child({ reconciler: d.table.reconciler });
+  return async (batch: TaskRow[], owner: string, signal: AbortSignal): Promise<void> => {
+    const first = batch[0];
+    if (!first) return;
+    const { entity } = first;
+    const taskIds = batch.map((t) => t.id);
+    try {
+      const integration = await findById(d.db, first.integration_id);
+      if (!integration) throw new PermanentError(`integration ${first.integration_id} no longer exists`);
+      const token = await resolveToken(integration, d.secretsDir);
+      const chunks = batchIds(batch.map((t) => parseIds(t.external_ids)));
+      const items: unknown[] = [];
+      for (const ids of chunks) {
+        items.push(...(await d.client.list(integration.api_base_url, token, entity, { ids }, signal)));
+      }
+      const mapped = mapItems(entity, items, log);
+      const requested = chunks.reduce((n, c) => n + c.length, 0);
+      const missing = requested - new Set(mapped.map((m) => m.record.external_id)).size;
+      await d.db.transaction(async (trx) => {
+        await writeRecords(trx, integration.id, entity, mapped);
+        await d.table.complete(taskIds, owner, trx, { finished_at: trx.fn.now() });
+      });
+      d.metrics.allioRecords.inc({ entity }, mapped.length);
+      if (missing > 0) d.metrics.allioRecordsMissing.inc({ entity }, missing);
+      const invalidPhones = mapped.filter((m) => m.contact && m.contact.phone === null && m.contact.phone_raw).length;
+      if (invalidPhones > 0) d.metrics.allioInvalidPhones.inc(invalidPhones);
+      log.debug({ tasks: taskIds.length, records: mapped.length, missing, entity }, 'tasks synced');
+    } catch (thrown) {
+      if (signal.aborted) {
+        await d.table.release(taskIds, owner);
+        return;
+      }
+      const err = toError(thrown);
+      const outcomes = await d.table.settleError(batch, owner, err);
+      log.warn(
+        { err, tasks: taskIds, outcome: outcomes[0]?.kind, reason: outcomes[0]?.reason },
+        'sync batch did not complete',
+      );
+    }
+  };
+}
+
+/** Validates and maps ALLIO items; an item without an id is logged and left out, never fatal. */
+export function mapItems(entity: Entity, items: readonly unknown[], log?: Logger): MappedRecord[] {
+  const out: MappedRecord[] = [];
+  for (const item of items) {
+    if (entity === 'reserve') {
+      const r = allioReservationSchema.safeParse(item);
+      if (r.success) out.push(mapReservation(r.data));
+      else log?.warn({ entity, issues: r.error.issues.slice(0, 3) }, 'ALLIO item left out: not a reservation');
+    } else {
+      const r = allioDealCardSchema.safeParse(item);
+      if (r.success) out.push(mapDealCard(r.data));
+      else log?.warn({ entity, issues: r.error.issues.slice(0, 3) }, 'ALLIO item left out: not a deal card');
+    }
+  }
+  return out;
+}

@@ -1,0 +1,143 @@
+// The ALLIO sync end to end on the real servers: webhook rows become tasks, the worker fetches
+// from the ALLIO simulator through the Redis limiter and writes the CRM tables.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { WorkListener } from '../services/core/engine/notify.js';
+import { replayFailed } from '../services/core/engine/work-table.js';
+import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
+import { createTestContext, DATABASE_URL, waitFor, type TestContext } from './support/context.js';
+import { addIntegration, count, startSync } from './support/allio.js';
+import type { AllioSync } from '../services/allio-sync/service.js';
+
+let ctx: TestContext;
+let sim: AllioSimulator;
+const running: AllioSync[] = [];
+
+beforeAll(async () => {
+  ctx = await createTestContext('sync');
+  sim = await startAllioSimulator({ token: 'test-token' });
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.stop(2_000)));
+});
+afterAll(async () => {
+  await sim.close();
+  await ctx.close();
+});
+
+async function webhook(integrationId: string, uuid: string, command: string, indexes: number[]) {
+  await ctx.db('allio_webhook').insert({
+    integration_id: integrationId,
+    integration_uuid: uuid,
+    command,
+    external_ids_array: JSON.stringify(indexes),
+  });
+}
+
+describe('allio sync', () => {
+  test('webhooks become tasks and the worker writes reservations, deals and their contacts', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    const listener = new WorkListener(DATABASE_URL, ctx.schema, ctx.logger);
+    running.push(await startSync(ctx, { listener, pollMaxMs: 5_000 }));
+    await listener.start();
+    try {
+      await webhook(it.id, it.uuid, 'RESERVE_ADD', [7, 8, 9]);
+      await webhook(it.id, it.uuid, 'DEALCARD_ADD', [21, 22]);
+      await webhook(it.id, it.uuid, 'SPACE_CHANGED', [1]);
+      await waitFor(async () => (await count(ctx.db, 'allio_tasks', { status: 2 })) === 2, 10_000, 'tasks done');
+    } finally {
+      await listener.stop();
+    }
+    const webhooks = await ctx.db('allio_webhook').orderBy('id');
+    expect(webhooks.map((w) => w.status)).toEqual([2, 2, 2]);
+    expect(webhooks[2].skip_reason).toMatch(/SPACE_CHANGED is not synchronised/);
+    const tasks = await ctx.db('allio_tasks').orderBy('id');
+    expect(tasks.map((t) => [t.entity, t.external_ids, t.status])).toEqual([
+      ['reserve', '[7,8,9]', 2],
+      ['dealcard', '[21,22]', 2],
+    ]);
+
+    const r7 = await ctx.db('crm_reservations').where({ integration_id: it.id, external_id: '7' }).first();
+    expect(r7.custom_fields).toMatchObject({ status: expect.any(String), manager: { fullname: expect.any(String) } });
+    expect(r7.created_at).toBeInstanceOf(Date);
+    const c7 = await ctx.db('crm_contacts').where({ id: r7.contact_id }).first();
+    // Record 7's phone is '#ERROR!' in the simulator: stored as null, raw value kept.
+    expect(c7).toMatchObject({ phone: null, phone_raw: '#ERROR!' });
+    expect(c7.custom_fields).toMatchObject({ first: expect.any(String), last: expect.any(String) });
+    const r8 = await ctx.db('crm_reservations').where({ external_id: '8' }).first();
+    const c8 = await ctx.db('crm_contacts').where({ id: r8.contact_id }).first();
+    expect(c8.phone).toMatch(/^\+7\d{10}$/);
+
+    const deal = await ctx.db('crm_deals').where({ external_id: '21' }).first();
+    expect(deal.contact_id).not.toBeNull();
+    expect(deal.custom_fields).toHaveProperty('client');
+    expect(deal.custom_fields).not.toHaveProperty('buyer');
+    expect(await count(ctx.db, 'crm_deals', { integration_id: it.id })).toBe(2);
+  });
+
+  test('a duplicate webhook changes nothing in the CRM', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    running.push(await startSync(ctx));
+    await webhook(it.id, it.uuid, 'RESERVE_MOD', [30, 31]);
+    await waitFor(async () => (await count(ctx.db, 'crm_reservations', { integration_id: it.id })) === 2);
+    const before = await ctx.db('crm_reservations').where({ integration_id: it.id }).orderBy('external_id');
+    const contactsBefore = await count(ctx.db, 'crm_contacts', { integration_id: it.id });
+    await webhook(it.id, it.uuid, 'RESERVE_MOD', [30, 31]);
+    await waitFor(async () => (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 2 })) === 2);
+    await waitFor(async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 0 })) === 0);
+    const after = await ctx.db('crm_reservations').where({ integration_id: it.id }).orderBy('external_id');
+    expect(after.map((r) => [r.id, r.external_id, r.contact_id, r.custom_fields])).toEqual(
+      before.map((r) => [r.id, r.external_id, r.contact_id, r.custom_fields]),
+    );
+    expect(await count(ctx.db, 'crm_contacts', { integration_id: it.id })).toBe(contactsBefore);
+  });
+
+  test('many small tasks are batched into requests of at most 100 distinct ids', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    sim.reset();
+    // 60 webhooks of 5 ids each, with every id sent twice: 150 distinct ids.
+    for (let i = 0; i < 60; i++) {
+      const start = 1000 + (i % 30) * 5;
+      await webhook(it.id, it.uuid, 'RESERVE_ADD', [start, start + 1, start + 2, start + 3, start + 4]);
+    }
+    running.push(await startSync(ctx));
+    await waitFor(async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 2 })) >= 30, 15_000);
+    await waitFor(async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 0 })) === 0, 15_000);
+    expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id })).toBe(150);
+    const stats = sim.stats();
+    expect(stats.violations).toBe(0);
+    // 150 distinct ids need 2 requests at best; allow for claims racing the webhook reconciler.
+    expect(stats.served).toBeLessThanOrEqual(4);
+  });
+
+  test('429 and 5xx are retried with backoff, then the task completes', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    sim.failNext(1, 503);
+    running.push(await startSync(ctx));
+    await webhook(it.id, it.uuid, 'RESERVE_ADD', [501]);
+    const task = await waitFor(async () => {
+      const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
+      return t?.status === 2 ? t : undefined;
+    }, 15_000, 'task done after a retry');
+    expect(task.attempts).toBe(2);
+    expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '501' })).toBe(1);
+  });
+
+  test('a 401 fails the task permanently, keeps it visible, and it can be replayed', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url, token: 'wrong-token' });
+    running.push(await startSync(ctx));
+    await webhook(it.id, it.uuid, 'RESERVE_ADD', [601]);
+    const task = await waitFor(async () => {
+      const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
+      return t?.status === 3 ? t : undefined;
+    }, 10_000, 'task failed');
+    expect(task.attempts).toBe(1);
+    expect(task.last_error).toMatch(/401/);
+
+    // The operator fixes the token and replays the failed task.
+    await ctx.db('allio_integrations').where({ id: it.id }).update({ api_token: 'test-token' });
+    expect(await replayFailed(ctx.db, 'allio_tasks', (q) => q.where({ integration_id: it.id }))).toEqual([task.id]);
+    await waitFor(async () => (await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '601' })) === 1);
+    const replayed = await ctx.db('allio_tasks').where({ id: task.id }).first();
+    expect(replayed).toMatchObject({ status: 2, attempts: 1 });
+  });
+});
