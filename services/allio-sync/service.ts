@@ -41,18 +41,17 @@ export interface AllioSync {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-const LEASE_MS = 60_000;
-
 export function createAllioSync(d: AllioSyncDeps): AllioSync {
   const { db, metrics, logger, config } = d;
+  const leaseMs = config.ALLIO_TASK_LEASE_MS;
   const webhooks = new WorkTable(db, metrics, logger, {
-    table: 'allio_webhook', reconciler: 'allio-webhooks', leaseMs: LEASE_MS, maxAttempts: 10,
+    table: 'allio_webhook', reconciler: 'allio-webhooks', leaseMs, maxAttempts: 10,
   });
   const tasks = new WorkTable(db, metrics, logger, {
-    table: 'allio_tasks', reconciler: 'allio-sync', leaseMs: LEASE_MS, maxAttempts: config.ALLIO_MAX_ATTEMPTS,
+    table: 'allio_tasks', reconciler: 'allio-sync', leaseMs, maxAttempts: config.ALLIO_MAX_ATTEMPTS,
   });
   const runs = new WorkTable(db, metrics, logger, {
-    table: PERIODIC_RUNS, reconciler: 'allio-deletion-sweep', leaseMs: 10 * LEASE_MS, maxAttempts: 5,
+    table: PERIODIC_RUNS, reconciler: 'allio-deletion-sweep', leaseMs: 10 * leaseMs, maxAttempts: 5,
   });
   const limiter = new RateLimiter(d.redis, config.REDIS_KEY_PREFIX, metrics, logger);
   const client = new AllioClient({

@@ -69,6 +69,11 @@ export const allioEnv = z.object({
   ALLIO_HTTP_TIMEOUT_MS: int(100, 120_000).default(10_000),
   ALLIO_MAX_ATTEMPTS: int(1, 100).default(8),
   ALLIO_WORKER_CONCURRENCY: int(1, 64).default(2),
+  /**
+   * How long a claimed task stays with its worker before another may take it over; it must exceed
+   * the slowest batch (limiter wait + HTTP timeout + write).
+   */
+  ALLIO_TASK_LEASE_MS: int(1_000, 3_600_000).default(60_000),
   /** UTC time of day (HH:MM) after which the daily deletion sweep runs. */
   ALLIO_DELETION_TIME: z
     .string()

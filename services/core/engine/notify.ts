@@ -33,10 +33,19 @@ export class WorkListener {
     set.add(handler);
   }
 
-  /** Starts listening; resolves once the first LISTEN is in place (or stop() is called). */
-  async start(): Promise<void> {
+  /**
+   * Starts listening; resolves once the first LISTEN is in place, or after `waitMs` if the database
+   * is not reachable yet (listening goes on in the background; polling covers the gap).
+   */
+  async start(waitMs = 5_000): Promise<void> {
     this.running ??= this.run();
-    await Promise.race([this.connectedOnce, this.running]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.connectedOnce,
+      this.running,
+      new Promise((r) => (timer = setTimeout(r, waitMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,91 @@
+// The `hub` operator CLI: migrate the database, apply integration resources from YAML, and list
+// or replay failed ALLIO tasks.
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { parseAllDocuments } from 'yaml';
+import { databaseEnv, loadConfig, ConfigError } from '../core/config.js';
+import { createDb, type Db } from '../core/db.js';
+import { migrate } from '../core/migrate.js';
+import { applyResources } from './apply.js';
+import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
+
+async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
+  const config = loadConfig(databaseEnv);
+  const db = createDb(config, { applicationName: 'hub-cli' });
+  try {
+    return await fn(db, config.DATABASE_SCHEMA);
+  } finally {
+    await db.destroy();
+  }
+}
+
+const program = new Command()
+  .name('hub')
+  .description('Integration Hub operator commands (reads DATABASE_URL and DATABASE_SCHEMA)')
+  .showHelpAfterError();
+
+program
+  .command('migrate')
+  .description('apply pending database migrations (safe to run from several pods at once)')
+  .action(async () => {
+    await withDb(async (db, schema) => {
+      const r = await migrate(db, schema);
+      console.log(r.applied.length ? `applied: ${r.applied.join(', ')}` : `schema ${schema} is up to date`);
+    });
+  });
+
+program
+  .command('apply')
+  .description('create or update resources (AllioIntegration) from a YAML file; "-" reads stdin')
+  .requiredOption('-f, --filename <file>', 'YAML file with one or more resources')
+  .action(async (opts: { filename: string }) => {
+    const text = opts.filename === '-' ? await readStdin() : await readFile(opts.filename, 'utf8');
+    const docs = parseAllDocuments(text);
+    const errors = docs.flatMap((d) => d.errors.map((e) => e.message));
+    if (errors.length) throw new Error(`${opts.filename} is not valid YAML: ${errors.join('; ')}`);
+    await withDb(async (db) => {
+      for (const line of await applyResources(db, docs.map((d) => d.toJS() as unknown))) console.log(line);
+    });
+  });
+
+const tasks = program.command('tasks').description('inspect and replay ALLIO sync tasks');
+tasks
+  .command('list')
+  .description('list tasks (failed ones by default)')
+  .addOption(new Option('-s, --status <status>', 'task status').choices([...Object.keys(TASK_STATUS), 'all']).default('failed'))
+  .option('-i, --integration <name>', 'only this integration')
+  .option('-l, --limit <n>', 'at most this many rows', (v) => Number.parseInt(v, 10), 50)
+  .option('--json', 'one JSON object per line')
+  .action(async (opts: { status: string; integration?: string; limit: number; json?: boolean }) => {
+    await withDb(async (db) => {
+      const rows = await listTasks(db, opts);
+      if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
+      else if (rows.length === 0) console.log('no tasks');
+      else console.table(rows.map((r) => ({ ...r, last_error: r.last_error?.slice(0, 80) ?? '' })));
+    });
+  });
+tasks
+  .command('retry')
+  .description('re-queue failed tasks: the given ids, or every failed one with --all-failed')
+  .argument('[ids...]', 'task ids')
+  .option('--all-failed', 'every failed task (of --integration if given)')
+  .option('-i, --integration <name>', 'only this integration')
+  .action(async (ids: string[], opts: { allFailed?: boolean; integration?: string }) => {
+    if (ids.length === 0 && !opts.allFailed) throw new Error('give task ids, or --all-failed');
+    if (ids.some((id) => !/^\d+$/.test(id))) throw new Error('task ids are numbers');
+    await withDb(async (db) => {
+      const retried = await retryTasks(db, { ids, integration: opts.integration });
+      console.log(retried.length ? `re-queued ${retried.length} task(s): ${retried.join(', ')}` : 'no failed task matched');
+    });
+  });
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? err.message : `error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,198 @@
+// Reliability of the ALLIO sync on the real servers: a worker killed mid-task, graceful shutdown,
+// two replicas sharing the quota, the daily deletion sweep across replicas, Redis unreachable.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
+import { createMetrics } from '../services/core/metrics.js';
+import type { AllioSync } from '../services/allio-sync/service.js';
+import { DELETION_JOB, SKIP_DISABLED } from '../services/allio-sync/deletion-sweep.js';
+import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
+import { addIntegration, count, startSync } from './support/allio.js';
+import { startServiceProcess } from './support/process.js';
+
+let ctx: TestContext;
+let sim: AllioSimulator;
+const running: AllioSync[] = [];
+
+beforeAll(async () => {
+  ctx = await createTestContext('reliab');
+  sim = await startAllioSimulator({ token: 'test-token' });
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.stop(1_000)));
+  sim.setLatency(0);
+  sim.reset();
+});
+afterAll(async () => {
+  await sim.close();
+  await ctx.close();
+});
+
+const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+async function addTasks(integrationId: string, command: string, lists: number[][]) {
+  const [entity, verb] = command.split('_') as [string, string];
+  await ctx.db('allio_tasks').insert(
+    lists.map((l) => ({
+      integration_id: integrationId,
+      command,
+      entity: entity === 'RESERVE' ? 'reserve' : 'dealcard',
+      op: verb === 'DEL' ? 'delete' : 'upsert',
+      external_ids: JSON.stringify(l),
+    })),
+  );
+}
+
+function childEnv(extra: Record<string, string> = {}) {
+  return {
+    DATABASE_URL,
+    DATABASE_SCHEMA: ctx.schema,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: ctx.keyPrefix,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
+
+describe('allio sync reliability', () => {
+  test('a worker killed mid-task loses nothing: the lease expires and another worker finishes once', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    sim.setLatency(10_000);
+    await addTasks(it.id, 'RESERVE_ADD', [ids(100, 40), ids(140, 40)]);
+    const worker = startServiceProcess('services/allio-sync/main.ts', childEnv({ ALLIO_TASK_LEASE_MS: '1500' }));
+    await waitFor(async () => sim.stats().requests >= 1, 15_000, 'the child to call ALLIO');
+    const held = await ctx.db('allio_tasks').where({ integration_id: it.id, status: 1 });
+    expect(held).toHaveLength(2);
+    worker.child.kill('SIGKILL');
+    expect(await worker.exited).toBe('SIGKILL');
+
+    sim.setLatency(0);
+    running.push(await startSync(ctx));
+    await waitFor(async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 2 })) === 2, 15_000);
+    const tasks = await ctx.db('allio_tasks').where({ integration_id: it.id });
+    expect(tasks.map((t) => t.attempts)).toEqual([2, 2]);
+    expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id })).toBe(80);
+  });
+
+  test('SIGTERM lets the in-flight batch finish, then the process exits 0', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    sim.setLatency(1_500);
+    await addTasks(it.id, 'RESERVE_ADD', [ids(300, 5)]);
+    const worker = startServiceProcess('services/allio-sync/main.ts', childEnv());
+    await waitFor(async () => sim.stats().requests >= 1, 15_000, 'the child to call ALLIO');
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    const task = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
+    expect(task).toMatchObject({ status: 2, attempts: 1 });
+    expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id })).toBe(5);
+    expect(worker.output()).toMatch(/"msg":"stopped"/);
+  });
+
+  test('two replicas together never exceed 2 requests per second at ALLIO', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    // Ten full batches: ten requests that the two replicas race for.
+    await addTasks(it.id, 'RESERVE_ADD', Array.from({ length: 10 }, (_, i) => ids(10_000 + i * 100, 100)));
+    const second = ctx.newDb();
+    const secondRedis = new Redis(REDIS_URL);
+    try {
+      running.push(await startSync(ctx), await startSync(ctx, { db: second, redis: secondRedis }));
+      const started = Date.now();
+      await waitFor(async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 2 })) === 10, 20_000);
+      const elapsed = Date.now() - started;
+      const stats = sim.stats();
+      expect(stats.violations).toBe(0);
+      expect(stats.maxInWindow).toBeLessThanOrEqual(2);
+      expect(stats.served).toBe(10);
+      // Ten requests at 2/s take at least 4.5 s; far more would mean the quota is wasted.
+      expect(elapsed).toBeGreaterThanOrEqual(4_400);
+      expect(elapsed).toBeLessThan(8_000);
+      expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id })).toBe(1000);
+    } finally {
+      await Promise.all(running.splice(0).map((s) => s.stop(1_000)));
+      secondRedis.disconnect();
+    }
+  });
+
+  test('deletion control runs once per day across two replicas and skips integrations without it', async () => {
+    // Its own schema: the other tests' replicas already ran today's (empty) sweep in theirs.
+    const outer = ctx;
+    ctx = await createTestContext('deletion');
+    try {
+      await deletionScenario();
+    } finally {
+      await Promise.all(running.splice(0).map((s) => s.stop(1_000)));
+      await ctx.close();
+      ctx = outer;
+    }
+  });
+
+  async function deletionScenario() {
+    const withControl = await addIntegration(ctx.db, { baseUrl: sim.url, deletionControl: true });
+    const without = await addIntegration(ctx.db, { baseUrl: sim.url, deletionControl: false });
+    for (const it of [withControl, without]) {
+      await ctx.db('crm_reservations').insert(ids(1, 3).map((n) => ({ integration_id: it.id, external_id: String(n) })));
+      await ctx.db('crm_deals').insert({ integration_id: it.id, external_id: '9' });
+      await addTasks(it.id, 'RESERVE_DEL', [[1, 2]]);
+      await addTasks(it.id, 'DEALCARD_DEL', [[9]]);
+    }
+    const metricsA = createMetrics();
+    const metricsB = createMetrics();
+    const second = ctx.newDb();
+    // The sweep is due from 00:00 UTC, so today's run is due at once.
+    const env = { ALLIO_DELETION_TIME: '00:00' };
+    running.push(
+      await startSync(ctx, { env, metrics: metricsA }),
+      await startSync(ctx, { env, metrics: metricsB, db: second }),
+    );
+    const run = await waitFor(async () => {
+      const r = await ctx.db('periodic_runs').where({ name: DELETION_JOB, status: 2 }).first();
+      return r;
+    }, 10_000, 'the sweep to finish');
+    expect(await count(ctx.db, 'periodic_runs', { name: DELETION_JOB })).toBe(1);
+    expect(run.period_key).toBe(new Date().toISOString().slice(0, 10));
+    expect(run.result).toMatchObject({ deleted: 3, skipped: 2 });
+
+    const deleted = await ctx.db('crm_reservations').where({ integration_id: withControl.id }).orderBy('external_id');
+    expect(deleted.map((r) => [r.external_id, r.deleted_at !== null])).toEqual([['1', true], ['2', true], ['3', false]]);
+    expect((await ctx.db('crm_deals').where({ integration_id: withControl.id }).first()).deleted_at).not.toBeNull();
+    expect(await ctx.db('crm_reservations').where({ integration_id: without.id }).whereNotNull('deleted_at')).toHaveLength(0);
+    const skipped = await ctx.db('allio_tasks').where({ integration_id: without.id, op: 'delete' });
+    expect(skipped.map((t) => [t.status, t.skip_reason])).toEqual([[2, SKIP_DISABLED], [2, SKIP_DISABLED]]);
+
+    // Both replicas scheduling again the same day creates no second run.
+    await Promise.all(running.map((s) => s.scheduler.tick()));
+    expect(await count(ctx.db, 'periodic_runs', { name: DELETION_JOB })).toBe(1);
+    const done = async (m: ReturnType<typeof createMetrics>) =>
+      (await m.reconcileAttempts.get()).values.find(
+        (v) => v.labels.reconciler === 'allio-deletion-sweep' && v.labels.outcome === 'done',
+      )?.value ?? 0;
+    expect((await done(metricsA)) + (await done(metricsB))).toBe(1);
+  }
+
+  test('with Redis unreachable the limiter holds every call: ALLIO sees no request', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    const deadRedis = new Redis('redis://127.0.0.1:1', {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => 200,
+    });
+    deadRedis.on('error', () => undefined);
+    const metrics = createMetrics();
+    try {
+      const sync = await startSync(ctx, { redis: deadRedis, metrics });
+      await addTasks(it.id, 'RESERVE_ADD', [ids(700, 3)]);
+      await waitFor(async () => ((await metrics.rateLimitErrors.get()).values[0]?.value ?? 0) >= 3, 10_000, 'limiter errors');
+      expect(sim.stats().requests).toBe(0);
+      const task = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
+      expect(task.status).toBe(1);
+      await sync.stop(200);
+      // Shutdown released the task untouched for a healthy replica to take.
+      const released = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
+      expect(released).toMatchObject({ status: 0, attempts: 0 });
+      expect(sim.stats().requests).toBe(0);
+    } finally {
+      deadRedis.disconnect();
+    }
+  });
+});
