@@ -176,6 +176,8 @@ describe('allio sync reliability', () => {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       retryStrategy: () => 200,
+      // ioredis keeps its connect timer alive briefly after disconnect(); keep it short.
+      connectTimeout: 200,
     });
     deadRedis.on('error', () => undefined);
     const metrics = createMetrics();

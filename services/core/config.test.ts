@@ -1,0 +1,135 @@
+// Unit tests for environment configuration: required variables, URL schemes, defaults, coercion.
+import { describe, expect, test } from '@jest/globals';
+import { allioEnv, ConfigError, httpEnv, loadConfig, serviceEnv } from './config.js';
+
+const validService = {
+  DATABASE_URL: 'postgres://hub:secret@db:5432/hub',
+  REDIS_URL: 'redis://redis:6379/0',
+};
+
+function configErrorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (thrown) {
+    if (thrown instanceof ConfigError) return thrown;
+    throw thrown;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig with serviceEnv', () => {
+  test('names both missing DATABASE_URL and REDIS_URL in the ConfigError message', () => {
+    const err = configErrorOf(() => loadConfig(serviceEnv, {}));
+    expect(err.name).toBe('ConfigError');
+    expect(err.message).toContain('DATABASE_URL is required');
+    expect(err.message).toContain('REDIS_URL is required');
+    expect(err.issues).toHaveLength(2);
+  });
+
+  test('a DATABASE_URL with the wrong scheme is named with the accepted schemes', () => {
+    const err = configErrorOf(() => loadConfig(serviceEnv, { ...validService, DATABASE_URL: 'mysql://db:3306/hub' }));
+    expect(err.issues).toEqual(['DATABASE_URL must be a URL with scheme postgres: or postgresql:']);
+  });
+
+  test('a REDIS_URL that is not a URL at all is named', () => {
+    const err = configErrorOf(() => loadConfig(serviceEnv, { ...validService, REDIS_URL: 'redis-host:6379' }));
+    expect(err.message).toContain('REDIS_URL must be a URL with scheme redis: or rediss:');
+  });
+
+  test('empty strings count as missing', () => {
+    const err = configErrorOf(() => loadConfig(serviceEnv, { DATABASE_URL: '', REDIS_URL: '', PORT: '' }));
+    expect(err.issues).toEqual(expect.arrayContaining(['DATABASE_URL is required', 'REDIS_URL is required']));
+    expect(err.issues).toHaveLength(2);
+  });
+
+  test('an empty optional variable falls back to its default instead of failing', () => {
+    expect(loadConfig(serviceEnv, { ...validService, LOG_LEVEL: '', PORT: '' })).toMatchObject({ LOG_LEVEL: 'info', PORT: 8080 });
+  });
+
+  test('applies the defaults: PORT 8080, DATABASE_SCHEMA public, LOG_LEVEL info', () => {
+    expect(loadConfig(serviceEnv, validService)).toEqual({
+      ...validService,
+      PORT: 8080,
+      LOG_LEVEL: 'info',
+      SHUTDOWN_TIMEOUT_MS: 20_000,
+      DATABASE_SCHEMA: 'public',
+      DATABASE_POOL_MAX: 10,
+      REDIS_KEY_PREFIX: 'hub:',
+    });
+  });
+
+  test('accepts postgresql: and rediss: schemes', () => {
+    const cfg = loadConfig(serviceEnv, { DATABASE_URL: 'postgresql://db/hub', REDIS_URL: 'rediss://cache:6380' });
+    expect([cfg.DATABASE_URL, cfg.REDIS_URL]).toEqual(['postgresql://db/hub', 'rediss://cache:6380']);
+  });
+
+  test('numbers given as text are coerced', () => {
+    const cfg = loadConfig(serviceEnv, { ...validService, PORT: '3000', DATABASE_POOL_MAX: '25' });
+    expect(cfg.PORT).toBe(3000);
+    expect(cfg.DATABASE_POOL_MAX).toBe(25);
+  });
+
+  test('an out-of-range or non-numeric PORT is named', () => {
+    expect(configErrorOf(() => loadConfig(serviceEnv, { ...validService, PORT: '70000' })).message).toContain('PORT');
+    expect(configErrorOf(() => loadConfig(serviceEnv, { ...validService, PORT: 'http' })).message).toContain('PORT');
+  });
+
+  test('an unknown LOG_LEVEL and an upper-case DATABASE_SCHEMA are named', () => {
+    const err = configErrorOf(() => loadConfig(serviceEnv, { ...validService, LOG_LEVEL: 'verbose', DATABASE_SCHEMA: 'Hub' }));
+    expect(err.message).toContain('LOG_LEVEL');
+    expect(err.message).toContain('DATABASE_SCHEMA must be a lower-case SQL identifier');
+  });
+
+  test('unrelated environment variables are ignored', () => {
+    expect(loadConfig(serviceEnv, { ...validService, HOME: '/root', PATH: '/bin' })).not.toHaveProperty('HOME');
+  });
+});
+
+describe('loadConfig with allioEnv', () => {
+  test("ALLIO_DELETION_TIME '25:00' is rejected with the variable named", () => {
+    const err = configErrorOf(() => loadConfig(allioEnv, { ALLIO_DELETION_TIME: '25:00' }));
+    expect(err.issues).toEqual(['ALLIO_DELETION_TIME must be HH:MM (UTC)']);
+  });
+
+  test.each([['3:00'], ['03:60'], ['0300'], ['24:00']])('ALLIO_DELETION_TIME %j is rejected', (value) => {
+    expect(() => loadConfig(allioEnv, { ALLIO_DELETION_TIME: value })).toThrow('ALLIO_DELETION_TIME');
+  });
+
+  test('ALLIO_DELETION_TIME 23:59 is accepted', () => {
+    expect(loadConfig(allioEnv, { ALLIO_DELETION_TIME: '23:59' }).ALLIO_DELETION_TIME).toBe('23:59');
+  });
+
+  test('applies the ALLIO defaults', () => {
+    expect(loadConfig(allioEnv, {})).toEqual({
+      EGRESS_IP: 'default',
+      ALLIO_RATE_PER_SECOND: 2,
+      ALLIO_RATE_SAFETY_MS: 15,
+      ALLIO_HTTP_TIMEOUT_MS: 10_000,
+      ALLIO_MAX_ATTEMPTS: 8,
+      ALLIO_WORKER_CONCURRENCY: 2,
+      ALLIO_DELETION_TIME: '03:00',
+      SECRETS_DIR: '/var/run/secrets/integration-hub',
+    });
+  });
+
+  test('numbers are coerced, including a fractional rate', () => {
+    const cfg = loadConfig(allioEnv, { ALLIO_RATE_PER_SECOND: '2.5', ALLIO_MAX_ATTEMPTS: '3', ALLIO_RATE_SAFETY_MS: '0' });
+    expect([cfg.ALLIO_RATE_PER_SECOND, cfg.ALLIO_MAX_ATTEMPTS, cfg.ALLIO_RATE_SAFETY_MS]).toEqual([2.5, 3, 0]);
+  });
+
+  test('a zero rate, a fractional attempt count and a too-short timeout are each named', () => {
+    const err = configErrorOf(() =>
+      loadConfig(allioEnv, { ALLIO_RATE_PER_SECOND: '0', ALLIO_MAX_ATTEMPTS: '1.5', ALLIO_HTTP_TIMEOUT_MS: '50' }),
+    );
+    expect(err.issues.map((i) => i.split(' ')[0])).toEqual(
+      expect.arrayContaining(['ALLIO_RATE_PER_SECOND', 'ALLIO_MAX_ATTEMPTS', 'ALLIO_HTTP_TIMEOUT_MS']),
+    );
+  });
+});
+
+describe('loadConfig with httpEnv', () => {
+  test('HTTP_BODY_LIMIT_BYTES defaults to 256 KiB and rejects values below 1 KiB', () => {
+    expect(loadConfig(httpEnv, {}).HTTP_BODY_LIMIT_BYTES).toBe(256 * 1024);
+    expect(() => loadConfig(httpEnv, { HTTP_BODY_LIMIT_BYTES: '100' })).toThrow('HTTP_BODY_LIMIT_BYTES');
+  });
+});
