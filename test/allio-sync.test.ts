@@ -109,7 +109,7 @@ describe('allio sync', () => {
     expect(stats.served).toBeLessThanOrEqual(4);
   });
 
-  test('429 and 5xx are retried with backoff, then the task completes', async () => {
+  test('a 5xx answer is retried with backoff, then the task completes', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url });
     sim.failNext(1, 503);
     running.push(await startSync(ctx));
@@ -120,6 +120,26 @@ describe('allio sync', () => {
     }, 15_000, 'task done after a retry');
     expect(task.attempts).toBe(2);
     expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '501' })).toBe(1);
+  });
+
+  test('a 429 with Retry-After pauses the shared limiter and the task is retried no sooner than asked', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url });
+    sim.reset();
+    sim.failNext(1, 429, 2);
+    const sync = await startSync(ctx);
+    running.push(sync);
+    const t0 = Date.now();
+    await webhook(it.id, it.uuid, 'DEALCARD_ADD', [777]);
+    await waitFor(async () => sim.stats().requests >= 1, 5_000, 'the first request');
+    const afterFirst = Date.now();
+    const task = await waitFor(async () => {
+      const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
+      return t?.status === 2 ? t : undefined;
+    }, 15_000, 'task done after the pause');
+    expect(task.attempts).toBe(2);
+    expect(Date.now() - afterFirst).toBeGreaterThanOrEqual(1_900);
+    expect(Date.now() - t0).toBeLessThan(8_000);
+    expect(sim.stats().requests).toBe(2);
   });
 
   test('a 401 fails the task permanently, keeps it visible, and it can be replayed', async () => {

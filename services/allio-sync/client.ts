@@ -54,11 +54,11 @@ export class AllioClient {
       result = String(res.status);
       const text = await res.text();
       if (!res.ok) {
-        throw new HttpError(
-          res.status,
-          `ALLIO ${PATHS[entity]} answered ${res.status}: ${text.slice(0, 300)}`,
-          parseRetryAfter(res.headers.get('retry-after')),
-        );
+        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+        // ALLIO counts the quota per IP: when it says "too many", every replica must pause.
+        if (res.status === 429)
+          await this.o.limiter.pause(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, retryAfterMs ?? 1_000);
+        throw new HttpError(res.status, `ALLIO ${PATHS[entity]} answered ${res.status}: ${text.slice(0, 300)}`, retryAfterMs);
       }
       let json: unknown;
       try {

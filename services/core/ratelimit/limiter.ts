@@ -9,9 +9,11 @@ import { sleep } from '../sleep.js';
 import { retryDelayMs } from '../engine/backoff.js';
 
 const GCRA_LUA = readFileSync(new URL('./gcra.lua', import.meta.url), 'utf8');
+const PENALTY_LUA = readFileSync(new URL('./penalty.lua', import.meta.url), 'utf8');
 
 type GcraRedis = Redis & {
   hubGcraReserve(key: string, intervalMs: number, toleranceMs: number, maxWaitMs: number): Promise<[number, number]>;
+  hubGcraPenalty(key: string, pauseMs: number, intervalMs: number): Promise<number>;
 };
 
 export interface LimitSpec {
@@ -43,7 +45,10 @@ export class RateLimiter {
     /** A caller holding a reservation further away than this gives it up and asks again later. */
     private readonly maxReserveAheadMs = 5_000,
   ) {
-    if (!('hubGcraReserve' in redis)) redis.defineCommand('hubGcraReserve', { numberOfKeys: 1, lua: GCRA_LUA });
+    if (!('hubGcraReserve' in redis)) {
+      redis.defineCommand('hubGcraReserve', { numberOfKeys: 1, lua: GCRA_LUA });
+      redis.defineCommand('hubGcraPenalty', { numberOfKeys: 1, lua: PENALTY_LUA });
+    }
     this.redis = redis as GcraRedis;
   }
 
@@ -85,6 +90,19 @@ export class RateLimiter {
       }
       // Too far ahead to hold a slot: sleep until the queue has drained enough, then ask again.
       await sleep(Math.min(waitMs - this.maxReserveAheadMs + interval, 5_000), signal);
+    }
+  }
+
+  /**
+   * The partner refused a call (429): no replica gets a slot for `pauseMs`. Best effort: if Redis is
+   * down, callers are held by `acquire` anyway.
+   */
+  async pause(provider: string, egressIp: string, spec: LimitSpec, pauseMs: number): Promise<void> {
+    try {
+      await this.redis.hubGcraPenalty(this.key(provider, egressIp), pauseMs, emissionIntervalMs(spec));
+    } catch (thrown) {
+      this.metrics.rateLimitErrors.inc({ provider });
+      this.logger.warn({ err: toError(thrown), provider }, 'could not record the partner pause in Redis');
     }
   }
 }
