@@ -24,6 +24,7 @@ export interface TaskRow extends WorkRow {
   op: 'upsert' | 'delete';
   command: string;
   external_ids: string;
+  webhook_id: string | null;
 }
 
 const DUE_T = `((t.status = 0 and t.next_attempt_at <= now()) or (t.status = 1 and t.locked_until < now()))`;
@@ -98,7 +99,7 @@ export function syncHandler(d: SyncWorkerDeps) {
       if (missing > 0) d.metrics.allioRecordsMissing.inc({ entity }, missing);
       const invalidPhones = mapped.filter((m) => m.contact && m.contact.phone === null && m.contact.phone_raw).length;
       if (invalidPhones > 0) d.metrics.allioInvalidPhones.inc(invalidPhones);
-      log.debug({ tasks: taskIds.length, records: mapped.length, missing, entity }, 'tasks synced');
+      log.debug({ tasks: taskIds, webhookIds: webhookIds(batch), records: mapped.length, missing, entity }, 'tasks synced');
     } catch (thrown) {
       if (signal.aborted) {
         await d.table.release(taskIds, owner);
@@ -107,11 +108,16 @@ export function syncHandler(d: SyncWorkerDeps) {
       const err = toError(thrown);
       const outcomes = await d.table.settleError(batch, owner, err);
       log.warn(
-        { err, tasks: taskIds, outcome: outcomes[0]?.kind, reason: outcomes[0]?.reason },
+        { err, tasks: taskIds, webhookIds: webhookIds(batch), outcome: outcomes[0]?.kind, reason: outcomes[0]?.reason },
         'sync batch did not complete',
       );
     }
   };
+}
+
+/** The webhooks behind a batch: they lead back to the request ids stored on `allio_webhook`. */
+function webhookIds(batch: readonly TaskRow[]): string[] {
+  return [...new Set(batch.flatMap((t) => (t.webhook_id ? [t.webhook_id] : [])))];
 }
 
 /** Validates and maps ALLIO items; an item without an id is logged and left out, never fatal. */

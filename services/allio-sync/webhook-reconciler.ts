@@ -10,6 +10,8 @@ export interface WebhookRow extends WorkRow {
   integration_id: string;
   command: string;
   external_ids_array: string;
+  /** The webhook request's id: the correlation id of everything it causes. */
+  request_id: string | null;
 }
 
 export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
@@ -25,7 +27,10 @@ export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
       await db.transaction(async (trx) => {
         if ('skip' in plan) {
           await table.complete([webhook.id], owner, trx, { skip_reason: plan.skip, processed_at: trx.fn.now() });
-          logger.info({ webhookId: webhook.id, command: webhook.command, reason: plan.skip }, 'webhook skipped');
+          logger.info(
+            { webhookId: webhook.id, correlationId: webhook.request_id, command: webhook.command, reason: plan.skip },
+            'webhook skipped',
+          );
           return;
         }
         for (const t of plan.tasks) {
@@ -39,6 +44,10 @@ export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
           );
         }
         await table.complete([webhook.id], owner, trx, { processed_at: trx.fn.now() });
+        logger.debug(
+          { webhookId: webhook.id, correlationId: webhook.request_id, tasks: plan.tasks.length },
+          'webhook planned into tasks',
+        );
       });
     }
   };

@@ -1,7 +1,5 @@
 // Entry point of the `api` Deployment: tenant REST and the webhook ingress.
-import {
-  collectProcessMetrics, createDb, createLogger, createMetrics, createRedis, loadConfig, pingDb, pingRedis,
-} from '../core/index.js';
+import { collectProcessMetrics, createDb, createLogger, createMetrics, loadConfig, pingDb } from '../core/index.js';
 import { runService } from '../core/runtime.js';
 import { buildApi } from './app.js';
 import { apiEnv } from './config.js';
@@ -12,14 +10,9 @@ await runService('api', async () => {
   const metrics = createMetrics();
   collectProcessMetrics(metrics.registry);
   const db = createDb(config, { applicationName: 'hub-api' });
-  const redis = createRedis(config);
-  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   const app = buildApi({
     db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
-    readiness: [
-      { name: 'postgres', check: () => pingDb(db) },
-      { name: 'redis', check: () => pingRedis(redis) },
-    ],
+    readiness: [{ name: 'postgres', check: () => pingDb(db) }],
   });
   await app.listen({ port: config.PORT, host: '0.0.0.0' });
   return {
@@ -28,7 +21,6 @@ await runService('api', async () => {
     shutdown: async () => {
       await app.close();
       await db.destroy();
-      redis.disconnect();
     },
   };
 });

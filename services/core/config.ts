@@ -67,7 +67,8 @@ export const allioEnv = z.object({
    */
   ALLIO_RATE_SAFETY_MS: int(0, 1000).default(15),
   ALLIO_HTTP_TIMEOUT_MS: int(100, 120_000).default(10_000),
-  ALLIO_MAX_ATTEMPTS: int(1, 100).default(8),
+  /** With backoff doubling from 1 s to a 5 min cap, 15 tries span about 25 minutes of partner outage. */
+  ALLIO_MAX_ATTEMPTS: int(1, 100).default(15),
   ALLIO_WORKER_CONCURRENCY: int(1, 64).default(2),
   /**
    * How long a claimed task stays with its worker before another may take it over; it must exceed

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import {
   allioEnv, collectProcessMetrics, createDb, createLogger, createMetrics, createRedis, loadConfig,
-  migrate, pingDb, pingRedis, WorkListener,
+  migrate, pingDb, pingRedis, redisEnv, WorkListener,
 } from '../core/index.js';
 import { instanceId, runService } from '../core/runtime.js';
 import { createAllioSync } from '../allio-sync/service.js';
@@ -34,7 +34,11 @@ await runService('hub', async () => {
     process.exit(0);
   }
   const env = { ...LOCAL_DEFAULTS, ...process.env };
-  const config = { ...loadConfig(apiEnv, env), ...loadConfig(allioEnv, env), ...loadConfig(demoEnv, env) };
+  const config = {
+    ...loadConfig(apiEnv.merge(redisEnv), env),
+    ...loadConfig(allioEnv, env),
+    ...loadConfig(demoEnv, env),
+  };
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'hub' });
   const metrics = createMetrics();
   collectProcessMetrics(metrics.registry);
