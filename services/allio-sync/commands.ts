@@ -4,14 +4,14 @@ export type Entity = 'reserve' | 'dealcard';
 export type Op = 'upsert' | 'delete';
 
 /** Commands that produce tasks; every other command is stored and skipped with a reason. */
-const COMMANDS: Record<string, { entity: Entity; op: Op }> = {
-  RESERVE_ADD: { entity: 'reserve', op: 'upsert' },
-  RESERVE_MOD: { entity: 'reserve', op: 'upsert' },
-  RESERVE_DEL: { entity: 'reserve', op: 'delete' },
-  DEALCARD_ADD: { entity: 'dealcard', op: 'upsert' },
-  DEALCARD_MOD: { entity: 'dealcard', op: 'upsert' },
-  DEALCARD_DEL: { entity: 'dealcard', op: 'delete' },
-};
+const COMMANDS: ReadonlyMap<string, { entity: Entity; op: Op }> = new Map([
+  ['RESERVE_ADD', { entity: 'reserve', op: 'upsert' }],
+  ['RESERVE_MOD', { entity: 'reserve', op: 'upsert' }],
+  ['RESERVE_DEL', { entity: 'reserve', op: 'delete' }],
+  ['DEALCARD_ADD', { entity: 'dealcard', op: 'upsert' }],
+  ['DEALCARD_MOD', { entity: 'dealcard', op: 'upsert' }],
+  ['DEALCARD_DEL', { entity: 'dealcard', op: 'delete' }],
+]);
 
 /** ALLIO answers at most this many ids per list request, so a task never carries more. */
 export const MAX_IDS_PER_REQUEST = 100;
@@ -31,7 +31,7 @@ export type TaskPlan = { tasks: TaskDraft[] } | { skip: string };
  * (unknown command, no ids). Duplicate ids inside a webhook are dropped here.
  */
 export function planTasks(command: string, externalIdsArray: string): TaskPlan {
-  const kind = COMMANDS[command];
+  const kind = COMMANDS.get(command);
   if (!kind) return { skip: `command ${command} is not synchronised` };
   const ids = parseIds(externalIdsArray);
   if (ids.length === 0) return { skip: 'webhook carries no ids' };
@@ -63,5 +63,5 @@ export function batchIds(taskIdLists: readonly number[][]): number[][] {
 }
 
 export function isKnownCommand(command: string): boolean {
-  return command in COMMANDS;
+  return COMMANDS.has(command);
 }

@@ -69,7 +69,10 @@ export function parseAllioTime(value: string | null | undefined): Date | null {
   if (!m) return null;
   const [, y, mo, d, h = '00', mi = '00', s = '00'] = m;
   const date = new Date(`${y}-${mo}-${d}T${h}:${mi}:${s}+03:00`);
-  return Number.isNaN(date.getTime()) ? null : date;
+  if (Number.isNaN(date.getTime())) return null;
+  // V8 rolls impossible dates over (2025-02-30 becomes 2025-03-02); read the day back to refuse them.
+  const moscow = new Date(date.getTime() + 3 * 3_600_000);
+  return moscow.getUTCDate() === Number(d) && moscow.getUTCMonth() + 1 === Number(mo) ? date : null;
 }
 
 export function mapContact(c: AllioContact): CrmContactRow {

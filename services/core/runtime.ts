@@ -1,14 +1,34 @@
 // Process life cycle shared by every entry point: configuration errors end start-up with a clear
 // message, SIGTERM/SIGINT run the shutdown steps in order, and a second signal forces the exit.
 import { hostname } from 'node:os';
-import { ConfigError, toError } from './index.js';
-import type { Logger } from './logger.js';
+import type { Redis } from 'ioredis';
+import { ConfigError, type BaseConfig, type DatabaseConfig, type RedisConfig } from './config.js';
+import { toError } from './errors.js';
+import { createDb, type Db } from './db.js';
+import { createLogger, type Logger } from './logger.js';
+import { collectProcessMetrics, createMetrics, type Metrics } from './metrics.js';
+import { createRedis } from './redis.js';
 
 export type Shutdown = () => Promise<void>;
 
 /** The replica's name in leases: the pod name in Kubernetes (HOSTNAME), else host and pid. */
 export function instanceId(configured?: string): string {
   return configured ?? `${hostname()}-${process.pid}`;
+}
+
+/** What every service process starts with: its logger, its metrics registry, its database pool. */
+export function processBasics(name: string, config: BaseConfig & DatabaseConfig): { logger: Logger; metrics: Metrics; db: Db } {
+  const logger = createLogger({ level: config.LOG_LEVEL, name });
+  const metrics = createMetrics();
+  collectProcessMetrics(metrics.registry);
+  return { logger, metrics, db: createDb(config, { applicationName: `hub-${name}` }) };
+}
+
+/** A Redis connection whose connection errors are logged, not thrown at the process. */
+export function connectRedis(config: RedisConfig, logger: Logger): Redis {
+  const redis = createRedis(config);
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
+  return redis;
 }
 
 /**

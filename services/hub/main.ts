@@ -3,11 +3,8 @@
 // `npm start -- --simulators` also runs the partner simulators and a demo integration.
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import {
-  allioEnv, collectProcessMetrics, createDb, createLogger, createMetrics, createRedis, loadConfig,
-  migrate, pingDb, pingRedis, redisEnv, WorkListener,
-} from '../core/index.js';
-import { instanceId, runService } from '../core/runtime.js';
+import { allioEnv, loadConfig, migrate, pingDb, pingRedis, redisEnv, WorkListener } from '../core/index.js';
+import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
 import { createAllioSync } from '../allio-sync/service.js';
 import { apiEnv } from '../api/config.js';
 import { buildApi } from '../api/app.js';
@@ -39,14 +36,10 @@ await runService('hub', async () => {
     ...loadConfig(allioEnv, env),
     ...loadConfig(demoEnv, env),
   };
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'hub' });
-  const metrics = createMetrics();
-  collectProcessMetrics(metrics.registry);
-  const db = createDb(config, { applicationName: 'hub' });
+  const { logger, metrics, db } = processBasics('hub', config);
   const migrated = await migrate(db, config.DATABASE_SCHEMA);
   logger.info({ schema: config.DATABASE_SCHEMA, applied: migrated.applied }, 'database migrated');
-  const redis = createRedis(config);
-  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
+  const redis = connectRedis(config, logger);
 
   const app = buildApi({
     db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
