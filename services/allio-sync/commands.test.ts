@@ -32,8 +32,8 @@ describe('planTasks', () => {
   });
 
   test('a command named like an Object.prototype member (toString, constructor, __proto__) is skipped as unknown', () => {
-    // BUG: COMMANDS is a plain object literal, so COMMANDS['toString'] is a function and
-    // `command in COMMANDS` is true; the plan then yields a task without entity or op.
+    // Regression: with COMMANDS as a plain object literal, COMMANDS['toString'] was a function and
+    // `command in COMMANDS` was true, so the plan yielded a task without entity or op.
     for (const command of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
       expect(planTasks(command, '[1]')).toHaveProperty('skip');
       expect(isKnownCommand(command)).toBe(false);

@@ -93,7 +93,7 @@ describe('parseAllioTime', () => {
   );
 
   test('an impossible calendar date such as 2025-02-30 maps to null instead of rolling into March', () => {
-    // BUG: new Date('2025-02-30T10:00:00+03:00') is accepted by V8 as 2025-03-02.
+    // Regression: V8 accepts new Date('2025-02-30T10:00:00+03:00') as 2025-03-02.
     expect(parseAllioTime('2025-02-30 10:00:00')).toBeNull();
   });
 
@@ -248,5 +248,11 @@ describe('mapContact', () => {
       phone_raw: null,
       custom_fields: { first: 'Иван' },
     });
+  });
+});
+
+describe('normalizePhone for national numbers', () => {
+  test('a 10-digit Moscow landline without the country code becomes +7', () => {
+    expect(normalizePhone('(495) 123-45-67')).toBe('+74951234567');
   });
 });

@@ -49,7 +49,7 @@ export interface MappedRecord {
 
 /**
  * Normalises a phone to E.164, or null when it is not a phone (ALLIO sends '#ERROR!', '', '-').
- * Russian numbers written with a leading 8 or without the country code become +7.
+ * Russian numbers written with a leading 8, or as 10 national digits, become +7.
  */
 export function normalizePhone(raw: unknown): string | null {
   if (typeof raw !== 'string' && typeof raw !== 'number') return null;
@@ -57,7 +57,8 @@ export function normalizePhone(raw: unknown): string | null {
   if (!/^[+\d\s().-]+$/.test(text)) return null;
   let digits = text.replace(/\D/g, '');
   if (digits.length === 11 && digits.startsWith('8')) digits = `7${digits.slice(1)}`;
-  else if (digits.length === 10 && digits.startsWith('9')) digits = `7${digits}`;
+  // ALLIO is a Russian CRM: a 10-digit number is a national number without +7 (mobile or landline).
+  else if (digits.length === 10) digits = `7${digits}`;
   if (digits.length < 10 || digits.length > 15) return null;
   return `+${digits}`;
 }

@@ -131,3 +131,9 @@ describe('loadConfig with httpEnv', () => {
     expect(() => loadConfig(httpEnv, { HTTP_BODY_LIMIT_BYTES: '100' })).toThrow('HTTP_BODY_LIMIT_BYTES');
   });
 });
+
+describe('blank values', () => {
+  test('a value of only spaces counts as missing and is named', () => {
+    expect(() => loadConfig(serviceEnv, { DATABASE_URL: '  ', REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(/DATABASE_URL is required/);
+  });
+});

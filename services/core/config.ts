@@ -91,14 +91,14 @@ export const httpEnv = z.object({
 
 /**
  * Parses `env` with `schema`; on failure throws a ConfigError whose lines name each variable.
- * Empty strings count as unset so that `FOO=` behaves like a missing variable.
+ * Empty or blank values count as unset so that `FOO=` behaves like a missing variable.
  */
 export function loadConfig<S extends z.ZodObject<z.ZodRawShape>>(
   schema: S,
   env: Record<string, string | undefined> = process.env,
 ): z.infer<S> {
   const cleaned: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') cleaned[k] = v;
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
   const parsed = schema.safeParse(cleaned);
   if (parsed.success) return parsed.data;
   throw new ConfigError(

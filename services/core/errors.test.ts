@@ -170,3 +170,9 @@ describe('HttpError and PermanentError', () => {
     expect([p.name, p.cause]).toEqual(['PermanentError', cause]);
   });
 });
+
+describe('parseRetryAfter with a negative number', () => {
+  test('a negative value is not a Retry-After and gives undefined', () => {
+    expect(parseRetryAfter('-1')).toBeUndefined();
+  });
+});
