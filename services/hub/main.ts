@@ -1,6 +1,7 @@
 // `npm start`: every service of the hub in one process against local PostgreSQL, Redis and
 // RabbitMQ (standard localhost ports unless the environment says otherwise), migrating first.
 // `npm start -- --simulators` also runs the partner simulators and a demo integration.
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { allioEnv, loadConfig, migrate, pingDb, pingRedis, redisEnv, WorkListener } from '../core/index.js';
@@ -20,6 +21,11 @@ export const LOCAL_DEFAULTS: Record<string, string> = {
   AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
   PORT: '8080',
 };
+
+function listeningPort(address: string | AddressInfo | null): number {
+  if (address && typeof address === 'object') return address.port;
+  throw new Error('the HTTP server is not listening on a TCP port');
+}
 
 await runService('hub', async () => {
   const { values } = parseArgs({
@@ -57,7 +63,7 @@ await runService('hub', async () => {
   if (values.simulators) {
     demo = await startDemo({
       db, logger,
-      apiUrl: `http://127.0.0.1:${config.PORT}`,
+      apiUrl: `http://127.0.0.1:${listeningPort(app.server.address())}`,
       simulatorPort: config.ALLIO_SIM_PORT,
     });
   }
