@@ -11,6 +11,7 @@ import { allioEnv, loadConfig } from '../services/core/config.js';
 import { createDb, quoteIdent, type Db } from '../services/core/db.js';
 import { migrate } from '../services/core/migrate.js';
 import { createMetrics } from '../services/core/metrics.js';
+import { emissionIntervalMs } from '../services/core/ratelimit/limiter.js';
 import { createRedis } from '../services/core/redis.js';
 import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
 import { DATABASE_URL, REDIS_URL, benchLogger, envInt, fmt, uniqueName, withDeadline } from './support.js';
@@ -29,6 +30,8 @@ export interface AllioResult {
   ceiling: number;
   /** recordsPerSecond / ceiling; the goal is >= 0.95. */
   ratio: number;
+  /** The same with the last request's own slot added to the window (see below). */
+  slotRatio: number;
   violations: number;
   maxInWindow: number;
 }
@@ -89,7 +92,7 @@ export async function runAllioBench(): Promise<AllioResult> {
       });
     }
     // No offline queue: a limiter call before the connection is ready would fail and back off.
-    await Promise.all([cleanupRedis, ...replicas.map((r) => r.redis)].map(ready));
+    await withDeadline(Promise.all([cleanupRedis, ...replicas.map((r) => r.redis)].map(ready)), 10_000, 'Redis');
     await Promise.all(replicas.map((r) => r.sync.start()));
 
     const expectedMs = (records / ceiling) * 1000;
@@ -113,6 +116,13 @@ export async function runAllioBench(): Promise<AllioResult> {
     const ms = lastDoneAt - firstRequestAt;
     const stats = sim.stats();
     const recordsPerSecond = (synced * 1000) / ms;
+    // N requests spaced by the limiter span only N-1 intervals, so the first-to-last window flatters
+    // the rate by N/(N-1) (1.7 % at 60 requests); adding one interval gives the sustained rate.
+    const slotMs = emissionIntervalMs({
+      ratePerSecond: config.ALLIO_RATE_PER_SECOND,
+      safetyMs: config.ALLIO_RATE_SAFETY_MS,
+    });
+    const slotRatio = (synced * 1000) / (ms + slotMs) / ceiling;
     const result: AllioResult = {
       records: synced,
       tasks,
@@ -122,6 +132,7 @@ export async function runAllioBench(): Promise<AllioResult> {
       recordsPerSecond,
       ceiling,
       ratio: recordsPerSecond / ceiling,
+      slotRatio,
       violations: stats.violations,
       maxInWindow: stats.maxInWindow,
     };
@@ -129,7 +140,10 @@ export async function runAllioBench(): Promise<AllioResult> {
     console.log(`  ALLIO requests       ${fmt(stats.requests)} (${fmt(stats.served)} served)`);
     console.log(`  first request → last task done  ${fmt(ms / 1000, 2)} s`);
     console.log(`  records/s            ${fmt(recordsPerSecond, 1)} (ceiling ${fmt(ceiling)})`);
-    console.log(`  ratio                ${result.ratio.toFixed(3)} (goal >= 0.95)`);
+    console.log(
+      `  ratio                ${result.ratio.toFixed(3)} (goal >= 0.95; ` +
+        `${slotRatio.toFixed(3)} counting the last request's ${fmt(slotMs)} ms slot)`,
+    );
     console.log(`  violations (429)     ${stats.violations} (goal 0), maxInWindow ${stats.maxInWindow}`);
     return result;
   } finally {

@@ -1,7 +1,7 @@
 // Entry point of `npm run bench`: runs the engine and ALLIO benchmarks (or those named in argv,
 // e.g. `npm run bench -- engine`) and prints a summary table of the ratios.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AllioResult } from './allio.js';
 import type { EngineResult } from './engine.js';
@@ -11,17 +11,18 @@ const BENCHMARKS = ['engine', 'allio'] as const;
 type Name = (typeof BENCHMARKS)[number];
 
 /**
- * `tsc` does not copy the limiter's Lua script into dist/, and limiter.ts reads it when the module
- * loads; copy it from the sources when it is missing so the compiled bench runs either way (under
- * tsx the script is already next to limiter.ts and this does nothing).
+ * The limiter reads its Lua scripts next to its module when it loads. `npm run build` copies them
+ * into dist/ (scripts/copy-assets.js); when dist/ came from a bare `tsc` they are missing, so copy
+ * any that are from the sources. Under tsx the scripts are already there and this does nothing.
  */
-function ensureLimiterScript(): void {
-  const target = fileURLToPath(new URL('../services/core/ratelimit/gcra.lua', import.meta.url));
-  if (existsSync(target)) return;
-  const source = fileURLToPath(new URL('../../services/core/ratelimit/gcra.lua', import.meta.url));
-  if (!existsSync(source)) throw new Error(`gcra.lua is neither at ${target} nor at ${source}`);
-  mkdirSync(dirname(target), { recursive: true });
-  copyFileSync(source, target);
+function ensureLimiterScripts(): void {
+  const target = fileURLToPath(new URL('../services/core/ratelimit/', import.meta.url));
+  const source = fileURLToPath(new URL('../../services/core/ratelimit/', import.meta.url));
+  if (target === source || !existsSync(source)) return;
+  mkdirSync(target, { recursive: true });
+  for (const name of readdirSync(source)) {
+    if (name.endsWith('.lua') && !existsSync(join(target, name))) copyFileSync(join(source, name), join(target, name));
+  }
 }
 
 function selected(argv: readonly string[]): Name[] {
@@ -84,13 +85,13 @@ function printTable(rows: readonly Row[]): void {
 async function main(): Promise<void> {
   const names = selected(process.argv.slice(2));
   const rows: Row[] = [];
-  // Imported on demand: the ALLIO bench loads the limiter, which needs gcra.lua in place first.
+  // Imported on demand: the ALLIO bench loads the limiter, whose Lua scripts must be in place first.
   for (const name of names) {
     if (name === 'engine') {
       const { runEngineBench } = await import('./engine.js');
       rows.push(engineRow(await runEngineBench()));
     } else {
-      ensureLimiterScript();
+      ensureLimiterScripts();
       const { runAllioBench } = await import('./allio.js');
       rows.push(...allioRows(await runAllioBench()));
     }
