@@ -1,29 +1,11 @@
 // Entry point of `npm run bench`: runs the engine and ALLIO benchmarks (or those named in argv,
 // e.g. `npm run bench -- engine`) and prints a summary table of the ratios.
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { AllioResult } from './allio.js';
 import type { EngineResult } from './engine.js';
 import { fmt } from './support.js';
 
 const BENCHMARKS = ['engine', 'allio'] as const;
 type Name = (typeof BENCHMARKS)[number];
-
-/**
- * The limiter reads its Lua scripts next to its module when it loads. `npm run build` copies them
- * into dist/ (scripts/copy-assets.js); when dist/ came from a bare `tsc` they are missing, so copy
- * any that are from the sources. Under tsx the scripts are already there and this does nothing.
- */
-function ensureLimiterScripts(): void {
-  const target = fileURLToPath(new URL('../services/core/ratelimit/', import.meta.url));
-  const source = fileURLToPath(new URL('../../services/core/ratelimit/', import.meta.url));
-  if (target === source || !existsSync(source)) return;
-  mkdirSync(target, { recursive: true });
-  for (const name of readdirSync(source)) {
-    if (name.endsWith('.lua') && !existsSync(join(target, name))) copyFileSync(join(source, name), join(target, name));
-  }
-}
 
 function selected(argv: readonly string[]): Name[] {
   if (argv.length === 0) return [...BENCHMARKS];
@@ -85,13 +67,12 @@ function printTable(rows: readonly Row[]): void {
 async function main(): Promise<void> {
   const names = selected(process.argv.slice(2));
   const rows: Row[] = [];
-  // Imported on demand: the ALLIO bench loads the limiter, whose Lua scripts must be in place first.
+  // Imported on demand, so that running one benchmark loads only what it needs.
   for (const name of names) {
     if (name === 'engine') {
       const { runEngineBench } = await import('./engine.js');
       rows.push(engineRow(await runEngineBench()));
     } else {
-      ensureLimiterScripts();
       const { runAllioBench } = await import('./allio.js');
       rows.push(...allioRows(await runAllioBench()));
     }
