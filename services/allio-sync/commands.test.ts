@@ -1,6 +1,8 @@
 // Unit tests for the pure webhook → task planning of ALLIO commands.
 import { describe, expect, test } from '@jest/globals';
-import { batchIds, isKnownCommand, MAX_IDS_PER_REQUEST, parseIds, planTasks, type TaskDraft } from './commands.js';
+import {
+  batchIds, isKnownCommand, MAX_IDS_PER_REQUEST, parseIds, planTasks, type Entity, type Op, type TaskDraft,
+} from './commands.js';
 
 function tasksOf(command: string, ids: string): TaskDraft[] {
   const plan = planTasks(command, ids);
@@ -11,14 +13,15 @@ function tasksOf(command: string, ids: string): TaskDraft[] {
 const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
 
 describe('planTasks', () => {
-  test.each([
+  const cases: [string, Entity, Op][] = [
     ['RESERVE_ADD', 'reserve', 'upsert'],
     ['RESERVE_MOD', 'reserve', 'upsert'],
     ['RESERVE_DEL', 'reserve', 'delete'],
     ['DEALCARD_ADD', 'dealcard', 'upsert'],
     ['DEALCARD_MOD', 'dealcard', 'upsert'],
     ['DEALCARD_DEL', 'dealcard', 'delete'],
-  ] as const)('%s becomes one %s/%s task carrying the command and the ids', (command, entity, op) => {
+  ];
+  test.each(cases)('%s becomes one %s/%s task carrying the command and the ids', (command, entity, op) => {
     expect(tasksOf(command, '[1,2,3]')).toEqual([{ entity, op, command, external_ids: '[1,2,3]' }]);
   });
 

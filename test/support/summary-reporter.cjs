@@ -1,9 +1,11 @@
 // Prints one plain closing line, "jest: N passed, N failed, N skipped", after the run.
 class SummaryReporter {
-  onRunComplete(_contexts, results) {
-    const { numPassedTests, numFailedTests, numPendingTests, numTodoTests, numRuntimeErrorTestSuites } = results;
-    const failed = numFailedTests + numRuntimeErrorTestSuites;
-    process.stdout.write(`\njest: ${numPassedTests} passed, ${failed} failed, ${numPendingTests + numTodoTests} skipped\n`);
+  onRunComplete(_contexts, r) {
+    // Suites that never reported (a broken transform, an interrupted run) count as failures too.
+    const unrun = r.numTotalTestSuites - r.numPassedTestSuites - r.numFailedTestSuites - r.numPendingTestSuites;
+    const failed = r.numFailedTests + r.numRuntimeErrorTestSuites + Math.max(0, unrun);
+    const skipped = r.numPendingTests + r.numTodoTests;
+    process.stdout.write(`\njest: ${r.numPassedTests} passed, ${failed} failed, ${skipped} skipped\n`);
   }
 }
 module.exports = SummaryReporter;
