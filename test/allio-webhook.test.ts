@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../services/api/app.js';
+import { createLogger } from '../services/core/logger.js';
+import { createMetrics } from '../services/core/metrics.js';
 import { createTestContext, type TestContext } from './support/context.js';
 import { addIntegration, count, type TestIntegration } from './support/allio.js';
 
@@ -121,6 +123,26 @@ describe('allio webhook intake', () => {
     const b = await post(integration.webhookKey, payload);
     expect([a.statusCode, b.statusCode]).toEqual([200, 200]);
     expect(await count(ctx.db, 'allio_webhook', { command: 'DEALCARD_MOD' })).toBe(2);
+  });
+
+  test('the webhook key, the only secret in the URL, never reaches a log line', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', name: 'api' }, { write: (line: string) => void lines.push(line) });
+    const logged = buildApi({ db: ctx.db, logger, metrics: createMetrics(), readiness: [] });
+    try {
+      const url = await logged.listen({ port: 0, host: '127.0.0.1' });
+      const r = await fetch(`${url}/webhooks/allio/${integration.webhookKey}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ uuid: integration.uuid, command: 'RESERVE_ADD', indexes: [9] }),
+      });
+      expect(r.status).toBe(200);
+    } finally {
+      await logged.close();
+    }
+    const text = lines.join('');
+    expect(text).toContain('/webhooks/allio/[redacted]');
+    expect(text).not.toContain(integration.webhookKey);
   });
 
   test('rejections are counted by reason in /metrics', async () => {

@@ -1,5 +1,5 @@
 // Structured JSON logging (pino) with secrets redacted wherever they could appear.
-import { pino, type Logger } from 'pino';
+import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -19,13 +19,32 @@ export const REDACT_PATHS = [
   'token',
 ];
 
-export function createLogger(options: { level: string; name?: string }): Logger {
+/** URL path segments that are credentials: the ALLIO webhook key is the only secret in its URL. */
+const SECRET_PATHS: readonly RegExp[] = [/^(\/webhooks\/allio\/)[^/?#]+/];
+
+export function redactUrl(url: string): string {
+  return SECRET_PATHS.reduce((u, re) => u.replace(re, '$1[redacted]'), url);
+}
+
+interface LoggedRequest {
+  id?: string;
+  method?: string;
+  url?: string;
+  ip?: string;
+}
+
+/** The process logger; `destination` defaults to stdout (tests pass a stream to read the lines). */
+export function createLogger(options: { level: string; name?: string }, destination?: DestinationStream): Logger {
   return pino({
     level: options.level,
     name: options.name,
     base: { service: options.name },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: {
+      err: stdSerializers.err,
+      req: (req: LoggedRequest) => ({ method: req.method, url: redactUrl(req.url ?? ''), remoteAddress: req.ip }),
+    },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
-  });
+  }, destination);
 }
