@@ -33,6 +33,14 @@ async function webhook(integrationId: string, uuid: string, command: string, ind
   });
 }
 
+/** Waits until the integration's only task reaches `status`, and returns it. */
+function onlyTaskWhen(integrationId: string, status: number, timeoutMs: number, what: string) {
+  return waitFor(async () => {
+    const t = await ctx.db('allio_tasks').where({ integration_id: integrationId }).first();
+    return t?.status === status ? t : undefined;
+  }, timeoutMs, what);
+}
+
 describe('allio sync', () => {
   test('webhooks become tasks and the worker writes reservations, deals and their contacts', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url });
@@ -114,10 +122,7 @@ describe('allio sync', () => {
     sim.failNext(1, 503);
     running.push(await startSync(ctx));
     await webhook(it.id, it.uuid, 'RESERVE_ADD', [501]);
-    const task = await waitFor(async () => {
-      const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
-      return t?.status === 2 ? t : undefined;
-    }, 15_000, 'task done after a retry');
+    const task = await onlyTaskWhen(it.id, 2, 15_000, 'task done after a retry');
     expect(task.attempts).toBe(2);
     expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '501' })).toBe(1);
   });
@@ -132,10 +137,7 @@ describe('allio sync', () => {
     await webhook(it.id, it.uuid, 'DEALCARD_ADD', [777]);
     await waitFor(async () => sim.stats().requests >= 1, 5_000, 'the first request');
     const afterFirst = Date.now();
-    const task = await waitFor(async () => {
-      const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
-      return t?.status === 2 ? t : undefined;
-    }, 15_000, 'task done after the pause');
+    const task = await onlyTaskWhen(it.id, 2, 15_000, 'task done after the pause');
     expect(task.attempts).toBe(2);
     expect(Date.now() - afterFirst).toBeGreaterThanOrEqual(1_900);
     expect(Date.now() - t0).toBeLessThan(8_000);
@@ -146,10 +148,7 @@ describe('allio sync', () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url, token: 'wrong-token' });
     running.push(await startSync(ctx));
     await webhook(it.id, it.uuid, 'RESERVE_ADD', [601]);
-    const task = await waitFor(async () => {
-      const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
-      return t?.status === 3 ? t : undefined;
-    }, 10_000, 'task failed');
+    const task = await onlyTaskWhen(it.id, 3, 10_000, 'task failed');
     expect(task.attempts).toBe(1);
     expect(task.last_error).toMatch(/401/);
 
