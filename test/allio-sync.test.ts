@@ -1,5 +1,8 @@
 // The ALLIO sync end to end on the real servers: webhook rows become tasks, the worker fetches
 // from the ALLIO simulator through the Redis limiter and writes the CRM tables.
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { WorkListener } from '../services/core/engine/notify.js';
 import { replayFailed } from '../services/core/engine/work-table.js';
@@ -158,5 +161,24 @@ describe('allio sync', () => {
     await waitFor(async () => (await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '601' })) === 1);
     const replayed = await ctx.db('allio_tasks').where({ id: task.id }).first();
     expect(replayed).toMatchObject({ status: 2, attempts: 1 });
+  });
+
+  test('an integration reads its token from the mounted Secret; a missing Secret fails the task with its path', async () => {
+    const secrets = await mkdtemp(path.join(tmpdir(), 'hub-secrets-'));
+    await mkdir(path.join(secrets, 'allio-north'));
+    await writeFile(path.join(secrets, 'allio-north', 'token'), 'test-token\n');
+    const withSecret = await addIntegration(ctx.db, { baseUrl: sim.url });
+    await ctx.db('allio_integrations').where({ id: withSecret.id })
+      .update({ api_token: null, api_token_secret_name: 'allio-north', api_token_secret_key: 'token' });
+    const missing = await addIntegration(ctx.db, { baseUrl: sim.url });
+    await ctx.db('allio_integrations').where({ id: missing.id })
+      .update({ api_token: null, api_token_secret_name: 'allio-south', api_token_secret_key: 'token' });
+    running.push(await startSync(ctx, { env: { SECRETS_DIR: secrets } }));
+    await webhook(withSecret.id, withSecret.uuid, 'RESERVE_ADD', [901]);
+    await webhook(missing.id, missing.uuid, 'RESERVE_ADD', [902]);
+    await onlyTaskWhen(withSecret.id, 2, 10_000, 'the task with a mounted token');
+    const failed = await onlyTaskWhen(missing.id, 3, 10_000, 'the task without its Secret');
+    expect(failed.last_error).toContain(`Secret allio-south/token is not mounted at ${path.join(secrets, 'allio-south', 'token')}`);
+    expect(failed.attempts).toBe(1);
   });
 });

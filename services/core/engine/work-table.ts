@@ -117,10 +117,14 @@ export class WorkTable {
       })
       .returning('id');
     const done = updated.map((r: { id: string }) => String(r.id));
-    this.metrics.reconcileAttempts.inc(
-      { reconciler: this.reconciler, outcome: extra.skip_reason ? 'skipped' : 'done' },
-      done.length,
-    );
+    const count = () =>
+      this.metrics.reconcileAttempts.inc(
+        { reconciler: this.reconciler, outcome: extra.skip_reason ? 'skipped' : 'done' },
+        done.length,
+      );
+    // Inside a transaction the rows are done only once it commits; count them then.
+    if ('executionPromise' in executor) executor.executionPromise.then(count, () => undefined);
+    else count();
     if (done.length < ids.length)
       this.logger.warn({ reconciler: this.reconciler, lost: ids.length - done.length }, 'lease lost before completion');
     return done;
