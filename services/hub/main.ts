@@ -1,5 +1,5 @@
-// `npm start`: every service of the hub in one process against local PostgreSQL, Redis and
-// RabbitMQ (standard localhost ports unless the environment says otherwise), migrating first.
+// `npm start`: every service of the hub in one process against local PostgreSQL and Redis
+// (standard localhost ports unless the environment says otherwise), migrating first.
 // `npm start -- --simulators` also runs the partner simulators and a demo integration.
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -18,7 +18,6 @@ export const LOCAL_DEFAULTS: Record<string, string> = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
   DATABASE_SCHEMA: 'hub',
   REDIS_URL: 'redis://127.0.0.1:6379',
-  AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
   PORT: '8080',
 };
 
