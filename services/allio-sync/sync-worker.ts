@@ -3,7 +3,7 @@
 // limiter, and writes the CRM rows and the task outcomes in one transaction.
 import type { Knex } from 'knex';
 import { PermanentError, toError } from '../core/errors.js';
-import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
+import { CLAIM_SET, dueCondition, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { AllioClient } from './client.js';
@@ -27,7 +27,7 @@ export interface TaskRow extends WorkRow {
   webhook_id: string | null;
 }
 
-const DUE_T = `((t.status = 0 and t.next_attempt_at <= now()) or (t.status = 1 and t.locked_until < now()))`;
+const DUE_T = dueCondition('t');
 
 /**
  * One statement: pick the oldest due task of an active integration, then the due tasks of the same
@@ -53,8 +53,7 @@ with head as (
       from cand window w as (order by next_attempt_at, id)
   ) x where cum <= ${MAX_IDS_PER_REQUEST} or rn = 1
 )
-update allio_tasks set status = 1, attempts = attempts + 1, locked_by = ?,
-       locked_until = now() + make_interval(secs => ?), updated_at = now()
+update allio_tasks set ${CLAIM_SET}
  where id in (select id from picked)
 returning *`;
 
