@@ -2,9 +2,10 @@
 // e.g. `npm run bench -- engine`) and prints a summary table of the ratios.
 import type { AllioResult } from './allio.js';
 import type { EngineResult } from './engine.js';
+import type { SmartHomeResult } from './smart-home.js';
 import { fmt } from './support.js';
 
-const BENCHMARKS = ['engine', 'allio'] as const;
+const BENCHMARKS = ['engine', 'allio', 'smart-home'] as const;
 type Name = (typeof BENCHMARKS)[number];
 
 function selected(argv: readonly string[]): Name[] {
@@ -51,6 +52,27 @@ function allioRows(r: AllioResult): Row[] {
   ];
 }
 
+function smartHomeRows(r: SmartHomeResult): Row[] {
+  const errors = (x: SmartHomeResult['ours']) => Object.values(x.errors).reduce((a, b) => a + b, 0);
+  const mb = (b: number) => fmt(b / (1024 * 1024));
+  return [
+    {
+      benchmark: `smart-home open round trip (${r.rate}/s, ${r.seconds} s)`,
+      measured: `ours p99 ${fmt(r.ours.latency.p99, 2)} ms (p50 ${fmt(r.ours.latency.p50, 2)}, ${errors(r.ours)} errors)`,
+      reference: `bare amqplib p99 ${fmt(r.bare.latency.p99, 2)} ms`,
+      ratio: r.ratio.toFixed(2),
+      goal: `<= 2.0 ${r.ratio <= 2 ? 'met' : 'MISSED'}`,
+    },
+    {
+      benchmark: `smart-home websockets (${fmt(r.ws.wanted)} on one api)`,
+      measured: `${fmt(r.ws.ready)} ready, RSS ${mb(r.ws.rssBytes)} MB`,
+      reference: 'goal 300 MB',
+      ratio: (r.ws.rssBytes / (300 * 1024 * 1024)).toFixed(2),
+      goal: `< 300 MB ${r.ws.ready === r.ws.wanted && r.ws.rssBytes < 300 * 1024 * 1024 ? 'met' : 'MISSED'}`,
+    },
+  ];
+}
+
 function printTable(rows: readonly Row[]): void {
   const cols: (keyof Row)[] = ['benchmark', 'measured', 'reference', 'ratio', 'goal'];
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(c.length, ...rows.map((r) => r[c].length))])) as Record<
@@ -72,9 +94,12 @@ async function main(): Promise<void> {
     if (name === 'engine') {
       const { runEngineBench } = await import('./engine.js');
       rows.push(engineRow(await runEngineBench()));
-    } else {
+    } else if (name === 'allio') {
       const { runAllioBench } = await import('./allio.js');
       rows.push(...allioRows(await runAllioBench()));
+    } else {
+      const { runSmartHomeBench } = await import('./smart-home.js');
+      rows.push(...smartHomeRows(await runSmartHomeBench()));
     }
   }
   printTable(rows);

@@ -12,3 +12,4 @@ function walk(dir) {
   }
 }
 walk('services');
+walk('proto');

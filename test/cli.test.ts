@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createTestContext, DATABASE_URL, type TestContext } from './support/context.js';
 import { addIntegration, count } from './support/allio.js';
+import { verifyApiKey } from '../services/core/auth/api-keys.js';
 
 const run = promisify(execFile);
 let ctx: TestContext;
@@ -65,7 +66,7 @@ describe('hub CLI', () => {
 
   test('apply of an invalid document names the field and applies nothing', async () => {
     const file = path.join(dir, 'bad.yaml');
-    await writeFile(file, `${integrationYaml('gamma')}---${integrationYaml('delta', '  deletionControl: maybe\n')}`);
+    await writeFile(file, `${integrationYaml('gamma').replace('3f1e9a52-6c1d-4b8e-9f0a-2b7c5d4e6a10', '7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f')}---${integrationYaml('delta', '  deletionControl: maybe\n')}`);
     const r = await hub(['apply', '-f', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('document 2: spec.deletionControl');
@@ -92,5 +93,53 @@ describe('hub CLI', () => {
     const task = await ctx.db('allio_tasks').where({ id: row.id }).first();
     expect(task).toMatchObject({ status: 0, attempts: 0 });
     expect((await hub(['tasks', 'retry'])).stderr).toContain('give task ids, or --all-failed');
+  });
+
+  test('apply reads SmartHomePartner next to AllioIntegration, and smart-home list/retry replay a failed request', async () => {
+    const file = path.join(dir, 'partner.yaml');
+    await writeFile(file, `${integrationYaml('gamma').replace('3f1e9a52-6c1d-4b8e-9f0a-2b7c5d4e6a10', '7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f')}---
+apiVersion: integration-hub.io/v1alpha1
+kind: SmartHomePartner
+metadata:
+  name: domofon
+spec:
+  services: [intercom]
+`);
+    const applied = await hub(['apply', '-f', file]);
+    expect(applied.stdout).toContain('smartHomePartner/domofon created');
+    const partner = await ctx.db('smart_home_partners').where({ name: 'domofon' }).first();
+    expect(partner).toMatchObject({ services: ['intercom'], command_queue: 'partner.domofon.commands', oauth_client_id: 'domofon', active: true });
+
+    const [sub] = await ctx.db('smart_home_subscriptions').insert({
+      tenant_id: 't-cli', service: 'intercom', partner_id: partner.id, partner_ref: crypto.randomUUID(), state: 'failed', last_operation: 'connect',
+    }).returning('id');
+    const requestId = crypto.randomUUID();
+    await ctx.db('smart_home_requests').insert({
+      request_uuid: requestId, subscription_id: sub.id, tenant_id: 't-cli', kind: 'connect', state: 'failed', status: 3, attempts: 4,
+      last_error: 'the partner did not reply to 4 attempts',
+    });
+    const listed = await hub(['smart-home', 'list', '--json']);
+    expect(listed.stdout).toContain(requestId);
+    expect(listed.stdout).toContain('did not reply');
+    const retried = await hub(['smart-home', 'retry', '--all-failed']);
+    expect(retried.stdout).toBe(`re-queued 1 request(s): ${requestId}\n`);
+    expect(await ctx.db('smart_home_requests').where({ request_uuid: requestId }).first()).toMatchObject({ state: 'ready_for_request', status: 0, attempts: 0 });
+    expect((await ctx.db('smart_home_subscriptions').where({ id: sub.id }).first()).state).toBe('connecting');
+    expect((await hub(['smart-home', 'retry', 'not-a-uuid'])).code).toBe(1);
+  });
+
+  test('api-keys create prints a key once that the kitchen accepts until it is revoked; list never shows secrets', async () => {
+    const created = await hub(['api-keys', 'create', '--name', 'terminal 3', '--role', 'kitchen-operator']);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^hk_[a-z0-9]{12}_[A-Za-z0-9_-]{32,64}$/);
+    const id = key.split('_')[1] as string;
+    expect((await verifyApiKey(ctx.db, key)).roles).toEqual(['kitchen-operator']);
+    const listed = await hub(['api-keys', 'list', '--json']);
+    expect(listed.stdout).toContain(id);
+    expect(listed.stdout).not.toContain(key.split('_')[2]);
+    expect((await hub(['api-keys', 'create', '--name', 'x', '--role', 'tenant'])).code).toBe(1);
+    expect((await hub(['api-keys', 'revoke', id])).stdout).toBe(`revoked ${id}\n`);
+    await expect(verifyApiKey(ctx.db, key)).rejects.toThrow(/unknown, revoked/);
   });
 });

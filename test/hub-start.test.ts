@@ -3,12 +3,19 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 import { startServiceProcess } from './support/process.js';
+import { createVhost, type TestVhost } from './support/amqp.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 let ctx: TestContext;
+let vhost: TestVhost;
 beforeAll(async () => {
   ctx = await createTestContext('hubstart');
+  vhost = await createVhost('hubstart');
 });
 afterAll(async () => {
+  await vhost.close();
   await ctx.close();
 });
 
@@ -20,8 +27,11 @@ test('the all-in-one process with simulators syncs demo data within seconds and 
     DATABASE_SCHEMA: schema,
     REDIS_URL,
     REDIS_KEY_PREFIX: ctx.keyPrefix,
+    AMQP_URL: vhost.url,
     PORT: '0',
     ALLIO_SIM_PORT: '0',
+    TENANT_IDP_PORT: '0',
+    HUB_DEV_DIR: mkdtempSync(path.join(tmpdir(), 'hub-dev-')),
     LOG_LEVEL: 'info',
   }, ['--simulators']);
   try {
@@ -36,6 +46,10 @@ test('the all-in-one process with simulators syncs demo data within seconds and 
     expect(demo.rows).toEqual([{ name: 'demo', deletion_control: true }]);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/hub_allio_records_synced_total\{entity="(reserve|dealcard)"\} [1-9]/);
+    // The kitchen demo: menu imported, stock arrived through signed warehouse webhooks.
+    await waitFor(() => hub.output().includes('demo: kitchen ready'), 20_000, 'the kitchen demo');
+    const stock = await ctx.db.raw(`select count(*)::int as n from "${schema}".kitchen_warehouse_events`);
+    expect(stock.rows[0].n).toBe(3);
   } finally {
     hub.child.kill('SIGTERM');
     expect(await hub.exited).toBe(0);

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { upsertByName } from '../core/db.js';
 import { PermanentError } from '../core/errors.js';
 import type { AllioIntegrationResource } from './resource.js';
 
@@ -45,18 +46,7 @@ export async function upsertIntegration(
     deletion_control: r.spec.deletionControl,
     active: r.spec.active,
   };
-  const { rows } = await db.raw<{ rows: { id: string; created: boolean }[] }>(
-    `? on conflict (name) do update set
-       integration_uuid = excluded.integration_uuid, webhook_key = excluded.webhook_key,
-       api_base_url = excluded.api_base_url, api_token = excluded.api_token,
-       api_token_secret_name = excluded.api_token_secret_name, api_token_secret_key = excluded.api_token_secret_key,
-       deletion_control = excluded.deletion_control, active = excluded.active, updated_at = now()
-     returning id, (xmax = 0) as created`,
-    [db(INTEGRATIONS).insert(row)],
-  );
-  const first = rows[0];
-  if (!first) throw new Error(`upsert of integration ${r.metadata.name} returned nothing`);
-  return { id: String(first.id), created: first.created };
+  return upsertByName(db, INTEGRATIONS, row);
 }
 
 /** The bearer token for ALLIO: inline, or read from `<secretsDir>/<secret>/<key>` (a mounted Secret). */
@@ -74,4 +64,13 @@ export async function resolveToken(i: Integration, secretsDir: string): Promise<
     }
   }
   throw new PermanentError(`integration ${i.name} has no API token configured`);
+}
+
+/**
+ * Marks the integration inactive when its resource is deleted: webhooks get 403 and its tasks
+ * wait. The row stays, because tasks and CRM rows refer to it. Returns whether a row existed.
+ */
+export async function deactivateIntegration(db: Knex, name: string): Promise<boolean> {
+  const updated = await db(INTEGRATIONS).where({ name }).update({ active: false, updated_at: db.fn.now() });
+  return updated > 0;
 }

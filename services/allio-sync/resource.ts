@@ -1,8 +1,9 @@
 // The AllioIntegration resource: the YAML that `hub apply -f` reads and that the Kubernetes
 // custom resource of the same kind carries. One schema for both, so they cannot drift.
 import { z } from 'zod';
+import { API_VERSION, resourceSchema } from '../core/resource.js';
 
-export const API_VERSION = 'integration-hub.io/v1alpha1';
+export { API_VERSION };
 
 const secretKeyRef = z.object({
   name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes Secret name'),
@@ -29,17 +30,7 @@ export const allioIntegrationSpec = z
     path: ['apiToken'],
   });
 
-export const allioIntegrationResource = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('AllioIntegration'),
-  metadata: z.object({
-    name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")').max(63),
-    namespace: z.string().optional(),
-    labels: z.record(z.string()).optional(),
-    annotations: z.record(z.string()).optional(),
-  }).passthrough(),
-  spec: allioIntegrationSpec,
-}).passthrough();
+export const allioIntegrationResource = resourceSchema('AllioIntegration', allioIntegrationSpec);
 
 export type AllioIntegrationResource = z.infer<typeof allioIntegrationResource>;
 export type AllioIntegrationSpec = z.infer<typeof allioIntegrationSpec>;

@@ -1,10 +1,13 @@
-// The api service's HTTP application: the shared scaffold plus the webhook ingress routes.
+// The api service's HTTP application: the shared scaffold, the webhook ingress routes and, when
+// configured, the tenant API (smart home REST and the WebSocket) and the kitchen routes.
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { createHttpServer, type ReadinessCheck } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { registerAllioWebhook } from './allio-webhook.js';
+import { registerKitchenRoutes, type KitchenRoutesDeps } from './kitchen/index.js';
+import type { TenantApi } from './smart-home/index.js';
 
 export interface ApiDeps {
   db: Knex;
@@ -12,10 +15,16 @@ export interface ApiDeps {
   metrics: Metrics;
   readiness: ReadinessCheck[];
   bodyLimitBytes?: number;
+  /** Smart-home REST and the tenant WebSocket. */
+  tenant?: TenantApi;
+  /** The kitchen API and warehouse webhooks; left out when the kitchen is not configured. */
+  kitchen?: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>;
 }
 
 export function buildApi(d: ApiDeps): FastifyInstance {
   const app = createHttpServer(d);
   registerAllioWebhook(app, d);
+  d.tenant?.register(app);
+  if (d.kitchen) registerKitchenRoutes(app, { ...d, ...d.kitchen });
   return app;
 }

@@ -1,15 +1,38 @@
-// Entry point of the `api` Deployment: tenant REST and the webhook ingress.
-import { loadConfig, pingDb } from '../core/index.js';
-import { processBasics, runService } from '../core/runtime.js';
+// Entry point of the `api` Deployment: tenant REST and WebSocket, and the webhook ingress; with
+// KITCHEN_API=true also the kitchen routes, warehouse webhooks and the order status consumer.
+import { connectAmqp, pingAmqp } from '../core/amqp.js';
+import { TenantJwtAuthenticator } from '../core/auth/tenant-jwt.js';
+import { FieldCipher } from '../core/field-cipher.js';
+import { loadConfig, pingDb, pingRedis } from '../core/index.js';
+import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
 import { buildApi } from './app.js';
-import { apiEnv } from './config.js';
+import { apiEnv, tenantApiEnv } from './config.js';
+import { kitchenApiEnv, kitchenApiSwitch } from './kitchen/config.js';
+import { startKitchenApi } from './kitchen/runtime.js';
+import { createTenantApi } from './smart-home/index.js';
 
 await runService('api', async () => {
-  const config = loadConfig(apiEnv);
+  const config = { ...loadConfig(apiEnv.merge(kitchenApiSwitch)), ...loadConfig(tenantApiEnv) };
+  const kitchenConfig = config.KITCHEN_API ? loadConfig(kitchenApiEnv) : undefined;
   const { logger, metrics, db } = processBasics('api', config);
+  const redis = connectRedis(config, logger);
+  const redisSubscriber = connectRedis(config, logger, { subscriber: true });
+  const amqp = connectAmqp(config.AMQP_URL, logger, { name: `api ${instanceId(config.INSTANCE_ID)}` });
+  const authenticator = new TenantJwtAuthenticator(config);
+  const tenant = createTenantApi({
+    db, redis, redisSubscriber, amqp, authenticator, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
+  });
+  const kitchen = kitchenConfig
+    ? startKitchenApi(kitchenConfig, { redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, logger, metrics })
+    : undefined;
   const app = buildApi({
-    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
-    readiness: [{ name: 'postgres', check: () => pingDb(db) }],
+    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, tenant, kitchen: kitchen?.routes,
+    // Webhooks need only PostgreSQL; Redis and RabbitMQ are reported but do not take the pod out.
+    readiness: [
+      { name: 'postgres', check: () => pingDb(db) },
+      { name: 'redis', check: () => pingRedis(redis), critical: false },
+      { name: 'rabbitmq', check: () => pingAmqp(amqp), critical: false },
+    ],
   });
   await app.listen({ port: config.PORT, host: '0.0.0.0' });
   return {
@@ -17,7 +40,11 @@ await runService('api', async () => {
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     shutdown: async () => {
       await app.close();
+      await kitchen?.stop();
+      await amqp.close();
       await db.destroy();
+      redis.disconnect();
+      redisSubscriber.disconnect();
     },
   };
 });

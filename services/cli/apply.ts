@@ -1,32 +1,51 @@
 // `hub apply`: validates each YAML document against its resource schema and upserts it.
 import type { Knex } from 'knex';
+import type { z } from 'zod';
 import { upsertIntegration } from '../allio-sync/integrations.js';
 import { allioIntegrationResource } from '../allio-sync/resource.js';
+import { upsertPartner } from '../mq-bridge/partners.js';
+import { smartHomePartnerResource } from '../mq-bridge/resource.js';
+
+interface Kind<S extends z.ZodTypeAny> {
+  schema: S;
+  /** The resource's name in `hub apply` output (kubectl style). */
+  noun: string;
+  upsert(db: Knex, resource: z.infer<S>): Promise<{ created: boolean }>;
+}
+
+const kind = <S extends z.ZodTypeAny>(k: Kind<S>): Kind<z.ZodTypeAny> => k as Kind<z.ZodTypeAny>;
+
+/** Every kind `hub apply` understands, by `kind:`. */
+export const KINDS: Record<string, Kind<z.ZodTypeAny>> = {
+  AllioIntegration: kind({ schema: allioIntegrationResource, noun: 'allioIntegration', upsert: upsertIntegration }),
+  SmartHomePartner: kind({ schema: smartHomePartnerResource, noun: 'smartHomePartner', upsert: upsertPartner }),
+};
 
 /** Applies every document; all are validated first so that a bad file changes nothing. */
 export async function applyResources(db: Knex, docs: readonly unknown[]): Promise<string[]> {
   const problems: string[] = [];
   const valid = docs.flatMap((doc, i) => {
     if (doc === null || doc === undefined) return [];
-    const kind = (doc as { kind?: unknown }).kind;
-    if (kind !== 'AllioIntegration') {
-      problems.push(`document ${i + 1}: kind ${JSON.stringify(kind)} is not supported (expected AllioIntegration)`);
+    const name = (doc as { kind?: unknown }).kind;
+    const k = typeof name === 'string' && Object.hasOwn(KINDS, name) ? KINDS[name] : undefined;
+    if (!k) {
+      problems.push(`document ${i + 1}: kind ${JSON.stringify(name)} is not supported (expected ${Object.keys(KINDS).join(' or ')})`);
       return [];
     }
-    const parsed = allioIntegrationResource.safeParse(doc);
+    const parsed = k.schema.safeParse(doc);
     if (!parsed.success) {
       for (const issue of parsed.error.issues)
         problems.push(`document ${i + 1}: ${issue.path.join('.') || '(root)'} ${issue.message}`);
       return [];
     }
-    return [parsed.data];
+    return [{ k, resource: parsed.data as { metadata: { name: string } } }];
   });
   if (problems.length) throw new Error(`nothing applied:\n  ${problems.join('\n  ')}`);
   return db.transaction(async (trx) => {
     const out: string[] = [];
-    for (const r of valid) {
-      const { created } = await upsertIntegration(trx, r);
-      out.push(`allioIntegration/${r.metadata.name} ${created ? 'created' : 'configured'}`);
+    for (const { k, resource } of valid) {
+      const { created } = await k.upsert(trx, resource);
+      out.push(`${k.noun}/${resource.metadata.name} ${created ? 'created' : 'configured'}`);
     }
     return out;
   });

@@ -8,6 +8,9 @@ import { createDb, type Db } from '../core/db.js';
 import { migrate } from '../core/migrate.js';
 import { applyResources } from './apply.js';
 import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
+import { listRequests, replayFailedRequests } from '../mq-bridge/requests.js';
+import { createApiKey, listApiKeys, revokeApiKey } from '../core/auth/api-keys.js';
+import { KITCHEN_ROLES } from '../api/kitchen/permissions.js';
 
 async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
   const config = loadConfig(databaseEnv);
@@ -76,6 +79,74 @@ tasks
     await withDb(async (db) => {
       const retried = await retryTasks(db, { ids, integration: opts.integration });
       console.log(retried.length ? `re-queued ${retried.length} task(s): ${retried.join(', ')}` : 'no failed task matched');
+    });
+  });
+
+const smartHome = program.command('smart-home').description('inspect and replay smart-home connect/disconnect requests');
+smartHome
+  .command('list')
+  .description('list requests (failed ones by default)')
+  .addOption(new Option('-s, --state <state>', 'request state').choices(['ready_for_request', 'requested', 'complete', 'failed', 'all']).default('failed'))
+  .option('-l, --limit <n>', 'at most this many rows', (v) => Number.parseInt(v, 10), 50)
+  .option('--json', 'one JSON object per line')
+  .action(async (opts: { state: string; limit: number; json?: boolean }) => {
+    await withDb(async (db) => {
+      const rows = await listRequests(db, { state: opts.state === 'all' ? undefined : (opts.state as 'failed'), limit: opts.limit });
+      if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
+      else if (rows.length === 0) console.log('no requests');
+      else console.table(rows.map((r) => ({ ...r, lastError: r.lastError?.slice(0, 80) ?? '' })));
+    });
+  });
+smartHome
+  .command('retry')
+  .description("re-send failed requests: the given request ids, or every subscription's failed latest request with --all-failed")
+  .argument('[ids...]', 'request ids (UUIDs)')
+  .option('--all-failed', 'every failed request that is its subscription\'s latest')
+  .action(async (ids: string[], opts: { allFailed?: boolean }) => {
+    if (ids.length === 0 && !opts.allFailed) throw new Error('give request ids, or --all-failed');
+    if (ids.some((id) => !/^[0-9a-f-]{36}$/i.test(id))) throw new Error('request ids are UUIDs');
+    await withDb(async (db) => {
+      const retried = await replayFailedRequests(db, { requestIds: ids });
+      console.log(retried.length ? `re-queued ${retried.length} request(s): ${retried.join(', ')}` : 'no failed request matched');
+    });
+  });
+
+const apiKeys = program.command('api-keys').description('API keys of machine clients (kitchen terminals, back office)');
+const MACHINE_ROLES = KITCHEN_ROLES.filter((r) => r !== 'tenant');
+apiKeys
+  .command('create')
+  .description('create a key; it is printed once and only its hash is stored')
+  .requiredOption('-n, --name <name>', 'who uses the key, e.g. "kitchen terminal 3"')
+  .requiredOption('-r, --role <role...>', `roles: ${MACHINE_ROLES.join(', ')}`)
+  .action(async (opts: { name: string; role: string[] }) => {
+    const unknown = opts.role.filter((r) => !(MACHINE_ROLES as readonly string[]).includes(r));
+    if (unknown.length) throw new Error(`unknown role ${unknown.join(', ')}; roles are ${MACHINE_ROLES.join(', ')}`);
+    await withDb(async (db) => {
+      const { id, key } = await createApiKey(db, opts.name, opts.role);
+      console.error(`created key ${id} for "${opts.name}" (${opts.role.join(', ')}); store it now, it cannot be shown again:`);
+      console.log(key);
+    });
+  });
+apiKeys
+  .command('list')
+  .description('list keys (never their secrets)')
+  .option('--json', 'one JSON object per line')
+  .action(async (opts: { json?: boolean }) => {
+    await withDb(async (db) => {
+      const rows = await listApiKeys(db);
+      if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
+      else if (rows.length === 0) console.log('no keys');
+      else console.table(rows.map((r) => ({ ...r, roles: r.roles.join(' ') })));
+    });
+  });
+apiKeys
+  .command('revoke')
+  .description('revoke a key at once')
+  .argument('<id>', 'the key id (the part after hk_)')
+  .action(async (id: string) => {
+    await withDb(async (db) => {
+      if (!(await revokeApiKey(db, id))) throw new Error(`no key ${id}`);
+      console.log(`revoked ${id}`);
     });
   });
 

@@ -26,3 +26,18 @@ export function quoteIdent(name: string): string {
 export async function pingDb(db: Db, timeoutMs = 2_000): Promise<void> {
   await db.raw('select 1').timeout(timeoutMs, { cancel: true });
 }
+
+/**
+ * Inserts `row`, or updates every other column of the row with the same `name`: how resources
+ * (integrations, partners) are applied. `created` tells which happened (xmax is 0 for an insert).
+ */
+export async function upsertByName(db: Knex, table: string, row: Record<string, unknown> & { name: string }): Promise<{ id: string; created: boolean }> {
+  const sets = Object.keys(row).filter((c) => c !== 'name').map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`);
+  const { rows } = await db.raw<{ rows: { id: string; created: boolean }[] }>(
+    `? on conflict (name) do update set ${[...sets, 'updated_at = now()'].join(', ')} returning id, (xmax = 0) as created`,
+    [db(table).insert(row)],
+  );
+  const first = rows[0];
+  if (!first) throw new Error(`upsert into ${table} of ${row.name} returned nothing`);
+  return { id: String(first.id), created: first.created };
+}

@@ -6,7 +6,11 @@ import { toError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-export type ReadinessCheck = { name: string; check: () => Promise<void> };
+/**
+ * A dependency checked by /readyz. A non-critical one is reported but does not make the pod
+ * unready (a dependency only some routes need must not take the others out of service).
+ */
+export type ReadinessCheck = { name: string; check: () => Promise<void>; critical?: boolean };
 
 /** An error answered to a client: a stable code and a sentence that says what to fix. */
 export class ApiError extends Error {
@@ -78,16 +82,17 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
   app.get('/healthz', quiet, async () => ({ status: 'ok' }));
   app.get('/readyz', quiet, async (_req, reply) => {
     const results = await Promise.all(
-      o.readiness.map(async ({ name, check }) => {
+      o.readiness.map(async ({ name, check, critical }) => {
+        const c = critical ?? true;
         try {
           await withTimeout(check(), READY_TIMEOUT_MS, name);
-          return { name, ok: true as const };
+          return { name, ok: true as const, critical: c };
         } catch (thrown) {
-          return { name, ok: false as const, error: toError(thrown).message };
+          return { name, ok: false as const, critical: c, error: toError(thrown).message };
         }
       }),
     );
-    const ready = results.every((r) => r.ok);
+    const ready = results.every((r) => r.ok || !r.critical);
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: results });
   });
   app.get('/metrics', quiet, async (_req, reply) => {

@@ -19,8 +19,11 @@ export const REDACT_PATHS = [
   'token',
 ];
 
-/** URL path segments that are credentials: the ALLIO webhook key is the only secret in its URL. */
-const SECRET_PATHS: readonly RegExp[] = [/^(\/webhooks\/allio\/)[^/?#]+/];
+/**
+ * URL parts that are credentials: the ALLIO webhook key in its path, and the access token a browser's
+ * WebSocket passes as a query parameter.
+ */
+const SECRET_PATHS: readonly RegExp[] = [/^(\/webhooks\/allio\/)[^/?#]+/, /([?&]access_token=)[^&#]*/g];
 
 export function redactUrl(url: string): string {
   return SECRET_PATHS.reduce((u, re) => u.replace(re, '$1[redacted]'), url);

@@ -9,7 +9,7 @@ export function createMetrics(registry: Registry = new Registry()) {
     registry,
     reconcileAttempts: new client.Counter({
       name: 'hub_reconcile_attempts_total',
-      help: 'Work items handled by a reconciler, by outcome (done, retry, failed, skipped, released).',
+      help: 'Work items handled by a reconciler, by outcome (done, sent, retry, failed, skipped, released).',
       labelNames: ['reconciler', 'outcome'] as const,
       registers: [registry],
     }),

@@ -3,9 +3,14 @@
 import { Redis } from 'ioredis';
 import type { RedisConfig } from './config.js';
 
-export function createRedis(config: RedisConfig): Redis {
+/**
+ * `subscriber`: a connection that only SUBSCRIBEs. It queues (un)subscribes while reconnecting and
+ * re-subscribes its channels after a reconnect, since a lost subscription would silently drop events.
+ */
+export function createRedis(config: RedisConfig, o: { subscriber?: boolean } = {}): Redis {
   return new Redis(config.REDIS_URL, {
-    enableOfflineQueue: false,
+    enableOfflineQueue: o.subscriber ?? false,
+    autoResubscribe: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
     retryStrategy: (times) => Math.min(times * 200, 5_000),

@@ -25,8 +25,8 @@ export function processBasics(name: string, config: BaseConfig & DatabaseConfig)
 }
 
 /** A Redis connection whose connection errors are logged, not thrown at the process. */
-export function connectRedis(config: RedisConfig, logger: Logger): Redis {
-  const redis = createRedis(config);
+export function connectRedis(config: RedisConfig, logger: Logger, o: { subscriber?: boolean } = {}): Redis {
+  const redis = createRedis(config, o);
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   return redis;
 }

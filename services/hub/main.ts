@@ -1,23 +1,42 @@
-// `npm start`: every service of the hub in one process against local PostgreSQL and Redis
-// (standard localhost ports unless the environment says otherwise), migrating first.
-// `npm start -- --simulators` also runs the partner simulators and a demo integration.
+// `npm start`: every service of the hub in one process against local PostgreSQL, Redis and
+// RabbitMQ (standard localhost ports unless the environment says otherwise), migrating first.
+// `npm start -- --simulators` also runs the partner simulators, demo data and the tenant demo page.
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { allioEnv, loadConfig, migrate, pingDb, pingRedis, redisEnv, WorkListener } from '../core/index.js';
+import { connectAmqp, pingAmqp } from '../core/amqp.js';
+import { TenantJwtAuthenticator } from '../core/auth/tenant-jwt.js';
+import { FieldCipher } from '../core/field-cipher.js';
+import { allioEnv, loadConfig, migrate, pingDb, pingRedis, WorkListener } from '../core/index.js';
 import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
 import { createAllioSync } from '../allio-sync/service.js';
-import { apiEnv } from '../api/config.js';
+import { apiEnv, tenantApiEnv } from '../api/config.js';
 import { buildApi } from '../api/app.js';
+import { createTenantApi } from '../api/smart-home/index.js';
+import { createMqBridge } from '../mq-bridge/service.js';
+import { startTenantIdp, type TenantIdp } from '../simulators/tenant-idp/server.js';
 import { startDemo, type Demo } from './demo.js';
+import { devEncryptionKeys } from './dev-keys.js';
+import { prepareKitchenDemo, type KitchenDemo } from './kitchen-demo.js';
+import { registerDemoPage, startSmartHomeDemo } from './smart-home-demo.js';
 
-const demoEnv = z.object({ ALLIO_SIM_PORT: z.coerce.number().int().min(0).max(65535).default(4010) });
+const port = z.coerce.number().int().min(0).max(65535);
+const localEnv = z.object({
+  ALLIO_SIM_PORT: port.default(4010),
+  /** The development identity provider, started when TENANT_JWT_ISSUER is not set. */
+  TENANT_IDP_PORT: port.default(4020),
+  /** Where `npm start` keeps its development data-encryption key. */
+  HUB_DEV_DIR: z.string().min(1).default(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.dev')),
+});
 
 /** Local defaults: the services a development machine runs on their standard ports. */
 export const LOCAL_DEFAULTS: Record<string, string> = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
   DATABASE_SCHEMA: 'hub',
   REDIS_URL: 'redis://127.0.0.1:6379',
+  AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
   PORT: '8080',
 };
 
@@ -35,48 +54,79 @@ await runService('hub', async () => {
     process.stdout.write('usage: npm start [-- --simulators]\n');
     process.exit(0);
   }
-  const env = { ...LOCAL_DEFAULTS, ...process.env };
-  const config = {
-    ...loadConfig(apiEnv.merge(redisEnv), env),
-    ...loadConfig(allioEnv, env),
-    ...loadConfig(demoEnv, env),
-  };
+  const env: Record<string, string | undefined> = { ...LOCAL_DEFAULTS, ...process.env };
+  const local = loadConfig(localEnv, env);
+  let idp: TenantIdp | undefined;
+  if (!env.TENANT_JWT_ISSUER?.trim()) {
+    idp = await startTenantIdp({ port: local.TENANT_IDP_PORT });
+    Object.assign(env, { TENANT_JWT_ISSUER: idp.issuer, TENANT_JWKS_URL: idp.jwksUrl, TENANT_JWT_AUDIENCE: idp.audience });
+  }
+  const devKeys = env.DATA_ENCRYPTION_KEYS?.trim() ? undefined : devEncryptionKeys(local.HUB_DEV_DIR);
+  if (devKeys) env.DATA_ENCRYPTION_KEYS = devKeys.value;
+  const config = { ...loadConfig(apiEnv.merge(tenantApiEnv), env), ...loadConfig(allioEnv, env) };
+
   const { logger, metrics, db } = processBasics('hub', config);
+  if (idp) logger.info({ issuer: idp.issuer }, 'development identity provider issuing tenant tokens');
+  if (devKeys) logger.info({ file: devKeys.file, created: devKeys.created }, 'development data-encryption key in use');
   const migrated = await migrate(db, config.DATABASE_SCHEMA);
   logger.info({ schema: config.DATABASE_SCHEMA, applied: migrated.applied }, 'database migrated');
   const redis = connectRedis(config, logger);
+  const redisSubscriber = connectRedis(config, logger, { subscriber: true });
+  const amqp = connectAmqp(config.AMQP_URL, logger, { name: `hub ${instanceId(config.INSTANCE_ID)}` });
+  const cipher = new FieldCipher(config.DATA_ENCRYPTION_KEYS);
+  const owner = instanceId(config.INSTANCE_ID);
+  const authenticator = new TenantJwtAuthenticator(config);
+  const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
+  // The kitchen's partners are the simulators here, so it runs only with them.
+  const kitchen: KitchenDemo | undefined = values.simulators
+    ? await prepareKitchenDemo({ db, logger, metrics, listener, owner, env, redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, idp })
+    : undefined;
 
+  const tenant = createTenantApi({ db, redis, redisSubscriber, amqp, authenticator, cipher, config, logger, metrics });
   const app = buildApi({
-    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
+    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, tenant,
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },
       { name: 'redis', check: () => pingRedis(redis) },
+      { name: 'rabbitmq', check: () => pingAmqp(amqp) },
     ],
+    kitchen: kitchen?.routes,
   });
-  const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
-  const sync = createAllioSync({ db, redis, config, logger, metrics, listener, owner: instanceId(config.INSTANCE_ID) });
+  if (values.simulators && idp) registerDemoPage(app, idp);
+  const sync = createAllioSync({ db, redis, config, logger, metrics, listener, owner });
+  const bridge = createMqBridge({ db, redis, amqp, cipher, config, logger, metrics, listener, owner });
   const address = await app.listen({ port: config.PORT, host: '0.0.0.0' });
   await listener.start();
   await sync.start();
+  await bridge.start();
   let demo: Demo | undefined;
+  let smartHomeDemo: { stop(): Promise<void> } | undefined;
   if (values.simulators) {
+    await kitchen?.start(`http://127.0.0.1:${listeningPort(app.server.address())}`);
     demo = await startDemo({
       db, logger,
       apiUrl: `http://127.0.0.1:${listeningPort(app.server.address())}`,
-      simulatorPort: config.ALLIO_SIM_PORT,
+      simulatorPort: local.ALLIO_SIM_PORT,
     });
+    smartHomeDemo = await startSmartHomeDemo({ db, amqpUrl: config.AMQP_URL, logger });
+    logger.info({ page: `${address}/demo/` }, 'demo: tenant demo page ready');
   }
   logger.info({ address, simulators: values.simulators }, 'integration hub running');
   return {
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     shutdown: async () => {
+      await smartHomeDemo?.stop();
       await demo?.stop();
+      await kitchen?.stop();
       await app.close();
-      await sync.stop(config.SHUTDOWN_TIMEOUT_MS);
+      await Promise.all([sync.stop(config.SHUTDOWN_TIMEOUT_MS), bridge.stop(config.SHUTDOWN_TIMEOUT_MS)]);
       await listener.stop();
+      await amqp.close();
+      await idp?.close();
       await db.destroy();
       redis.disconnect();
+      redisSubscriber.disconnect();
     },
   };
 });

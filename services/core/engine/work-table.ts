@@ -29,6 +29,11 @@ export interface WorkTableOptions {
   leaseMs: number;
   maxAttempts: number;
   backoff?: BackoffPolicy;
+  /**
+   * Fail rows at claim time once their attempts are used up (their workers kept dying). A domain
+   * whose failure must also change other rows turns this off and handles such rows itself.
+   */
+  failExhaustedOnClaim?: boolean;
 }
 
 export type Outcome =
@@ -92,6 +97,7 @@ export class WorkTable {
   }
 
   private async dropExhausted<R extends WorkRow>(rows: R[], owner: string): Promise<R[]> {
+    if (this.options.failExhaustedOnClaim === false) return rows;
     const exhausted = rows.filter((r) => r.attempts > this.options.maxAttempts);
     if (exhausted.length === 0) return rows;
     await this.fail(

@@ -1,6 +1,8 @@
 // The ordered list of schema migrations. Append only: a migration that has shipped never changes.
 import { core } from './000001_core.js';
 import { allio } from './000002_allio.js';
+import { smartHome } from './000003_smart_home.js';
+import { kitchen } from './000004_kitchen.js';
 
 export interface Migration {
   id: number;
@@ -8,4 +10,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, allio];
+export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen];

@@ -1,0 +1,21 @@
+// Who may do what in the kitchen API. Tenants (JWT) order and pay; kitchen operators (API keys of
+// kitchen terminals) follow orders and stock; kitchen admins (back office) manage technology cards.
+import type { PermissionTable } from '../../core/auth/rbac.js';
+
+export type KitchenPermission =
+  | 'menu:read' | 'orders:create' | 'orders:pay' | 'orders:read' | 'stock:read' | 'tech-cards:read' | 'tech-cards:write';
+
+export const KITCHEN_ROLES = ['tenant', 'kitchen-operator', 'kitchen-admin'] as const;
+
+export const KITCHEN_PERMISSIONS: PermissionTable<KitchenPermission> = {
+  'menu:read': ['tenant', 'kitchen-operator', 'kitchen-admin'],
+  'orders:create': ['tenant'],
+  'orders:pay': ['tenant'],
+  'orders:read': ['tenant', 'kitchen-operator'],
+  'stock:read': ['kitchen-operator', 'kitchen-admin'],
+  'tech-cards:read': ['kitchen-operator', 'kitchen-admin'],
+  'tech-cards:write': ['kitchen-admin'],
+};
+
+/** Route config naming the permission, typed so a misspelt permission does not compile. */
+export const needs = (permission: KitchenPermission) => ({ config: { permission } });

@@ -1,0 +1,55 @@
+// Warehouse webhooks at `POST /webhooks/warehouse` (Standard Webhooks): the signature is checked on
+// the raw body against every current secret, the timestamp against the tolerance window, and the
+// event is stored once per webhook-id; 200 only after the commit. A refused delivery stores nothing.
+import type { FastifyInstance } from 'fastify';
+import type { Knex } from 'knex';
+import { ApiError } from '../../core/http.js';
+import type { Metrics } from '../../core/metrics.js';
+import { verify } from '../../core/standard-webhooks.js';
+import { warehouseEvent } from '../../kitchen/warehouse-events.js';
+
+export interface WarehouseWebhookDeps {
+  db: Knex;
+  metrics: Metrics;
+  secrets: readonly string[];
+  toleranceSeconds: number;
+  /** Unix seconds; tests move it. */
+  nowSeconds?: () => number;
+}
+
+const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+
+export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebhookDeps): void {
+  const reject = (status: number, code: string, message: string, details?: unknown): never => {
+    d.metrics.webhooks.inc({ source: 'warehouse', result: code });
+    throw new ApiError(status, code, message, details);
+  };
+  // The signature covers the exact bytes, so this scope keeps the JSON body as text.
+  void app.register(async (scope) => {
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    scope.post('/webhooks/warehouse', async (req, reply) => {
+      const raw = typeof req.body === 'string' ? req.body : '';
+      const result = verify(d.secrets, {
+        id: header(req.headers['webhook-id']), timestamp: header(req.headers['webhook-timestamp']), signature: header(req.headers['webhook-signature']),
+      }, raw, (d.nowSeconds ?? (() => Math.floor(Date.now() / 1000)))(), d.toleranceSeconds);
+      if (!result.ok) return reject(result.code === 'missing_headers' ? 400 : 401, result.code, result.message);
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch {
+        return reject(400, 'malformed_json', 'The body is not JSON.');
+      }
+      const event = warehouseEvent.safeParse(json);
+      if (!event.success)
+        return reject(422, 'invalid_event', 'The body is not a warehouse event {type: stock.level|stock.receipt|stock.expiry, timestamp, data}.',
+          event.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })));
+      const inserted = await d.db('kitchen_warehouse_events')
+        .insert({ webhook_id: result.id, type: event.data.type, payload: JSON.stringify(event.data), occurred_at: new Date(event.data.timestamp) })
+        .onConflict('webhook_id').ignore().returning('id');
+      const status = inserted.length > 0 ? 'accepted' : 'duplicate';
+      d.metrics.webhooks.inc({ source: 'warehouse', result: status });
+      return reply.status(200).send({ status });
+    });
+  });
+}

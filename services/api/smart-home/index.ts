@@ -1,0 +1,70 @@
+// The api's smart-home part, composed: tenant routes, open commands, and the tenant WebSocket.
+import type { AmqpConnectionManager } from 'amqp-connection-manager';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Knex } from 'knex';
+import type { Authenticator } from '../../core/auth/tenant-jwt.js';
+import type { FieldCipher } from '../../core/field-cipher.js';
+import type { Logger } from '../../core/logger.js';
+import type { Metrics } from '../../core/metrics.js';
+import { TenantEventPublisher } from '../../core/tenant-events.js';
+import { CommandCache } from '../../mq-bridge/command-cache.js';
+import type { SmartHomeConfig } from '../../mq-bridge/config.js';
+import { smartHomeMetrics } from '../../mq-bridge/metrics.js';
+import { CommandPublisher } from '../../mq-bridge/publisher.js';
+import { EventSockets } from '../events-ws.js';
+import { OpenCommands } from './open-commands.js';
+import { registerSmartHomeRoutes } from './routes.js';
+
+export interface TenantApiDeps {
+  db: Knex;
+  redis: Redis;
+  /** A second Redis connection, used only for SUBSCRIBE. */
+  redisSubscriber: Redis;
+  amqp: AmqpConnectionManager;
+  authenticator: Authenticator;
+  cipher: FieldCipher;
+  config: SmartHomeConfig & { REDIS_KEY_PREFIX: string; WS_HEARTBEAT_MS: number; WS_MAX_SOCKETS_PER_TENANT: number };
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface TenantApi {
+  events: TenantEventPublisher;
+  sockets: EventSockets;
+  register(app: FastifyInstance): void;
+  close(): Promise<void>;
+}
+
+export function createTenantApi(d: TenantApiDeps): TenantApi {
+  const shMetrics = smartHomeMetrics(d.metrics.registry);
+  const events = new TenantEventPublisher(d.redis, d.config.REDIS_KEY_PREFIX);
+  const publisher = new CommandPublisher(d.amqp, d.logger, shMetrics);
+  const commands = new OpenCommands({
+    cache: new CommandCache(d.redis, d.config.REDIS_KEY_PREFIX), publisher, logger: d.logger,
+    ttlMs: d.config.SMART_HOME_COMMAND_TTL_MS, retentionMs: d.config.SMART_HOME_RESULT_RETENTION_MS,
+  });
+  const sockets = new EventSockets({
+    authenticator: d.authenticator, subscriber: d.redisSubscriber, keyPrefix: d.config.REDIS_KEY_PREFIX,
+    logger: d.logger, metrics: shMetrics, heartbeatMs: d.config.WS_HEARTBEAT_MS, maxSocketsPerTenant: d.config.WS_MAX_SOCKETS_PER_TENANT,
+  });
+  return {
+    events,
+    sockets,
+    register(app) {
+      registerSmartHomeRoutes(app, { db: d.db, authenticator: d.authenticator, cipher: d.cipher, events, commands });
+      sockets.attach(app.server);
+      commands.start();
+      app.addHook('onClose', async () => {
+        await commands.close();
+        await sockets.close();
+        await publisher.close();
+      });
+    },
+    async close() {
+      await commands.close();
+      await sockets.close();
+      await publisher.close();
+    },
+  };
+}

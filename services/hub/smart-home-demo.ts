@@ -1,0 +1,43 @@
+// Smart-home demo of `npm start -- --simulators`: a partner simulator serving intercom and barrier,
+// its SmartHomePartner row, and the tenant demo page at /demo/ that plays the mobile app (sign in
+// as a demo tenant, connect, open, watch states change over the WebSocket).
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { ApiError } from '../core/http.js';
+import type { Logger } from '../core/logger.js';
+import { API_VERSION } from '../core/resource.js';
+import { upsertPartner } from '../mq-bridge/partners.js';
+import { defaultCommandQueue, smartHomePartnerResource } from '../mq-bridge/resource.js';
+import { PartnerSimulator } from '../simulators/smart-home/partner.js';
+import type { TenantIdp } from '../simulators/tenant-idp/server.js';
+
+export const DEMO_PARTNER = 'demo-partner';
+
+const signIn = z.object({ tenant: z.string().trim().regex(/^[a-z0-9][a-z0-9-]{1,40}$/, 'must be 2–41 lower-case letters, digits or "-"') });
+
+export async function startSmartHomeDemo(o: { db: Knex; amqpUrl: string; logger: Logger; replyDelayMs?: number }): Promise<{ stop(): Promise<void> }> {
+  await upsertPartner(o.db, smartHomePartnerResource.parse({
+    apiVersion: API_VERSION, kind: 'SmartHomePartner', metadata: { name: DEMO_PARTNER }, spec: { services: ['intercom', 'barrier'] },
+  }));
+  const partner = new PartnerSimulator({
+    amqpUrl: o.amqpUrl, partner: DEMO_PARTNER, commandQueue: defaultCommandQueue(DEMO_PARTNER), logger: o.logger,
+    behaviour: { delayMs: o.replyDelayMs ?? 400 },
+  });
+  await partner.start();
+  o.logger.info({ partner: DEMO_PARTNER }, 'demo: smart-home partner simulator consuming');
+  return { stop: () => partner.stop() };
+}
+
+/** The demo page and its sign-in (a token from the development identity provider). */
+export function registerDemoPage(app: FastifyInstance, idp: TenantIdp): void {
+  const page = new URL('./demo-page/index.html', import.meta.url);
+  app.get('/demo/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(page, 'utf8')));
+  app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
+  app.post('/demo/api/sign-in', async (req) => {
+    const body = signIn.safeParse(req.body);
+    if (!body.success) throw new ApiError(422, 'invalid_body', `tenant ${body.error.issues[0]?.message ?? 'is invalid'}`);
+    return { accessToken: await idp.issue(body.data.tenant, { ttlSeconds: 8 * 3600 }), tenant: body.data.tenant };
+  });
+}

@@ -1,0 +1,29 @@
+// Kitchen metrics, registered on the process registry next to the engine's.
+import client, { type Registry } from 'prom-client';
+
+export function createKitchenMetrics(registry: Registry) {
+  const get = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
+  return {
+    payments: get('hub_kitchen_payments_total', () => new client.Counter({
+      name: 'hub_kitchen_payments_total', help: 'Payments settled, by outcome (approved, declined, failed).',
+      labelNames: ['outcome'] as const, registers: [registry],
+    })),
+    productions: get('hub_kitchen_productions_total', () => new client.Counter({
+      name: 'hub_kitchen_productions_total', help: 'Production orders finished, by outcome (produced, failed).',
+      labelNames: ['outcome'] as const, registers: [registry],
+    })),
+    onecDocuments: get('hub_kitchen_onec_documents_total', () => new client.Counter({
+      name: 'hub_kitchen_onec_documents_total', help: 'Documents sent to 1C, by document type and result (sent, already_there).',
+      labelNames: ['doc_type', 'result'] as const, registers: [registry],
+    })),
+    statusEvents: get('hub_kitchen_status_events_total', () => new client.Counter({
+      name: 'hub_kitchen_status_events_total', help: 'Order status events, by side (published, delivered, dead_lettered).',
+      labelNames: ['result'] as const, registers: [registry],
+    })),
+    warehouseEvents: get('hub_kitchen_warehouse_events_total', () => new client.Counter({
+      name: 'hub_kitchen_warehouse_events_total', help: 'Warehouse events applied to the stock, by type.',
+      labelNames: ['type'] as const, registers: [registry],
+    })),
+  };
+}
+export type KitchenMetrics = ReturnType<typeof createKitchenMetrics>;

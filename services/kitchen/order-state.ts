@@ -1,0 +1,39 @@
+// The order state machine as data: which state may follow which. Every transition in the database
+// goes through `allowedFrom`, so applying the same change twice is a no-op rather than an error.
+
+export const ORDER_STATES = [
+  'awaiting_payment', 'payment_pending', 'payment_declined', 'paid', 'in_production', 'produced', 'failed',
+] as const;
+export type OrderState = (typeof ORDER_STATES)[number];
+
+const TRANSITIONS: Record<OrderState, readonly OrderState[]> = {
+  awaiting_payment: ['payment_pending'],
+  payment_pending: ['paid', 'payment_declined', 'failed'],
+  // The tenant may try another card after a decline.
+  payment_declined: ['payment_pending'],
+  paid: ['in_production', 'failed'],
+  in_production: ['produced', 'failed'],
+  produced: [],
+  failed: [],
+};
+
+export const FINAL_STATES: readonly OrderState[] = ORDER_STATES.filter((s) => TRANSITIONS[s].length === 0);
+
+export function canTransition(from: OrderState, to: OrderState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** The states an order may be in for `to` to be applied. */
+export function allowedFrom(to: OrderState): OrderState[] {
+  return ORDER_STATES.filter((s) => TRANSITIONS[s].includes(to));
+}
+
+export type TransitionDecision =
+  | { apply: true }
+  | { apply: false; reason: 'already_there' | 'not_allowed'; from: OrderState; to: OrderState };
+
+/** Whether to apply `to` to an order in `from`; repeating a transition is reported, not failed. */
+export function decideTransition(from: OrderState, to: OrderState): TransitionDecision {
+  if (canTransition(from, to)) return { apply: true };
+  return { apply: false, reason: from === to ? 'already_there' : 'not_allowed', from, to };
+}

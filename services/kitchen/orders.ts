@@ -1,0 +1,61 @@
+// Order persistence: the guarded state transition (which also queues the status event in the same
+// transaction), and reading the menu's technology cards and the stock.
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import { allowedFrom, type OrderState } from './order-state.js';
+import { techCard, type TechCard } from './tech-card.js';
+import { releaseStock } from './stock.js';
+
+export interface OrderRow {
+  id: string;
+  tenant_id: string;
+  state: OrderState;
+  items: { dishId: string; name: string; quantity: number; priceMinor: number }[];
+  total_minor: string;
+  currency: string;
+  reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+  paid_at: Date | null;
+  produced_at: Date | null;
+}
+
+/**
+ * Moves an order to `to` if its current state allows it, and queues the status event; returns
+ * false (and changes nothing) when the order is already there or elsewhere, which makes every
+ * caller idempotent.
+ */
+export async function transition(
+  trx: Knex.Transaction,
+  orderId: string,
+  to: OrderState,
+  o: { reason?: string; set?: Record<string, Knex.Value> } = {},
+): Promise<boolean> {
+  const rows = await trx('kitchen_orders')
+    .where({ id: orderId })
+    .whereIn('state', allowedFrom(to))
+    .update({ state: to, reason: o.reason ?? null, updated_at: trx.fn.now(), ...o.set })
+    .returning(['tenant_id']);
+  const row = rows[0] as { tenant_id: string } | undefined;
+  if (!row) return false;
+  // A declined or failed order no longer holds stock (it reserves again if paid again).
+  if (to === 'payment_declined' || to === 'failed') await releaseStock(trx, orderId);
+  await trx('kitchen_outbox').insert({ event_id: randomUUID(), order_id: orderId, tenant_id: row.tenant_id, state: to, reason: o.reason ?? null });
+  return true;
+}
+
+export async function loadCards(db: Knex, dishIds: readonly string[]): Promise<Map<string, TechCard>> {
+  const rows = await db('kitchen_dishes').whereIn('id', dishIds as string[]).andWhere({ active: true }).select('id', 'card');
+  return new Map(rows.map((r: { id: string; card: unknown }) => [r.id, techCard.parse(r.card)]));
+}
+
+/** Stores a dish from its card; false (nothing written) when a newer version is already stored. */
+export async function saveTechCard(db: Knex, card: TechCard, xml: string): Promise<boolean> {
+  const row = {
+    id: card.dishId, name: card.name, price_minor: card.price.minor, currency: card.price.currency,
+    card: JSON.stringify(card), card_xml: xml, card_version: card.version, active: true, updated_at: db.fn.now(),
+  };
+  // Production systems may resend stale cards; the version decides.
+  const saved = await db('kitchen_dishes').insert(row).onConflict('id').merge().where('kitchen_dishes.card_version', '<=', card.version).returning('id');
+  return saved.length > 0;
+}

@@ -1,0 +1,119 @@
+// Payment gateway client: `POST {gateway}/api/v1/payments/process` over HTTPS with TLS 1.3 as the
+// minimum and the certificate verified against the configured CA. The Idempotency-Key makes a
+// retried call return the first outcome instead of charging again.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import { z } from 'zod';
+import { HttpError, parseRetryAfter, PermanentError } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
+
+export const paymentResult = z.object({
+  paymentId: z.string().min(1),
+  status: z.enum(['approved', 'declined']),
+  declineCode: z.string().optional(),
+});
+export type PaymentResult = z.infer<typeof paymentResult>;
+
+export interface PaymentRequest {
+  idempotencyKey: string;
+  orderId: string;
+  amountMinor: number;
+  currency: string;
+  cardToken: string;
+}
+
+export interface PaymentClientOptions {
+  baseUrl: string;
+  apiKey: string;
+  /** PEM text of the CA bundle; undefined means the system store. */
+  ca?: string;
+  timeoutMs: number;
+  metrics?: Metrics;
+}
+
+export function readCa(file: string | undefined): string | undefined {
+  return file ? readFileSync(file, 'utf8') : undefined;
+}
+
+export class PaymentClient {
+  private readonly agent: https.Agent;
+
+  constructor(private readonly o: PaymentClientOptions) {
+    this.agent = new https.Agent({
+      keepAlive: true,
+      minVersion: 'TLSv1.3',
+      ca: o.ca,
+      rejectUnauthorized: true,
+    });
+  }
+
+  async process(req: PaymentRequest, signal?: AbortSignal): Promise<PaymentResult> {
+    const body = JSON.stringify({
+      orderId: req.orderId,
+      amount: { value: req.amountMinor, currency: req.currency },
+      paymentToken: req.cardToken,
+    });
+    const end = this.o.metrics?.partnerRequests.startTimer({ partner: 'payment-gateway', operation: 'payments/process' });
+    let result = 'error';
+    try {
+      const res = await this.post('/api/v1/payments/process', body, { 'idempotency-key': req.idempotencyKey }, signal);
+      result = String(res.status);
+      if (res.status < 200 || res.status >= 300)
+        throw new HttpError(res.status, `payment gateway answered ${res.status}: ${res.text.slice(0, 300)}`, parseRetryAfter(res.retryAfter));
+      const parsed = paymentResult.safeParse(safeJson(res.text));
+      if (!parsed.success) throw new PermanentError('payment gateway answered 2xx without {paymentId, status}');
+      return parsed.data;
+    } finally {
+      end?.({ result });
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private post(path: string, body: string, headers: Record<string, string>, signal?: AbortSignal) {
+    const url = new URL(path, this.o.baseUrl.replace(/\/?$/, '/'));
+    return new Promise<{ status: number; text: string; retryAfter: string | undefined }>((resolve, reject) => {
+      const req = https.request(url, {
+        method: 'POST',
+        agent: this.agent,
+        timeout: this.o.timeoutMs,
+        signal,
+        headers: {
+          authorization: `Bearer ${this.o.apiKey}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          accept: 'application/json',
+          ...headers,
+        },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({
+          status: res.statusCode ?? 0,
+          text: Buffer.concat(chunks).toString('utf8'),
+          retryAfter: typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined,
+        }));
+        res.on('error', reject);
+      });
+      // No answer within the budget: the charge may or may not have happened; the retry with the
+      // same Idempotency-Key finds out.
+      req.on('timeout', () => {
+        const e = new Error(`payment gateway gave no answer within ${this.o.timeoutMs} ms`);
+        e.name = 'TimeoutError';
+        req.destroy(e);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

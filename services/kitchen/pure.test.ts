@@ -1,0 +1,103 @@
+// Pure kitchen logic without servers: the order state machine, the card-number guard, Standard
+// Webhooks signatures, technology-card XML and the write-off arithmetic.
+import { describe, expect, test } from '@jest/globals';
+import { sign, verify } from '../core/standard-webhooks.js';
+import { findCardNumber, luhnValid } from './card-number.js';
+import { BORSCHT, SALAD, cardXml } from './demo-cards.js';
+import { allowedFrom, canTransition, decideTransition, FINAL_STATES } from './order-state.js';
+import { parseTechCard, techCardToXml, TechCardError } from './tech-card.js';
+import { requirements, shortages, type StockLevel } from './write-off.js';
+
+describe('order state machine', () => {
+  test('an order is paid only from payment_pending and produced only from in_production', () => {
+    expect(allowedFrom('paid')).toEqual(['payment_pending']);
+    expect(allowedFrom('produced')).toEqual(['in_production']);
+    expect(canTransition('awaiting_payment', 'produced')).toBe(false);
+  });
+  test('repeating a transition is reported as already_there, a jump as not_allowed', () => {
+    expect(decideTransition('paid', 'paid')).toMatchObject({ apply: false, reason: 'already_there' });
+    expect(decideTransition('awaiting_payment', 'in_production')).toMatchObject({ apply: false, reason: 'not_allowed' });
+    expect(decideTransition('payment_declined', 'payment_pending')).toEqual({ apply: true });
+  });
+  test('produced and failed are final', () => {
+    expect([...FINAL_STATES].sort()).toEqual(['failed', 'produced']);
+  });
+});
+
+describe('card-number guard', () => {
+  test('Luhn accepts test card numbers and refuses a changed digit', () => {
+    expect(luhnValid('4111111111111111')).toBe(true);
+    expect(luhnValid('4111111111111112')).toBe(false);
+  });
+  test('a card number is found anywhere in a body, grouped or not, as string or number', () => {
+    expect(findCardNumber({ a: { b: ['x', 'my card 4111 1111 1111 1111 thanks'] } })).toBe('$.a.b[1]');
+    expect(findCardNumber({ n: 5555555555554444 })).toBe('$.n');
+    expect(findCardNumber({ comment: '4000-0000-0000-0002' })).toBe('$.comment');
+  });
+  test('phone numbers, uuids and non-Luhn digit runs pass', () => {
+    expect(findCardNumber({ phone: '+7 999 123-45-67', id: '0c6e7a53-1111-4111-8111-111111111111', n: '1234567890123' })).toBeUndefined();
+  });
+});
+
+describe('Standard Webhooks signatures', () => {
+  const secret = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
+  const old = `whsec_${Buffer.from('fedcba9876543210fedcba9876543210').toString('base64')}`;
+  const body = '{"type":"stock.level"}';
+  const now = 1_700_000_000;
+  test('a signature by any of the current secrets is accepted (key rotation)', () => {
+    const sig = sign(old, 'msg_1', now, body);
+    expect(verify([secret, old], { id: 'msg_1', timestamp: String(now), signature: `v1,bogus ${sig}` }, body, now)).toMatchObject({ ok: true });
+  });
+  test('a changed body, an unknown secret or a stale timestamp is refused with its code', () => {
+    const sig = sign(secret, 'msg_1', now, body);
+    expect(verify([secret], { id: 'msg_1', timestamp: String(now), signature: sig }, `${body} `, now)).toMatchObject({ code: 'invalid_signature' });
+    expect(verify([old], { id: 'msg_1', timestamp: String(now), signature: sig }, body, now)).toMatchObject({ code: 'invalid_signature' });
+    expect(verify([secret], { id: 'msg_1', timestamp: String(now), signature: sig }, body, now + 301)).toMatchObject({ code: 'timestamp_out_of_tolerance' });
+    expect(verify([secret], { id: undefined, timestamp: String(now), signature: sig }, body, now)).toMatchObject({ code: 'missing_headers' });
+  });
+});
+
+describe('technology cards', () => {
+  test('a valid card is read, and written back to XML that reads the same', async () => {
+    const card = await parseTechCard(BORSCHT);
+    expect(card).toMatchObject({ dishId: 'borscht', version: 1, price: { minor: 45_000, currency: 'RUB' } });
+    expect(card.ingredients).toEqual([
+      { code: 'beet', unit: 'g', gross: 120, net: 115 },
+      { code: 'beef', unit: 'g', gross: 80, net: 75 },
+    ]);
+    expect(await parseTechCard(techCardToXml(card))).toEqual(card);
+  });
+  test('a card breaking the schema is refused with the validator messages', async () => {
+    const bad = cardXml({ dishId: 'Bad Id', name: 'x', priceMinor: 1, ingredients: [['beet', -1]] });
+    const err = await parseTechCard(bad).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TechCardError);
+    expect((err as TechCardError).problems.join('\n')).toMatch(/dishId|gross/);
+  });
+  test('a card with a DOCTYPE (entity expansion) is refused before parsing', async () => {
+    await expect(parseTechCard(`<!DOCTYPE x [<!ENTITY a "aaaa">]>${BORSCHT.replace(/^<\?xml[^>]*>/, '')}`)).rejects.toThrow(/DOCTYPE/);
+  });
+});
+
+describe('write-off arithmetic', () => {
+  test('gross amounts are summed per ingredient over portions', async () => {
+    const cards = new Map([['borscht', await parseTechCard(BORSCHT)], ['salad', await parseTechCard(SALAD)]]);
+    expect(requirements([{ dishId: 'borscht', quantity: 2 }, { dishId: 'salad', quantity: 1 }], cards)).toEqual([
+      { ingredient: 'beef', unit: 'g', quantity: 160 },
+      { ingredient: 'beet', unit: 'g', quantity: 300.5 },
+      { ingredient: 'walnut', unit: 'g', quantity: 15 },
+    ]);
+  });
+  test('missing, short and expired ingredients are named with their reason', () => {
+    const now = new Date('2030-01-01T12:00:00Z');
+    const stock = new Map<string, StockLevel>([
+      ['beet', { ingredient: 'beet', quantity: 100, unit: 'g', expiresAt: null }],
+      ['beef', { ingredient: 'beef', quantity: 1000, unit: 'g', expiresAt: new Date('2030-01-01T11:00:00Z') }],
+    ]);
+    const need = [
+      { ingredient: 'beef', unit: 'g', quantity: 10 },
+      { ingredient: 'beet', unit: 'g', quantity: 120 },
+      { ingredient: 'walnut', unit: 'g', quantity: 1 },
+    ];
+    expect(shortages(need, stock, now).map((s) => `${s.ingredient}:${s.reason}`)).toEqual(['beef:expired', 'beet:out_of_stock', 'walnut:out_of_stock']);
+  });
+});

@@ -1,0 +1,56 @@
+// Order status events as Protobuf (proto/kitchen/v1/order_status.proto) on RabbitMQ: the topology
+// both sides declare, encoding with validation, and decoding that rejects what is not an event.
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import { z } from 'zod';
+import { ORDER_STATES } from './order-state.js';
+
+export const STATUS_EXCHANGE = 'kitchen.events';
+export const STATUS_ROUTING_KEY = 'order.status';
+export const STATUS_QUEUE = 'kitchen.order-status';
+export const DEAD_EXCHANGE = 'kitchen.events.dlx';
+export const DEAD_QUEUE = 'kitchen.order-status.dead';
+export const CONTENT_TYPE = 'application/x-protobuf; proto=integrationhub.kitchen.v1.OrderStatusChanged';
+
+const root = protobuf.loadSync(fileURLToPath(new URL('../../proto/kitchen/v1/order_status.proto', import.meta.url)));
+const Message = root.lookupType('integrationhub.kitchen.v1.OrderStatusChanged');
+
+export const orderStatusEvent = z.object({
+  eventId: z.string().uuid(),
+  orderId: z.string().uuid(),
+  tenantId: z.string().min(1),
+  state: z.enum(ORDER_STATES),
+  reason: z.string(),
+  occurredAtMs: z.number().int().positive(),
+});
+export type OrderStatusEvent = z.infer<typeof orderStatusEvent>;
+
+export function encodeStatus(e: OrderStatusEvent): Buffer {
+  return Buffer.from(Message.encode(Message.fromObject(orderStatusEvent.parse(e))).finish());
+}
+
+/** Decodes and validates; throws on bytes that are not a complete, valid event. */
+export function decodeStatus(bytes: Uint8Array): OrderStatusEvent {
+  const obj = Message.toObject(Message.decode(bytes), { longs: Number, defaults: true });
+  return orderStatusEvent.parse(obj);
+}
+
+/** Minimal channel surface used for the topology (amqplib's Channel and ConfirmChannel have it). */
+export interface TopologyChannel {
+  assertExchange(name: string, type: string, o: { durable: boolean }): Promise<unknown>;
+  assertQueue(name: string, o: { durable: boolean; arguments?: Record<string, unknown> }): Promise<unknown>;
+  bindQueue(queue: string, exchange: string, key: string): Promise<unknown>;
+}
+
+/** Declared by the publisher and the consumer alike, so neither depends on who starts first. */
+export async function assertStatusTopology(ch: TopologyChannel): Promise<void> {
+  await ch.assertExchange(STATUS_EXCHANGE, 'topic', { durable: true });
+  await ch.assertExchange(DEAD_EXCHANGE, 'fanout', { durable: true });
+  await ch.assertQueue(DEAD_QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await ch.bindQueue(DEAD_QUEUE, DEAD_EXCHANGE, '');
+  await ch.assertQueue(STATUS_QUEUE, {
+    durable: true,
+    arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': DEAD_EXCHANGE },
+  });
+  await ch.bindQueue(STATUS_QUEUE, STATUS_EXCHANGE, STATUS_ROUTING_KEY);
+}

@@ -1,0 +1,122 @@
+// The smart-home partner message contract (docs/asyncapi.yaml): JSON commands from the hub to a
+// partner, JSON replies from the partner to the hub. Every message carries its own id, the
+// correlation id of the tenant's request, its type, the service, the tenant reference and times.
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { SERVICES, type Service } from './domain.js';
+
+export const COMMAND_TYPES = ['subscription.connect', 'subscription.disconnect', 'device.open'] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
+export const REPLY_TYPES = ['subscription.connect.result', 'subscription.disconnect.result', 'device.open.result'] as const;
+export type ReplyType = (typeof REPLY_TYPES)[number];
+
+export const replyTypeOf = (t: CommandType): ReplyType => `${t}.result` as ReplyType;
+
+const envelope = {
+  messageId: z.string().uuid(),
+  correlationId: z.string().uuid(),
+  service: z.enum(SERVICES),
+  /** Opaque, stable per tenant and service; never the tenant's own id. */
+  tenantRef: z.string().uuid(),
+  createdAt: z.string().datetime({ offset: true }),
+};
+
+export const personalDataSchema = z
+  .object({
+    fullName: z.string().trim().min(1).max(200),
+    phone: z.string().trim().regex(/^\+?[0-9 ()-]{7,20}$/, 'must be a phone number'),
+    email: z.string().email().max(200).optional(),
+    apartment: z.string().trim().min(1).max(50),
+    /** A vehicle plate for the barrier's recognition. */
+    vehiclePlate: z.string().trim().min(1).max(20).optional(),
+  })
+  .strict();
+export type PersonalData = z.infer<typeof personalDataSchema>;
+
+export const commandMessage = z.discriminatedUnion('type', [
+  z.object({
+    ...envelope,
+    type: z.literal('subscription.connect'),
+    sentAt: z.string().datetime({ offset: true }),
+    attempt: z.number().int().positive(),
+    payload: z.object({ personalData: personalDataSchema, biometricsConsent: z.boolean() }),
+  }),
+  z.object({
+    ...envelope,
+    type: z.literal('subscription.disconnect'),
+    sentAt: z.string().datetime({ offset: true }),
+    attempt: z.number().int().positive(),
+    payload: z.object({}).strict(),
+  }),
+  z.object({
+    ...envelope,
+    type: z.literal('device.open'),
+    sentAt: z.string().datetime({ offset: true }),
+    attempt: z.number().int().positive(),
+    /** The partner must not act on a command after this time (the tenant has been told "timeout"). */
+    payload: z.object({ expiresAt: z.string().datetime({ offset: true }) }),
+  }),
+]);
+export type CommandMessage = z.infer<typeof commandMessage>;
+
+export const replyMessage = z.object({
+  ...envelope,
+  type: z.enum(REPLY_TYPES),
+  payload: z.object({
+    outcome: z.enum(['success', 'failure']),
+    /** Why it failed, in the partner's words (shown to operators, not to tenants). */
+    reason: z.string().max(500).optional(),
+  }),
+});
+export type ReplyMessage = z.infer<typeof replyMessage>;
+
+export type ParsedReply = { ok: true; reply: ReplyMessage } | { ok: false; reason: string };
+
+/** Parses a reply body; a body that is not the contract gives a reason instead of throwing. */
+export function parseReply(body: Buffer): ParsedReply {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'body is not JSON' };
+  }
+  const parsed = replyMessage.safeParse(json);
+  if (!parsed.success)
+    return { ok: false, reason: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
+  return { ok: true, reply: parsed.data };
+}
+
+export function buildCommand(o: {
+  type: CommandType;
+  correlationId: string;
+  service: Service;
+  tenantRef: string;
+  createdAt: Date;
+  attempt: number;
+  payload: CommandMessage['payload'];
+}): CommandMessage {
+  return commandMessage.parse({
+    messageId: randomUUID(),
+    correlationId: o.correlationId,
+    type: o.type,
+    service: o.service,
+    tenantRef: o.tenantRef,
+    createdAt: o.createdAt.toISOString(),
+    sentAt: new Date().toISOString(),
+    attempt: o.attempt,
+    payload: o.payload,
+  });
+}
+
+/** A partner's answer to a command (used by the simulator and the partner SDK example). */
+export function buildReply(command: CommandMessage, outcome: 'success' | 'failure', reason?: string): ReplyMessage {
+  return {
+    messageId: randomUUID(),
+    correlationId: command.correlationId,
+    type: replyTypeOf(command.type),
+    service: command.service,
+    tenantRef: command.tenantRef,
+    createdAt: new Date().toISOString(),
+    payload: reason === undefined ? { outcome } : { outcome, reason },
+  };
+}

@@ -1,0 +1,311 @@
+// Subscriptions and their connect/disconnect requests in PostgreSQL: the tenant's actions, the
+// partner's replies and the views the app reads. Every change runs in one transaction that locks
+// the subscription row, so concurrent requests and duplicate replies serialise and change nothing twice.
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import { Status } from '../core/engine/work-table.js';
+import { PgCode, toError } from '../core/errors.js';
+import type { TenantEventPublisher } from '../core/tenant-events.js';
+import type { FieldCipher } from '../core/field-cipher.js';
+import {
+  decideTenantAction, erasesPersonalData, subscriptionAfter, subscriptionDuring,
+  type Refusal, type RequestKind, type RequestState, type Service, type SubscriptionState,
+} from './domain.js';
+import type { PersonalData, ReplyMessage } from './messages.js';
+import { partnerForService } from './partners.js';
+
+export const SUBSCRIPTIONS = 'smart_home_subscriptions';
+export const REQUESTS = 'smart_home_requests';
+
+export interface SubscriptionRow {
+  id: string;
+  tenant_id: string;
+  service: Service;
+  partner_id: string;
+  partner_ref: string;
+  state: SubscriptionState;
+  last_operation: RequestKind;
+  last_error: string | null;
+  state_changed_at: Date;
+}
+
+export interface RequestRow {
+  id: string;
+  request_uuid: string;
+  subscription_id: string;
+  tenant_id: string;
+  kind: RequestKind;
+  state: RequestState;
+  requested_at: Date | null;
+  completed_at: Date | null;
+  attempts: number;
+  status: number;
+  reply_reason: string | null;
+  last_error: string | null;
+  created_at: Date;
+}
+
+export interface RequestView {
+  id: string;
+  kind: RequestKind;
+  state: RequestState;
+  attempts: number;
+  requestedAt: string | null;
+  reason: string | null;
+}
+
+export interface SubscriptionView {
+  service: Service;
+  state: SubscriptionState;
+  stateChangedAt: string;
+  lastRequest: RequestView | null;
+}
+
+export function requestView(r: RequestRow): RequestView {
+  return {
+    id: r.request_uuid,
+    kind: r.kind,
+    state: r.state,
+    attempts: r.attempts,
+    requestedAt: r.requested_at ? r.requested_at.toISOString() : null,
+    reason: r.reply_reason ?? (r.state === 'failed' ? r.last_error : null),
+  };
+}
+
+export function subscriptionView(s: SubscriptionRow, last: RequestRow | undefined): SubscriptionView {
+  return {
+    service: s.service,
+    state: s.state,
+    stateChangedAt: s.state_changed_at.toISOString(),
+    lastRequest: last ? requestView(last) : null,
+  };
+}
+
+/**
+ * Pushes a subscription's new state to the tenant's sockets. Best effort: the state is committed,
+ * and the app reads it over REST once its socket is back.
+ */
+export async function pushSubscriptionChange(events: TenantEventPublisher, logger: { warn(obj: object, msg: string): void }, tenantId: string, subscription: SubscriptionView): Promise<void> {
+  await events
+    .publish(tenantId, { type: 'subscription.changed', at: new Date().toISOString(), subscription })
+    .catch((e: unknown) => logger.warn({ err: toError(e) }, 'could not push a subscription change; the app reads it over REST'));
+}
+
+export type ChangeRefusal = Refusal | { code: 'no_partner' | 'idempotency_key_reused'; message: string };
+
+export type ChangeResult =
+  | { ok: true; created: boolean; subscription: SubscriptionView; request: RequestView }
+  | { ok: false; refusal: ChangeRefusal };
+
+export interface ChangeInput {
+  tenantId: string;
+  service: Service;
+  kind: RequestKind;
+  personalData?: PersonalData;
+  biometricsConsent?: boolean;
+  idempotencyKey?: string;
+}
+
+/** Context of the personal-data ciphertext: it decrypts only on its own request. */
+export const personalDataContext = (requestUuid: string) => `smart_home_requests.personal_data:${requestUuid}`;
+
+/**
+ * A tenant asks to connect or disconnect. The state machine decides; an allowed change moves the
+ * subscription to connecting/disconnecting and inserts a `ready_for_request` row for the bridge.
+ * A repeated Idempotency-Key returns the first answer and changes nothing.
+ */
+export async function requestChange(db: Knex, cipher: FieldCipher, input: ChangeInput): Promise<ChangeResult> {
+  try {
+    return await changeOnce(db, cipher, input);
+  } catch (thrown) {
+    // Two first requests of one tenant raced to insert the subscription (or the same key): the
+    // loser runs again and now sees the winner's rows.
+    if ((thrown as { code?: string }).code !== PgCode.UNIQUE_VIOLATION) throw thrown;
+    return changeOnce(db, cipher, input);
+  }
+}
+
+async function changeOnce(db: Knex, cipher: FieldCipher, input: ChangeInput): Promise<ChangeResult> {
+  return db.transaction(async (trx) => {
+    // The lock serialises requests on an existing subscription, so the key is looked up after it:
+    // a request that waited sees the committed request of the one it waited for.
+    const existing = await trx<SubscriptionRow>(SUBSCRIPTIONS)
+      .where({ tenant_id: input.tenantId, service: input.service }).forUpdate().first();
+    if (input.idempotencyKey) {
+      const seen: RequestRow | undefined = await trx(REQUESTS).where({ tenant_id: input.tenantId, idempotency_key: input.idempotencyKey }).first();
+      const sub = seen && await trx<SubscriptionRow>(SUBSCRIPTIONS).where({ id: seen.subscription_id }).first();
+      if (seen && sub) {
+        if (seen.kind !== input.kind || sub.service !== input.service)
+          return { ok: false, refusal: { code: 'idempotency_key_reused', message: 'This Idempotency-Key was used for another request; use a new key for each request.' } };
+        return { ok: true, created: false, subscription: subscriptionView(sub, seen), request: requestView(seen) };
+      }
+    }
+    const decision = decideTenantAction(existing?.state, input.kind);
+    if (!decision.allowed) return { ok: false, refusal: decision.refusal };
+
+    // A (re)connection goes to whichever partner runs the service now; a disconnection to the one connected.
+    let partnerId = existing?.partner_id;
+    if (input.kind === 'connect') {
+      const partner = await partnerForService(trx, input.service);
+      if (!partner)
+        return { ok: false, refusal: { code: 'no_partner', message: `No partner runs the ${input.service} service yet; try again later.` } };
+      partnerId = partner.id;
+    }
+    const next = subscriptionDuring(input.kind);
+    const change = { partner_id: partnerId, state: next, last_operation: input.kind, last_error: null, state_changed_at: trx.fn.now(), updated_at: trx.fn.now() };
+    const [sub]: SubscriptionRow[] = existing
+      ? await trx(SUBSCRIPTIONS).where({ id: existing.id }).update(change).returning('*')
+      : await trx(SUBSCRIPTIONS)
+          .insert({ ...change, tenant_id: input.tenantId, service: input.service, partner_ref: randomUUID() })
+          .returning('*');
+    if (!sub) throw new Error('subscription write returned no row');
+
+    const requestUuid = randomUUID();
+    const [request]: RequestRow[] = await trx(REQUESTS)
+      .insert({
+        request_uuid: requestUuid,
+        subscription_id: sub.id,
+        tenant_id: input.tenantId,
+        kind: input.kind,
+        idempotency_key: input.idempotencyKey ?? null,
+        biometrics_consent: input.biometricsConsent ?? false,
+        personal_data: input.personalData ? cipher.encrypt(input.personalData, personalDataContext(requestUuid)) : null,
+      })
+      .returning('*');
+    if (!request) throw new Error('request insert returned no row');
+    return { ok: true, created: true, subscription: subscriptionView(sub, request), request: requestView(request) };
+  });
+}
+
+/** The tenant's subscriptions with their latest request each. */
+export async function listSubscriptions(db: Knex, tenantId: string): Promise<SubscriptionView[]> {
+  const subs = await db<SubscriptionRow>(SUBSCRIPTIONS).where({ tenant_id: tenantId }).orderBy('service');
+  if (subs.length === 0) return [];
+  const latest = await db<RequestRow>(REQUESTS)
+    .distinctOn('subscription_id')
+    .whereIn('subscription_id', subs.map((s) => s.id))
+    .orderBy([{ column: 'subscription_id' }, { column: 'id', order: 'desc' }]);
+  const bySub = new Map(latest.map((r) => [r.subscription_id, r]));
+  return subs.map((s) => subscriptionView(s, bySub.get(s.id)));
+}
+
+export type ReplyResult = 'applied' | 'duplicate' | 'unknown' | 'mismatched_partner' | 'mismatched_type';
+
+export interface AppliedReply {
+  result: ReplyResult;
+  /** Set when applied: whom to tell and what. */
+  tenantId?: string;
+  subscription?: SubscriptionView;
+}
+
+const KIND_OF_REPLY: Record<string, RequestKind | undefined> = {
+  'subscription.connect.result': 'connect',
+  'subscription.disconnect.result': 'disconnect',
+};
+
+/**
+ * Applies a partner's reply to a connect/disconnect request. Only a request still waiting
+ * (ready_for_request or requested) changes; a reply for a finished request is a duplicate.
+ */
+export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, partnerName: string): Promise<AppliedReply> {
+  return db.transaction(async (trx) => {
+    const row = await trx(`${REQUESTS} as r`)
+      .join(`${SUBSCRIPTIONS} as s`, 's.id', 'r.subscription_id')
+      .join('smart_home_partners as p', 'p.id', 's.partner_id')
+      .where('r.request_uuid', reply.correlationId)
+      .select('r.id', 'r.kind', 'r.state', 'r.subscription_id', 'p.name as partner')
+      .forUpdate()
+      .first<{ id: string; kind: RequestKind; state: RequestState; subscription_id: string; partner: string } | undefined>();
+    if (!row) return { result: 'unknown' };
+    if (row.partner !== partnerName) return { result: 'mismatched_partner' };
+    if (KIND_OF_REPLY[reply.type] !== row.kind) return { result: 'mismatched_type' };
+    if (row.state !== 'ready_for_request' && row.state !== 'requested') return { result: 'duplicate' };
+
+    const outcome = reply.payload.outcome === 'success' ? 'complete' : 'failed';
+    const reason = reply.payload.reason ?? null;
+    const [request]: RequestRow[] = await trx(REQUESTS)
+      .where({ id: row.id })
+      .update({
+        state: outcome,
+        status: outcome === 'complete' ? Status.DONE : Status.ERROR,
+        completed_at: trx.fn.now(),
+        reply_reason: reason,
+        last_error: outcome === 'failed' ? `partner refused: ${reason ?? 'no reason given'}` : null,
+        locked_by: null,
+        locked_until: null,
+        updated_at: trx.fn.now(),
+      })
+      .returning('*');
+    const sub = await finishSubscription(trx, row.subscription_id, row.kind, outcome, reason);
+    return { result: 'applied', tenantId: sub.tenant_id, subscription: subscriptionView(sub, request) };
+  });
+}
+
+/** Moves the subscription to where a finished request leaves it; erases personal data after disconnection. */
+export async function finishSubscription(
+  trx: Knex.Transaction,
+  subscriptionId: string,
+  kind: RequestKind,
+  outcome: 'complete' | 'failed',
+  error: string | null,
+): Promise<SubscriptionRow> {
+  const [sub]: SubscriptionRow[] = await trx(SUBSCRIPTIONS)
+    .where({ id: subscriptionId })
+    .update({
+      state: subscriptionAfter(kind, outcome),
+      last_error: outcome === 'failed' ? error : null,
+      state_changed_at: trx.fn.now(),
+      updated_at: trx.fn.now(),
+    })
+    .returning('*');
+  if (!sub) throw new Error(`subscription ${subscriptionId} vanished`);
+  if (erasesPersonalData(kind, outcome))
+    await trx(REQUESTS).where({ subscription_id: subscriptionId }).whereNotNull('personal_data').update({ personal_data: null });
+  return sub;
+}
+
+/**
+ * Operator replay: failed requests (the given UUIDs, or all) go back to `ready_for_request` with
+ * fresh attempts, and their subscriptions back to connecting/disconnecting. Only a subscription's
+ * latest request is replayed: an older failure was superseded by what the tenant did since.
+ */
+export async function replayFailedRequests(db: Knex, o: { requestIds?: string[] } = {}): Promise<string[]> {
+  return db.transaction(async (trx) => {
+    const q = trx(REQUESTS)
+      .where({ state: 'failed', status: Status.ERROR })
+      .whereRaw(`id = (select max(id) from ${REQUESTS} l where l.subscription_id = ${REQUESTS}.subscription_id)`);
+    if (o.requestIds?.length) q.whereIn('request_uuid', o.requestIds);
+    const rows: RequestRow[] = await q
+      .update({
+        state: 'ready_for_request', status: Status.NEW, attempts: 0, next_attempt_at: trx.fn.now(),
+        last_error: null, reply_reason: null, completed_at: null, updated_at: trx.fn.now(),
+      })
+      .returning('*');
+    for (const r of rows)
+      await trx(SUBSCRIPTIONS).where({ id: r.subscription_id }).update({
+        state: subscriptionDuring(r.kind), last_error: null, state_changed_at: trx.fn.now(), updated_at: trx.fn.now(),
+      });
+    if (rows.length > 0) await trx.raw(`select pg_notify('hub_work', current_schema() || '.' || ?)`, [REQUESTS]);
+    return rows.map((r) => r.request_uuid);
+  });
+}
+
+export interface RequestListing {
+  id: string;
+  tenant: string;
+  service: Service;
+  kind: RequestKind;
+  state: RequestState;
+  attempts: number;
+  requestedAt: Date | null;
+  lastError: string | null;
+}
+
+export async function listRequests(db: Knex, o: { state?: RequestState; limit: number }): Promise<RequestListing[]> {
+  const q = db(`${REQUESTS} as r`).join(`${SUBSCRIPTIONS} as s`, 's.id', 'r.subscription_id')
+    .select('r.request_uuid as id', 'r.tenant_id as tenant', 's.service', 'r.kind', 'r.state', 'r.attempts',
+      'r.requested_at as requestedAt', 'r.last_error as lastError')
+    .orderBy('r.id', 'desc').limit(o.limit);
+  if (o.state) q.where('r.state', o.state);
+  return q;
+}

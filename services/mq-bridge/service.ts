@@ -1,0 +1,106 @@
+// The mq-bridge service: the reconciler that sends connect/disconnect requests to partners, the
+// consumer of partner replies, and the partner queues declared for every active partner.
+import type { AmqpConnectionManager } from 'amqp-connection-manager';
+import type { Redis } from 'ioredis';
+import type { Knex } from 'knex';
+import { toError } from '../core/errors.js';
+import type { WorkListener } from '../core/engine/notify.js';
+import { Reconciler } from '../core/engine/reconciler.js';
+import { WorkTable } from '../core/engine/work-table.js';
+import type { FieldCipher } from '../core/field-cipher.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { TenantEventPublisher } from '../core/tenant-events.js';
+import { sleep } from '../core/sleep.js';
+import { CommandCache } from './command-cache.js';
+import type { SmartHomeConfig } from './config.js';
+import { smartHomeMetrics } from './metrics.js';
+import { activePartners } from './partners.js';
+import { CommandPublisher } from './publisher.js';
+import { ReplyConsumer } from './reply-consumer.js';
+import { REQUESTS } from './requests.js';
+import { RECONCILER, requestSender, type ClaimedRequest } from './request-sender.js';
+
+export interface MqBridgeDeps {
+  db: Knex;
+  redis: Redis;
+  amqp: AmqpConnectionManager;
+  cipher: FieldCipher;
+  config: SmartHomeConfig & { REDIS_KEY_PREFIX: string };
+  logger: Logger;
+  metrics: Metrics;
+  owner: string;
+  listener?: WorkListener;
+  pollMaxMs?: number;
+  /** How often partner queues are (re)declared for partners added since start. */
+  partnerRefreshMs?: number;
+}
+
+export interface MqBridge {
+  requests: WorkTable;
+  reconciler: Reconciler<ClaimedRequest>;
+  replies: ReplyConsumer;
+  publisher: CommandPublisher;
+  start(): Promise<void>;
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+export function createMqBridge(d: MqBridgeDeps): MqBridge {
+  const { db, logger, metrics, config } = d;
+  const shMetrics = smartHomeMetrics(metrics.registry);
+  const events = new TenantEventPublisher(d.redis, config.REDIS_KEY_PREFIX);
+  const publisher = new CommandPublisher(d.amqp, logger, shMetrics);
+  const requests = new WorkTable(db, metrics, logger, {
+    table: REQUESTS,
+    reconciler: RECONCILER,
+    // Covers one publish (5 s confirm timeout) with room to spare.
+    leaseMs: 30_000,
+    maxAttempts: config.SMART_HOME_MAX_ATTEMPTS,
+    failExhaustedOnClaim: false,
+  });
+  const reconciler = new Reconciler<ClaimedRequest>({
+    name: RECONCILER,
+    owner: d.owner,
+    logger,
+    metrics,
+    pollMaxMs: d.pollMaxMs ?? 1_000,
+    claim: (owner) => requests.claim<ClaimedRequest>(owner, 20),
+    handle: requestSender({ db, table: requests, publisher, cipher: d.cipher, events, config, logger, metrics }),
+    onHandlerError: (batch, owner, err) => requests.settleError(batch, owner, err).then(() => undefined),
+    stats: () => requests.stats(),
+  });
+  const replies = new ReplyConsumer({
+    conn: d.amqp, db, cache: new CommandCache(d.redis, config.REDIS_KEY_PREFIX), events,
+    metrics: shMetrics, logger, prefetch: config.SMART_HOME_REPLY_PREFETCH,
+  });
+  d.listener?.on(REQUESTS, () => reconciler.notify());
+
+  const stopRefresh = new AbortController();
+  let refreshing: Promise<void> | undefined;
+  const declarePartners = async () => {
+    try {
+      for (const p of await activePartners(db)) await publisher.ensurePartner({ name: p.name, commandQueue: p.command_queue });
+    } catch (thrown) {
+      logger.warn({ err: toError(thrown) }, 'could not declare partner queues; retrying later');
+    }
+  };
+
+  return {
+    requests, reconciler, replies, publisher,
+    async start() {
+      await declarePartners();
+      await replies.start();
+      reconciler.start();
+      refreshing = (async () => {
+        while (await sleep(d.partnerRefreshMs ?? 60_000, stopRefresh.signal)) await declarePartners();
+      })();
+    },
+    async stop(timeoutMs) {
+      stopRefresh.abort();
+      await refreshing;
+      await reconciler.stop(timeoutMs);
+      await replies.stop();
+      await publisher.close();
+    },
+  };
+}

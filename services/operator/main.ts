@@ -1,0 +1,47 @@
+// Entry point of the `operator` Deployment: reconciles AllioIntegration and SmartHomePartner
+// resources into the hub while it holds the leader Lease; serves /healthz, /readyz, /metrics.
+import { KubeConfig } from '@kubernetes/client-node';
+import { createHttpServer, loadConfig, pingDb } from '../core/index.js';
+import { connectAmqp, pingAmqp } from '../core/amqp.js';
+import { instanceId, processBasics, runService } from '../core/runtime.js';
+import { operatorEnv } from './config.js';
+import { createOperator } from './operator.js';
+
+await runService('operator', async () => {
+  const config = loadConfig(operatorEnv);
+  const { logger, metrics, db } = processBasics('operator', config);
+  const kc = new KubeConfig();
+  // In a pod: the ServiceAccount token; elsewhere: KUBECONFIG or ~/.kube/config.
+  kc.loadFromDefault();
+  const amqp = connectAmqp(config.AMQP_URL, logger, { name: 'hub-operator' });
+  const operator = createOperator({
+    kc, db, amqp, logger,
+    registry: metrics.registry,
+    identity: instanceId(config.INSTANCE_ID),
+    watchNamespace: config.WATCH_NAMESPACE,
+    leaseNamespace: config.POD_NAMESPACE,
+    leaseName: config.OPERATOR_LEASE_NAME,
+    leaseDurationSeconds: config.OPERATOR_LEASE_DURATION_SECONDS,
+    resyncMs: config.OPERATOR_RESYNC_MS,
+  });
+  const http = createHttpServer({
+    logger, metrics,
+    // A standby is ready too: readiness says its dependencies answer, not that it leads.
+    readiness: [
+      { name: 'postgres', check: () => pingDb(db) },
+      { name: 'rabbitmq', check: () => pingAmqp(amqp) },
+    ],
+  });
+  await http.listen({ port: config.PORT, host: '0.0.0.0' });
+  operator.start();
+  return {
+    logger,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    shutdown: async () => {
+      await operator.stop();
+      await http.close();
+      await amqp.close();
+      await db.destroy();
+    },
+  };
+});

@@ -1,0 +1,112 @@
+// A smart-home partner as a real AMQP client: consumes its command queue and answers each command
+// on the replies exchange, with a configurable delay, failure rate and silence (no reply at all).
+// Used by the tests, by `npm start -- --simulators` and by the benchmark.
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { connectAmqp, createChannel } from '../../core/amqp.js';
+import { toError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { sleep } from '../../core/sleep.js';
+import { buildReply, commandMessage, type CommandMessage } from '../../mq-bridge/messages.js';
+import { assertBaseTopology, assertPartnerTopology, REPLIES_EXCHANGE } from '../../mq-bridge/topology.js';
+
+export interface PartnerBehaviour {
+  /** Milliseconds before replying. */
+  delayMs: number;
+  /** Share of commands answered with `failure` (0..1). */
+  failureRate: number;
+  /** Consume commands but never reply (a partner that went quiet). */
+  silent: boolean;
+}
+
+export interface PartnerSimulatorOptions {
+  amqpUrl: string;
+  /** The partner's name: the routing key of its commands and of its replies. */
+  partner: string;
+  commandQueue: string;
+  logger: Logger;
+  behaviour?: Partial<PartnerBehaviour>;
+  /** Declare the exchanges and the queue (local runs); a partner under token rules only consumes. */
+  declareTopology?: boolean;
+  prefetch?: number;
+  random?: () => number;
+}
+
+export interface ReceivedCommand {
+  command: CommandMessage;
+  receivedAt: number;
+}
+
+export class PartnerSimulator {
+  readonly received: ReceivedCommand[] = [];
+  behaviour: PartnerBehaviour;
+  private conn: AmqpConnectionManager | undefined;
+  private channel: ChannelWrapper | undefined;
+  private readonly stopping = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly o: PartnerSimulatorOptions) {
+    this.behaviour = { delayMs: 0, failureRate: 0, silent: false, ...o.behaviour };
+  }
+
+  async start(): Promise<void> {
+    this.conn = connectAmqp(this.o.amqpUrl, this.o.logger, { name: `partner-simulator ${this.o.partner}` });
+    const topology = { name: this.o.partner, commandQueue: this.o.commandQueue };
+    this.channel = createChannel(this.conn, this.o.logger, {
+      name: `partner ${this.o.partner}`,
+      confirm: true,
+      setup: async (ch: ConfirmChannel) => {
+        if (this.o.declareTopology ?? true) {
+          await assertBaseTopology(ch);
+          await assertPartnerTopology(ch, topology);
+        }
+      },
+    });
+    await this.channel.consume(this.o.commandQueue, (msg) => this.track(this.onCommand(msg)), { prefetch: this.o.prefetch ?? 100 });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.channel?.cancelAll().catch(() => undefined);
+    await Promise.all(this.inFlight);
+    await this.channel?.close().catch(() => undefined);
+    await this.conn?.close();
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private async onCommand(msg: ConsumeMessage): Promise<void> {
+    const ch = this.channel;
+    if (!ch) return;
+    let command: CommandMessage;
+    try {
+      command = commandMessage.parse(JSON.parse(msg.content.toString('utf8')));
+    } catch (thrown) {
+      this.o.logger.warn({ err: toError(thrown) }, 'partner simulator: unreadable command dropped');
+      ch.ack(msg);
+      return;
+    }
+    this.received.push({ command, receivedAt: Date.now() });
+    const b = this.behaviour;
+    if (b.silent) {
+      ch.ack(msg);
+      return;
+    }
+    if (b.delayMs > 0) await sleep(b.delayMs, this.stopping.signal);
+    const fail = (this.o.random ?? Math.random)() < b.failureRate;
+    const reply = buildReply(command, fail ? 'failure' : 'success', fail ? 'simulated partner failure' : undefined);
+    try {
+      await ch.publish(REPLIES_EXCHANGE, this.o.partner, Buffer.from(JSON.stringify(reply)), {
+        persistent: true, contentType: 'application/json', messageId: reply.messageId,
+        correlationId: reply.correlationId, type: reply.type, timestamp: Math.floor(Date.now() / 1000),
+      });
+      ch.ack(msg);
+    } catch (thrown) {
+      this.o.logger.warn({ err: toError(thrown) }, 'partner simulator: reply not confirmed; the command will be redelivered');
+      ch.nack(msg, false, true);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+// Smart home when things go wrong, on the real servers: a silent partner (re-sends with growing
+// delays, then failure, then operator replay), a bridge that stops while a reply is in flight, and
+// two api processes where the socket lives on one and the command goes through the other.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { replayFailedRequests } from '../services/mq-bridge/requests.js';
+import { DATABASE_URL, waitFor, type TestContext } from './support/context.js';
+import { queueDepth, type TestVhost } from './support/amqp.js';
+import { REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
+import { startServiceProcess, type ServiceProcess } from './support/process.js';
+import {
+  call, openSocket, PERSONAL, smartHomeEnv, startBridge, startStack, type ApiInstance, type BridgeInstance, type Stack,
+} from './support/smart-home.js';
+import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
+import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
+
+const REPLY_TIMEOUT_MS = 300;
+const env = { SMART_HOME_REPLY_TIMEOUT_MS: String(REPLY_TIMEOUT_MS), SMART_HOME_MAX_ATTEMPTS: '3' };
+let ctx: TestContext;
+let vhost: TestVhost;
+let idp: TenantIdp;
+let api: ApiInstance;
+let bridge: BridgeInstance;
+let partner: PartnerSimulator;
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack('shreliab', { env });
+  ({ ctx, vhost, idp, api } = stack);
+  bridge = stack.bridge as BridgeInstance;
+  partner = stack.partner as PartnerSimulator;
+});
+afterAll(async () => {
+  stack.bridge = bridge;
+  await stack?.close();
+});
+
+const tenant = () => `tenant-${Math.random().toString(36).slice(2, 10)}`;
+
+describe('a partner that stays silent', () => {
+  test('the request is re-sent with growing delays, fails after the last attempt, the tenant sees it, and an operator replay completes it', async () => {
+    const t = tenant();
+    const token = await idp.issue(t);
+    const socket = await openSocket(api.url, token);
+    partner.behaviour.silent = true;
+    try {
+      const res = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL });
+      const id = res.body.request.id as string;
+      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'failed', 15_000, 'failed pushed');
+
+      const sends = partner.received.filter((r) => r.command.correlationId === id);
+      expect(sends.map((s) => s.command.attempt)).toEqual([1, 2, 3]);
+      expect(new Set(sends.map((s) => s.command.messageId)).size).toBe(3);
+      const gaps = sends.slice(1).map((s, i) => s.receivedAt - (sends[i]?.receivedAt ?? 0));
+      // Deadlines of 300 ms then 600 ms, each +0–20 %: the second wait is clearly longer.
+      expect(gaps[0]).toBeGreaterThanOrEqual(REPLY_TIMEOUT_MS * 0.9);
+      expect(gaps[1]).toBeGreaterThan((gaps[0] ?? 0) * 1.3);
+      const row = await ctx.db('smart_home_requests').where({ request_uuid: id }).first();
+      expect(row).toMatchObject({ state: 'failed', status: 3, attempts: 4 });
+      expect(row.last_error).toMatch(/did not reply to 3 attempts/);
+      const list = await call(api.url, 'GET', '/v1/smart-home/subscriptions', token);
+      expect(list.body.subscriptions[0]).toMatchObject({ state: 'failed', lastRequest: { id, state: 'failed' } });
+
+      partner.behaviour.silent = false;
+      expect(await replayFailedRequests(ctx.db, { requestIds: [id] })).toEqual([id]);
+      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'connected', 10_000, 'connected after replay');
+      expect((await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state).toBe('complete');
+      expect(await replayFailedRequests(ctx.db, { requestIds: [id] })).toEqual([]);
+    } finally {
+      partner.behaviour.silent = false;
+      await socket.close();
+    }
+  });
+});
+
+describe('nothing is lost', () => {
+  test('a reply that arrives while the bridge is down is applied when a bridge comes back', async () => {
+    const t = tenant();
+    const token = await idp.issue(t);
+    partner.behaviour.delayMs = 150;
+    let stopped = false;
+    try {
+      const res = await call(api.url, 'POST', '/v1/smart-home/subscriptions/barrier/connect', token, { personalData: PERSONAL });
+      const id = res.body.request.id as string;
+      await waitFor(() => partner.received.some((r) => r.command.correlationId === id), 10_000, 'command received');
+      await bridge.close();
+      stopped = true;
+      // The partner's reply waits in the durable queue while no bridge consumes it; from now on the
+      // partner answers nothing, so only that queued reply can complete the request.
+      await waitFor(async () => (await queueDepth(vhost.url, REPLIES_QUEUE)) === 1, 10_000, 'the reply queued');
+      partner.behaviour.silent = true;
+      expect((await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state).toBe('requested');
+      bridge = await startBridge(ctx, vhost.url, idp, ctx.logger, env);
+      stopped = false;
+      await waitFor(async () => (await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state === 'complete', 10_000, 'applied after restart');
+      expect(await queueDepth(vhost.url, REPLIES_QUEUE)).toBe(0);
+    } finally {
+      partner.behaviour.delayMs = 0;
+      partner.behaviour.silent = false;
+      if (stopped) bridge = await startBridge(ctx, vhost.url, idp, ctx.logger, env);
+    }
+  });
+});
+
+describe('several api replicas', () => {
+  let a: ServiceProcess;
+  let b: ServiceProcess;
+  const portOf = (p: ServiceProcess) => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(p.output())?.[1];
+
+  beforeAll(async () => {
+    const processEnv = {
+      ...smartHomeEnv(ctx, vhost.url, idp, env), DATABASE_URL, DATABASE_SCHEMA: ctx.schema, PORT: '0', LOG_LEVEL: 'info',
+    };
+    a = startServiceProcess('services/api/main.ts', { ...processEnv, INSTANCE_ID: 'api-a' });
+    b = startServiceProcess('services/api/main.ts', { ...processEnv, INSTANCE_ID: 'api-b' });
+    await waitFor(() => portOf(a) && portOf(b), 30_000, 'both api processes to listen');
+  }, 40_000);
+  afterAll(async () => {
+    for (const p of [a, b]) p?.child.kill('SIGTERM');
+    expect(await a?.exited).toBe(0);
+    expect(await b?.exited).toBe(0);
+  });
+
+  test('the socket lives on one api process, the command goes through the other, the bridge consumes the reply, and the result reaches the socket', async () => {
+    const urlA = `http://127.0.0.1:${portOf(a)}`;
+    const urlB = `http://127.0.0.1:${portOf(b)}`;
+    const t = tenant();
+    const token = await idp.issue(t);
+    const socket = await openSocket(urlA, token);
+    try {
+      const res = await call(urlB, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL });
+      expect(res.status).toBe(202);
+      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'connected', 10_000, 'connected on A');
+      const open = await call(urlB, 'POST', '/v1/smart-home/subscriptions/intercom/open', token);
+      expect(open.status).toBe(202);
+      const result = await socket.next((e) => e.type === 'command.result' && e.commandId === open.body.commandId, 10_000, 'result on A');
+      expect(result.status).toBe('opened');
+      expect((await call(urlA, 'GET', `/v1/smart-home/commands/${open.body.commandId}`, token)).body.status).toBe('opened');
+      const ready = await fetch(`${urlA}/readyz`);
+      expect(ready.status).toBe(200);
+    } finally {
+      await socket.close();
+    }
+  });
+});
