@@ -2,6 +2,7 @@
 // and reply consumer on RabbitMQ, smart-home-cache in Redis, and a partner simulator.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Writable } from 'node:stream';
+import { createApiKey } from '../services/core/auth/api-keys.js';
 import { createLogger } from '../services/core/logger.js';
 import { connectAmqp } from '../services/core/amqp.js';
 import type { ConfirmChannel } from 'amqplib';
@@ -173,7 +174,8 @@ describe('subscriptions', () => {
 describe('authentication and isolation', () => {
   test('no token, an expired token, a wrong audience and a foreign signature are refused with 401', async () => {
     const path = '/v1/smart-home/subscriptions';
-    expect((await call(api.url, 'GET', path, undefined)).body.error.code).toBe('missing_token');
+    const none = await call(api.url, 'GET', path, undefined);
+    expect([none.status, none.body.error.code]).toEqual([401, 'unauthenticated']);
     const expired = await call(api.url, 'GET', path, await idp.issue('x', { ttlSeconds: -60 }));
     expect([expired.status, expired.body.error.code]).toEqual([401, 'token_expired']);
     const aud = await call(api.url, 'GET', path, await idp.issue('x', { audience: 'someone-else' }));
@@ -186,6 +188,18 @@ describe('authentication and isolation', () => {
       await other.close();
     }
     await expect(openSocket(api.url, 'not-a-jwt')).rejects.toThrow(/401/);
+  });
+
+  test('a machine client with an API key is refused: every smart-home operation is a tenant\'s', async () => {
+    const { key } = await createApiKey(ctx.db, 'back office', ['kitchen-admin', 'kitchen-operator']);
+    for (const [method, path] of [
+      ['GET', '/v1/smart-home/subscriptions'], ['POST', '/v1/smart-home/subscriptions/intercom/open'], ['POST', '/v1/smart-home/subscriptions/barrier/disconnect'],
+    ] as const) {
+      const res = await fetch(`${api.url}${path}`, { method, headers: { 'x-api-key': key } });
+      expect([res.status, ((await res.json()) as { error: { code: string } }).error.code]).toEqual([403, 'forbidden']);
+    }
+    const bad = await fetch(`${api.url}/v1/smart-home/subscriptions`, { headers: { 'x-api-key': 'hk_nope_nope' } });
+    expect(bad.status).toBe(401);
   });
 
   test('tenant A cannot see, open or read the commands of tenant B', async () => {

@@ -65,7 +65,7 @@ export class EventSockets {
     const path = (req.url ?? '').split('?')[0];
     if (path !== EVENTS_PATH) return refuse(socket, 404, 'not_found', `No WebSocket at ${path}; use ${EVENTS_PATH}.`);
     const token = bearerToken(req.headers, req.url);
-    if (!token) return refuse(socket, 401, 'missing_token', 'Pass the tenant access token as Authorization: Bearer or ?access_token=.');
+    if (!token) return refuse(socket, 401, 'unauthenticated', 'Pass the tenant access token as Authorization: Bearer or ?access_token=.');
     let tenantId: string;
     try {
       tenantId = (await this.o.authenticator.verify(token)).tenantId;

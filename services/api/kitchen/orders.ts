@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { callerOf, type Caller } from '../../core/auth/rbac.js';
+import { callerOf, tenantOf } from '../../core/auth/rbac.js';
 import { ApiError } from '../../core/http.js';
 import { loadCards, transition, type OrderRow } from '../../kitchen/orders.js';
 import { loadAvailableStock, reserveStock } from '../../kitchen/stock.js';
@@ -34,11 +34,6 @@ export function presentOrder(o: OrderRow) {
   };
 }
 
-function tenantOf(caller: Caller): string {
-  if (caller.kind !== 'tenant') throw new ApiError(403, 'tenant_only', 'Only a tenant can place and pay orders; use a tenant access token.');
-  return caller.tenantId;
-}
-
 function describeShortage(s: Shortage): string {
   if (s.reason === 'out_of_stock') return `${s.ingredient} is out of stock (${s.available} of ${s.needed} ${s.unit})`;
   if (s.reason === 'expired') return `${s.ingredient} expired at ${s.expiresAt}`;
@@ -66,7 +61,7 @@ export function registerOrderRoutes(app: FastifyInstance, d: { db: Knex }): void
   });
 
   app.post('/v1/kitchen/orders', needs('orders:create'), async (req, reply) => {
-    const tenantId = tenantOf(callerOf(req));
+    const tenantId = tenantOf(req, 'Placing an order');
     const key = parseOrThrow(idempotencyKey, req.headers['idempotency-key'], 'invalid_idempotency_key');
     const body = parseOrThrow(orderBody, req.body, 'invalid_body');
     if (key) {
@@ -95,7 +90,7 @@ export function registerOrderRoutes(app: FastifyInstance, d: { db: Knex }): void
   });
 
   app.post('/v1/kitchen/orders/:orderId/payment', needs('orders:pay'), async (req, reply) => {
-    tenantOf(callerOf(req));
+    tenantOf(req, 'Paying an order');
     const order = await findOrder(req);
     const body = parseOrThrow(payBody, req.body, 'invalid_body');
     const cards = await loadCards(d.db, order.items.map((i) => i.dishId));

@@ -1,6 +1,6 @@
 // Who may do what in the kitchen API. Tenants (JWT) order and pay; kitchen operators (API keys of
 // kitchen terminals) follow orders and stock; kitchen admins (back office) manage technology cards.
-import type { PermissionTable } from '../../core/auth/rbac.js';
+import { permissionConfig, type PermissionTable } from '../../core/auth/rbac.js';
 
 export type KitchenPermission =
   | 'menu:read' | 'orders:create' | 'orders:pay' | 'orders:read' | 'stock:read' | 'tech-cards:read' | 'tech-cards:write';
@@ -17,5 +17,4 @@ export const KITCHEN_PERMISSIONS: PermissionTable<KitchenPermission> = {
   'tech-cards:write': ['kitchen-admin'],
 };
 
-/** Route config naming the permission, typed so a misspelt permission does not compile. */
-export const needs = (permission: KitchenPermission) => ({ config: { permission } });
+export const needs = permissionConfig<KitchenPermission>();

@@ -11,8 +11,9 @@ import type { TenantEventPublisher } from '../../core/tenant-events.js';
 import { decideTenantAction, SERVICES, type RequestKind } from '../../mq-bridge/domain.js';
 import { personalDataSchema } from '../../mq-bridge/messages.js';
 import { listSubscriptions, pushSubscriptionChange, requestChange, SUBSCRIPTIONS, type SubscriptionRow } from '../../mq-bridge/requests.js';
-import { principalOf, requireTenant } from '../tenant-auth.js';
+import { guardRoutes, tenantOf } from '../../core/auth/rbac.js';
 import type { OpenCommands } from './open-commands.js';
+import { needs, SMART_HOME_PERMISSIONS } from './permissions.js';
 
 export interface SmartHomeRouteDeps {
   db: Knex;
@@ -47,17 +48,19 @@ function service(req: FastifyRequest) {
   return p.data.service;
 }
 
+export const SMART_HOME_PREFIX = '/v1/smart-home/';
+
 const REFUSAL_STATUS: Record<string, number> = { no_partner: 503, idempotency_key_reused: 422 };
 
 export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteDeps): void {
-  const auth = { preHandler: requireTenant(d.authenticator) };
+  guardRoutes(app, { prefix: SMART_HOME_PREFIX, table: SMART_HOME_PERMISSIONS, db: d.db, authenticator: d.authenticator });
 
-  app.get('/v1/smart-home/subscriptions', auth, async (req) => ({
-    subscriptions: await listSubscriptions(d.db, principalOf(req).tenantId),
+  app.get('/v1/smart-home/subscriptions', needs('subscriptions:read'), async (req) => ({
+    subscriptions: await listSubscriptions(d.db, tenantOf(req)),
   }));
 
   const change = (kind: RequestKind) => async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
-    const { tenantId } = principalOf(req);
+    const tenantId = tenantOf(req);
     const svc = service(req);
     const body = kind === 'connect' ? valid(connectBody, req.body, 'connection request') : undefined;
     if (body?.biometricsConsent && svc !== 'intercom')
@@ -71,11 +74,11 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
     if (result.created) await pushSubscriptionChange(d.events, req.log, tenantId, result.subscription);
     return reply.status(202).send({ request: result.request, subscription: result.subscription });
   };
-  app.post('/v1/smart-home/subscriptions/:service/connect', auth, change('connect'));
-  app.post('/v1/smart-home/subscriptions/:service/disconnect', auth, change('disconnect'));
+  app.post('/v1/smart-home/subscriptions/:service/connect', needs('subscriptions:change'), change('connect'));
+  app.post('/v1/smart-home/subscriptions/:service/disconnect', needs('subscriptions:change'), change('disconnect'));
 
-  app.post('/v1/smart-home/subscriptions/:service/open', auth, async (req, reply) => {
-    const { tenantId } = principalOf(req);
+  app.post('/v1/smart-home/subscriptions/:service/open', needs('devices:open'), async (req, reply) => {
+    const tenantId = tenantOf(req);
     const svc = service(req);
     const sub = await d.db(`${SUBSCRIPTIONS} as s`)
       .join('smart_home_partners as p', 'p.id', 's.partner_id')
@@ -95,8 +98,8 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
     return reply.status(202).send({ commandId: opened.commandId, status: 'pending', expiresAt: opened.expiresAt.toISOString() });
   });
 
-  app.get('/v1/smart-home/commands/:commandId', auth, async (req) => {
-    const { tenantId } = principalOf(req);
+  app.get('/v1/smart-home/commands/:commandId', needs('commands:read'), async (req) => {
+    const tenantId = tenantOf(req);
     const p = commandParams.safeParse(req.params);
     const record = p.success ? await d.commands.get(p.data.commandId, tenantId) : undefined;
     if (!record) throw new ApiError(404, 'command_not_found', 'No such command for this tenant (results are kept for a limited time).');

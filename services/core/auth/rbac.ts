@@ -70,3 +70,15 @@ export function callerOf(req: FastifyRequest): Caller {
   if (!req.caller) throw new ApiError(401, 'unauthenticated', 'Authentication is required.');
   return req.caller;
 }
+
+/** The tenant calling a guarded route; machine clients are refused (403 `tenant_only`). */
+export function tenantOf(req: FastifyRequest, what = 'This operation'): string {
+  const caller = callerOf(req);
+  if (caller.kind !== 'tenant') throw new ApiError(403, 'tenant_only', `${what} is for tenants only; use a tenant access token.`);
+  return caller.tenantId;
+}
+
+/** Route config naming the permission, typed by the table's permissions so a misspelt one does not compile. */
+export function permissionConfig<P extends string>(): (permission: P) => { config: { permission: P } } {
+  return (permission) => ({ config: { permission } });
+}
