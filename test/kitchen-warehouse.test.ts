@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { waitFor } from './support/context.js';
-import { startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import { startKitchenStack, WAREHOUSE_NEXT_SECRET, type KitchenStack } from './support/kitchen.js';
 
 let s: KitchenStack;
 
@@ -60,6 +60,17 @@ describe('warehouse webhooks', () => {
     // Let the applier drain, then check that the stock counts the receipt once.
     await waitFor(async () => Number((await s.ctx.db('kitchen_warehouse_events').whereIn('status', [0, 1]).count<{ c: string }[]>('* as c'))[0]?.c) === 0, 10_000, 'applier idle');
     expect((await stockOf('salt'))?.quantity).toBe(600);
+  });
+
+  test('during a secret rotation, deliveries signed with the new secret, or with an unknown and the new one, are accepted', async () => {
+    const next = await s.warehouse.send('stock.level', { ingredient: 'sugar', quantity: 300, unit: 'g' }, { secret: WAREHOUSE_NEXT_SECRET });
+    expect(next).toMatchObject({ status: 200, body: { status: 'accepted' } });
+    const retired = `whsec_${randomBytes(24).toString('base64')}`;
+    const both = await s.warehouse.send('stock.receipt', { ingredient: 'sugar', quantity: 50, unit: 'g' }, { secrets: [retired, WAREHOUSE_NEXT_SECRET] });
+    expect(both).toMatchObject({ status: 200, body: { status: 'accepted' } });
+    const onlyRetired = await s.warehouse.send('stock.receipt', { ingredient: 'sugar', quantity: 50, unit: 'g' }, { secret: retired });
+    expect(onlyRetired).toMatchObject({ status: 401, body: { error: { code: 'invalid_signature' } } });
+    await waitFor(async () => (await stockOf('sugar'))?.quantity === 350, 10_000, 'sugar level and receipt');
   });
 
   test('an older level arriving late does not overwrite a newer one', async () => {

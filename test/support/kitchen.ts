@@ -28,6 +28,8 @@ import { startIdentityProvider, type TestIdentityProvider } from './tenant-token
 export const GATEWAY_KEY = 'merchant-test-key';
 export const ROBOTS_KEY = 'robots-test-key';
 export const WAREHOUSE_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
+/** The secret being rotated in: the api accepts both while the warehouse moves over. */
+export const WAREHOUSE_NEXT_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 
 export interface Answer {
   status: number;
@@ -67,7 +69,7 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
   const onec = await startOneCSimulator({ user: 'exchange', password: 'secret-1c', hangMs: o.hangMs ?? 1_500 });
 
   const api = buildApi({ db: ctx.db, logger: ctx.logger, metrics: ctx.metrics, readiness: [],
-    kitchen: { authenticator: idp.authenticator, warehouse: { secrets: [WAREHOUSE_SECRET], toleranceSeconds: 300 } } });
+    kitchen: { authenticator: idp.authenticator, warehouse: { secrets: [WAREHOUSE_SECRET, WAREHOUSE_NEXT_SECRET], toleranceSeconds: 300 } } });
   const apiUrl = await api.listen({ port: 0, host: '127.0.0.1' });
   const warehouse = await startWarehouseSimulator({ targetUrl: `${apiUrl}/webhooks/warehouse`, secret: WAREHOUSE_SECRET });
 

@@ -14,6 +14,8 @@ export interface SendOptions {
   timestamp?: number;
   /** Overrides the signing secret (a wrong key in tests). */
   secret?: string;
+  /** Signs with each of these, one signature per secret in the header, as a sender does while rotating. */
+  secrets?: readonly string[];
   /** Sent instead of the real signature. */
   signature?: string;
 }
@@ -35,7 +37,7 @@ export async function startWarehouseSimulator(o: { targetUrl: string; secret: st
         'content-type': 'application/json',
         'webhook-id': id,
         'webhook-timestamp': String(timestamp),
-        'webhook-signature': s.signature ?? sign(s.secret ?? o.secret, id, timestamp, body),
+        'webhook-signature': s.signature ?? (s.secrets ?? [s.secret ?? o.secret]).map((k) => sign(k, id, timestamp, body)).join(' '),
       },
       body,
     });
