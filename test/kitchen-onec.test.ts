@@ -56,6 +56,16 @@ describe('hourly 1C export', () => {
     const refKeys = s.onec.documents.map((d) => d.refKey);
     expect(new Set(refKeys).size).toBe(refKeys.length);
     expect((await runOf(hourKey(2))).attempts).toBeGreaterThanOrEqual(2);
+    // The catalog entries the documents point at went first, once each, whatever the lost answer.
+    const catalog = s.onec.documents.filter((d) => d.entity.startsWith('Catalog_'));
+    expect(catalog.map((d) => `${d.entity}: ${String(d.body.Description)}`).sort()).toEqual([
+      'Catalog_Контрагенты: Розничный покупатель', 'Catalog_Номенклатура: Beet salad', 'Catalog_Номенклатура: beet',
+    ]);
+    const keyOf = (description: string) => catalog.find((d) => d.body.Description === description)?.refKey;
+    const sale = docsOf(missed).find((d) => d.entity === 'Document_РеализацияТоваровУслуг');
+    expect(sale?.body).toMatchObject({ Контрагент_Key: keyOf('Розничный покупатель'), Товары: [{ Номенклатура_Key: keyOf('Beet salad') }] });
+    const requisition = docsOf(missed).find((d) => d.entity === 'Document_ТребованиеНакладная');
+    expect(requisition?.body).toMatchObject({ Материалы: [{ Номенклатура_Key: keyOf('beet') }] });
     expect(await s.ctx.db('kitchen_onec_documents').where({ state: 'sending' })).toHaveLength(0);
   });
 
@@ -71,6 +81,7 @@ describe('hourly 1C export', () => {
     await Promise.all([a.scheduleExports(), b.scheduleExports()]);
     await waitFor(async () => (await runOf(key))?.status === 2, 15_000, 'current hour exported');
     for (const id of now) expect(docsOf(id)).toHaveLength(3);
+    // Three documents per order; the catalog entries they use were sent by an earlier hour.
     expect(s.onec.documents.length - sentBefore).toBe(6);
     const runs = await s.ctx.db('periodic_runs').where({ name: ONEC_EXPORT_JOB, period_key: key });
     expect(runs).toHaveLength(1);

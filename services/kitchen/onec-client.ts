@@ -1,5 +1,5 @@
-// 1C:Accounting OData client: documents are created with `POST {base}/{Document_…}?$format=json`
-// and looked up by Ref_Key, with Basic authentication.
+// 1C:Accounting OData client: documents and catalog entries are created with
+// `POST {base}/{Document_…|Catalog_…}?$format=json` and looked up by Ref_Key, with Basic authentication.
 import { HttpError, parseRetryAfter } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
 

@@ -1,6 +1,8 @@
-// 1C:Accounting documents for one exported hour (pure): a sale per produced order, a card payment
-// per approved payment, a materials requisition per order's ingredient write-off. Ref_Key is derived
-// from the document type and its source, so the same source always means the same 1C document.
+// 1C:Accounting objects for one exported hour (pure): a sale per produced order, a card payment per
+// approved payment, a materials requisition per order's ingredient write-off, preceded by the
+// catalog entries they reference (an item per dish and ingredient, the retail buyer as the
+// counterparty). Ref_Key is derived from the object type and its source, so the same source always
+// means the same 1C object, and a catalog entry is sent once however many hours use it.
 import { createHash } from 'node:crypto';
 
 export const DOC_TYPES = {
@@ -8,7 +10,14 @@ export const DOC_TYPES = {
   payment: 'Document_ОперацияПоПлатежнойКарте',
   writeOff: 'Document_ТребованиеНакладная',
 } as const;
-export type DocType = (typeof DOC_TYPES)[keyof typeof DOC_TYPES];
+export const CATALOGS = {
+  item: 'Catalog_Номенклатура',
+  counterparty: 'Catalog_Контрагенты',
+} as const;
+export type DocType = (typeof DOC_TYPES)[keyof typeof DOC_TYPES] | (typeof CATALOGS)[keyof typeof CATALOGS];
+
+/** Every kitchen sale and card payment is to a retail buyer; 1C keeps them under one counterparty. */
+export const RETAIL_BUYER = { sourceId: 'retail-buyer', description: 'Розничный покупатель' } as const;
 
 export interface OneCDocument {
   docType: DocType;
@@ -35,27 +44,52 @@ export interface HourData {
 const money = (minor: number) => Math.round(minor) / 100;
 const date1c = (d: Date) => d.toISOString().slice(0, 19);
 
-export function hourDocuments(data: HourData): OneCDocument[] {
-  const doc = (docType: DocType, sourceId: string, body: Record<string, unknown>): OneCDocument => {
-    const refKey = refKeyOf(docType, sourceId);
-    return { docType, sourceId, refKey, body: { Ref_Key: refKey, ...body } };
+const doc = (docType: DocType, sourceId: string, body: Record<string, unknown>): OneCDocument => {
+  const refKey = refKeyOf(docType, sourceId);
+  return { docType, sourceId, refKey, body: { Ref_Key: refKey, ...body } };
+};
+
+/** The item's Ref_Key: dishes and ingredients share the catalog, so their ids are kept apart. */
+const itemSource = (kind: 'dish' | 'ingredient', id: string) => `${kind}:${id}`;
+const itemKey = (kind: 'dish' | 'ingredient', id: string) => refKeyOf(CATALOGS.item, itemSource(kind, id));
+
+/** The catalog entries the hour's documents reference, each once. */
+function catalogEntries(data: HourData): OneCDocument[] {
+  const items = new Map<string, OneCDocument>();
+  const item = (kind: 'dish' | 'ingredient', id: string, description: string, unit?: string) => {
+    const source = itemSource(kind, id);
+    if (!items.has(source))
+      items.set(source, doc(CATALOGS.item, source, { Description: description, Артикул: id, ЭтоУслуга: false, ...(unit ? { ЕдиницаИзмерения: unit } : {}) }));
   };
+  for (const o of data.orders) for (const i of o.items) item('dish', i.dishId, i.name);
+  for (const w of data.writeOffs) for (const l of w.lines) item('ingredient', l.ingredient, l.ingredient, l.unit);
+  const buyer = data.orders.length + data.payments.length > 0
+    ? [doc(CATALOGS.counterparty, RETAIL_BUYER.sourceId, { Description: RETAIL_BUYER.description, ЮридическоеФизическоеЛицо: 'ФизическоеЛицо' })]
+    : [];
+  return [...buyer, ...items.values()];
+}
+
+export function hourDocuments(data: HourData): OneCDocument[] {
+  const buyerKey = refKeyOf(CATALOGS.counterparty, RETAIL_BUYER.sourceId);
   return [
+    ...catalogEntries(data),
     ...data.orders.map((o) => doc(DOC_TYPES.sale, o.id, {
-      Date: date1c(o.producedAt), Posted: false, Комментарий: `Kitchen order ${o.id}`,
+      Date: date1c(o.producedAt), Posted: false, Комментарий: `Kitchen order ${o.id}`, Контрагент_Key: buyerKey,
       ВалютаДокумента: o.currency, СуммаДокумента: money(o.totalMinor),
       Товары: o.items.map((i, n) => ({
-        LineNumber: String(n + 1), Содержание: i.name, Артикул: i.dishId,
+        LineNumber: String(n + 1), Номенклатура_Key: itemKey('dish', i.dishId), Содержание: i.name, Артикул: i.dishId,
         Количество: i.quantity, Цена: money(i.priceMinor), Сумма: money(i.priceMinor * i.quantity),
       })),
     })),
     ...data.payments.map((p) => doc(DOC_TYPES.payment, p.id, {
-      Date: date1c(p.settledAt), Posted: false, Комментарий: `Kitchen order ${p.orderId}`,
+      Date: date1c(p.settledAt), Posted: false, Комментарий: `Kitchen order ${p.orderId}`, Контрагент_Key: buyerKey,
       ВалютаДокумента: p.currency, СуммаДокумента: money(p.amountMinor), НомерПлатежаЭквайера: p.gatewayPaymentId,
     })),
     ...data.writeOffs.map((w) => doc(DOC_TYPES.writeOff, w.orderId, {
       Date: date1c(w.at), Posted: false, Комментарий: `Ingredients of kitchen order ${w.orderId}`,
-      Материалы: w.lines.map((l, n) => ({ LineNumber: String(n + 1), Артикул: l.ingredient, Количество: l.quantity, ЕдиницаИзмерения: l.unit })),
+      Материалы: w.lines.map((l, n) => ({
+        LineNumber: String(n + 1), Номенклатура_Key: itemKey('ingredient', l.ingredient), Артикул: l.ingredient, Количество: l.quantity, ЕдиницаИзмерения: l.unit,
+      })),
     })),
   ];
 }

@@ -1,8 +1,9 @@
 // Pure kitchen logic without servers: the order state machine, the card-number guard, Standard
-// Webhooks signatures, technology-card XML and the write-off arithmetic.
+// Webhooks signatures, technology-card XML, the write-off arithmetic and the 1C objects of an hour.
 import { describe, expect, test } from '@jest/globals';
 import { sign, verify } from '../core/standard-webhooks.js';
 import { findCardNumber, luhnValid } from './card-number.js';
+import { CATALOGS, DOC_TYPES, hourDocuments, refKeyOf } from './onec-documents.js';
 import { BORSCHT, SALAD, cardXml } from './demo-cards.js';
 import { allowedFrom, canTransition, decideTransition, FINAL_STATES } from './order-state.js';
 import { parseTechCard, techCardToXml, TechCardError } from './tech-card.js';
@@ -99,5 +100,37 @@ describe('write-off arithmetic', () => {
       { ingredient: 'walnut', unit: 'g', quantity: 1 },
     ];
     expect(shortages(need, stock, now).map((s) => `${s.ingredient}:${s.reason}`)).toEqual(['beef:expired', 'beet:out_of_stock', 'walnut:out_of_stock']);
+  });
+});
+
+describe('1C objects of an hour', () => {
+  const at = new Date('2026-11-24T10:30:00Z');
+  const items = [{ dishId: 'salad', name: 'Beet salad', quantity: 2, priceMinor: 30_000 }, { dishId: 'borscht', name: 'Borscht', quantity: 1, priceMinor: 45_000 }];
+  const docs = hourDocuments({
+    orders: [{ id: 'o1', producedAt: at, totalMinor: 105_000, currency: 'RUB', items }, { id: 'o2', producedAt: at, totalMinor: 30_000, currency: 'RUB', items: items.slice(0, 1) }],
+    payments: [{ id: '7', orderId: 'o1', settledAt: at, amountMinor: 105_000, currency: 'RUB', gatewayPaymentId: 'pay-1' }],
+    writeOffs: [{ orderId: 'o1', at, lines: [{ ingredient: 'beet', quantity: 120, unit: 'g' }] }],
+  });
+
+  test('catalog entries come first, once each, and every document line points at one of them', () => {
+    const catalog = docs.filter((d) => d.docType.startsWith('Catalog_'));
+    expect(docs.slice(0, catalog.length)).toEqual(catalog);
+    expect(catalog.map((d) => d.sourceId)).toEqual(['retail-buyer', 'dish:salad', 'dish:borscht', 'ingredient:beet']);
+    const keys = new Set(catalog.map((d) => d.refKey));
+    const sale = docs.find((d) => d.docType === DOC_TYPES.sale && d.sourceId === 'o1');
+    for (const line of sale?.body.Товары as { Номенклатура_Key: string }[]) expect(keys.has(line.Номенклатура_Key)).toBe(true);
+    expect(sale?.body.Контрагент_Key).toBe(refKeyOf(CATALOGS.counterparty, 'retail-buyer'));
+    const requisition = docs.find((d) => d.docType === DOC_TYPES.writeOff);
+    expect((requisition?.body.Материалы as { Номенклатура_Key: string }[])[0]?.Номенклатура_Key).toBe(refKeyOf(CATALOGS.item, 'ingredient:beet'));
+  });
+
+  test('keys are stable name-based UUIDs, and a dish and an ingredient of one code differ', () => {
+    expect(refKeyOf(CATALOGS.item, 'dish:salad')).toBe(refKeyOf(CATALOGS.item, 'dish:salad'));
+    expect(refKeyOf(CATALOGS.item, 'dish:beet')).not.toBe(refKeyOf(CATALOGS.item, 'ingredient:beet'));
+    expect(refKeyOf(DOC_TYPES.sale, 'o1')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  test('an hour without sales has no counterparty entry', () => {
+    expect(hourDocuments({ orders: [], payments: [], writeOffs: [] })).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
-// 1C:Accounting OData simulator: Basic auth, `POST /odata/standard.odata/Document_…?$format=json`
-// records every document it gets (duplicates included, so tests can see them), and
+// 1C:Accounting OData simulator: Basic auth, `POST /odata/standard.odata/{Document_…|Catalog_…}?$format=json`
+// records every object it gets (duplicates included, so tests can see them), and
 // `GET …/Document_…(guid'…')` finds one by Ref_Key. Errors and lost answers on demand.
 import http from 'node:http';
 import { close, FaultQueue, hang, listen, parseJson, readBody, sendJson } from '../http-kit.js';
@@ -20,7 +20,7 @@ export interface OneCSimulator {
 }
 
 const BASE = '/odata/standard.odata/';
-const ENTITY = /^(Document_[^(/?]+)(?:\(guid'([0-9a-f-]{36})'\))?$/;
+const ENTITY = /^((?:Document|Catalog)_[^(/?]+)(?:\(guid'([0-9a-f-]{36})'\))?$/;
 
 export async function startOneCSimulator(o: { user: string; password: string; port?: number; hangMs?: number }): Promise<OneCSimulator> {
   const sim = { documents: [] as ReceivedDocument[], faults: new FaultQueue<'error' | 'lost'>() };
