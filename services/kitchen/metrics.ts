@@ -17,7 +17,7 @@ export function createKitchenMetrics(registry: Registry) {
       labelNames: ['doc_type', 'result'] as const, registers: [registry],
     })),
     statusEvents: get('hub_kitchen_status_events_total', () => new client.Counter({
-      name: 'hub_kitchen_status_events_total', help: 'Order status events, by side (published, delivered, dead_lettered).',
+      name: 'hub_kitchen_status_events_total', help: 'Order status events, by result (published; delivered, duplicate or stale at the consumer; dead_lettered).',
       labelNames: ['result'] as const, registers: [registry],
     })),
     warehouseEvents: get('hub_kitchen_warehouse_events_total', () => new client.Counter({
