@@ -51,6 +51,26 @@ test('a tenant watching its WebSocket sees its order go from payment to produced
   }
 });
 
+test('a tenant whose paid order fails sees it failed, then refunded with the same reason', async () => {
+  const token = await s.idp.token('tenant-ws-refund');
+  const socket = await openSocket(s.apiUrl, token);
+  try {
+    const placed = await s.call('POST', '/v1/kitchen/orders', { token, body: { items: [{ dishId: 'salad', quantity: 1 }] } });
+    const orderId = placed.body.order.orderId as string;
+    await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, { token, body: { cardToken: s.gateway.tokenize('4111111111111111') } });
+    s.robots.failCooking.add(orderId);
+    await socket.next((e) => e.type === 'order.status' && e.orderId === orderId && e.state === 'refunded', 20_000, 'refunded on the socket');
+    const seen = socket.events.filter((e) => e.type === 'order.status' && e.orderId === orderId);
+    expect(seen.map((e) => [e.state, e.version])).toEqual([
+      ['payment_pending', 1], ['paid', 2], ['in_production', 3], ['failed', 4], ['refunded', 5],
+    ]);
+    expect(seen.at(-1)).toMatchObject({ reason: seen.at(-2)?.reason });
+    expect(seen.at(-1)?.reason).toMatch(/fryer fault/);
+  } finally {
+    await socket.close();
+  }
+});
+
 test('an event older than one already pushed, or a repeat, never reaches the socket; a malformed one is dead-lettered', async () => {
   const tenantId = 'tenant-ws-order';
   const socket = await openSocket(s.apiUrl, await s.idp.token(tenantId));
