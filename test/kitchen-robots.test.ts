@@ -1,5 +1,6 @@
 // Production against the robots simulator: 5 s-style timeouts are retried with backoff under the
-// same order id (never cooking twice), and an order whose robots keep failing ends failed and visible.
+// same order id (never cooking twice), and an order whose robots keep failing fails, visibly, and is
+// refunded with the reason kept.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { waitFor } from './support/context.js';
 import { seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';
@@ -42,14 +43,14 @@ describe('production on the robots', () => {
     expect(callsFor(orderId)).toBe(1);
   });
 
-  test('robots failing 4 times leave the order failed after 3 retries, with the reason visible', async () => {
+  test('robots failing 4 times fail the order after 3 retries; it is refunded with the reason visible', async () => {
     s.robots.faults.add('error', 4);
     const before = s.robots.calls;
     const { orderId, token } = await paidOrder('tenant-broken');
     const got = await waitFor(async () => {
       const r = await s.call('GET', `/v1/kitchen/orders/${orderId}`, { token });
-      return r.body.order.state === 'failed' ? r.body.order : undefined;
-    }, 15_000, 'order failed');
+      return r.body.order.state === 'refunded' ? r.body.order : undefined;
+    }, 15_000, 'order failed and refunded');
     expect(got.reason).toMatch(/after 4 attempts.*503/);
     expect(s.robots.calls - before).toBe(4);
     expect(callsFor(orderId)).toBe(0);
@@ -60,7 +61,7 @@ describe('production on the robots', () => {
   test('cooking that fails at the robots fails the order with their reason and writes nothing off', async () => {
     const { orderId } = await paidOrder('tenant-burnt');
     s.robots.failCooking.add(orderId);
-    await waitFor(async () => (await s.ctx.db('kitchen_orders').where({ id: orderId }).first())?.state === 'failed', 15_000, 'order failed');
+    await waitFor(async () => (await s.ctx.db('kitchen_orders').where({ id: orderId }).first())?.state === 'refunded', 15_000, 'order failed and refunded');
     const o = await s.ctx.db('kitchen_orders').where({ id: orderId }).first();
     expect(o.reason).toMatch(/fryer fault/);
     expect(await s.ctx.db('kitchen_write_offs').where({ order_id: orderId })).toHaveLength(0);

@@ -15,6 +15,8 @@ export const kitchenEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).extend({
   KITCHEN_PAYMENT_CA_FILE: z.string().min(1).optional(),
   KITCHEN_PAYMENT_TIMEOUT_MS: int(100, 120_000).default(10_000),
   KITCHEN_PAYMENT_MAX_ATTEMPTS: int(1, 50).default(8),
+  /** Tries of a refund before it is left failed; 20 with the default backoff span about an hour. */
+  KITCHEN_REFUND_MAX_ATTEMPTS: int(1, 100).default(20),
   KITCHEN_ROBOTS_URL: httpUrl(['http:', 'https:']),
   KITCHEN_ROBOTS_API_KEY: z.string({ required_error: 'is required (the robots API key)' }).min(8),
   /** Seed 002 §9.2.1: 5 s per call, 3 retries with exponential backoff. */

@@ -1,8 +1,9 @@
 // The order state machine as data: which state may follow which. Every transition in the database
 // goes through `allowedFrom`, so applying the same change twice is a no-op rather than an error.
+// A failed order whose payment was approved is refunded; one that was never charged stays failed.
 
 export const ORDER_STATES = [
-  'awaiting_payment', 'payment_pending', 'payment_declined', 'paid', 'in_production', 'produced', 'failed',
+  'awaiting_payment', 'payment_pending', 'payment_declined', 'paid', 'in_production', 'produced', 'failed', 'refunded',
 ] as const;
 export type OrderState = (typeof ORDER_STATES)[number];
 
@@ -14,10 +15,18 @@ const TRANSITIONS: Record<OrderState, readonly OrderState[]> = {
   paid: ['in_production', 'failed'],
   in_production: ['produced', 'failed'],
   produced: [],
-  failed: [],
+  failed: ['refunded'],
+  refunded: [],
 };
 
+/** States that keep the reason of the state before them: a refunded order still says why it failed. */
+const KEEPS_REASON: readonly OrderState[] = ['refunded'];
+
 export const FINAL_STATES: readonly OrderState[] = ORDER_STATES.filter((s) => TRANSITIONS[s].length === 0);
+
+export function keepsReason(to: OrderState): boolean {
+  return KEEPS_REASON.includes(to);
+}
 
 export function canTransition(from: OrderState, to: OrderState): boolean {
   return TRANSITIONS[from].includes(to);

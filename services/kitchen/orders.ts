@@ -1,8 +1,9 @@
-// Order persistence: the guarded state transition (which also queues the status event in the same
-// transaction), and reading the menu's technology cards and the stock.
+// Order persistence: the guarded state transition (which also queues the status event, and the
+// refund of a charged order that fails, in the same transaction), and the menu's technology cards.
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
-import { allowedFrom, type OrderState } from './order-state.js';
+import { allowedFrom, keepsReason, type OrderState } from './order-state.js';
+import { queueRefund } from './refunds.js';
 import { techCard, type TechCard } from './tech-card.js';
 import { releaseStock } from './stock.js';
 
@@ -18,12 +19,15 @@ export interface OrderRow {
   updated_at: Date;
   paid_at: Date | null;
   produced_at: Date | null;
+  refunded_at: Date | null;
+  /** Incremented by every transition (bigint, read as a string). */
+  version: string;
 }
 
 /**
- * Moves an order to `to` if its current state allows it, and queues the status event; returns
- * false (and changes nothing) when the order is already there or elsewhere, which makes every
- * caller idempotent.
+ * Moves an order to `to` if its current state allows it, increments its version and queues the
+ * status event (and, for a charged order that fails, its refund); returns false (and changes
+ * nothing) when the order is already there or elsewhere, which makes every caller idempotent.
  */
 export async function transition(
   trx: Knex.Transaction,
@@ -31,16 +35,20 @@ export async function transition(
   to: OrderState,
   o: { reason?: string; set?: Record<string, Knex.Value> } = {},
 ): Promise<boolean> {
+  const reason = o.reason ?? (keepsReason(to) ? trx.raw('??', ['reason']) : null);
   const rows = await trx('kitchen_orders')
     .where({ id: orderId })
     .whereIn('state', allowedFrom(to))
-    .update({ state: to, reason: o.reason ?? null, updated_at: trx.fn.now(), ...o.set })
-    .returning(['tenant_id']);
-  const row = rows[0] as { tenant_id: string } | undefined;
+    .update({ state: to, reason, version: trx.raw('version + 1'), updated_at: trx.fn.now(), ...o.set })
+    .returning(['tenant_id', 'reason', 'version']);
+  const row = rows[0] as { tenant_id: string; reason: string | null; version: string } | undefined;
   if (!row) return false;
   // A declined or failed order no longer holds stock (it reserves again if paid again).
   if (to === 'payment_declined' || to === 'failed') await releaseStock(trx, orderId);
-  await trx('kitchen_outbox').insert({ event_id: randomUUID(), order_id: orderId, tenant_id: row.tenant_id, state: to, reason: o.reason ?? null });
+  if (to === 'failed') await queueRefund(trx, orderId, row.reason ?? 'the order failed');
+  await trx('kitchen_outbox').insert({
+    event_id: randomUUID(), order_id: orderId, tenant_id: row.tenant_id, state: to, reason: row.reason, version: row.version,
+  });
   return true;
 }
 

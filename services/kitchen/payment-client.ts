@@ -1,6 +1,7 @@
-// Payment gateway client: `POST {gateway}/api/v1/payments/process` over HTTPS with TLS 1.3 as the
-// minimum and the certificate verified against the configured CA. The Idempotency-Key makes a
-// retried call return the first outcome instead of charging again.
+// Payment gateway client: `POST {gateway}/api/v1/payments/process` and
+// `POST {gateway}/api/v1/payments/{paymentId}/refunds` over HTTPS with TLS 1.3 as the minimum and the
+// certificate verified against the configured CA. The Idempotency-Key makes a retried call return
+// the first outcome instead of charging or refunding again.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { z } from 'zod';
@@ -20,6 +21,21 @@ export interface PaymentRequest {
   amountMinor: number;
   currency: string;
   cardToken: string;
+}
+
+export const refundResult = z.object({
+  refundId: z.string().min(1),
+  status: z.literal('succeeded'),
+});
+export type RefundResult = z.infer<typeof refundResult>;
+
+export interface RefundRequest {
+  idempotencyKey: string;
+  /** The gateway's id of the approved payment. */
+  paymentId: string;
+  amountMinor: number;
+  currency: string;
+  reason: string;
 }
 
 export interface PaymentClientOptions {
@@ -48,20 +64,32 @@ export class PaymentClient {
   }
 
   async process(req: PaymentRequest, signal?: AbortSignal): Promise<PaymentResult> {
-    const body = JSON.stringify({
+    const body = {
       orderId: req.orderId,
       amount: { value: req.amountMinor, currency: req.currency },
       paymentToken: req.cardToken,
-    });
-    const end = this.o.metrics?.partnerRequests.startTimer({ partner: 'payment-gateway', operation: 'payments/process' });
+    };
+    return this.call('payments/process', '/api/v1/payments/process', body, req.idempotencyKey, paymentResult, signal);
+  }
+
+  /** Refunds (part of) an approved payment; a 4xx (unknown payment, more than charged) is final. */
+  async refund(req: RefundRequest, signal?: AbortSignal): Promise<RefundResult> {
+    const body = { amount: { value: req.amountMinor, currency: req.currency }, reason: req.reason };
+    const path = `/api/v1/payments/${encodeURIComponent(req.paymentId)}/refunds`;
+    return this.call('payments/refunds', path, body, req.idempotencyKey, refundResult, signal);
+  }
+
+  /** One timed call: a non-2xx answer is an HttpError (retried or not by its status), a 2xx must match `schema`. */
+  private async call<T>(operation: string, path: string, body: unknown, idempotencyKey: string, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T> {
+    const end = this.o.metrics?.partnerRequests.startTimer({ partner: 'payment-gateway', operation });
     let result = 'error';
     try {
-      const res = await this.post('/api/v1/payments/process', body, { 'idempotency-key': req.idempotencyKey }, signal);
+      const res = await this.post(path, JSON.stringify(body), { 'idempotency-key': idempotencyKey }, signal);
       result = String(res.status);
       if (res.status < 200 || res.status >= 300)
-        throw new HttpError(res.status, `payment gateway answered ${res.status}: ${res.text.slice(0, 300)}`, parseRetryAfter(res.retryAfter));
-      const parsed = paymentResult.safeParse(safeJson(res.text));
-      if (!parsed.success) throw new PermanentError('payment gateway answered 2xx without {paymentId, status}');
+        throw new HttpError(res.status, `payment gateway answered ${res.status} to ${operation}: ${res.text.slice(0, 300)}`, parseRetryAfter(res.retryAfter));
+      const parsed = schema.safeParse(safeJson(res.text));
+      if (!parsed.success) throw new PermanentError(`payment gateway answered ${operation} with 2xx but not the documented body`);
       return parsed.data;
     } finally {
       end?.({ result });

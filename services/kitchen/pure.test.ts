@@ -5,7 +5,8 @@ import { sign, verify } from '../core/standard-webhooks.js';
 import { findCardNumber, luhnValid } from './card-number.js';
 import { CATALOGS, DOC_TYPES, hourDocuments, refKeyOf } from './onec-documents.js';
 import { BORSCHT, SALAD, cardXml } from './demo-cards.js';
-import { allowedFrom, canTransition, decideTransition, FINAL_STATES } from './order-state.js';
+import { allowedFrom, canTransition, decideTransition, FINAL_STATES, keepsReason } from './order-state.js';
+import { unrefundedOutcome } from './refund-reconciler.js';
 import { parseTechCard, techCardToXml, TechCardError } from './tech-card.js';
 import { requirements, shortages, type StockLevel } from './write-off.js';
 
@@ -20,8 +21,18 @@ describe('order state machine', () => {
     expect(decideTransition('awaiting_payment', 'in_production')).toMatchObject({ apply: false, reason: 'not_allowed' });
     expect(decideTransition('payment_declined', 'payment_pending')).toEqual({ apply: true });
   });
-  test('produced and failed are final', () => {
-    expect([...FINAL_STATES].sort()).toEqual(['failed', 'produced']);
+  test('produced and refunded are final; only a failed order is refunded, and it keeps why it failed', () => {
+    expect([...FINAL_STATES].sort()).toEqual(['produced', 'refunded']);
+    expect(allowedFrom('refunded')).toEqual(['failed']);
+    expect(canTransition('produced', 'refunded')).toBe(false);
+    expect(keepsReason('refunded')).toBe(true);
+    expect(keepsReason('payment_pending')).toBe(false);
+  });
+  test('a refund refused with a 4xx is refused; one out of attempts or unreadable is failed', () => {
+    expect(unrefundedOutcome({ reason: 'http_422' })).toBe('refused');
+    expect(unrefundedOutcome({ reason: 'http_404' })).toBe('refused');
+    expect(unrefundedOutcome({ reason: 'attempts_exhausted' })).toBe('failed');
+    expect(unrefundedOutcome({ reason: 'permanent' })).toBe('failed');
   });
 });
 

@@ -1,4 +1,4 @@
-// The kitchen service: payment, production, 1C-export, warehouse-event and status-outbox
+// The kitchen service: payment, production, refund, 1C-export, warehouse-event and status-outbox
 // reconcilers on the shared engine, plus the tick that schedules the hourly 1C export rows.
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
@@ -19,6 +19,7 @@ import { exportHandler, ONEC_EXPORT_JOB, scheduleHours } from './onec-export.js'
 import { PaymentClient } from './payment-client.js';
 import { paymentHandler, type PaymentRow } from './payment-reconciler.js';
 import { productionHandler, type ProductionRow } from './production-reconciler.js';
+import { refundHandler, type RefundRow } from './refund-reconciler.js';
 import { RobotsClient } from './robots-client.js';
 import { assertStatusTopology } from './status-events.js';
 import { outboxHandler, type OutboxRow } from './status-publisher.js';
@@ -58,6 +59,7 @@ export function createKitchen(d: KitchenDeps): Kitchen {
   const production = table('kitchen_production', 'kitchen-production', config.KITCHEN_ROBOTS_RETRIES + 1, {
     baseMs: config.KITCHEN_ROBOTS_BACKOFF_MS, maxMs: config.KITCHEN_ROBOTS_BACKOFF_MS * 64, factor: 2,
   });
+  const refunds = table('kitchen_refunds', 'kitchen-refunds', config.KITCHEN_REFUND_MAX_ATTEMPTS);
   const runs = table(PERIODIC_RUNS, 'kitchen-1c-export', 20);
   const warehouse = table('kitchen_warehouse_events', 'kitchen-warehouse', 10);
   const outbox = table('kitchen_outbox', 'kitchen-status-outbox', 1_000);
@@ -89,6 +91,12 @@ export function createKitchen(d: KitchenDeps): Kitchen {
       handle: productionHandler({ db, table: production, client: robots, logger, metrics: km, pollMs: config.KITCHEN_PRODUCTION_POLL_MS }),
       onHandlerError: settle(production), stats: () => production.stats(),
     }),
+    refunds: new Reconciler<RefundRow>({
+      ...common, name: 'kitchen-refunds',
+      claim: (owner) => refunds.claim<RefundRow>(owner, 5),
+      handle: refundHandler({ db, table: refunds, client: paymentClient, logger, metrics: km }),
+      onHandlerError: settle(refunds), stats: () => refunds.stats(),
+    }),
     export: new Reconciler({
       ...common, name: 'kitchen-1c-export',
       claim: (owner) => runs.claim<{ id: string; status: number; attempts: number; period_key: string }>(owner, 1, exportFilter),
@@ -110,6 +118,7 @@ export function createKitchen(d: KitchenDeps): Kitchen {
   };
   d.listener?.on('kitchen_payments', () => r.payments.notify());
   d.listener?.on('kitchen_production', () => r.production.notify());
+  d.listener?.on('kitchen_refunds', () => r.refunds.notify());
   d.listener?.on(PERIODIC_RUNS, () => r.export.notify());
   d.listener?.on('kitchen_warehouse_events', () => r.warehouse.notify());
   d.listener?.on('kitchen_outbox', () => r.outbox.notify());

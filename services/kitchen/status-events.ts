@@ -22,6 +22,8 @@ export const orderStatusEvent = z.object({
   state: z.enum(ORDER_STATES),
   reason: z.string(),
   occurredAtMs: z.number().int().positive(),
+  /** The order's version after the change; 0 when the publisher did not set one. */
+  version: z.number().int().nonnegative(),
 });
 export type OrderStatusEvent = z.infer<typeof orderStatusEvent>;
 

@@ -1,6 +1,7 @@
 // Outbox publisher: status changes committed with their order are published to RabbitMQ as Protobuf
 // with publisher confirms; a row is done only after the broker confirmed it, so an event is never
-// lost (and, rarely, delivered twice: consumers drop duplicates by event id).
+// lost (and, rarely, delivered twice or after a newer one: consumers drop what is not newer than the
+// order's version they last delivered).
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Knex } from 'knex';
 import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
@@ -15,6 +16,8 @@ export interface OutboxRow extends WorkRow {
   state: OrderState;
   reason: string | null;
   occurred_at: Date;
+  /** The order's version after the change (bigint, read as a string). */
+  version: string;
 }
 
 export function outboxHandler(d: { db: Knex; table: WorkTable; channel: ChannelWrapper; metrics: KitchenMetrics }) {
@@ -23,7 +26,7 @@ export function outboxHandler(d: { db: Knex; table: WorkTable; channel: ChannelW
       await Promise.all(batch.map((r) =>
         d.channel.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, encodeStatus({
           eventId: r.event_id, orderId: r.order_id, tenantId: r.tenant_id, state: r.state,
-          reason: r.reason ?? '', occurredAtMs: r.occurred_at.getTime(),
+          reason: r.reason ?? '', occurredAtMs: r.occurred_at.getTime(), version: Number(r.version),
         }), { persistent: true, messageId: r.event_id, contentType: CONTENT_TYPE, timestamp: Math.floor(r.occurred_at.getTime() / 1000) }),
       ));
       await d.table.complete(batch.map((r) => r.id), owner, d.db, { finished_at: d.db.fn.now() });

@@ -9,7 +9,7 @@ import { startOrderStatusConsumer } from '../../services/api/kitchen/status-cons
 import { connectAmqp } from '../../services/core/amqp.js';
 import { createApiKey } from '../../services/core/auth/api-keys.js';
 import { WorkListener } from '../../services/core/engine/notify.js';
-import { createMetrics } from '../../services/core/metrics.js';
+import { createMetrics, type Metrics } from '../../services/core/metrics.js';
 import { TenantEventPublisher, TenantEventSubscriber, type TenantEvent } from '../../services/core/tenant-events.js';
 import { loadConfig } from '../../services/core/config.js';
 import { kitchenEnv } from '../../services/kitchen/config.js';
@@ -54,7 +54,7 @@ export interface KitchenStack {
   events: { tenantId: string; event: TenantEvent }[];
   watchTenant(tenantId: string): Promise<void>;
   /** Starts a kitchen replica (its own pool, metrics and AMQP connection); stopped by close(). */
-  startKitchen(o?: { env?: Record<string, string>; now?: () => Date; start?: boolean }): Promise<Kitchen>;
+  startKitchen(o?: { env?: Record<string, string>; now?: () => Date; start?: boolean; metrics?: Metrics }): Promise<Kitchen>;
   call(method: string, path: string, o?: { token?: string; apiKey?: string; body?: unknown; headers?: Record<string, string> }): Promise<Answer>;
   close(): Promise<void>;
 }
@@ -106,7 +106,7 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
       const amqp = connectAmqp(vhost.url, ctx.logger, { name: `test-kitchen-${replicas.length}` });
       const listener = new WorkListener(DATABASE_URL, ctx.schema, ctx.logger);
       const kitchen = createKitchen({
-        db, config, paymentCa: certificate.cert, amqp, logger: ctx.logger, metrics: createMetrics(), listener,
+        db, config, paymentCa: certificate.cert, amqp, logger: ctx.logger, metrics: k.metrics ?? createMetrics(), listener,
         owner: `replica-${replicas.length}`, now: k.now, pollMaxMs: 200, schedulerIntervalMs: 60_000,
       });
       replicas.push({ kitchen, stop: async () => { await kitchen.stop(2_000); await listener.stop(); await amqp.close(); } });

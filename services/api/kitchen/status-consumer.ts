@@ -1,6 +1,8 @@
 // API side of the order status events: consumes the Protobuf events from RabbitMQ and publishes an
 // `order.status` tenant event, which the WebSocket at /v1/events forwards to the tenant's sockets.
-// A message that does not decode goes to the dead-letter queue; ack only after the tenant event is out.
+// An event not newer than the order's last delivered version is acknowledged and dropped; a message
+// that does not decode goes to the dead-letter queue; ack only after the tenant event is out.
+import { readFileSync } from 'node:fs';
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Redis } from 'ioredis';
@@ -11,10 +13,26 @@ import type { TenantEventPublisher } from '../../core/tenant-events.js';
 import type { KitchenMetrics } from '../../kitchen/metrics.js';
 import { assertStatusTopology, decodeStatus, STATUS_QUEUE, type OrderStatusEvent } from '../../kitchen/status-events.js';
 
+const DELIVER_LUA = readFileSync(new URL('./lua/order-status-deliver.lua', import.meta.url), 'utf8');
+
+/**
+ * How long an order's last delivered version (and an unversioned event's id) is remembered. Stale
+ * copies come from publish retries and redeliveries, minutes apart; a day also covers an order that
+ * fails and is refunded hours after it was placed.
+ */
+const REMEMBER_S = 24 * 3600;
+
+export type DeliveryResult = 'delivered' | 'duplicate' | 'stale';
+
+type DeliverRedis = Redis & {
+  hubOrderStatusDeliver(versionKey: string, eventKey: string, version: number, ttlS: number, channel: string, event: string): Promise<DeliveryResult>;
+};
+
 export interface StatusConsumerDeps {
   amqp: AmqpConnectionManager;
+  /** Names the tenant's channel; the event is published there by the delivery script. */
   publisher: TenantEventPublisher;
-  /** Remembers delivered event ids for an hour: a redelivered event is acknowledged, not re-sent. */
+  /** Remembers each order's last delivered version: a repeated or older event is acknowledged, not sent. */
   redis: Redis;
   keyPrefix: string;
   logger: Logger;
@@ -25,8 +43,17 @@ export interface StatusConsumerDeps {
 export function orderStatusTenantEvent(e: OrderStatusEvent) {
   return {
     type: 'order.status', at: new Date(e.occurredAtMs).toISOString(), eventId: e.eventId,
-    orderId: e.orderId, state: e.state, ...(e.reason ? { reason: e.reason } : {}),
+    orderId: e.orderId, state: e.state, version: e.version, ...(e.reason ? { reason: e.reason } : {}),
   };
+}
+
+/** Publishes the tenant event of `e` unless a repeat or an older version of its order; one Redis step. */
+export function deliverOrderStatus(d: Pick<StatusConsumerDeps, 'redis' | 'keyPrefix' | 'publisher'>, e: OrderStatusEvent): Promise<DeliveryResult> {
+  if (!('hubOrderStatusDeliver' in d.redis)) d.redis.defineCommand('hubOrderStatusDeliver', { numberOfKeys: 2, lua: DELIVER_LUA });
+  return (d.redis as DeliverRedis).hubOrderStatusDeliver(
+    `${d.keyPrefix}kitchen-status-version:${e.orderId}`, `${d.keyPrefix}kitchen-status-seen:${e.eventId}`,
+    e.version, REMEMBER_S, d.publisher.channel(e.tenantId), JSON.stringify(orderStatusTenantEvent(e)),
+  );
 }
 
 export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper {
@@ -43,15 +70,12 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
       return;
     }
     try {
-      const first = await d.redis.set(`${d.keyPrefix}kitchen-status-seen:${event.eventId}`, '1', 'EX', 3600, 'NX');
-      if (first === 'OK') {
-        await d.publisher.publish(event.tenantId, orderStatusTenantEvent(event));
-        d.metrics.statusEvents.inc({ result: 'delivered' });
-      }
+      const result = await deliverOrderStatus(d, event);
+      d.metrics.statusEvents.inc({ result });
+      if (result !== 'delivered') log.debug({ eventId: event.eventId, orderId: event.orderId, version: event.version, result }, 'order status event dropped');
       ch.ack(msg);
     } catch (thrown) {
-      // Redis is unreachable: give the message back and try again on redelivery.
-      await d.redis.del(`${d.keyPrefix}kitchen-status-seen:${event.eventId}`).catch(() => undefined);
+      // Redis is unreachable: the script did nothing, so the redelivery is decided afresh.
       log.warn({ err: toError(thrown), eventId: event.eventId }, 'order status event not delivered yet; requeued');
       setTimeout(() => ch.nack(msg, false, true), 1_000).unref();
     }

@@ -3,6 +3,7 @@ import { core } from './000001_core.js';
 import { allio } from './000002_allio.js';
 import { smartHome } from './000003_smart_home.js';
 import { kitchen } from './000004_kitchen.js';
+import { kitchenRefunds } from './000005_kitchen_refunds.js';
 
 export interface Migration {
   id: number;
@@ -10,4 +11,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen];
+export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds];

@@ -1,0 +1,46 @@
+// Kitchen refunds and ordered status events: an order that fails after its payment was approved is
+// refunded through the gateway (the `refunded` state and the kitchen_refunds work table), and every
+// order carries a version that each transition increments and its status event repeats.
+import type { Migration } from './index.js';
+
+export const kitchenRefunds: Migration = {
+  id: 5,
+  name: 'kitchen_refunds',
+  sql: `
+alter table kitchen_orders drop constraint kitchen_orders_state_check;
+alter table kitchen_orders add constraint kitchen_orders_state_check check (state in
+  ('awaiting_payment', 'payment_pending', 'payment_declined', 'paid', 'in_production', 'produced', 'failed', 'refunded'));
+-- Incremented by every transition; consumers drop a status event not newer than the last delivered.
+alter table kitchen_orders add column version bigint not null default 0;
+alter table kitchen_orders add column refunded_at timestamptz;
+-- Events queued before versions existed keep 0, which consumers treat as unversioned.
+alter table kitchen_outbox add column version bigint not null default 0;
+
+-- Refunds of failed orders whose payment was approved, queued in the transaction that failed the
+-- order. One per order; the gateway sees the same Idempotency-Key on every retry.
+create table kitchen_refunds (
+  id bigserial primary key,
+  order_id uuid not null unique references kitchen_orders (id),
+  idempotency_key text not null unique,       -- refund:<order id>
+  gateway_payment_id text not null,
+  amount_minor bigint not null check (amount_minor > 0),
+  currency text not null,
+  reason text not null,                       -- sent to the gateway: why the order failed
+  outcome text check (outcome in ('refunded', 'refused', 'failed')),
+  gateway_refund_id text,
+  refunded_at timestamptz,
+  status smallint not null default 0,        -- 0 new, 1 in progress, 2 done, 3 error
+  attempts int not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  locked_by text,
+  locked_until timestamptz,
+  last_error text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  finished_at timestamptz
+);
+create index kitchen_refunds_due on kitchen_refunds (next_attempt_at, id) where status in (0, 1);
+create index kitchen_refunds_failed on kitchen_refunds (id) where status = 3;
+create trigger kitchen_refunds_notify after insert on kitchen_refunds for each statement execute function hub_notify_work();
+`,
+};
