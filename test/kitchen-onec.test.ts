@@ -32,6 +32,23 @@ async function producedOrder(at: Date): Promise<string> {
   return id;
 }
 
+/** An order charged, then refunded after its production failed, all stamped `at`. */
+async function refundedOrder(at: Date): Promise<string> {
+  const id = randomUUID();
+  await s.ctx.db('kitchen_orders').insert({
+    id, tenant_id: 'tenant-1c', state: 'refunded', reason: 'fryer fault', items: JSON.stringify([{ dishId: 'salad', name: 'Beet salad', quantity: 1, priceMinor: 30_000 }]),
+    total_minor: 30_000, currency: 'RUB', created_at: at, updated_at: at, paid_at: at, refunded_at: at,
+  });
+  await s.ctx.db('kitchen_payments').insert({
+    order_id: id, idempotency_key: randomUUID(), amount_minor: 30_000, currency: 'RUB', outcome: 'approved', gateway_payment_id: `pay-${id.slice(0, 8)}`, settled_at: at, status: 2,
+  });
+  await s.ctx.db('kitchen_refunds').insert({
+    order_id: id, idempotency_key: `refund:${id}`, gateway_payment_id: `pay-${id.slice(0, 8)}`, amount_minor: 30_000, currency: 'RUB',
+    reason: 'fryer fault', outcome: 'refunded', gateway_refund_id: `re-${id.slice(0, 8)}`, refunded_at: at, status: 2,
+  });
+  return id;
+}
+
 const midHour = (hoursAgo: number) => new Date(new Date(`${hourKey(hoursAgo)}:00:00Z`).getTime() + 30 * 60_000);
 const docsOf = (orderId: string) => s.onec.documents.filter((d) => JSON.stringify(d.body).includes(orderId));
 const runOf = (key: string) => s.ctx.db('periodic_runs').where({ name: ONEC_EXPORT_JOB, period_key: key }).first();
@@ -41,6 +58,7 @@ describe('hourly 1C export', () => {
     const exported = await producedOrder(midHour(5));
     const missed = await producedOrder(midHour(3));
     const interrupted = [await producedOrder(midHour(2)), await producedOrder(midHour(2))];
+    const refunded = await refundedOrder(midHour(3));
     // Earlier replicas exported every hour of the window except 3 and 2 hours ago, then stopped.
     for (const h of [6, 5, 4, 1]) await s.ctx.db('periodic_runs').insert({ name: ONEC_EXPORT_JOB, period_key: hourKey(h), status: 2 });
     // 1C records the first document but its answer is lost; the next one fails with a 500.
@@ -53,6 +71,10 @@ describe('hourly 1C export', () => {
     expect(docsOf(exported)).toHaveLength(0);
     expect(docsOf(missed)).toHaveLength(3);
     for (const id of interrupted) expect(docsOf(id)).toHaveLength(3);
+    // A refunded order was paid and paid back: two card operations, no sale, no write-off.
+    expect(docsOf(refunded).map((d) => `${d.entity} ${String(d.body.ВидОперации)}`).sort()).toEqual([
+      'Document_ОперацияПоПлатежнойКарте ВозвратПокупателю', 'Document_ОперацияПоПлатежнойКарте ОплатаПокупателя',
+    ]);
     const refKeys = s.onec.documents.map((d) => d.refKey);
     expect(new Set(refKeys).size).toBe(refKeys.length);
     expect((await runOf(hourKey(2))).attempts).toBeGreaterThanOrEqual(2);

@@ -1,5 +1,6 @@
 // 1C:Accounting objects for one exported hour (pure): a sale per produced order, a card payment per
-// approved payment, a materials requisition per order's ingredient write-off, preceded by the
+// approved payment, a card refund per refunded order, a materials requisition per order's
+// ingredient write-off, preceded by the
 // catalog entries they reference (an item per dish and ingredient, the retail buyer as the
 // counterparty). Ref_Key is derived from the object type and its source, so the same source always
 // means the same 1C object, and a catalog entry is sent once however many hours use it.
@@ -8,6 +9,8 @@ import { createHash } from 'node:crypto';
 export const DOC_TYPES = {
   sale: 'Document_РеализацияТоваровУслуг',
   payment: 'Document_ОперацияПоПлатежнойКарте',
+  /** The same 1C document type as the payment, with the refund operation kind. */
+  refund: 'Document_ОперацияПоПлатежнойКарте',
   writeOff: 'Document_ТребованиеНакладная',
 } as const;
 export const CATALOGS = {
@@ -38,6 +41,7 @@ export function refKeyOf(docType: string, sourceId: string): string {
 export interface HourData {
   orders: { id: string; producedAt: Date; totalMinor: number; currency: string; items: { dishId: string; name: string; quantity: number; priceMinor: number }[] }[];
   payments: { id: string; orderId: string; settledAt: Date; amountMinor: number; currency: string; gatewayPaymentId: string }[];
+  refunds: { orderId: string; refundedAt: Date; amountMinor: number; currency: string; gatewayPaymentId: string; gatewayRefundId: string }[];
   writeOffs: { orderId: string; at: Date; lines: { ingredient: string; quantity: number; unit: string }[] }[];
 }
 
@@ -63,7 +67,7 @@ function catalogEntries(data: HourData): OneCDocument[] {
   };
   for (const o of data.orders) for (const i of o.items) item('dish', i.dishId, i.name);
   for (const w of data.writeOffs) for (const l of w.lines) item('ingredient', l.ingredient, l.ingredient, l.unit);
-  const buyer = data.orders.length + data.payments.length > 0
+  const buyer = data.orders.length + data.payments.length + data.refunds.length > 0
     ? [doc(CATALOGS.counterparty, RETAIL_BUYER.sourceId, { Description: RETAIL_BUYER.description, ЮридическоеФизическоеЛицо: 'ФизическоеЛицо' })]
     : [];
   return [...buyer, ...items.values()];
@@ -83,7 +87,13 @@ export function hourDocuments(data: HourData): OneCDocument[] {
     })),
     ...data.payments.map((p) => doc(DOC_TYPES.payment, p.id, {
       Date: date1c(p.settledAt), Posted: false, Комментарий: `Kitchen order ${p.orderId}`, Контрагент_Key: buyerKey,
-      ВалютаДокумента: p.currency, СуммаДокумента: money(p.amountMinor), НомерПлатежаЭквайера: p.gatewayPaymentId,
+      ВидОперации: 'ОплатаПокупателя', ВалютаДокумента: p.currency, СуммаДокумента: money(p.amountMinor), НомерПлатежаЭквайера: p.gatewayPaymentId,
+    })),
+    // Source `refund:<order>` keeps the refund's Ref_Key apart from the payment's in the same document type.
+    ...data.refunds.map((r) => doc(DOC_TYPES.refund, `refund:${r.orderId}`, {
+      Date: date1c(r.refundedAt), Posted: false, Комментарий: `Refund of kitchen order ${r.orderId}`, Контрагент_Key: buyerKey,
+      ВидОперации: 'ВозвратПокупателю', ВалютаДокумента: r.currency, СуммаДокумента: money(r.amountMinor),
+      НомерПлатежаЭквайера: r.gatewayPaymentId, НомерВозвратаЭквайера: r.gatewayRefundId,
     })),
     ...data.writeOffs.map((w) => doc(DOC_TYPES.writeOff, w.orderId, {
       Date: date1c(w.at), Posted: false, Комментарий: `Ingredients of kitchen order ${w.orderId}`,

@@ -40,6 +40,7 @@ export async function loadHour(db: Knex, key: string): Promise<HourData> {
   const to = new Date(from.getTime() + 3_600_000);
   const orders = await db('kitchen_orders').where('produced_at', '>=', from).andWhere('produced_at', '<', to).orderBy('produced_at');
   const payments = await db('kitchen_payments').where({ outcome: 'approved' }).andWhere('settled_at', '>=', from).andWhere('settled_at', '<', to).orderBy('settled_at');
+  const refunds = await db('kitchen_refunds').where({ outcome: 'refunded' }).andWhere('refunded_at', '>=', from).andWhere('refunded_at', '<', to).orderBy('refunded_at');
   const offs = await db('kitchen_write_offs').where('written_off_at', '>=', from).andWhere('written_off_at', '<', to).orderBy(['order_id', 'ingredient']);
   const byOrder = new Map<string, HourData['writeOffs'][number]>();
   for (const w of offs as { order_id: string; ingredient: string; quantity: string; unit: string; written_off_at: Date }[]) {
@@ -53,6 +54,10 @@ export async function loadHour(db: Knex, key: string): Promise<HourData> {
     })),
     payments: payments.map((p: { id: string; order_id: string; settled_at: Date; amount_minor: string; currency: string; gateway_payment_id: string }) => ({
       id: String(p.id), orderId: p.order_id, settledAt: p.settled_at, amountMinor: Number(p.amount_minor), currency: p.currency, gatewayPaymentId: p.gateway_payment_id,
+    })),
+    refunds: refunds.map((r: { order_id: string; refunded_at: Date; amount_minor: string; currency: string; gateway_payment_id: string; gateway_refund_id: string }) => ({
+      orderId: r.order_id, refundedAt: r.refunded_at, amountMinor: Number(r.amount_minor), currency: r.currency,
+      gatewayPaymentId: r.gateway_payment_id, gatewayRefundId: r.gateway_refund_id,
     })),
     writeOffs: [...byOrder.values()],
   };

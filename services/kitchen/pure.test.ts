@@ -120,6 +120,7 @@ describe('1C objects of an hour', () => {
   const docs = hourDocuments({
     orders: [{ id: 'o1', producedAt: at, totalMinor: 105_000, currency: 'RUB', items }, { id: 'o2', producedAt: at, totalMinor: 30_000, currency: 'RUB', items: items.slice(0, 1) }],
     payments: [{ id: '7', orderId: 'o1', settledAt: at, amountMinor: 105_000, currency: 'RUB', gatewayPaymentId: 'pay-1' }],
+    refunds: [{ orderId: 'o3', refundedAt: at, amountMinor: 45_000, currency: 'RUB', gatewayPaymentId: 'pay-3', gatewayRefundId: 're-3' }],
     writeOffs: [{ orderId: 'o1', at, lines: [{ ingredient: 'beet', quantity: 120, unit: 'g' }] }],
   });
 
@@ -135,6 +136,14 @@ describe('1C objects of an hour', () => {
     expect((requisition?.body.Материалы as { Номенклатура_Key: string }[])[0]?.Номенклатура_Key).toBe(refKeyOf(CATALOGS.item, 'ingredient:beet'));
   });
 
+  test('a refund is a card operation of its own kind, with a key of its own', () => {
+    const cardOps = docs.filter((d) => d.docType === DOC_TYPES.payment);
+    expect(cardOps.map((d) => [d.sourceId, d.body.ВидОперации, d.body.СуммаДокумента])).toEqual([
+      ['7', 'ОплатаПокупателя', 1050], ['refund:o3', 'ВозвратПокупателю', 450],
+    ]);
+    expect(new Set(docs.map((d) => d.refKey)).size).toBe(docs.length);
+  });
+
   test('keys are stable name-based UUIDs, and a dish and an ingredient of one code differ', () => {
     expect(refKeyOf(CATALOGS.item, 'dish:salad')).toBe(refKeyOf(CATALOGS.item, 'dish:salad'));
     expect(refKeyOf(CATALOGS.item, 'dish:beet')).not.toBe(refKeyOf(CATALOGS.item, 'ingredient:beet'));
@@ -142,6 +151,6 @@ describe('1C objects of an hour', () => {
   });
 
   test('an hour without sales has no counterparty entry', () => {
-    expect(hourDocuments({ orders: [], payments: [], writeOffs: [] })).toEqual([]);
+    expect(hourDocuments({ orders: [], payments: [], refunds: [], writeOffs: [] })).toEqual([]);
   });
 });
