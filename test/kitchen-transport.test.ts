@@ -62,7 +62,7 @@ describe('order status events over RabbitMQ', () => {
       const ch = await conn.createConfirmChannel();
       ch.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, Buffer.from('not protobuf at all \u0000\u00ff'));
       // Version 0, as a publisher from before order versions sends it: duplicates go by event id.
-      const good = { eventId: randomUUID(), orderId: randomUUID(), tenantId: 'tenant-events', state: 'paid' as const, reason: '', occurredAtMs: Date.now(), version: 0 };
+      const good = { eventId: randomUUID(), orderId: randomUUID(), tenantId: 'tenant-events', state: 'paid' as const, reason: '', occurredAtMs: Date.now(), version: 0, productionStatus: '' };
       expect(decodeStatus(encodeStatus(good))).toEqual(good);
       ch.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, encodeStatus(good));
       // A redelivered copy is acknowledged without telling the tenant twice.

@@ -34,18 +34,25 @@ afterAll(async () => {
   await s?.close();
 });
 
-test('a tenant watching its WebSocket sees its order go from payment to produced', async () => {
+test('a tenant watching its WebSocket sees its order go from payment through the robots\' queue and cooking to produced', async () => {
   const token = await s.idp.token('tenant-ws');
   const socket = await openSocket(s.apiUrl, token);
   try {
     const placed = await s.call('POST', '/v1/kitchen/orders', { token, body: { items: [{ dishId: 'salad', quantity: 1 }] } });
     expect(placed.status).toBe(201);
     const orderId = placed.body.order.orderId as string;
+    s.robots.holdCooking.add(orderId);
     const pay = await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, { token, body: { cardToken: s.gateway.tokenize('4111111111111111') } });
     expect(pay.status).toBe(202);
+    await socket.next((e) => e.type === 'order.status' && e.orderId === orderId && e.productionStatus === 'cooking', 20_000, 'cooking on the socket');
+    const cooking = await s.call('GET', `/v1/kitchen/orders/${orderId}`, { token });
+    expect(cooking.body.order).toMatchObject({ state: 'in_production', productionStatus: 'cooking', version: 4 });
+    s.robots.holdCooking.delete(orderId);
     await socket.next((e) => e.type === 'order.status' && e.orderId === orderId && e.state === 'produced', 20_000, 'produced on the socket');
     const seen = socket.events.filter((e) => e.type === 'order.status' && e.orderId === orderId);
-    expect(seen.map((e) => [e.state, e.version])).toEqual([['payment_pending', 1], ['paid', 2], ['in_production', 3], ['produced', 4]]);
+    expect(seen.map((e) => [e.state, e.productionStatus ?? null, e.version])).toEqual([
+      ['payment_pending', null, 1], ['paid', null, 2], ['in_production', 'queued', 3], ['in_production', 'cooking', 4], ['produced', 'done', 5],
+    ]);
   } finally {
     await socket.close();
   }
@@ -79,7 +86,7 @@ test('an event older than one already pushed, or a repeat, never reaches the soc
     const ch = await conn.createConfirmChannel();
     const orderId = randomUUID();
     const event = (version: number, state: OrderStatusEvent['state']): OrderStatusEvent =>
-      ({ eventId: randomUUID(), orderId, tenantId, state, reason: '', occurredAtMs: Date.now(), version });
+      ({ eventId: randomUUID(), orderId, tenantId, state, reason: '', occurredAtMs: Date.now(), version, productionStatus: '' });
     const v3 = event(3, 'produced');
     // As after a retried publish: version 3 is out before version 2, then the broker repeats version 3.
     for (const bytes of [encodeStatus(v3), encodeStatus(event(2, 'in_production')), encodeStatus(v3), Buffer.from('\u00ff not protobuf')])

@@ -20,8 +20,22 @@ export interface OrderRow {
   paid_at: Date | null;
   produced_at: Date | null;
   refunded_at: Date | null;
-  /** Incremented by every transition (bigint, read as a string). */
+  /** Incremented by every change (bigint, read as a string). */
   version: string;
+  /** The robots' status of its production once submitted: queued, cooking, done, failed. */
+  production_status: string | null;
+}
+
+/** What a status event carries of the order, as the change left it. */
+const EVENT_COLUMNS = ['tenant_id', 'state', 'reason', 'version', 'production_status'];
+type EventColumns = Pick<OrderRow, 'tenant_id' | 'state' | 'reason' | 'version' | 'production_status'>;
+
+/** Queues the order's status event in the transaction of the change. */
+async function queueStatusEvent(trx: Knex.Transaction, orderId: string, row: EventColumns): Promise<void> {
+  await trx('kitchen_outbox').insert({
+    event_id: randomUUID(), order_id: orderId, tenant_id: row.tenant_id, state: row.state, reason: row.reason,
+    version: row.version, production_status: row.production_status,
+  });
 }
 
 /**
@@ -40,15 +54,30 @@ export async function transition(
     .where({ id: orderId })
     .whereIn('state', allowedFrom(to))
     .update({ state: to, reason, version: trx.raw('version + 1'), updated_at: trx.fn.now(), ...o.set })
-    .returning(['tenant_id', 'reason', 'version']);
-  const row = rows[0] as { tenant_id: string; reason: string | null; version: string } | undefined;
+    .returning(EVENT_COLUMNS);
+  const row = rows[0] as EventColumns | undefined;
   if (!row) return false;
   // A declined or failed order no longer holds stock (it reserves again if paid again).
   if (to === 'payment_declined' || to === 'failed') await releaseStock(trx, orderId);
   if (to === 'failed') await queueRefund(trx, orderId, row.reason ?? 'the order failed');
-  await trx('kitchen_outbox').insert({
-    event_id: randomUUID(), order_id: orderId, tenant_id: row.tenant_id, state: to, reason: row.reason, version: row.version,
-  });
+  await queueStatusEvent(trx, orderId, row);
+  return true;
+}
+
+/**
+ * Records the robots' new status of an order in production and queues its status event (state
+ * unchanged, version one more); false, changing nothing, when the order already has that status
+ * or is no longer in production.
+ */
+export async function recordProductionStatus(trx: Knex.Transaction, orderId: string, status: string): Promise<boolean> {
+  const rows = await trx('kitchen_orders')
+    .where({ id: orderId, state: 'in_production' })
+    .andWhereRaw('production_status is distinct from ?', [status])
+    .update({ production_status: status, version: trx.raw('version + 1'), updated_at: trx.fn.now() })
+    .returning(EVENT_COLUMNS);
+  const row = rows[0] as EventColumns | undefined;
+  if (!row) return false;
+  await queueStatusEvent(trx, orderId, row);
   return true;
 }
 

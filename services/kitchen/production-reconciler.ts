@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import { Status, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
-import { loadCards, transition, type OrderRow } from './orders.js';
+import { loadCards, recordProductionStatus, transition, type OrderRow } from './orders.js';
 import { perRow } from './per-row.js';
 import type { ProductionRequest, RobotsClient } from './robots-client.js';
 import type { TechCard } from './tech-card.js';
@@ -55,10 +55,10 @@ export function productionHandler(d: ProductionDeps) {
       next_attempt_at: new Date(Date.now() + d.pollMs), updated_at: trx.fn.now(),
     });
 
-  const failOrder = async (row: ProductionRow, owner: string, reason: string) => {
+  const failOrder = async (row: ProductionRow, owner: string, reason: string, productionStatus?: 'failed') => {
     await d.db.transaction(async (trx) => {
       const n = await trx('kitchen_production').where({ id: row.id, locked_by: owner }).update({ status: Status.ERROR, locked_by: null, locked_until: null, last_error: reason, updated_at: trx.fn.now() });
-      if (n > 0) await transition(trx, row.order_id, 'failed', { reason });
+      if (n > 0) await transition(trx, row.order_id, 'failed', { reason, ...(productionStatus ? { set: { production_status: productionStatus } } : {}) });
     });
     d.metrics.productions.inc({ outcome: 'failed' });
   };
@@ -69,7 +69,7 @@ export function productionHandler(d: ProductionDeps) {
     await d.db.transaction(async (trx) => {
       const done = await d.table.complete([row.id], owner, trx, { robot_status: 'done', finished_at: trx.fn.now() });
       if (done.length === 0) return;
-      if (!(await transition(trx, row.order_id, 'produced', { set: { produced_at: trx.fn.now() } }))) return;
+      if (!(await transition(trx, row.order_id, 'produced', { set: { produced_at: trx.fn.now(), production_status: 'done' } }))) return;
       for (const w of writeOffs)
         await trx('kitchen_write_offs').insert({ order_id: row.order_id, ingredient: w.ingredient, quantity: w.quantity, unit: w.unit }).onConflict(['order_id', 'ingredient']).ignore();
       await consumeStock(trx, row.order_id, writeOffs);
@@ -86,17 +86,21 @@ export function productionHandler(d: ProductionDeps) {
       const accepted = await d.client.submit(productionRequest(order, cards), signal);
       await d.db.transaction(async (trx) => {
         const n = await schedulePoll(trx, row.id, owner, { phase: 'monitor', robot_order_id: accepted.productionId, robot_status: accepted.status });
-        if (n > 0) await transition(trx, row.order_id, 'in_production');
+        if (n > 0) await transition(trx, row.order_id, 'in_production', { set: { production_status: accepted.status } });
       });
       log.info({ orderId: row.order_id, productionId: accepted.productionId, attempt: row.attempts }, 'order sent to the robots');
       return;
     }
     const s = await d.client.status(row.robot_order_id ?? '', signal);
     if (s.status === 'done') return produced(row, owner, order);
-    if (s.status === 'failed') return failOrder(row, owner, `the robots could not cook it: ${s.reason ?? 'no reason given'}`);
+    if (s.status === 'failed') return failOrder(row, owner, `the robots could not cook it: ${s.reason ?? 'no reason given'}`, 'failed');
     if (row.deadline_at && row.deadline_at.getTime() < Date.now())
       return failOrder(row, owner, `cooking took longer than allowed (deadline ${row.deadline_at.toISOString()})`);
-    await schedulePoll(d.db, row.id, owner, { robot_status: s.status });
+    // Queued or cooking: a change reaches the tenant as a status event of the order in production.
+    await d.db.transaction(async (trx) => {
+      const n = await schedulePoll(trx, row.id, owner, { robot_status: s.status });
+      if (n > 0 && (await recordProductionStatus(trx, row.order_id, s.status))) log.debug({ orderId: row.order_id, productionStatus: s.status }, 'production status changed');
+    });
   };
 
   return perRow<ProductionRow>(d.table, d.logger, {

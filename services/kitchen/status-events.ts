@@ -24,6 +24,8 @@ export const orderStatusEvent = z.object({
   occurredAtMs: z.number().int().positive(),
   /** The order's version after the change; 0 when the publisher did not set one. */
   version: z.number().int().nonnegative(),
+  /** The robots' status while (and once) it is produced; empty before, and from older publishers. */
+  productionStatus: z.string().max(64),
 });
 export type OrderStatusEvent = z.infer<typeof orderStatusEvent>;
 

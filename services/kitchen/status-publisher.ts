@@ -18,6 +18,7 @@ export interface OutboxRow extends WorkRow {
   occurred_at: Date;
   /** The order's version after the change (bigint, read as a string). */
   version: string;
+  production_status: string | null;
 }
 
 export function outboxHandler(d: { db: Knex; table: WorkTable; channel: ChannelWrapper; metrics: KitchenMetrics }) {
@@ -27,6 +28,7 @@ export function outboxHandler(d: { db: Knex; table: WorkTable; channel: ChannelW
         d.channel.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, encodeStatus({
           eventId: r.event_id, orderId: r.order_id, tenantId: r.tenant_id, state: r.state,
           reason: r.reason ?? '', occurredAtMs: r.occurred_at.getTime(), version: Number(r.version),
+          productionStatus: r.production_status ?? '',
         }), { persistent: true, messageId: r.event_id, contentType: CONTENT_TYPE, timestamp: Math.floor(r.occurred_at.getTime() / 1000) }),
       ));
       await d.table.complete(batch.map((r) => r.id), owner, d.db, { finished_at: d.db.fn.now() });

@@ -31,7 +31,7 @@ export function presentOrder(o: OrderRow) {
     orderId: o.id, state: o.state, reason: o.reason, items: o.items, totalMinor: Number(o.total_minor), currency: o.currency,
     createdAt: o.created_at.toISOString(), updatedAt: o.updated_at.toISOString(),
     paidAt: o.paid_at?.toISOString() ?? null, producedAt: o.produced_at?.toISOString() ?? null,
-    refundedAt: o.refunded_at?.toISOString() ?? null, version: Number(o.version),
+    refundedAt: o.refunded_at?.toISOString() ?? null, version: Number(o.version), productionStatus: o.production_status,
   };
 }
 

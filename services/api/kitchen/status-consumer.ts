@@ -44,6 +44,7 @@ export function orderStatusTenantEvent(e: OrderStatusEvent) {
   return {
     type: 'order.status', at: new Date(e.occurredAtMs).toISOString(), eventId: e.eventId,
     orderId: e.orderId, state: e.state, version: e.version, ...(e.reason ? { reason: e.reason } : {}),
+    ...(e.productionStatus ? { productionStatus: e.productionStatus } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // Kitchen refunds and ordered status events: an order that fails after its payment was approved is
 // refunded through the gateway (the `refunded` state and the kitchen_refunds work table), and every
-// order carries a version that each transition increments and its status event repeats.
+// order carries a version that each change increments and its status event repeats, with the
+// robots' production status (queued, cooking, done, failed) as part of the order.
 import type { Migration } from './index.js';
 
 export const kitchenRefunds: Migration = {
@@ -15,6 +16,9 @@ alter table kitchen_orders add column version bigint not null default 0;
 alter table kitchen_orders add column refunded_at timestamptz;
 -- Events queued before versions existed keep 0, which consumers treat as unversioned.
 alter table kitchen_outbox add column version bigint not null default 0;
+-- The robots' status of the order's production, reported to the tenant while it cooks.
+alter table kitchen_orders add column production_status text;
+alter table kitchen_outbox add column production_status text;
 
 -- Refunds of failed orders whose payment was approved, queued in the transaction that failed the
 -- order. One per order; the gateway sees the same Idempotency-Key on every retry.

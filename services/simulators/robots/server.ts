@@ -23,12 +23,14 @@ export interface RobotsSimulator {
   faults: FaultQueue<'timeout' | 'error'>;
   /** Orders whose cooking fails. */
   failCooking: Set<string>;
+  /** Orders kept cooking (never done) while listed here. */
+  holdCooking: Set<string>;
   close(): Promise<void>;
 }
 
 export async function startRobotsSimulator(o: { apiKey: string; port?: number; cookMs?: number; hangMs?: number }): Promise<RobotsSimulator> {
   const byOrder = new Map<string, Production>();
-  const sim = { calls: 0, duplicates: 0, productions: new Map<string, Production>(), faults: new FaultQueue<'timeout' | 'error'>(), failCooking: new Set<string>() };
+  const sim = { calls: 0, duplicates: 0, productions: new Map<string, Production>(), faults: new FaultQueue<'timeout' | 'error'>(), failCooking: new Set<string>(), holdCooking: new Set<string>() };
   const cookMs = o.cookMs ?? 3_000;
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -39,7 +41,9 @@ export async function startRobotsSimulator(o: { apiKey: string; port?: number; c
       const p = sim.productions.get(status[1]);
       if (!p) return sendJson(res, 404, { error: 'production_not_found' });
       const age = Date.now() - p.createdAt;
-      const state = sim.failCooking.has(p.orderId) ? 'failed' : age >= cookMs ? 'done' : age >= cookMs / 4 ? 'cooking' : 'queued';
+      const state = sim.failCooking.has(p.orderId) ? 'failed'
+        : sim.holdCooking.has(p.orderId) ? (age >= cookMs / 4 ? 'cooking' : 'queued')
+        : age >= cookMs ? 'done' : age >= cookMs / 4 ? 'cooking' : 'queued';
       return sendJson(res, 200, { productionId: p.productionId, status: state, ...(state === 'failed' ? { reason: 'fryer fault' } : {}) });
     }
     if (req.method !== 'POST' || req.url !== '/api/v1/production/orders') return sendJson(res, 404, { error: 'not_found' });
