@@ -14,11 +14,11 @@ export function createKitchenMetrics(registry: Registry) {
     })),
     refunds: get('hub_kitchen_refunds_total', () => {
       const c = new client.Counter({
-        name: 'hub_kitchen_refunds_total', help: 'Refunds of charged orders that failed, by outcome (refunded, refused by the gateway, failed after every attempt).',
+        name: 'hub_kitchen_refunds_total', help: 'Refunds of charged orders that failed, by outcome (refunded, refused by the gateway, failed after every attempt, not_charged: the gateway had no charge).',
         labelNames: ['outcome'] as const, registers: [registry],
       });
       // Every outcome exported from 0, so the first refused refund is an increase the alert sees.
-      for (const outcome of ['refunded', 'refused', 'failed']) c.inc({ outcome }, 0);
+      for (const outcome of ['refunded', 'refused', 'failed', 'not_charged']) c.inc({ outcome }, 0);
       return c;
     }),
     onecDocuments: get('hub_kitchen_onec_documents_total', () => new client.Counter({

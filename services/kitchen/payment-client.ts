@@ -1,7 +1,8 @@
-// Payment gateway client: `POST {gateway}/api/v1/payments/process` and
-// `POST {gateway}/api/v1/payments/{paymentId}/refunds` over HTTPS with TLS 1.3 as the minimum and the
-// certificate verified against the configured CA. The Idempotency-Key makes a retried call return
-// the first outcome instead of charging or refunding again.
+// Payment gateway client: `POST {gateway}/api/v1/payments/process`,
+// `POST {gateway}/api/v1/payments/{paymentId}/refunds` and `GET {gateway}/api/v1/payments?orderId=`
+// over HTTPS with TLS 1.3 as the minimum and the certificate verified against the configured CA.
+// The Idempotency-Key makes a retried call return the first outcome instead of charging or
+// refunding again.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { z } from 'zod';
@@ -28,6 +29,15 @@ export const refundResult = z.object({
   status: z.literal('succeeded'),
 });
 export type RefundResult = z.infer<typeof refundResult>;
+
+export const orderPayments = z.object({
+  payments: z.array(z.object({
+    paymentId: z.string().min(1),
+    status: z.enum(['approved', 'declined']),
+    amount: z.object({ value: z.number().int().nonnegative(), currency: z.string() }),
+  })),
+});
+export type OrderPayments = z.infer<typeof orderPayments>['payments'];
 
 export interface RefundRequest {
   idempotencyKey: string;
@@ -69,22 +79,31 @@ export class PaymentClient {
       amount: { value: req.amountMinor, currency: req.currency },
       paymentToken: req.cardToken,
     };
-    return this.call('payments/process', '/api/v1/payments/process', body, req.idempotencyKey, paymentResult, signal);
+    return this.call('payments/process', 'POST', '/api/v1/payments/process', paymentResult, signal, { body, idempotencyKey: req.idempotencyKey });
+  }
+
+  /** The gateway's charges of an order: what settles a payment whose answer never came. */
+  async findPayments(orderId: string, signal?: AbortSignal): Promise<OrderPayments> {
+    const path = `/api/v1/payments?orderId=${encodeURIComponent(orderId)}`;
+    return (await this.call('payments/find', 'GET', path, orderPayments, signal)).payments;
   }
 
   /** Refunds (part of) an approved payment; a 4xx (unknown payment, more than charged) is final. */
   async refund(req: RefundRequest, signal?: AbortSignal): Promise<RefundResult> {
     const body = { amount: { value: req.amountMinor, currency: req.currency }, reason: req.reason };
     const path = `/api/v1/payments/${encodeURIComponent(req.paymentId)}/refunds`;
-    return this.call('payments/refunds', path, body, req.idempotencyKey, refundResult, signal);
+    return this.call('payments/refunds', 'POST', path, refundResult, signal, { body, idempotencyKey: req.idempotencyKey });
   }
 
   /** One timed call: a non-2xx answer is an HttpError (retried or not by its status), a 2xx must match `schema`. */
-  private async call<T>(operation: string, path: string, body: unknown, idempotencyKey: string, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T> {
+  private async call<T>(
+    operation: string, method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, signal?: AbortSignal,
+    write?: { body: unknown; idempotencyKey: string },
+  ): Promise<T> {
     const end = this.o.metrics?.partnerRequests.startTimer({ partner: 'payment-gateway', operation });
     let result = 'error';
     try {
-      const res = await this.post(path, JSON.stringify(body), { 'idempotency-key': idempotencyKey }, signal);
+      const res = await this.request(method, path, write ? JSON.stringify(write.body) : undefined, write ? { 'idempotency-key': write.idempotencyKey } : {}, signal);
       result = String(res.status);
       if (res.status < 200 || res.status >= 300)
         throw new HttpError(res.status, `payment gateway answered ${res.status} to ${operation}: ${res.text.slice(0, 300)}`, parseRetryAfter(res.retryAfter));
@@ -100,18 +119,17 @@ export class PaymentClient {
     this.agent.destroy();
   }
 
-  private post(path: string, body: string, headers: Record<string, string>, signal?: AbortSignal) {
+  private request(method: 'GET' | 'POST', path: string, body: string | undefined, headers: Record<string, string>, signal?: AbortSignal) {
     const url = new URL(path, this.o.baseUrl.replace(/\/?$/, '/'));
     return new Promise<{ status: number; text: string; retryAfter: string | undefined }>((resolve, reject) => {
       const req = https.request(url, {
-        method: 'POST',
+        method,
         agent: this.agent,
         timeout: this.o.timeoutMs,
         signal,
         headers: {
           authorization: `Bearer ${this.o.apiKey}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
+          ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
           accept: 'application/json',
           ...headers,
         },

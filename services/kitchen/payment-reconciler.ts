@@ -18,6 +18,11 @@ export interface PaymentRow extends WorkRow {
   currency: string;
 }
 
+/** Whether a call that ended this way may still have charged the card (the gateway did not say no). */
+export function mayHaveCharged(reason: string): boolean {
+  return !reason.startsWith('http_4') && reason !== 'permanent';
+}
+
 export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentClient; logger: Logger; metrics: KitchenMetrics; productionDeadlineMs: number }) {
   const settle = async (p: PaymentRow, owner: string, signal: AbortSignal) => {
     if (!p.card_token) throw new PermanentError('payment has no card token left');
@@ -48,7 +53,10 @@ export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentC
     describe: (p) => ({ orderId: p.order_id }),
     async onFailed(p, outcome) {
       await d.db.transaction(async (trx) => {
-        await trx('kitchen_payments').where({ id: p.id }).update({ outcome: 'failed', card_token: null });
+        // Out of attempts on timeouts or gateway errors, the charge may have gone through: the
+        // failed order's refund asks the gateway and gives any charge back.
+        const paymentOutcome = mayHaveCharged(outcome.reason) ? 'unknown' : 'failed';
+        await trx('kitchen_payments').where({ id: p.id }).update({ outcome: paymentOutcome, card_token: null });
         await transition(trx, p.order_id, 'failed', { reason: `payment could not be processed: ${outcome.reason}` });
       });
       d.metrics.payments.inc({ outcome: 'failed' });

@@ -6,6 +6,7 @@ import { findCardNumber, luhnValid } from './card-number.js';
 import { CATALOGS, DOC_TYPES, hourDocuments, refKeyOf } from './onec-documents.js';
 import { BORSCHT, SALAD, cardXml } from './demo-cards.js';
 import { allowedFrom, canTransition, decideTransition, FINAL_STATES, keepsReason } from './order-state.js';
+import { mayHaveCharged } from './payment-reconciler.js';
 import { unrefundedOutcome } from './refund-reconciler.js';
 import { parseTechCard, techCardToXml, TechCardError } from './tech-card.js';
 import { requirements, shortages, type StockLevel } from './write-off.js';
@@ -152,5 +153,12 @@ describe('1C objects of an hour', () => {
 
   test('an hour without sales has no counterparty entry', () => {
     expect(hourDocuments({ orders: [], payments: [], refunds: [], writeOffs: [] })).toEqual([]);
+  });
+});
+
+describe('a payment out of attempts', () => {
+  test('may have charged after timeouts, lost connections and 5xx; not after the gateway refused it', () => {
+    for (const reason of ['timeout', 'connection', 'http_5xx', 'unknown']) expect([reason, mayHaveCharged(reason)]).toEqual([reason, true]);
+    for (const reason of ['http_400', 'http_401', 'http_422', 'http_429', 'permanent']) expect([reason, mayHaveCharged(reason)]).toEqual([reason, false]);
   });
 });

@@ -1,6 +1,8 @@
 // Refund reconciler: gives the money of a charged order that failed back through the gateway under
 // the order's refund key, then in one transaction records the refund and moves the order from
 // failed to refunded. A refund the gateway refuses (4xx) stays failed and visible with its answer.
+// When the payment's outcome is unknown (its attempts ran out without an answer), the gateway is
+// asked for the order's charges first: none approved ends the refund as `not_charged`.
 import type { Knex } from 'knex';
 import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
@@ -12,7 +14,8 @@ import { perRow } from './per-row.js';
 export interface RefundRow extends WorkRow {
   order_id: string;
   idempotency_key: string;
-  gateway_payment_id: string;
+  /** Null while the payment's outcome is unknown. */
+  gateway_payment_id: string | null;
   amount_minor: string;
   currency: string;
   reason: string;
@@ -24,9 +27,30 @@ export function unrefundedOutcome(failure: { reason: string }): 'refused' | 'fai
 }
 
 export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentClient; logger: Logger; metrics: KitchenMetrics }) {
+  /** Settles an unknown payment from the gateway's charges of the order; the approved one's id, or null (finished as not charged). */
+  const settleUnknownPayment = async (r: RefundRow, owner: string, signal: AbortSignal): Promise<string | null> => {
+    const approved = (await d.client.findPayments(r.order_id, signal)).filter((p) => p.status === 'approved');
+    const charge = approved[0];
+    if (approved.length > 1) d.logger.warn({ orderId: r.order_id, charges: approved.map((p) => p.paymentId) }, 'the gateway holds several approved charges of one order; refunding the first');
+    await d.db.transaction(async (trx) => {
+      if (!charge) {
+        const done = await d.table.complete([r.id], owner, trx, { outcome: 'not_charged', finished_at: trx.fn.now() });
+        if (done.length > 0) d.metrics.refunds.inc({ outcome: 'not_charged' });
+        return;
+      }
+      await trx('kitchen_refunds').where({ id: r.id, locked_by: owner }).update({ gateway_payment_id: charge.paymentId, updated_at: trx.fn.now() });
+      await trx('kitchen_payments').where({ order_id: r.order_id, outcome: 'unknown' })
+        .update({ outcome: 'approved', gateway_payment_id: charge.paymentId, settled_at: trx.fn.now() });
+    });
+    d.logger.info({ orderId: r.order_id, charged: Boolean(charge) }, 'payment of unknown outcome settled from the gateway');
+    return charge?.paymentId ?? null;
+  };
+
   const refund = async (r: RefundRow, owner: string, signal: AbortSignal) => {
+    const paymentId = r.gateway_payment_id ?? (await settleUnknownPayment(r, owner, signal));
+    if (!paymentId) return;
     const result = await d.client.refund(
-      { idempotencyKey: r.idempotency_key, paymentId: r.gateway_payment_id, amountMinor: Number(r.amount_minor), currency: r.currency, reason: r.reason },
+      { idempotencyKey: r.idempotency_key, paymentId, amountMinor: Number(r.amount_minor), currency: r.currency, reason: r.reason },
       signal,
     );
     const recorded = await d.db.transaction(async (trx) => {

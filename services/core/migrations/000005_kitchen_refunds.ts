@@ -20,17 +20,22 @@ alter table kitchen_outbox add column version bigint not null default 0;
 alter table kitchen_orders add column production_status text;
 alter table kitchen_outbox add column production_status text;
 
--- Refunds of failed orders whose payment was approved, queued in the transaction that failed the
--- order. One per order; the gateway sees the same Idempotency-Key on every retry.
+-- A payment whose attempts ran out on timeouts or gateway errors may have been charged: 'unknown'.
+alter table kitchen_payments drop constraint kitchen_payments_outcome_check;
+alter table kitchen_payments add constraint kitchen_payments_outcome_check check (outcome in ('approved', 'declined', 'failed', 'unknown'));
+
+-- Refunds of failed orders whose payment was approved (or may have been), queued in the
+-- transaction that failed the order. One per order; the gateway sees the same Idempotency-Key on
+-- every retry.
 create table kitchen_refunds (
   id bigserial primary key,
   order_id uuid not null unique references kitchen_orders (id),
   idempotency_key text not null unique,       -- refund:<order id>
-  gateway_payment_id text not null,
+  gateway_payment_id text,                    -- null: the payment's outcome is unknown; the gateway is asked first
   amount_minor bigint not null check (amount_minor > 0),
   currency text not null,
   reason text not null,                       -- sent to the gateway: why the order failed
-  outcome text check (outcome in ('refunded', 'refused', 'failed')),
+  outcome text check (outcome in ('refunded', 'refused', 'failed', 'not_charged')),
   gateway_refund_id text,
   refunded_at timestamptz,
   status smallint not null default 0,        -- 0 new, 1 in progress, 2 done, 3 error

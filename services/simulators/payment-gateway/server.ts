@@ -1,6 +1,7 @@
 // Payment gateway simulator: HTTPS with TLS 1.3 only. Tokenizes cards (`POST /api/v1/tokens`, what
 // the app calls directly), charges tokens (`POST /api/v1/payments/process`) and refunds approved
-// payments (`POST /api/v1/payments/{paymentId}/refunds`), each once per Idempotency-Key. Declines card
+// payments (`POST /api/v1/payments/{paymentId}/refunds`), each once per Idempotency-Key, and lists an
+// order's charges (`GET /api/v1/payments?orderId=`). Declines card
 // 4000 0000 0000 0002; refuses refunds of unknown or declined payments and beyond the amount charged;
 // injects errors and timeouts on demand.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -112,6 +113,15 @@ export async function startPaymentGateway(o: { certificate: Certificate; apiKey:
       if (!luhnValid(pan) || pan.length < 13) return sendJson(res, 422, { error: 'invalid_card_number' });
       return sendJson(res, 201, { token: tokenize(pan), last4: pan.slice(-4) });
     }
+    const url = new URL(req.url ?? '/', 'https://gateway');
+    if (req.method === 'GET' && url.pathname === '/api/v1/payments') {
+      if (req.headers.authorization !== `Bearer ${o.apiKey}`) return sendJson(res, 401, { error: 'unauthorized' });
+      const orderId = url.searchParams.get('orderId');
+      if (!orderId) return sendJson(res, 400, { error: 'order_id_required' });
+      const payments = sim.charges.filter((c) => c.orderId === orderId)
+        .map((c) => ({ paymentId: c.paymentId, status: c.status, amount: { value: c.amount, currency: c.currency } }));
+      return sendJson(res, 200, { payments });
+    }
     const refundOf = req.url?.match(REFUNDS_PATH)?.[1];
     if (req.method !== 'POST' || (req.url !== PROCESS_PATH && !refundOf)) return sendJson(res, 404, { error: 'not_found' });
     if (refundOf) sim.refundCalls++;
@@ -119,13 +129,14 @@ export async function startPaymentGateway(o: { certificate: Certificate; apiKey:
     if (req.headers.authorization !== `Bearer ${o.apiKey}`) return sendJson(res, 401, { error: 'unauthorized' });
     const key = req.headers['idempotency-key'];
     if (typeof key !== 'string' || key.length < 8) return sendJson(res, 400, { error: 'idempotency_key_required' });
+    // An outage answers before the idempotency store is consulted, as a load balancer in front would.
+    const fault = sim.faults.take();
+    if (fault === 'error') return sendJson(res, 503, { error: 'temporarily_unavailable' });
     const seen = byKey.get(key);
     if (seen) {
       if (seen.request !== text) return sendJson(res, 422, { error: 'idempotency_key_reused_with_another_request' });
       return sendJson(res, seen.status, seen.body, { 'idempotent-replayed': 'true' });
     }
-    const fault = sim.faults.take();
-    if (fault === 'error') return sendJson(res, 503, { error: 'temporarily_unavailable' });
     const answer = refundOf ? refundRequest(decodeURIComponent(refundOf), key, text) : charge(key, text);
     // A request that did not validate is not an outcome: the same key may come back corrected.
     if (answer.status !== 400) byKey.set(key, { request: text, ...answer });
