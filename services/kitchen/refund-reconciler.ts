@@ -32,16 +32,14 @@ export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentCl
     const approved = (await d.client.findPayments(r.order_id, signal)).filter((p) => p.status === 'approved');
     const charge = approved[0];
     if (approved.length > 1) d.logger.warn({ orderId: r.order_id, charges: approved.map((p) => p.paymentId) }, 'the gateway holds several approved charges of one order; refunding the first');
-    await d.db.transaction(async (trx) => {
-      if (!charge) {
-        const done = await d.table.complete([r.id], owner, trx, { outcome: 'not_charged', finished_at: trx.fn.now() });
-        if (done.length > 0) d.metrics.refunds.inc({ outcome: 'not_charged' });
-        return;
-      }
+    const notCharged = await d.db.transaction(async (trx) => {
+      if (!charge) return (await d.table.complete([r.id], owner, trx, { outcome: 'not_charged', finished_at: trx.fn.now() })).length > 0;
       await trx('kitchen_refunds').where({ id: r.id, locked_by: owner }).update({ gateway_payment_id: charge.paymentId, updated_at: trx.fn.now() });
       await trx('kitchen_payments').where({ order_id: r.order_id, outcome: 'unknown' })
         .update({ outcome: 'approved', gateway_payment_id: charge.paymentId, settled_at: trx.fn.now() });
+      return false;
     });
+    if (notCharged) d.metrics.refunds.inc({ outcome: 'not_charged' });
     d.logger.info({ orderId: r.order_id, charged: Boolean(charge) }, 'payment of unknown outcome settled from the gateway');
     return charge?.paymentId ?? null;
   };
