@@ -137,6 +137,10 @@ describe('several api replicas', () => {
       expect((await call(urlA, 'GET', `/v1/smart-home/commands/${open.body.commandId}`, token)).body.status).toBe('opened');
       const ready = await fetch(`${urlA}/readyz`);
       expect(ready.status).toBe(200);
+    } catch (e) {
+      // Both processes' logs say which hop lost the event.
+      console.log(`api A:\n${a.output()}\napi B:\n${b.output()}`);
+      throw e;
     } finally {
       await socket.close();
     }

@@ -36,6 +36,27 @@ export class TenantEventPublisher {
 }
 
 /**
+ * Resolves once the connection is ready (at once when it is). A SUBSCRIBE queued while ioredis 5
+ * connects can reach Redis before its ready check's INFO, which Redis then refuses in subscriber
+ * mode: the connection is torn down and the subscription silently lost (ioredis issue #2037).
+ */
+export function whenReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      redis.off('end', onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      redis.off('ready', onReady);
+      reject(new Error('the Redis connection closed before it was ready'));
+    };
+    redis.once('ready', onReady);
+    redis.once('end', onEnd);
+  });
+}
+
+/**
  * Subscribes this replica to the tenants it holds sockets for. Reference-counted: the channel is
  * subscribed with the tenant's first socket and left with its last. `subscriber` must be a
  * dedicated connection (Redis puts a subscribing connection in subscriber mode).
@@ -57,7 +78,10 @@ export class TenantEventSubscriber {
   async add(tenantId: string): Promise<void> {
     const n = (this.refs.get(tenantId) ?? 0) + 1;
     this.refs.set(tenantId, n);
-    if (n === 1) await this.subscriber.subscribe(this.prefix + tenantId);
+    if (n === 1) {
+      await whenReady(this.subscriber);
+      await this.subscriber.subscribe(this.prefix + tenantId);
+    }
   }
 
   async remove(tenantId: string): Promise<void> {
