@@ -1,5 +1,6 @@
 // The tenant demo page of `npm start -- --simulators`, end to end in real headless Chromium: sign
-// in, connect the intercom and the barrier, open them, disconnect, and read what the page shows.
+// in, connect the intercom and the barrier, open them, disconnect; order a dish, pay for it and
+// watch it cooked; and read what the page shows.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,5 +83,27 @@ test('a tenant signs in, connects intercom and barrier, opens them and disconnec
   await page.click('#sign-in');
   await page.locator('#service-intercom .state[data-state=connected]').waitFor();
   await page.screenshot({ path: path.join(tmpdir(), 'hub-demo-page.png'), fullPage: true });
+  await page.close();
+}, 60_000);
+
+test('a tenant orders a dish, pays with the test card and watches the robots cook it live', async () => {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(20_000);
+  await page.goto(`${base}/demo/`);
+  await page.fill('#tenant', `e2e-kitchen-${Date.now().toString(36)}`);
+  await page.click('#sign-in');
+  await page.locator('#connection', { hasText: 'live' }).waitFor();
+  await page.locator('#menu button[data-dish=salad]').click();
+  const row = page.locator('#orders tbody tr').first();
+  await row.locator('.order-state[data-state=awaiting_payment]').waitFor();
+  await row.locator('button.pay').click();
+  // Paid, queued at the robots, cooking, then produced: each pushed over the WebSocket (cooking takes 5 s).
+  await row.locator('.production', { hasText: 'cooking' }).waitFor();
+  await row.locator('.order-state[data-state=produced]').waitFor({ timeout: 30_000 });
+  await expect(row.locator('.production').textContent()).resolves.toBe('done');
+  await expect(row.locator('button.pay').isDisabled()).resolves.toBe(true);
+  const log = await page.locator('#log').innerText();
+  for (const line of ['paid', '(robots: queued)', '(robots: cooking)', 'produced']) expect(log).toContain(line);
+  await page.screenshot({ path: path.join(tmpdir(), 'hub-demo-page-kitchen.png'), fullPage: true });
   await page.close();
 }, 60_000);

@@ -28,10 +28,15 @@ import type { TenantIdp } from '../simulators/tenant-idp/server.js';
 import { selfSignedCertificate } from '../simulators/tls.js';
 import { startWarehouseSimulator } from '../simulators/warehouse/server.js';
 
+/** The card the demo pays with; the gateway simulator approves it. */
+const TEST_CARD = '4111111111111111';
+
 export interface KitchenDemo {
   routes: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>;
   /** Starts the kitchen and fills the demo data once the API listens at `apiUrl`. */
   start(apiUrl: string): Promise<void>;
+  /** A gateway token of the test card, as the app's client-side tokenization would return. */
+  tokenizeTestCard(): string;
   stop(): Promise<void>;
 }
 
@@ -60,6 +65,7 @@ export async function prepareKitchenDemo(o: {
 
   return {
     routes: api.routes,
+    tokenizeTestCard: () => gateway.tokenize(TEST_CARD),
     async start(apiUrl) {
       const config = loadConfig(kitchenEnv, {
         ...o.env,
@@ -84,7 +90,7 @@ export async function prepareKitchenDemo(o: {
       const file = path.join(tmpdir(), 'hub-kitchen-demo.json');
       await writeFile(file, JSON.stringify({
         ...(o.idp ? { tenantToken: await o.idp.issue('demo-tenant', { ttlSeconds: 12 * 3600 }) } : {}), operatorKey: operator.key, adminKey: admin.key,
-        cardToken: gateway.tokenize('4111111111111111'),
+        cardToken: gateway.tokenize(TEST_CARD),
       }, null, 2), { mode: 0o600 });
       o.logger.info({ paymentGateway: gateway.url, robots: robots.url, onec: onec.url, warehouse: warehouse.url, credentials: file },
         'demo: kitchen ready (docs/kitchen.md lists calls to try)');

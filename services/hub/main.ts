@@ -92,7 +92,7 @@ await runService('hub', async () => {
     ],
     kitchen: kitchen?.routes,
   });
-  if (values.simulators && idp) registerDemoPage(app, idp);
+  if (values.simulators && idp) registerDemoPage(app, idp, kitchen);
   const sync = createAllioSync({ db, redis, config, logger, metrics, listener, owner });
   const bridge = createMqBridge({ db, redis, amqp, cipher, config, logger, metrics, listener, owner });
   const address = await app.listen({ port: config.PORT, host: '0.0.0.0' });

@@ -30,8 +30,12 @@ export async function startSmartHomeDemo(o: { db: Knex; amqpUrl: string; logger:
   return { stop: () => partner.stop() };
 }
 
-/** The demo page and its sign-in (a token from the development identity provider). */
-export function registerDemoPage(app: FastifyInstance, idp: TenantIdp): void {
+/**
+ * The demo page, its sign-in (a token from the development identity provider) and, with the kitchen,
+ * a card token: the app tokenizes the card at the gateway itself, which the page cannot do here
+ * because the gateway simulator's certificate is a throw-away one the browser does not trust.
+ */
+export function registerDemoPage(app: FastifyInstance, idp: TenantIdp, kitchen?: { tokenizeTestCard(): string }): void {
   const page = new URL('./demo-page/index.html', import.meta.url);
   app.get('/demo/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(page, 'utf8')));
   app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
@@ -40,4 +44,6 @@ export function registerDemoPage(app: FastifyInstance, idp: TenantIdp): void {
     if (!body.success) throw new ApiError(422, 'invalid_body', `tenant ${body.error.issues[0]?.message ?? 'is invalid'}`);
     return { accessToken: await idp.issue(body.data.tenant, { ttlSeconds: 8 * 3600 }), tenant: body.data.tenant };
   });
+  app.get('/demo/api/features', async () => ({ kitchen: Boolean(kitchen) }));
+  if (kitchen) app.post('/demo/api/card-token', async () => ({ cardToken: kitchen.tokenizeTestCard(), card: 'test card •••• 1111' }));
 }
