@@ -50,9 +50,16 @@ test('the all-in-one process with simulators syncs demo data within seconds and 
     await waitFor(() => hub.output().includes('demo: kitchen ready'), 20_000, 'the kitchen demo');
     const stock = await ctx.db.raw(`select count(*)::int as n from "${schema}".kitchen_warehouse_events`);
     expect(stock.rows[0].n).toBe(3);
+    // Start-up is over (the smart-home demo comes last), so SIGTERM meets the shutdown steps.
+    await waitFor(() => hub.output().includes('integration hub running'), 20_000, 'start-up to finish');
+  } catch (e) {
+    console.log(hub.output());
+    throw e;
   } finally {
     hub.child.kill('SIGTERM');
-    expect(await hub.exited).toBe(0);
+    const code = await hub.exited;
+    if (code !== 0) console.log(hub.output());
+    expect(code).toBe(0);
     await ctx.db.raw(`drop schema if exists "${schema}" cascade`);
   }
 }, 60_000);

@@ -116,11 +116,12 @@ await runService('hub', async () => {
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     shutdown: async () => {
-      await smartHomeDemo?.stop();
-      await demo?.stop();
-      await kitchen?.stop();
+      // Intake first, then the workers (finishing what they hold), then the simulators they call.
       await app.close();
       await Promise.all([sync.stop(config.SHUTDOWN_TIMEOUT_MS), bridge.stop(config.SHUTDOWN_TIMEOUT_MS)]);
+      await kitchen?.stop();
+      await smartHomeDemo?.stop();
+      await demo?.stop();
       await listener.stop();
       await amqp.close();
       await idp?.close();
