@@ -8,7 +8,7 @@ import type { AllioSync } from '../services/allio-sync/service.js';
 import { DELETION_JOB, SKIP_DISABLED } from '../services/allio-sync/deletion-sweep.js';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 import { addIntegration, count, startSync } from './support/allio.js';
-import { startServiceProcess } from './support/process.js';
+import { startServiceProcess, expectCleanExit } from './support/process.js';
 
 let ctx: TestContext;
 let sim: AllioSimulator;
@@ -82,7 +82,7 @@ describe('allio sync reliability', () => {
     const worker = startServiceProcess('services/allio-sync/main.ts', childEnv());
     await waitFor(async () => sim.stats().requests >= 1, 15_000, 'the child to call ALLIO');
     worker.child.kill('SIGTERM');
-    expect(await worker.exited).toBe(0);
+    await expectCleanExit(worker);
     const task = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
     expect(task).toMatchObject({ status: 2, attempts: 1 });
     expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id })).toBe(5);

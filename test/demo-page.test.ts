@@ -8,7 +8,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
-import { startServiceProcess, type ServiceProcess } from './support/process.js';
+import { startServiceProcess, type ServiceProcess, expectCleanExit } from './support/process.js';
 import { track } from './support/leaks.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -41,7 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   hub?.child.kill('SIGTERM');
-  expect(await hub?.exited).toBe(0);
+  if (hub) await expectCleanExit(hub);
   await ctx.db.raw(`drop schema if exists "${schema()}" cascade`);
   await vhost?.close();
   await ctx?.close();

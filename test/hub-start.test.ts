@@ -2,7 +2,7 @@
 // from the demo webhooks into the CRM, ready, and a clean exit on SIGTERM.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
-import { startServiceProcess } from './support/process.js';
+import { startServiceProcess, expectCleanExit } from './support/process.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,9 +57,7 @@ test('the all-in-one process with simulators syncs demo data within seconds and 
     throw e;
   } finally {
     hub.child.kill('SIGTERM');
-    const code = await hub.exited;
-    if (code !== 0) console.log(hub.output());
-    expect(code).toBe(0);
+    await expectCleanExit(hub);
     await ctx.db.raw(`drop schema if exists "${schema}" cascade`);
   }
 }, 60_000);

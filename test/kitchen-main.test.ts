@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { DATABASE_URL, waitFor } from './support/context.js';
 import { GATEWAY_KEY, ROBOTS_KEY, startKitchenStack, type KitchenStack } from './support/kitchen.js';
-import { startServiceProcess } from './support/process.js';
+import { startServiceProcess, expectCleanExit } from './support/process.js';
 
 let s: KitchenStack;
 const caFile = path.join(tmpdir(), `hub-kitchen-ca-${process.pid}.pem`);
@@ -44,8 +44,6 @@ test('the kitchen entry point becomes ready and stops cleanly on SIGTERM', async
     expect(p.output()).not.toContain('secret-1c');
   } finally {
     p.child.kill('SIGTERM');
-    const code = await p.exited;
-    if (code !== 0) console.log(p.output());
-    expect(code).toBe(0);
+    await expectCleanExit(p);
   }
 }, 40_000);

@@ -2,7 +2,7 @@
 // engineers run it): it consumes its queue, answers connect and open, and stops cleanly on SIGTERM.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { waitFor } from './support/context.js';
-import { startServiceProcess, type ServiceProcess } from './support/process.js';
+import { startServiceProcess, type ServiceProcess, expectCleanExit } from './support/process.js';
 import { call, openSocket, PERSONAL, startStack, type ApiInstance, type Stack } from './support/smart-home.js';
 import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
 
@@ -19,7 +19,7 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(async () => {
   sim?.child.kill('SIGTERM');
-  expect(await sim?.exited).toBe(0);
+  if (sim) await expectCleanExit(sim);
   await stack?.close();
 });
 

@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { createVhost, type TestVhost } from '../support/amqp.js';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from '../support/context.js';
 import { startFakeKube, type FakeKube } from '../support/fake-kube.js';
-import { startServiceProcess, type ServiceProcess } from '../support/process.js';
+import { startServiceProcess, type ServiceProcess, expectCleanExit } from '../support/process.js';
 import { PENDING_ENTRY_POINTS, PENDING_METRICS } from '../support/pending.js';
 import { promtool, ROOT, run } from '../support/tools.js';
 
@@ -176,6 +176,6 @@ describe('live /metrics of each service', () => {
     expect(findings).toEqual([]);
     expect(body).toMatch(/^# TYPE hub_/m);
     p.child.kill('SIGTERM');
-    expect(await p.exited).toBe(0);
+    await expectCleanExit(p);
   });
 });

@@ -2,11 +2,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from '@jest/globals';
 import { track } from './leaks.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface ServiceProcess {
+  entry: string;
   child: ChildProcess;
   output(): string;
   /** Resolves with the exit code (or the signal's name). */
@@ -29,5 +31,12 @@ export function startServiceProcess(entry: string, env: Record<string, string>, 
       resolve(code ?? signal ?? -1);
     }),
   );
-  return { child, output: () => out, exited };
+  return { entry, child, output: () => out, exited };
+}
+
+/** Waits for the process to exit and expects 0; otherwise its output is printed, to show why. */
+export async function expectCleanExit(p: ServiceProcess): Promise<void> {
+  const code = await p.exited;
+  if (code !== 0) console.log(`${p.entry} exited with ${String(code)}:\n${p.output()}`);
+  expect(code).toBe(0);
 }
