@@ -1,11 +1,8 @@
 // Entry point of the `allio-sync` Deployment: its reconcilers, plus /healthz, /readyz, /metrics.
-import {
-  allioEnv, baseEnv, createHttpServer, databaseEnv, loadConfig, pingDb, pingRedis, redisEnv, WorkListener,
-} from '../core/index.js';
+import { createHttpServer, loadConfig, pingDb, pingRedis, WorkListener } from '../core/index.js';
 import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
+import { allioSyncEnv } from './config.js';
 import { createAllioSync } from './service.js';
-
-export const allioSyncEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(allioEnv);
 
 await runService('allio-sync', async () => {
   const config = loadConfig(allioSyncEnv);

@@ -1,5 +1,8 @@
-// Smart-home settings shared by the api (open commands) and the mq-bridge (subscription requests).
+// Smart-home settings shared by the api (open commands) and the mq-bridge (subscription requests),
+// and the mq-bridge service's whole configuration.
 import { z } from 'zod';
+import { amqpEnv, baseEnv, databaseEnv, redisEnv } from '../core/config.js';
+import { encryptionKeysEnv } from '../core/field-cipher.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -19,3 +22,5 @@ export const smartHomeEnv = z.object({
   SMART_HOME_REPLY_PREFETCH: int(1, 1000).default(50),
 });
 export type SmartHomeConfig = z.infer<typeof smartHomeEnv>;
+
+export const mqBridgeEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(amqpEnv).merge(encryptionKeysEnv).merge(smartHomeEnv);

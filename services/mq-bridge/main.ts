@@ -1,13 +1,11 @@
 // Entry point of the `mq-bridge` Deployment: smart-home requests to partners and their replies,
 // plus /healthz, /readyz, /metrics.
 import { pingAmqp, connectAmqp } from '../core/amqp.js';
-import { amqpEnv, baseEnv, createHttpServer, databaseEnv, loadConfig, pingDb, pingRedis, redisEnv, WorkListener } from '../core/index.js';
-import { encryptionKeysEnv, FieldCipher } from '../core/field-cipher.js';
+import { createHttpServer, loadConfig, pingDb, pingRedis, WorkListener } from '../core/index.js';
+import { FieldCipher } from '../core/field-cipher.js';
 import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
-import { smartHomeEnv } from './config.js';
+import { mqBridgeEnv } from './config.js';
 import { createMqBridge } from './service.js';
-
-export const mqBridgeEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(amqpEnv).merge(encryptionKeysEnv).merge(smartHomeEnv);
 
 await runService('mq-bridge', async () => {
   const config = loadConfig(mqBridgeEnv);

@@ -9,6 +9,13 @@ import { parse as parseYaml } from 'yaml';
 import { helm, mustRun, promtool, ROOT, run } from '../support/tools.js';
 import { parseYamlDocs, validateKubeObject, type KubeObject } from '../support/kube-schemas.js';
 import { PENDING_ENTRY_POINTS } from '../support/pending.js';
+import type { ZodObject, ZodRawShape } from 'zod';
+import { allioSyncEnv } from '../../services/allio-sync/config.js';
+import { apiEnv, tenantApiEnv } from '../../services/api/config.js';
+import { kitchenApiEnv, kitchenApiSwitch } from '../../services/api/kitchen/config.js';
+import { kitchenEnv } from '../../services/kitchen/config.js';
+import { mqBridgeEnv } from '../../services/mq-bridge/config.js';
+import { operatorEnv } from '../../services/operator/config.js';
 
 const CHART = path.join(ROOT, 'charts/integration-hub');
 const PRODUCTION = path.join(CHART, 'ci/production-values.yaml');
@@ -126,12 +133,32 @@ describe('helm chart', () => {
   test('per-service env, secret references and extra env are wired without template changes (kitchen)', () => {
     const kitchen = podSpec(named(production, 'Deployment', 'hub-integration-hub-kitchen')).containers[0]!;
     const env = Object.fromEntries((kitchen.env ?? []).map((e) => [e.name, e]));
-    expect(env.KITCHEN_ROBOT_BASE_URL?.value).toBe('https://robots.kitchen.example.com');
-    expect(env.KITCHEN_ROBOT_API_KEY?.valueFrom?.secretKeyRef).toEqual({ name: 'kitchen-partners', key: 'robot-api-key' });
+    expect(env.KITCHEN_ROBOTS_URL?.value).toBe('https://robots.kitchen.example.com');
+    expect(env.KITCHEN_ROBOTS_API_KEY?.valueFrom?.secretKeyRef).toEqual({ name: 'kitchen-partners', key: 'robots-api-key' });
     expect(env.NODE_EXTRA_CA_CERTS?.value).toBe('/etc/ssl/certs/ca-certificates.crt');
     expect(env.AMQP_URL?.valueFrom?.secretKeyRef?.key).toBe('AMQP_URL');
     const cm = named(production, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & { data: Record<string, string> };
     expect(cm.data).toEqual(expect.objectContaining({ DATABASE_SCHEMA: 'hub', NODE_OPTIONS: '--max-old-space-size=384', PORT: '8080' }));
+  });
+
+  test('every service of the production values gets each variable its configuration requires', () => {
+    const schemas: Record<string, ZodObject<ZodRawShape>[]> = {
+      api: [apiEnv.merge(kitchenApiSwitch), tenantApiEnv], 'allio-sync': [allioSyncEnv], 'mq-bridge': [mqBridgeEnv],
+      kitchen: [kitchenEnv], operator: [operatorEnv],
+    };
+    const required = (s: ZodObject<ZodRawShape>) => Object.entries(s.shape).filter(([, field]) => !field.isOptional()).map(([name]) => name);
+    const shared = Object.keys((named(production, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & { data: Record<string, string> }).data);
+    const missing: string[] = [];
+    for (const d of ofKind(production, 'Deployment')) {
+      const svc = d.metadata.name.replace('hub-integration-hub-', '');
+      const env = podSpec(d).containers[0]!.env ?? [];
+      const names = new Set([...shared, ...env.map((e) => e.name)]);
+      const needs = [...(schemas[svc] ?? [])];
+      if (env.some((e) => e.name === 'KITCHEN_API' && e.value === 'true')) needs.push(kitchenApiEnv);
+      expect([svc, needs.length > 0]).toEqual([svc, true]);
+      for (const s of needs) for (const name of required(s)) if (!names.has(name)) missing.push(`${svc}: ${name}`);
+    }
+    expect(missing).toEqual([]);
   });
 
   test('with existingSecret no Secret is rendered and the migration hook reads the existing one', () => {
