@@ -141,15 +141,16 @@ describe('helm chart', () => {
     expect(cm.data).toEqual(expect.objectContaining({ DATABASE_SCHEMA: 'hub', NODE_OPTIONS: '--max-old-space-size=384', PORT: '8080' }));
   });
 
-  test('every service of the production values gets each variable its configuration requires', () => {
+  test.each([['default', () => defaults], ['production', () => production]])('every service of the %s values gets each variable its configuration requires', (_values, rendered) => {
+    const objects = rendered();
     const schemas: Record<string, ZodObject<ZodRawShape>[]> = {
       api: [apiEnv.merge(kitchenApiSwitch), tenantApiEnv], 'allio-sync': [allioSyncEnv], 'mq-bridge': [mqBridgeEnv],
       kitchen: [kitchenEnv], operator: [operatorEnv],
     };
     const required = (s: ZodObject<ZodRawShape>) => Object.entries(s.shape).filter(([, field]) => !field.isOptional()).map(([name]) => name);
-    const shared = Object.keys((named(production, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & { data: Record<string, string> }).data);
+    const shared = Object.keys((named(objects, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & { data: Record<string, string> }).data);
     const missing: string[] = [];
-    for (const d of ofKind(production, 'Deployment')) {
+    for (const d of ofKind(objects, 'Deployment')) {
       const svc = d.metadata.name.replace('hub-integration-hub-', '');
       const env = podSpec(d).containers[0]!.env ?? [];
       const names = new Set([...shared, ...env.map((e) => e.name)]);
