@@ -48,10 +48,14 @@ export function orderStatusTenantEvent(e: OrderStatusEvent) {
   };
 }
 
-/** Publishes the tenant event of `e` unless a repeat or an older version of its order; one Redis step. */
-export function deliverOrderStatus(d: Pick<StatusConsumerDeps, 'redis' | 'keyPrefix' | 'publisher'>, e: OrderStatusEvent): Promise<DeliveryResult> {
+/**
+ * Publishes the tenant event of an order status event unless it repeats or is older than what its
+ * order delivered already; one Redis step. The script is registered once, on the connection.
+ */
+function orderStatusDeliverer(d: Pick<StatusConsumerDeps, 'redis' | 'keyPrefix' | 'publisher'>): (e: OrderStatusEvent) => Promise<DeliveryResult> {
   if (!('hubOrderStatusDeliver' in d.redis)) d.redis.defineCommand('hubOrderStatusDeliver', { numberOfKeys: 2, lua: DELIVER_LUA });
-  return (d.redis as DeliverRedis).hubOrderStatusDeliver(
+  const redis = d.redis as DeliverRedis;
+  return (e) => redis.hubOrderStatusDeliver(
     `${d.keyPrefix}kitchen-status-version:${e.orderId}`, `${d.keyPrefix}kitchen-status-seen:${e.eventId}`,
     e.version, REMEMBER_S, d.publisher.channel(e.tenantId), JSON.stringify(orderStatusTenantEvent(e)),
   );
@@ -59,6 +63,7 @@ export function deliverOrderStatus(d: Pick<StatusConsumerDeps, 'redis' | 'keyPre
 
 export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper {
   const log = d.logger.child({ consumer: STATUS_QUEUE });
+  const deliver = orderStatusDeliverer(d);
   const onMessage = async (ch: ConfirmChannel, msg: ConsumeMessage | null) => {
     if (!msg) return;
     let event: OrderStatusEvent;
@@ -71,7 +76,7 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
       return;
     }
     try {
-      const result = await deliverOrderStatus(d, event);
+      const result = await deliver(event);
       d.metrics.statusEvents.inc({ result });
       if (result !== 'delivered') log.debug({ eventId: event.eventId, orderId: event.orderId, version: event.version, result }, 'order status event dropped');
       ch.ack(msg);
