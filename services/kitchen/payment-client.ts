@@ -57,6 +57,11 @@ export interface PaymentClientOptions {
   metrics?: Metrics;
 }
 
+/** Whether a call that failed for good was refused by the gateway (a 4xx answer), not left unanswered. */
+export function refusedByGateway(failureReason: string): boolean {
+  return failureReason.startsWith('http_4');
+}
+
 export function readCa(file: string | undefined): string | undefined {
   return file ? readFileSync(file, 'utf8') : undefined;
 }

@@ -8,7 +8,7 @@ import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
 import { perRow } from './per-row.js';
-import type { PaymentClient } from './payment-client.js';
+import { refusedByGateway, type PaymentClient } from './payment-client.js';
 
 export interface PaymentRow extends WorkRow {
   order_id: string;
@@ -20,7 +20,7 @@ export interface PaymentRow extends WorkRow {
 
 /** Whether a call that ended this way may still have charged the card (the gateway did not say no). */
 export function mayHaveCharged(reason: string): boolean {
-  return !reason.startsWith('http_4') && reason !== 'permanent';
+  return !refusedByGateway(reason) && reason !== 'permanent';
 }
 
 export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentClient; logger: Logger; metrics: KitchenMetrics; productionDeadlineMs: number }) {

@@ -8,7 +8,7 @@ import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
-import type { PaymentClient } from './payment-client.js';
+import { refusedByGateway, type PaymentClient } from './payment-client.js';
 import { perRow } from './per-row.js';
 
 export interface RefundRow extends WorkRow {
@@ -23,7 +23,7 @@ export interface RefundRow extends WorkRow {
 
 /** How a refund ended for good without money going back: the gateway said no, or never answered. */
 export function unrefundedOutcome(failure: { reason: string }): 'refused' | 'failed' {
-  return failure.reason.startsWith('http_4') ? 'refused' : 'failed';
+  return refusedByGateway(failure.reason) ? 'refused' : 'failed';
 }
 
 export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentClient; logger: Logger; metrics: KitchenMetrics }) {
