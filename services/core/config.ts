@@ -9,7 +9,7 @@ export class ConfigError extends Error {
   }
 }
 
-const url = (protocols: string[]) =>
+export const url = (protocols: string[]) =>
   z
     .string({ required_error: 'is required' })
     .min(1, 'is required')

@@ -30,6 +30,8 @@ export interface HttpOptions {
   metrics: Metrics;
   readiness: ReadinessCheck[];
   bodyLimitBytes?: number;
+  /** Serve HTTPS with this PEM key and certificate chain instead of plain HTTP. */
+  tls?: { key: string; cert: string };
 }
 
 const READY_TIMEOUT_MS = 2_000;
@@ -40,7 +42,10 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
     bodyLimit: o.bodyLimitBytes ?? 256 * 1024,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-  });
+    // Fastify types an HTTPS instance separately; its routes and hooks are the same, so the plain
+    // instance type serves both.
+    ...(o.tls ? { https: { key: o.tls.key, cert: o.tls.cert } } : {}),
+  }) as FastifyInstance;
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);

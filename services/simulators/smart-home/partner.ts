@@ -3,6 +3,7 @@
 // Used by the tests, by `npm start -- --simulators` and by the benchmark.
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { connectPartner, type TokenSource } from '../../../docs/examples/partner-client.js';
 import { connectAmqp, createChannel } from '../../core/amqp.js';
 import { toError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -19,8 +20,18 @@ export interface PartnerBehaviour {
   silent: boolean;
 }
 
+export interface PartnerAuth {
+  /** Access tokens from the authorization server (client credentials). */
+  tokens: TokenSource;
+  /** CA certificate of the broker's TLS listener. */
+  ca?: string;
+}
+
 export interface PartnerSimulatorOptions {
+  /** With `auth`: `amqps://host:port/vhost` without credentials, as a partner connects. */
   amqpUrl: string;
+  /** Connect as a partner does in production: AMQPS with an access token, refreshed before expiry. */
+  auth?: PartnerAuth;
   /** The partner's name: the routing key of its commands and of its replies. */
   partner: string;
   commandQueue: string;
@@ -50,7 +61,14 @@ export class PartnerSimulator {
   }
 
   async start(): Promise<void> {
-    this.conn = connectAmqp(this.o.amqpUrl, this.o.logger, { name: `partner-simulator ${this.o.partner}` });
+    const name = `partner-simulator ${this.o.partner}`;
+    const auth = this.o.auth;
+    this.conn = auth
+      ? connectPartner({
+          url: this.o.amqpUrl, tokens: auth.tokens, ca: auth.ca, connectionName: name,
+          onWarning: (message, err) => this.o.logger.warn({ err, partner: this.o.partner }, `partner simulator: ${message}`),
+        })
+      : connectAmqp(this.o.amqpUrl, this.o.logger, { name });
     const topology = { name: this.o.partner, commandQueue: this.o.commandQueue };
     this.channel = createChannel(this.conn, this.o.logger, {
       name: `partner ${this.o.partner}`,

@@ -1,0 +1,200 @@
+// A partner's RabbitMQ client for Integration Hub, in one file: it obtains an OAuth2 access token
+// with the client-credentials grant, connects over AMQPS with the token as the password, refreshes
+// the token on the open connection (AMQP `connection.update-secret`) before it expires, and asks
+// for a new token when RabbitMQ refuses the current one. It depends only on amqplib and
+// amqp-connection-manager (which reconnects and re-runs channel setup). docs/partner-sdk.md shows
+// how to use it; the hub's own partner simulator is built on it.
+import { request } from 'node:https';
+import { request as plainRequest } from 'node:http';
+import amqplib from 'amqplib';
+import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
+
+export interface TokenSourceOptions {
+  /** The authorization server's token endpoint (`token_endpoint` of its discovery document). */
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  /** Scopes to ask for; by default the server grants all of the client's. */
+  scope?: string;
+  /** CA certificate(s) that sign the authorization server's certificate, if not a public CA. */
+  ca?: string | Buffer;
+  /** Refresh when this share of the token's lifetime has passed (default 0.75). */
+  refreshAt?: number;
+  timeoutMs?: number;
+}
+
+export interface AccessToken {
+  token: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+  /** When to fetch the next one (epoch milliseconds). */
+  refreshAt: number;
+}
+
+/** Thrown when the authorization server answers with an OAuth error (e.g. invalid_client). */
+export class TokenRequestError extends Error {
+  constructor(readonly status: number, readonly error: string, description: string) {
+    super(`token request refused (${status} ${error}): ${description}`);
+    this.name = 'TokenRequestError';
+  }
+}
+
+export class TokenSource {
+  private current: AccessToken | undefined;
+  private inFlight: Promise<AccessToken> | undefined;
+
+  constructor(private readonly o: TokenSourceOptions) {}
+
+  /** The cached token while it is fresh, else a new one (concurrent callers share one request). */
+  async get(): Promise<AccessToken> {
+    if (this.current && Date.now() < this.current.refreshAt) return this.current;
+    this.inFlight ??= this.fetchToken().finally(() => (this.inFlight = undefined));
+    this.current = await this.inFlight;
+    return this.current;
+  }
+
+  /** Forget the cached token (RabbitMQ refused it): the next `get` asks for a new one. */
+  invalidate(): void {
+    this.current = undefined;
+  }
+
+  private async fetchToken(): Promise<AccessToken> {
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    if (this.o.scope) form.set('scope', this.o.scope);
+    // RFC 6749 §2.3.1: client id and secret are form-encoded before Basic encoding.
+    const basic = Buffer.from(`${encodeURIComponent(this.o.clientId)}:${encodeURIComponent(this.o.clientSecret)}`).toString('base64');
+    const started = Date.now();
+    const { status, body } = await postForm(this.o.tokenUrl, form.toString(), { authorization: `Basic ${basic}` }, this.o);
+    let parsed: { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown };
+    try {
+      parsed = JSON.parse(body) as typeof parsed;
+    } catch {
+      throw new TokenRequestError(status, 'invalid_response', `not JSON: ${body.slice(0, 200)}`);
+    }
+    if (status !== 200 || typeof parsed.access_token !== 'string')
+      throw new TokenRequestError(status, String(parsed.error ?? 'invalid_response'), String(parsed.error_description ?? ''));
+    const lifetimeMs = (typeof parsed.expires_in === 'number' ? parsed.expires_in : 300) * 1000;
+    return {
+      token: parsed.access_token,
+      expiresAt: started + lifetimeMs,
+      refreshAt: started + lifetimeMs * (this.o.refreshAt ?? 0.75),
+    };
+  }
+}
+
+function postForm(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  o: { ca?: string | Buffer; timeoutMs?: number },
+): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  const send = u.protocol === 'https:' ? request : plainRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      u,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': Buffer.byteLength(body) },
+        ...(u.protocol === 'https:' ? { ca: o.ca, minVersion: 'TLSv1.2' as const } : {}),
+        timeout: o.timeoutMs ?? 10_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`token request timed out after ${o.timeoutMs ?? 10_000} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export interface PartnerConnectionOptions {
+  /** `amqps://host:5671/vhost`, without credentials: the token is the password. */
+  url: string;
+  tokens: TokenSource;
+  /** CA certificate(s) that sign the broker's certificate, if not a public CA. */
+  ca?: string | Buffer;
+  /** The name the broker's certificate is checked against (defaults to the URL's host). */
+  servername?: string;
+  connectionName?: string;
+  /** Called with problems worth a log line (refresh failed, token refused). */
+  onWarning?: (message: string, err?: Error) => void;
+}
+
+/** A refusal of the credentials (AMQP 403 ACCESS_REFUSED, an expired token): a new token is needed. */
+export function isAuthRefusal(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return /ACCESS[-_]REFUSED|\b403\b|expired|authenticat/i.test(message);
+}
+
+/**
+ * A reconnecting AMQPS connection authenticated by access tokens. Each (re)connect takes a fresh
+ * token from `tokens`; while connected, the token is replaced on the connection before it expires.
+ * Create channels on the returned manager as usual; their setup runs again after a reconnect.
+ */
+export function connectPartner(o: PartnerConnectionOptions): AmqpConnectionManager {
+  const warn = o.onWarning ?? (() => undefined);
+  const u = new URL(o.url);
+  const conn = amqp.connect(null, {
+    heartbeatIntervalInSeconds: 10,
+    reconnectTimeInSeconds: 1,
+    findServers: async () => {
+      const { token } = await o.tokens.get();
+      return {
+        url: o.url,
+        connectionOptions: {
+          ca: o.ca ? [o.ca] : undefined,
+          servername: o.servername ?? u.hostname,
+          credentials: amqplib.credentials.plain('', token),
+          clientProperties: { connection_name: o.connectionName ?? 'partner' },
+        },
+      };
+    },
+  });
+
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    clearTimeout(timer);
+    void o.tokens.get().then(
+      ({ refreshAt }) => {
+        timer = setTimeout(() => void refresh(), Math.max(0, refreshAt - Date.now()));
+        timer.unref();
+      },
+      (err: Error) => warn('token refresh could not be scheduled', err),
+    );
+  };
+  const refresh = async () => {
+    const live = conn.connection;
+    if (!live) return;
+    try {
+      const { token } = await o.tokens.get();
+      await live.updateSecret(Buffer.from(token), 'access token refresh');
+    } catch (thrown) {
+      // RabbitMQ closes the connection when the old token expires; the reconnect takes a new one.
+      warn('token refresh on the open connection failed', thrown instanceof Error ? thrown : new Error(String(thrown)));
+    }
+    schedule();
+  };
+
+  conn.on('connect', schedule);
+  const onLost = ({ err }: { err: Error }) => {
+    clearTimeout(timer);
+    if (isAuthRefusal(err)) {
+      warn('the broker refused the access token; asking for a new one', err);
+      o.tokens.invalidate();
+    }
+  };
+  conn.on('disconnect', onLost);
+  conn.on('connectFailed', onLost);
+  const close = conn.close.bind(conn);
+  conn.close = async () => {
+    clearTimeout(timer);
+    await close();
+  };
+  return conn;
+}
