@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1.7
 # One image for every Integration Hub service. Each Deployment picks its entry point by argument:
-#   node dist/services/<service>/main.js   (api, allio-sync, mq-bridge, kitchen, operator)
+#   node dist/services/<service>/main.js   (api, allio-sync, mq-bridge, kitchen, operator, auth)
 #   node dist/services/cli/main.js migrate (the chart's migration hook)
-ARG NODE_VERSION=20.19
+# Node.js 22 LTS: 20 is past its end of life, and oidc-provider (the development authorization
+# server) supports 22 and later.
+ARG NODE_VERSION=22.21
 
 # Build: full dependencies, TypeScript compiled to dist/ with the run-time assets (Lua scripts).
 FROM node:${NODE_VERSION}-bookworm-slim AS build

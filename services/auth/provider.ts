@@ -79,6 +79,8 @@ export function createProvider(o: ProviderOptions): Provider {
     jwks: { keys: o.signingKeys },
     cookies: { keys: o.cookieKeys },
     scopes: [],
+    // Every token here is for RabbitMQ, whose resource server sets the same lifetime.
+    ttl: { ClientCredentials: o.accessTokenTtlSeconds },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
