@@ -128,6 +128,43 @@ spec:
     expect((await hub(['smart-home', 'retry', 'not-a-uuid'])).code).toBe(1);
   });
 
+  test('apply gives a partner its OAuth client; auth secret prints a secret once; auth clients and events never show secrets', async () => {
+    const file = path.join(dir, 'partner-auth.yaml');
+    const yaml = (active: boolean) => `apiVersion: integration-hub.io/v1alpha1
+kind: SmartHomePartner
+metadata:
+  name: shlagbaum
+spec:
+  services: [barrier]
+  oauthClientId: shlagbaum-client
+  active: ${active}
+`;
+    await writeFile(file, yaml(true));
+    expect((await hub(['apply', '-f', file], { RABBITMQ_PARTNER_VHOST: 'partners' })).code).toBe(0);
+    expect(await ctx.db('auth_clients').where({ client_id: 'shlagbaum-client' }).first()).toMatchObject({
+      partner: 'shlagbaum', active: true, secret_hash: null,
+      scopes: ['rabbitmq.read:partners/partner.shlagbaum.commands', 'rabbitmq.write:partners/smart-home.replies/shlagbaum'],
+    });
+    const issued = await hub(['auth', 'secret', 'shlagbaum-client']);
+    expect(issued.code).toBe(0);
+    const secret = issued.stdout.trim();
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(issued.stderr).toContain('cannot be shown again');
+    const listed = await hub(['auth', 'clients', '--json']);
+    expect(listed.stdout).toContain('"client_id":"shlagbaum-client"');
+    expect(listed.stdout).toContain('"has_secret":true');
+    expect(listed.stdout).not.toContain(secret);
+    expect(listed.stdout).not.toContain('sha256:');
+    await ctx.db('auth_token_events').insert({ client_id: 'shlagbaum-client', outcome: 'bad_secret', source_address: '10.0.0.7', error: 'invalid secret provided' });
+    const events = await hub(['auth', 'events', '--failures', '--client', 'shlagbaum-client', '--json']);
+    expect(events.stdout).toContain('"outcome":"bad_secret"');
+    expect(events.stdout).toContain('10.0.0.7');
+    await writeFile(file, yaml(false));
+    expect((await hub(['apply', '-f', file])).code).toBe(0);
+    expect((await ctx.db('auth_clients').where({ client_id: 'shlagbaum-client' }).first()).active).toBe(false);
+    expect((await hub(['auth', 'secret', 'nobody'])).stderr).toContain('no client "nobody"');
+  });
+
   test('api-keys create prints a key once that the kitchen accepts until it is revoked; list never shows secrets', async () => {
     const created = await hub(['api-keys', 'create', '--name', 'terminal 3', '--role', 'kitchen-operator']);
     expect(created.code).toBe(0);

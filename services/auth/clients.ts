@@ -3,8 +3,9 @@
 // scopes, and is disabled, never deleted, when the partner goes: its audit history stays readable.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
+import { defaultCommandQueue, type SmartHomePartnerResource } from '../mq-bridge/resource.js';
 import type { OAuthClientRegistry } from '../operator/executor.js';
-import { partnerScopes } from './scopes.js';
+import { DEFAULT_RESOURCE_SERVER_ID, partnerScopes } from './scopes.js';
 
 export const CLIENTS = 'auth_clients';
 
@@ -40,6 +41,8 @@ export interface ScopeSettings {
   vhost: string;
   resourceServerId: string;
 }
+
+export const DEFAULT_SCOPE_SETTINGS: ScopeSettings = { vhost: '/', resourceServerId: DEFAULT_RESOURCE_SERVER_ID };
 
 export class AuthClientStore {
   constructor(
@@ -104,4 +107,12 @@ export class HubAuthClientRegistry implements OAuthClientRegistry {
   async removeClient(o: { partner: string; clientId: string }): Promise<void> {
     await this.store.disable(o.clientId);
   }
+}
+
+/** `hub apply`: an active partner's client is created or updated, an inactive one's disabled. */
+export async function syncPartnerClient(db: Knex, r: SmartHomePartnerResource, settings: ScopeSettings): Promise<void> {
+  const store = new AuthClientStore(db, settings);
+  const clientId = r.spec.oauthClientId ?? r.metadata.name;
+  if (r.spec.active) await store.ensure({ partner: r.metadata.name, clientId, queue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name) });
+  else await store.disable(clientId);
 }

@@ -17,14 +17,21 @@ const privateJwks = z
     }
   });
 
-export const authEnv = baseEnv.merge(databaseEnv).merge(
+/** Where partners' RabbitMQ scopes point: read by the auth server, the operator and `hub apply`. */
+export const partnerScopeEnv = z.object({
+  RABBITMQ_RESOURCE_SERVER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/, 'may contain only letters, digits, "_" and "-"').default(DEFAULT_RESOURCE_SERVER_ID),
+  /** The RabbitMQ virtual host partners use; part of their scopes. */
+  RABBITMQ_PARTNER_VHOST: z.string().min(1).default('/'),
+});
+
+export const authEnv = baseEnv.merge(databaseEnv).merge(partnerScopeEnv).merge(
   z.object({
     /** The issuer URL partners and RabbitMQ see (https in any shared environment). */
     AUTH_ISSUER: url(['https:', 'http:']),
     /** Private signing keys; without them a key is made at start (tokens then die with the process). */
     AUTH_SIGNING_JWKS: privateJwks.optional(),
     /** Access-token lifetime; partners refresh before it ends (RabbitMQ's update-secret). */
-    AUTH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(300),
+    AUTH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(5).max(86_400).default(300),
     /** Serve HTTPS with this certificate chain and key (PEM files). */
     AUTH_TLS_CERT_FILE: z.string().min(1).optional(),
     AUTH_TLS_KEY_FILE: z.string().min(1).optional(),
@@ -32,9 +39,6 @@ export const authEnv = baseEnv.merge(databaseEnv).merge(
     AUTH_TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     /** Token events older than this are deleted. */
     AUTH_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3_650).default(90),
-    RABBITMQ_RESOURCE_SERVER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/).default(DEFAULT_RESOURCE_SERVER_ID),
-    /** The RabbitMQ virtual host partners use; part of their scopes. */
-    RABBITMQ_PARTNER_VHOST: z.string().min(1).default('/'),
   }),
 );
 export type AuthConfig = z.infer<typeof authEnv>;

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { z } from 'zod';
 import { upsertIntegration } from '../allio-sync/integrations.js';
 import { allioIntegrationResource } from '../allio-sync/resource.js';
+import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient, type ScopeSettings } from '../auth/clients.js';
 import { upsertPartner } from '../mq-bridge/partners.js';
 import { smartHomePartnerResource } from '../mq-bridge/resource.js';
 
@@ -10,7 +11,7 @@ interface Kind<S extends z.ZodTypeAny> {
   schema: S;
   /** The resource's name in `hub apply` output (kubectl style). */
   noun: string;
-  upsert(db: Knex, resource: z.infer<S>): Promise<{ created: boolean }>;
+  upsert(db: Knex, resource: z.infer<S>, o: ApplyOptions): Promise<{ created: boolean }>;
 }
 
 const kind = <S extends z.ZodTypeAny>(k: Kind<S>): Kind<z.ZodTypeAny> => k as Kind<z.ZodTypeAny>;
@@ -18,11 +19,29 @@ const kind = <S extends z.ZodTypeAny>(k: Kind<S>): Kind<z.ZodTypeAny> => k as Ki
 /** Every kind `hub apply` understands, by `kind:`. */
 export const KINDS: Record<string, Kind<z.ZodTypeAny>> = {
   AllioIntegration: kind({ schema: allioIntegrationResource, noun: 'allioIntegration', upsert: upsertIntegration }),
-  SmartHomePartner: kind({ schema: smartHomePartnerResource, noun: 'smartHomePartner', upsert: upsertPartner }),
+  SmartHomePartner: kind({
+    schema: smartHomePartnerResource,
+    noun: 'smartHomePartner',
+    // The partner and its client at the development authorization server, in one transaction.
+    upsert: async (db, r, o) => {
+      const out = await upsertPartner(db, r);
+      await syncPartnerClient(db, r, o.partnerScopes);
+      return out;
+    },
+  }),
 };
 
+export interface ApplyOptions {
+  /** The RabbitMQ vhost and resource server id in partners' scopes. */
+  partnerScopes: ScopeSettings;
+}
+
 /** Applies every document; all are validated first so that a bad file changes nothing. */
-export async function applyResources(db: Knex, docs: readonly unknown[]): Promise<string[]> {
+export async function applyResources(
+  db: Knex,
+  docs: readonly unknown[],
+  o: ApplyOptions = { partnerScopes: DEFAULT_SCOPE_SETTINGS },
+): Promise<string[]> {
   const problems: string[] = [];
   const valid = docs.flatMap((doc, i) => {
     if (doc === null || doc === undefined) return [];
@@ -44,7 +63,7 @@ export async function applyResources(db: Knex, docs: readonly unknown[]): Promis
   return db.transaction(async (trx) => {
     const out: string[] = [];
     for (const { k, resource } of valid) {
-      const { created } = await k.upsert(trx, resource);
+      const { created } = await k.upsert(trx, resource, o);
       out.push(`${k.noun}/${resource.metadata.name} ${created ? 'created' : 'configured'}`);
     }
     return out;

@@ -11,6 +11,15 @@ import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
 import { listRequests, replayFailedRequests } from '../mq-bridge/requests.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../core/auth/api-keys.js';
 import { KITCHEN_ROLES } from '../api/kitchen/permissions.js';
+import { AuthClientStore } from '../auth/clients.js';
+import { partnerScopeEnv } from '../auth/config.js';
+import { TOKEN_EVENTS } from '../auth/audit.js';
+
+/** The vhost and resource server id that partners' RabbitMQ scopes name. */
+function partnerScopeSettings() {
+  const c = loadConfig(partnerScopeEnv);
+  return { vhost: c.RABBITMQ_PARTNER_VHOST, resourceServerId: c.RABBITMQ_RESOURCE_SERVER_ID };
+}
 
 async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
   const config = loadConfig(databaseEnv);
@@ -39,7 +48,7 @@ program
 
 program
   .command('apply')
-  .description('create or update resources (AllioIntegration) from a YAML file; "-" reads stdin')
+  .description('create or update resources (AllioIntegration, SmartHomePartner with its OAuth client) from a YAML file; "-" reads stdin')
   .requiredOption('-f, --filename <file>', 'YAML file with one or more resources')
   .action(async (opts: { filename: string }) => {
     const text = opts.filename === '-' ? await readStdin() : await readFile(opts.filename, 'utf8');
@@ -47,7 +56,8 @@ program
     const errors = docs.flatMap((d) => d.errors.map((e) => e.message));
     if (errors.length) throw new Error(`${opts.filename} is not valid YAML: ${errors.join('; ')}`);
     await withDb(async (db) => {
-      for (const line of await applyResources(db, docs.map((d) => d.toJS() as unknown))) console.log(line);
+      const applied = await applyResources(db, docs.map((d) => d.toJS() as unknown), { partnerScopes: partnerScopeSettings() });
+      for (const line of applied) console.log(line);
     });
   });
 
@@ -147,6 +157,49 @@ apiKeys
     await withDb(async (db) => {
       if (!(await revokeApiKey(db, id))) throw new Error(`no key ${id}`);
       console.log(`revoked ${id}`);
+    });
+  });
+
+const auth = program.command('auth').description('partner clients of the development authorization server and their token events');
+auth
+  .command('clients')
+  .description('list partner clients (never their secrets)')
+  .option('--json', 'one JSON object per line')
+  .action(async (opts: { json?: boolean }) => {
+    await withDb(async (db) => {
+      const rows = (await new AuthClientStore(db, partnerScopeSettings()).list()).map(({ secret_hash, ...r }) => ({ ...r, has_secret: secret_hash !== null }));
+      if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
+      else if (rows.length === 0) console.log('no clients; `hub apply -f` a SmartHomePartner creates one');
+      else console.table(rows.map((r) => ({ ...r, scopes: r.scopes.join(' ') })));
+    });
+  });
+auth
+  .command('secret')
+  .description('issue a new client secret (the previous one stops working); it is printed once and only its hash is stored')
+  .argument('<clientId>', 'the partner\'s client id')
+  .action(async (clientId: string) => {
+    await withDb(async (db) => {
+      const secret = await new AuthClientStore(db, partnerScopeSettings()).rotateSecret(clientId);
+      console.error(`new secret for ${clientId}; hand it to the partner now, it cannot be shown again:`);
+      console.log(secret);
+    });
+  });
+auth
+  .command('events')
+  .description('recent token requests: issued tokens and failures, newest first')
+  .option('-c, --client <clientId>', 'only this client')
+  .option('--failures', 'only failed requests')
+  .option('-l, --limit <n>', 'at most this many rows', (v) => Number.parseInt(v, 10), 50)
+  .option('--json', 'one JSON object per line')
+  .action(async (opts: { client?: string; failures?: boolean; limit: number; json?: boolean }) => {
+    await withDb(async (db) => {
+      const q = db(TOKEN_EVENTS).select('at', 'client_id', 'source_address', 'outcome', 'scope', 'token_id', 'error').orderBy('id', 'desc').limit(opts.limit);
+      if (opts.client) void q.where({ client_id: opts.client });
+      if (opts.failures) void q.whereNot({ outcome: 'issued' });
+      const rows = (await q) as Array<Record<string, unknown>>;
+      if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
+      else if (rows.length === 0) console.log('no token events');
+      else console.table(rows);
     });
   });
 
