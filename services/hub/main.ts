@@ -16,6 +16,9 @@ import { apiEnv, tenantApiEnv } from '../api/config.js';
 import { buildApi } from '../api/app.js';
 import { createTenantApi } from '../api/smart-home/index.js';
 import { createMqBridge } from '../mq-bridge/service.js';
+import { authEnv } from '../auth/config.js';
+import { createAuthService } from '../auth/service.js';
+import { freePort } from '../core/net.js';
 import { startTenantIdp, type TenantIdp } from '../simulators/tenant-idp/server.js';
 import { startDemo, type Demo } from './demo.js';
 import { devEncryptionKeys } from './dev-keys.js';
@@ -27,6 +30,8 @@ const localEnv = z.object({
   ALLIO_SIM_PORT: port.default(4010),
   /** The development identity provider, started when TENANT_JWT_ISSUER is not set. */
   TENANT_IDP_PORT: port.default(4020),
+  /** The development authorization server for partners (client credentials, tokens for RabbitMQ). */
+  AUTH_PORT: port.default(4030),
   /** Where `npm start` keeps its development data-encryption key. */
   HUB_DEV_DIR: z.string().min(1).default(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.dev')),
 });
@@ -93,6 +98,12 @@ await runService('hub', async () => {
     kitchen: kitchen?.routes,
   });
   if (values.simulators && idp) registerDemoPage(app, idp, kitchen);
+  // The issuer names its port, so a port chosen by the system (0) is picked before listening.
+  const authPort = local.AUTH_PORT || (await freePort());
+  const authConfig = loadConfig(authEnv, { ...env, PORT: String(authPort), AUTH_ISSUER: env.AUTH_ISSUER ?? `http://127.0.0.1:${authPort}` });
+  const auth = await createAuthService({ config: authConfig, db, metrics, logger: logger.child({ service: 'auth' }) });
+  await auth.http.listen({ port: authPort, host: '127.0.0.1' });
+  logger.info({ issuer: authConfig.AUTH_ISSUER }, 'development authorization server issuing partner tokens');
   const sync = createAllioSync({ db, redis, config, logger, metrics, listener, owner });
   const bridge = createMqBridge({ db, redis, amqp, cipher, config, logger, metrics, listener, owner });
   const address = await app.listen({ port: config.PORT, host: '0.0.0.0' });
@@ -118,6 +129,7 @@ await runService('hub', async () => {
     shutdown: async () => {
       // Intake first, then the workers (finishing what they hold), then the simulators they call.
       await app.close();
+      await auth.stop();
       await Promise.all([sync.stop(config.SHUTDOWN_TIMEOUT_MS), bridge.stop(config.SHUTDOWN_TIMEOUT_MS)]);
       await kitchen?.stop();
       await smartHomeDemo?.stop();

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ApiError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { API_VERSION } from '../core/resource.js';
+import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient } from '../auth/clients.js';
 import { upsertPartner } from '../mq-bridge/partners.js';
 import { defaultCommandQueue, smartHomePartnerResource } from '../mq-bridge/resource.js';
 import { PartnerSimulator } from '../simulators/smart-home/partner.js';
@@ -18,9 +19,13 @@ export const DEMO_PARTNER = 'demo-partner';
 const signIn = z.object({ tenant: z.string().trim().regex(/^[a-z0-9][a-z0-9-]{1,40}$/, 'must be 2–41 lower-case letters, digits or "-"') });
 
 export async function startSmartHomeDemo(o: { db: Knex; amqpUrl: string; logger: Logger; replyDelayMs?: number }): Promise<{ stop(): Promise<void> }> {
-  await upsertPartner(o.db, smartHomePartnerResource.parse({
+  const resource = smartHomePartnerResource.parse({
     apiVersion: API_VERSION, kind: 'SmartHomePartner', metadata: { name: DEMO_PARTNER }, spec: { services: ['intercom', 'barrier'] },
-  }));
+  });
+  await upsertPartner(o.db, resource);
+  // Its client at the development authorization server (`hub auth secret demo-partner` issues a
+  // secret); the local broker itself accepts the simulator as guest.
+  await syncPartnerClient(o.db, resource, DEFAULT_SCOPE_SETTINGS);
   const partner = new PartnerSimulator({
     amqpUrl: o.amqpUrl, partner: DEMO_PARTNER, commandQueue: defaultCommandQueue(DEMO_PARTNER), logger: o.logger,
     behaviour: { delayMs: o.replyDelayMs ?? 400 },

@@ -1,20 +1,11 @@
 // The development authorization server in-process for tests: on a free port, over HTTPS when a
 // certificate is given, on the test context's schema.
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createAuthService, type AuthService } from '../../services/auth/service.js';
+import { freePort } from '../../services/core/net.js';
 import type { TestContext } from './context.js';
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 export interface TestAuthServer {
   issuer: string;
