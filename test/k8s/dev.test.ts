@@ -112,6 +112,16 @@ describe('dev overlay', () => {
     }
   });
 
+  test('the chart\'s dev values point the operator at the overlay\'s Keycloak with the secret its realm import gives the operator\'s client', async () => {
+    const values = parseYaml(await readFile(path.join(ROOT, 'k8s/dev/hub-values.yaml'), 'utf8')) as { keycloak: { url: string }; secrets: Record<string, string> };
+    const u = new URL(values.keycloak.url);
+    const svc = objects.find((o) => o.kind === 'Service' && o.metadata.name === u.hostname) as KubeObject & { spec: { ports: { port: number }[] } };
+    expect(svc.spec.ports.map((p) => p.port)).toContain(Number(u.port));
+    const secretName = workload('keycloak').spec.template.spec.containers[0]!.envFrom?.find((e) => e.secretRef)?.secretRef?.name;
+    const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === secretName) as KubeObject & { data: Record<string, string> };
+    expect(Buffer.from(secret.data.HUB_OPERATOR_CLIENT_SECRET!, 'base64').toString()).toBe(values.secrets.keycloakClientSecret);
+  });
+
   test('the chart\'s dev connection strings point at Services and ports of the overlay', async () => {
     const values = parseYaml(await readFile(path.join(ROOT, 'k8s/dev/hub-values.yaml'), 'utf8')) as { secrets: Record<string, string> };
     const services = objects.filter((o) => o.kind === 'Service') as (KubeObject & { spec: { ports: { port: number }[] } })[];
