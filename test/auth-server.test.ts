@@ -2,7 +2,6 @@
 // JWT access tokens RabbitMQ understands, discovery and JWKS, and the audit of every request.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { HubAuthClientRegistry } from '../services/auth/clients.js';
 import { TOKEN_EVENTS, classifyFailure, presentedClientId } from '../services/auth/audit.js';
 import { partnerScopes } from '../services/auth/scopes.js';
 import { TokenRequestError, TokenSource } from '../docs/examples/partner-client.js';
@@ -34,9 +33,8 @@ const events = () => ctx.db(TOKEN_EVENTS).orderBy('id');
 beforeAll(async () => {
   ctx = await createTestContext('auth');
   auth = await startAuthServer(ctx, { ttlSeconds: 120 });
-  const registry = new HubAuthClientRegistry(auth.service.clients);
-  await registry.ensureClient({ partner: 'a', clientId: 'partner-a', queue: 'partner.a.commands' });
-  await registry.ensureClient({ partner: 'b', clientId: 'partner-b', queue: 'partner.b.commands' });
+  await auth.service.clients.ensure({ partner: 'a', clientId: 'partner-a', queue: 'partner.a.commands' });
+  await auth.service.clients.ensure({ partner: 'b', clientId: 'partner-b', queue: 'partner.b.commands' });
   secretA = await auth.service.clients.rotateSecret('partner-a');
 });
 
@@ -116,7 +114,7 @@ describe('the audit of token requests', () => {
     await ctx.db(TOKEN_EVENTS).delete();
     await auth.service.clients.ensure({ partner: 'c', clientId: 'partner-c', queue: 'partner.c.commands' });
     const secretC = await auth.service.clients.rotateSecret('partner-c');
-    await new HubAuthClientRegistry(auth.service.clients).removeClient({ partner: 'c', clientId: 'partner-c' });
+    await auth.service.clients.disable('partner-c');
 
     const answers = [
       await tokenRequest('nobody', 'x'),

@@ -4,7 +4,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
 import { defaultCommandQueue, type SmartHomePartnerResource } from '../mq-bridge/resource.js';
-import type { OAuthClientRegistry } from '../operator/executor.js';
 import { DEFAULT_RESOURCE_SERVER_ID, partnerScopes } from './scopes.js';
 
 export const CLIENTS = 'auth_clients';
@@ -93,19 +92,6 @@ export class AuthClientStore {
 
   list(): Promise<AuthClient[]> {
     return this.db<AuthClient>(CLIENTS).orderBy('client_id');
-  }
-}
-
-/** The operator's view of the development server's clients: the same rows, written directly. */
-export class HubAuthClientRegistry implements OAuthClientRegistry {
-  constructor(private readonly store: AuthClientStore) {}
-
-  async ensureClient(o: { partner: string; clientId: string; queue: string }): Promise<void> {
-    await this.store.ensure(o);
-  }
-
-  async removeClient(o: { partner: string; clientId: string }): Promise<void> {
-    await this.store.disable(o.clientId);
   }
 }
 

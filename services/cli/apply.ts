@@ -6,6 +6,7 @@ import { allioIntegrationResource } from '../allio-sync/resource.js';
 import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient, type ScopeSettings } from '../auth/clients.js';
 import { upsertPartner } from '../mq-bridge/partners.js';
 import { smartHomePartnerResource } from '../mq-bridge/resource.js';
+import type { SourcedDocument } from './resource-files.js';
 
 interface Kind<S extends z.ZodTypeAny> {
   schema: S;
@@ -36,33 +37,48 @@ export interface ApplyOptions {
   partnerScopes: ScopeSettings;
 }
 
+export interface ValidResource {
+  kind: Kind<z.ZodTypeAny>;
+  resource: { kind: string; metadata: { name: string } };
+}
+
+/**
+ * Validates every document against the schema of its `kind:`. Callers act on none of the set when
+ * any problem is reported, so that one bad document changes nothing.
+ */
+export function validateResources(docs: readonly SourcedDocument[]): { valid: ValidResource[]; problems: string[] } {
+  const problems: string[] = [];
+  const several = new Set(docs.map((d) => d.source)).size > 1;
+  const where = (d: SourcedDocument) => (several ? `${d.source} document ${d.index}` : `document ${d.index}`);
+  const valid = docs.flatMap((d) => {
+    const name = (d.doc as { kind?: unknown }).kind;
+    const k = typeof name === 'string' && Object.hasOwn(KINDS, name) ? KINDS[name] : undefined;
+    if (!k) {
+      problems.push(`${where(d)}: kind ${JSON.stringify(name)} is not supported (expected ${Object.keys(KINDS).join(' or ')})`);
+      return [];
+    }
+    const parsed = k.schema.safeParse(d.doc);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues)
+        problems.push(`${where(d)}: ${issue.path.join('.') || '(root)'} ${issue.message}`);
+      return [];
+    }
+    return [{ kind: k, resource: parsed.data as ValidResource['resource'] }];
+  });
+  return { valid, problems };
+}
+
 /** Applies every document; all are validated first so that a bad file changes nothing. */
 export async function applyResources(
   db: Knex,
-  docs: readonly unknown[],
+  docs: readonly SourcedDocument[],
   o: ApplyOptions = { partnerScopes: DEFAULT_SCOPE_SETTINGS },
 ): Promise<string[]> {
-  const problems: string[] = [];
-  const valid = docs.flatMap((doc, i) => {
-    if (doc === null || doc === undefined) return [];
-    const name = (doc as { kind?: unknown }).kind;
-    const k = typeof name === 'string' && Object.hasOwn(KINDS, name) ? KINDS[name] : undefined;
-    if (!k) {
-      problems.push(`document ${i + 1}: kind ${JSON.stringify(name)} is not supported (expected ${Object.keys(KINDS).join(' or ')})`);
-      return [];
-    }
-    const parsed = k.schema.safeParse(doc);
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues)
-        problems.push(`document ${i + 1}: ${issue.path.join('.') || '(root)'} ${issue.message}`);
-      return [];
-    }
-    return [{ k, resource: parsed.data as { metadata: { name: string } } }];
-  });
+  const { valid, problems } = validateResources(docs);
   if (problems.length) throw new Error(`nothing applied:\n  ${problems.join('\n  ')}`);
   return db.transaction(async (trx) => {
     const out: string[] = [];
-    for (const { k, resource } of valid) {
+    for (const { kind: k, resource } of valid) {
       const { created } = await k.upsert(trx, resource, o);
       out.push(`${k.noun}/${resource.metadata.name} ${created ? 'created' : 'configured'}`);
     }

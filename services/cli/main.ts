@@ -1,12 +1,11 @@
-// The `hub` operator CLI: migrate the database, apply integration resources from YAML, and list
-// or replay failed ALLIO tasks.
-import { readFile } from 'node:fs/promises';
-import { Command, Option } from 'commander';
-import { parseAllDocuments } from 'yaml';
+// The `hub` operator CLI: migrate the database, apply integration resources from YAML, list or
+// replay failed work, manage API keys, and write the partners' Keycloak realm.
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { databaseEnv, loadConfig, ConfigError } from '../core/config.js';
 import { createDb, type Db } from '../core/db.js';
 import { migrate } from '../core/migrate.js';
-import { applyResources } from './apply.js';
+import { applyResources, validateResources } from './apply.js';
+import { readResourceFiles } from './resource-files.js';
 import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
 import { listRequests, replayFailedRequests } from '../mq-bridge/requests.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../core/auth/api-keys.js';
@@ -14,6 +13,9 @@ import { KITCHEN_ROLES } from '../api/kitchen/permissions.js';
 import { AuthClientStore } from '../auth/clients.js';
 import { partnerScopeEnv } from '../auth/config.js';
 import { TOKEN_EVENTS } from '../auth/audit.js';
+import { keycloakRealm, realmFileText } from '../auth/keycloak-realm.js';
+import { DEFAULT_RESOURCE_SERVER_ID } from '../auth/scopes.js';
+import type { SmartHomePartnerResource } from '../mq-bridge/resource.js';
 
 /** The vhost and resource server id that partners' RabbitMQ scopes name. */
 function partnerScopeSettings() {
@@ -48,17 +50,32 @@ program
 
 program
   .command('apply')
-  .description('create or update resources (AllioIntegration, SmartHomePartner with its OAuth client) from a YAML file; "-" reads stdin')
-  .requiredOption('-f, --filename <file>', 'YAML file with one or more resources')
-  .action(async (opts: { filename: string }) => {
-    const text = opts.filename === '-' ? await readStdin() : await readFile(opts.filename, 'utf8');
-    const docs = parseAllDocuments(text);
-    const errors = docs.flatMap((d) => d.errors.map((e) => e.message));
-    if (errors.length) throw new Error(`${opts.filename} is not valid YAML: ${errors.join('; ')}`);
+  .description('create or update resources (AllioIntegration, SmartHomePartner with its OAuth client) from YAML; "-" reads stdin')
+  .requiredOption('-f, --filename <paths...>', 'YAML files or directories of them, with one or more resources each')
+  .action(async (opts: { filename: string[] }) => {
+    const docs = await readResourceFiles(opts.filename, readStdin);
     await withDb(async (db) => {
-      const applied = await applyResources(db, docs.map((d) => d.toJS() as unknown), { partnerScopes: partnerScopeSettings() });
+      const applied = await applyResources(db, docs, { partnerScopes: partnerScopeSettings() });
       for (const line of applied) console.log(line);
     });
+  });
+
+program
+  .command('keycloak-realm')
+  .description('print the Keycloak realm (for kc.sh --import-realm) of the active SmartHomePartner resources; other kinds are ignored')
+  .requiredOption('-f, --filename <paths...>', 'YAML files or directories of them; "-" reads stdin')
+  .option('--realm <name>', 'realm name', 'integration-hub')
+  .option('--vhost <vhost>', 'RabbitMQ virtual host of the partners', '/')
+  .option('--resource-server-id <id>', "RabbitMQ's auth_oauth2.resource_server_id", DEFAULT_RESOURCE_SERVER_ID)
+  .option('--token-lifespan <seconds>', 'access token lifetime', seconds(60, 86_400), 300)
+  .action(async (opts: { filename: string[]; realm: string; vhost: string; resourceServerId: string; tokenLifespan: number }) => {
+    const { valid, problems } = validateResources(await readResourceFiles(opts.filename, readStdin));
+    if (problems.length) throw new Error(`no realm written:\n  ${problems.join('\n  ')}`);
+    const partners = valid.flatMap((v) => (v.resource.kind === 'SmartHomePartner' ? [v.resource as SmartHomePartnerResource] : []));
+    const realm = keycloakRealm(partners, {
+      realm: opts.realm, vhost: opts.vhost, resourceServerId: opts.resourceServerId, accessTokenLifespanSeconds: opts.tokenLifespan,
+    });
+    process.stdout.write(realmFileText(realm));
   });
 
 const tasks = program.command('tasks').description('inspect and replay ALLIO sync tasks');
@@ -202,6 +219,14 @@ auth
       else console.table(rows);
     });
   });
+
+function seconds(min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`a whole number of seconds from ${min} to ${max}`);
+    return n;
+  };
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

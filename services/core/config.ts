@@ -90,10 +90,11 @@ export const httpEnv = z.object({
 });
 
 /**
- * Parses `env` with `schema`; on failure throws a ConfigError whose lines name each variable.
+ * Parses `env` with `schema` (an object schema, or one refined for variables that go together); on
+ * failure throws a ConfigError whose lines name each variable.
  * Empty or blank values count as unset so that `FOO=` behaves like a missing variable.
  */
-export function loadConfig<S extends z.ZodObject<z.ZodRawShape>>(
+export function loadConfig<S extends z.ZodObject<z.ZodRawShape> | z.ZodEffects<z.ZodObject<z.ZodRawShape>>>(
   schema: S,
   env: Record<string, string | undefined> = process.env,
 ): z.infer<S> {

@@ -1,7 +1,10 @@
-// The operator's configuration: the shared variables, RabbitMQ for partner topology, and where it
-// watches and keeps its leader Lease (the chart fills these from the pod's namespace).
+// The operator's configuration: the shared variables, RabbitMQ for partner topology, where it
+// watches and keeps its leader Lease (the chart fills these from the pod's namespace), and the
+// Keycloak where it registers partner clients.
 import { z } from 'zod';
 import { amqpEnv, baseEnv, databaseEnv } from '../core/config.js';
+import { OPERATOR_CLIENT_ID } from '../auth/keycloak-realm.js';
+import { partnerScopeEnv } from '../auth/config.js';
 
 const namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a Kubernetes namespace name');
 
@@ -19,6 +22,26 @@ export const operatorEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).merge(
     OPERATOR_LEASE_DURATION_SECONDS: z.coerce.number().int().min(5).max(300).default(15),
     /** Every resource is re-applied this often, repairing drift (a queue deleted by hand). */
     OPERATOR_RESYNC_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
+    /**
+     * Keycloak's base URL (https://sso.example.com, no /admin). Unset: the operator does not
+     * manage partner clients and their OAuthClientReady condition says NotManaged.
+     */
+    KEYCLOAK_URL: z
+      .string()
+      .url()
+      .refine((v) => ['http:', 'https:'].includes(new URL(v).protocol), 'must be an http or https URL')
+      .optional(),
+    /** The partners' realm; the operator's own client lives there too. */
+    KEYCLOAK_REALM: z.string().min(1).default('integration-hub'),
+    KEYCLOAK_CLIENT_ID: z.string().min(1).default(OPERATOR_CLIENT_ID),
+    KEYCLOAK_CLIENT_SECRET: z.string().min(1).optional(),
+    KEYCLOAK_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   }),
-);
+).merge(partnerScopeEnv);
+
+/** What the operator's entry point loads: the variables, and those that only make sense together. */
+export const operatorConfig = operatorEnv.superRefine((c, ctx) => {
+  if (c.KEYCLOAK_URL && !c.KEYCLOAK_CLIENT_SECRET)
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['KEYCLOAK_CLIENT_SECRET'], message: 'is required when KEYCLOAK_URL is set (the secret of the operator\'s client at Keycloak)' });
+});
 export type OperatorConfig = z.infer<typeof operatorEnv>;

@@ -1,19 +1,34 @@
 // Entry point of the `operator` Deployment: reconciles AllioIntegration and SmartHomePartner
-// resources into the hub while it holds the leader Lease; serves /healthz, /readyz, /metrics.
+// resources into the hub (and, with KEYCLOAK_URL, the partners' clients at Keycloak) while it holds
+// the leader Lease; serves /healthz, /readyz, /metrics.
 import { KubeConfig } from '@kubernetes/client-node';
 import { createHttpServer, loadConfig, pingDb } from '../core/index.js';
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
 import { instanceId, processBasics, runService } from '../core/runtime.js';
-import { operatorEnv } from './config.js';
+import { operatorConfig } from './config.js';
+import { KeycloakClientRegistry } from './keycloak-clients.js';
 import { createOperator } from './operator.js';
 
 await runService('operator', async () => {
-  const config = loadConfig(operatorEnv);
+  const config = loadConfig(operatorConfig);
   const { logger, metrics, db } = processBasics('operator', config);
   const kc = new KubeConfig();
   // In a pod: the ServiceAccount token; elsewhere: KUBECONFIG or ~/.kube/config.
   kc.loadFromDefault();
   const amqp = connectAmqp(config.AMQP_URL, logger, { name: 'hub-operator' });
+  // The refinement of operatorConfig guarantees the secret whenever the URL is set.
+  const oauthClients = config.KEYCLOAK_URL && config.KEYCLOAK_CLIENT_SECRET
+    ? new KeycloakClientRegistry({
+      url: config.KEYCLOAK_URL,
+      realm: config.KEYCLOAK_REALM,
+      clientId: config.KEYCLOAK_CLIENT_ID,
+      clientSecret: config.KEYCLOAK_CLIENT_SECRET,
+      target: { vhost: config.RABBITMQ_PARTNER_VHOST, resourceServerId: config.RABBITMQ_RESOURCE_SERVER_ID },
+      timeoutMs: config.KEYCLOAK_HTTP_TIMEOUT_MS,
+      logger,
+    })
+    : undefined;
+  if (!oauthClients) logger.warn('KEYCLOAK_URL is not set: partner clients at the authorization server are not managed (OAuthClientReady=Unknown)');
   const operator = createOperator({
     kc, db, amqp, logger,
     registry: metrics.registry,
@@ -23,6 +38,7 @@ await runService('operator', async () => {
     leaseName: config.OPERATOR_LEASE_NAME,
     leaseDurationSeconds: config.OPERATOR_LEASE_DURATION_SECONDS,
     resyncMs: config.OPERATOR_RESYNC_MS,
+    oauthClients,
   });
   const http = createHttpServer({
     logger, metrics,

@@ -15,7 +15,8 @@ import { apiEnv, tenantApiEnv } from '../../services/api/config.js';
 import { kitchenApiEnv, kitchenApiSwitch } from '../../services/api/kitchen/config.js';
 import { kitchenEnv } from '../../services/kitchen/config.js';
 import { mqBridgeEnv } from '../../services/mq-bridge/config.js';
-import { operatorEnv } from '../../services/operator/config.js';
+import { operatorConfig, operatorEnv } from '../../services/operator/config.js';
+import { loadConfig } from '../../services/core/config.js';
 
 const CHART = path.join(ROOT, 'charts/integration-hub');
 const PRODUCTION = path.join(CHART, 'ci/production-values.yaml');
@@ -160,6 +161,31 @@ describe('helm chart', () => {
       for (const s of needs) for (const name of required(s)) if (!names.has(name)) missing.push(`${svc}: ${name}`);
     }
     expect(missing).toEqual([]);
+  });
+
+  test('the operator manages partner clients at Keycloak only with keycloak.url, its client secret from the Secret, and its configuration loads', async () => {
+    const operatorEnvOf = (objects: KubeObject[]) => {
+      const c = podSpec(named(objects, 'Deployment', 'hub-integration-hub-operator')).containers[0]!;
+      const shared = (named(objects, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & { data: Record<string, string> }).data;
+      return { env: Object.fromEntries((c.env ?? []).map((e) => [e.name, e])), shared };
+    };
+    const plain = operatorEnvOf(defaults);
+    expect(Object.keys(plain.env).filter((n) => n.startsWith('KEYCLOAK_'))).toEqual([]);
+    const prod = operatorEnvOf(production);
+    expect(prod.env.KEYCLOAK_URL?.value).toBe('https://sso.example.com');
+    expect(prod.env.KEYCLOAK_CLIENT_SECRET?.valueFrom?.secretKeyRef).toEqual({ name: 'integration-hub-connections', key: 'KEYCLOAK_CLIENT_SECRET' });
+    expect(prod.shared).toEqual(expect.objectContaining({ RABBITMQ_PARTNER_VHOST: '/', RABBITMQ_RESOURCE_SERVER_ID: 'rabbitmq' }));
+    // What the pod would see, with each Secret reference standing for a value: the refined schema accepts it.
+    const values = {
+      ...prod.shared,
+      ...Object.fromEntries(Object.values(prod.env).map((e) => [e.name, e.value ?? (e.valueFrom?.secretKeyRef ? 'postgres://from-secret/db' : 'hub')])),
+    };
+    values.AMQP_URL = 'amqp://from-secret';
+    expect(loadConfig(operatorConfig, values)).toEqual(expect.objectContaining({ KEYCLOAK_URL: 'https://sso.example.com', KEYCLOAK_REALM: 'integration-hub', KEYCLOAK_CLIENT_ID: 'hub-operator' }));
+    // An inline (development) Secret must then carry the operator's client secret.
+    const r = await run(await helm(), ['template', 'hub', CHART, '--set', 'keycloak.url=https://sso.example.com']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('secrets.keycloakClientSecret (or secrets.existingSecret) is required when keycloak.url is set');
   });
 
   test('with existingSecret no Secret is rendered and the migration hook reads the existing one', () => {
