@@ -297,6 +297,9 @@ describe('token expiry and update-secret', () => {
       const received: Record<'expiring' | 'refreshed', string[]> = { expiring: [], refreshed: [] };
       await channels.expiring.consume(commandQueue('expiring'), collect(received.expiring), { noAck: true });
       await channels.refreshed.consume(commandQueue('refreshed'), collect(received.refreshed), { noAck: true });
+      // Both channels have published before the expiry: no permission cached then outlives it.
+      await reply(channels.expiring, 'expiring', 'in time');
+      await reply(channels.refreshed, 'refreshed', 'in time');
 
       const from = node.logs().length;
       await refreshed.updateSecret(Buffer.from(await token({ partner: 'refreshed' })), 'refresh');
