@@ -126,10 +126,31 @@ export interface PartnerConnectionOptions {
   onWarning?: (message: string, err?: Error) => void;
 }
 
-/** A refusal of the credentials (AMQP 403 ACCESS_REFUSED, an expired token): a new token is needed. */
+/** How soon a failed refresh (authorization server or broker unreachable) is tried again. */
+const REFRESH_RETRY_MS = 5_000;
+/**
+ * A refused update-secret closes the connection (530 NOT_ALLOWED) and amqplib's promise then never
+ * settles, so the refresh gives up waiting after this long.
+ */
+const UPDATE_SECRET_TIMEOUT_MS = 10_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A refusal of the credentials: 403 ACCESS_REFUSED at login or on an expired token, or 530
+ * NOT_ALLOWED when the broker refused a token given with update-secret. A new token is needed.
+ */
 export function isAuthRefusal(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
-  return /ACCESS[-_]REFUSED|\b403\b|expired|authenticat/i.test(message);
+  return /ACCESS[-_]REFUSED|\b403\b|expired|authenticat|secret was refused/i.test(message);
 }
 
 /**
@@ -158,30 +179,36 @@ export function connectPartner(o: PartnerConnectionOptions): AmqpConnectionManag
   });
 
   let timer: NodeJS.Timeout | undefined;
-  const schedule = () => {
+  const arm = (ms: number) => {
     clearTimeout(timer);
-    void o.tokens.get().then(
-      ({ refreshAt }) => {
-        timer = setTimeout(() => void refresh(), Math.max(0, refreshAt - Date.now()));
-        timer.unref();
-      },
-      (err: Error) => warn('token refresh could not be scheduled', err),
-    );
+    timer = setTimeout(() => void refresh(), Math.max(0, ms));
+    timer.unref();
   };
+  /** Arms the next refresh at the current token's refresh time. */
+  const schedule = () =>
+    void o.tokens.get().then(
+      ({ refreshAt }) => arm(refreshAt - Date.now()),
+      (err: Error) => {
+        warn('no access token for the next refresh; trying again', err);
+        arm(REFRESH_RETRY_MS);
+      },
+    );
   const refresh = async () => {
     const live = conn.connection;
     if (!live) return;
     try {
       const { token } = await o.tokens.get();
-      await live.updateSecret(Buffer.from(token), 'access token refresh');
+      await withTimeout(live.updateSecret(Buffer.from(token), 'access token refresh'), UPDATE_SECRET_TIMEOUT_MS, 'update-secret');
+      schedule();
     } catch (thrown) {
-      // RabbitMQ closes the connection when the old token expires; the reconnect takes a new one.
-      warn('token refresh on the open connection failed', thrown instanceof Error ? thrown : new Error(String(thrown)));
+      // Until a refresh succeeds the old token serves; once it has expired the broker refuses the
+      // connection's next operations, and a refusal that closes the connection brings a new token.
+      warn('token refresh on the open connection failed; trying again', thrown instanceof Error ? thrown : new Error(String(thrown)));
+      arm(REFRESH_RETRY_MS);
     }
-    schedule();
   };
 
-  conn.on('connect', schedule);
+  conn.on('connect', () => schedule());
   const onLost = ({ err }: { err: Error }) => {
     clearTimeout(timer);
     if (isAuthRefusal(err)) {

@@ -53,7 +53,11 @@ describe('dev overlay', () => {
   test('Keycloak imports the realm ConfigMap at start and has every variable the realm\'s placeholders name', async () => {
     const kc = workload('keycloak');
     const c = kc.spec.template.spec.containers[0]!;
-    expect(c.args).toEqual(['start-dev', '--import-realm']);
+    // With the per-client login counter the HubKeycloakClientLoginsFailing alert reads.
+    expect(c.args).toEqual([
+      'start-dev', '--import-realm', '--metrics-enabled=true', '--event-metrics-user-enabled=true',
+      '--event-metrics-user-tags=realm,client_id', '--event-metrics-user-events=client_login',
+    ]);
     const realmMap = mountedAt(kc, '/opt/keycloak/data/import')?.configMap?.name ?? '';
     const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === realmMap) as KubeObject & { data: Record<string, string> };
     const file = await readFile(path.join(ROOT, 'k8s/keycloak/realm-integration-hub.json'), 'utf8');

@@ -3,6 +3,7 @@
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { JWK } from 'oidc-provider';
 import { createAuthService, type AuthService } from '../../services/auth/service.js';
 import { freePort } from '../../services/core/net.js';
 import type { TestContext } from './context.js';
@@ -17,7 +18,7 @@ export interface TestAuthServer {
 
 export async function startAuthServer(
   ctx: TestContext,
-  o: { tls?: { cert: string; key: string }; ttlSeconds?: number; vhost?: string } = {},
+  o: { tls?: { cert: string; key: string }; ttlSeconds?: number; vhost?: string; signingKeys?: JWK[] } = {},
 ): Promise<TestAuthServer> {
   const port = await freePort();
   const dir = o.tls ? await mkdtemp(path.join(tmpdir(), 'hub-auth-')) : undefined;
@@ -30,7 +31,7 @@ export async function startAuthServer(
     db: ctx.db, logger: ctx.logger, metrics: ctx.metrics,
     config: {
       AUTH_ISSUER: issuer,
-      AUTH_SIGNING_JWKS: undefined,
+      AUTH_SIGNING_JWKS: o.signingKeys as Array<Record<string, unknown>> | undefined,
       AUTH_TOKEN_TTL_SECONDS: o.ttlSeconds ?? 300,
       AUTH_TLS_CERT_FILE: dir && path.join(dir, 'cert.pem'),
       AUTH_TLS_KEY_FILE: dir && path.join(dir, 'key.pem'),
