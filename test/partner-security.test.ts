@@ -15,7 +15,7 @@ import { createCertificateAuthority, type CertificateAuthority } from '../servic
 import { startAuthServer, type TestAuthServer } from './support/auth.js';
 import { createTestContext, waitFor, type TestContext } from './support/context.js';
 import { startServiceProcess, expectCleanExit } from './support/process.js';
-import { startRabbitNode, type RabbitTlsNode } from './support/rabbitmq-node.js';
+import { startPartnerBroker, type RabbitTlsNode } from './support/rabbitmq-node.js';
 
 const KID = 'hub-test-signing-1';
 const TTL_SECONDS = 8;
@@ -94,19 +94,7 @@ beforeAll(async () => {
   signingKey = keys.privateKey;
   const jwk = { ...(await exportJWK(keys.privateKey)), kid: KID, alg: 'RS256', use: 'sig' };
   auth = await startAuthServer(ctx, { tls: authCert, ttlSeconds: TTL_SECONDS, signingKeys: [jwk] });
-  node = await startRabbitNode({
-    plugins: ['rabbitmq_auth_backend_oauth2'],
-    tls: { ca: ca.cert, cert: brokerCert.cert, key: brokerCert.key },
-    // The hub's own services log in as internal users; partners with tokens.
-    authBackends: ['rabbit_auth_backend_internal', 'rabbit_auth_backend_oauth2'],
-    config: (paths) => [
-      'auth_oauth2.resource_server_id = rabbitmq',
-      `auth_oauth2.jwks_url = ${auth.jwksUrl}`,
-      `auth_oauth2.https.cacertfile = ${String(paths.caFile)}`,
-      'auth_oauth2.https.peer_verification = verify_peer',
-      'auth_oauth2.https.hostname_verification = wildcard',
-    ],
-  });
+  node = await startPartnerBroker({ tls: { ca: ca.cert, cert: brokerCert.cert, key: brokerCert.key }, jwksUrl: auth.jwksUrl });
   guest = await amqplib.connect(node.amqpUrl);
   guestChannel = await guest.createChannel();
   // The declarations use only the amqplib channel methods both channel types share.

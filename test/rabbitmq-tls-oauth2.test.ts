@@ -14,7 +14,7 @@ import { DEFAULT_RESOURCE_SERVER_ID, partnerScopes } from '../services/auth/scop
 import { assertBaseTopology, assertPartnerTopology, COMMANDS_EXCHANGE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../services/simulators/tls.js';
 import { waitFor } from './support/context.js';
-import { descendants, startRabbitNode, type RabbitTlsNode } from './support/rabbitmq-node.js';
+import { descendants, startPartnerBroker, startRabbitNode, type RabbitTlsNode } from './support/rabbitmq-node.js';
 
 const KID = 'partner-tokens-1';
 /** Partners with a command queue on the node; each test consumes only its own partners' queues. */
@@ -50,19 +50,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
   const jwksUrl = `https://localhost:${(jwks.address() as AddressInfo).port}/jwks.json`;
 
-  node = await startRabbitNode({
-    tls: { ca: ca.cert, ...brokerCert },
-    plugins: ['rabbitmq_auth_backend_oauth2'],
-    // The hub's own connections log in as internal users, partners with tokens.
-    authBackends: ['rabbit_auth_backend_internal', 'rabbit_auth_backend_oauth2'],
-    config: ({ caFile }) => [
-      `auth_oauth2.resource_server_id = ${DEFAULT_RESOURCE_SERVER_ID}`,
-      `auth_oauth2.jwks_url = ${jwksUrl}`,
-      `auth_oauth2.https.cacertfile = ${caFile}`,
-      'auth_oauth2.https.peer_verification = verify_peer',
-      'auth_oauth2.https.hostname_verification = wildcard',
-    ],
-  });
+  node = await startPartnerBroker({ tls: { ca: ca.cert, ...brokerCert }, jwksUrl, resourceServerId: DEFAULT_RESOURCE_SERVER_ID });
   admin = await amqplib.connect(node.amqpUrl);
   adminChannel = await admin.createChannel();
   // The topology functions use only assertExchange, assertQueue and bindQueue, which a plain

@@ -185,6 +185,26 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
   return true;
 }
 
+/**
+ * A node set up as production's partner broker: AMQPS with `tls`, the hub's own connections as
+ * internal users, partners with OAuth 2.0 tokens whose keys come from `jwksUrl` (https, its
+ * certificate checked against the same CA) and whose audience is RabbitMQ's resource server id.
+ */
+export function startPartnerBroker(o: { tls: RabbitNodeTls; jwksUrl: string; resourceServerId?: string }): Promise<RabbitTlsNode> {
+  return startRabbitNode({
+    tls: o.tls,
+    plugins: ['rabbitmq_auth_backend_oauth2'],
+    authBackends: ['rabbit_auth_backend_internal', 'rabbit_auth_backend_oauth2'],
+    config: ({ caFile }) => [
+      `auth_oauth2.resource_server_id = ${o.resourceServerId ?? 'rabbitmq'}`,
+      `auth_oauth2.jwks_url = ${o.jwksUrl}`,
+      `auth_oauth2.https.cacertfile = ${String(caFile)}`,
+      'auth_oauth2.https.peer_verification = verify_peer',
+      'auth_oauth2.https.hostname_verification = wildcard',
+    ],
+  });
+}
+
 export async function startRabbitNode(options: RabbitNodeOptions & { tls: RabbitNodeTls }): Promise<RabbitTlsNode>;
 export async function startRabbitNode(options?: RabbitNodeOptions): Promise<RabbitNode>;
 export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<RabbitNode> {
