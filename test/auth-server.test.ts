@@ -49,8 +49,11 @@ describe('discovery and keys', () => {
     expect(res.status).toBe(200);
     const d = (await res.json()) as Record<string, unknown>;
     expect(d).toMatchObject({ issuer: auth.issuer, token_endpoint: auth.tokenUrl, jwks_uri: auth.jwksUrl });
-    expect(d.grant_types_supported).toContain('client_credentials');
+    expect(d.grant_types_supported).toEqual(['client_credentials']);
     expect(d.token_endpoint_auth_methods_supported).toContain('client_secret_basic');
+    // No browser flows are offered.
+    expect(d.response_types_supported).toEqual(['none']);
+    expect(d).not.toHaveProperty('end_session_endpoint');
   });
 
   test('the JWKS publishes the public signing key only', async () => {

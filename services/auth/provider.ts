@@ -81,8 +81,11 @@ export function createProvider(o: ProviderOptions): Provider {
     scopes: [],
     // Every token here is for RabbitMQ, whose resource server sets the same lifetime.
     ttl: { ClientCredentials: o.accessTokenTtlSeconds },
+    // No browser flows: nothing but the token endpoint issues anything.
+    responseTypes: ['none'],
     features: {
       devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
