@@ -7,6 +7,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
 import { buildCommand, buildReply } from '../services/mq-bridge/messages.js';
+import { defaultCommandQueue } from '../services/mq-bridge/resource.js';
+import { partnerScopes } from '../services/auth/scopes.js';
 
 const text = readFileSync(new URL('../docs/asyncapi.yaml', import.meta.url), 'utf8');
 
@@ -20,6 +22,14 @@ describe('docs/asyncapi.yaml', () => {
     expect(document?.allMessages().all().map((m) => m.name()).sort()).toEqual(
       ['device.open', 'reply', 'subscription.connect', 'subscription.disconnect'],
     );
+  });
+
+  test('the security scheme names the scopes the authorization server grants a partner', () => {
+    const doc = parse(text) as { components: { securitySchemes: { partnerToken: { scopes: string[]; flows: { clientCredentials: { availableScopes: Record<string, string> } } } } } };
+    const scheme = doc.components.securitySchemes.partnerToken;
+    const expected = partnerScopes({ partner: '{partner}', commandQueue: defaultCommandQueue('{partner}'), vhost: '/', resourceServerId: 'rabbitmq' });
+    expect(scheme.scopes).toEqual(expected);
+    expect(Object.keys(scheme.flows.clientCredentials.availableScopes)).toEqual(expected);
   });
 
   const schemas = (parse(text) as { components: { schemas: Record<string, unknown> } }).components.schemas;
