@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import amqplib from 'amqplib';
+import { freePorts } from '../../services/core/net.js';
 import { track } from './leaks.js';
 
 const run = promisify(execFile);
@@ -109,27 +110,6 @@ function scriptsDir(): string {
   throw new Error('rabbitmq-server is not on PATH (set TEST_RABBITMQ_SCRIPTS_DIR to its sbin directory)');
 }
 
-/** Distinct free ports on 127.0.0.1, held together while they are picked so none repeats. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  const ports: number[] = [];
-  try {
-    while (ports.length < count) {
-      const server = net.createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
-      });
-      const port = (server.address() as net.AddressInfo).port;
-      if (port < CLI_DIST_PORTS.min || port > CLI_DIST_PORTS.max) ports.push(port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
-
 /** pids of all processes descending from `root` now (the Erlang VM's helpers start own sessions). */
 export async function descendants(root: number): Promise<number[]> {
   const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid=']);
@@ -210,7 +190,9 @@ export async function startRabbitNode(options?: RabbitNodeOptions): Promise<Rabb
 export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<RabbitNode> {
   const sbin = scriptsDir();
   const nodeName = `hubtest-${process.pid}-${randomBytes(4).toString('hex')}@localhost`;
-  const [port, distPort, tlsPort] = await freePorts(options.tls ? 3 : 2);
+  const [port, distPort, tlsPort] = await freePorts(options.tls ? 3 : 2, {
+    accept: (p) => p < CLI_DIST_PORTS.min || p > CLI_DIST_PORTS.max,
+  });
   if (port === undefined || distPort === undefined) throw new Error('no free ports');
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-rabbitmq-'));
   const file = (name: string) => path.join(dir, name);
