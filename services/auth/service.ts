@@ -1,12 +1,11 @@
 // The development authorization server as a service: oidc-provider mounted on the shared HTTP
 // scaffold (/healthz, /readyz, /metrics), optionally over HTTPS, with the audit's retention sweep.
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { Knex } from 'knex';
-import type Provider from 'oidc-provider';
-import type { JWK } from 'oidc-provider';
-import { randomBytes } from 'node:crypto';
+import type { default as Provider, JWK } from 'oidc-provider';
 import { ConfigError } from '../core/config.js';
 import { pingDb } from '../core/db.js';
 import { toError } from '../core/errors.js';

@@ -55,6 +55,11 @@ function altNameList(names: SubjectAltNames): string {
   return [...(names.dns ?? []).map((n) => `DNS:${n}`), ...(names.ip ?? []).map((n) => `IP:${n}`)].join(',');
 }
 
+/** The key and certificate openssl wrote as key.pem and cert.pem. */
+async function readCertificate(file: (name: string) => string): Promise<Certificate> {
+  return { key: await readFile(file('key.pem'), 'utf8'), cert: await readFile(file('cert.pem'), 'utf8') };
+}
+
 async function inTempDir<T>(fn: (file: (name: string) => string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-cert-'));
   try {
@@ -71,7 +76,7 @@ export async function selfSignedCertificate(commonName = 'localhost'): Promise<C
       '-subj', subject(commonName), '-addext', `subjectAltName=${altNameList(DEFAULT_ALT_NAMES)}`,
       '-keyout', file('key.pem'), '-out', file('cert.pem'),
     ]);
-    return { key: await readFile(file('key.pem'), 'utf8'), cert: await readFile(file('cert.pem'), 'utf8') };
+    return readCertificate(file);
   });
 }
 
@@ -82,7 +87,7 @@ export async function createCertificateAuthority(commonName = 'Integration Hub t
       'req', '-x509', '-config', file('openssl.cnf'), '-extensions', 'ca', ...EC_KEY, '-days', VALIDITY_DAYS,
       '-subj', subject(commonName), '-keyout', file('key.pem'), '-out', file('cert.pem'),
     ]);
-    return { key: await readFile(file('key.pem'), 'utf8'), cert: await readFile(file('cert.pem'), 'utf8') };
+    return readCertificate(file);
   });
 
   async function issue(leafName: string, altNames: SubjectAltNames = DEFAULT_ALT_NAMES): Promise<Certificate> {
@@ -113,7 +118,7 @@ export async function createCertificateAuthority(commonName = 'Integration Hub t
         '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', VALIDITY_DAYS,
         '-extfile', file('leaf.ext'), '-out', file('cert.pem'),
       ]);
-      return { key: await readFile(file('key.pem'), 'utf8'), cert: await readFile(file('cert.pem'), 'utf8') };
+      return readCertificate(file);
     });
   }
 
