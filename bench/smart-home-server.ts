@@ -31,7 +31,7 @@ const send = (m: FromChild): void => {
   process.send?.(m);
 };
 
-/** Times every command of this connection by name (evalsha is a script: command-create or -settle). */
+/** Times every command of this connection by name (evalsha is the command-result script). */
 function timeRedis(redis: Redis, label: string, onReply?: (cmd: Command, reply: unknown) => void): void {
   const original = redis.sendCommand.bind(redis);
   redis.sendCommand = (cmd: Command, stream?: Parameters<Redis['sendCommand']>[1]) => {
@@ -66,7 +66,7 @@ function timeAmqp(conn: AmqpConnectionManager, label: string): void {
   };
 }
 
-/** Times the SQL statements of this pool (the open route runs one select). */
+/** Times the SQL statements of this pool (the open route runs a select and an insert, the reply an update). */
 function timeDb(db: Db, label: string): void {
   const started = new Map<string, number>();
   db.on('query', (q: { __knexQueryUid: string }) => started.set(q.__knexQueryUid, nowMs()));
@@ -162,14 +162,8 @@ async function startBridge(parts: Part[]): Promise<MqBridge> {
   redis.on('error', (err) => logger.warn({ err }, 'redis error'));
   const amqp = connectAmqp(cfg.amqpUrl, logger, { name: 'bench bridge', ...hubAmqpOptions });
   if (cfg.profile) {
-    // The settle script answers [result, createdMs, nowMs, ...] on Redis's clock: creation by the
-    // api to settling by the bridge, i.e. api publish → partner → reply consumed → settled.
-    timeRedis(redis, 'bridge', (cmd, reply) => {
-      if (cmd.name !== 'evalsha' || !Array.isArray(reply) || reply[0] !== 'settled') return;
-      const created = Number(reply[1]);
-      const now = Number(reply[2]);
-      if (created > 0) stages.add('command created → settled by the bridge (Redis clock)', now - created);
-    });
+    timeRedis(redis, 'bridge');
+    timeDb(db, 'bridge');
     timeAmqp(amqp, 'bridge');
   }
   await ready(redis);

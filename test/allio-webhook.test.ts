@@ -7,6 +7,7 @@ import { createLogger } from '../services/core/logger.js';
 import { createMetrics } from '../services/core/metrics.js';
 import { createTestContext, type TestContext } from './support/context.js';
 import { addIntegration, count, type TestIntegration } from './support/allio.js';
+import { invalidArrayBody, listedIssues, MAX_ERROR_BYTES, MAX_LISTED_ISSUES, timedPost } from './support/hostile.js';
 
 let ctx: TestContext;
 let app: FastifyInstance;
@@ -149,5 +150,44 @@ describe('allio webhook intake', () => {
     const body = await (await fetch(`${base}/metrics`)).text();
     expect(body).toMatch(/hub_webhooks_received_total\{source="allio",result="uuid_mismatch"\} 1/);
     expect(body).toMatch(/hub_webhooks_received_total\{source="allio",result="accepted"\} \d+/);
+  });
+});
+
+describe('allio webhook intake of hostile bodies', () => {
+  let wide: FastifyInstance;
+  let wideBase: string;
+  beforeAll(async () => {
+    // The production body limit (256 KiB), where the webhook test server above uses 64 KiB.
+    wide = buildApi({ db: ctx.db, logger: ctx.logger, metrics: createMetrics(), readiness: [] });
+    wideBase = await wide.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    await wide.close();
+  });
+  const url = () => `${wideBase}/webhooks/allio/${integration.webhookKey}`;
+
+  test.each([
+    ['256 KiB of ids that are objects', () => invalidArrayBody({ uuid: integration.uuid, command: 'RESERVE_ADD' }, 'indexes', {})],
+    ['9,999 ids that are not numbers (within the id limit)', () => JSON.stringify({ uuid: integration.uuid, command: 'RESERVE_ADD', indexes: Array.from({ length: 9_999 }, () => 'x') })],
+    ['a 200 KiB uuid', () => JSON.stringify({ uuid: 'u'.repeat(200 * 1024), command: 'RESERVE_ADD', indexes: [1] })],
+  ])('%s is answered 422 in a small answer of at most 20 issues and stores nothing', async (_name, body) => {
+    const before = await count(ctx.db, 'allio_webhook');
+    const res = await timedPost(url(), body());
+    expect(res.status).toBe(422);
+    expect(res.json?.error?.code).toBe('invalid_webhook');
+    expect(res.bytes).toBeLessThan(MAX_ERROR_BYTES);
+    expect(listedIssues(res)).toBeGreaterThan(0);
+    expect(listedIssues(res)).toBeLessThanOrEqual(MAX_LISTED_ISSUES);
+    expect(res.ms).toBeLessThan(2_000);
+    expect(await count(ctx.db, 'allio_webhook')).toBe(before);
+  });
+
+  test('JSON nested 100,000 deep is answered 4xx in a small answer and stores nothing', async () => {
+    const before = await count(ctx.db, 'allio_webhook');
+    const res = await timedPost(url(), `${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(res.bytes).toBeLessThan(MAX_ERROR_BYTES);
+    expect(await count(ctx.db, 'allio_webhook')).toBe(before);
   });
 });

@@ -1,5 +1,6 @@
 // The development authorization server on real PostgreSQL: client credentials for partner clients,
 // JWT access tokens RabbitMQ understands, discovery and JWKS, and the audit of every request.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { TOKEN_EVENTS, classifyFailure, presentedClientId } from '../services/auth/audit.js';
@@ -197,6 +198,44 @@ describe('partner clients', () => {
     expect(row?.secret_hash).toMatch(/^sha256:/);
     expect(row?.secret_hash).not.toContain(fresh);
     secretA = fresh;
+  });
+
+  test('a 6,000-character client id is refused 401 invalid_client and recorded clipped, not answered 503', async () => {
+    await ctx.db(TOKEN_EVENTS).delete();
+    // Random, so PostgreSQL cannot compress it under the index's row limit (~2,700 bytes).
+    const res = await tokenRequest(randomBytes(3_000).toString('hex'), 'x');
+    expect(res).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    const [event] = await events();
+    expect(event?.outcome).toBe('unknown_client');
+    expect(String(event?.client_id).length).toBeLessThanOrEqual(200);
+  });
+
+  test('a NUL in the client id, the grant type or the body is refused 4xx and recorded, not answered 503', async () => {
+    await ctx.db(TOKEN_EVENTS).delete();
+    const bodies = ['grant_type=a%00b', 'grant_type=client_credentials&client_id=x%00y&client_secret=s', 'grant_type=client_credentials&scope=%00'];
+    const answered: Array<[string, number | '4xx']> = [];
+    for (const body of bodies) {
+      const res = await fetch(auth.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      answered.push([body, res.status >= 400 && res.status < 500 ? '4xx' : res.status]);
+    }
+    expect(answered).toEqual(bodies.map((b) => [b, '4xx']));
+    const basic = (await tokenRequest('x\u0000y', 'secret')).status;
+    expect(basic >= 400 && basic < 500 ? '4xx' : basic).toBe('4xx');
+    const recorded = await events();
+    expect(recorded).toHaveLength(bodies.length + 1);
+    for (const e of recorded) expect(JSON.stringify(e)).not.toContain('\\u0000');
+  });
+
+  test('endpoints other than the token endpoint answer 4xx to made-up tokens and sessions, never 500', async () => {
+    const answered: Array<[string, number | '4xx']> = [];
+    for (const [method, p] of [['POST', '/me'], ['GET', '/me'], ['POST', '/token/introspection'], ['POST', '/token/revocation'], ['GET', '/auth'], ['GET', '/session/end'], ['POST', '/reg']]) {
+      const res = await fetch(`${auth.issuer}${p}`, {
+        method, headers: { authorization: 'Bearer made-up-opaque-token', 'content-type': 'application/x-www-form-urlencoded' },
+        body: method === 'POST' ? 'token=made-up&client_id=nobody' : undefined,
+      });
+      answered.push([`${method} ${p}`, res.status >= 400 && res.status < 500 ? '4xx' : res.status]);
+    }
+    expect(answered.filter(([, status]) => status !== '4xx')).toEqual([]);
   });
 
   test('the client id of a failed request comes from Basic auth (form-encoded) or the body', () => {

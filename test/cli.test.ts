@@ -1,15 +1,15 @@
 // The `hub` CLI as an operator runs it: a real process against a test schema.
-import { execFile } from 'node:child_process';
-import { writeFile, mkdtemp } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { runHubCli } from './support/tools.js';
 import { createTestContext, DATABASE_URL, type TestContext } from './support/context.js';
 import { addIntegration, count } from './support/allio.js';
 import { verifyApiKey } from '../services/core/auth/api-keys.js';
+import { hashWebhookKey } from '../services/allio-sync/webhook-key.js';
 
-const run = promisify(execFile);
 let ctx: TestContext;
 let dir: string;
 
@@ -21,17 +21,7 @@ afterAll(async () => {
   await ctx.close();
 });
 
-async function hub(args: string[], env: Record<string, string> = {}) {
-  try {
-    const r = await run(process.execPath, ['--import', 'tsx', 'services/cli/main.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL, DATABASE_SCHEMA: ctx.schema, ...env },
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const hub = (args: string[], env: Record<string, string> = {}) => runHubCli(DATABASE_URL, ctx.schema, args, env);
 
 const integrationYaml = (name: string, extra = '') => `
 apiVersion: integration-hub.io/v1alpha1
@@ -71,6 +61,33 @@ describe('hub CLI', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('document 2: spec.deletionControl');
     expect(await count(ctx.db, 'allio_integrations', { name: 'gamma' })).toBe(0);
+  });
+
+  test('apply reads a webhookKeySecretRef from the Secret mounted under SECRETS_DIR and stores only its hash', async () => {
+    const secrets = await mkdtemp(path.join(tmpdir(), 'hub-secrets-'));
+    await mkdir(path.join(secrets, 'allio-omega'));
+    const key = `omega-${randomUUID()}`;
+    await writeFile(path.join(secrets, 'allio-omega', 'webhook-key'), `${key}\n`);
+    const file = path.join(dir, 'secret-key.yaml');
+    await writeFile(file, integrationYaml('omega')
+      .replace('3f1e9a52-6c1d-4b8e-9f0a-2b7c5d4e6a10', '5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716')
+      .replace('webhookKey: key-omega-0123456789', 'webhookKeySecretRef: { name: allio-omega, key: webhook-key }'));
+    const r = await hub(['apply', '-f', file], { SECRETS_DIR: secrets });
+    expect(r).toMatchObject({ code: 0, stdout: 'allioIntegration/omega created\n' });
+    const row = await ctx.db('allio_integrations').where({ name: 'omega' }).first();
+    expect(row.webhook_key_hash).toBe(hashWebhookKey(key));
+    expect(JSON.stringify(row) + r.stdout + r.stderr).not.toContain(key);
+  });
+
+  test('apply of a webhookKeySecretRef whose Secret is not mounted names the Secret and applies nothing', async () => {
+    const file = path.join(dir, 'missing-secret.yaml');
+    await writeFile(file, integrationYaml('sigma')
+      .replace('3f1e9a52-6c1d-4b8e-9f0a-2b7c5d4e6a10', '6f5e4d3c-2b1a-4098-8e7d-6c5b4a392817')
+      .replace('webhookKey: key-sigma-0123456789', 'webhookKeySecretRef: { name: allio-sigma, key: webhook-key }'));
+    const r = await hub(['apply', '-f', file], { SECRETS_DIR: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Secret allio-sigma/webhook-key is not mounted');
+    expect(await count(ctx.db, 'allio_integrations', { name: 'sigma' })).toBe(0);
   });
 
   test('a missing DATABASE_URL stops the CLI with a message naming it', async () => {
@@ -174,7 +191,8 @@ spec:
     expect((await verifyApiKey(ctx.db, key)).roles).toEqual(['kitchen-operator']);
     const listed = await hub(['api-keys', 'list', '--json']);
     expect(listed.stdout).toContain(id);
-    expect(listed.stdout).not.toContain(key.split('_')[2]);
+    // The secret is everything after the id; it may itself hold '_' (base64url).
+    expect(listed.stdout).not.toContain(/^hk_[a-z0-9]+_(.+)$/.exec(key)?.[1] ?? key);
     expect((await hub(['api-keys', 'create', '--name', 'x', '--role', 'tenant'])).code).toBe(1);
     expect((await hub(['api-keys', 'revoke', id])).stdout).toBe(`revoked ${id}\n`);
     await expect(verifyApiKey(ctx.db, key)).rejects.toThrow(/unknown, revoked/);

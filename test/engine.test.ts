@@ -110,6 +110,9 @@ describe('reconcile engine', () => {
     const scheduled = await ctx.db('periodic_runs').where({ id: row.id }).first();
     expect(scheduled.status).toBe(0);
     expect(scheduled.next_attempt_at.getTime()).toBeGreaterThan(Date.now() + 400);
+    // Backing off, it is not due (no backlog) but counts as retrying: what HubBacklogStuck watches
+    // while a partner is down.
+    expect(await t.stats(filter)).toEqual({ backlog: 0, oldestDueAgeSeconds: 0, retrying: 1 });
     await ctx.db('periodic_runs').where({ id: row.id }).update({ next_attempt_at: ctx.db.fn.now(), attempts: 3 });
     const [again] = await t.claim('me', 1, filter);
     // attempts is now 4 > maxAttempts 3: the claim itself fails it as exhausted.
@@ -120,28 +123,119 @@ describe('reconcile engine', () => {
   });
 });
 
+describe('leases', () => {
+  const table = (leaseMs: number) =>
+    new WorkTable(ctx.db, ctx.metrics, ctx.logger, { table: 'periodic_runs', reconciler: 'lease-test', leaseMs, maxAttempts: 3 });
+  const lost = async () => (await ctx.metrics.leaseLost.get()).values.find((v) => v.labels.reconciler === 'lease-test')?.value ?? 0;
+
+  test('a holder whose lease lapsed completes nothing, even when no one took the row, and the loss is counted once', async () => {
+    const t = table(30_000);
+    await ctx.db('periodic_runs').insert({ name: 'fence-test', period_key: 'f' });
+    const [row] = await t.claim('stale', 1, { sql: 'name = ?', bindings: ['fence-test'] });
+    if (!row) throw new Error('no row claimed');
+    const before = await lost();
+    await ctx.db('periodic_runs').where({ id: row.id }).update({ locked_until: ctx.db.raw(`now() - interval '1 second'`) });
+    expect(await t.extend([row.id], 'stale')).toEqual([]);
+    expect(await t.complete([row.id], 'stale')).toEqual([]);
+    await t.fail([row.id], 'stale', 'late');
+    expect(await ctx.db('periodic_runs').where({ id: row.id }).first()).toMatchObject({ status: 1, locked_by: 'stale' });
+    expect((await lost()) - before).toBe(1);
+  });
+
+  test('a reconciler renews the leases of a batch that takes three leases to handle; no other claimer gets it', async () => {
+    const t = table(600);
+    await ctx.db('periodic_runs').insert({ name: 'renew-test', period_key: 'r' });
+    const filter = { sql: 'name = ?', bindings: ['renew-test'] };
+    const stolen: string[] = [];
+    const r = new Reconciler<WorkRow>({
+      name: 'renew-test', owner: 'slow', logger: ctx.logger, metrics: ctx.metrics, pollMinMs: 50, pollMaxMs: 100,
+      claim: (owner) => t.claim(owner, 1, filter),
+      handle: async (batch, owner) => {
+        await new Promise((res) => setTimeout(res, 1_800));
+        await t.complete(batch.map((b) => b.id), owner);
+      },
+      lease: t.renewal(),
+    });
+    const untrack = track('reconciler');
+    r.start();
+    try {
+      await waitFor(async () => (await ctx.db('periodic_runs').where({ name: 'renew-test', status: 1 })).length === 1, 5_000);
+      const deadline = Date.now() + 1_500;
+      while (Date.now() < deadline) {
+        stolen.push(...(await t.claim('thief', 1, filter)).map((x) => x.id));
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      await waitFor(async () => (await ctx.db('periodic_runs').where({ name: 'renew-test', status: 2 })).length === 1, 5_000);
+    } finally {
+      await r.stop();
+      untrack();
+    }
+    expect(stolen).toEqual([]);
+    expect(await ctx.db('periodic_runs').where({ name: 'renew-test' }).first()).toMatchObject({ status: 2, attempts: 1 });
+  });
+});
+
 describe('rate limiter', () => {
-  test('callers on two connections are spaced by the emission interval (Redis TIME, one key)', async () => {
+  const spec = { perWindow: 2, windowMs: 200, sendWithinMs: 100, answerWithinMs: 400 };
+
+  test('callers on two connections share one window: two per window, each window counted from the answer (Redis TIME, one key)', async () => {
     const other = new Redis(REDIS_URL);
     try {
       const a = new RateLimiter(ctx.redis, ctx.keyPrefix, ctx.metrics, ctx.logger);
       const b = new RateLimiter(other, ctx.keyPrefix, ctx.metrics, ctx.logger);
       const times: number[] = [];
       await Promise.all(
-        Array.from({ length: 6 }, (_, i) =>
-          (i % 2 ? a : b).acquire('p', 'ip', { ratePerSecond: 10 }).then(() => times.push(performance.now())),
-        ),
+        Array.from({ length: 6 }, async (_, i) => {
+          const limiter = i % 2 ? a : b;
+          const grant = await limiter.acquire('p', 'ip', spec);
+          times.push(performance.now());
+          // The answer comes 50 ms after the grant: the next two wait a window from it.
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          limiter.end(grant, { sent: true });
+        }),
       );
       times.sort((x, y) => x - y);
       const first = times[0] ?? 0;
-      const last = times[times.length - 1] ?? 0;
-      // Six slots at 100 ms apart: the last is granted about 500 ms after the first.
-      expect(last - first).toBeGreaterThanOrEqual(480);
-      expect(last - first).toBeLessThan(900);
+      // Pairs at 0, ≥ 250 and ≥ 500 ms.
+      expect((times[2] ?? 0) - first).toBeGreaterThanOrEqual(245);
+      expect((times[4] ?? 0) - first).toBeGreaterThanOrEqual(490);
+      expect((times[5] ?? 0) - first).toBeLessThan(1_200);
       expect(await ctx.redis.exists(`${ctx.keyPrefix}ratelimit:p:ip`)).toBe(1);
     } finally {
       other.disconnect();
     }
+  });
+
+  test('a request in flight keeps its place until its answer; a slot given back unused frees at once', async () => {
+    const limiter = new RateLimiter(ctx.redis, ctx.keyPrefix, ctx.metrics, ctx.logger);
+    const held = [await limiter.acquire('q', 'ip', spec), await limiter.acquire('q', 'ip', spec)];
+    let third: number | undefined;
+    const started = performance.now();
+    const waiting = limiter.acquire('q', 'ip', spec).then((g) => {
+      third = performance.now() - started;
+      return g;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(third).toBeUndefined(); // a window has passed, but both requests are still in flight
+    limiter.end(held[0]!, { sent: false });
+    const grant = await waiting;
+    expect(third).toBeGreaterThanOrEqual(295);
+    expect(third).toBeLessThan(300 + 200 + 150);
+    limiter.end(grant, { sent: true });
+    limiter.end(held[1]!, { sent: true });
+  });
+
+  test('a Redis that lost its data (no epoch) grants nothing until any earlier request would have left the window', async () => {
+    const prefix = `${ctx.keyPrefix}empty:`;
+    const limiter = new RateLimiter(ctx.redis, prefix, ctx.metrics, ctx.logger);
+    const started = performance.now();
+    const grant = await limiter.acquire('p', 'ip', spec);
+    // hold (100 + 400) + window (200)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(690);
+    limiter.end(grant, { sent: true });
+    const again = performance.now();
+    limiter.end(await limiter.acquire('p', 'ip', spec), { sent: true });
+    expect(performance.now() - again).toBeLessThan(150);
   });
 });
 

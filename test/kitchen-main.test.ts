@@ -27,13 +27,26 @@ test('the kitchen entry point names every missing variable and exits 1', async (
     expect(p.output()).toContain(name);
 }, 30_000);
 
-test('the kitchen entry point becomes ready and stops cleanly on SIGTERM', async () => {
-  const p = startServiceProcess('services/kitchen/main.ts', {
+/** What the kitchen entry point needs to start against this file's stack. */
+function kitchenEnv(): Record<string, string> {
+  return {
     DATABASE_URL, DATABASE_SCHEMA: s.ctx.schema, AMQP_URL: s.vhost.url, PORT: '0', LOG_LEVEL: 'info',
     KITCHEN_PAYMENT_URL: s.gateway.url, KITCHEN_PAYMENT_API_KEY: GATEWAY_KEY, KITCHEN_PAYMENT_CA_FILE: caFile,
     KITCHEN_ROBOTS_URL: s.robots.url, KITCHEN_ROBOTS_API_KEY: ROBOTS_KEY,
     ONEC_ODATA_URL: s.onec.url, ONEC_USER: 'exchange', ONEC_PASSWORD: 'secret-1c',
-  });
+  };
+}
+
+test('the kitchen entry point refuses a plain-HTTP partner URL without OUTBOUND_ALLOW_HTTP and exits 1 saying why', async () => {
+  const p = startServiceProcess('services/kitchen/main.ts', kitchenEnv());
+  expect(await p.exited).toBe(1);
+  expect(p.output()).toContain('outbound_scheme: robots: http:// is not allowed');
+  expect(s.robots.url.startsWith('http://')).toBe(true);
+}, 30_000);
+
+test('the kitchen entry point becomes ready and stops cleanly on SIGTERM', async () => {
+  // The robots and 1C simulators speak plain HTTP on 127.0.0.1.
+  const p = startServiceProcess('services/kitchen/main.ts', { ...kitchenEnv(), OUTBOUND_ALLOW_HTTP: 'true' });
   try {
     const port = await waitFor(() => /Server listening at http:\/\/[^"]*:(\d+)/.exec(p.output())?.[1], 20_000, 'the kitchen to listen');
     const ready = await waitFor(async () => {

@@ -61,6 +61,28 @@ describe('kitchen RBAC', () => {
     expect(revoked).toMatchObject({ status: 401, body: { error: { code: 'invalid_api_key' } } });
   });
 
+  test('a tenant token that names kitchen-admin in `roles`, `realm_access.roles` or another client\'s roles is refused 403 on staff routes', async () => {
+    const forged = [
+      await s.idp.issue('tenant-forger', { roles: ['kitchen-admin', 'kitchen-operator'] }),
+      await s.idp.issue('tenant-forger', { roles: [], claims: { realm_access: { roles: ['kitchen-admin', 'kitchen-operator'] } } }),
+      await s.idp.issue('tenant-forger', { roles: [], claims: { resource_access: { 'other-app': { roles: ['kitchen-admin'] } } } }),
+    ];
+    for (const token of forged) {
+      const write = await s.call('PUT', '/v1/kitchen/tech-cards/borscht', { token, body: BORSCHT, headers: { 'content-type': 'application/xml' } });
+      expect(write).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
+      expect((await s.call('GET', '/v1/kitchen/stock', { token })).status).toBe(403);
+      // The tenant part of the token still works.
+      expect((await s.call('GET', '/v1/kitchen/menu', { token })).status).toBe(200);
+    }
+  });
+
+  test('a kitchen-admin client role of the hub\'s own audience (resource_access) grants the staff routes', async () => {
+    const token = await s.idp.issue('back-office-user', { roles: [], clientRoles: ['kitchen-admin'] });
+    expect((await s.call('GET', '/v1/kitchen/stock', { token })).status).toBe(200);
+    const write = await s.call('PUT', '/v1/kitchen/tech-cards/borscht', { token, body: BORSCHT, headers: { 'content-type': 'application/xml' } });
+    expect(write.status).toBe(200);
+  });
+
   test('a guarded route that names no permission is refused to every role (deny by default)', async () => {
     const app = createHttpServer({ logger: s.ctx.logger, metrics: s.ctx.metrics, readiness: [] });
     guardRoutes(app, { prefix: '/v1/kitchen/', table: { 'menu:read': ['kitchen-admin'] }, db: s.ctx.db, authenticator: s.idp.authenticator });

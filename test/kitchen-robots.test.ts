@@ -51,19 +51,23 @@ describe('production on the robots', () => {
       const r = await s.call('GET', `/v1/kitchen/orders/${orderId}`, { token });
       return r.body.order.state === 'refunded' ? r.body.order : undefined;
     }, 15_000, 'order failed and refunded');
-    expect(got.reason).toMatch(/after 4 attempts.*503/);
+    // The tenant reads the hub's sentence; the robots' answer is kept for operators only.
+    expect(got.reason).toBe('sending to the robots failed after 4 attempts');
     expect(s.robots.calls - before).toBe(4);
     expect(callsFor(orderId)).toBe(0);
     const production = await s.ctx.db('kitchen_production').where({ order_id: orderId }).first();
     expect(production).toMatchObject({ status: 3, attempts: 4 });
+    expect(production.last_error).toMatch(/503/);
   });
 
-  test('cooking that fails at the robots fails the order with their reason and writes nothing off', async () => {
+  test('cooking that fails at the robots fails the order, keeps their free text for operators only and writes nothing off', async () => {
     const { orderId } = await paidOrder('tenant-burnt');
     s.robots.failCooking.add(orderId);
     await waitFor(async () => (await s.ctx.db('kitchen_orders').where({ id: orderId }).first())?.state === 'refunded', 15_000, 'order failed and refunded');
     const o = await s.ctx.db('kitchen_orders').where({ id: orderId }).first();
-    expect(o.reason).toMatch(/fryer fault/);
+    expect(o.reason).toBe('the robots could not cook it');
+    const production = await s.ctx.db('kitchen_production').where({ order_id: orderId }).first();
+    expect(production.last_error).toMatch(/fryer fault/);
     expect(await s.ctx.db('kitchen_write_offs').where({ order_id: orderId })).toHaveLength(0);
   });
 });

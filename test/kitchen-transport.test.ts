@@ -11,6 +11,7 @@ import { DEAD_QUEUE, encodeStatus, STATUS_EXCHANGE, STATUS_ROUTING_KEY, decodeSt
 import { selfSignedCertificate, type Certificate } from '../services/simulators/tls.js';
 import { waitFor } from './support/context.js';
 import { startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import { testOutbound } from './support/partner-server.js';
 
 let s: KitchenStack;
 let other: Certificate;
@@ -34,7 +35,7 @@ async function tls12Server(): Promise<{ url: string; close(): Promise<void> }> {
 describe('payment gateway TLS', () => {
   test('the payment client refuses a gateway that offers only TLS 1.2', async () => {
     const old = await tls12Server();
-    const client = new PaymentClient({ baseUrl: old.url, apiKey: 'merchant-test-key', ca: s.certificate.cert, timeoutMs: 2_000 });
+    const client = new PaymentClient({ baseUrl: old.url, apiKey: 'merchant-test-key', ca: s.certificate.cert, timeoutMs: 2_000, outbound: testOutbound() });
     try {
       await expect(client.process(request)).rejects.toThrow(/protocol|version/i);
     } finally {
@@ -44,7 +45,7 @@ describe('payment gateway TLS', () => {
   });
 
   test('the payment client refuses a gateway certificate it cannot verify', async () => {
-    const client = new PaymentClient({ baseUrl: s.gateway.url, apiKey: 'merchant-test-key', ca: other.cert, timeoutMs: 2_000 });
+    const client = new PaymentClient({ baseUrl: s.gateway.url, apiKey: 'merchant-test-key', ca: other.cert, timeoutMs: 2_000, outbound: testOutbound() });
     try {
       await expect(client.process(request)).rejects.toThrow(/certificate|self.signed/i);
       expect(s.gateway.charges).toHaveLength(0);

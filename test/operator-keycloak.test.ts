@@ -24,6 +24,7 @@ import { createTestContext, waitFor, type TestContext } from './support/context.
 import { startFakeKeycloak, type FakeKeycloak } from './support/fake-keycloak.js';
 import { startFakeKube, type FakeKube } from './support/fake-kube.js';
 import { ROOT } from './support/tools.js';
+import { testOutbound } from './support/partner-server.js';
 
 const REALM = 'integration-hub';
 const OPERATOR_SECRET = 'operator-secret-5f1c2a9e7b';
@@ -45,7 +46,7 @@ function registry(o: { now?: () => number; timeoutMs?: number; secret?: string }
   const sink = new Writable({ write: (chunk: Buffer, _enc, done) => { logLines.push(chunk.toString()); done(); } });
   return new KeycloakClientRegistry({
     url: `${keycloak.url}/`, realm: REALM, clientId: 'hub-operator', clientSecret: o.secret ?? OPERATOR_SECRET,
-    target: TARGET, timeoutMs: o.timeoutMs ?? 5_000, logger: pino({ level: 'debug' }, sink), now: o.now,
+    target: TARGET, timeoutMs: o.timeoutMs ?? 5_000, logger: pino({ level: 'debug' }, sink), now: o.now, outbound: testOutbound(),
   });
 }
 

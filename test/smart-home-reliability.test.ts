@@ -8,7 +8,7 @@ import { queueDepth, type TestVhost } from './support/amqp.js';
 import { REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
 import { startServiceProcess, type ServiceProcess, expectCleanExit } from './support/process.js';
 import {
-  call, openSocket, PERSONAL, smartHomeEnv, startBridge, startStack, type ApiInstance, type BridgeInstance, type Stack,
+  call, openSocket, PERSONAL, replyAsPartner, smartHomeEnv, startBridge, startStack, type ApiInstance, type BridgeInstance, type Stack, type TenantSocket,
 } from './support/smart-home.js';
 import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
@@ -36,16 +36,30 @@ afterAll(async () => {
 
 const tenant = () => `tenant-${Math.random().toString(36).slice(2, 10)}`;
 
+/**
+ * A new tenant with its socket open whose intercom connect failed because the partner never
+ * replied; the partner is left silent (the caller sets it back and closes the socket).
+ */
+async function failedConnect(): Promise<{ token: string; socket: TenantSocket; id: string }> {
+  const token = await idp.issue(tenant());
+  const socket = await openSocket(api.url, token);
+  partner.behaviour.silent = true;
+  try {
+    const res = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL });
+    const id = res.body.request.id as string;
+    await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'failed', 15_000, 'failed pushed');
+    return { token, socket, id };
+  } catch (thrown) {
+    partner.behaviour.silent = false;
+    await socket.close();
+    throw thrown;
+  }
+}
+
 describe('a partner that stays silent', () => {
   test('the request is re-sent with growing delays, fails after the last attempt, the tenant sees it, and an operator replay completes it', async () => {
-    const t = tenant();
-    const token = await idp.issue(t);
-    const socket = await openSocket(api.url, token);
-    partner.behaviour.silent = true;
+    const { token, socket, id } = await failedConnect();
     try {
-      const res = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL });
-      const id = res.body.request.id as string;
-      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'failed', 15_000, 'failed pushed');
 
       const sends = partner.received.filter((r) => r.command.correlationId === id);
       expect(sends.map((s) => s.command.attempt)).toEqual([1, 2, 3]);
@@ -58,13 +72,41 @@ describe('a partner that stays silent', () => {
       expect(row).toMatchObject({ state: 'failed', status: 3, attempts: 4 });
       expect(row.last_error).toMatch(/did not reply to 3 attempts/);
       const list = await call(api.url, 'GET', '/v1/smart-home/subscriptions', token);
-      expect(list.body.subscriptions[0]).toMatchObject({ state: 'failed', lastRequest: { id, state: 'failed' } });
+      expect(list.body.subscriptions[0]).toMatchObject({ state: 'failed', lastRequest: { id, state: 'failed', failureCode: 'partner_unavailable' } });
+      // The bridge's own error text is for operators (`hub smart-home list`), not for the tenant.
+      expect(JSON.stringify(list.body)).not.toMatch(/did not reply/);
 
       partner.behaviour.silent = false;
       expect(await replayFailedRequests(ctx.db, { requestIds: [id] })).toEqual([id]);
       await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'connected', 10_000, 'connected after replay');
       expect((await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state).toBe('complete');
       expect(await replayFailedRequests(ctx.db, { requestIds: [id] })).toEqual([]);
+    } finally {
+      partner.behaviour.silent = false;
+      await socket.close();
+    }
+  });
+});
+
+describe('a reply after the request failed for want of one', () => {
+  test('the partner acted after all: its late success connects the subscription and is pushed; a late reply to a superseded request changes nothing', async () => {
+    const { token, socket, id } = await failedConnect();
+    try {
+      const command = partner.received.filter((r) => r.command.correlationId === id).at(-1)?.command;
+      if (!command) throw new Error('the partner received no command');
+      await replyAsPartner(stack, command, 'success');
+      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'connected', 10_000, 'connected by the late reply');
+      expect(await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).toMatchObject({ state: 'complete', status: 2 });
+
+      // A newer request supersedes it: another late reply to the old one is a duplicate.
+      partner.behaviour.silent = false;
+      const off = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/disconnect', token);
+      expect(off.status).toBe(202);
+      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'disconnected', 10_000, 'disconnected');
+      await replyAsPartner(stack, command, 'success');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const list = await call(api.url, 'GET', '/v1/smart-home/subscriptions', token);
+      expect(list.body.subscriptions[0]).toMatchObject({ state: 'disconnected' });
     } finally {
       partner.behaviour.silent = false;
       await socket.close();

@@ -15,6 +15,7 @@ import {
 } from './support/smart-home.js';
 import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
+import { listedIssues, MAX_ERROR_BYTES, MAX_LISTED_ISSUES, timedPost } from './support/hostile.js';
 
 let ctx: TestContext;
 let vhost: TestVhost;
@@ -302,7 +303,9 @@ describe('open door / barrier', () => {
       expect((await call(api.url, 'GET', `/v1/smart-home/commands/${id}`, token)).body.status).toBe('pending');
       await publishRaw(acme.name, JSON.stringify(buildReply(command, 'failure', 'door jammed')), 'device.open.result');
       await waitFor(async () => (await call(api.url, 'GET', `/v1/smart-home/commands/${id}`, token)).body.status === 'failed', 10_000, 'failed');
-      expect((await call(api.url, 'GET', `/v1/smart-home/commands/${id}`, token)).body.reason).toBe('door jammed');
+      const read = (await call(api.url, 'GET', `/v1/smart-home/commands/${id}`, token)).body;
+      expect(read).toMatchObject({ status: 'failed', failureCode: 'partner_refused' });
+      expect(read.reason).toBeUndefined();
     } finally {
       partner.behaviour.silent = false;
     }
@@ -322,6 +325,48 @@ describe('partner replies', () => {
     const after = await ctx.db('smart_home_subscriptions').where({ tenant_id: t }).first();
     expect(after).toEqual(before);
     expect((await ctx.db('smart_home_requests').where({ request_uuid: request.id }).first()).state).toBe('complete');
+  });
+
+  test('a partner\'s free-text reason stays with operators: tenants get failureCode partner_refused on the socket and over REST', async () => {
+    const hostile = '<script>alert(document.cookie)</script> relay db-7.internal.acme.local:5432 refused';
+    const leaks = (text: string) => /<script|internal\.acme|db-7/.test(text);
+    const t = tenant();
+    const token = await idp.issue(t);
+    await connect(t, token);
+    const socket = await openSocket(api.url, token);
+    partner.behaviour.silent = true;
+    try {
+      const open = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/open', token);
+      const commandId = open.body.commandId as string;
+      const command = await waitFor(() => partner.received.find((r) => r.command.correlationId === commandId)?.command, 10_000, 'open received');
+      await publishRaw(acme.name, JSON.stringify(buildReply(command, 'failure', hostile)), 'device.open.result');
+      const result = await socket.next((e) => e.type === 'command.result' && e.commandId === commandId, 10_000, 'open result');
+      expect(JSON.stringify(result)).not.toMatch(/<script|db-7/);
+      expect(result).toMatchObject({ status: 'failed', failureCode: 'partner_refused' });
+      const read = await call(api.url, 'GET', `/v1/smart-home/commands/${commandId}`, token);
+      expect(read.body).toMatchObject({ status: 'failed', failureCode: 'partner_refused' });
+
+      const off = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/disconnect', token);
+      const requestId = off.body.request.id as string;
+      const disconnect = await waitFor(() => partner.received.find((r) => r.command.correlationId === requestId)?.command, 10_000, 'disconnect received');
+      await publishRaw(acme.name, JSON.stringify(buildReply(disconnect, 'failure', hostile)), 'subscription.disconnect.result');
+      const changed = await socket.next((e) => e.type === 'subscription.changed'
+        && (e.subscription as { lastRequest: { id: string; state: string } }).lastRequest.id === requestId
+        && (e.subscription as { lastRequest: { state: string } }).lastRequest.state === 'failed', 10_000, 'disconnect failed');
+      expect(changed.subscription).toMatchObject({ state: 'connected', lastRequest: { failureCode: 'partner_refused' } });
+      const list = await call(api.url, 'GET', '/v1/smart-home/subscriptions', token);
+      expect(list.body.subscriptions[0]).toMatchObject({ lastRequest: { id: requestId, state: 'failed', failureCode: 'partner_refused' } });
+
+      const tenantSaw = [...socket.events, read.body, list.body].map((x) => JSON.stringify(x));
+      expect(tenantSaw.filter(leaks)).toEqual([]);
+      // Operators keep the partner's words: in the request row, the command cache and the log.
+      expect((await ctx.db('smart_home_requests').where({ request_uuid: requestId }).first()).reply_reason).toBe(hostile);
+      expect(await ctx.redis.hget(`${ctx.keyPrefix}smart-home-cache:${commandId}`, 'reason')).toBe(hostile);
+      expect(logLines.some((l) => l.includes(commandId) && l.includes('db-7.internal.acme.local'))).toBe(true);
+    } finally {
+      partner.behaviour.silent = false;
+      await socket.close();
+    }
   });
 
   test('a reply for an unknown UUID is counted, acknowledged and changes nothing', async () => {
@@ -364,6 +409,43 @@ describe('partner replies', () => {
     } finally {
       partner.behaviour.silent = false;
     }
+  });
+});
+
+describe('hostile input', () => {
+  test.each([
+    ['personal data with 20,000 unknown keys', () => ({ personalData: { ...PERSONAL, ...Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, 1])) } })],
+    ['personal data fields of 50 KiB each', () => ({ personalData: { fullName: 'n'.repeat(50_000), phone: '1'.repeat(50_000), email: `${'e'.repeat(50_000)}@x`, apartment: 'a'.repeat(50_000) } })],
+    ['a body that is 256 KiB of array', () => Array.from({ length: 60_000 }, () => ({}))],
+  ])('a connect request with %s is answered 422 with at most 20 short issues and stores nothing', async (_name, body) => {
+    const t = tenant();
+    const res = await timedPost(`${api.url}/v1/smart-home/subscriptions/intercom/connect`, JSON.stringify(body()), { authorization: `Bearer ${await idp.issue(t)}` });
+    expect({ status: res.status, code: res.json?.error?.code }).toEqual({ status: 422, code: 'invalid_body' });
+    expect(res.bytes).toBeLessThan(MAX_ERROR_BYTES);
+    expect(listedIssues(res)).toBeLessThanOrEqual(MAX_LISTED_ISSUES);
+    expect(res.ms).toBeLessThan(2_000);
+    expect(await ctx.db('smart_home_requests').where({ tenant_id: t }).count<{ c: string }[]>('* as c')).toEqual([{ c: '0' }]);
+  });
+
+  test('a connect request nested 100,000 deep is answered 400 body_too_deep', async () => {
+    const res = await timedPost(`${api.url}/v1/smart-home/subscriptions/intercom/connect`, `${'['.repeat(100_000)}${']'.repeat(100_000)}`, { authorization: `Bearer ${await idp.issue(tenant())}` });
+    expect({ status: res.status, code: res.json?.error?.code }).toEqual({ status: 400, code: 'body_too_deep' });
+    expect(res.bytes).toBeLessThan(MAX_ERROR_BYTES);
+  });
+
+  test('a reply quoting 15 KiB in a bad field, or of 1 MiB, is dead-lettered with a short reason, logged briefly, and replies keep flowing', async () => {
+    const malformed = await repliesOf(bridge, 'malformed');
+    const linesBefore = logLines.length;
+    const quoting = JSON.stringify({ messageId: crypto.randomUUID(), service: 's'.repeat(15_000), type: 't'.repeat(100), payload: { outcome: 'o'.repeat(100) } });
+    await publishRaw(acme.name, quoting, 'x'.repeat(200));
+    await publishRaw(acme.name, Buffer.alloc(1024 * 1024, 0x7b));
+    await waitFor(async () => (await repliesOf(bridge, 'malformed')) === malformed + 2, 10_000, 'malformed counted');
+    const dead = (await getAll(DEAD_LETTER_QUEUE)).filter((m) => m.content === quoting || m.content.length === 1024 * 1024);
+    expect(dead).toHaveLength(2);
+    expect(dead.every((m) => typeof m.reason === 'string' && m.reason.length > 0 && m.reason.length <= 500)).toBe(true);
+    expect(logLines.slice(linesBefore).every((l) => l.length < 4_096)).toBe(true);
+    const t = tenant();
+    await connect(t, await idp.issue(t));
   });
 });
 

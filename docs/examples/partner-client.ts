@@ -1,13 +1,15 @@
 // A partner's RabbitMQ client for Integration Hub, in one file: it obtains an OAuth2 access token
 // with the client-credentials grant, connects over AMQPS with the token as the password, refreshes
 // the token on the open connection (AMQP `connection.update-secret`) before it expires, and asks
-// for a new token when RabbitMQ refuses the current one. It depends only on amqplib and
-// amqp-connection-manager (which reconnects and re-runs channel setup). docs/partner-sdk.md shows
-// how to use it; the hub's own partner simulator is built on it.
+// for a new token when RabbitMQ refuses the current one; `consumeCommands` consumes the command
+// queue across reconnects and acknowledges each command on the channel that delivered it. It
+// depends only on amqplib and amqp-connection-manager (which reconnects and re-runs channel setup).
+// docs/partner-sdk.md shows how to use it; the hub's own partner simulator is built on it.
+import { randomUUID } from 'node:crypto';
 import { request } from 'node:https';
 import { request as plainRequest } from 'node:http';
-import amqplib from 'amqplib';
-import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
+import amqplib, { type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 
 export interface TokenSourceOptions {
   /** The authorization server's token endpoint (`token_endpoint` of its discovery document). */
@@ -224,4 +226,93 @@ export function connectPartner(o: PartnerConnectionOptions): AmqpConnectionManag
     await close();
   };
   return conn;
+}
+
+/** A command and how to settle it: always on the channel that delivered it. */
+export interface CommandDelivery {
+  msg: ConsumeMessage;
+  /**
+   * Acknowledge once the reply is confirmed. Returns false when the delivering channel has closed
+   * (a reconnect): nothing is sent, and the broker delivers the command again.
+   */
+  ack(): boolean;
+  /** Hand the command back (`requeue`) or drop it; false as for `ack`. */
+  nack(requeue: boolean): boolean;
+}
+
+export interface CommandConsumerOptions {
+  /** Your command queue, e.g. `partner.domofon-plus.commands`. */
+  queue: string;
+  /** Commands delivered but not yet acknowledged, at most (default 50). */
+  prefetch?: number;
+  /** Runs before consuming on every new channel (e.g. declarations, in local tests only). */
+  setup?: (ch: ConfirmChannel) => Promise<void>;
+  /** Handles one command: publish the reply on `channel`, then `ack()`. Must not throw. */
+  onCommand: (delivery: CommandDelivery) => void;
+  onWarning?: (message: string, err?: Error) => void;
+}
+
+export interface CommandConsumer {
+  /** A confirm channel for replies: a publish resolves when the broker has the message, and waits out a reconnect. */
+  channel: ChannelWrapper;
+  /** Stops new deliveries; commands already handed over can still be acknowledged. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Consumes the command queue on a confirm channel, again after every reconnect, and hands each
+ * command over with `ack`/`nack` bound to the channel that delivered it.
+ *
+ * Do not acknowledge with `ChannelWrapper.ack`: it sends to whatever channel is current, and a
+ * delivery tag means something only on the channel that issued it. After a reconnect an old tag on
+ * the new channel is unknown (the broker closes the channel with `406 PRECONDITION_FAILED - unknown
+ * delivery tag`, and every command in flight on it comes back) or acknowledges another command. A
+ * command whose channel has closed needs nothing: the broker has put it back already, and the hub
+ * settles each command once, so answering it twice is harmless.
+ */
+export function consumeCommands(conn: AmqpConnectionManager, o: CommandConsumerOptions): CommandConsumer {
+  const warn = o.onWarning ?? (() => undefined);
+  const consumerTag = `partner-${randomUUID()}`;
+  let current: ConfirmChannel | undefined;
+  let cancelled = false;
+
+  const deliveryOn = (ch: ConfirmChannel, msg: ConsumeMessage, closed: { now: boolean }): CommandDelivery => {
+    const settle = (send: () => void): boolean => {
+      if (closed.now) return false;
+      try {
+        send();
+        return true;
+      } catch {
+        // amqplib throws IllegalOperationError on a channel that is closing.
+        return false;
+      }
+    };
+    return { msg, ack: () => settle(() => ch.ack(msg)), nack: (requeue) => settle(() => ch.nack(msg, false, requeue)) };
+  };
+
+  const channel = conn.createChannel({
+    confirm: true,
+    setup: async (ch: ConfirmChannel) => {
+      if (cancelled) return;
+      const closed = { now: false };
+      ch.once('close', () => (closed.now = true));
+      current = ch;
+      await o.setup?.(ch);
+      await ch.prefetch(o.prefetch ?? 50);
+      await ch.consume(o.queue, (msg) => {
+        // null: the broker cancelled the consumer (queue deleted); the next reconnect consumes again.
+        if (msg) o.onCommand(deliveryOn(ch, msg, closed));
+        else warn(`the broker cancelled the consumer of ${o.queue}`);
+      }, { noAck: false, consumerTag });
+    },
+  });
+  // Without a listener a failed setup would throw at the process; the next reconnect runs it again.
+  channel.on('error', (err: Error) => warn('channel setup failed; retrying after the next reconnect', err));
+  return {
+    channel,
+    async cancel() {
+      cancelled = true;
+      await current?.cancel(consumerTag).catch(() => undefined);
+    },
+  };
 }

@@ -1,8 +1,14 @@
 // HTTP client for the ALLIO API. Every request first takes a slot from the shared rate limiter
-// (ALLIO allows 2 requests per second per source IP, across all our replicas).
+// (ALLIO allows 2 requests per second per source IP, across all our replicas), is written only
+// while that slot is still good (RateLimiter.stillValid, checked in the tick of the write), and
+// ends its slot when its answer or failure is in: the quota's window runs from that moment.
+import http from 'node:http';
+import https from 'node:https';
 import { z } from 'zod';
-import { HttpError, parseRetryAfter, PermanentError } from '../core/errors.js';
+import { HttpError, PermanentError, toError } from '../core/errors.js';
+import { holdRequest } from '../core/held-request.js';
 import type { Metrics } from '../core/metrics.js';
+import { excerpt, type OutboundPolicy } from '../core/outbound.js';
 import type { LimitSpec, RateLimiter } from '../core/ratelimit/limiter.js';
 import type { Entity } from './commands.js';
 
@@ -12,22 +18,35 @@ const PATHS: Record<Entity, string> = { reserve: 'reserve/list', dealcard: 'deal
 
 const listResponse = z.object({ items: z.array(z.unknown()) });
 
+/** How long a request may wait for its connection after its slot before the slot is given back. */
+const SEND_WITHIN_MS = 1_000;
+
+/** ALLIO's quota as the limiter keeps it: `ALLIO_RATE_PER_SECOND` requests in any rolling second. */
+export function allioLimit(config: { ALLIO_RATE_PER_SECOND: number; ALLIO_RATE_SAFETY_MS: number; ALLIO_HTTP_TIMEOUT_MS: number }): LimitSpec {
+  return {
+    perWindow: config.ALLIO_RATE_PER_SECOND,
+    windowMs: 1_000,
+    safetyMs: config.ALLIO_RATE_SAFETY_MS,
+    sendWithinMs: SEND_WITHIN_MS,
+    answerWithinMs: config.ALLIO_HTTP_TIMEOUT_MS,
+  };
+}
+
 export interface AllioClientOptions {
   limiter: RateLimiter;
   limit: LimitSpec;
   egressIp: string;
   timeoutMs: number;
   metrics: Metrics;
-  /** Injected for tests of the HTTP layer; defaults to the global fetch. */
-  fetch?: typeof fetch;
+  /** https only, allowed hosts, no redirects, bounded answers, clamped Retry-After. */
+  outbound: OutboundPolicy;
 }
 
 export class AllioClient {
-  private readonly fetchImpl: typeof fetch;
+  // Keep-alive: a pooled connection is ready at once, so a slot is rarely lost to connecting.
+  private readonly agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
 
-  constructor(private readonly o: AllioClientOptions) {
-    this.fetchImpl = o.fetch ?? fetch;
-  }
+  constructor(private readonly o: AllioClientOptions) {}
 
   /**
    * `POST {base}/{entity}/list` with `{"ids": [...]}` (at most 100). Throws HttpError for non-2xx
@@ -40,25 +59,44 @@ export class AllioClient {
     body: { ids: number[] } | { date: string },
     signal?: AbortSignal,
   ): Promise<unknown[]> {
-    await this.o.limiter.acquire(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, signal);
-    const timeout = AbortSignal.timeout(this.o.timeoutMs);
+    // Refused before taking a slot of the shared quota or opening a connection.
+    const url = this.o.outbound.check(ALLIO_PROVIDER, `${baseUrl.replace(/\/+$/, '')}/${PATHS[entity]}`);
+    let grant = await this.o.limiter.acquire(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, signal);
+    const request = holdRequest({
+      partner: ALLIO_PROVIDER,
+      url,
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(body),
+      agent: url.protocol === 'https:' ? this.agents['https:'] : this.agents['http:'],
+      timeoutMs: this.o.timeoutMs,
+      signal,
+      outbound: this.o.outbound,
+    });
+    try {
+      await request.connected;
+      // The slot's deadline is checked with nothing asynchronous between the check and the write:
+      // a request held up after its slot (a paused process, a slow connect) takes a new slot.
+      while (!this.o.limiter.stillValid(grant))
+        grant = await this.o.limiter.acquire(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, signal);
+      request.send();
+    } catch (thrown) {
+      this.o.limiter.end(grant, { sent: false });
+      request.cancel(toError(thrown));
+      throw thrown;
+    }
     const end = this.o.metrics.partnerRequests.startTimer({ partner: ALLIO_PROVIDER, operation: PATHS[entity] });
     let result = 'error';
     try {
-      const res = await this.fetchImpl(`${baseUrl.replace(/\/+$/, '')}/${PATHS[entity]}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
+      const res = await request.answer.finally(() => this.o.limiter.end(grant, { sent: true }));
       result = String(res.status);
-      const text = await res.text();
+      const { text } = res;
       if (!res.ok) {
-        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+        const retryAfterMs = this.o.outbound.retryAfterMs(ALLIO_PROVIDER, res.header('retry-after') ?? null);
         // ALLIO counts the quota per IP: when it says "too many", every replica must pause.
         if (res.status === 429)
-          await this.o.limiter.pause(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, retryAfterMs ?? 1_000);
-        throw new HttpError(res.status, `ALLIO ${PATHS[entity]} answered ${res.status}: ${text.slice(0, 300)}`, retryAfterMs);
+          await this.o.limiter.pause(ALLIO_PROVIDER, this.o.egressIp, retryAfterMs ?? 1_000);
+        throw new HttpError(res.status, `ALLIO ${PATHS[entity]} answered ${res.status}: ${excerpt(text)}`, retryAfterMs);
       }
       let json: unknown;
       try {
@@ -72,5 +110,11 @@ export class AllioClient {
     } finally {
       end({ result });
     }
+  }
+
+  /** Closes the pooled connections (shutdown). */
+  close(): void {
+    this.agents['http:'].destroy();
+    this.agents['https:'].destroy();
   }
 }

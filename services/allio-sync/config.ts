@@ -1,4 +1,5 @@
-// The allio-sync service's configuration: the shared variables, Redis for the rate limiter, and ALLIO.
-import { allioEnv, baseEnv, databaseEnv, redisEnv } from '../core/config.js';
+// The allio-sync service's configuration: the shared variables, Redis for the rate limiter, ALLIO,
+// and the daily retention purge.
+import { allioEnv, baseEnv, databaseEnv, redisEnv, retentionEnv } from '../core/config.js';
 
-export const allioSyncEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(allioEnv);
+export const allioSyncEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(allioEnv).merge(retentionEnv);

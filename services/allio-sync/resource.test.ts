@@ -6,7 +6,7 @@ function resource(spec: Record<string, unknown> = {}, top: Record<string, unknow
   return {
     apiVersion: 'integration-hub.io/v1alpha1',
     kind: 'AllioIntegration',
-    metadata: { name: 'allio-samara', namespace: 'integrations' },
+    metadata: { name: 'samara', namespace: 'integrations' },
     spec: {
       integrationUuid: '3f1c2b9a-7d4e-4c1a-9b2f-6a8e5d0c1b7e',
       webhookKey: 'k7Q2mX9pL4vN8rT1wZ5y',
@@ -73,6 +73,20 @@ describe('allioIntegrationResource', () => {
     ]);
   });
 
+  test('webhookKeySecretRef instead of an inline webhookKey is valid', () => {
+    const parsed = allioIntegrationResource.parse(
+      resource({ webhookKey: undefined, webhookKeySecretRef: { name: 'allio-samara', key: 'webhook-key' } }),
+    );
+    expect(parsed.spec.webhookKeySecretRef).toEqual({ name: 'allio-samara', key: 'webhook-key' });
+    expect(parsed.spec.webhookKey).toBeUndefined();
+  });
+
+  test('both webhookKey and webhookKeySecretRef, or neither, is an error naming webhookKey', () => {
+    const message = 'spec.webhookKey: set exactly one of webhookKey or webhookKeySecretRef';
+    expect(issuesOf(resource({ webhookKeySecretRef: { name: 'allio-samara', key: 'webhook-key' } }))).toEqual([message]);
+    expect(issuesOf(resource({ webhookKey: undefined }))).toEqual([message]);
+  });
+
   test('a wrong apiVersion is rejected', () => {
     expect(issuesOf(resource({}, { apiVersion: 'integration-hub.io/v1' }))[0]).toMatch(/^apiVersion: /);
   });
@@ -110,6 +124,19 @@ describe('allioIntegrationResource', () => {
     expect(issuesOf(resource({ apiToken: undefined, apiTokenSecretRef: { name: 'Allio Secret', key: 'token' } }))).toEqual([
       'spec.apiTokenSecretRef.name: must be a Kubernetes Secret name',
     ]);
+  });
+
+  test('an apiTokenSecretRef naming another integration\'s Secret is rejected with the bound name to use', () => {
+    expect(issuesOf(resource({ apiToken: undefined, apiTokenSecretRef: { name: 'allio-kazan', key: 'api-token' } }))).toEqual([
+      'spec.apiTokenSecretRef.name: must be allio-samara: an integration may only read the Secret bound to it by name',
+    ]);
+  });
+
+  test('a Secret key of "." or ".." (a directory, not a file) is rejected', () => {
+    for (const key of ['.', '..', '..data'])
+      expect(issuesOf(resource({ apiToken: undefined, apiTokenSecretRef: { name: 'allio-samara', key } }))).toEqual([
+        'spec.apiTokenSecretRef.key: must be a Secret data key (letters, digits, "-", "_", "."; not starting with ".")',
+      ]);
   });
 
   test('Kubernetes fields outside the schema (status, metadata.uid) are kept', () => {

@@ -9,8 +9,9 @@ import { WorkTable } from '../core/engine/work-table.js';
 import type { WorkListener } from '../core/engine/notify.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import { OutboundPolicy } from '../core/outbound.js';
 import { RateLimiter } from '../core/ratelimit/limiter.js';
-import { AllioClient } from './client.js';
+import { AllioClient, allioLimit } from './client.js';
 import { DELETION_JOB, deletionJob, deletionSweepHandler } from './deletion-sweep.js';
 import { claimSyncBatch, syncHandler, type TaskRow } from './sync-worker.js';
 import { webhookHandler, type WebhookRow } from './webhook-reconciler.js';
@@ -27,8 +28,6 @@ export interface AllioSyncDeps {
   owner: string;
   /** Clock for the scheduler (tests move it). */
   now?: () => Date;
-  /** Passed to the ALLIO client (tests of the HTTP layer). */
-  fetch?: typeof fetch;
   pollMaxMs?: number;
   schedulerIntervalMs?: number;
 }
@@ -56,11 +55,11 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
   const limiter = new RateLimiter(d.redis, config.REDIS_KEY_PREFIX, metrics, logger);
   const client = new AllioClient({
     limiter,
-    limit: { ratePerSecond: config.ALLIO_RATE_PER_SECOND, safetyMs: config.ALLIO_RATE_SAFETY_MS },
+    limit: allioLimit(config),
     egressIp: config.EGRESS_IP,
     timeoutMs: config.ALLIO_HTTP_TIMEOUT_MS,
     metrics,
-    fetch: d.fetch,
+    outbound: new OutboundPolicy(config, logger, metrics),
   });
   const common = { owner: d.owner, logger, metrics, pollMaxMs: d.pollMaxMs ?? 5_000 };
   const upsertFilter = { sql: `op = 'upsert'`, bindings: [] };
@@ -72,6 +71,7 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     claim: (owner) => webhooks.claim<WebhookRow>(owner, 50),
     handle: webhookHandler(db, webhooks, logger),
     onHandlerError: (batch, owner, err) => webhooks.settleError(batch, owner, err).then(() => undefined),
+    lease: webhooks.renewal(),
     stats: () => webhooks.stats(),
   });
   const syncReconciler = new Reconciler<TaskRow>({
@@ -81,6 +81,7 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     claim: claimSyncBatch(tasks),
     handle: syncHandler({ db, table: tasks, client, metrics, logger, secretsDir: config.SECRETS_DIR }),
     onHandlerError: (batch, owner, err) => tasks.settleError(batch, owner, err).then(() => undefined),
+    lease: tasks.renewal(),
     stats: () => tasks.stats(upsertFilter),
   });
   const sweepReconciler = new Reconciler({
@@ -89,6 +90,7 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     pollMaxMs: Math.max(common.pollMaxMs, 30_000),
     claim: (owner) => runs.claim(owner, 1, sweepFilter),
     handle: deletionSweepHandler(db, runs, metrics, logger),
+    lease: runs.renewal(),
     stats: () => runs.stats(sweepFilter),
   });
   const scheduler = new PeriodicScheduler(
@@ -110,8 +112,13 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
       for (const r of reconcilers) r.start();
     },
     async stop(timeoutMs) {
+      const stopping = reconcilers.map((r) => r.stop(timeoutMs));
+      // Calls still waiting for a slot (or for Redis) have sent nothing: they end now and their
+      // tasks are handed back; requests already sent are waited for.
+      limiter.close();
       await scheduler.stop();
-      await Promise.all(reconcilers.map((r) => r.stop(timeoutMs)));
+      await Promise.all(stopping);
+      client.close();
     },
   };
 }

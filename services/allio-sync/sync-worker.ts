@@ -1,11 +1,13 @@
 // The ALLIO sync worker: claims due upsert tasks of one integration and entity together (up to
 // 100 ids, so one ALLIO request serves many tasks), fetches the records through the shared rate
-// limiter, and writes the CRM rows and the task outcomes in one transaction.
+// limiter, and writes the CRM rows and the task outcomes in one transaction that first checks the
+// tasks are still leased to this worker.
 import type { Knex } from 'knex';
 import { PermanentError, toError } from '../core/errors.js';
 import { CLAIM_SET, dueCondition, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import { RateLimiterClosedError } from '../core/ratelimit/limiter.js';
 import type { AllioClient } from './client.js';
 import { batchIds, MAX_IDS_PER_REQUEST, parseIds, type Entity } from './commands.js';
 import { writeRecords } from './crm-writer.js';
@@ -90,17 +92,26 @@ export function syncHandler(d: SyncWorkerDeps) {
       const mapped = mapItems(entity, items, log);
       const requested = chunks.reduce((n, c) => n + c.length, 0);
       const missing = requested - new Set(mapped.map((m) => m.record.external_id)).size;
-      await d.db.transaction(async (trx) => {
-        await writeRecords(trx, integration.id, entity, mapped);
-        await d.table.complete(taskIds, owner, trx, { finished_at: trx.fn.now() });
+      const written = await d.db.transaction(async (trx) => {
+        // The fence: tasks first, and only while this worker still holds their leases. Records are
+        // written only for the tasks it completed; a task taken over by another replica gets that
+        // replica's (newer) answer, never this one's.
+        const done = new Set(await d.table.complete(taskIds, owner, trx, { finished_at: trx.fn.now() }));
+        if (done.size === 0) return [];
+        const owned = done.size === batch.length ? mapped : ownedRecords(batch, done, mapped);
+        await writeRecords(trx, integration.id, entity, owned);
+        return owned;
       });
+      // Tasks this worker no longer held were counted and logged as lost leases by complete().
+      if (written.length < mapped.length) return;
       d.metrics.allioRecords.inc({ entity }, mapped.length);
       if (missing > 0) d.metrics.allioRecordsMissing.inc({ entity }, missing);
       const invalidPhones = mapped.filter((m) => m.contact && m.contact.phone === null && m.contact.phone_raw).length;
       if (invalidPhones > 0) d.metrics.allioInvalidPhones.inc(invalidPhones);
       log.debug({ tasks: taskIds, webhookIds: webhookIds(batch), records: mapped.length, missing, entity }, 'tasks synced');
     } catch (thrown) {
-      if (signal.aborted) {
+      // Shutdown: before the request went out (the limiter was closed) or after patience ran out.
+      if (signal.aborted || thrown instanceof RateLimiterClosedError) {
         await d.table.release(taskIds, owner);
         return;
       }
@@ -112,6 +123,12 @@ export function syncHandler(d: SyncWorkerDeps) {
       );
     }
   };
+}
+
+/** The records whose ids belong to one of the `done` tasks of the batch. */
+function ownedRecords(batch: readonly TaskRow[], done: ReadonlySet<string>, mapped: readonly MappedRecord[]): MappedRecord[] {
+  const ids = new Set(batch.filter((t) => done.has(String(t.id))).flatMap((t) => parseIds(t.external_ids).map(String)));
+  return mapped.filter((m) => ids.has(m.record.external_id));
 }
 
 /** The webhooks behind a batch: they lead back to the request ids stored on `allio_webhook`. */

@@ -33,6 +33,9 @@ export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
           );
           return;
         }
+        // Marked processed first, under the lease: a worker that lost it plans nothing.
+        const done = await table.complete([webhook.id], owner, trx, { processed_at: trx.fn.now() });
+        if (done.length === 0) return;
         for (const t of plan.tasks) {
           await trx.raw(
             `insert into allio_tasks (integration_id, webhook_id, command, entity, op, external_ids)
@@ -43,7 +46,6 @@ export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
              webhook.integration_id, t.command, t.external_ids],
           );
         }
-        await table.complete([webhook.id], owner, trx, { processed_at: trx.fn.now() });
         logger.debug(
           { webhookId: webhook.id, correlationId: webhook.request_id, tasks: plan.tasks.length },
           'webhook planned into tasks',

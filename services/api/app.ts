@@ -2,9 +2,11 @@
 // configured, the tenant API (smart home REST and the WebSocket) and the kitchen routes.
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
+import type { HttpServerConfig } from '../core/config.js';
 import { createHttpServer, type ReadinessCheck } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { AllioIntakeLimiter } from './allio-intake.js';
 import { registerAllioWebhook } from './allio-webhook.js';
 import { registerKitchenRoutes, type KitchenRoutesDeps } from './kitchen/index.js';
 import type { TenantApi } from './smart-home/index.js';
@@ -15,8 +17,12 @@ export interface ApiDeps {
   metrics: Metrics;
   readiness: ReadinessCheck[];
   bodyLimitBytes?: number;
+  /** Server timeouts and the connection cap (defaults when left out). */
+  limits?: Partial<HttpServerConfig>;
   /** Smart-home REST and the tenant WebSocket. */
   tenant?: TenantApi;
+  /** Per-integration ALLIO webhook intake limits (Redis); without it intake is unlimited. */
+  allioIntake?: AllioIntakeLimiter;
   /** The kitchen API and warehouse webhooks; left out when the kitchen is not configured. */
   kitchen?: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>;
 }

@@ -7,7 +7,22 @@ import { amqpEnv, baseEnv, databaseEnv, httpEnv, redisEnv } from '../core/config
 import { encryptionKeysEnv } from '../core/field-cipher.js';
 import { smartHomeEnv } from '../mq-bridge/config.js';
 
-export const apiEnv = baseEnv.merge(databaseEnv).merge(httpEnv);
+/**
+ * Per-integration ALLIO webhook intake limits (allio-intake.ts). A whole minute's budget may arrive
+ * at once. Defaults are far above real traffic — ALLIO sends one webhook per change, a handful of
+ * ids each, and bulk re-exports in batches of at most 10,000 ids — yet bound a flood to 10
+ * webhooks/s. Deletions are rarer and destructive: at most one full 10,000-id *_DEL webhook a
+ * minute. The id budgets may not go below one full webhook (10,000), or such a webhook would be
+ * refused forever.
+ */
+export const allioIntakeEnv = z.object({
+  ALLIO_WEBHOOKS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  ALLIO_WEBHOOK_IDS_PER_MINUTE: z.coerce.number().int().min(10_000).max(100_000_000).default(100_000),
+  ALLIO_WEBHOOK_DELETE_IDS_PER_MINUTE: z.coerce.number().int().min(10_000).max(100_000_000).default(10_000),
+});
+export type AllioIntakeConfig = z.infer<typeof allioIntakeEnv>;
+
+export const apiEnv = baseEnv.merge(databaseEnv).merge(httpEnv).merge(allioIntakeEnv);
 
 export const tenantApiEnv = redisEnv
   .merge(amqpEnv)
@@ -18,4 +33,11 @@ export const tenantApiEnv = redisEnv
     /** Ping interval of tenant WebSockets; a socket that missed one pong is closed at the next. */
     WS_HEARTBEAT_MS: z.coerce.number().int().min(1_000).max(300_000).default(30_000),
     WS_MAX_SOCKETS_PER_TENANT: z.coerce.number().int().min(1).max(1_000).default(20),
+    /**
+     * Unsent bytes a tenant socket may hold before it is closed as a slow consumer. Events are a
+     * few hundred bytes, so 256 KiB is about a thousand of them behind: such a client is better off
+     * reconnecting and reading the state over REST. A socket that stopped reading also misses its
+     * pongs and is dropped by the heartbeat within two intervals, so only a burst can fill many.
+     */
+    WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1_024).max(64 * 1024 * 1024).default(256 * 1024),
   });

@@ -1,32 +1,37 @@
 // Entry point of the `api` Deployment: tenant REST and WebSocket, and the webhook ingress; with
 // KITCHEN_API=true also the kitchen routes, warehouse webhooks and the order status consumer.
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
+import { closeRedis } from '../core/redis.js';
 import { TenantJwtAuthenticator } from '../core/auth/tenant-jwt.js';
 import { FieldCipher } from '../core/field-cipher.js';
 import { loadConfig, pingDb, pingRedis } from '../core/index.js';
 import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
+import { AllioIntakeLimiter } from './allio-intake.js';
 import { buildApi } from './app.js';
 import { apiEnv, tenantApiEnv } from './config.js';
 import { kitchenApiEnv, kitchenApiSwitch } from './kitchen/config.js';
 import { startKitchenApi } from './kitchen/runtime.js';
+import { orderStatusSource } from './kitchen/status-catch-up.js';
 import { createTenantApi } from './smart-home/index.js';
 
 await runService('api', async () => {
   const config = { ...loadConfig(apiEnv.merge(kitchenApiSwitch)), ...loadConfig(tenantApiEnv) };
   const kitchenConfig = config.KITCHEN_API ? loadConfig(kitchenApiEnv) : undefined;
-  const { logger, metrics, db } = processBasics('api', config);
+  const { logger, metrics, db } = await processBasics('api', config);
   const redis = connectRedis(config, logger);
   const redisSubscriber = connectRedis(config, logger, { subscriber: true });
   const amqp = connectAmqp(config.AMQP_URL, logger, { name: `api ${instanceId(config.INSTANCE_ID)}` });
-  const authenticator = new TenantJwtAuthenticator(config);
+  const authenticator = new TenantJwtAuthenticator(config, { logger });
   const tenant = createTenantApi({
     db, redis, redisSubscriber, amqp, authenticator, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
   });
   const kitchen = kitchenConfig
     ? startKitchenApi(kitchenConfig, { redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, logger, metrics })
     : undefined;
+  if (kitchen) tenant.sockets.redeliverFrom(orderStatusSource(db));
   const app = buildApi({
-    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, tenant, kitchen: kitchen?.routes,
+    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, limits: config, tenant, kitchen: kitchen?.routes,
+    allioIntake: new AllioIntakeLimiter(redis, config.REDIS_KEY_PREFIX, config, metrics, logger),
     // Webhooks need only PostgreSQL; Redis and RabbitMQ are reported but do not take the pod out.
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },
@@ -38,13 +43,13 @@ await runService('api', async () => {
   return {
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    shutdown: async () => {
-      await app.close();
-      await kitchen?.stop();
-      await amqp.close();
-      await db.destroy();
-      redis.disconnect();
-      redisSubscriber.disconnect();
-    },
+    shutdown: [
+      { waitsFor: 'the HTTP requests and WebSockets in flight', run: () => app.close() },
+      ...(kitchen ? [{ waitsFor: 'the order status events in hand', run: () => kitchen.stop() }] : []),
+      { waitsFor: 'unconfirmed RabbitMQ publishes', run: () => amqp.close() },
+      { waitsFor: 'the database pool', run: () => db.destroy() },
+      // Never waits for a Redis that is down.
+      { run: () => Promise.all([closeRedis(redis), closeRedis(redisSubscriber)]) },
+    ],
   };
 });

@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { Counter } from 'prom-client';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { storable } from '../core/bounds.js';
 import { toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { CLIENTS, type AuthClient } from './clients.js';
@@ -30,8 +31,20 @@ export interface TokenEvent {
 /** Metric label for a client id that is not a registered client: keeps guessed ids out of the series. */
 export const UNREGISTERED = '(unregistered)';
 
+/**
+ * Characters of a presented client id that are recorded. Registered ids are at most 200; a longer
+ * one (cut and marked with "…", so it matches no client) would otherwise be stored whole, and past
+ * ~2,700 bytes PostgreSQL refuses it in the client index, which turned the refusal into a 503.
+ */
+export const MAX_RECORDED_CLIENT_ID = 200;
+
 /** The client id a failed request presented: HTTP Basic (form-encoded, RFC 6749 §2.3.1) or the body. */
 export function presentedClientId(authorization: string | undefined, bodyClientId: unknown): string | null {
+  const id = presentedClientIdWhole(authorization, bodyClientId);
+  return id === null ? null : storable(id, MAX_RECORDED_CLIENT_ID);
+}
+
+function presentedClientIdWhole(authorization: string | undefined, bodyClientId: unknown): string | null {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization ?? '');
   if (m?.[1]) {
     const decoded = Buffer.from(m[1], 'base64').toString('utf8');
@@ -100,7 +113,7 @@ export class TokenAudit {
 
   private base(ctx: KoaContextWithOIDC): Pick<TokenEvent, 'source_address' | 'grant_type'> {
     const grant = (ctx.oidc?.params as { grant_type?: unknown } | undefined)?.grant_type;
-    return { source_address: ctx.ip || null, grant_type: typeof grant === 'string' ? grant : null };
+    return { source_address: ctx.ip || null, grant_type: typeof grant === 'string' ? storable(grant, 100) : null };
   }
 
   /** From the token just answered (signed here a moment ago): its id, scope and expiry exactly. */
@@ -131,7 +144,7 @@ export class TokenAudit {
       scope: null,
       token_id: null,
       expires_at: null,
-      error: description.slice(0, 500),
+      error: storable(description, 500),
     };
   }
 

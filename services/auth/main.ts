@@ -8,7 +8,7 @@ import { createAuthService } from './service.js';
 
 await runService('auth', async () => {
   const config = loadConfig(authEnv);
-  const { logger, metrics, db } = processBasics('auth', config);
+  const { logger, metrics, db } = await processBasics('auth', config);
   const auth = await createAuthService({ config, db, logger, metrics });
   await auth.http.listen({ port: config.PORT, host: '0.0.0.0' });
   logger.info({ issuer: config.AUTH_ISSUER }, 'authorization server listening');

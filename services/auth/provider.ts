@@ -5,7 +5,7 @@
 // /.well-known/openid-configuration, the keys at /jwks, tokens at /token.
 import type { Knex } from 'knex';
 import Provider, { errors, type Adapter, type AdapterPayload, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
-import { TokenAudit } from './audit.js';
+import { MAX_RECORDED_CLIENT_ID, TokenAudit } from './audit.js';
 import { CLIENTS, secretMatches, type AuthClient } from './clients.js';
 
 export interface ProviderOptions {
@@ -39,6 +39,9 @@ function clientAdapter(db: Knex): Adapter {
   };
   return {
     async find(id: string): Promise<AdapterPayload | undefined> {
+      // No registered id is this long or holds a NUL (which PostgreSQL refuses in a query): such an
+      // id is an unknown client, answered 401, not a failed query answered 500.
+      if (id.length > MAX_RECORDED_CLIENT_ID || id.includes('\u0000')) return undefined;
       const row = await db<AuthClient>(CLIENTS).where({ client_id: id, active: true }).whereNotNull('secret_hash').first();
       if (!row?.secret_hash) return undefined;
       return {
@@ -59,8 +62,8 @@ function clientAdapter(db: Knex): Adapter {
 
 /**
  * Only clients are stored: JWT access tokens are not (RabbitMQ verifies them by signature), and the
- * client-credentials grant makes no sessions, grants or codes. Any other model is a configuration
- * mistake and fails loudly.
+ * client-credentials grant makes no sessions, grants or codes. Writing any other model is a
+ * configuration mistake and fails loudly; looking one up finds nothing.
  */
 function adapterFactory(db: Knex): (name: string) => Adapter {
   return (name: string) => {
@@ -68,7 +71,10 @@ function adapterFactory(db: Knex): (name: string) => Adapter {
     const refuse = async (): Promise<never> => {
       throw new Error(`the authorization server stores no ${name}`);
     };
-    return { upsert: refuse, find: refuse, findByUid: refuse, findByUserCode: refuse, consume: refuse, destroy: refuse, revokeByGrantId: refuse };
+    // A look-up finds nothing, since nothing is stored: a client presenting a made-up opaque token
+    // or session gets the provider's own 4xx, not a 500 from a thrown look-up.
+    const none = async (): Promise<undefined> => undefined;
+    return { upsert: refuse, find: none, findByUid: none, findByUserCode: none, consume: refuse, destroy: refuse, revokeByGrantId: refuse };
   };
 }
 
@@ -85,6 +91,8 @@ export function createProvider(o: ProviderOptions): Provider {
     responseTypes: ['none'],
     features: {
       devInteractions: { enabled: false },
+      // Tokens here are for RabbitMQ; there is no user whose info could be served.
+      userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       clientCredentials: { enabled: true },
       resourceIndicators: {

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { Knex } from 'knex';
 import type { default as Provider, JWK } from 'oidc-provider';
-import { ConfigError } from '../core/config.js';
+import { ConfigError, type HttpServerConfig } from '../core/config.js';
 import { pingDb } from '../core/db.js';
 import { toError } from '../core/errors.js';
 import { createHttpServer } from '../core/http.js';
@@ -22,7 +22,7 @@ export type AuthServiceConfig = Pick<
   AuthConfig,
   | 'AUTH_ISSUER' | 'AUTH_SIGNING_JWKS' | 'AUTH_TOKEN_TTL_SECONDS' | 'AUTH_TLS_CERT_FILE' | 'AUTH_TLS_KEY_FILE'
   | 'AUTH_TRUST_PROXY' | 'AUTH_AUDIT_RETENTION_DAYS' | 'RABBITMQ_RESOURCE_SERVER_ID' | 'RABBITMQ_PARTNER_VHOST'
->;
+> & Partial<HttpServerConfig>;
 
 export interface AuthService {
   http: FastifyInstance;
@@ -60,7 +60,7 @@ export async function createAuthService(d: { config: AuthServiceConfig; db: Knex
   const tls = config.AUTH_TLS_CERT_FILE && config.AUTH_TLS_KEY_FILE
     ? { cert: await readFile(config.AUTH_TLS_CERT_FILE, 'utf8'), key: await readFile(config.AUTH_TLS_KEY_FILE, 'utf8') }
     : undefined;
-  const http = createHttpServer({ logger, metrics, tls, readiness: [{ name: 'postgres', check: () => pingDb(db) }] });
+  const http = createHttpServer({ logger, metrics, tls, limits: config, db, readiness: [{ name: 'postgres', check: () => pingDb(db) }] });
   // The provider reads its own request bodies: leave them unread for it.
   http.removeAllContentTypeParsers();
   http.addContentTypeParser('*', (_req, _payload, done) => done(null));

@@ -2,7 +2,9 @@
 import type { Knex } from 'knex';
 import type { z } from 'zod';
 import { upsertIntegration } from '../allio-sync/integrations.js';
+import { problemLines } from '../core/bounds.js';
 import { allioIntegrationResource } from '../allio-sync/resource.js';
+import type { SecretReader } from '../allio-sync/webhook-key.js';
 import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient, type ScopeSettings } from '../auth/clients.js';
 import { upsertPartner } from '../mq-bridge/partners.js';
 import { smartHomePartnerResource } from '../mq-bridge/resource.js';
@@ -19,7 +21,11 @@ const kind = <S extends z.ZodTypeAny>(k: Kind<S>): Kind<z.ZodTypeAny> => k as Ki
 
 /** Every kind `hub apply` understands, by `kind:`. */
 export const KINDS: Record<string, Kind<z.ZodTypeAny>> = {
-  AllioIntegration: kind({ schema: allioIntegrationResource, noun: 'allioIntegration', upsert: upsertIntegration }),
+  AllioIntegration: kind({
+    schema: allioIntegrationResource,
+    noun: 'allioIntegration',
+    upsert: (db, r, o) => upsertIntegration(db, r, o.readSecret),
+  }),
   SmartHomePartner: kind({
     schema: smartHomePartnerResource,
     noun: 'smartHomePartner',
@@ -35,6 +41,8 @@ export const KINDS: Record<string, Kind<z.ZodTypeAny>> = {
 export interface ApplyOptions {
   /** The RabbitMQ vhost and resource server id in partners' scopes. */
   partnerScopes: ScopeSettings;
+  /** Where a webhookKeySecretRef is read (the mounted Secret files under SECRETS_DIR). */
+  readSecret?: SecretReader;
 }
 
 export interface ValidResource {
@@ -59,8 +67,7 @@ export function validateResources(docs: readonly SourcedDocument[]): { valid: Va
     }
     const parsed = k.schema.safeParse(d.doc);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues)
-        problems.push(`${where(d)}: ${issue.path.join('.') || '(root)'} ${issue.message}`);
+      for (const line of problemLines(parsed.error.issues)) problems.push(`${where(d)}: ${line}`);
       return [];
     }
     return [{ kind: k, resource: parsed.data as ValidResource['resource'] }];

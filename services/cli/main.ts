@@ -1,12 +1,14 @@
 // The `hub` operator CLI: migrate the database, apply integration resources from YAML, list or
-// replay failed work, manage API keys, and write the partners' Keycloak realm.
+// replay failed work, list/show/replay/purge dead letters, manage API keys, and write the partners' Keycloak realm.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { databaseEnv, loadConfig, ConfigError } from '../core/config.js';
+import { allioEnv, databaseEnv, loadConfig, ConfigError } from '../core/config.js';
+import { mountedSecretReader } from '../allio-sync/integrations.js';
 import { createDb, type Db } from '../core/db.js';
 import { migrate } from '../core/migrate.js';
 import { applyResources, validateResources } from './apply.js';
 import { readResourceFiles } from './resource-files.js';
 import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
+import { deadLetterCommands } from './dead-letters.js';
 import { listRequests, replayFailedRequests } from '../mq-bridge/requests.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../core/auth/api-keys.js';
 import { KITCHEN_ROLES } from '../api/kitchen/permissions.js';
@@ -55,7 +57,8 @@ program
   .action(async (opts: { filename: string[] }) => {
     const docs = await readResourceFiles(opts.filename, readStdin);
     await withDb(async (db) => {
-      const applied = await applyResources(db, docs, { partnerScopes: partnerScopeSettings() });
+      const readSecret = mountedSecretReader(loadConfig(allioEnv.pick({ SECRETS_DIR: true })).SECRETS_DIR);
+      const applied = await applyResources(db, docs, { partnerScopes: partnerScopeSettings(), readSecret });
       for (const line of applied) console.log(line);
     });
   });
@@ -137,6 +140,8 @@ smartHome
       console.log(retried.length ? `re-queued ${retried.length} request(s): ${retried.join(', ')}` : 'no failed request matched');
     });
   });
+
+program.addCommand(deadLetterCommands((fn) => withDb((db) => fn(db))));
 
 const apiKeys = program.command('api-keys').description('API keys of machine clients (kitchen terminals, back office)');
 const MACHINE_ROLES = KITCHEN_ROLES.filter((r) => r !== 'tenant');

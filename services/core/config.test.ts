@@ -1,6 +1,6 @@
 // Unit tests for environment configuration: required variables, URL schemes, defaults, coercion.
 import { describe, expect, test } from '@jest/globals';
-import { allioEnv, ConfigError, httpEnv, loadConfig, serviceEnv } from './config.js';
+import { allioEnv, ConfigError, httpEnv, httpServerEnv, loadConfig, outboundEnv, serviceEnv } from './config.js';
 
 const validService = {
   DATABASE_URL: 'postgres://hub:secret@db:5432/hub',
@@ -97,22 +97,27 @@ describe('loadConfig with allioEnv', () => {
     expect(loadConfig(allioEnv, { ALLIO_DELETION_TIME: '23:59' }).ALLIO_DELETION_TIME).toBe('23:59');
   });
 
-  test('applies the ALLIO defaults: 2 requests/s with 15 ms safety, deletion sweep at 03:00 UTC', () => {
+  test('applies the ALLIO defaults: 2 requests/s with 25 ms safety, deletion sweep at 03:00 UTC', () => {
     // Only the documented defaults are pinned; tuning knobs (attempts, timeouts) are still moving.
     const cfg = loadConfig(allioEnv, {});
     expect(cfg).toMatchObject({
       EGRESS_IP: 'default',
       ALLIO_RATE_PER_SECOND: 2,
-      ALLIO_RATE_SAFETY_MS: 15,
+      ALLIO_RATE_SAFETY_MS: 25,
       ALLIO_DELETION_TIME: '03:00',
       SECRETS_DIR: '/var/run/secrets/integration-hub',
     });
     expect(Number.isInteger(cfg.ALLIO_MAX_ATTEMPTS)).toBe(true);
   });
 
-  test('numbers are coerced, including a fractional rate', () => {
-    const cfg = loadConfig(allioEnv, { ALLIO_RATE_PER_SECOND: '2.5', ALLIO_MAX_ATTEMPTS: '3', ALLIO_RATE_SAFETY_MS: '0' });
-    expect([cfg.ALLIO_RATE_PER_SECOND, cfg.ALLIO_MAX_ATTEMPTS, cfg.ALLIO_RATE_SAFETY_MS]).toEqual([2.5, 3, 0]);
+  test('numbers are coerced', () => {
+    const cfg = loadConfig(allioEnv, { ALLIO_RATE_PER_SECOND: '3', ALLIO_MAX_ATTEMPTS: '3', ALLIO_RATE_SAFETY_MS: '0' });
+    expect([cfg.ALLIO_RATE_PER_SECOND, cfg.ALLIO_MAX_ATTEMPTS, cfg.ALLIO_RATE_SAFETY_MS]).toEqual([3, 3, 0]);
+  });
+
+  test('a fractional rate and a negative safety are refused: the quota counts whole requests in a second', () => {
+    const err = configErrorOf(() => loadConfig(allioEnv, { ALLIO_RATE_PER_SECOND: '2.5', ALLIO_RATE_SAFETY_MS: '-1' }));
+    expect(err.issues.map((i) => i.split(' ')[0]).sort()).toEqual(['ALLIO_RATE_PER_SECOND', 'ALLIO_RATE_SAFETY_MS']);
   });
 
   test('a zero rate, a fractional attempt count and a too-short timeout are each named', () => {
@@ -132,8 +137,32 @@ describe('loadConfig with httpEnv', () => {
   });
 });
 
+describe('loadConfig with httpServerEnv', () => {
+  test('every HTTP server gets bounded timeouts and a connection cap by default, and a zero (no limit) is refused', () => {
+    expect(loadConfig(httpServerEnv, {})).toEqual({
+      HTTP_HEADERS_TIMEOUT_MS: 10_000, HTTP_REQUEST_TIMEOUT_MS: 30_000, HTTP_KEEP_ALIVE_TIMEOUT_MS: 65_000, HTTP_MAX_CONNECTIONS: 10_000,
+    });
+    for (const name of Object.keys(httpServerEnv.shape)) expect(() => loadConfig(httpServerEnv, { [name]: '0' })).toThrow(name);
+  });
+});
+
 describe('blank values', () => {
   test('a value of only spaces counts as missing and is named', () => {
     expect(() => loadConfig(serviceEnv, { DATABASE_URL: '  ', REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(/DATABASE_URL is required/);
+  });
+});
+
+describe('loadConfig with outboundEnv', () => {
+  test('defaults to https only, any host, 4 MiB answers and a 5-minute Retry-After ceiling', () => {
+    expect(loadConfig(outboundEnv, {})).toEqual({
+      OUTBOUND_ALLOW_HTTP: false, OUTBOUND_ALLOWED_HOSTS: [], OUTBOUND_MAX_RESPONSE_BYTES: 4 * 1024 * 1024, RETRY_AFTER_MAX_MS: 300_000,
+    });
+  });
+
+  test('the allow-list is a comma list, trimmed and lower-cased; a malformed entry or a ceiling over an hour is named', () => {
+    expect(loadConfig(outboundEnv, { OUTBOUND_ALLOWED_HOSTS: ' API.allio.example , *.kitchen.example ' }).OUTBOUND_ALLOWED_HOSTS)
+      .toEqual(['api.allio.example', '*.kitchen.example']);
+    const err = configErrorOf(() => loadConfig(outboundEnv, { OUTBOUND_ALLOWED_HOSTS: 'https://evil.example/', RETRY_AFTER_MAX_MS: '3600001' }));
+    expect(err.issues.map((i) => i.split(' ')[0]!.split('.')[0])).toEqual(expect.arrayContaining(['OUTBOUND_ALLOWED_HOSTS', 'RETRY_AFTER_MAX_MS']));
   });
 });

@@ -1,11 +1,31 @@
 // PostgreSQL access through knex: one pool per process, every connection pinned to the hub's schema.
 import knexFactory, { type Knex } from 'knex';
 import type { DatabaseConfig } from './config.js';
+import type { Logger } from './logger.js';
 
 export type Db = Knex;
 
-export function createDb(config: DatabaseConfig, options: { applicationName?: string } = {}): Db {
+/**
+ * knex's own warnings for a connection it could not make or that broke: the failing query's caller
+ * reports the outage (one line per change of state), so these, with their stacks, would only
+ * repeat it for every attempt.
+ */
+const CONNECTION_NOISE = /^(Connection Error|Acquire connection error)/;
+
+/** knex's log lines through the service's logger (else they go to the console, stacks and all). */
+function knexLog(logger: Logger): Knex.Config['log'] {
+  const text = (message: unknown) => (typeof message === 'string' ? message : String(message));
+  return {
+    warn: (m: unknown) => (CONNECTION_NOISE.test(text(m)) ? logger.debug({ knex: text(m) }, 'database connection attempt failed') : logger.warn({ knex: text(m) }, 'knex warning')),
+    error: (m: unknown) => logger.error({ knex: text(m) }, 'knex error'),
+    deprecate: (m: unknown) => logger.warn({ knex: text(m) }, 'knex deprecation'),
+    debug: (m: unknown) => logger.debug({ knex: text(m) }, 'knex debug'),
+  };
+}
+
+export function createDb(config: DatabaseConfig, options: { applicationName?: string; logger?: Logger } = {}): Db {
   return knexFactory({
+    ...(options.logger ? { log: knexLog(options.logger) } : {}),
     client: 'pg',
     connection: {
       connectionString: config.DATABASE_URL,

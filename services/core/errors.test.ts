@@ -1,6 +1,6 @@
 // Unit tests for error normalisation, retry classification and Retry-After parsing.
 import { describe, expect, test } from '@jest/globals';
-import { classifyError, HttpError, parseRetryAfter, PermanentError, PgCode, toError } from './errors.js';
+import { classifyError, describeError, HttpError, isDatabaseUnavailable, parseRetryAfter, PermanentError, PgCode, toError } from './errors.js';
 
 function namedError(name: string, message = name): Error {
   const e = new Error(message);
@@ -174,5 +174,38 @@ describe('HttpError and PermanentError', () => {
 describe('parseRetryAfter with a negative number', () => {
   test('a negative value is not a Retry-After and gives undefined', () => {
     expect(parseRetryAfter('-1')).toBeUndefined();
+  });
+});
+
+describe('isDatabaseUnavailable', () => {
+  const socketError = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code, syscall: 'connect' });
+
+  test.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'])('a %s socket error is the database being unreachable', (code) => {
+    expect(isDatabaseUnavailable(socketError(code))).toBe(true);
+  });
+
+  test.each([PgCode.ADMIN_SHUTDOWN, PgCode.CRASH_SHUTDOWN, PgCode.CANNOT_CONNECT_NOW, PgCode.TOO_MANY_CONNECTIONS, '08006', '08001'])('SQLSTATE %s is the database being unavailable', (code) => {
+    expect(isDatabaseUnavailable(pgError(code, 'terminating connection'))).toBe(true);
+  });
+
+  test('the pool acquire timeout and a connection ended under a query count', () => {
+    expect(isDatabaseUnavailable(namedError('KnexTimeoutError', 'Knex: Timeout acquiring a connection. The pool is probably full.'))).toBe(true);
+    expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isDatabaseUnavailable(new AggregateError([socketError('ECONNREFUSED'), socketError('ECONNREFUSED')], ''))).toBe(true);
+  });
+
+  test('a query the database answered with an error, a partner outage wrapped by fetch, and non-errors do not count', () => {
+    expect(isDatabaseUnavailable(pgError(PgCode.UNIQUE_VIOLATION, 'duplicate key'))).toBe(false);
+    expect(isDatabaseUnavailable(pgError('22P02', 'invalid input syntax'))).toBe(false);
+    expect(isDatabaseUnavailable(new TypeError('fetch failed', { cause: socketError('ECONNREFUSED') }))).toBe(false);
+    expect(isDatabaseUnavailable('ECONNREFUSED')).toBe(false);
+  });
+});
+
+describe('describeError', () => {
+  test('an AggregateError with an empty message is described by its parts', () => {
+    const e = new AggregateError([new Error('connect ECONNREFUSED ::1:5432'), new Error('connect ECONNREFUSED 127.0.0.1:5432')], '');
+    expect(describeError(e)).toBe('connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432');
+    expect(describeError(new Error('plain'))).toBe('plain');
   });
 });

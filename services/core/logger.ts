@@ -25,6 +25,17 @@ export const REDACT_PATHS = [
  */
 const SECRET_PATHS: readonly RegExp[] = [/^(\/webhooks\/allio\/)[^/?#]+/, /([?&]access_token=)[^&#]*/g];
 
+/** A server URL for logs and messages with its password replaced by `***` (`what` names it when it does not parse). */
+export function redactUrlPassword(url: string, what: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return `(unparseable ${what})`;
+  }
+}
+
 export function redactUrl(url: string): string {
   return SECRET_PATHS.reduce((u, re) => u.replace(re, '$1[redacted]'), url);
 }

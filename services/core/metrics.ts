@@ -44,6 +44,18 @@ export function createMetrics(registry: Registry = new Registry()) {
       labelNames: ['reconciler'] as const,
       registers: [registry],
     }),
+    retrying: new client.Gauge({
+      name: 'hub_reconcile_retrying',
+      help: 'Work items waiting for a retry after a failed attempt, by reconciler (a partner down keeps them here).',
+      labelNames: ['reconciler'] as const,
+      registers: [registry],
+    }),
+    leaseLost: new client.Counter({
+      name: 'hub_lease_lost_total',
+      help: 'Work items whose lease lapsed or passed to another worker while this one held them (its result was not written).',
+      labelNames: ['reconciler'] as const,
+      registers: [registry],
+    }),
     rateLimitWait: new client.Histogram({
       name: 'hub_ratelimit_wait_seconds',
       help: 'Time a call waited for a slot of the shared rate limiter, by provider.',
@@ -51,10 +63,22 @@ export function createMetrics(registry: Registry = new Registry()) {
       buckets: [0, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [registry],
     }),
+    rateLimitLateGrants: new client.Counter({
+      name: 'hub_ratelimit_late_grants_total',
+      help: 'Rate limiter slots given up because the caller reached its send after the slot deadline (a paused or starved process); it asked again.',
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
     rateLimitErrors: new client.Counter({
       name: 'hub_ratelimit_errors_total',
       help: 'Rate limiter calls that failed because Redis was unreachable (the call waited, it was not let through).',
       labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
+    webhookLimitUnchecked: new client.Counter({
+      name: 'hub_webhook_limit_unchecked_total',
+      help: 'Webhooks accepted without their intake limits checked, because Redis did not answer in time (intake fails open).',
+      labelNames: ['source'] as const,
       registers: [registry],
     }),
     webhooks: new client.Counter({
@@ -70,11 +94,28 @@ export function createMetrics(registry: Registry = new Registry()) {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    httpConnectionsRefused: new client.Counter({
+      name: 'hub_http_connections_refused_total',
+      help: 'Connections dropped at accept because the process held HTTP_MAX_CONNECTIONS already.',
+      registers: [registry],
+    }),
     partnerRequests: new client.Histogram({
       name: 'hub_partner_request_duration_seconds',
       help: 'Outbound calls to partners, by partner, operation and result.',
       labelNames: ['partner', 'operation', 'result'] as const,
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    retryAfterClamped: new client.Counter({
+      name: 'hub_retry_after_clamped_total',
+      help: 'Retry-After answers that asked for a longer pause than RETRY_AFTER_MAX_MS and were clamped, by partner.',
+      labelNames: ['partner'] as const,
+      registers: [registry],
+    }),
+    outboundRefused: new client.Counter({
+      name: 'hub_outbound_refused_total',
+      help: 'Outbound calls refused by the outbound policy, by partner and reason (scheme, host, redirect, response_too_large).',
+      labelNames: ['partner', 'reason'] as const,
       registers: [registry],
     }),
     allioRecords: new client.Counter({

@@ -3,33 +3,113 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { ConfigError, type BaseConfig, type DatabaseConfig, type RedisConfig } from './config.js';
-import { toError } from './errors.js';
-import { createDb, type Db } from './db.js';
-import { createLogger, type Logger } from './logger.js';
+import { describeError, toError } from './errors.js';
+import { createDb, pingDb, type Db } from './db.js';
+import { sleep } from './sleep.js';
+import { createLogger, redactUrlPassword, type Logger } from './logger.js';
 import { collectProcessMetrics, createMetrics, type Metrics } from './metrics.js';
-import { createRedis } from './redis.js';
+import { createRedis, watchRedis } from './redis.js';
 
 export type Shutdown = () => Promise<void>;
+
+/** One step of a shutdown, run in order; `waitsFor` names what it may wait for (said at SIGTERM). */
+export interface ShutdownStep {
+  waitsFor?: string;
+  run: () => Promise<unknown> | unknown;
+}
+
+/** A step still running after this long is named in a log line, once. */
+const SLOW_STEP_MS = 3_000;
+
+/** Runs the steps in order; a slow one is named once, so a long shutdown is never silent. */
+async function runSteps(steps: ShutdownStep[], logger: Logger): Promise<void> {
+  for (const step of steps) {
+    const slow = setTimeout(() => logger.info({ waitingFor: step.waitsFor }, 'shutdown still waiting'), SLOW_STEP_MS);
+    slow.unref();
+    try {
+      await step.run();
+    } finally {
+      clearTimeout(slow);
+    }
+  }
+}
 
 /** The replica's name in leases: the pod name in Kubernetes (HOSTNAME), else host and pid. */
 export function instanceId(configured?: string): string {
   return configured ?? `${hostname()}-${process.pid}`;
 }
 
-/** What every service process starts with: its logger, its metrics registry, its database pool. */
-export function processBasics(name: string, config: BaseConfig & DatabaseConfig): { logger: Logger; metrics: Metrics; db: Db } {
+/**
+ * What every service process starts with: its logger, its metrics registry, its database pool,
+ * and PostgreSQL answering (see requireDatabase).
+ */
+export async function processBasics(name: string, config: BaseConfig & DatabaseConfig): Promise<{ logger: Logger; metrics: Metrics; db: Db }> {
   const logger = createLogger({ level: config.LOG_LEVEL, name });
   const metrics = createMetrics();
   collectProcessMetrics(metrics.registry);
-  return { logger, metrics, db: createDb(config, { applicationName: `hub-${name}` }) };
+  const db = createDb(config, { applicationName: `hub-${name}`, logger });
+  await requireDatabase(db, config.DATABASE_URL);
+  return { logger, metrics, db };
 }
 
-/** A Redis connection whose connection errors are logged, not thrown at the process. */
+/**
+ * How long start-up retries an unreachable PostgreSQL before it gives up: long enough for a
+ * database restart or failover under way (seconds), short enough that a wrong DATABASE_URL is told
+ * at once; Kubernetes restarts the pod with its own backoff after that.
+ */
+const DATABASE_START_WAIT_MS = 5_000;
+
+/** A dependency the process cannot start without: its message is the one line printed at exit. */
+export class StartupDependencyError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupDependencyError';
+  }
+}
+
+/**
+ * Every service needs PostgreSQL (its work is rows): start-up checks it answers and otherwise ends
+ * with one line naming DATABASE_URL, instead of a bare ECONNREFUSED later or a process that runs
+ * without doing anything.
+ */
+export async function requireDatabase(db: Db, url: string, waitMs = DATABASE_START_WAIT_MS): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await pingDb(db);
+      return;
+    } catch (thrown) {
+      const err = toError(thrown);
+      if (Date.now() >= deadline) {
+        await db.destroy().catch(() => undefined);
+        throw new StartupDependencyError(
+          `PostgreSQL at ${redactDatabaseUrl(url)} (DATABASE_URL) does not answer: ${describeError(err)}. ` +
+          'Start PostgreSQL, or set DATABASE_URL to a server that runs (host, port, user, password, database), then start again.',
+          { cause: err },
+        );
+      }
+      await sleep(500);
+    }
+  }
+}
+
+/** The URL without its password, for messages. */
+export function redactDatabaseUrl(url: string): string {
+  return redactUrlPassword(url, 'DATABASE_URL');
+}
+
+/**
+ * A Redis connection whose connection errors feed the process's one Redis state line (see
+ * watchRedis), instead of being thrown at the process or logged per reconnect attempt.
+ */
 export function connectRedis(config: RedisConfig, logger: Logger, o: { subscriber?: boolean } = {}): Redis {
   const redis = createRedis(config, o);
-  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
+  watchRedis(redis, logger);
   return redis;
 }
+
+/** How long a signal during start-up waits for start-up to finish before the process just exits. */
+const STARTUP_SIGNAL_GRACE_MS = 10_000;
 
 /**
  * Runs `start`, which returns the shutdown steps. Exits 1 with the configuration problems listed
@@ -37,14 +117,35 @@ export function connectRedis(config: RedisConfig, logger: Logger, o: { subscribe
  */
 export async function runService(
   name: string,
-  start: () => Promise<{ logger: Logger; shutdown: Shutdown; shutdownTimeoutMs: number }>,
+  start: () => Promise<{ logger: Logger; shutdown: Shutdown | ShutdownStep[]; shutdownTimeoutMs: number }>,
 ): Promise<void> {
+  // A signal during start-up (a rollout or scale-down right after the pod came up; the HTTP server
+  // may already answer) is held and acted on once start-up is over, instead of killing the process
+  // half-started with Node's default action.
+  let early: NodeJS.Signals | undefined;
+  const holdSignal = (signal: NodeJS.Signals) => {
+    if (early) {
+      process.stderr.write(`${name}: second ${signal} during start-up: exiting now\n`);
+      process.exit(1);
+    }
+    early = signal;
+    process.stderr.write(`${name}: ${signal} during start-up: stopping once start-up is over\n`);
+    // Start-up waiting on a server that is away (it waits with a line per state) has nothing to
+    // hand back yet: give it a few seconds, then leave.
+    startupGrace = setTimeout(() => {
+      process.stderr.write(`${name}: start-up did not finish within ${STARTUP_SIGNAL_GRACE_MS / 1000} s of ${signal}: exiting\n`);
+      process.exit(0);
+    }, STARTUP_SIGNAL_GRACE_MS);
+  };
+  let startupGrace: NodeJS.Timeout | undefined;
+  process.on('SIGTERM', holdSignal);
+  process.on('SIGINT', holdSignal);
   let started: Awaited<ReturnType<typeof start>>;
   try {
     started = await start();
   } catch (thrown) {
     const err = toError(thrown);
-    if (err instanceof ConfigError) process.stderr.write(`${name}: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof StartupDependencyError) process.stderr.write(`${name}: ${err.message}\n`);
     else process.stderr.write(`${name}: start-up failed: ${err.stack ?? err.message}\n`);
     process.exit(1);
   }
@@ -56,14 +157,16 @@ export async function runService(
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    const steps = Array.isArray(shutdown) ? shutdown : undefined;
+    const waits = steps?.flatMap((s) => (s.waitsFor ? [s.waitsFor] : [])) ?? [];
+    logger.info({ signal }, waits.length > 0 ? `shutting down; waiting for ${waits.join(', then ')}` : 'shutting down');
     // Leave room past the in-flight budget for closing pools; then give up and exit.
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
     }, shutdownTimeoutMs + 10_000);
     force.unref();
-    shutdown().then(
+    (steps ? runSteps(steps, logger) : (shutdown as Shutdown)()).then(
       () => {
         logger.info('stopped');
         process.exit(0);
@@ -74,6 +177,10 @@ export async function runService(
       },
     );
   };
+  clearTimeout(startupGrace);
+  process.off('SIGTERM', holdSignal);
+  process.off('SIGINT', holdSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  if (early) onSignal(early);
 }

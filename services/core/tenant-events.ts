@@ -1,10 +1,15 @@
 // Tenant events (subscription changes, command results, order status) delivered to whichever API
 // replica holds the tenant's WebSockets: publishers write to a per-tenant Redis pub/sub channel,
 // and each replica subscribes to the channels of the tenants connected to it, while they are.
+// Pub/sub keeps nothing for a subscriber that is away, so a replica whose subscriber connection was
+// lost subscribes again when it is back and then hands the time it was away to `onResubscribed`,
+// which re-delivers what happened meanwhile from where it is recorded (tenant-event-catch-up.ts).
+import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { toError } from './errors.js';
 import type { Logger } from './logger.js';
+import { sleep } from './sleep.js';
 
 export const tenantEvent = z
   .object({
@@ -57,22 +62,50 @@ export function whenReady(redis: Redis): Promise<void> {
 }
 
 /**
+ * Called once the channels are subscribed again after the connection was lost: `tenants` are those
+ * with sockets here, `lostForMs` how long ago the loss began (this process's monotonic clock).
+ * A rejection is retried, with the loss's start unchanged, until it resolves.
+ */
+export type ResubscribedHandler = (tenants: readonly string[], lostForMs: number) => Promise<void>;
+
+/** How often a failed re-subscription or re-delivery is tried again while the connection is up. */
+const RECOVERY_RETRY_MS = 2_000;
+/** Channels per SUBSCRIBE when subscribing again (a replica holds up to some thousands of tenants). */
+const CHANNELS_PER_SUBSCRIBE = 1_000;
+
+/**
  * Subscribes this replica to the tenants it holds sockets for. Reference-counted: the channel is
  * subscribed with the tenant's first socket and left with its last. `subscriber` must be a
  * dedicated connection (Redis puts a subscribing connection in subscriber mode).
+ *
+ * A connection that was ready and closed is a loss: events published until it is subscribed again
+ * are gone. When it is ready again, every channel is subscribed again (ioredis's autoResubscribe
+ * does too, but only for what its own SUBSCRIBEs reached; see whenReady) and, once Redis confirmed
+ * them, `onResubscribed` learns how long the loss lasted.
  */
 export class TenantEventSubscriber {
   private readonly refs = new Map<string, number>();
   private readonly prefix: string;
+  private readonly stopped = new AbortController();
+  private wasReady: boolean;
+  /** When the current loss began (performance.now()), until its events are re-delivered. */
+  private lostAt: number | undefined;
+  /** Counts the connection's closes: a recovery that saw one meanwhile is not complete. */
+  private closes = 0;
+  private recovering: Promise<void> | undefined;
 
   constructor(
     private readonly subscriber: Redis,
     keyPrefix: string,
     private readonly logger: Logger,
     private readonly handler: TenantEventHandler,
+    private readonly onResubscribed?: ResubscribedHandler,
   ) {
     this.prefix = `${keyPrefix}tenant-events:`;
+    this.wasReady = subscriber.status === 'ready';
     subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    subscriber.on('close', () => this.onClose());
+    subscriber.on('ready', () => this.onReady());
   }
 
   async add(tenantId: string): Promise<void> {
@@ -98,6 +131,69 @@ export class TenantEventSubscriber {
 
   get tenants(): number {
     return this.refs.size;
+  }
+
+  /**
+   * Stops recovering; a read in flight is not waited for (a shutdown never waits on a database
+   * that is away). The connection itself is the caller's to close.
+   */
+  close(): void {
+    this.stopped.abort();
+  }
+
+  private onClose(): void {
+    this.closes += 1;
+    // Each failed reconnect closes again: the loss began at the first close after being ready.
+    if (!this.wasReady || this.lostAt !== undefined || this.stopped.signal.aborted) return;
+    this.wasReady = false;
+    this.lostAt = performance.now();
+    this.logger.warn({ tenants: this.refs.size }, 'tenant event subscription lost (Redis connection closed); events published until it is back are re-delivered from PostgreSQL then');
+  }
+
+  private onReady(): void {
+    this.wasReady = true;
+    if (this.lostAt !== undefined) this.recover();
+  }
+
+  private recover(): void {
+    this.recovering ??= this.recoverLoop().finally(() => {
+      this.recovering = undefined;
+      // Ready again while the last attempt was on its way out.
+      if (this.lostAt !== undefined && this.subscriber.status === 'ready' && !this.stopped.signal.aborted) this.recover();
+    });
+  }
+
+  private async recoverLoop(): Promise<void> {
+    let failing = false;
+    while (this.lostAt !== undefined && this.subscriber.status === 'ready' && !this.stopped.signal.aborted) {
+      const lostAt = this.lostAt;
+      const closes = this.closes;
+      try {
+        const tenants = [...this.refs.keys()];
+        await this.resubscribe(tenants);
+        await this.onResubscribed?.(tenants, performance.now() - lostAt);
+        // A close meanwhile may have lost more: the next 'ready' recovers from the same start.
+        if (this.closes === closes) this.lostAt = undefined;
+        return;
+      } catch (thrown) {
+        if (!failing) this.logger.warn({ err: toError(thrown) }, `tenant events not re-delivered after the subscription was lost; retrying every ${RECOVERY_RETRY_MS / 1000} s`);
+        failing = true;
+        if (!(await sleep(RECOVERY_RETRY_MS, this.stopped.signal))) return;
+      }
+    }
+  }
+
+  /**
+   * Subscribes every tenant's channel again and resolves once Redis confirmed them all. A tenant
+   * whose last socket went meanwhile is left again (its own UNSUBSCRIBE may have gone out first).
+   */
+  private async resubscribe(tenants: readonly string[]): Promise<void> {
+    for (let i = 0; i < tenants.length; i += CHANNELS_PER_SUBSCRIBE) {
+      const chunk = tenants.slice(i, i + CHANNELS_PER_SUBSCRIBE);
+      await this.subscriber.subscribe(...chunk.map((t) => this.prefix + t));
+      const gone = chunk.filter((t) => !this.refs.has(t));
+      if (gone.length > 0) await this.subscriber.unsubscribe(...gone.map((t) => this.prefix + t));
+    }
   }
 
   private onMessage(channel: string, message: string): void {

@@ -9,11 +9,17 @@ import { z } from 'zod';
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
 import { TenantJwtAuthenticator } from '../core/auth/tenant-jwt.js';
 import { FieldCipher } from '../core/field-cipher.js';
-import { allioEnv, loadConfig, migrate, pingDb, pingRedis, WorkListener } from '../core/index.js';
+import { allioEnv, deadLetterEnv, loadConfig, migrate, pingDb, pingRedis, retentionEnv, WorkListener } from '../core/index.js';
+import { createRetention } from '../core/retention/service.js';
+import { DeadLetterKeeper } from '../core/dead-letters/keeper.js';
+import { assertBaseTopology, DEAD_LETTER_QUEUE } from '../mq-bridge/topology.js';
+import { assertStatusTopology, DEAD_QUEUE } from '../kitchen/status-events.js';
+import { closeRedis } from '../core/redis.js';
 import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
 import { createAllioSync } from '../allio-sync/service.js';
 import { apiEnv, tenantApiEnv } from '../api/config.js';
 import { buildApi } from '../api/app.js';
+import { AllioIntakeLimiter } from '../api/allio-intake.js';
 import { createTenantApi } from '../api/smart-home/index.js';
 import { createMqBridge } from '../mq-bridge/service.js';
 import { authEnv } from '../auth/config.js';
@@ -23,6 +29,7 @@ import { startTenantIdp, type TenantIdp } from '../simulators/tenant-idp/server.
 import { startDemo, type Demo } from './demo.js';
 import { devEncryptionKeys } from './dev-keys.js';
 import { prepareKitchenDemo, type KitchenDemo } from './kitchen-demo.js';
+import { orderStatusSource } from '../api/kitchen/status-catch-up.js';
 import { registerDemoPage, startSmartHomeDemo } from './smart-home-demo.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -43,6 +50,8 @@ export const LOCAL_DEFAULTS: Record<string, string> = {
   REDIS_URL: 'redis://127.0.0.1:6379',
   AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
   PORT: '8080',
+  // The local simulators speak plain HTTP; production partners are reached over https only.
+  OUTBOUND_ALLOW_HTTP: 'true',
 };
 
 function listeningPort(address: string | AddressInfo | null): number {
@@ -68,9 +77,9 @@ await runService('hub', async () => {
   }
   const devKeys = env.DATA_ENCRYPTION_KEYS?.trim() ? undefined : devEncryptionKeys(local.HUB_DEV_DIR);
   if (devKeys) env.DATA_ENCRYPTION_KEYS = devKeys.value;
-  const config = { ...loadConfig(apiEnv.merge(tenantApiEnv), env), ...loadConfig(allioEnv, env) };
+  const config = { ...loadConfig(apiEnv.merge(tenantApiEnv), env), ...loadConfig(allioEnv, env), ...loadConfig(retentionEnv.merge(deadLetterEnv), env) };
 
-  const { logger, metrics, db } = processBasics('hub', config);
+  const { logger, metrics, db } = await processBasics('hub', config);
   if (idp) logger.info({ issuer: idp.issuer }, 'development identity provider issuing tenant tokens');
   if (devKeys) logger.info({ file: devKeys.file, created: devKeys.created }, 'development data-encryption key in use');
   const migrated = await migrate(db, config.DATABASE_SCHEMA);
@@ -80,7 +89,7 @@ await runService('hub', async () => {
   const amqp = connectAmqp(config.AMQP_URL, logger, { name: `hub ${instanceId(config.INSTANCE_ID)}` });
   const cipher = new FieldCipher(config.DATA_ENCRYPTION_KEYS);
   const owner = instanceId(config.INSTANCE_ID);
-  const authenticator = new TenantJwtAuthenticator(config);
+  const authenticator = new TenantJwtAuthenticator(config, { logger });
   const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
   // The kitchen's partners are the simulators here, so it runs only with them.
   const kitchen: KitchenDemo | undefined = values.simulators
@@ -88,8 +97,10 @@ await runService('hub', async () => {
     : undefined;
 
   const tenant = createTenantApi({ db, redis, redisSubscriber, amqp, authenticator, cipher, config, logger, metrics });
+  if (kitchen) tenant.sockets.redeliverFrom(orderStatusSource(db));
   const app = buildApi({
-    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, tenant,
+    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, limits: config, tenant,
+    allioIntake: new AllioIntakeLimiter(redis, config.REDIS_KEY_PREFIX, config, metrics, logger),
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },
       { name: 'redis', check: () => pingRedis(redis) },
@@ -106,10 +117,17 @@ await runService('hub', async () => {
   logger.info({ issuer: authConfig.AUTH_ISSUER }, 'development authorization server issuing partner tokens');
   const sync = createAllioSync({ db, redis, config, logger, metrics, listener, owner });
   const bridge = createMqBridge({ db, redis, amqp, cipher, config, logger, metrics, listener, owner });
+  const retention = createRetention({ db, config, logger, metrics, listener, owner });
+  const deadLetters = new DeadLetterKeeper({
+    enabled: config.DEAD_LETTERS_KEEP, maxBodyBytes: config.DEAD_LETTER_MAX_BODY_BYTES, amqp, db, cipher, logger, metrics, listener, owner,
+    queues: [{ queue: DEAD_LETTER_QUEUE, setup: assertBaseTopology }, { queue: DEAD_QUEUE, setup: assertStatusTopology }],
+  });
   const address = await app.listen({ port: config.PORT, host: '0.0.0.0' });
   await listener.start();
   await sync.start();
   await bridge.start();
+  await retention.start();
+  await deadLetters.start();
   let demo: Demo | undefined;
   let smartHomeDemo: { stop(): Promise<void> } | undefined;
   if (values.simulators) {
@@ -126,20 +144,23 @@ await runService('hub', async () => {
   return {
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    shutdown: async () => {
-      // Intake first, then the workers (finishing what they hold), then the simulators they call.
-      await app.close();
-      await auth.stop();
-      await Promise.all([sync.stop(config.SHUTDOWN_TIMEOUT_MS), bridge.stop(config.SHUTDOWN_TIMEOUT_MS)]);
-      await kitchen?.stop();
-      await smartHomeDemo?.stop();
-      await demo?.stop();
-      await listener.stop();
-      await amqp.close();
-      await idp?.close();
-      await db.destroy();
-      redis.disconnect();
-      redisSubscriber.disconnect();
-    },
+    // Intake first, then the workers (finishing what they hold), then the simulators they call.
+    shutdown: [
+      { waitsFor: 'the HTTP requests and WebSockets in flight', run: () => app.close() },
+      { run: () => auth.stop() },
+      {
+        waitsFor: `the ALLIO tasks and smart-home work in hand (up to ${config.SHUTDOWN_TIMEOUT_MS / 1000} s)`,
+        run: () => Promise.all([sync.stop(config.SHUTDOWN_TIMEOUT_MS), bridge.stop(config.SHUTDOWN_TIMEOUT_MS), retention.stop(config.SHUTDOWN_TIMEOUT_MS), deadLetters.stop(config.SHUTDOWN_TIMEOUT_MS)]),
+      },
+      { waitsFor: 'the kitchen work in hand', run: () => kitchen?.stop() },
+      { run: () => smartHomeDemo?.stop() },
+      { run: () => demo?.stop() },
+      { run: () => listener.stop() },
+      { waitsFor: 'unconfirmed RabbitMQ publishes', run: () => amqp.close() },
+      { run: () => idp?.close() },
+      { waitsFor: 'the database pool', run: () => db.destroy() },
+      // Never waits for a Redis that is down.
+      { run: () => Promise.all([closeRedis(redis), closeRedis(redisSubscriber)]) },
+    ],
   };
 });

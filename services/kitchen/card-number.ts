@@ -1,5 +1,6 @@
 // Card-number guard: the hub never receives a primary account number, so any request value that
 // looks like one (13–19 digits, spaces or dashes allowed, passing the Luhn check) is refused.
+import { MAX_JSON_DEPTH } from '../core/bounds.js';
 
 /** Luhn checksum over a string of digits. */
 export function luhnValid(digits: string): boolean {
@@ -31,7 +32,8 @@ function stringLooksLikeCard(s: string): boolean {
  * too: a client could put the number anywhere.
  */
 export function findCardNumber(value: unknown, path = '$', depth = 0): string | undefined {
-  if (depth > 32) return undefined;
+  // The JSON parser refuses bodies nested deeper than this, so everything accepted is searched.
+  if (depth > MAX_JSON_DEPTH) return undefined;
   if (typeof value === 'string') return stringLooksLikeCard(value) ? path : undefined;
   if (typeof value === 'number' || typeof value === 'bigint')
     return stringLooksLikeCard(String(value)) ? path : undefined;

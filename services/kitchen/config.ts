@@ -1,13 +1,13 @@
 // The kitchen service's configuration, read once: partner endpoints and credentials, timeouts,
 // retry budgets and the 1C export window.
 import { z } from 'zod';
-import { amqpEnv, baseEnv, databaseEnv } from '../core/config.js';
+import { amqpEnv, baseEnv, databaseEnv, deadLetterEnv, outboundEnv, retentionEnv } from '../core/config.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const httpUrl = (schemes: string[]) =>
   z.string({ required_error: 'is required' }).url().refine((v) => schemes.includes(new URL(v).protocol), `must use ${schemes.join(' or ')}`);
 
-export const kitchenEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).extend({
+export const kitchenEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).merge(outboundEnv).merge(retentionEnv).merge(deadLetterEnv).extend({
   /** Payment gateway base URL; HTTPS only, TLS 1.3 at least. */
   KITCHEN_PAYMENT_URL: httpUrl(['https:']),
   KITCHEN_PAYMENT_API_KEY: z.string({ required_error: 'is required (the merchant key of the gateway)' }).min(8),
@@ -17,6 +17,7 @@ export const kitchenEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).extend({
   KITCHEN_PAYMENT_MAX_ATTEMPTS: int(1, 50).default(8),
   /** Tries of a refund before it is left failed; 20 with the default backoff span about an hour. */
   KITCHEN_REFUND_MAX_ATTEMPTS: int(1, 100).default(20),
+  /** https; http only with OUTBOUND_ALLOW_HTTP=true (development). */
   KITCHEN_ROBOTS_URL: httpUrl(['http:', 'https:']),
   KITCHEN_ROBOTS_API_KEY: z.string({ required_error: 'is required (the robots API key)' }).min(8),
   /** Seed 002 §9.2.1: 5 s per call, 3 retries with exponential backoff. */

@@ -6,8 +6,12 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { z } from 'zod';
-import { HttpError, parseRetryAfter, PermanentError } from '../core/errors.js';
+import { boundedArray } from '../core/validation.js';
+import { HttpError, PermanentError } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
+import { excerpt, type OutboundPolicy } from '../core/outbound.js';
+
+const PARTNER = 'payment-gateway';
 
 export const paymentResult = z.object({
   paymentId: z.string().min(1),
@@ -31,11 +35,12 @@ export const refundResult = z.object({
 export type RefundResult = z.infer<typeof refundResult>;
 
 export const orderPayments = z.object({
-  payments: z.array(z.object({
+  // An order has a handful of payments; a gateway answer listing more is not parsed element by element.
+  payments: boundedArray(z.object({
     paymentId: z.string().min(1),
     status: z.enum(['approved', 'declined']),
     amount: z.object({ value: z.number().int().nonnegative(), currency: z.string() }),
-  })),
+  }), { max: 1_000 }),
 });
 export type OrderPayments = z.infer<typeof orderPayments>['payments'];
 
@@ -55,6 +60,8 @@ export interface PaymentClientOptions {
   ca?: string;
   timeoutMs: number;
   metrics?: Metrics;
+  /** Allowed hosts, no redirects (node:https never follows them; a 3xx is refused), bounded answers. */
+  outbound: OutboundPolicy;
 }
 
 /** Whether a call that failed for good was refused by the gateway (a 4xx answer), not left unanswered. */
@@ -102,16 +109,16 @@ export class PaymentClient {
 
   /** One timed call: a non-2xx answer is an HttpError (retried or not by its status), a 2xx must match `schema`. */
   private async call<T>(
-    operation: string, method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, signal?: AbortSignal,
+    operation: string, method: 'GET' | 'POST', path: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>, signal?: AbortSignal,
     write?: { body: unknown; idempotencyKey: string },
   ): Promise<T> {
-    const end = this.o.metrics?.partnerRequests.startTimer({ partner: 'payment-gateway', operation });
+    const end = this.o.metrics?.partnerRequests.startTimer({ partner: PARTNER, operation });
     let result = 'error';
     try {
       const res = await this.request(method, path, write ? JSON.stringify(write.body) : undefined, write ? { 'idempotency-key': write.idempotencyKey } : {}, signal);
       result = String(res.status);
       if (res.status < 200 || res.status >= 300)
-        throw new HttpError(res.status, `payment gateway answered ${res.status} to ${operation}: ${res.text.slice(0, 300)}`, parseRetryAfter(res.retryAfter));
+        throw new HttpError(res.status, `payment gateway answered ${res.status} to ${operation}: ${excerpt(res.text)}`, this.o.outbound.retryAfterMs(PARTNER, res.retryAfter));
       const parsed = schema.safeParse(safeJson(res.text));
       if (!parsed.success) throw new PermanentError(`payment gateway answered ${operation} with 2xx but not the documented body`);
       return parsed.data;
@@ -125,7 +132,7 @@ export class PaymentClient {
   }
 
   private request(method: 'GET' | 'POST', path: string, body: string | undefined, headers: Record<string, string>, signal?: AbortSignal) {
-    const url = new URL(path, this.o.baseUrl.replace(/\/?$/, '/'));
+    const url = this.o.outbound.check(PARTNER, new URL(path, this.o.baseUrl.replace(/\/?$/, '/')));
     return new Promise<{ status: number; text: string; retryAfter: string | undefined }>((resolve, reject) => {
       const req = https.request(url, {
         method,
@@ -139,14 +146,19 @@ export class PaymentClient {
           ...headers,
         },
       }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({
-          status: res.statusCode ?? 0,
-          text: Buffer.concat(chunks).toString('utf8'),
+        const status = res.statusCode ?? 0;
+        try {
+          this.o.outbound.assertNotRedirect(PARTNER, status);
+        } catch (refused) {
+          res.destroy();
+          reject(refused as Error);
+          return;
+        }
+        this.o.outbound.readNode(PARTNER, res).then((text) => resolve({
+          status,
+          text,
           retryAfter: typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined,
-        }));
-        res.on('error', reject);
+        }), reject);
       });
       // No answer within the budget: the charge may or may not have happened; the retry with the
       // same Idempotency-Key finds out.

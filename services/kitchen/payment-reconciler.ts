@@ -8,6 +8,7 @@ import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
 import { perRow } from './per-row.js';
+import { refusedBeforeSending } from '../core/outbound.js';
 import { refusedByGateway, type PaymentClient } from './payment-client.js';
 
 export interface PaymentRow extends WorkRow {
@@ -18,9 +19,12 @@ export interface PaymentRow extends WorkRow {
   currency: string;
 }
 
-/** Whether a call that ended this way may still have charged the card (the gateway did not say no). */
+/**
+ * Whether a call that ended this way may still have charged the card (the gateway did not say no).
+ * A redirect or an answer too large to read came after the request was sent: it may have charged.
+ */
 export function mayHaveCharged(reason: string): boolean {
-  return !refusedByGateway(reason) && reason !== 'permanent';
+  return !refusedByGateway(reason) && reason !== 'permanent' && !refusedBeforeSending(reason);
 }
 
 export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentClient; logger: Logger; metrics: KitchenMetrics; productionDeadlineMs: number }) {

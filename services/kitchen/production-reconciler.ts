@@ -3,7 +3,7 @@
 // twice), then its status is polled (phase `monitor`) until done, when the ingredients are written
 // off from the technology cards and the order is produced. Failures are kept and visible.
 import type { Knex } from 'knex';
-import { Status, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
+import { heldBy, Status, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { loadCards, recordProductionStatus, transition, type OrderRow } from './orders.js';
@@ -50,14 +50,16 @@ export function productionHandler(d: ProductionDeps) {
 
   /** Back to the queue for the next status poll; attempts restart so only consecutive errors count. */
   const schedulePoll = (trx: Knex | Knex.Transaction, id: string, owner: string, set: Record<string, Knex.Value>) =>
-    trx('kitchen_production').where({ id, locked_by: owner, status: Status.IN_PROGRESS }).update({
+    trx('kitchen_production').where({ id }).where(heldBy(owner)).update({
       ...set, status: Status.NEW, attempts: 0, locked_by: null, locked_until: null, last_error: null,
       next_attempt_at: new Date(Date.now() + d.pollMs), updated_at: trx.fn.now(),
     });
 
-  const failOrder = async (row: ProductionRow, owner: string, reason: string, productionStatus?: 'failed') => {
+  // The order's reason is read by the tenant, so it is the hub's own sentence; what the robots said
+  // (free text of a partner) stays in kitchen_production.last_error for operators.
+  const failOrder = async (row: ProductionRow, owner: string, reason: string, detail: string, productionStatus?: 'failed') => {
     await d.db.transaction(async (trx) => {
-      const n = await trx('kitchen_production').where({ id: row.id, locked_by: owner }).update({ status: Status.ERROR, locked_by: null, locked_until: null, last_error: reason, updated_at: trx.fn.now() });
+      const n = await trx('kitchen_production').where({ id: row.id }).where(heldBy(owner)).update({ status: Status.ERROR, locked_by: null, locked_until: null, last_error: detail.slice(0, 500), updated_at: trx.fn.now() });
       if (n > 0) await transition(trx, row.order_id, 'failed', { reason, ...(productionStatus ? { set: { production_status: productionStatus } } : {}) });
     });
     d.metrics.productions.inc({ outcome: 'failed' });
@@ -93,9 +95,9 @@ export function productionHandler(d: ProductionDeps) {
     }
     const s = await d.client.status(row.robot_order_id ?? '', signal);
     if (s.status === 'done') return produced(row, owner, order);
-    if (s.status === 'failed') return failOrder(row, owner, `the robots could not cook it: ${s.reason ?? 'no reason given'}`, 'failed');
+    if (s.status === 'failed') return failOrder(row, owner, 'the robots could not cook it', `the robots reported: ${s.reason ?? 'no reason given'}`, 'failed');
     if (row.deadline_at && row.deadline_at.getTime() < Date.now())
-      return failOrder(row, owner, `cooking took longer than allowed (deadline ${row.deadline_at.toISOString()})`);
+      return failOrder(row, owner, 'cooking took longer than allowed', `deadline ${row.deadline_at.toISOString()} passed`);
     // Queued or cooking: a change reaches the tenant as a status event of the order in production.
     await d.db.transaction(async (trx) => {
       const n = await schedulePoll(trx, row.id, owner, { robot_status: s.status });
@@ -108,7 +110,8 @@ export function productionHandler(d: ProductionDeps) {
     describe: (row) => ({ orderId: row.order_id, phase: row.phase }),
     async onFailed(row, outcome) {
       const what = row.phase === 'submit' ? `sending to the robots failed after ${row.attempts} attempts` : 'the production status could not be read';
-      await d.db.transaction((trx) => transition(trx, row.order_id, 'failed', { reason: `${what}: ${outcome.error}`.slice(0, 500) }));
+      // outcome.error (the partner's answer) is already the production row's last_error.
+      await d.db.transaction((trx) => transition(trx, row.order_id, 'failed', { reason: what }));
       d.metrics.productions.inc({ outcome: 'failed' });
     },
   });

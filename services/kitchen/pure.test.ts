@@ -6,6 +6,8 @@ import { findCardNumber, luhnValid } from './card-number.js';
 import { CATALOGS, DOC_TYPES, hourDocuments, refKeyOf } from './onec-documents.js';
 import { BORSCHT, SALAD, cardXml } from './demo-cards.js';
 import { allowedFrom, canTransition, decideTransition, FINAL_STATES, keepsReason } from './order-state.js';
+import { classifyError } from '../core/errors.js';
+import { OutboundRefusedError } from '../core/outbound.js';
 import { mayHaveCharged } from './payment-reconciler.js';
 import { unrefundedOutcome } from './refund-reconciler.js';
 import { parseTechCard, techCardToXml, TechCardError } from './tech-card.js';
@@ -160,5 +162,13 @@ describe('a payment out of attempts', () => {
   test('may have charged after timeouts, lost connections and 5xx; not after the gateway refused it', () => {
     for (const reason of ['timeout', 'connection', 'http_5xx', 'unknown']) expect([reason, mayHaveCharged(reason)]).toEqual([reason, true]);
     for (const reason of ['http_400', 'http_401', 'http_422', 'http_429', 'permanent']) expect([reason, mayHaveCharged(reason)]).toEqual([reason, false]);
+  });
+
+  test('may have charged when the answer was a redirect or too large to read (the request was sent); not when the outbound policy refused to send it', () => {
+    const reasonOf = (e: Error) => classifyError(e).reason;
+    const sent = [new OutboundRefusedError('outbound_redirect', 'x'), new OutboundRefusedError('outbound_response_too_large', 'x')];
+    const notSent = [new OutboundRefusedError('outbound_scheme', 'x'), new OutboundRefusedError('outbound_host', 'x')];
+    for (const e of sent) expect([e.code, mayHaveCharged(reasonOf(e))]).toEqual([e.code, true]);
+    for (const e of notSent) expect([e.code, mayHaveCharged(reasonOf(e))]).toEqual([e.code, false]);
   });
 });

@@ -4,7 +4,7 @@
 // When the payment's outcome is unknown (its attempts ran out without an answer), the gateway is
 // asked for the order's charges first: none approved ends the refund as `not_charged`.
 import type { Knex } from 'knex';
-import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
+import { heldBy, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
@@ -34,7 +34,8 @@ export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentCl
     if (approved.length > 1) d.logger.warn({ orderId: r.order_id, charges: approved.map((p) => p.paymentId) }, 'the gateway holds several approved charges of one order; refunding the first');
     const notCharged = await d.db.transaction(async (trx) => {
       if (!charge) return (await d.table.complete([r.id], owner, trx, { outcome: 'not_charged', finished_at: trx.fn.now() })).length > 0;
-      await trx('kitchen_refunds').where({ id: r.id, locked_by: owner }).update({ gateway_payment_id: charge.paymentId, updated_at: trx.fn.now() });
+      const held = await trx('kitchen_refunds').where({ id: r.id }).where(heldBy(owner)).update({ gateway_payment_id: charge.paymentId, updated_at: trx.fn.now() });
+      if (held === 0) return false;
       await trx('kitchen_payments').where({ order_id: r.order_id, outcome: 'unknown' })
         .update({ outcome: 'approved', gateway_payment_id: charge.paymentId, settled_at: trx.fn.now() });
       return false;

@@ -2,8 +2,9 @@
 // and a per-call timeout, keyed by the order id so that a retried call never cooks twice; and the
 // status of a production order.
 import { z } from 'zod';
-import { HttpError, parseRetryAfter, PermanentError } from '../core/errors.js';
+import { HttpError, PermanentError } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
+import { excerpt, type OutboundPolicy } from '../core/outbound.js';
 
 export const productionStatus = z.object({
   productionId: z.string().min(1),
@@ -26,7 +27,7 @@ export interface ProductionRequest {
 }
 
 export class RobotsClient {
-  constructor(private readonly o: { baseUrl: string; apiKey: string; timeoutMs: number; metrics?: Metrics; fetch?: typeof fetch }) {}
+  constructor(private readonly o: { baseUrl: string; apiKey: string; timeoutMs: number; metrics?: Metrics; outbound: OutboundPolicy; fetch?: typeof fetch }) {}
 
   submit(req: ProductionRequest, signal?: AbortSignal): Promise<ProductionStatus> {
     return this.call('POST', '/api/v1/production/orders', 'production/orders', signal, req, { 'idempotency-key': req.orderId });
@@ -43,15 +44,15 @@ export class RobotsClient {
     const end = this.o.metrics?.partnerRequests.startTimer({ partner: 'robots', operation });
     let result = 'error';
     try {
-      const res = await (this.o.fetch ?? fetch)(new URL(path, this.o.baseUrl.replace(/\/?$/, '/')), {
+      const res = await this.o.outbound.fetch('robots', new URL(path, this.o.baseUrl.replace(/\/?$/, '/')), {
         method,
         headers: { 'x-api-key': this.o.apiKey, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
         body: body ? JSON.stringify(body) : undefined,
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
+      }, this.o.fetch);
       result = String(res.status);
-      const text = await res.text();
-      if (!res.ok) throw new HttpError(res.status, `robots ${operation} answered ${res.status}: ${text.slice(0, 300)}`, parseRetryAfter(res.headers.get('retry-after')));
+      const { text } = res;
+      if (!res.ok) throw new HttpError(res.status, `robots ${operation} answered ${res.status}: ${excerpt(text)}`, this.o.outbound.retryAfterMs('robots', res.headers.get('retry-after')));
       const parsed = productionStatus.safeParse(JSON.parse(text));
       if (!parsed.success) throw new PermanentError(`robots ${operation} answered without {productionId, status}`);
       return parsed.data;

@@ -14,6 +14,7 @@ import type { Metrics } from '../core/metrics.js';
 import { sleep } from '../core/sleep.js';
 import type { KitchenConfig } from './config.js';
 import { createKitchenMetrics } from './metrics.js';
+import { OutboundPolicy } from '../core/outbound.js';
 import { OneCClient } from './onec-client.js';
 import { exportHandler, ONEC_EXPORT_JOB, scheduleHours } from './onec-export.js';
 import { PaymentClient } from './payment-client.js';
@@ -64,11 +65,16 @@ export function createKitchen(d: KitchenDeps): Kitchen {
   const warehouse = table('kitchen_warehouse_events', 'kitchen-warehouse', 10);
   const outbox = table('kitchen_outbox', 'kitchen-status-outbox', 1_000);
 
+  const outbound = new OutboundPolicy(config, logger, metrics);
+  // A partner URL the policy refuses stops start-up with its reason instead of failing every order.
+  outbound.check('payment-gateway', config.KITCHEN_PAYMENT_URL);
+  outbound.check('robots', config.KITCHEN_ROBOTS_URL);
+  outbound.check('1c', config.ONEC_ODATA_URL);
   const paymentClient = new PaymentClient({
-    baseUrl: config.KITCHEN_PAYMENT_URL, apiKey: config.KITCHEN_PAYMENT_API_KEY, ca: d.paymentCa, timeoutMs: config.KITCHEN_PAYMENT_TIMEOUT_MS, metrics,
+    baseUrl: config.KITCHEN_PAYMENT_URL, apiKey: config.KITCHEN_PAYMENT_API_KEY, ca: d.paymentCa, timeoutMs: config.KITCHEN_PAYMENT_TIMEOUT_MS, metrics, outbound,
   });
-  const robots = new RobotsClient({ baseUrl: config.KITCHEN_ROBOTS_URL, apiKey: config.KITCHEN_ROBOTS_API_KEY, timeoutMs: config.KITCHEN_ROBOTS_TIMEOUT_MS, metrics });
-  const onec = new OneCClient({ baseUrl: config.ONEC_ODATA_URL, user: config.ONEC_USER, password: config.ONEC_PASSWORD, timeoutMs: config.ONEC_TIMEOUT_MS, metrics });
+  const robots = new RobotsClient({ baseUrl: config.KITCHEN_ROBOTS_URL, apiKey: config.KITCHEN_ROBOTS_API_KEY, timeoutMs: config.KITCHEN_ROBOTS_TIMEOUT_MS, metrics, outbound });
+  const onec = new OneCClient({ baseUrl: config.ONEC_ODATA_URL, user: config.ONEC_USER, password: config.ONEC_PASSWORD, timeoutMs: config.ONEC_TIMEOUT_MS, metrics, outbound });
   const channel: ChannelWrapper = createChannel(d.amqp, logger, { name: 'kitchen-status', confirm: true, setup: (ch: ConfirmChannel) => assertStatusTopology(ch) });
 
   const common = { owner: d.owner, logger, metrics, pollMaxMs: d.pollMaxMs ?? 5_000 };
@@ -81,7 +87,7 @@ export function createKitchen(d: KitchenDeps): Kitchen {
       ...common, name: 'kitchen-payments', concurrency: 2,
       claim: (owner) => payments.claim<PaymentRow>(owner, 5),
       handle: paymentHandler({ db, table: payments, client: paymentClient, logger, metrics: km, productionDeadlineMs: config.KITCHEN_PRODUCTION_DEADLINE_MS }),
-      onHandlerError: settle(payments), stats: () => payments.stats(),
+      onHandlerError: settle(payments), lease: payments.renewal(), stats: () => payments.stats(),
     }),
     production: new Reconciler<ProductionRow>({
       ...common, name: 'kitchen-production', concurrency: 2,
@@ -89,31 +95,31 @@ export function createKitchen(d: KitchenDeps): Kitchen {
       pollMaxMs: Math.min(common.pollMaxMs, config.KITCHEN_PRODUCTION_POLL_MS),
       claim: (owner) => production.claim<ProductionRow>(owner, 5),
       handle: productionHandler({ db, table: production, client: robots, logger, metrics: km, pollMs: config.KITCHEN_PRODUCTION_POLL_MS }),
-      onHandlerError: settle(production), stats: () => production.stats(),
+      onHandlerError: settle(production), lease: production.renewal(), stats: () => production.stats(),
     }),
     refunds: new Reconciler<RefundRow>({
       ...common, name: 'kitchen-refunds',
       claim: (owner) => refunds.claim<RefundRow>(owner, 5),
       handle: refundHandler({ db, table: refunds, client: paymentClient, logger, metrics: km }),
-      onHandlerError: settle(refunds), stats: () => refunds.stats(),
+      onHandlerError: settle(refunds), lease: refunds.renewal(), stats: () => refunds.stats(),
     }),
     export: new Reconciler({
       ...common, name: 'kitchen-1c-export',
       claim: (owner) => runs.claim<{ id: string; status: number; attempts: number; period_key: string }>(owner, 1, exportFilter),
       handle: exportHandler({ db, table: runs, client: onec, logger, metrics: km }),
-      onHandlerError: settle(runs), stats: () => runs.stats(exportFilter),
+      onHandlerError: settle(runs), lease: runs.renewal(), stats: () => runs.stats(exportFilter),
     }),
     warehouse: new Reconciler<WarehouseEventRow>({
       ...common, name: 'kitchen-warehouse',
       claim: (owner) => warehouse.claim<WarehouseEventRow>(owner, 50),
       handle: warehouseHandler({ db, table: warehouse, logger, metrics: km }),
-      onHandlerError: settle(warehouse), stats: () => warehouse.stats(),
+      onHandlerError: settle(warehouse), lease: warehouse.renewal(), stats: () => warehouse.stats(),
     }),
     outbox: new Reconciler<OutboxRow>({
       ...common, name: 'kitchen-status-outbox',
       claim: (owner) => outbox.claim<OutboxRow>(owner, 100),
       handle: outboxHandler({ db, table: outbox, channel, metrics: km }),
-      onHandlerError: settle(outbox), stats: () => outbox.stats(),
+      onHandlerError: settle(outbox), lease: outbox.renewal(), stats: () => outbox.stats(),
     }),
   };
   d.listener?.on('kitchen_payments', () => r.payments.notify());

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { validateXML } from 'xmllint-wasm';
 import { z } from 'zod';
+import { clip, MAX_ISSUE_TEXT } from '../core/bounds.js';
 
 export const TECH_CARD_NS = 'urn:integration-hub:kitchen:tech-card:1';
 const XSD = readFileSync(new URL('./tech-card.xsd', import.meta.url), 'utf8');
@@ -48,7 +49,8 @@ export async function parseTechCard(xml: string): Promise<TechCard> {
   if (!result.valid)
     throw new TechCardError(
       'The technology card does not match the schema (tech-card.xsd).',
-      result.errors.slice(0, 10).map((e) => e.message.trim()),
+      // libxml2 quotes the offending value; each problem is clipped so the answer stays small.
+      result.errors.slice(0, 10).map((e) => clip(e.message.trim(), MAX_ISSUE_TEXT)),
     );
   const doc = parser.parse(xml) as { technologyCard: Record<string, unknown> };
   const c = doc.technologyCard as {

@@ -1,97 +1,83 @@
-// smart-home-cache (seed 000 §1.3): open commands in Redis, keyed by the request UUID, with a
-// reply deadline and a retention TTL. Settling is one Lua script, so a reply, a duplicate reply
-// and the timeout check race safely across replicas: exactly one of them decides the outcome, and
-// that one also publishes the tenant's event.
+// smart-home-cache (seed 000 §1.3): open commands in Redis, keyed by the request UUID and kept for
+// the result's retention. The fast path: a finished command is read from here, and its outcome is
+// written here together with the tenant's `command.result` event (one Lua script). The record of
+// each command and the decision of its outcome are in PostgreSQL (command-store.ts), so losing this
+// cache loses no command.
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { TenantEventPublisher } from '../core/tenant-events.js';
+import { commandResultEvent, type CommandRecord, type CommandStatus } from './command-state.js';
 import type { Service } from './domain.js';
 
-const CREATE_LUA = readFileSync(new URL('./lua/command-create.lua', import.meta.url), 'utf8');
-const SETTLE_LUA = readFileSync(new URL('./lua/command-settle.lua', import.meta.url), 'utf8');
-const SWEEP_LUA = readFileSync(new URL('./lua/command-sweep.lua', import.meta.url), 'utf8');
+const RESULT_LUA = readFileSync(new URL('./lua/command-result.lua', import.meta.url), 'utf8');
 
 type CacheRedis = Redis & {
-  hubCommandCreate(key: string, deadlines: string, tenant: string, service: string, deadlineMs: number, retentionMs: number, partner: string, id: string): Promise<[number, number]>;
-  hubCommandSettle(key: string, deadlines: string, outcome: string, reason: string, partner: string, service: string, id: string, events: string, at: string): Promise<[SettleResult, number, number, string, string]>;
-  hubCommandSweep(deadlines: string, keyPrefix: string, limit: number, events: string, at: string): Promise<string[]>;
+  hubCommandResult(key: string, ...args: (string | number)[]): Promise<number>;
 };
-
-export type CommandStatus = 'pending' | 'opened' | 'failed' | 'timeout';
-export type SettleResult = 'settled' | 'unknown' | 'mismatched_partner' | 'mismatched_service' | 'duplicate' | 'late' | 'early';
-
-export interface CommandRecord {
-  commandId: string;
-  tenantId: string;
-  service: Service;
-  /** The partner expected to answer. */
-  partner: string;
-  status: CommandStatus;
-  reason?: string;
-  createdAt: Date;
-  deadline: Date;
-  completedAt?: Date;
-}
-
-export interface Settled {
-  result: SettleResult;
-  /** Milliseconds from creation to settling, on Redis's clock (0 when unknown). */
-  elapsedMs: number;
-  /** The command's tenant and service ('' when unknown). */
-  tenantId: string;
-  service: Service | '';
-}
 
 export class CommandCache {
   private readonly redis: CacheRedis;
 
-  /** Tenant event channels (TenantEventPublisher's): settling publishes the tenant's result there. */
+  /** Tenant event channels (TenantEventPublisher's): a result is published there. */
   private readonly eventsPrefix: string;
 
+  /**
+   * @param retentionMs how long a command stays readable after it was created (longer than its
+   *   reply deadline).
+   */
   constructor(
     redis: Redis,
     private readonly keyPrefix: string,
+    private readonly retentionMs: number,
   ) {
     this.eventsPrefix = new TenantEventPublisher(redis, keyPrefix).channel('');
-    if (!('hubCommandCreate' in redis)) {
-      redis.defineCommand('hubCommandCreate', { numberOfKeys: 2, lua: CREATE_LUA });
-      redis.defineCommand('hubCommandSettle', { numberOfKeys: 2, lua: SETTLE_LUA });
-      redis.defineCommand('hubCommandSweep', { numberOfKeys: 1, lua: SWEEP_LUA });
-    }
+    if (!('hubCommandResult' in redis)) redis.defineCommand('hubCommandResult', { numberOfKeys: 1, lua: RESULT_LUA });
     this.redis = redis as CacheRedis;
+  }
+
+  /** The connection, for reporting its failures (reportRedisFailure). */
+  get connection(): Redis {
+    return this.redis;
   }
 
   key(commandId: string): string {
     return `${this.keyPrefix}smart-home-cache:${commandId}`;
   }
 
-  /** Deadlines of pending commands, swept for timeouts. */
-  get deadlines(): string {
-    return `${this.keyPrefix}smart-home-cache-deadlines`;
-  }
-
-  async create(o: { commandId: string; tenantId: string; service: Service; partner: string; ttlMs: number; retentionMs: number }): Promise<{ createdAt: Date; deadline: Date }> {
-    const [created, deadline] = await this.redis.hubCommandCreate(
-      this.key(o.commandId), this.deadlines, o.tenantId, o.service, o.ttlMs, Math.max(o.retentionMs, o.ttlMs + 1_000), o.partner, o.commandId,
-    );
-    return { createdAt: new Date(Number(created)), deadline: new Date(Number(deadline)) };
+  /** The end of the command's retention (unix ms); `createdAt` on this process's clock will do. */
+  private expiresAt(createdAtMs: number): number {
+    return createdAtMs + this.retentionMs;
   }
 
   /**
-   * Records a partner's outcome (only from the partner asked, for the command's service), or
-   * (`timeout`) times the command out if its deadline has passed, and publishes the tenant's
-   * `command.result` event when this call decides the outcome. One round trip, atomic.
+   * Caches a command about to be sent as pending, with its times on this process's clock: the
+   * record's times are PostgreSQL's, and arrive with the outcome (publishResult). Reads of a
+   * pending command go to PostgreSQL, so these approximate times are for operators only.
    */
-  async settle(
-    commandId: string,
-    outcome: 'opened' | 'failed' | 'timeout',
-    o: { reason?: string; partner?: string; service?: Service } = {},
-  ): Promise<Settled> {
-    const [result, created, now, tenantId, service] = await this.redis.hubCommandSettle(
-      this.key(commandId), this.deadlines, outcome, o.reason ?? '', o.partner ?? '', o.service ?? '', commandId,
-      this.eventsPrefix, new Date().toISOString(),
+  async create(c: Pick<CommandRecord, 'commandId' | 'tenantId' | 'service' | 'partner'>, ttlMs: number): Promise<void> {
+    const key = this.key(c.commandId);
+    const now = Date.now();
+    const replies = await this.redis.multi()
+      .hset(key, { tenant: c.tenantId, service: c.service, partner: c.partner, status: 'pending', createdAt: now, deadline: now + ttlMs })
+      .pexpireat(key, this.expiresAt(now))
+      .exec();
+    const failed = replies?.find(([err]) => err)?.[0];
+    if (failed) throw failed;
+  }
+
+  /**
+   * Writes the command's outcome and publishes the tenant's `command.result`, unless the cache
+   * already holds that outcome (it was pushed before). Resolves true when the event went out.
+   */
+  async publishResult(c: CommandRecord): Promise<boolean> {
+    const event = commandResultEvent(c);
+    const completedAtMs = Date.parse(event.at);
+    const published = await this.redis.hubCommandResult(
+      this.key(c.commandId), event.status, c.reason ?? '', c.tenantId, c.service, c.partner,
+      c.createdAt.getTime(), c.deadline.getTime(), completedAtMs, this.expiresAt(c.createdAt.getTime()),
+      this.eventsPrefix, JSON.stringify(event),
     );
-    return { result, elapsedMs: created > 0 ? Number(now) - Number(created) : 0, tenantId, service: service as Service | '' };
+    return published === 1;
   }
 
   async get(commandId: string): Promise<CommandRecord | undefined> {
@@ -110,20 +96,8 @@ export class CommandCache {
     };
   }
 
-  /**
-   * Times out every pending command past its deadline (at most `limit`), publishing each tenant's
-   * `command.result` event; returns those timed out now.
-   */
-  async sweep(limit = 500): Promise<{ commandId: string; tenantId: string; service: Service }[]> {
-    const flat = await this.redis.hubCommandSweep(this.deadlines, this.key(''), limit, this.eventsPrefix, new Date().toISOString());
-    const out: { commandId: string; tenantId: string; service: Service }[] = [];
-    for (let i = 0; i + 2 < flat.length; i += 3)
-      out.push({ commandId: flat[i] as string, tenantId: flat[i + 1] as string, service: flat[i + 2] as Service });
-    return out;
-  }
-
   /** Drops a command whose publish failed, so that it never reads as pending. */
   async discard(commandId: string): Promise<void> {
-    await this.redis.multi().del(this.key(commandId)).zrem(this.deadlines, commandId).exec();
+    await this.redis.del(this.key(commandId));
   }
 }

@@ -1,7 +1,7 @@
 // Smart-home settings shared by the api (open commands) and the mq-bridge (subscription requests),
 // and the mq-bridge service's whole configuration.
 import { z } from 'zod';
-import { amqpEnv, baseEnv, databaseEnv, redisEnv } from '../core/config.js';
+import { amqpEnv, baseEnv, databaseEnv, deadLetterEnv, redisEnv, retentionEnv } from '../core/config.js';
 import { encryptionKeysEnv } from '../core/field-cipher.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -23,4 +23,9 @@ export const smartHomeEnv = z.object({
 });
 export type SmartHomeConfig = z.infer<typeof smartHomeEnv>;
 
-export const mqBridgeEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(amqpEnv).merge(encryptionKeysEnv).merge(smartHomeEnv);
+/** How long an open command stays readable: the configured retention, and always past its deadline. */
+export function commandRetentionMs(c: Pick<SmartHomeConfig, 'SMART_HOME_COMMAND_TTL_MS' | 'SMART_HOME_RESULT_RETENTION_MS'>): number {
+  return Math.max(c.SMART_HOME_RESULT_RETENTION_MS, c.SMART_HOME_COMMAND_TTL_MS + 1_000);
+}
+
+export const mqBridgeEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(amqpEnv).merge(encryptionKeysEnv).merge(smartHomeEnv).merge(retentionEnv).merge(deadLetterEnv);

@@ -14,6 +14,16 @@ export type RequestState = 'ready_for_request' | 'requested' | 'complete' | 'fai
 
 export type TenantAction = 'connect' | 'disconnect' | 'open';
 
+/**
+ * Why a request or an open command failed, as tenants see it: a stable code, never the partner's
+ * free-text reason nor the hub's error text (both may name internal hosts or carry markup; they
+ * stay in the database, the command cache and the logs for operators). `partner_refused`: the
+ * partner answered `failure` (also the open command's, commandResultEvent in command-state.ts);
+ * `partner_unavailable`: the partner did not answer in time or could not be reached.
+ */
+export const FAILURE_CODES = ['partner_refused', 'partner_unavailable'] as const;
+export type FailureCode = (typeof FAILURE_CODES)[number];
+
 /** Why an action is refused: a stable code and a sentence for the app. */
 export interface Refusal {
   code: 'already_connected' | 'request_in_progress' | 'not_connected';

@@ -3,6 +3,7 @@
 // correlation id of the tenant's request, its type, the service, the tenant reference and times.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { parseWithReason } from '../core/validation.js';
 import { SERVICES, type Service } from './domain.js';
 
 export const COMMAND_TYPES = ['subscription.connect', 'subscription.disconnect', 'device.open'] as const;
@@ -72,18 +73,26 @@ export type ReplyMessage = z.infer<typeof replyMessage>;
 
 export type ParsedReply = { ok: true; reply: ReplyMessage } | { ok: false; reason: string };
 
-/** Parses a reply body; a body that is not the contract gives a reason instead of throwing. */
+/**
+ * The largest reply body parsed. A reply is ~400 bytes and its free text (reason) at most 500
+ * characters, so 16 KiB is generous; a larger body is refused before it is decoded.
+ */
+export const MAX_REPLY_BYTES = 16 * 1024;
+
+/**
+ * Parses a reply body; a body that is not the contract gives a short reason instead of throwing
+ * (zod quotes a bad enum value in its message, so an unbounded reason could carry the whole body).
+ */
 export function parseReply(body: Buffer): ParsedReply {
+  if (body.length > MAX_REPLY_BYTES) return { ok: false, reason: `body is ${body.length} bytes; a reply is at most ${MAX_REPLY_BYTES}` };
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
   } catch {
     return { ok: false, reason: 'body is not JSON' };
   }
-  const parsed = replyMessage.safeParse(json);
-  if (!parsed.success)
-    return { ok: false, reason: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
-  return { ok: true, reply: parsed.data };
+  const parsed = parseWithReason(replyMessage, json);
+  return parsed.ok ? { ok: true, reply: parsed.value } : { ok: false, reason: parsed.reason };
 }
 
 export function buildCommand(o: {

@@ -23,14 +23,37 @@ function create(registry: Registry) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    commandReads: new client.Counter({
+      name: 'hub_smart_home_command_reads_total',
+      help: 'Open commands read over REST, by where the answer came from (cache: Redis; database: PostgreSQL, when the cache has no outcome or is down).',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    resultPushes: new client.Counter({
+      name: 'hub_smart_home_command_result_pushes_total',
+      help: 'Pushes of an open command\'s result to its tenant, by result (published; repeated: the cache already held it, nothing sent; failed: left to the sweep).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     wsConnections: new client.Gauge({
       name: 'hub_websocket_connections',
       help: 'Tenant WebSockets open on this process.',
       registers: [registry],
     }),
+    wsSlowConsumers: new client.Counter({
+      name: 'hub_websocket_slow_consumers_closed_total',
+      help: 'Tenant WebSockets closed (1013) because their unsent events passed WS_MAX_BUFFERED_BYTES.',
+      registers: [registry],
+    }),
     wsEvents: new client.Counter({
       name: 'hub_websocket_events_total',
       help: 'Events pushed to tenant WebSockets, by event type.',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    wsRedelivered: new client.Counter({
+      name: 'hub_tenant_events_redelivered_total',
+      help: 'Tenant events re-delivered from PostgreSQL to this replica\'s sockets after its Redis subscription was lost, by event type.',
       labelNames: ['type'] as const,
       registers: [registry],
     }),

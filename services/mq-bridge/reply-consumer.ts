@@ -1,19 +1,26 @@
 // Consumes partner replies from the hub's reply queue. A reply is acknowledged only after its
-// effect is committed (PostgreSQL for subscriptions, Redis for open commands). A message that is
+// effect is committed in PostgreSQL (subscriptions and open commands alike; an open command's
+// result is then pushed through Redis, and a push that fails is left to the api's sweep). A message that is
 // not the contract is dead-lettered with the reason; a duplicate, late or unknown reply is logged,
-// counted and acknowledged; a transient failure (database or Redis down) is retried in place and
+// counted and acknowledged; a transient failure (database down) is retried in place and
 // then handed back, and the queue's delivery limit dead-letters a message that never succeeds.
+// Every ack and nack goes to the channel the reply came on; if that channel closed meanwhile (a
+// reconnect), the reply is left alone: the broker redelivers it and applying it again changes nothing.
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel } from 'amqplib';
 import type { Knex } from 'knex';
+import { clip, MAX_REASON_TEXT } from '../core/bounds.js';
+import { resourceName } from '../core/resource.js';
 import { classifyError, toError } from '../core/errors.js';
 import { retryDelayMs } from '../core/engine/backoff.js';
-import { createChannel } from '../core/amqp.js';
+import { createChannel, QueueConsumer, type Delivery } from '../core/amqp.js';
 import type { Logger } from '../core/logger.js';
 import type { TenantEventPublisher } from '../core/tenant-events.js';
 import { sleep } from '../core/sleep.js';
-import type { CommandCache } from './command-cache.js';
-import { parseReply, type ReplyMessage } from './messages.js';
+import type { CommandPush } from './command-push.js';
+import { statusOfOutcome } from './command-state.js';
+import type { CommandStore } from './command-store.js';
+import { parseReply, REPLY_TYPES, type ReplyMessage } from './messages.js';
 import type { SmartHomeMetrics } from './metrics.js';
 import { applySubscriptionReply, pushSubscriptionChange } from './requests.js';
 import { assertBaseTopology, DEAD_LETTER_EXCHANGE, REPLIES_QUEUE } from './topology.js';
@@ -21,7 +28,8 @@ import { assertBaseTopology, DEAD_LETTER_EXCHANGE, REPLIES_QUEUE } from './topol
 export interface ReplyConsumerDeps {
   conn: AmqpConnectionManager;
   db: Knex;
-  cache: CommandCache;
+  commands: CommandStore;
+  push: CommandPush;
   events: TenantEventPublisher;
   metrics: SmartHomeMetrics;
   logger: Logger;
@@ -30,44 +38,65 @@ export interface ReplyConsumerDeps {
   transientRetries?: number;
 }
 
+/** A metric label from the message's AMQP type: a partner could otherwise mint a series per message. */
+function replyTypeLabel(type: unknown): string {
+  return (REPLY_TYPES as readonly unknown[]).includes(type) ? String(type) : 'unknown';
+}
+
 export class ReplyConsumer {
   private channel: ChannelWrapper | undefined;
+  private readonly consumer: QueueConsumer<ConfirmChannel>;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
 
-  constructor(private readonly d: ReplyConsumerDeps) {}
+  constructor(private readonly d: ReplyConsumerDeps) {
+    this.consumer = new QueueConsumer<ConfirmChannel>({
+      queue: REPLIES_QUEUE, prefetch: d.prefetch, logger: d.logger, conn: d.conn,
+      onMessage: (delivery) => this.track(this.onMessage(delivery)),
+    });
+  }
 
+  /** Creates the channel; the consumer starts on it whenever RabbitMQ is (again) connected. */
   async start(): Promise<void> {
     this.channel = createChannel(this.d.conn, this.d.logger, {
       name: 'smart-home-replies',
       confirm: true,
-      setup: (ch: ConfirmChannel) => assertBaseTopology(ch),
+      setup: async (ch: ConfirmChannel) => {
+        await assertBaseTopology(ch);
+        await this.consumer.setup(ch);
+      },
     });
-    await this.channel.consume(REPLIES_QUEUE, (msg) => this.track(this.onMessage(msg)), { prefetch: this.d.prefetch });
+    // With the broker up, start-up goes on once the queue is consumed; otherwise the reconnect does it.
+    if (this.d.conn.isConnected()) await this.channel.waitForConnect();
   }
 
   /** Stops consuming, lets in-flight replies finish (their acks go out), then closes the channel. */
   async stop(): Promise<void> {
     this.stopping.abort();
-    await this.channel?.cancelAll().catch(() => undefined);
+    await this.consumer.cancel();
     await Promise.all(this.inFlight);
     await this.channel?.close().catch(() => undefined);
   }
 
+  /** Holds the handling until stop(); a failure is logged (the broker redelivers the reply). */
   private track(p: Promise<void>): void {
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    const handled = p.catch((e: unknown) => this.d.logger.error({ err: toError(e) }, 'reply handling failed; rabbitmq redelivers it'));
+    this.inFlight.add(handled);
+    void handled.finally(() => this.inFlight.delete(handled));
   }
 
-  private async onMessage(msg: ConsumeMessage): Promise<void> {
-    const ch = this.channel;
-    if (!ch) return;
+  private async onMessage(delivery: Delivery<ConfirmChannel>): Promise<void> {
+    const { msg } = delivery;
     const partner = msg.fields.routingKey;
-    const parsed = parseReply(msg.content);
+    // Partners publish with their own name as the routing key; any other key names no partner
+    // (and could not be stored: PostgreSQL refuses NUL in text).
+    const parsed = resourceName.safeParse(partner).success
+      ? parseReply(msg.content)
+      : { ok: false as const, reason: 'the routing key is not a partner name' };
     if (!parsed.ok) {
-      this.d.metrics.replies.inc({ type: String(msg.properties.type ?? 'unknown'), result: 'malformed' });
-      this.d.logger.warn({ partner, messageId: msg.properties.messageId, reason: parsed.reason }, 'malformed reply dead-lettered');
-      await this.deadLetter(ch, msg, parsed.reason);
+      this.d.metrics.replies.inc({ type: replyTypeLabel(msg.properties.type), result: 'malformed' });
+      this.d.logger.warn({ partner: clip(partner, 100), messageId: clip(String(msg.properties.messageId ?? ''), 100), bytes: msg.content.length, reason: parsed.reason }, 'malformed reply dead-lettered');
+      await this.deadLetter(delivery, parsed.reason);
       return;
     }
     const reply = parsed.reply;
@@ -75,10 +104,12 @@ export class ReplyConsumer {
       try {
         const result = await this.apply(reply, partner);
         this.d.metrics.replies.inc({ type: reply.type, result });
-        const log = { partner, messageId: reply.messageId, correlationId: reply.correlationId, type: reply.type, result };
+        // The partner's reason is for operators (tenants get a failure code): it is logged here.
+        const log = { partner, messageId: reply.messageId, correlationId: reply.correlationId, type: reply.type, result, outcome: reply.payload.outcome, reason: reply.payload.reason };
         if (result === 'applied') this.d.logger.info(log, 'partner reply applied');
+        else if (result === 'applied_late') this.d.logger.warn(log, 'partner reply applied after the request had failed for want of a reply: the partner acted on it');
         else this.d.logger.warn(log, 'partner reply changed nothing');
-        ch.ack(msg);
+        delivery.ack();
         return;
       } catch (thrown) {
         const err = toError(thrown);
@@ -88,8 +119,8 @@ export class ReplyConsumer {
           continue;
         }
         this.d.logger.error({ err, partner, messageId: reply.messageId, correlationId: reply.correlationId }, 'reply not applied; handed back to the queue');
-        if (transient) ch.nack(msg, false, true);
-        else await this.deadLetter(ch, msg, err.message);
+        if (transient) delivery.nack(true);
+        else await this.deadLetter(delivery, err.message);
         return;
       }
     }
@@ -98,32 +129,39 @@ export class ReplyConsumer {
   private async apply(reply: ReplyMessage, partner: string): Promise<string> {
     if (reply.type === 'device.open.result') return this.applyOpen(reply, partner);
     const applied = await applySubscriptionReply(this.d.db, reply, partner);
-    if (applied.result === 'applied' && applied.tenantId && applied.subscription)
+    if ((applied.result === 'applied' || applied.result === 'applied_late') && applied.tenantId && applied.subscription)
       await pushSubscriptionChange(this.d.events, this.d.logger, applied.tenantId, applied.subscription);
     return applied.result;
   }
 
   private async applyOpen(reply: ReplyMessage, partner: string): Promise<string> {
-    const status = reply.payload.outcome === 'success' ? 'opened' : 'failed';
-    const settled = await this.d.cache.settle(reply.correlationId, status, { reason: reply.payload.reason, partner, service: reply.service });
-    if (settled.result !== 'settled') return settled.result;
-    this.d.metrics.roundTrip.observe({ service: reply.service }, settled.elapsedMs / 1000);
+    const status = statusOfOutcome(reply.payload.outcome);
+    const settled = await this.d.commands.settle(reply.correlationId, status, { reason: reply.payload.reason, partner, service: reply.service });
+    if (settled.ended) await this.d.push.push([settled.ended]);
+    if (settled.result !== 'settled' || !settled.ended?.completedAt) return settled.result;
+    this.d.metrics.roundTrip.observe({ service: reply.service }, (settled.ended.completedAt.getTime() - settled.ended.createdAt.getTime()) / 1000);
     return 'applied';
   }
 
-  /** Moves the message to the dead-letter exchange with the reason, then acknowledges it. */
-  private async deadLetter(ch: ChannelWrapper, msg: ConsumeMessage, reason: string): Promise<void> {
+  /**
+   * Moves the message to the dead-letter exchange with the reason (through the wrapper, which
+   * holds the publish across a reconnect), then acknowledges it on its own channel.
+   */
+  private async deadLetter(delivery: Delivery<ConfirmChannel>, reason: string): Promise<void> {
+    const { msg } = delivery;
+    const ch = this.channel;
+    if (!ch) return;
     try {
       await ch.publish(DEAD_LETTER_EXCHANGE, msg.fields.routingKey, msg.content, {
         ...msg.properties,
         persistent: true,
-        headers: { ...msg.properties.headers, 'x-hub-reason': reason.slice(0, 500), 'x-hub-source-queue': REPLIES_QUEUE },
+        headers: { ...msg.properties.headers, 'x-hub-reason': clip(reason, MAX_REASON_TEXT), 'x-hub-source-queue': REPLIES_QUEUE, 'x-hub-source-exchange': msg.fields.exchange },
       });
-      ch.ack(msg);
+      delivery.ack();
     } catch (thrown) {
       // The broker dead-letters a rejected message through the queue's own dead-letter exchange.
       this.d.logger.warn({ err: toError(thrown) }, 'could not publish to the dead-letter exchange; rejecting instead');
-      ch.nack(msg, false, false);
+      delivery.nack(false);
     }
   }
 }

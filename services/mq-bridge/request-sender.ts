@@ -4,7 +4,7 @@
 // last attempt went unanswered, or that cannot be sent at all, fails and the tenant sees it.
 import type { Knex } from 'knex';
 import { classifyError, PermanentError, toError } from '../core/errors.js';
-import { Status, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
+import { heldBy, Status, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { FieldCipher } from '../core/field-cipher.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -52,12 +52,11 @@ export interface SenderDeps {
 
 export function requestSender(d: SenderDeps) {
   const random = d.random ?? Math.random;
-  const held = (id: string, owner: string) => ({ id, locked_by: owner, status: Status.IN_PROGRESS });
 
   /** Fails the request and its subscription's pending change, if this owner still holds it. */
   async function fail(row: ClaimedRequest, owner: string, error: string): Promise<void> {
     const done = await d.db.transaction(async (trx) => {
-      const [request]: RequestRow[] = await trx(REQUESTS).where(held(row.id, owner)).update({
+      const [request]: RequestRow[] = await trx(REQUESTS).where({ id: row.id }).where(heldBy(owner)).update({
         state: 'failed', status: Status.ERROR, locked_by: null, locked_until: null, last_error: error, updated_at: trx.fn.now(),
       }).returning('*');
       if (!request) return undefined;
@@ -71,7 +70,7 @@ export function requestSender(d: SenderDeps) {
   }
 
   async function send(row: ClaimedRequest, target: Target, owner: string): Promise<void> {
-    const marked = await d.db(REQUESTS).where(held(row.id, owner))
+    const marked = await d.db(REQUESTS).where({ id: row.id }).where(heldBy(owner))
       .update({ state: 'requested', requested_at: d.db.fn.now(), updated_at: d.db.fn.now() });
     if (marked === 0) return; // the reply arrived meanwhile, or the lease passed to another replica
     const payload = row.kind === 'connect' ? connectPayload(row) : {};
@@ -86,7 +85,7 @@ export function requestSender(d: SenderDeps) {
     });
     await d.publisher.publish({ name: target.partner, commandQueue: target.command_queue }, command);
     const waitMs = Math.round(replyDeadlineMs(row.attempts, d.config.SMART_HOME_REPLY_TIMEOUT_MS) * (1 + 0.2 * random()));
-    await d.db(REQUESTS).where(held(row.id, owner)).update({
+    await d.db(REQUESTS).where({ id: row.id }).where(heldBy(owner)).update({
       status: Status.NEW,
       next_attempt_at: new Date(Date.now() + waitMs),
       locked_by: null, locked_until: null, last_error: null, updated_at: d.db.fn.now(),

@@ -9,7 +9,7 @@ import type { TenantEventPublisher } from '../core/tenant-events.js';
 import type { FieldCipher } from '../core/field-cipher.js';
 import {
   decideTenantAction, erasesPersonalData, subscriptionAfter, subscriptionDuring,
-  type Refusal, type RequestKind, type RequestState, type Service, type SubscriptionState,
+  type FailureCode, type Refusal, type RequestKind, type RequestState, type Service, type SubscriptionState,
 } from './domain.js';
 import type { PersonalData, ReplyMessage } from './messages.js';
 import { partnerForService } from './partners.js';
@@ -51,7 +51,8 @@ export interface RequestView {
   state: RequestState;
   attempts: number;
   requestedAt: string | null;
-  reason: string | null;
+  /** Set when the request failed; the partner's reason and the hub's error are for operators only. */
+  failureCode: FailureCode | null;
 }
 
 export interface SubscriptionView {
@@ -61,6 +62,15 @@ export interface SubscriptionView {
   lastRequest: RequestView | null;
 }
 
+/**
+ * A partner's reply completes a request (`completed_at`), whatever its outcome; the bridge giving up
+ * (no reply after the last attempt, or a command it could not send) fails it without completing it.
+ */
+function failureCodeOf(r: RequestRow): FailureCode | null {
+  if (r.state !== 'failed') return null;
+  return r.completed_at ? 'partner_refused' : 'partner_unavailable';
+}
+
 export function requestView(r: RequestRow): RequestView {
   return {
     id: r.request_uuid,
@@ -68,7 +78,7 @@ export function requestView(r: RequestRow): RequestView {
     state: r.state,
     attempts: r.attempts,
     requestedAt: r.requested_at ? r.requested_at.toISOString() : null,
-    reason: r.reply_reason ?? (r.state === 'failed' ? r.last_error : null),
+    failureCode: failureCodeOf(r),
   };
 }
 
@@ -82,12 +92,22 @@ export function subscriptionView(s: SubscriptionRow, last: RequestRow | undefine
 }
 
 /**
- * Pushes a subscription's new state to the tenant's sockets. Best effort: the state is committed,
- * and the app reads it over REST once its socket is back.
+ * The tenant's `subscription.changed` event. Every change of a subscription sets its stateChangedAt,
+ * so `subscription.service` with `subscription.stateChangedAt` identify the event (`at` is that
+ * time): a copy re-delivered from the row is the same event.
+ */
+export function subscriptionChangedEvent(subscription: SubscriptionView) {
+  return { type: 'subscription.changed', at: subscription.stateChangedAt, subscription };
+}
+
+/**
+ * Pushes a subscription's new state to the tenant's sockets. A push Redis did not take is not
+ * retried: the state is committed, an api replica whose subscription was lost re-delivers it from
+ * the row when it is back, and the app reads it over REST after its socket's `ready`.
  */
 export async function pushSubscriptionChange(events: TenantEventPublisher, logger: { warn(obj: object, msg: string): void }, tenantId: string, subscription: SubscriptionView): Promise<void> {
   await events
-    .publish(tenantId, { type: 'subscription.changed', at: new Date().toISOString(), subscription })
+    .publish(tenantId, subscriptionChangedEvent(subscription))
     .catch((e: unknown) => logger.warn({ err: toError(e) }, 'could not push a subscription change; the app reads it over REST'));
 }
 
@@ -180,16 +200,37 @@ async function changeOnce(db: Knex, cipher: FieldCipher, input: ChangeInput): Pr
 /** The tenant's subscriptions with their latest request each. */
 export async function listSubscriptions(db: Knex, tenantId: string): Promise<SubscriptionView[]> {
   const subs = await db<SubscriptionRow>(SUBSCRIPTIONS).where({ tenant_id: tenantId }).orderBy('service');
-  if (subs.length === 0) return [];
+  const latest = await latestRequests(db, subs);
+  return subs.map((s) => subscriptionView(s, latest.get(s.id)));
+}
+
+/**
+ * Subscriptions of `tenants` whose state changed in the last `lookbackMs`, the latest `limit`
+ * changes, in the order they changed, with their latest request each. A tenant has a row per
+ * service, found by the (tenant_id, service) index.
+ */
+export async function subscriptionsChangedSince(db: Knex, tenants: readonly string[], lookbackMs: number, limit: number): Promise<{ tenantId: string; subscription: SubscriptionView }[]> {
+  if (tenants.length === 0) return [];
+  const subs = await db<SubscriptionRow>(SUBSCRIPTIONS)
+    .whereIn('tenant_id', tenants)
+    .where('state_changed_at', '>=', db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]))
+    .orderBy('state_changed_at', 'desc')
+    .limit(limit);
+  const latest = await latestRequests(db, subs);
+  return subs.reverse().map((s) => ({ tenantId: s.tenant_id, subscription: subscriptionView(s, latest.get(s.id)) }));
+}
+
+/** Each subscription's latest request, by subscription id (smart_home_requests_subscription). */
+async function latestRequests(db: Knex, subs: readonly SubscriptionRow[]): Promise<Map<string, RequestRow>> {
+  if (subs.length === 0) return new Map();
   const latest = await db<RequestRow>(REQUESTS)
     .distinctOn('subscription_id')
     .whereIn('subscription_id', subs.map((s) => s.id))
     .orderBy([{ column: 'subscription_id' }, { column: 'id', order: 'desc' }]);
-  const bySub = new Map(latest.map((r) => [r.subscription_id, r]));
-  return subs.map((s) => subscriptionView(s, bySub.get(s.id)));
+  return new Map(latest.map((r) => [r.subscription_id, r]));
 }
 
-export type ReplyResult = 'applied' | 'duplicate' | 'unknown' | 'mismatched_partner' | 'mismatched_type';
+export type ReplyResult = 'applied' | 'applied_late' | 'duplicate' | 'unknown' | 'mismatched_partner' | 'mismatched_type';
 
 export interface AppliedReply {
   result: ReplyResult;
@@ -204,8 +245,10 @@ const KIND_OF_REPLY: Record<string, RequestKind | undefined> = {
 };
 
 /**
- * Applies a partner's reply to a connect/disconnect request. Only a request still waiting
- * (ready_for_request or requested) changes; a reply for a finished request is a duplicate.
+ * Applies a partner's reply to a connect/disconnect request. A request still waiting
+ * (ready_for_request or requested) changes. So does one that failed because no reply came in time,
+ * while it is still its subscription's latest request: the partner did act on it, and its state
+ * wins over our timeout. Any other reply for a finished request is a duplicate.
  */
 export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, partnerName: string): Promise<AppliedReply> {
   return db.transaction(async (trx) => {
@@ -213,13 +256,17 @@ export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, part
       .join(`${SUBSCRIPTIONS} as s`, 's.id', 'r.subscription_id')
       .join('smart_home_partners as p', 'p.id', 's.partner_id')
       .where('r.request_uuid', reply.correlationId)
-      .select('r.id', 'r.kind', 'r.state', 'r.subscription_id', 'p.name as partner')
+      .select('r.id', 'r.kind', 'r.state', 'r.subscription_id', 'r.completed_at', 'p.name as partner')
+      .select(trx.raw(`r.id = (select max(l.id) from ${REQUESTS} l where l.subscription_id = r.subscription_id) as latest`))
       .forUpdate()
-      .first<{ id: string; kind: RequestKind; state: RequestState; subscription_id: string; partner: string } | undefined>();
+      .first<{ id: string; kind: RequestKind; state: RequestState; subscription_id: string; completed_at: Date | null; partner: string; latest: boolean } | undefined>();
     if (!row) return { result: 'unknown' };
     if (row.partner !== partnerName) return { result: 'mismatched_partner' };
     if (KIND_OF_REPLY[reply.type] !== row.kind) return { result: 'mismatched_type' };
-    if (row.state !== 'ready_for_request' && row.state !== 'requested') return { result: 'duplicate' };
+    const waiting = row.state === 'ready_for_request' || row.state === 'requested';
+    // completed_at is set by a partner's reply only: a failed request without it was given up by us.
+    const lateForTimedOut = row.state === 'failed' && row.completed_at === null && row.latest;
+    if (!waiting && !lateForTimedOut) return { result: 'duplicate' };
 
     const outcome = reply.payload.outcome === 'success' ? 'complete' : 'failed';
     const reason = reply.payload.reason ?? null;
@@ -237,7 +284,7 @@ export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, part
       })
       .returning('*');
     const sub = await finishSubscription(trx, row.subscription_id, row.kind, outcome, reason);
-    return { result: 'applied', tenantId: sub.tenant_id, subscription: subscriptionView(sub, request) };
+    return { result: waiting ? 'applied' : 'applied_late', tenantId: sub.tenant_id, subscription: subscriptionView(sub, request) };
   });
 }
 

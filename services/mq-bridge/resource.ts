@@ -2,6 +2,7 @@
 // OAuth client. `hub apply -f` reads it; the custom resource of the same kind carries it.
 import { z } from 'zod';
 import { resourceSchema } from '../core/resource.js';
+import { boundedArray } from '../core/validation.js';
 import { SERVICES } from './domain.js';
 
 /** RabbitMQ queue names the hub accepts: letters, digits and . _ - (no amq. prefix, which is reserved). */
@@ -14,10 +15,10 @@ const queueName = z
 
 export const smartHomePartnerSpec = z
   .object({
-    services: z
-      .array(z.enum(SERVICES))
-      .min(1, 'must name at least one service (intercom, barrier)')
-      .refine((s) => new Set(s).size === s.length, 'must not repeat a service'),
+    services: boundedArray(z.enum(SERVICES), {
+      min: 1, tooFew: 'must name at least one service (intercom, barrier)',
+      max: SERVICES.length, tooMany: `must name each service at most once (${SERVICES.join(', ')})`,
+    }).refine((s) => new Set(s).size === s.length, 'must not repeat a service'),
     /** The partner's command queue; defaults to `partner.<name>.commands`. */
     commandQueue: queueName.optional(),
     /** The partner's client id at the authorization server; defaults to the resource name. */

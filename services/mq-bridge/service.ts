@@ -13,7 +13,9 @@ import type { Metrics } from '../core/metrics.js';
 import { TenantEventPublisher } from '../core/tenant-events.js';
 import { sleep } from '../core/sleep.js';
 import { CommandCache } from './command-cache.js';
-import type { SmartHomeConfig } from './config.js';
+import { CommandPush } from './command-push.js';
+import { CommandStore } from './command-store.js';
+import { commandRetentionMs, type SmartHomeConfig } from './config.js';
 import { smartHomeMetrics } from './metrics.js';
 import { activePartners } from './partners.js';
 import { CommandPublisher } from './publisher.js';
@@ -67,10 +69,13 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
     claim: (owner) => requests.claim<ClaimedRequest>(owner, 20),
     handle: requestSender({ db, table: requests, publisher, cipher: d.cipher, events, config, logger, metrics }),
     onHandlerError: (batch, owner, err) => requests.settleError(batch, owner, err).then(() => undefined),
+    lease: requests.renewal(),
     stats: () => requests.stats(),
   });
+  const commands = new CommandStore(db);
+  const cache = new CommandCache(d.redis, config.REDIS_KEY_PREFIX, commandRetentionMs(config));
   const replies = new ReplyConsumer({
-    conn: d.amqp, db, cache: new CommandCache(d.redis, config.REDIS_KEY_PREFIX), events,
+    conn: d.amqp, db, commands, push: new CommandPush({ store: commands, cache, logger, metrics: shMetrics }), events,
     metrics: shMetrics, logger, prefetch: config.SMART_HOME_REPLY_PREFETCH,
   });
   d.listener?.on(REQUESTS, () => reconciler.notify());

@@ -2,7 +2,7 @@
 // watches and keeps its leader Lease (the chart fills these from the pod's namespace), and the
 // Keycloak where it registers partner clients.
 import { z } from 'zod';
-import { amqpEnv, baseEnv, databaseEnv } from '../core/config.js';
+import { amqpEnv, baseEnv, databaseEnv, outboundEnv } from '../core/config.js';
 import { OPERATOR_CLIENT_ID } from '../auth/keycloak-realm.js';
 import { partnerScopeEnv } from '../auth/config.js';
 
@@ -24,7 +24,8 @@ export const operatorEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).merge(
     OPERATOR_RESYNC_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
     /**
      * Keycloak's base URL (https://sso.example.com, no /admin). Unset: the operator does not
-     * manage partner clients and their OAuthClientReady condition says NotManaged.
+     * manage partner clients and their OAuthClientReady condition says NotManaged. https unless
+     * OUTBOUND_ALLOW_HTTP=true (development).
      */
     KEYCLOAK_URL: z
       .string()
@@ -37,7 +38,7 @@ export const operatorEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).merge(
     KEYCLOAK_CLIENT_SECRET: z.string().min(1).optional(),
     KEYCLOAK_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   }),
-).merge(partnerScopeEnv);
+).merge(partnerScopeEnv).merge(outboundEnv);
 
 /** What the operator's entry point loads: the variables, and those that only make sense together. */
 export const operatorConfig = operatorEnv.superRefine((c, ctx) => {

@@ -4,11 +4,13 @@ import type { Knex } from 'knex';
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { deactivateIntegration, upsertIntegration } from '../allio-sync/integrations.js';
+import type { SecretReader } from '../allio-sync/webhook-key.js';
 import { deactivatePartner, upsertPartner } from '../mq-bridge/partners.js';
 import { assertBaseTopology, assertPartnerTopology, unbindPartnerTopology } from '../mq-bridge/topology.js';
 import { createChannel } from '../core/amqp.js';
 import { toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { OutboundPolicy } from '../core/outbound.js';
 import type { Action, ActionOutcome } from './reconcile.js';
 
 /** The authorization server's admin side for partner clients; provided by the auth integration. */
@@ -49,8 +51,12 @@ export class TopologyRunner {
 export interface ExecutorDeps {
   db: Knex;
   topology: Pick<TopologyRunner, 'run'>;
+  /** Reads the Secrets resources reference (an AllioIntegration's webhookKeySecretRef). */
+  secrets?: SecretReader;
   /** Absent until the hub manages authorization-server clients; the actions then report NotManaged. */
   oauthClients?: OAuthClientRegistry;
+  /** The outbound policy allio-sync applies: an API URL it would refuse is refused when applied. */
+  outbound?: Pick<OutboundPolicy, 'check'>;
 }
 
 const NO_OAUTH =
@@ -65,7 +71,8 @@ async function runOne(a: Action, d: ExecutorDeps, finalizers: FinalizerWriter): 
       await finalizers.remove();
       break;
     case 'upsertIntegration':
-      await upsertIntegration(d.db, a.resource);
+      d.outbound?.check('allio', a.resource.spec.apiBaseUrl);
+      await upsertIntegration(d.db, a.resource, d.secrets);
       break;
     case 'deactivateIntegration':
       await deactivateIntegration(d.db, a.name);

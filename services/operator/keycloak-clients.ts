@@ -4,6 +4,7 @@
 // and hands it to the partner (docs/deployment.md). Nothing here logs a secret or a token.
 import { HttpError, toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { OutboundRefusedError, type OutboundPolicy, type PartnerResponse } from '../core/outbound.js';
 import {
   partnerClientRepresentation,
   rabbitMqClientScope,
@@ -24,6 +25,8 @@ export interface KeycloakClientRegistryOptions {
   target: RabbitMqTarget;
   timeoutMs: number;
   logger: Logger;
+  /** https only (http with OUTBOUND_ALLOW_HTTP), allowed hosts, no redirects, bounded answers. */
+  outbound: OutboundPolicy;
   fetch?: typeof fetch;
   /** The clock that decides when the cached admin token is due for renewal. */
   now?: () => number;
@@ -185,7 +188,7 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
         headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
-      const text = await res.text();
+      const { text } = res;
       if (res.status === 401 && attempt === 1) {
         if (this.token?.value === token) this.token = undefined;
         continue;
@@ -210,7 +213,7 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.o.clientId, client_secret: this.o.clientSecret }).toString(),
     });
-    const text = await res.text();
+    const { text } = res;
     if (!res.ok)
       throw new HttpError(res.status, `Keycloak refused the operator's token request (client ${this.o.clientId}, realm ${this.o.realm}): ${res.status} ${keycloakError(text)}`);
     const body = JSON.parse(text) as { access_token?: unknown; expires_in?: unknown };
@@ -222,10 +225,11 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
   }
 
   /** fetch with the timeout; a timeout or a connection failure becomes an error naming the call. */
-  private async send(method: string, path: string, url: string, init: RequestInit): Promise<Response> {
+  private async send(method: string, path: string, url: string, init: RequestInit): Promise<PartnerResponse> {
     try {
-      return await this.fetch(url, { ...init, signal: AbortSignal.timeout(this.o.timeoutMs) });
+      return await this.o.outbound.fetch('keycloak', url, { ...init, signal: AbortSignal.timeout(this.o.timeoutMs) }, this.fetch);
     } catch (thrown) {
+      if (thrown instanceof OutboundRefusedError) throw thrown;
       // The timeout's DOMException is not always an Error instance (another realm); its name says what it is.
       const timedOut = typeof thrown === 'object' && thrown !== null && (thrown as { name?: unknown }).name === 'TimeoutError';
       const what = timedOut ? `did not answer within ${this.o.timeoutMs} ms` : `could not be reached: ${toError(thrown).message}`;

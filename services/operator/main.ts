@@ -4,6 +4,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { createHttpServer, loadConfig, pingDb } from '../core/index.js';
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
+import { OutboundPolicy } from '../core/outbound.js';
 import { instanceId, processBasics, runService } from '../core/runtime.js';
 import { operatorConfig } from './config.js';
 import { KeycloakClientRegistry } from './keycloak-clients.js';
@@ -11,11 +12,12 @@ import { createOperator } from './operator.js';
 
 await runService('operator', async () => {
   const config = loadConfig(operatorConfig);
-  const { logger, metrics, db } = processBasics('operator', config);
+  const { logger, metrics, db } = await processBasics('operator', config);
   const kc = new KubeConfig();
   // In a pod: the ServiceAccount token; elsewhere: KUBECONFIG or ~/.kube/config.
   kc.loadFromDefault();
   const amqp = connectAmqp(config.AMQP_URL, logger, { name: 'hub-operator' });
+  const outbound = new OutboundPolicy(config, logger, metrics);
   // The refinement of operatorConfig guarantees the secret whenever the URL is set.
   const oauthClients = config.KEYCLOAK_URL && config.KEYCLOAK_CLIENT_SECRET
     ? new KeycloakClientRegistry({
@@ -26,6 +28,7 @@ await runService('operator', async () => {
       target: { vhost: config.RABBITMQ_PARTNER_VHOST, resourceServerId: config.RABBITMQ_RESOURCE_SERVER_ID },
       timeoutMs: config.KEYCLOAK_HTTP_TIMEOUT_MS,
       logger,
+      outbound,
     })
     : undefined;
   if (!oauthClients) logger.warn('KEYCLOAK_URL is not set: partner clients at the authorization server are not managed (OAuthClientReady=Unknown)');
@@ -39,9 +42,10 @@ await runService('operator', async () => {
     leaseDurationSeconds: config.OPERATOR_LEASE_DURATION_SECONDS,
     resyncMs: config.OPERATOR_RESYNC_MS,
     oauthClients,
+    outbound,
   });
   const http = createHttpServer({
-    logger, metrics,
+    logger, metrics, limits: config,
     // A standby is ready too: readiness says its dependencies answer, not that it leads.
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },

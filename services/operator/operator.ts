@@ -1,6 +1,7 @@
 // The operator assembled: leader election on a Lease, and the controller that runs only while this
 // replica leads. Kept apart from main.ts so tests run it in-process against their own servers.
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { OutboundPolicy } from '../core/outbound.js';
 import type { Knex } from 'knex';
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import { toError } from '../core/errors.js';
@@ -10,6 +11,7 @@ import { Controller } from './controller.js';
 import { TopologyRunner, type OAuthClientRegistry } from './executor.js';
 import { KubeResources } from './kube.js';
 import { LeaderElector } from './lease.js';
+import { kubeSecretReader } from './secrets.js';
 import { operatorMetrics } from './metrics.js';
 
 export interface OperatorOptions {
@@ -25,6 +27,8 @@ export interface OperatorOptions {
   leaseDurationSeconds: number;
   resyncMs?: number;
   oauthClients?: OAuthClientRegistry;
+  /** Checks an integration's API URL when it is applied (the worker checks again at every call). */
+  outbound?: OutboundPolicy;
 }
 
 export interface Operator {
@@ -61,7 +65,7 @@ export function createOperator(o: OperatorOptions): Operator {
       then(async () => {
         controller = new Controller({
           kube: new KubeResources(o.kc, o.watchNamespace),
-          deps: { db: o.db, topology, oauthClients: o.oauthClients },
+          deps: { db: o.db, topology, oauthClients: o.oauthClients, secrets: kubeSecretReader(o.kc, o.watchNamespace), outbound: o.outbound },
           logger: o.logger,
           metrics,
           resyncMs: o.resyncMs,

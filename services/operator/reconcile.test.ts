@@ -50,6 +50,13 @@ describe('operator plan', () => {
     expect(p).toEqual({ kind: 'invalid', problems: ['spec.apiToken set exactly one of apiToken or apiTokenSecretRef'] });
   });
 
+  test('an integration referencing another integration\'s Secret is invalid with a status that names the bound Secret, and nothing is written', () => {
+    const p = plan(integration({}, { apiTokenSecretRef: { name: 'allio-residence-south', key: 'token' } }));
+    expect(p).toEqual({ kind: 'invalid', problems: ['spec.apiTokenSecretRef.name must be allio-residence-north: an integration may only read the Secret bound to it by name'] });
+    const status = nextStatus(integration(), p, [], new Date('2026-12-01T00:00:00Z'));
+    expect(status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: expect.stringContaining('allio-residence-north') });
+  });
+
   test('a deleted integration is deactivated, then its finalizer released', () => {
     const p = plan(integration({ metadata: { name: 'residence-north', namespace: 'hub', finalizers: ['other', FINALIZER], deletionTimestamp: '2026-11-24T09:00:00Z' } }));
     expect(p).toEqual({ kind: 'delete', actions: [{ type: 'deactivateIntegration', name: 'residence-north' }, { type: 'removeFinalizer' }] });
@@ -146,6 +153,16 @@ describe('operator status', () => {
     const o = integration({}, { webhookKey: 'short' });
     const s = nextStatus(o, plan(o), [], NOW);
     expect(s.conditions).toEqual([expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: expect.stringContaining('spec.webhookKey must be at least 16 characters') })]);
+  });
+
+  test('a spec with 100,000 bad services and 20,000 labels is InvalidSpec with a short message', () => {
+    const o = partner({}, { services: Array.from({ length: 100_000 }, () => 'elevator'), extra: 'x'.repeat(100_000) });
+    o.metadata = { ...o.metadata, labels: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`l${i}`, 'x'])) };
+    const p = plan(o);
+    expect(p.kind === 'invalid' && p.problems.length).toBeLessThanOrEqual(21);
+    const s = nextStatus(o, p, [], NOW);
+    expect(s.conditions?.[0]?.message).toMatch(/spec\.services must name each service at most once/);
+    expect(s.conditions?.[0]?.message.length).toBeLessThan(2_000);
   });
 
   test('a failed undo during deletion says DeletionFailed', () => {

@@ -1,6 +1,7 @@
 // The operator's decisions, pure: from a custom resource as observed in Kubernetes to the actions
 // that make the hub match it, and from the actions' outcome to the status written back.
 import type { z } from 'zod';
+import { problemLines } from '../core/bounds.js';
 import { allioIntegrationResource, type AllioIntegrationResource } from '../allio-sync/resource.js';
 import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../mq-bridge/resource.js';
 import type { PartnerTopology } from '../mq-bridge/topology.js';
@@ -78,7 +79,8 @@ function validate<S extends z.ZodTypeAny>(schema: S, o: Observed): { ok: true; v
     spec: o.spec,
   });
   if (parsed.success) return { ok: true, value: parsed.data };
-  return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`) };
+  // Bounded: the problems become the status condition's message, which the API server stores.
+  return { ok: false, problems: problemLines(parsed.error.issues) };
 }
 
 /**

@@ -260,6 +260,11 @@ describe('helm chart', () => {
     expect(rules).toContainEqual(expect.objectContaining({ resources: ['alliointegrations/status', 'smarthomepartners/status'] }));
     expect(rules).toContainEqual(expect.objectContaining({ resources: ['alliointegrations/finalizers', 'smarthomepartners/finalizers'] }));
     expect(rules).toContainEqual(expect.objectContaining({ apiGroups: ['coordination.k8s.io'], resourceNames: ['integration-hub-operator'], verbs: ['get', 'update'] }));
+    // Secrets: none by default; in production exactly the listed webhook-key Secrets, by name, read only.
+    expect(rules.filter((r) => r.resources.includes('secrets'))).toEqual([]);
+    const productionRules = (ofKind(production, 'Role') as Role[]).flatMap((r) => r.rules);
+    expect(productionRules.filter((r) => r.resources.includes('secrets')))
+      .toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['allio-residence-north'], verbs: ['get'] }]);
     // No other service gets an API token.
     for (const other of ofKind(defaults, 'Deployment').filter((x) => x !== d))
       expect((podSpec(other) as PodSpec & { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(false);
@@ -274,6 +279,56 @@ describe('helm chart', () => {
     for (const p of policies.filter((x) => x !== api)) expect(p.spec.ingress).toHaveLength(1);
     const pdbs = ofKind(defaults, 'PodDisruptionBudget') as (KubeObject & { spec: { selector: { matchLabels: Record<string, string> } } })[];
     expect(pdbs.map((p) => p.spec.selector.matchLabels['app.kubernetes.io/component']).sort()).toEqual(['api', 'mq-bridge', 'operator']);
+  });
+
+  test('allio-sync and kitchen may only reach DNS, their backing services and the listed partner destinations', () => {
+    type Port = { port: number; protocol: string };
+    type Rule = { to: { ipBlock?: { cidr: string }; podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: unknown }[]; ports: Port[] };
+    type Policy = KubeObject & { spec: { policyTypes: string[]; egress?: Rule[] } };
+    const policy = (objs: KubeObject[], svc: string) => named(objs, 'NetworkPolicy', `hub-integration-hub-${svc}`) as Policy;
+    const peers = (p: Policy) => (p.spec.egress ?? []).map((r) => ({
+      to: r.to.map((t) => t.ipBlock?.cidr ?? t.podSelector?.matchLabels['app.kubernetes.io/name'] ?? t.podSelector?.matchLabels['k8s-app']),
+      ports: r.ports.map((x) => `${x.port}/${x.protocol}`),
+    }));
+    const dns = { to: ['kube-dns'], ports: ['53/UDP', '53/TCP'] };
+    expect(peers(policy(production, 'allio-sync'))).toEqual([
+      dns,
+      { to: ['postgresql'], ports: ['5432/TCP'] },
+      { to: ['redis'], ports: ['6379/TCP'] },
+      { to: ['198.51.100.0/28'], ports: ['443/TCP'] },
+    ]);
+    expect(peers(policy(production, 'kitchen'))).toEqual([
+      dns,
+      { to: ['postgresql'], ports: ['5432/TCP'] },
+      { to: ['rabbitmq'], ports: ['5672/TCP', '5671/TCP'] },
+      { to: ['203.0.113.32/29'], ports: ['443/TCP'] },
+      { to: ['192.0.2.16/28'], ports: ['443/TCP'] },
+      { to: ['192.0.2.64/32'], ports: ['443/TCP'] },
+    ]);
+    for (const objs of [defaults, production]) {
+      // Egress is denied by default for the partner callers: the policy type is set even with no partner listed.
+      expect(policy(objs, 'allio-sync').spec.policyTypes).toEqual(['Ingress', 'Egress']);
+      for (const svc of ['api', 'mq-bridge', 'operator']) expect(policy(objs, svc).spec.policyTypes).toEqual(['Ingress']);
+    }
+    expect(peers(policy(defaults, 'allio-sync')).map((r) => r.to[0])).toEqual(['kube-dns', 'postgresql', 'redis']);
+  });
+
+  test('the outbound policy reaches every service through the shared ConfigMap; the schema refuses a Secret not bound to an integration and a partner without ports', async () => {
+    const cm = named(production, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & { data: Record<string, string> };
+    expect(cm.data).toEqual(expect.objectContaining({
+      OUTBOUND_ALLOW_HTTP: 'false',
+      OUTBOUND_ALLOWED_HOSTS: expect.stringContaining('api.allio.example'),
+      OUTBOUND_MAX_RESPONSE_BYTES: '4194304',
+      RETRY_AFTER_MAX_MS: '300000',
+    }));
+    const bin = await helm();
+    for (const bad of [
+      ['--set', 'services.allio-sync.integrationSecrets[0]=kitchen-partners'],
+      ['--set', 'networkPolicy.egress.partners.allio-sync[0].name=allio', '--set', 'networkPolicy.egress.partners.allio-sync[0].cidr=198.51.100.0/28'],
+    ]) {
+      const r = await run(bin, ['template', 'hub', CHART, ...bad]);
+      expect({ bad, code: r.code }).toEqual({ bad, code: 1 });
+    }
   });
 
   test('the helm test pod checks /readyz of every enabled service', () => {

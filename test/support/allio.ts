@@ -18,11 +18,11 @@ export interface TestIntegration {
 
 export async function addIntegration(
   db: Db,
-  o: { baseUrl: string; token?: string; deletionControl?: boolean; active?: boolean; name?: string },
+  o: { baseUrl: string; token?: string; deletionControl?: boolean; active?: boolean; name?: string; webhookKey?: string },
 ): Promise<TestIntegration> {
   const name = o.name ?? `it-${randomUUID().slice(0, 8)}`;
   const uuid = randomUUID();
-  const webhookKey = `wh_${randomUUID().replace(/-/g, '')}`;
+  const webhookKey = o.webhookKey ?? `wh_${randomUUID().replace(/-/g, '')}`;
   const resource = allioIntegrationResource.parse({
     apiVersion: API_VERSION,
     kind: 'AllioIntegration',
@@ -42,7 +42,8 @@ export async function addIntegration(
 
 export function allioTestConfig(ctx: TestContext, overrides: Record<string, string> = {}) {
   return {
-    ...loadConfig(allioEnv, { ALLIO_HTTP_TIMEOUT_MS: '2000', ALLIO_MAX_ATTEMPTS: '5', ...overrides }),
+    // The simulators speak plain HTTP on 127.0.0.1: the development switch allows it.
+    ...loadConfig(allioEnv, { ALLIO_HTTP_TIMEOUT_MS: '2000', ALLIO_MAX_ATTEMPTS: '5', OUTBOUND_ALLOW_HTTP: 'true', ...overrides }),
     REDIS_KEY_PREFIX: ctx.keyPrefix,
   };
 }
@@ -62,7 +63,6 @@ export async function startSync(
     pollMaxMs: o.pollMaxMs ?? 200,
     listener: o.listener,
     now: o.now,
-    fetch: o.fetch,
     schedulerIntervalMs: o.schedulerIntervalMs,
   });
   const untrack = track('allio-sync instance');

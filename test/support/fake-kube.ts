@@ -1,7 +1,8 @@
 // A Kubernetes API server for the operator's tests, speaking the real HTTP protocol for the paths
 // the operator uses: list and watch (chunked JSON event stream) of namespaced custom resources,
 // merge patches of objects and of their status subresource with resourceVersion conflicts,
-// finalizer-gated deletion, and get/create/replace of coordination.k8s.io Leases.
+// finalizer-gated deletion, get/create/replace of coordination.k8s.io Leases, and get of core v1
+// Secrets.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -14,6 +15,7 @@ interface Meta {
   resourceVersion?: string;
   generation?: number;
   uid?: string;
+  labels?: Record<string, string>;
   finalizers?: string[];
   deletionTimestamp?: string;
   creationTimestamp?: string;
@@ -50,6 +52,8 @@ export interface FakeKube {
   kubeConfig(): KubeConfig;
   /** Creates or updates an object as `kubectl apply` would (a spec change bumps the generation). */
   apply(o: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec?: unknown }, plural: string): StoredObject;
+  /** Creates or replaces a core v1 Secret; `data` values are plain text (stored base64, as the API server does). */
+  putSecret(namespace: string, name: string, data: Record<string, string>, labels?: Record<string, string>): void;
   /** Deletes as the API server does: with finalizers only marks it, without removes it. */
   remove(plural: string, namespace: string, name: string): void;
   get(plural: string, namespace: string, name: string): StoredObject | undefined;
@@ -68,8 +72,9 @@ export async function startFakeKube(): Promise<FakeKube> {
   let rv = 100;
   let uid = 0;
 
+  // The core group ("") lives under /api, every other group under /apis.
   const collection = (group: string, version: string, ns: string, plural: string) =>
-    `/apis/${group}/${version}/namespaces/${ns}/${plural}`;
+    `${group ? `/apis/${group}` : '/api'}/${version}/namespaces/${ns}/${plural}`;
   const bucket = (c: string) => {
     let m = objects.get(c);
     if (!m) objects.set(c, (m = new Map()));
@@ -105,9 +110,9 @@ export async function startFakeKube(): Promise<FakeKube> {
       const url = new URL(req.url ?? '/', 'http://fake');
       requests.push(`${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
       const body = raw ? (JSON.parse(raw) as Json) : undefined;
-      const m = /^\/apis\/([^/]+)\/([^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(url.pathname);
+      const m = /^\/(?:apis\/([^/]+)|api)\/([^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(url.pathname);
       if (!m) return status(res, 404, 'NotFound', `no route ${url.pathname}`);
-      const [, group, version, ns, plural, name, sub] = m as unknown as [string, string, string, string, string, string | undefined, string | undefined];
+      const [, group = '', version, ns, plural, name, sub] = m as unknown as [string, string | undefined, string, string, string, string | undefined, string | undefined];
       const c = collection(group, version, ns, plural);
       const items = bucket(c);
 
@@ -177,7 +182,7 @@ export async function startFakeKube(): Promise<FakeKube> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const untrack = track(`fake Kubernetes API ${url}`);
   const collectionOf = (apiVersion: string, ns: string, plural: string) => {
-    const [group, version] = apiVersion.split('/') as [string, string];
+    const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
     return collection(group, version, ns, plural);
   };
 
@@ -212,6 +217,13 @@ export async function startFakeKube(): Promise<FakeKube> {
       }
       store(c, next, 'MODIFIED');
       return clone(next);
+    },
+    putSecret(ns, name, data, labels) {
+      const c = collection('', 'v1', ns, 'secrets');
+      const encoded = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+      const current = bucket(c).get(name);
+      const metadata = { ...(current?.metadata ?? { uid: `uid-${++uid}`, creationTimestamp: new Date().toISOString() }), name, namespace: ns, labels };
+      store(c, { apiVersion: 'v1', kind: 'Secret', metadata, data: encoded } as StoredObject, current ? 'MODIFIED' : 'ADDED');
     },
     remove(plural, ns, name) {
       for (const [c, items] of objects) {

@@ -100,6 +100,8 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
         KITCHEN_ROBOTS_BACKOFF_MS: '50', KITCHEN_PRODUCTION_POLL_MS: '100', KITCHEN_LEASE_MS: '10000',
         ONEC_ODATA_URL: onec.url, ONEC_USER: 'exchange', ONEC_PASSWORD: 'secret-1c', ONEC_TIMEOUT_MS: '500',
         KITCHEN_ONEC_CATCHUP_HOURS: '6',
+        // The robots and 1C simulators speak plain HTTP on 127.0.0.1.
+        OUTBOUND_ALLOW_HTTP: 'true',
         ...k.env,
       });
       const db = ctx.newDb();

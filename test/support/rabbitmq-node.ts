@@ -28,9 +28,11 @@ export interface RabbitNodeTls {
   key: string;
 }
 
-/** Paths inside the node's dir, for configuration lines that name files. */
+/** Paths inside the node's dir, for configuration lines that name files, and the plain AMQP port. */
 export interface RabbitNodePaths {
   dir: string;
+  /** For a listener on another address with the same port. */
+  port: number;
   /** The TLS option's CA, written to a file (when `tls` is given). */
   caFile?: string;
 }
@@ -216,7 +218,7 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     );
   }
   (options.authBackends ?? []).forEach((backend, i) => config.push(`auth_backends.${i + 1} = ${backend}`));
-  const extra = typeof options.config === 'function' ? options.config({ dir, caFile }) : (options.config ?? []);
+  const extra = typeof options.config === 'function' ? options.config({ dir, caFile, port }) : (options.config ?? []);
   config.push(...extra);
   await writeFile(file('rabbitmq.conf'), `${config.join('\n')}\n`);
   await writeFile(file('enabled_plugins'), `[${(options.plugins ?? []).join(',')}].\n`);

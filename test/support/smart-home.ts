@@ -13,13 +13,16 @@ import { createMetrics, type Metrics } from '../../services/core/metrics.js';
 import { buildApi } from '../../services/api/app.js';
 import { tenantApiEnv } from '../../services/api/config.js';
 import { createTenantApi } from '../../services/api/smart-home/index.js';
+import { buildReply, type CommandMessage } from '../../services/mq-bridge/messages.js';
 import { createMqBridge, type MqBridge } from '../../services/mq-bridge/service.js';
+import { REPLIES_EXCHANGE } from '../../services/mq-bridge/topology.js';
 import { upsertPartner } from '../../services/mq-bridge/partners.js';
 import { smartHomePartnerResource, defaultCommandQueue } from '../../services/mq-bridge/resource.js';
 import { API_VERSION } from '../../services/core/resource.js';
 import { PartnerSimulator, type PartnerBehaviour } from '../../services/simulators/smart-home/partner.js';
 import { startTenantIdp, type TenantIdp } from '../../services/simulators/tenant-idp/server.js';
 import type { Logger } from '../../services/core/logger.js';
+import type { Db } from '../../services/core/db.js';
 import { createTestContext, REDIS_URL, waitFor, type TestContext } from './context.js';
 import { createVhost, type TestVhost } from './amqp.js';
 import { track } from './leaks.js';
@@ -52,18 +55,23 @@ export interface ApiInstance {
   close(): Promise<void>;
 }
 
-/** An api replica in this process: its own Redis connections, AMQP connection and HTTP port. */
-export async function startApi(ctx: TestContext, amqpUrl: string, idp: TenantIdp, logger: Logger = ctx.logger, env: Record<string, string> = {}): Promise<ApiInstance> {
+/**
+ * An api replica in this process: its own Redis connections, AMQP connection and HTTP port; the
+ * context's PostgreSQL pool unless `o.db` names another, and REDIS_URL for its subscriber unless
+ * `o.subscriberUrl` names another way to the same Redis.
+ */
+export async function startApi(ctx: TestContext, amqpUrl: string, idp: TenantIdp, logger: Logger = ctx.logger, env: Record<string, string> = {}, o: { db?: Db; subscriberUrl?: string } = {}): Promise<ApiInstance> {
   const config = loadConfig(tenantApiEnv, smartHomeEnv(ctx, amqpUrl, idp, env));
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  const redisSubscriber = new Redis(REDIS_URL);
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
+  const redisSubscriber = new Redis(o.subscriberUrl ?? config.REDIS_URL);
   const amqp = connectAmqp(amqpUrl, logger, { name: 'test api' });
   const metrics = createMetrics();
+  const db = o.db ?? ctx.db;
   const tenant = createTenantApi({
-    db: ctx.db, redis, redisSubscriber, amqp, authenticator: new TenantJwtAuthenticator(config),
+    db, redis, redisSubscriber, amqp, authenticator: new TenantJwtAuthenticator(config),
     cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
   });
-  const app = buildApi({ db: ctx.db, logger, metrics, readiness: [], tenant });
+  const app = buildApi({ db, logger, metrics, readiness: [], tenant });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const untrack = track('test api');
   return {
@@ -85,12 +93,15 @@ export interface BridgeInstance {
   close(): Promise<void>;
 }
 
-export async function startBridge(ctx: TestContext, amqpUrl: string, idp: TenantIdp, logger: Logger = ctx.logger, env: Record<string, string> = {}): Promise<BridgeInstance> {
+/** `redis`: the bridge's Redis (smart-home-cache, tenant events) when not the context's; `env.REDIS_URL` opens one of its own. */
+export async function startBridge(ctx: TestContext, amqpUrl: string, idp: TenantIdp, logger: Logger = ctx.logger, env: Record<string, string> = {}, redis: Redis = ctx.redis): Promise<BridgeInstance> {
   const config = loadConfig(tenantApiEnv, smartHomeEnv(ctx, amqpUrl, idp, env));
   const amqp = connectAmqp(amqpUrl, logger, { name: 'test bridge' });
   const metrics = createMetrics();
+  const ownRedis = env.REDIS_URL ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1 }) : undefined;
+  ownRedis?.on('error', () => undefined);
   const bridge = createMqBridge({
-    db: ctx.db, redis: ctx.redis, amqp, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
+    db: ctx.db, redis: ownRedis ?? redis, amqp, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
     owner: `bridge-${randomUUID().slice(0, 6)}`, pollMaxMs: 100,
   });
   await bridge.start();
@@ -100,6 +111,7 @@ export async function startBridge(ctx: TestContext, amqpUrl: string, idp: Tenant
     async close() {
       await bridge.stop(5_000);
       await amqp.close();
+      ownRedis?.disconnect();
       untrack();
     },
   };
@@ -197,14 +209,18 @@ export async function startStack(label: string, o: {
   bridge?: boolean;
   partner?: false | Partial<PartnerBehaviour>;
   partnerName?: string;
+  /** A broker of the test's own (test/support/rabbitmq-node.ts) instead of a vhost on the machine's. */
+  amqpUrl?: string;
+  /** The api's subscriber connects here instead of REDIS_URL (e.g. through a test/support/tcp-gate.ts). */
+  apiSubscriberUrl?: string;
 } = {}): Promise<Stack> {
   const ctx = await createTestContext(label);
-  const vhost = await createVhost(label);
+  const vhost: TestVhost = o.amqpUrl ? { vhost: '/', url: o.amqpUrl, close: async () => undefined } : await createVhost(label);
   const idp = await startTenantIdp();
   const logger = o.logger ?? ctx.logger;
   const partnerInfo = await addPartner(ctx, o.partnerName ?? 'acme');
   const bridge = o.bridge === false ? undefined : await startBridge(ctx, vhost.url, idp, logger, o.env);
-  const api = await startApi(ctx, vhost.url, idp, logger, o.env);
+  const api = await startApi(ctx, vhost.url, idp, logger, o.env, { subscriberUrl: o.apiSubscriberUrl });
   const partner = o.partner === false ? undefined : await startPartner(ctx, vhost.url, partnerInfo, o.partner ?? {});
   const stack: Stack = {
     ctx, vhost, idp, api, bridge, partner, partnerInfo,
@@ -218,4 +234,38 @@ export async function startStack(label: string, o: {
     },
   };
   return stack;
+}
+
+/** A new tenant of `stack` with its intercom connected (REST, through the bridge and the partner). */
+export async function connectedTenant(stack: Stack): Promise<{ tenant: string; token: string }> {
+  const tenant = `tenant-${Math.random().toString(36).slice(2, 10)}`;
+  const token = await stack.idp.issue(tenant);
+  const res = await call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL, biometricsConsent: true });
+  if (res.status !== 202) throw new Error(`connect answered ${res.status}: ${JSON.stringify(res.body)}`);
+  await waitFor(async () => (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body.subscriptions[0]?.state === 'connected', 10_000, 'connected');
+  return { tenant, token };
+}
+
+/** Opens the tenant's intercom and waits until the stack's partner simulator received the command. */
+export async function openCommand(stack: Stack, token: string): Promise<{ id: string; command: CommandMessage }> {
+  const res = await call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/open', token);
+  if (res.status !== 202) throw new Error(`open answered ${res.status}: ${JSON.stringify(res.body)}`);
+  const id = res.body.commandId as string;
+  const partner = stack.partner;
+  if (!partner) throw new Error('the stack runs no partner simulator');
+  const command = await waitFor(() => partner.received.find((r) => r.command.correlationId === id)?.command, 10_000, 'the partner received the open');
+  return { id, command };
+}
+
+/** Publishes the partner's reply to `command` as the partner does (confirmed). */
+export async function replyAsPartner(stack: Stack, command: CommandMessage, outcome: 'success' | 'failure'): Promise<void> {
+  const conn = connectAmqp(stack.vhost.url, stack.ctx.logger, { name: 'test partner reply' });
+  const ch = conn.createChannel({ confirm: true });
+  try {
+    const r = buildReply(command, outcome);
+    await ch.publish(REPLIES_EXCHANGE, stack.partnerInfo.name, Buffer.from(JSON.stringify(r)), { persistent: true, type: r.type, messageId: r.messageId, correlationId: r.correlationId });
+  } finally {
+    await ch.close();
+    await conn.close();
+  }
 }

@@ -56,3 +56,10 @@ export async function mustRun(cmd: string, args: string[], o: { input?: string }
   if (r.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${r.code}:\n${r.stderr}${r.stdout}`);
   return r.stdout;
 }
+
+/** The `hub` CLI from its sources against `schema`: exit code and output, never a throw. */
+export function runHubCli(databaseUrl: string, schema: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return run(process.execPath, ['--import', 'tsx', 'services/cli/main.ts', ...args], {
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, ...env },
+  });
+}

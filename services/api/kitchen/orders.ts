@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { callerOf, tenantOf } from '../../core/auth/rbac.js';
 import { ApiError } from '../../core/http.js';
+import { boundedArray } from '../../core/validation.js';
 import { loadCards, transition, type OrderRow } from '../../kitchen/orders.js';
 import { loadAvailableStock, reserveStock } from '../../kitchen/stock.js';
 import { requirements, shortages, type Shortage } from '../../kitchen/write-off.js';
@@ -13,10 +14,10 @@ import { needs } from './permissions.js';
 import { parseOrThrow } from './validation.js';
 
 const orderBody = z.object({
-  items: z.array(z.object({
+  items: boundedArray(z.object({
     dishId: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be a dish id from the menu'),
     quantity: z.number().int().min(1).max(20),
-  }).strict()).min(1, 'must list at least one dish').max(20),
+  }).strict(), { min: 1, tooFew: 'must list at least one dish', max: 20, tooMany: 'must list at most 20 dishes' }),
 }).strict();
 
 const payBody = z.object({

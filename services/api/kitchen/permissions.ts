@@ -1,5 +1,7 @@
 // Who may do what in the kitchen API. Tenants (JWT) order and pay; kitchen operators (API keys of
 // kitchen terminals) follow orders and stock; kitchen admins (back office) manage technology cards.
+// Staff roles are held by API keys, or by a JWT as client roles of the hub's own audience
+// (`resource_access[<TENANT_JWT_AUDIENCE>].roles`); a token's `roles`/`realm_access` grant nothing.
 import { permissionConfig, type PermissionTable } from '../../core/auth/rbac.js';
 
 export type KitchenPermission =

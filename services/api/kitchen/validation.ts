@@ -1,15 +1,14 @@
 // Input validation for the kitchen routes: a zod failure becomes a 4xx with a stable code and the
-// fields to fix; nothing that looks like a card number is ever accepted.
+// fields to fix (at most twenty); nothing that looks like a card number is ever accepted.
 import type { FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ApiError } from '../../core/http.js';
+import { parseOrThrow as parseWith } from '../../core/validation-errors.js';
 import { findCardNumber } from '../../kitchen/card-number.js';
 
-export function parseOrThrow<S extends z.ZodTypeAny>(schema: S, value: unknown, code: string): z.infer<S> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  throw new ApiError(422, code, 'The request does not have the expected shape; see details for the fields to fix.',
-    r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+/** 422 with at most MAX_ISSUES short issues (core/validation): an answer stays small whatever the body. */
+export function parseOrThrow<S extends z.ZodTypeAny>(schema: S, value: unknown, code: string): z.output<S> {
+  return parseWith(schema, value, { code, message: 'The request does not have the expected shape; see details for the fields to fix.' });
 }
 
 /** preValidation hook: refuses a body carrying anything that passes for a card number. */

@@ -3,9 +3,11 @@
 // event is stored once per webhook-id; 200 only after the commit. A refused delivery stores nothing.
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
+import { jsonRefusal } from '../../core/bounds.js';
 import { ApiError } from '../../core/http.js';
 import type { Metrics } from '../../core/metrics.js';
 import { verify } from '../../core/standard-webhooks.js';
+import { validationError } from '../../core/validation-errors.js';
 import { warehouseEvent } from '../../kitchen/warehouse-events.js';
 
 export interface WarehouseWebhookDeps {
@@ -40,10 +42,13 @@ export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebho
       } catch {
         return reject(400, 'malformed_json', 'The body is not JSON.');
       }
+      const refusal = jsonRefusal(json);
+      if (refusal) return reject(400, refusal.code, refusal.message);
       const event = warehouseEvent.safeParse(json);
-      if (!event.success)
-        return reject(422, 'invalid_event', 'The body is not a warehouse event {type: stock.level|stock.receipt|stock.expiry, timestamp, data}.',
-          event.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })));
+      if (!event.success) {
+        d.metrics.webhooks.inc({ source: 'warehouse', result: 'invalid_event' });
+        throw validationError(event.error, { code: 'invalid_event', message: 'The body is not a warehouse event {type: stock.level|stock.receipt|stock.expiry, timestamp, data}.' });
+      }
       const inserted = await d.db('kitchen_warehouse_events')
         .insert({ webhook_id: result.id, type: event.data.type, payload: JSON.stringify(event.data), occurred_at: new Date(event.data.timestamp) })
         .onConflict('webhook_id').ignore().returning('id');

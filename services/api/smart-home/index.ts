@@ -9,10 +9,13 @@ import type { Logger } from '../../core/logger.js';
 import type { Metrics } from '../../core/metrics.js';
 import { TenantEventPublisher } from '../../core/tenant-events.js';
 import { CommandCache } from '../../mq-bridge/command-cache.js';
-import type { SmartHomeConfig } from '../../mq-bridge/config.js';
+import { CommandPush } from '../../mq-bridge/command-push.js';
+import { CommandStore } from '../../mq-bridge/command-store.js';
+import { commandRetentionMs, type SmartHomeConfig } from '../../mq-bridge/config.js';
 import { smartHomeMetrics } from '../../mq-bridge/metrics.js';
 import { CommandPublisher } from '../../mq-bridge/publisher.js';
 import { EventSockets } from '../events-ws.js';
+import { commandResultSource, subscriptionChangeSource } from './event-sources.js';
 import { OpenCommands } from './open-commands.js';
 import { registerSmartHomeRoutes } from './routes.js';
 
@@ -24,7 +27,7 @@ export interface TenantApiDeps {
   amqp: AmqpConnectionManager;
   authenticator: Authenticator;
   cipher: FieldCipher;
-  config: SmartHomeConfig & { REDIS_KEY_PREFIX: string; WS_HEARTBEAT_MS: number; WS_MAX_SOCKETS_PER_TENANT: number };
+  config: SmartHomeConfig & { REDIS_KEY_PREFIX: string; WS_HEARTBEAT_MS: number; WS_MAX_SOCKETS_PER_TENANT: number; WS_MAX_BUFFERED_BYTES: number };
   logger: Logger;
   metrics: Metrics;
 }
@@ -40,14 +43,20 @@ export function createTenantApi(d: TenantApiDeps): TenantApi {
   const shMetrics = smartHomeMetrics(d.metrics.registry);
   const events = new TenantEventPublisher(d.redis, d.config.REDIS_KEY_PREFIX);
   const publisher = new CommandPublisher(d.amqp, d.logger, shMetrics);
+  const retentionMs = commandRetentionMs(d.config);
+  const store = new CommandStore(d.db);
+  const cache = new CommandCache(d.redis, d.config.REDIS_KEY_PREFIX, retentionMs);
   const commands = new OpenCommands({
-    cache: new CommandCache(d.redis, d.config.REDIS_KEY_PREFIX), publisher, logger: d.logger,
-    ttlMs: d.config.SMART_HOME_COMMAND_TTL_MS, retentionMs: d.config.SMART_HOME_RESULT_RETENTION_MS,
+    store, cache, push: new CommandPush({ store, cache, logger: d.logger, metrics: shMetrics }), publisher, logger: d.logger,
+    metrics: shMetrics, ttlMs: d.config.SMART_HOME_COMMAND_TTL_MS, retentionMs,
   });
   const sockets = new EventSockets({
     authenticator: d.authenticator, subscriber: d.redisSubscriber, keyPrefix: d.config.REDIS_KEY_PREFIX,
     logger: d.logger, metrics: shMetrics, heartbeatMs: d.config.WS_HEARTBEAT_MS, maxSocketsPerTenant: d.config.WS_MAX_SOCKETS_PER_TENANT,
+    maxBufferedBytes: d.config.WS_MAX_BUFFERED_BYTES,
   });
+  sockets.redeliverFrom(commandResultSource(store));
+  sockets.redeliverFrom(subscriptionChangeSource(d.db));
   return {
     events,
     sockets,
@@ -55,9 +64,13 @@ export function createTenantApi(d: TenantApiDeps): TenantApi {
       registerSmartHomeRoutes(app, { db: d.db, authenticator: d.authenticator, cipher: d.cipher, events, commands });
       sockets.attach(app.server);
       commands.start();
+      // Before the server closes: it waits for every connection, and an open WebSocket would hold
+      // the shutdown until its watchdog. Tenants get 1001 and reconnect to another replica.
+      app.addHook('preClose', async () => {
+        await sockets.close();
+      });
       app.addHook('onClose', async () => {
         await commands.close();
-        await sockets.close();
         await publisher.close();
       });
     },

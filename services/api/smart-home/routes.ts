@@ -7,13 +7,15 @@ import type { Authenticator } from '../../core/auth/tenant-jwt.js';
 import { toError } from '../../core/errors.js';
 import type { FieldCipher } from '../../core/field-cipher.js';
 import { ApiError } from '../../core/http.js';
+import { parseOrThrow } from '../../core/validation-errors.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
-import { decideTenantAction, SERVICES, type RequestKind } from '../../mq-bridge/domain.js';
+import { decideTenantAction, SERVICES, type FailureCode, type RequestKind } from '../../mq-bridge/domain.js';
 import { personalDataSchema } from '../../mq-bridge/messages.js';
 import { listSubscriptions, pushSubscriptionChange, requestChange, SUBSCRIPTIONS, type SubscriptionRow } from '../../mq-bridge/requests.js';
 import { guardRoutes, tenantOf } from '../../core/auth/rbac.js';
 import type { OpenCommands } from './open-commands.js';
 import { needs, SMART_HOME_PERMISSIONS } from './permissions.js';
+import { unavailable } from '../../core/unavailable.js';
 
 export interface SmartHomeRouteDeps {
   db: Knex;
@@ -34,12 +36,9 @@ const connectBody = z
   .strict();
 const idempotencyKey = z.string().min(8).max(200).regex(/^[A-Za-z0-9._:-]+$/, 'must be 8–200 letters, digits or . _ : -').optional();
 
-/** Parses with `schema` or answers 422 with each field's problem. */
-function valid<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  throw new ApiError(422, 'invalid_body', `The ${what} is not valid.`,
-    r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+/** Parses with `schema` or answers 422 with each field's problem (at most twenty, each short). */
+function valid<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.output<S> {
+  return parseOrThrow(schema, value, { code: 'invalid_body', message: `The ${what} is not valid.` });
 }
 
 function service(req: FastifyRequest) {
@@ -49,6 +48,19 @@ function service(req: FastifyRequest) {
 }
 
 export const SMART_HOME_PREFIX = '/v1/smart-home/';
+
+/**
+ * A command from smart-home-cache or, failing that, PostgreSQL; a 503 (not a 500) only when
+ * neither can answer.
+ */
+async function readCommand(commands: OpenCommands, commandId: string, tenantId: string, req: FastifyRequest) {
+  try {
+    return await commands.get(commandId, tenantId);
+  } catch (thrown) {
+    req.log.error({ err: toError(thrown), commandId }, 'command not readable');
+    throw unavailable('commands_unavailable', 'Command results cannot be read right now; try again in a moment.');
+  }
+}
 
 const REFUSAL_STATUS: Record<string, number> = { no_partner: 503, idempotency_key_reused: 422 };
 
@@ -92,7 +104,7 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
       opened = await d.commands.open({ service: svc, tenantId, partnerRef: sub.partner_ref, partner: sub.partner, commandQueue: sub.command_queue });
     } catch (thrown) {
       req.log.error({ err: toError(thrown), service: svc }, 'open command not sent');
-      throw new ApiError(503, 'command_not_sent', 'The command could not be handed to the partner; try again in a moment.');
+      throw unavailable('command_not_sent', 'The command could not be handed to the partner; try again in a moment.');
     }
     req.log.info({ tenantId, service: svc, commandId: opened.commandId, correlationId: opened.commandId }, 'open command sent');
     return reply.status(202).send({ commandId: opened.commandId, status: 'pending', expiresAt: opened.expiresAt.toISOString() });
@@ -101,13 +113,14 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
   app.get('/v1/smart-home/commands/:commandId', needs('commands:read'), async (req) => {
     const tenantId = tenantOf(req);
     const p = commandParams.safeParse(req.params);
-    const record = p.success ? await d.commands.get(p.data.commandId, tenantId) : undefined;
+    const record = p.success ? await readCommand(d.commands, p.data.commandId, tenantId, req) : undefined;
     if (!record) throw new ApiError(404, 'command_not_found', 'No such command for this tenant (results are kept for a limited time).');
     return {
       commandId: record.commandId,
       service: record.service,
       status: record.status,
-      ...(record.reason ? { reason: record.reason } : {}),
+      // The partner's reason stays in the database and the cache for operators; tenants get the code.
+      ...(record.status === 'failed' ? { failureCode: 'partner_refused' satisfies FailureCode } : {}),
       createdAt: record.createdAt.toISOString(),
       ...(record.completedAt ? { completedAt: record.completedAt.toISOString() } : {}),
     };

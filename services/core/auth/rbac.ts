@@ -1,13 +1,15 @@
 // Role-based access per endpoint, deny by default: a route names the permission it needs in its
 // config, a table says which roles hold which permission, and a route without a permission is
 // refused. Callers authenticate with a tenant JWT (Authorization: Bearer) or an API key (X-API-Key).
+// Staff roles come from API keys or from the client roles of our own audience in the JWT, never from
+// claims any realm client can carry (see clientRolesOf in tenant-jwt.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Knex } from 'knex';
 import { ApiError } from '../http.js';
 import { verifyApiKey } from './api-keys.js';
 import { bearerToken, type Authenticator } from './tenant-jwt.js';
 
-/** Every tenant token is a tenant's: the role is implied by the token kind, not trusted from claims. */
+/** Every tenant token is a tenant's: the role is implied by the token kind, not read from claims. */
 export const TENANT_ROLE = 'tenant';
 
 export type Caller =

@@ -1,6 +1,6 @@
 // Unit tests for retry and idle-polling backoff maths (the random source is injected).
 import { describe, expect, test } from '@jest/globals';
-import { DEFAULT_BACKOFF, nextIdleDelayMs, retryDelayMs, type BackoffPolicy } from './backoff.js';
+import { DEFAULT_BACKOFF, nextIdleDelayMs, RETRY_AFTER_CEILING_MS, retryDelayMs, type BackoffPolicy } from './backoff.js';
 
 const policy: BackoffPolicy = { baseMs: 1_000, maxMs: 60_000, factor: 2 };
 const low = () => 0;
@@ -57,6 +57,18 @@ describe('retryDelayMs', () => {
 
   test('a Retry-After longer than maxMs is honoured in full', () => {
     expect(retryDelayMs(1, policy, 120_000, low)).toBe(120_000);
+  });
+
+  test('a Retry-After of years is held to the policy\'s retryAfterMaxMs, so a partner cannot park a task', () => {
+    expect(retryDelayMs(1, { ...policy, retryAfterMaxMs: 90_000 }, 99_999_999_000, high)).toBe(90_000);
+    expect(retryDelayMs(1, { ...policy, retryAfterMaxMs: 90_000 }, 80_000, low)).toBe(80_000);
+  });
+
+  test('without retryAfterMaxMs a Retry-After is held to the one-hour ceiling, and Infinity or NaN never leak out', () => {
+    expect(RETRY_AFTER_CEILING_MS).toBe(3_600_000);
+    expect(retryDelayMs(1, policy, 99_999_999_000, high)).toBe(RETRY_AFTER_CEILING_MS);
+    expect(retryDelayMs(1, policy, Infinity, high)).toBe(RETRY_AFTER_CEILING_MS);
+    expect(retryDelayMs(2, policy, Number.NaN, high)).toBe(2_000);
   });
 
   test('never exceeds max(maxMs, retryAfterMs)', () => {

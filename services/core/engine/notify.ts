@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { toError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { sleep } from '../sleep.js';
+import { settledOrAborted, sleep } from '../sleep.js';
 import { retryDelayMs } from './backoff.js';
 
 export const WORK_CHANNEL = 'hub_work';
@@ -79,7 +79,7 @@ export class WorkListener {
         this.resolveConnected();
         // Wake everyone once: rows may have arrived while we were not listening.
         for (const set of this.handlers.values()) for (const h of set) h();
-        await Promise.race([ended, new Promise((r) => stop.addEventListener('abort', r, { once: true }))]);
+        await settledOrAborted(ended, stop);
       } catch (thrown) {
         failures++;
         this.logger.warn({ err: toError(thrown) }, 'listener could not connect; polling covers the gap');

@@ -6,8 +6,12 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { Waker, sleep } from '../sleep.js';
 import { nextIdleDelayMs, retryDelayMs } from './backoff.js';
+import type { LeaseRenewal } from './work-table.js';
 
 export type ReconcilerState = 'idle' | 'running' | 'stopping' | 'stopped';
+
+/** The longest wait between two failed claims. */
+const CLAIM_RETRY_MAX_MS = 2_000;
 
 export interface ReconcilerOptions<T> {
   name: string;
@@ -20,8 +24,13 @@ export interface ReconcilerOptions<T> {
   handle(batch: T[], owner: string, signal: AbortSignal): Promise<void>;
   /** Called when `handle` throws (it should not): typically marks the batch for retry. */
   onHandlerError?(batch: T[], owner: string, error: Error): Promise<void>;
+  /**
+   * Renews the leases of the batch in flight (every third of the lease) until `handle` returns, so a
+   * slow partner or a long rate-limiter wait does not hand the work to another replica meanwhile.
+   */
+  lease?: LeaseRenewal<T>;
   /** Refreshes backlog gauges; called at most once per `statsIntervalMs`. */
-  stats?(): Promise<{ backlog: number; oldestDueAgeSeconds: number }>;
+  stats?(): Promise<{ backlog: number; oldestDueAgeSeconds: number; retrying?: number }>;
   /** Parallel claim/handle loops in this process. */
   concurrency?: number;
   /** Shortest and longest sleep when idle; NOTIFY wakes the loop earlier. */
@@ -93,18 +102,25 @@ export class Reconciler<T> {
     const stop = this.stopController.signal;
     let idleMs = 0;
     let claimFailures = 0;
+    let failingSince = 0;
     while (!stop.aborted) {
       await this.refreshStats();
       let batch: T[];
       try {
         batch = await this.o.claim(owner);
+        if (claimFailures > 0)
+          this.log.info({ failures: claimFailures, forMs: Date.now() - failingSince }, 'claims succeed again');
         claimFailures = 0;
       } catch (thrown) {
-        // A failed fetch counts as "nothing to do" and backs off instead of spinning.
-        claimFailures++;
+        // A failed fetch counts as "nothing to do" and waits instead of spinning, but never long: a
+        // claim is one cheap query, and work must resume within a couple of seconds of the database
+        // coming back, not after the rest of a long backoff. One line when claims start failing,
+        // then a reminder every 30 failures (about a minute).
+        if (claimFailures++ === 0) failingSince = Date.now();
         this.o.metrics.reconcileClaimErrors.inc({ reconciler: this.name });
-        const delay = retryDelayMs(claimFailures, { baseMs: 500, maxMs: 30_000, factor: 2 });
-        this.log.error({ err: toError(thrown), delayMs: delay }, 'claim failed; backing off');
+        const delay = retryDelayMs(claimFailures, { baseMs: 250, maxMs: CLAIM_RETRY_MAX_MS, factor: 2 });
+        if (claimFailures === 1 || claimFailures % 30 === 0)
+          this.log.error({ err: toError(thrown), failures: claimFailures, delayMs: delay }, `claim failed; retrying every ${CLAIM_RETRY_MAX_MS / 1000} s at most`);
         await sleep(delay, stop);
         continue;
       }
@@ -115,6 +131,7 @@ export class Reconciler<T> {
       }
       idleMs = 0;
       const end = this.o.metrics.reconcileDuration.startTimer({ reconciler: this.name });
+      const heartbeat = this.heartbeat(batch, owner);
       try {
         await this.o.handle(batch, owner, this.abortInFlight.signal);
       } catch (thrown) {
@@ -124,9 +141,42 @@ export class Reconciler<T> {
           this.log.error({ err: toError(e) }, 'recording the handler error failed; the lease will expire'),
         );
       } finally {
+        await heartbeat.stop();
         end();
       }
     }
+  }
+
+  /** Renews the batch's leases every `everyMs` until stopped; a failed renewal is logged and retried. */
+  private heartbeat(batch: T[], owner: string): { stop(): Promise<void> } {
+    const lease = this.o.lease;
+    if (!lease) return { stop: async () => undefined };
+    let stopped = false;
+    let failures = 0;
+    let inFlight: Promise<void> = Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const beat = () => {
+      inFlight = lease
+        .renew(batch, owner)
+        .then(
+          () => void (failures = 0),
+          // One line when renewals start failing; the lease lapses after three misses in a row.
+          (thrown: unknown) => {
+            if (failures++ === 0) this.log.warn({ err: toError(thrown) }, 'lease renewal failed; trying again');
+          },
+        )
+        .then(() => {
+          if (!stopped) timer = setTimeout(beat, lease.everyMs);
+        });
+    };
+    timer = setTimeout(beat, lease.everyMs);
+    return {
+      stop: async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await inFlight;
+      },
+    };
   }
 
   private async refreshStats(): Promise<void> {
@@ -138,6 +188,7 @@ export class Reconciler<T> {
       const s = await this.o.stats();
       this.o.metrics.backlog.set({ reconciler: this.name }, s.backlog);
       this.o.metrics.oldestDueAge.set({ reconciler: this.name }, s.oldestDueAgeSeconds);
+      if (s.retrying !== undefined) this.o.metrics.retrying.set({ reconciler: this.name }, s.retrying);
     } catch (thrown) {
       this.log.warn({ err: toError(thrown) }, 'backlog stats failed');
     }

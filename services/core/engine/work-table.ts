@@ -54,10 +54,37 @@ export const CLAIM_SET =
 
 const DUE = dueCondition();
 
+/**
+ * The rows `owner` still holds: in progress, leased to it, the lease not yet past. Every write of an
+ * outcome carries it, so a holder whose lease lapsed (or passed to another worker) writes nothing.
+ * `clock_timestamp()`, not `now()`: inside a transaction `now()` is its start, which may be earlier.
+ */
+export function heldBy(owner: string) {
+  return (q: Knex.QueryBuilder): Knex.QueryBuilder =>
+    q.where({ locked_by: owner, status: Status.IN_PROGRESS }).andWhereRaw('locked_until > clock_timestamp()');
+}
+
+/** Ids of a batch of work rows (what the reconciler renews the leases of). */
+export const rowIds = (batch: readonly { id: string }[]): string[] => batch.map((r) => String(r.id));
+
+/** What a reconciler renews while a batch is in flight; see WorkTable.renewal(). */
+export interface LeaseRenewal<T> {
+  /** How often to renew: a third of the lease, so two renewals may fail before it lapses. */
+  everyMs: number;
+  renew(batch: T[], owner: string): Promise<void>;
+}
+
 export class WorkTable {
   readonly table: string;
   readonly reconciler: string;
   private readonly backoff: BackoffPolicy;
+  /**
+   * Per owner (one reconciler loop), the ids of its current batch that it has settled (an outcome
+   * call was made: no longer renewed) and those whose lease it lost (counted and logged once).
+   * Both are cleared when that owner claims its next batch.
+   */
+  private readonly settled = new Map<string, Set<string>>();
+  private readonly lost = new Map<string, Set<string>>();
 
   constructor(
     private readonly db: Knex,
@@ -79,6 +106,7 @@ export class WorkTable {
    * here instead of being handed out.
    */
   async claim<R extends WorkRow>(owner: string, limit: number, filter?: Filter): Promise<R[]> {
+    this.forget(owner);
     const where = filter ? `and (${filter.sql})` : '';
     const { rows } = await this.db.raw<{ rows: R[] }>(
       `update ?? set ${CLAIM_SET}
@@ -92,6 +120,7 @@ export class WorkTable {
 
   /** Claims with a caller-built statement (batching by group); it must return full rows. */
   async claimRaw<R extends WorkRow>(owner: string, sql: string, bindings: readonly Knex.Value[]): Promise<R[]> {
+    this.forget(owner);
     const { rows } = await this.db.raw<{ rows: R[] }>(sql, bindings as Knex.Value[]);
     return this.dropExhausted(rows, owner);
   }
@@ -109,7 +138,10 @@ export class WorkTable {
     return rows.filter((r) => !ids.has(r.id));
   }
 
-  /** Marks rows done, only where this owner still holds them. Returns the ids updated. */
+  /**
+   * Marks rows done, only where this owner still holds them under an unexpired lease (pass the
+   * transaction that writes the work's result, and write it only for the ids returned).
+   */
   async complete(
     ids: readonly string[],
     owner: string,
@@ -117,9 +149,10 @@ export class WorkTable {
     extra: Record<string, Knex.Value> = {},
   ): Promise<string[]> {
     if (ids.length === 0) return [];
+    this.markSettled(ids, owner);
     const updated = await executor(this.table)
       .whereIn('id', ids as string[])
-      .andWhere({ locked_by: owner, status: Status.IN_PROGRESS })
+      .where(heldBy(owner))
       .update({
         status: Status.DONE,
         locked_by: null,
@@ -138,9 +171,65 @@ export class WorkTable {
     // Inside a transaction the rows are done only once it commits; count them then.
     if ('executionPromise' in executor) executor.executionPromise.then(count, () => undefined);
     else count();
-    if (done.length < ids.length)
-      this.logger.warn({ reconciler: this.reconciler, lost: ids.length - done.length }, 'lease lost before completion');
+    this.noteLost(ids, done, owner, 'completion');
     return done;
+  }
+
+  /**
+   * Extends the leases `owner` still holds among `ids` by a full lease, and returns those ids. An id
+   * neither extended nor settled by this owner was lost (lapsed, or taken by another worker): it is
+   * counted and logged once, and no longer renewed.
+   */
+  async extend(ids: readonly string[], owner: string): Promise<string[]> {
+    const pending = ids.filter((id) => !this.settled.get(owner)?.has(id) && !this.lost.get(owner)?.has(id));
+    if (pending.length === 0) return [];
+    const rows: { id: string }[] = await this.db(this.table)
+      .whereIn('id', pending)
+      .where(heldBy(owner))
+      .update({ locked_until: this.db.raw('clock_timestamp() + make_interval(secs => ?)', [this.options.leaseMs / 1000]) })
+      .returning('id');
+    const kept = rows.map((r) => String(r.id));
+    // Checked after the answer: an outcome written meanwhile (the lock made this update wait for it)
+    // marked its ids settled before its statement ran, so they are not taken for lost.
+    this.noteLost(pending.filter((id) => !this.settled.get(owner)?.has(id)), kept, owner, 'renewal');
+    return kept;
+  }
+
+  /** The heartbeat a reconciler runs while it handles a batch of this table's rows. */
+  renewal<R extends WorkRow>(): LeaseRenewal<R> {
+    return {
+      everyMs: Math.max(50, Math.floor(this.options.leaseMs / 3)),
+      renew: async (batch, owner) => {
+        await this.extend(rowIds(batch), owner);
+      },
+    };
+  }
+
+  private forget(owner: string): void {
+    this.settled.delete(owner);
+    this.lost.delete(owner);
+  }
+
+  private markSettled(ids: readonly string[], owner: string): void {
+    const set = this.settled.get(owner) ?? new Set<string>();
+    for (const id of ids) set.add(String(id));
+    this.settled.set(owner, set);
+  }
+
+  /** Counts and logs, once per row, the rows of `asked` that a fenced write did not reach. */
+  private noteLost(asked: readonly string[], reached: readonly string[], owner: string, during: string): void {
+    if (reached.length >= asked.length) return;
+    const got = new Set(reached.map(String));
+    const seen = this.lost.get(owner) ?? new Set<string>();
+    const fresh = asked.map(String).filter((id) => !got.has(id) && !seen.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) seen.add(id);
+    this.lost.set(owner, seen);
+    this.metrics.leaseLost.inc({ reconciler: this.reconciler }, fresh.length);
+    this.logger.warn(
+      { reconciler: this.reconciler, owner, ids: fresh.slice(0, 20), lost: fresh.length, during },
+      'lease lost: the work may have passed to another worker; this worker writes nothing for it',
+    );
   }
 
   /**
@@ -179,9 +268,10 @@ export class WorkTable {
   }
 
   async retryAt(ids: readonly string[], owner: string, at: Date, error: string, reason = 'unknown'): Promise<void> {
-    const n = await this.db(this.table)
+    this.markSettled(ids, owner);
+    const updated: { id: string }[] = await this.db(this.table)
       .whereIn('id', ids as string[])
-      .andWhere({ locked_by: owner, status: Status.IN_PROGRESS })
+      .where(heldBy(owner))
       .update({
         status: Status.NEW,
         next_attempt_at: at,
@@ -189,22 +279,29 @@ export class WorkTable {
         locked_until: null,
         last_error: error,
         updated_at: this.db.fn.now(),
-      });
+      })
+      .returning('id');
+    const n = updated.length;
+    this.noteLost(ids, updated.map((r) => String(r.id)), owner, 'retry');
     this.metrics.reconcileAttempts.inc({ reconciler: this.reconciler, outcome: 'retry' }, n);
     this.metrics.reconcileRetries.inc({ reconciler: this.reconciler, reason }, n);
   }
 
   async fail(ids: readonly string[], owner: string, error: string): Promise<void> {
-    const n = await this.db(this.table)
+    this.markSettled(ids, owner);
+    const updated: { id: string }[] = await this.db(this.table)
       .whereIn('id', ids as string[])
-      .andWhere({ locked_by: owner, status: Status.IN_PROGRESS })
+      .where(heldBy(owner))
       .update({
         status: Status.ERROR,
         locked_by: null,
         locked_until: null,
         last_error: error,
         updated_at: this.db.fn.now(),
-      });
+      })
+      .returning('id');
+    const n = updated.length;
+    this.noteLost(ids, updated.map((r) => String(r.id)), owner, 'failure');
     this.metrics.reconcileAttempts.inc({ reconciler: this.reconciler, outcome: 'failed' }, n);
     if (n > 0) this.logger.warn({ reconciler: this.reconciler, ids, error }, 'work failed permanently');
   }
@@ -212,6 +309,7 @@ export class WorkTable {
   /** Hands rows back untouched (shutdown before the work started): the attempt is not counted. */
   async release(ids: readonly string[], owner: string): Promise<void> {
     if (ids.length === 0) return;
+    this.markSettled(ids, owner);
     const n = await this.db(this.table)
       .whereIn('id', ids as string[])
       .andWhere({ locked_by: owner, status: Status.IN_PROGRESS })
@@ -225,16 +323,27 @@ export class WorkTable {
     this.metrics.reconcileAttempts.inc({ reconciler: this.reconciler, outcome: 'released' }, n);
   }
 
-  /** Backlog size and the age of the oldest due row, for the autoscaling gauges. */
-  async stats(filter?: Filter): Promise<{ backlog: number; oldestDueAgeSeconds: number }> {
+  /**
+   * Backlog size and the age of the oldest due row (due since it was due and existed: a daily run
+   * inserted after its hour is not hours late), for the autoscaling gauges, and how many rows
+   * wait for a retry after a failed attempt (work that is due later, so not in the backlog, but not
+   * progressing while a partner is down).
+   */
+  async stats(filter?: Filter): Promise<{ backlog: number; oldestDueAgeSeconds: number; retrying: number }> {
     const where = filter ? `and (${filter.sql})` : '';
-    const { rows } = await this.db.raw<{ rows: { backlog: string; age: string | null }[] }>(
-      `select count(*) as backlog, extract(epoch from now() - min(next_attempt_at)) as age
-         from ?? where ${DUE} ${where}`,
+    const { rows } = await this.db.raw<{ rows: { backlog: string; age: string | null; retrying: string }[] }>(
+      `select count(*) filter (where ${DUE}) as backlog,
+              extract(epoch from now() - min(greatest(next_attempt_at, created_at)) filter (where ${DUE})) as age,
+              count(*) filter (where status = 0 and attempts > 0 and last_error is not null) as retrying
+         from ?? where status in (0, 1) ${where}`,
       [this.table, ...(filter?.bindings ?? [])],
     );
     const row = rows[0];
-    return { backlog: Number(row?.backlog ?? 0), oldestDueAgeSeconds: Math.max(0, Number(row?.age ?? 0)) };
+    return {
+      backlog: Number(row?.backlog ?? 0),
+      oldestDueAgeSeconds: Math.max(0, Number(row?.age ?? 0)),
+      retrying: Number(row?.retrying ?? 0),
+    };
   }
 }
 

@@ -5,6 +5,11 @@ import { smartHome } from './000003_smart_home.js';
 import { kitchen } from './000004_kitchen.js';
 import { kitchenRefunds } from './000005_kitchen_refunds.js';
 import { auth } from './000006_auth.js';
+import { webhookKeyHash } from './000007_webhook_key_hash.js';
+import { retentionDeadLetters } from './000008_retention_dead_letters.js';
+import { smartHomeCommands } from './000009_smart_home_commands.js';
+import { tenantEventCatchUp } from './000010_tenant_event_catch_up.js';
+import { deadLetterBodyLimit } from './000011_dead_letter_body_limit.js';
 
 export interface Migration {
   id: number;
@@ -12,4 +17,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth];
+export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit];

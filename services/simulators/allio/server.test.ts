@@ -1,4 +1,5 @@
 // Integration tests for the ALLIO simulator over real HTTP, plus determinism checks of its data.
+import http from 'node:http';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { makeDealCard, makeReservation, idsForDate } from './data.js';
 import { startAllioSimulator, type AllioSimulator, type AllioSimulatorOptions } from './server.js';
@@ -25,6 +26,23 @@ function post(s: AllioSimulator, path: string, body: unknown, token = TOKEN): Pr
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A list request sent from `localAddress` (any of 127.0.0.0/8 on Linux); resolves with the status. */
+function postFrom(s: AllioSimulator, localAddress: string, ids: number[]): Promise<number> {
+  const url = new URL(`${s.url}/reserve/list`);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', localAddress, agent: false,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.once('error', reject);
+    req.end(JSON.stringify({ ids }));
+  });
+}
 
 describe('ALLIO simulator server', () => {
   it('returns one record per distinct requested id', async () => {
@@ -108,6 +126,19 @@ describe('ALLIO simulator server', () => {
       await res.arrayBuffer();
     }
     expect(s.stats()).toMatchObject({ requests: 4, served: 4, violations: 0 });
+  });
+
+  it('counts each caller address under its own quota, or all of them as one egress with oneEgress', async () => {
+    const perCaller = await start();
+    const a = [await postFrom(perCaller, '127.0.0.1', [1]), await postFrom(perCaller, '127.0.0.1', [2]), await postFrom(perCaller, '127.0.0.2', [3])];
+    expect(a).toEqual([200, 200, 200]);
+    await perCaller.close();
+
+    const shared = await start({ oneEgress: true });
+    const b = [await postFrom(shared, '127.0.0.1', [1]), await postFrom(shared, '127.0.0.1', [2]), await postFrom(shared, '127.0.0.2', [3])];
+    expect(b).toEqual([200, 200, 429]);
+    expect(shared.stats()).toMatchObject({ requests: 3, violations: 1, maxInWindow: 2 });
+    expect(shared.stats().byIp).toEqual({ '127.0.0.1': { requests: 2, violations: 0 }, '127.0.0.2': { requests: 1, violations: 1 } });
   });
 
   it('does not return missing ids', async () => {

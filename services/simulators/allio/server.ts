@@ -27,6 +27,12 @@ export interface AllioSimulatorOptions {
   token: string;
   /** Accepted list requests per IP per window. Default 2, like real ALLIO. */
   ratePerSecond?: number;
+  /**
+   * Counts every caller's requests under one quota, as ALLIO sees a hub whose replicas all leave
+   * through one NAT address though they reach the simulator from several (network namespaces).
+   * Default false: a quota per caller address. `byIp` tells the callers apart either way.
+   */
+  oneEgress?: boolean;
   /** Sliding window length. Default 1000 ms. */
   windowMs?: number;
   /** Ids that "do not exist": never returned. */
@@ -51,7 +57,7 @@ export interface AllioSimulatorStats {
   recordsServed: number;
   /** Ids sent in `{"ids": [...]}` bodies of requests that passed validation (duplicates included). */
   idsRequested: number;
-  /** Largest number of accepted requests one IP had inside one window. */
+  /** Largest number of accepted requests one IP (or the one egress) had inside one window. */
   maxInWindow: number;
   byIp: Record<string, AllioSimulatorIpStats>;
 }
@@ -206,7 +212,7 @@ export async function startAllioSimulator(opts: AllioSimulatorOptions): Promise<
     stats.requests++;
     ipStats.requests++;
     // Quota is decided at arrival, before auth or body parsing, exactly like ALLIO counts it.
-    const admitted = admit(ip, performance.now());
+    const admitted = admit(opts.oneEgress ? 'egress' : ip, performance.now());
     const { text, tooLarge } = await readBody(req);
     await sleep(latencyMs);
 

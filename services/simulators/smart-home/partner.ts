@@ -1,10 +1,11 @@
 // A smart-home partner as a real AMQP client: consumes its command queue and answers each command
 // on the replies exchange, with a configurable delay, failure rate and silence (no reply at all).
-// Used by the tests, by `npm start -- --simulators` and by the benchmark.
-import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { connectPartner, type TokenSource } from '../../../docs/examples/partner-client.js';
-import { connectAmqp, createChannel } from '../../core/amqp.js';
+// Used by the tests, by `npm start -- --simulators` and by the benchmark. It consumes and acknowledges
+// through the partner example client, as partners do.
+import type { AmqpConnectionManager } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
+import { connectPartner, consumeCommands, type CommandConsumer, type CommandDelivery, type TokenSource } from '../../../docs/examples/partner-client.js';
+import { connectAmqp } from '../../core/amqp.js';
 import { toError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { sleep } from '../../core/sleep.js';
@@ -52,7 +53,7 @@ export class PartnerSimulator {
   readonly received: ReceivedCommand[] = [];
   behaviour: PartnerBehaviour;
   private conn: AmqpConnectionManager | undefined;
-  private channel: ChannelWrapper | undefined;
+  private consumer: CommandConsumer | undefined;
   private readonly stopping = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -70,47 +71,50 @@ export class PartnerSimulator {
         })
       : connectAmqp(this.o.amqpUrl, this.o.logger, { name });
     const topology = { name: this.o.partner, commandQueue: this.o.commandQueue };
-    this.channel = createChannel(this.conn, this.o.logger, {
-      name: `partner ${this.o.partner}`,
-      confirm: true,
+    this.consumer = consumeCommands(this.conn, {
+      queue: this.o.commandQueue,
+      prefetch: this.o.prefetch ?? 100,
       setup: async (ch: ConfirmChannel) => {
         if (this.o.declareTopology ?? true) {
           await assertBaseTopology(ch);
           await assertPartnerTopology(ch, topology);
         }
       },
+      onCommand: (delivery) => this.track(this.onCommand(delivery)),
+      onWarning: (message, err) => this.o.logger.warn({ err, partner: this.o.partner }, `partner simulator: ${message}`),
     });
-    await this.channel.consume(this.o.commandQueue, (msg) => this.track(this.onCommand(msg)), { prefetch: this.o.prefetch ?? 100 });
   }
 
   async stop(): Promise<void> {
     this.stopping.abort();
-    await this.channel?.cancelAll().catch(() => undefined);
+    await this.consumer?.cancel();
     await Promise.all(this.inFlight);
-    await this.channel?.close().catch(() => undefined);
+    await this.consumer?.channel.close().catch(() => undefined);
     await this.conn?.close();
   }
 
   private track(p: Promise<void>): void {
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    const handled = p.catch((e: unknown) => this.o.logger.warn({ err: toError(e) }, 'partner simulator: command handling failed'));
+    this.inFlight.add(handled);
+    void handled.finally(() => this.inFlight.delete(handled));
   }
 
-  private async onCommand(msg: ConsumeMessage): Promise<void> {
-    const ch = this.channel;
+  private async onCommand(delivery: CommandDelivery): Promise<void> {
+    const ch = this.consumer?.channel;
     if (!ch) return;
+    const { msg } = delivery;
     let command: CommandMessage;
     try {
       command = commandMessage.parse(JSON.parse(msg.content.toString('utf8')));
     } catch (thrown) {
       this.o.logger.warn({ err: toError(thrown) }, 'partner simulator: unreadable command dropped');
-      ch.ack(msg);
+      delivery.ack();
       return;
     }
     this.received.push({ command, receivedAt: Date.now() });
     const b = this.behaviour;
     if (b.silent) {
-      ch.ack(msg);
+      delivery.ack();
       return;
     }
     if (b.delayMs > 0) await sleep(b.delayMs, this.stopping.signal);
@@ -121,10 +125,10 @@ export class PartnerSimulator {
         persistent: true, contentType: 'application/json', messageId: reply.messageId,
         correlationId: reply.correlationId, type: reply.type, timestamp: Math.floor(Date.now() / 1000),
       });
-      ch.ack(msg);
+      delivery.ack();
     } catch (thrown) {
       this.o.logger.warn({ err: toError(thrown) }, 'partner simulator: reply not confirmed; the command will be redelivered');
-      ch.nack(msg, false, true);
+      delivery.nack(true);
     }
   }
 }

@@ -10,8 +10,21 @@ export interface TenantIdp {
   jwksUrl: string;
   audience: string;
   /** Signs an access token for `tenantId`; `ttlSeconds` may be negative to make an expired one. */
-  issue(tenantId: string, o?: { ttlSeconds?: number; roles?: string[]; audience?: string }): Promise<string>;
+  issue(tenantId: string, o?: IssueOptions): Promise<string>;
   close(): Promise<void>;
+}
+
+export interface IssueOptions {
+  ttlSeconds?: number;
+  /** Top-level `roles` claim (any client of the realm can carry it; the hub does not trust it). */
+  roles?: string[];
+  /** Client roles of the audience, as Keycloak puts them: `resource_access[<audience>].roles`. */
+  clientRoles?: string[];
+  audience?: string;
+  /** More claims, merged last: `realm_access`, another client's `resource_access`, even `iss`. */
+  claims?: Record<string, unknown>;
+  /** Leaves out `exp`, as a misconfigured provider would. */
+  withoutExpiry?: boolean;
 }
 
 export async function startTenantIdp(o: { port?: number; audience?: string; host?: string } = {}): Promise<TenantIdp> {
@@ -39,14 +52,14 @@ export async function startTenantIdp(o: { port?: number; audience?: string; host
     audience,
     async issue(tenantId, opts = {}) {
       const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ roles: opts.roles ?? ['tenant'], scope: 'openid smart-home' })
-        .setProtectedHeader({ alg: 'ES256', kid })
-        .setIssuer(issuer)
-        .setAudience(opts.audience ?? audience)
-        .setSubject(tenantId)
-        .setIssuedAt(now)
-        .setExpirationTime(now + (opts.ttlSeconds ?? 3600))
-        .sign(key);
+      const aud = opts.audience ?? audience;
+      const payload: Record<string, unknown> = {
+        roles: opts.roles ?? ['tenant'], scope: 'openid smart-home', iss: issuer, aud, sub: tenantId, iat: now,
+        ...(opts.withoutExpiry ? {} : { exp: now + (opts.ttlSeconds ?? 3600) }),
+        ...(opts.clientRoles ? { resource_access: { [aud]: { roles: opts.clientRoles } } } : {}),
+        ...opts.claims,
+      };
+      return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid }).sign(key);
     },
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();

@@ -1,0 +1,25 @@
+// Where the smart-home tenant events are recorded, for the WebSocket to re-deliver after its Redis
+// subscription was lost: open command results (smart_home_commands) and subscription changes
+// (smart_home_subscriptions, each row's latest state).
+import type { Knex } from 'knex';
+import type { TenantEventSource } from '../../core/tenant-event-catch-up.js';
+import { commandResultEvent } from '../../mq-bridge/command-state.js';
+import type { CommandStore } from '../../mq-bridge/command-store.js';
+import { subscriptionChangedEvent, subscriptionsChangedSince } from '../../mq-bridge/requests.js';
+
+export function commandResultSource(store: CommandStore): TenantEventSource {
+  return {
+    type: 'command.result',
+    recent: async (tenants, lookbackMs, limit) =>
+      (await store.endedSince(tenants, lookbackMs, limit)).map((c) => ({ tenantId: c.tenantId, event: commandResultEvent(c) })),
+  };
+}
+
+/** A subscription changed several times while the subscription was away re-delivers its latest state only. */
+export function subscriptionChangeSource(db: Knex): TenantEventSource {
+  return {
+    type: 'subscription.changed',
+    recent: async (tenants, lookbackMs, limit) =>
+      (await subscriptionsChangedSince(db, tenants, lookbackMs, limit)).map((s) => ({ tenantId: s.tenantId, event: subscriptionChangedEvent(s.subscription) })),
+  };
+}

@@ -1,0 +1,164 @@
+// Open commands in PostgreSQL (`smart_home_commands`): the record that survives a Redis loss, and the
+// one place their outcome is decided. Every decision is a gated UPDATE (`… where status = 'pending'`),
+// so a reply, a duplicate reply, the sweeps of several api replicas and a REST read race safely:
+// exactly one of them ends each command, and that one owes the tenant its `command.result`.
+import type { Knex } from 'knex';
+import { replyVerdict, type CommandRecord, type FinalStatus, type SettleResult } from './command-state.js';
+import type { Service } from './domain.js';
+
+export const COMMANDS = 'smart_home_commands';
+
+/**
+ * How long the process that decided an outcome has to push it before a sweep pushes it again.
+ * A push is one Redis round trip (well under 10 ms), so 5 s only comes into play when that process
+ * died or Redis was down; a push twice is harmless (the event carries the command's id).
+ */
+const PUSH_LEASE = "interval '5 seconds'";
+
+interface CommandRow {
+  command_id: string;
+  tenant_id: string;
+  service: Service;
+  partner: string;
+  status: CommandRecord['status'];
+  reason: string | null;
+  created_at: Date;
+  deadline: Date;
+  completed_at: Date | null;
+}
+
+function toRecord(r: CommandRow): CommandRecord {
+  return {
+    commandId: r.command_id,
+    tenantId: r.tenant_id,
+    service: r.service,
+    partner: r.partner,
+    status: r.status,
+    reason: r.reason ?? undefined,
+    createdAt: r.created_at,
+    deadline: r.deadline,
+    completedAt: r.completed_at ?? undefined,
+  };
+}
+
+export interface Settled {
+  result: SettleResult;
+  /** The command as this call left it (absent when unknown). */
+  command?: CommandRecord;
+  /** Set when this call ended the command, settled or timed out (the reply came late): its result is due to the tenant. */
+  ended?: CommandRecord;
+}
+
+export class CommandStore {
+  constructor(private readonly db: Knex) {}
+
+  /** Records a pending command; its times are PostgreSQL's, shared by every replica. */
+  async create(o: { commandId: string; tenantId: string; service: Service; partner: string; ttlMs: number }): Promise<CommandRecord> {
+    const [row]: CommandRow[] = await this.db(COMMANDS)
+      .insert({
+        command_id: o.commandId, tenant_id: o.tenantId, service: o.service, partner: o.partner,
+        deadline: this.db.raw(`now() + make_interval(secs => ?::double precision / 1000)`, [o.ttlMs]),
+      })
+      .returning('*');
+    if (!row) throw new Error('command insert returned no row');
+    return toRecord(row);
+  }
+
+  /**
+   * Forgets a command that was never sent, whatever its state: a publish that failed slowly may
+   * have outlived the deadline, and a sweep timed out a command whose id the tenant never got.
+   */
+  async discard(commandId: string): Promise<void> {
+    await this.db(COMMANDS).where({ command_id: commandId }).delete();
+  }
+
+  /** The tenant's command (another tenant's reads as absent). */
+  async get(commandId: string, tenantId: string): Promise<CommandRecord | undefined> {
+    const row: CommandRow | undefined = await this.db(COMMANDS).where({ command_id: commandId, tenant_id: tenantId }).first();
+    return row && toRecord(row);
+  }
+
+  /**
+   * Applies the partner's outcome if `partner` was asked, for this `service`, and the deadline has
+   * not passed; otherwise says why nothing changed (a reply past the deadline times the command out).
+   */
+  async settle(commandId: string, status: 'opened' | 'failed', o: { reason?: string; partner: string; service: Service }): Promise<Settled> {
+    // The common case in one statement; its conditions are replyVerdict's `apply`.
+    const [row]: CommandRow[] = await this.db(COMMANDS)
+      .where({ command_id: commandId, status: 'pending', partner: o.partner, service: o.service })
+      .where('deadline', '>=', this.db.fn.now())
+      .update({ status, reason: o.reason ?? null, completed_at: this.db.fn.now(), push_due_at: this.db.raw(`now() + ${PUSH_LEASE}`) })
+      .returning('*');
+    if (row) return { result: 'settled', command: toRecord(row), ended: toRecord(row) };
+    const { rows } = await this.db.raw<{ rows: (CommandRow & { now: Date })[] }>(`select *, now() as now from ${COMMANDS} where command_id = ?`, [commandId]);
+    const found = rows[0];
+    const command = found && toRecord(found);
+    const verdict = replyVerdict(command, { partner: o.partner, service: o.service }, found?.now ?? new Date());
+    if (verdict.action === 'ignore') return { result: verdict.result, command };
+    if (verdict.action === 'apply') throw new Error(`command ${commandId} changed while its reply was applied; try again`);
+    const ended = await this.timeOut(commandId);
+    return { result: 'late', command: ended ?? command, ended };
+  }
+
+  /** Times the command out if it is pending past its deadline; returns it when this call did. */
+  async timeOut(commandId: string): Promise<CommandRecord | undefined> {
+    const [row]: CommandRow[] = await this.db(COMMANDS)
+      .where({ command_id: commandId, status: 'pending' })
+      .where('deadline', '<', this.db.fn.now())
+      .update({ status: 'timeout', completed_at: this.db.fn.now(), push_due_at: this.db.raw(`now() + ${PUSH_LEASE}`) })
+      .returning('*');
+    return row && toRecord(row);
+  }
+
+  /** Times out at most `limit` pending commands past their deadline (each by exactly one caller). */
+  async timeOutDue(limit: number): Promise<CommandRecord[]> {
+    const { rows } = await this.db.raw<{ rows: CommandRow[] }>(
+      `update ${COMMANDS} set status = 'timeout', completed_at = now(), push_due_at = now() + ${PUSH_LEASE}
+        where command_id in (select command_id from ${COMMANDS} where status = 'pending' and deadline < now()
+                              order by deadline limit ? for update skip locked)
+          and status = 'pending'
+      returning *`,
+      [limit],
+    );
+    return rows.map(toRecord);
+  }
+
+  /** Ended commands whose result was not pushed within its lease; each is leased again to this caller. */
+  async claimUnpushed(limit: number): Promise<CommandRecord[]> {
+    const { rows } = await this.db.raw<{ rows: CommandRow[] }>(
+      `update ${COMMANDS} set push_due_at = now() + ${PUSH_LEASE}
+        where command_id in (select command_id from ${COMMANDS} where push_due_at <= now()
+                              order by push_due_at limit ? for update skip locked)
+      returning *`,
+      [limit],
+    );
+    return rows.map(toRecord);
+  }
+
+  /**
+   * Commands of `tenants` that ended in the last `lookbackMs`, the latest `limit` of them, in the
+   * order they ended: what a replica's sockets may have missed while its subscription was away.
+   * One scan of smart_home_commands_tenant_ended.
+   */
+  async endedSince(tenants: readonly string[], lookbackMs: number, limit: number): Promise<CommandRecord[]> {
+    if (tenants.length === 0) return [];
+    const rows: CommandRow[] = await this.db(COMMANDS)
+      .whereIn('tenant_id', tenants)
+      .where('completed_at', '>=', this.db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]))
+      .orderBy('completed_at', 'desc')
+      .limit(limit);
+    return rows.reverse().map(toRecord);
+  }
+
+  async markPushed(commandIds: string[]): Promise<void> {
+    if (commandIds.length > 0) await this.db(COMMANDS).whereIn('command_id', commandIds).whereNot({ status: 'pending' }).update({ push_due_at: null });
+  }
+
+  /** Deletes at most `limit` ended commands older than `retentionMs` (their results are no longer readable). */
+  async deleteExpired(retentionMs: number, limit: number): Promise<number> {
+    return this.db(COMMANDS)
+      .whereIn('command_id', this.db(COMMANDS).select('command_id').whereNot({ status: 'pending' })
+        .where('created_at', '<', this.db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [retentionMs])).limit(limit))
+      .delete();
+  }
+}
