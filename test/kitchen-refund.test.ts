@@ -143,11 +143,19 @@ describe('refunds of failed orders', () => {
     // The merchant already gave the money back by hand: the gateway refuses a second full refund.
     expect(s.gateway.refundInDashboard(paymentId, total, 'RUB').status).toBe(201);
     const refusedBefore = await refundsCounted('refused');
+    // Recording the outcome is held up for a second: a reader must never see the refund failed
+    // without it (the failure and its outcome commit together).
+    await s.ctx.db.raw(`
+      create function slow_refund_outcome() returns trigger language plpgsql as $$
+        begin perform pg_sleep(1); return new; end $$;
+      create trigger slow_refund_outcome before update on kitchen_refunds for each row
+        when (new.outcome is distinct from old.outcome) execute function slow_refund_outcome();`);
     s.robots.failCooking.add(orderId);
     const row = await waitFor(async () => {
       const r = await refundRow(orderId);
       return r?.status === 3 ? r : undefined;
-    }, 15_000, 'refund failed');
+    }, 15_000, 'refund failed').finally(() =>
+      s.ctx.db.raw('drop trigger slow_refund_outcome on kitchen_refunds; drop function slow_refund_outcome()'));
     expect(row).toMatchObject({ outcome: 'refused', attempts: 1, gateway_refund_id: null });
     expect(row.last_error).toMatch(/422.*refund_exceeds_charge/);
     expect(await order(orderId)).toMatchObject({ state: 'failed', refunded_at: null });

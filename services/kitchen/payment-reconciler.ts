@@ -3,7 +3,7 @@
 // production for a paid order and erases the card token.
 import type { Knex } from 'knex';
 import { PermanentError } from '../core/errors.js';
-import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
+import { afterCommit, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
@@ -55,15 +55,13 @@ export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentC
   return perRow<PaymentRow>(d.table, d.logger, {
     handle: settle,
     describe: (p) => ({ orderId: p.order_id }),
-    async onFailed(p, outcome) {
-      await d.db.transaction(async (trx) => {
-        // Out of attempts on timeouts or gateway errors, the charge may have gone through: the
-        // failed order's refund asks the gateway and gives any charge back.
-        const paymentOutcome = mayHaveCharged(outcome.reason) ? 'unknown' : 'failed';
-        await trx('kitchen_payments').where({ id: p.id }).update({ outcome: paymentOutcome, card_token: null });
-        await transition(trx, p.order_id, 'failed', { reason: `payment could not be processed: ${outcome.reason}` });
-      });
-      d.metrics.payments.inc({ outcome: 'failed' });
+    async onFailed(p, outcome, trx) {
+      // Out of attempts on timeouts or gateway errors, the charge may have gone through: the
+      // failed order's refund asks the gateway and gives any charge back.
+      const paymentOutcome = mayHaveCharged(outcome.reason) ? 'unknown' : 'failed';
+      await trx('kitchen_payments').where({ id: p.id }).update({ outcome: paymentOutcome, card_token: null });
+      await transition(trx, p.order_id, 'failed', { reason: `payment could not be processed: ${outcome.reason}` });
+      afterCommit(trx, () => d.metrics.payments.inc({ outcome: 'failed' }));
     },
   });
 }

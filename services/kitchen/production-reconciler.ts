@@ -3,7 +3,7 @@
 // twice), then its status is polled (phase `monitor`) until done, when the ingredients are written
 // off from the technology cards and the order is produced. Failures are kept and visible.
 import type { Knex } from 'knex';
-import { heldBy, Status, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
+import { afterCommit, heldBy, Status, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { loadCards, recordProductionStatus, transition, type OrderRow } from './orders.js';
@@ -108,11 +108,11 @@ export function productionHandler(d: ProductionDeps) {
   return perRow<ProductionRow>(d.table, d.logger, {
     handle: handleOne,
     describe: (row) => ({ orderId: row.order_id, phase: row.phase }),
-    async onFailed(row, outcome) {
+    async onFailed(row, _outcome, trx) {
       const what = row.phase === 'submit' ? `sending to the robots failed after ${row.attempts} attempts` : 'the production status could not be read';
-      // outcome.error (the partner's answer) is already the production row's last_error.
-      await d.db.transaction((trx) => transition(trx, row.order_id, 'failed', { reason: what }));
-      d.metrics.productions.inc({ outcome: 'failed' });
+      // The partner's answer is already the production row's last_error.
+      await transition(trx, row.order_id, 'failed', { reason: what });
+      afterCommit(trx, () => d.metrics.productions.inc({ outcome: 'failed' }));
     },
   });
 }

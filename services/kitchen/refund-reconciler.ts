@@ -4,7 +4,7 @@
 // When the payment's outcome is unknown (its attempts ran out without an answer), the gateway is
 // asked for the order's charges first: none approved ends the refund as `not_charged`.
 import type { Knex } from 'knex';
-import { heldBy, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
+import { afterCommit, heldBy, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
@@ -67,11 +67,13 @@ export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentCl
   return perRow<RefundRow>(d.table, d.logger, {
     handle: refund,
     describe: (r) => ({ orderId: r.order_id }),
-    async onFailed(r, failure) {
+    async onFailed(r, failure, trx) {
       const outcome = unrefundedOutcome(failure);
-      await d.db('kitchen_refunds').where({ id: r.id }).update({ outcome });
-      d.metrics.refunds.inc({ outcome });
-      d.logger.error({ orderId: r.order_id, outcome, error: failure.error }, 'refund not made; the order stays failed');
+      await trx('kitchen_refunds').where({ id: r.id }).update({ outcome });
+      afterCommit(trx, () => {
+        d.metrics.refunds.inc({ outcome });
+        d.logger.error({ orderId: r.order_id, outcome, error: failure.error }, 'refund not made; the order stays failed');
+      });
     },
   });
 }

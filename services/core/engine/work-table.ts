@@ -41,6 +41,13 @@ export type Outcome =
   | { kind: 'failed'; id: string; reason: string; error: string };
 
 type Executor = Knex | Knex.Transaction;
+export type FailedOutcome = Extract<Outcome, { kind: 'failed' }>;
+
+/** Runs `fn` once what `executor` wrote is committed: at once outside a transaction, never if it rolls back. */
+export function afterCommit(executor: Executor, fn: () => void): void {
+  if ('executionPromise' in executor) executor.executionPromise.then(fn, () => undefined);
+  else fn();
+}
 
 /** The condition that makes a row claimable: due and new, or in progress under an expired lease. */
 export function dueCondition(alias?: string): string {
@@ -169,8 +176,7 @@ export class WorkTable {
         done.length,
       );
     // Inside a transaction the rows are done only once it commits; count them then.
-    if ('executionPromise' in executor) executor.executionPromise.then(count, () => undefined);
-    else count();
+    afterCommit(executor, count);
     this.noteLost(ids, done, owner, 'completion');
     return done;
   }
@@ -237,23 +243,38 @@ export class WorkTable {
    * Rows of one batch share the error and usually their attempt count, so they are written in one
    * statement per outcome rather than one per row.
    */
-  async settleError(rows: readonly WorkRow[], owner: string, thrown: unknown): Promise<Outcome[]> {
+  async settleError(
+    rows: readonly WorkRow[],
+    owner: string,
+    thrown: unknown,
+    onFailed?: (failed: FailedOutcome[], trx: Knex.Transaction) => Promise<void>,
+  ): Promise<Outcome[]> {
     const error = toError(thrown);
     const classification = classifyError(error);
     const byAttempts = new Map<number, WorkRow[]>();
     for (const row of rows) byAttempts.set(row.attempts, [...(byAttempts.get(row.attempts) ?? []), row]);
     const outcomes: Outcome[] = [];
-    const failed: Outcome[] = [];
+    const failed: FailedOutcome[] = [];
     for (const group of byAttempts.values()) {
       const first = group[0];
       if (!first) continue;
       const decided = this.decide(first, classification, error);
-      const mine = group.map((r) => ({ ...decided, id: r.id }));
-      outcomes.push(...mine);
-      if (decided.kind === 'retry') await this.retryAt(mine.map((o) => o.id), owner, decided.at, decided.error, decided.reason);
-      else failed.push(...mine);
+      const ids = group.map((r) => r.id);
+      outcomes.push(...ids.map((id) => ({ ...decided, id })));
+      if (decided.kind === 'retry') await this.retryAt(ids, owner, decided.at, decided.error, decided.reason);
+      else failed.push(...ids.map((id) => ({ ...decided, id })));
     }
-    if (failed.length > 0) await this.fail(failed.map((o) => o.id), owner, describe(error));
+    if (failed.length === 0) return outcomes;
+    const ids = failed.map((o) => o.id);
+    if (!onFailed) await this.fail(ids, owner, describe(error));
+    else
+      // The failure and what follows from it (an order failed with its payment) commit together:
+      // no reader sees one without the other, and a crash between them cannot lose the second.
+      await this.db.transaction(async (trx) => {
+        const done = new Set(await this.fail(ids, owner, describe(error), trx));
+        const mine = failed.filter((o) => done.has(o.id));
+        if (mine.length > 0) await onFailed(mine, trx);
+      });
     return outcomes;
   }
 
@@ -287,9 +308,13 @@ export class WorkTable {
     this.metrics.reconcileRetries.inc({ reconciler: this.reconciler, reason }, n);
   }
 
-  async fail(ids: readonly string[], owner: string, error: string): Promise<void> {
+  /**
+   * Marks rows failed for good where this owner still holds them; returns the ids it wrote (pass
+   * the transaction that records the failure's consequences, and write them only for those ids).
+   */
+  async fail(ids: readonly string[], owner: string, error: string, executor: Executor = this.db): Promise<string[]> {
     this.markSettled(ids, owner);
-    const updated: { id: string }[] = await this.db(this.table)
+    const updated: { id: string }[] = await executor(this.table)
       .whereIn('id', ids as string[])
       .where(heldBy(owner))
       .update({
@@ -297,13 +322,18 @@ export class WorkTable {
         locked_by: null,
         locked_until: null,
         last_error: error,
-        updated_at: this.db.fn.now(),
+        updated_at: executor.fn.now(),
       })
       .returning('id');
-    const n = updated.length;
-    this.noteLost(ids, updated.map((r) => String(r.id)), owner, 'failure');
-    this.metrics.reconcileAttempts.inc({ reconciler: this.reconciler, outcome: 'failed' }, n);
-    if (n > 0) this.logger.warn({ reconciler: this.reconciler, ids, error }, 'work failed permanently');
+    const failed = updated.map((r) => String(r.id));
+    const count = () => {
+      this.metrics.reconcileAttempts.inc({ reconciler: this.reconciler, outcome: 'failed' }, failed.length);
+      if (failed.length > 0) this.logger.warn({ reconciler: this.reconciler, ids: failed, error }, 'work failed permanently');
+    };
+    // Inside a transaction the rows have failed only once it commits; count and log them then.
+    afterCommit(executor, count);
+    this.noteLost(ids, failed, owner, 'failure');
+    return failed;
   }
 
   /** Hands rows back untouched (shutdown before the work started): the attempt is not counted. */
