@@ -8,7 +8,7 @@ import type { AllioSync } from '../services/allio-sync/service.js';
 import { DELETION_JOB, SKIP_DISABLED } from '../services/allio-sync/deletion-sweep.js';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 import { addIntegration, count, startSync } from './support/allio.js';
-import { startServiceProcess, expectCleanExit } from './support/process.js';
+import { expectCleanExit, listeningPort, startServiceProcess } from './support/process.js';
 
 let ctx: TestContext;
 let sim: AllioSimulator;
@@ -98,7 +98,7 @@ describe('allio sync reliability', () => {
     const worker = startServiceProcess('services/allio-sync/main.ts', childEnv({ REDIS_URL: 'redis://127.0.0.1:1', SHUTDOWN_TIMEOUT_MS: '20000' }));
     try {
       // Redis down is said once (its state line); the limiter's failed calls are counted while it waits.
-      const port = await waitFor(() => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(worker.output())?.[1], 15_000, 'the worker to listen');
+      const port = await listeningPort(worker);
       await waitFor(async () => /hub_ratelimit_errors_total\{[^}]*\} [1-9]/.test(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()), 15_000, 'the limiter to wait for Redis');
       expect(await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 1 })).toBe(1);
       const signalled = Date.now();
@@ -115,7 +115,7 @@ describe('allio sync reliability', () => {
       await worker.exited;
       await ctx.db('allio_integrations').where({ id: it.id }).update({ active: false });
     }
-  });
+  }, 60_000);
 
   test('two replicas together never exceed 2 requests per second at ALLIO', async () => {
     // The day's deletion sweep would add its own requests for the earlier tests' integrations to

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import WebSocket from 'ws';
 import { createTestContext, DATABASE_URL, waitFor, type TestContext } from './support/context.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
-import { expectCleanExit, startServiceProcess } from './support/process.js';
+import { expectCleanExit, listeningPort, startServiceProcess } from './support/process.js';
 import { smartHomeEnv, startTenantIdp } from './support/smart-home.js';
 import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
 
@@ -33,8 +33,7 @@ function startApi() {
   });
 }
 
-const portOf = async (api: ReturnType<typeof startApi>) =>
-  Number(await waitFor(() => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(api.output())?.[1], 30_000, 'the api to listen'));
+const portOf = (api: ReturnType<typeof startApi>) => listeningPort(api);
 
 test('SIGTERM with tenant WebSockets open closes them with 1001 and exits 0 within seconds', async () => {
   const api = startApi();

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { DATABASE_URL, waitFor } from './support/context.js';
 import { GATEWAY_KEY, ROBOTS_KEY, startKitchenStack, type KitchenStack } from './support/kitchen.js';
-import { startServiceProcess, expectCleanExit } from './support/process.js';
+import { expectCleanExit, listeningPort, startServiceProcess } from './support/process.js';
 
 let s: KitchenStack;
 const caFile = path.join(tmpdir(), `hub-kitchen-ca-${process.pid}.pem`);
@@ -48,7 +48,7 @@ test('the kitchen entry point becomes ready and stops cleanly on SIGTERM', async
   // The robots and 1C simulators speak plain HTTP on 127.0.0.1.
   const p = startServiceProcess('services/kitchen/main.ts', { ...kitchenEnv(), OUTBOUND_ALLOW_HTTP: 'true' });
   try {
-    const port = await waitFor(() => /Server listening at http:\/\/[^"]*:(\d+)/.exec(p.output())?.[1], 20_000, 'the kitchen to listen');
+    const port = await listeningPort(p);
     const ready = await waitFor(async () => {
       const r = await fetch(`http://127.0.0.1:${port}/readyz`);
       return r.status === 200 ? r.json() : undefined;
@@ -59,4 +59,4 @@ test('the kitchen entry point becomes ready and stops cleanly on SIGTERM', async
     p.child.kill('SIGTERM');
     await expectCleanExit(p);
   }
-}, 40_000);
+}, 90_000);

@@ -9,7 +9,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { createTestContext, DATABASE_URL, waitFor, type TestContext } from './support/context.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { track } from './support/leaks.js';
-import { expectCleanExit, startServiceProcess, type ServiceProcess } from './support/process.js';
+import { expectCleanExit, listeningPort, startServiceProcess, type ServiceProcess } from './support/process.js';
 import { smartHomeEnv, startTenantIdp } from './support/smart-home.js';
 import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
 
@@ -108,8 +108,8 @@ beforeAll(async () => {
     DATABASE_URL, DATABASE_SCHEMA: ctx.schema, PORT: '0', LOG_LEVEL: 'info', INSTANCE_ID: 'api-resets',
   });
   void api.exited.then((code) => (exitCode = code));
-  port = Number(await waitFor(() => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(api.output())?.[1], 30_000, 'the api to listen'));
-}, 40_000);
+  port = await listeningPort(api);
+}, 60_000);
 afterAll(async () => {
   try {
     // A process that died in a test has said why there; one still running must stop cleanly.

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from '@jest/globals';
+import { waitFor } from './context.js';
 import { track } from './leaks.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -39,4 +40,17 @@ export async function expectCleanExit(p: ServiceProcess): Promise<void> {
   const code = await p.exited;
   if (code !== 0) console.log(`${p.entry} exited with ${String(code)}:\n${p.output()}`);
   expect(code).toBe(0);
+}
+
+/**
+ * The port the service's HTTP server listens on, from fastify's start line. Start-up of a child
+ * run through tsx takes seconds on a loaded 2-core machine: the wait is generous, and a timeout
+ * says what the process printed, so that a slow start and a failed one are told apart.
+ */
+export async function listeningPort(p: ServiceProcess, timeoutMs = 45_000): Promise<number> {
+  try {
+    return Number(await waitFor(() => /Server listening at http:\/\/[^\s"]*:(\d+)/.exec(p.output())?.[1], timeoutMs, `${p.entry} to listen`));
+  } catch (thrown) {
+    throw new Error(`${String(thrown)}; it printed:\n${p.output().slice(-4_000)}`);
+  }
 }
