@@ -138,8 +138,14 @@ export async function runService(
     }, STARTUP_SIGNAL_GRACE_MS);
   };
   let startupGrace: NodeJS.Timeout | undefined;
-  process.on('SIGTERM', holdSignal);
-  process.on('SIGINT', holdSignal);
+  // One listener for the life of the process, which hands the signal to the handler of the moment.
+  // Swapping listeners would lose a signal: removing Node's last listener closes the signal handle,
+  // and a signal already caught but not yet dispatched (start-up ending in a synchronous stretch) is
+  // dropped with it; the process would then run on, deaf to that SIGTERM.
+  let handle: (signal: NodeJS.Signals) => void = holdSignal;
+  const listener = (signal: NodeJS.Signals) => handle(signal);
+  process.on('SIGTERM', listener);
+  process.on('SIGINT', listener);
   let started: Awaited<ReturnType<typeof start>>;
   try {
     started = await start();
@@ -178,9 +184,6 @@ export async function runService(
     );
   };
   clearTimeout(startupGrace);
-  process.off('SIGTERM', holdSignal);
-  process.off('SIGINT', holdSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  handle = onSignal;
   if (early) onSignal(early);
 }
