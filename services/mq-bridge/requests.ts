@@ -17,6 +17,10 @@ import { partnerForService } from './partners.js';
 export const SUBSCRIPTIONS = 'smart_home_subscriptions';
 export const REQUESTS = 'smart_home_requests';
 
+/** SQL: the request row `alias` is its subscription's latest (what the tenant last asked for). */
+const isLatestRequest = (alias: string) =>
+  `${alias}.id = (select max(l.id) from ${REQUESTS} l where l.subscription_id = ${alias}.subscription_id)`;
+
 export interface SubscriptionRow {
   id: string;
   tenant_id: string;
@@ -257,7 +261,7 @@ export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, part
       .join('smart_home_partners as p', 'p.id', 's.partner_id')
       .where('r.request_uuid', reply.correlationId)
       .select('r.id', 'r.kind', 'r.state', 'r.subscription_id', 'r.completed_at', 'p.name as partner')
-      .select(trx.raw(`r.id = (select max(l.id) from ${REQUESTS} l where l.subscription_id = r.subscription_id) as latest`))
+      .select(trx.raw(`${isLatestRequest('r')} as latest`))
       .forUpdate()
       .first<{ id: string; kind: RequestKind; state: RequestState; subscription_id: string; completed_at: Date | null; partner: string; latest: boolean } | undefined>();
     if (!row) return { result: 'unknown' };
@@ -320,7 +324,7 @@ export async function replayFailedRequests(db: Knex, o: { requestIds?: string[] 
   return db.transaction(async (trx) => {
     const q = trx(REQUESTS)
       .where({ state: 'failed', status: Status.ERROR })
-      .whereRaw(`id = (select max(id) from ${REQUESTS} l where l.subscription_id = ${REQUESTS}.subscription_id)`);
+      .whereRaw(isLatestRequest(REQUESTS));
     if (o.requestIds?.length) q.whereIn('request_uuid', o.requestIds);
     const rows: RequestRow[] = await q
       .update({
