@@ -6,7 +6,7 @@ import { Parser, DiagnosticSeverity } from '@asyncapi/parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
-import { buildCommand, buildReply } from '../services/mq-bridge/messages.js';
+import { buildCommand, buildReply, parseReply } from '../services/mq-bridge/messages.js';
 import { defaultCommandQueue } from '../services/mq-bridge/resource.js';
 import { partnerScopes } from '../services/auth/scopes.js';
 
@@ -59,5 +59,9 @@ describe('docs/asyncapi.yaml', () => {
     expect(validator('Reply')({ ...buildReply(open, 'success'), payload: { outcome: 'maybe' } })).toBe(false);
     expect(validator('ConnectCommand')({ ...connect, payload: { personalData: { ...person, phone: 'call me' }, biometricsConsent: true } })).toBe(false);
     expect(validator('OpenCommand')({ ...open, messageId: 'not-a-uuid' })).toBe(false);
+    // The hub dead-letters a reply with NUL in its text (parseReply), and the contract says so.
+    const nul = buildReply(open, 'failure', 'jammed\u0000door');
+    expect(validator('Reply')(nul)).toBe(false);
+    expect(parseReply(Buffer.from(JSON.stringify(nul)))).toMatchObject({ ok: false, reason: expect.stringMatching(/NUL/) });
   });
 });

@@ -447,6 +447,20 @@ describe('hostile input', () => {
     const t = tenant();
     await connect(t, await idp.issue(t));
   });
+  test('a reply whose text holds NUL (PostgreSQL cannot store it) is dead-lettered as malformed with its reason, counted, and replies keep flowing', async () => {
+    const malformed = await repliesOf(bridge, 'malformed');
+    const reply = (type: string) => JSON.stringify({
+      messageId: crypto.randomUUID(), correlationId: crypto.randomUUID(), type, service: 'intercom', tenantRef: crypto.randomUUID(),
+      createdAt: new Date().toISOString(), payload: { outcome: 'failure', reason: 'jammed\u0000door' },
+    });
+    const bodies = [reply('device.open.result'), reply('subscription.connect.result')];
+    for (const b of bodies) await publishRaw(acme.name, b);
+    await waitFor(async () => (await repliesOf(bridge, 'malformed')) === malformed + 2, 10_000, 'both counted as malformed');
+    const dead = (await getAll(DEAD_LETTER_QUEUE)).filter((m) => bodies.includes(m.content));
+    expect(dead.map((m) => m.reason)).toEqual([expect.stringMatching(/NUL/), expect.stringMatching(/NUL/)]);
+    const t = tenant();
+    await connect(t, await idp.issue(t));
+  });
 });
 
 async function getAll(queue: string): Promise<{ content: string; reason: unknown }[]> {

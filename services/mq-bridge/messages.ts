@@ -3,6 +3,7 @@
 // correlation id of the tenant's request, its type, the service, the tenant reference and times.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { jsonRefusal } from '../core/bounds.js';
 import { parseWithReason } from '../core/validation.js';
 import { SERVICES, type Service } from './domain.js';
 
@@ -91,6 +92,9 @@ export function parseReply(body: Buffer): ParsedReply {
   } catch {
     return { ok: false, reason: 'body is not JSON' };
   }
+  // Text PostgreSQL cannot store (NUL) or nesting past the parser's limit is not the contract.
+  const refusal = jsonRefusal(json);
+  if (refusal) return { ok: false, reason: refusal.message };
   const parsed = parseWithReason(replyMessage, json);
   return parsed.ok ? { ok: true, reply: parsed.value } : { ok: false, reason: parsed.reason };
 }

@@ -120,7 +120,10 @@ export class ReplyConsumer {
         }
         this.d.logger.error({ err, partner, messageId: reply.messageId, correlationId: reply.correlationId }, 'reply not applied; handed back to the queue');
         if (transient) delivery.nack(true);
-        else await this.deadLetter(delivery, err.message);
+        else {
+          this.d.metrics.replies.inc({ type: reply.type, result: 'not_applied' });
+          await this.deadLetter(delivery, err.message);
+        }
         return;
       }
     }
