@@ -180,6 +180,19 @@ describe('hub dead-letters', () => {
     expect((await hub(['dead-letters', 'replay', 'abc'])).stderr).toContain('dead-letter ids are numbers');
   }, CLI_TEST_MS);
 
+  test('a dead letter holding NUL (text PostgreSQL cannot store) in its reason, headers, properties and routing key is kept, its text columns showing U+FFFD and its properties exact', async () => {
+    const headers = { 'x-hub-reason': 'type "\u0000" is not a reply type', 'x-hub-source-queue': REPLIES_QUEUE, 'x-hub-source-exchange': REPLIES_EXCHANGE, 'x-partner-trace': 'a\u0000b' };
+    ch.publish(DEAD_LETTER_EXCHANGE, 'acme\u0000', Buffer.from('{"type":"\u0000"}'), { messageId: 'm-\u0000', headers, persistent: true });
+    const stored = () => ctx.db('dead_letters').where({ reason: 'type "\uFFFD" is not a reply type' }).first<{ id: string; routing_key: string } | undefined>();
+    const row = await waitFor(async () => ((await depth(DEAD_LETTER_QUEUE)) === 0 ? stored() : undefined), 15_000, 'the dead letter stored and its queue empty');
+    expect(row.routing_key).toBe('acme\uFFFD');
+    const shown = await hub(['dead-letters', 'show', row.id], { DATA_ENCRYPTION_KEYS: KEYS });
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      reason: 'type "\uFFFD" is not a reply type', properties: { messageId: 'm-\u0000', headers: { 'x-partner-trace': 'a\u0000b' } },
+    });
+    expect((await hub(['dead-letters', 'purge', row.id])).code).toBe(0);
+  }, CLI_TEST_MS);
+
   test('a dead letter over DEAD_LETTER_MAX_BODY_BYTES is kept with its reason, headers, size and the beginning of its body, and is never replayed', async () => {
     // A partner's 1 MiB reply, moved to the dead-letter exchange by the reply consumer (a reply is at
     // most 16 KiB) as it does, with its reason and source.

@@ -9,7 +9,7 @@ import {
   getDeadLetter, listDeadLetters, openBody, purgeDeadLetters, replayStates, requestReplay, stateOf,
   type DeadLetterRow, type DeadLetterState, type Selection,
 } from '../core/dead-letters/store.js';
-import { notReplayable } from '../core/dead-letters/record.js';
+import { notReplayable, showableProperties } from '../core/dead-letters/record.js';
 
 type WithDb = <T>(fn: (db: Knex) => Promise<T>) => Promise<T>;
 
@@ -57,7 +57,7 @@ function showView(row: DeadLetterRow, cipher: FieldCipher | undefined) {
     id: String(row.id), queue: row.queue, state: stateOf(row.status), reason: row.reason,
     sourceQueue: row.source_queue, exchange: row.exchange, routingKey: row.routing_key,
     deadAt: row.dead_at, storedAt: row.created_at, replayedAt: row.replayed_at, replayError: row.last_error,
-    bytes: row.body_bytes, bodyTruncated: row.body_truncated, notReplayable: notReplayable(row), properties: row.properties, body,
+    bytes: row.body_bytes, bodyTruncated: row.body_truncated, notReplayable: notReplayable(row), properties: showableProperties(row.properties), body,
   };
 }
 

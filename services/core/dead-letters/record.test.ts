@@ -1,7 +1,7 @@
 // Unit tests of what a dead letter says about its origin, its fingerprint, and the replay plan.
 import { describe, expect, test } from '@jest/globals';
 import type { MessageProperties } from 'amqplib';
-import { describeDeadLetter, fromJsonSafe, keptBody, replayPlan, toJsonSafe } from './record.js';
+import { describeDeadLetter, fromJsonSafe, keptBody, replayPlan, showableProperties, toJsonSafe } from './record.js';
 
 const props = (headers: Record<string, unknown>, extra: Partial<MessageProperties> = {}) =>
   ({ headers, messageId: 'm1', contentType: 'application/json', ...extra }) as unknown as MessageProperties;
@@ -48,6 +48,14 @@ describe('describeDeadLetter', () => {
   test('byte-array headers survive the trip through JSON', () => {
     const v = { a: Buffer.from([0, 255]), b: [Buffer.from('x'), 1], c: { '!': 'timestamp', value: 5 } };
     expect(fromJsonSafe(JSON.parse(JSON.stringify(toJsonSafe(v))))).toEqual(v);
+  });
+
+  test('text holding NUL survives the trip through JSON that PostgreSQL stores, exact for a replay', () => {
+    const v = { messageId: 'm-\u0000', headers: { a: 'x\u0000y', b: ['\u0000'], c: 'plain' } };
+    const stored = JSON.stringify(toJsonSafe(v));
+    expect(stored).not.toContain('\\u0000');
+    expect(fromJsonSafe(JSON.parse(stored))).toEqual(v);
+    expect(showableProperties(JSON.parse(stored))).toEqual(v);
   });
 });
 

@@ -43,22 +43,44 @@ interface XDeath {
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : null);
 
-/** Converts header values to JSON (byte arrays are base64); `fromJsonSafe` undoes it for a replay. */
+/**
+ * Text PostgreSQL cannot hold: NUL, refused in text and jsonb alike. A message may carry it anywhere
+ * (a hostile publisher's header, routing key or reason); the row keeps every column storable.
+ */
+const NUL = /\u0000/g;
+
+/** For a text column (reason, origin): NUL shown as U+FFFD; the exact value stays in the properties. */
+export function storableText<T extends string | null>(s: T): T {
+  return (s === null ? s : s.replace(NUL, '\uFFFD')) as T;
+}
+
+/**
+ * Converts header values to JSON (byte arrays are base64, text holding NUL too, as `$string`);
+ * `fromJsonSafe` undoes it for a replay.
+ */
 export function toJsonSafe(v: unknown): unknown {
   if (Buffer.isBuffer(v)) return { $bytes: v.toString('base64') };
+  if (typeof v === 'string' && v.includes('\u0000')) return { $string: Buffer.from(v, 'utf8').toString('base64') };
   if (Array.isArray(v)) return v.map(toJsonSafe);
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonSafe(x)]));
   return v;
 }
 
-export function fromJsonSafe(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(fromJsonSafe);
+export function fromJsonSafe(v: unknown, o: { bytes: boolean } = { bytes: true }): unknown {
+  if (Array.isArray(v)) return v.map((x) => fromJsonSafe(x, o));
   if (v && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    if (Object.keys(o).length === 1 && typeof o.$bytes === 'string') return Buffer.from(o.$bytes, 'base64');
-    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, fromJsonSafe(x)]));
+    const m = v as Record<string, unknown>;
+    const only = Object.keys(m).length === 1;
+    if (only && typeof m.$string === 'string') return Buffer.from(m.$string, 'base64').toString('utf8');
+    if (only && o.bytes && typeof m.$bytes === 'string') return Buffer.from(m.$bytes, 'base64');
+    return Object.fromEntries(Object.entries(m).map(([k, x]) => [k, fromJsonSafe(x, o)]));
   }
   return v;
+}
+
+/** Properties as `hub dead-letters show` prints them: text as it was sent (NUL and all; JSON holds it), byte arrays as base64. */
+export function showableProperties(v: unknown): unknown {
+  return fromJsonSafe(v, { bytes: false });
 }
 
 function deathTime(d: XDeath | undefined): Date | null {
@@ -101,7 +123,11 @@ export function describeDeadLetter(
     where = { sourceQueue: null, exchange: null, routingKey: fields.routingKey, reason: 'unknown (no x-death or x-hub-reason header)', deadAt: null };
   }
   const safe = toJsonSafe(properties) as Record<string, unknown>;
-  return { ...where, queue, properties: safe, fingerprint: fingerprint(queue, fields, safe, body) };
+  return {
+    queue, deadAt: where.deadAt, properties: safe, fingerprint: fingerprint(queue, fields, safe, body),
+    sourceQueue: storableText(where.sourceQueue), exchange: storableText(where.exchange),
+    routingKey: storableText(where.routingKey), reason: storableText(where.reason),
+  };
 }
 
 /**
