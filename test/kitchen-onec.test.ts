@@ -19,16 +19,16 @@ afterAll(async () => {
 });
 
 /** A produced, paid order with its write-off, all stamped `at`. */
-async function producedOrder(at: Date): Promise<string> {
+async function producedOrder(at: Date, what = { dishId: 'salad', dish: 'Beet salad', ingredient: 'beet' }): Promise<string> {
   const id = randomUUID();
   await s.ctx.db('kitchen_orders').insert({
-    id, tenant_id: 'tenant-1c', state: 'produced', items: JSON.stringify([{ dishId: 'salad', name: 'Beet salad', quantity: 1, priceMinor: 30_000 }]),
+    id, tenant_id: 'tenant-1c', state: 'produced', items: JSON.stringify([{ dishId: what.dishId, name: what.dish, quantity: 1, priceMinor: 30_000 }]),
     total_minor: 30_000, currency: 'RUB', created_at: at, updated_at: at, paid_at: at, produced_at: at,
   });
   await s.ctx.db('kitchen_payments').insert({
     order_id: id, idempotency_key: randomUUID(), amount_minor: 30_000, currency: 'RUB', outcome: 'approved', gateway_payment_id: `pay-${id.slice(0, 8)}`, settled_at: at, status: 2,
   });
-  await s.ctx.db('kitchen_write_offs').insert({ order_id: id, ingredient: 'beet', quantity: 60.5, unit: 'g', written_off_at: at });
+  await s.ctx.db('kitchen_write_offs').insert({ order_id: id, ingredient: what.ingredient, quantity: 60.5, unit: 'g', written_off_at: at });
   return id;
 }
 
@@ -108,6 +108,29 @@ describe('hourly 1C export', () => {
     const runs = await s.ctx.db('periodic_runs').where({ name: ONEC_EXPORT_JOB, period_key: key });
     expect(runs).toHaveLength(1);
     expect(runs[0].attempts).toBe(1);
+    const refKeys = s.onec.documents.map((d) => d.refKey);
+    expect(new Set(refKeys).size).toBe(refKeys.length);
+  });
+
+  test('two replicas exporting two hours at once send a catalog entry both hours use once, however slowly 1C writes', async () => {
+    // The next two hours (the current one was exported above), both with a dish 1C has not seen;
+    // both replicas' clocks say both hours have ended, so each claims one and they run side by side.
+    const hours = [1, 2].map((h) => new Date(Date.now() + h * HOUR));
+    const keys = hours.map((d) => d.toISOString().slice(0, 13));
+    const borscht = { dishId: 'borscht', dish: 'Borscht', ingredient: 'cabbage' };
+    const orders = [await producedOrder(hours[0]!, borscht), await producedOrder(hours[1]!, borscht)];
+    s.onec.writeMs = 300;
+    try {
+      const ahead = () => new Date(hours[1]!.getTime() + HOUR + SETTLE_MS);
+      const [a, b] = [await s.startKitchen({ now: ahead }), await s.startKitchen({ now: ahead })];
+      await Promise.all([a.scheduleExports(), b.scheduleExports()]);
+      await waitFor(async () => (await runOf(keys[0]!))?.status === 2 && (await runOf(keys[1]!))?.status === 2, 30_000, 'both hours exported');
+    } finally {
+      s.onec.writeMs = 0;
+    }
+    for (const id of orders) expect(docsOf(id)).toHaveLength(3);
+    const catalog = s.onec.documents.filter((d) => d.entity === 'Catalog_Номенклатура' && ['Borscht', 'cabbage'].includes(String(d.body.Description)));
+    expect(catalog.map((d) => String(d.body.Description)).sort()).toEqual(['Borscht', 'cabbage']);
     const refKeys = s.onec.documents.map((d) => d.refKey);
     expect(new Set(refKeys).size).toBe(refKeys.length);
   });

@@ -11,6 +11,11 @@ export class OneCClient {
     this.auth = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
   }
 
+  /** The longest one call may take. */
+  get timeoutMs(): number {
+    return this.o.timeoutMs;
+  }
+
   async create(docType: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<void> {
     const res = await this.request('POST', `${encodeURIComponent(docType)}?$format=json`, 'create', signal, body);
     if (res.status !== 201 && res.status !== 200) throw this.error(res, `create ${docType}`);

@@ -65,17 +65,30 @@ export async function loadHour(db: Knex, key: string): Promise<HourData> {
 
 type Sent = 'sent' | 'already_there' | 'skipped';
 
-/** Sends one document unless the ledger or 1C already has it. */
+/**
+ * Sends one document unless the ledger or 1C already has it. The ledger entry is written first, on
+ * its own ('sending': an attempt may reach 1C from here on), then locked while 1C is called, so
+ * that one sender at a time handles a document: runs of two hours on two replicas share catalog
+ * entries (the retail buyer, a dish sold in both), and the second waits, then finds it sent.
+ */
 async function exportDocument(db: Knex, client: OneCClient, period: string, doc: OneCDocument, signal: AbortSignal): Promise<Sent> {
-  const ledger = await db('kitchen_onec_documents').where({ doc_type: doc.docType, source_id: doc.sourceId }).first<{ state: string } | undefined>();
-  if (ledger?.state === 'sent') return 'skipped';
-  // A 'sending' entry means an earlier attempt may have reached 1C: ask before sending again.
-  const there = ledger ? await client.exists(doc.docType, doc.refKey, signal) : false;
-  if (!ledger)
-    await db('kitchen_onec_documents').insert({ period_key: period, doc_type: doc.docType, source_id: doc.sourceId, ref_key: doc.refKey, state: 'sending' }).onConflict(['doc_type', 'source_id']).ignore();
-  if (!there) await client.create(doc.docType, doc.body, signal);
-  await db('kitchen_onec_documents').where({ doc_type: doc.docType, source_id: doc.sourceId }).update({ state: 'sent', sent_at: db.fn.now() });
-  return there ? 'already_there' : 'sent';
+  const key = { doc_type: doc.docType, source_id: doc.sourceId };
+  const created = await db('kitchen_onec_documents')
+    .insert({ period_key: period, ...key, ref_key: doc.refKey, state: 'sending' })
+    .onConflict(['doc_type', 'source_id']).ignore()
+    .returning('id');
+  return db.transaction(async (trx) => {
+    // A holder cut off from PostgreSQL mid-call would keep the lock until TCP gave up: the server
+    // ends the transaction once it has waited past both calls' timeouts.
+    await trx.raw(`set local idle_in_transaction_session_timeout = ${2 * client.timeoutMs + 5_000}`);
+    const entry = await trx('kitchen_onec_documents').where(key).forUpdate().first<{ state: string }>();
+    if (entry?.state === 'sent') return 'skipped';
+    // An entry this call did not write may be an earlier attempt's that reached 1C: ask first.
+    const there = created.length === 0 ? await client.exists(doc.docType, doc.refKey, signal) : false;
+    if (!there) await client.create(doc.docType, doc.body, signal);
+    await trx('kitchen_onec_documents').where(key).update({ state: 'sent', sent_at: trx.fn.now() });
+    return there ? 'already_there' : 'sent';
+  });
 }
 
 export function exportHandler(d: { db: Knex; table: WorkTable; client: OneCClient; logger: Logger; metrics: KitchenMetrics }) {

@@ -16,6 +16,8 @@ export interface OneCSimulator {
   documents: ReceivedDocument[];
   /** `error`: 500 before recording; `lost`: record, then hold the answer (the client times out). */
   faults: FaultQueue<'error' | 'lost'>;
+  /** How long 1C takes to write an object before it is found and answered (0 by default). */
+  writeMs: number;
   close(): Promise<void>;
 }
 
@@ -23,7 +25,7 @@ const BASE = '/odata/standard.odata/';
 const ENTITY = /^((?:Document|Catalog)_[^(/?]+)(?:\(guid'([0-9a-f-]{36})'\))?$/;
 
 export async function startOneCSimulator(o: { user: string; password: string; port?: number; hangMs?: number }): Promise<OneCSimulator> {
-  const sim = { documents: [] as ReceivedDocument[], faults: new FaultQueue<'error' | 'lost'>() };
+  const sim = { documents: [] as ReceivedDocument[], faults: new FaultQueue<'error' | 'lost'>(), writeMs: 0 };
   const auth = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -42,6 +44,7 @@ export async function startOneCSimulator(o: { user: string; password: string; po
     if (fault === 'error') return sendJson(res, 500, { 'odata.error': { code: '-1', message: { value: 'database locked' } } });
     const body = parseJson(text) as Record<string, unknown> | undefined;
     if (!body || typeof body.Ref_Key !== 'string') return sendJson(res, 400, { 'odata.error': { code: '', message: { value: 'Ref_Key required' } } });
+    if (sim.writeMs > 0) await new Promise((r) => setTimeout(r, sim.writeMs));
     sim.documents.push({ entity, refKey: body.Ref_Key, body });
     if (fault === 'lost') await hang(res, o.hangMs ?? 10_000);
     sendJson(res, 201, body);
