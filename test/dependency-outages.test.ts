@@ -15,7 +15,7 @@ import { addIntegration, type TestIntegration } from './support/allio.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { waitFor } from './support/context.js';
 import { startOwnPostgres, startOwnRedis, type OwnServer } from './support/own-servers.js';
-import { expectCleanExit, startServiceProcess, type ServiceProcess } from './support/process.js';
+import { expectCleanExit, listeningPort, startServiceProcess, type ServiceProcess } from './support/process.js';
 
 const SCHEMA = 'hub';
 let pgServer: OwnServer;
@@ -47,11 +47,7 @@ function serviceEnv(overrides: Record<string, string> = {}): Record<string, stri
   };
 }
 
-const portOf = (p: ServiceProcess) => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(p.output())?.[1];
-
-async function listening(p: ServiceProcess): Promise<string> {
-  return waitFor(() => portOf(p), 30_000, `${p.entry} to listen`);
-}
+const listening = (p: ServiceProcess) => listeningPort(p, 30_000);
 
 /** The process's JSON log lines at `level` or above (pino: 40 warn, 50 error), from `from` on. */
 function linesAtLeast(p: ServiceProcess, level: number, from = 0): string[] {
@@ -166,7 +162,7 @@ describe('outages while running', () => {
 
   test('PostgreSQL down: webhooks are answered 503 database_unavailable with Retry-After, and 200 again once it is back', async () => {
     const p = startServiceProcess('services/api/main.ts', serviceEnv());
-    const send = async (port: string) => {
+    const send = async (port: number) => {
       const res = await fetch(`http://127.0.0.1:${port}/webhooks/allio/${integration.webhookKey}`, {
         method: 'POST', headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ uuid: integration.uuid, command: 'RESERVE_ADD', indexes: [7] }),
@@ -202,7 +198,7 @@ describe('outages while running', () => {
     }).then(async (res) => (await res.arrayBuffer(), res.status));
     const valid = JSON.stringify({ uuid: integration.uuid, command: 'RESERVE_ADD', indexes: [9] });
     const lines = (msg: string) => p.output().split('\n').filter((l) => l.includes(`"msg":"${msg}`));
-    let port = '';
+    let port = 0;
     try {
       port = await listening(p);
       expect(await webhook(valid)).toBe(200);

@@ -6,7 +6,7 @@ import { replayFailedRequests } from '../services/mq-bridge/requests.js';
 import { DATABASE_URL, waitFor, type TestContext } from './support/context.js';
 import { queueDepth, type TestVhost } from './support/amqp.js';
 import { REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
-import { startServiceProcess, type ServiceProcess, expectCleanExit } from './support/process.js';
+import { expectCleanExit, listeningPort, startServiceProcess, type ServiceProcess } from './support/process.js';
 import {
   call, openSocket, PERSONAL, replyAsPartner, smartHomeEnv, startBridge, startStack, type ApiInstance, type BridgeInstance, type Stack, type TenantSocket,
 } from './support/smart-home.js';
@@ -146,7 +146,8 @@ describe('nothing is lost', () => {
 describe('several api replicas', () => {
   let a: ServiceProcess;
   let b: ServiceProcess;
-  const portOf = (p: ServiceProcess) => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(p.output())?.[1];
+  let urlA: string;
+  let urlB: string;
 
   beforeAll(async () => {
     const processEnv = {
@@ -154,7 +155,8 @@ describe('several api replicas', () => {
     };
     a = startServiceProcess('services/api/main.ts', { ...processEnv, INSTANCE_ID: 'api-a' });
     b = startServiceProcess('services/api/main.ts', { ...processEnv, INSTANCE_ID: 'api-b' });
-    await waitFor(() => portOf(a) && portOf(b), 30_000, 'both api processes to listen');
+    const [portA, portB] = await Promise.all([listeningPort(a, 30_000), listeningPort(b, 30_000)]);
+    [urlA, urlB] = [`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`];
   }, 40_000);
   afterAll(async () => {
     for (const p of [a, b]) p?.child.kill('SIGTERM');
@@ -162,8 +164,6 @@ describe('several api replicas', () => {
   });
 
   test('the socket lives on one api process, the command goes through the other, the bridge consumes the reply, and the result reaches the socket', async () => {
-    const urlA = `http://127.0.0.1:${portOf(a)}`;
-    const urlB = `http://127.0.0.1:${portOf(b)}`;
     const t = tenant();
     const token = await idp.issue(t);
     const socket = await openSocket(urlA, token);
