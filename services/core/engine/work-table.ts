@@ -260,9 +260,14 @@ export class WorkTable {
       if (!first) continue;
       const decided = this.decide(first, classification, error);
       const ids = group.map((r) => r.id);
-      outcomes.push(...ids.map((id) => ({ ...decided, id })));
-      if (decided.kind === 'retry') await this.retryAt(ids, owner, decided.at, decided.error, decided.reason);
-      else failed.push(...ids.map((id) => ({ ...decided, id })));
+      if (decided.kind === 'retry') {
+        outcomes.push(...ids.map((id) => ({ ...decided, id })));
+        await this.retryAt(ids, owner, decided.at, decided.error, decided.reason);
+      } else {
+        const mine = ids.map((id) => ({ ...decided, id }));
+        outcomes.push(...mine);
+        failed.push(...mine);
+      }
     }
     if (failed.length === 0) return outcomes;
     const ids = failed.map((o) => o.id);
