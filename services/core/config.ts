@@ -70,8 +70,24 @@ export const databaseEnv = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
     .default('public'),
+  /**
+   * Connections of the process's knex pool (each pod holds at most this many through DATABASE_URL).
+   * The chart sets it per service so that pools × replicas fit the server's max_connections
+   * (docs/deployment.md, "Database connections").
+   */
   DATABASE_POOL_MAX: int(1, 200).default(10),
+  /**
+   * Where the connections that need a session of their own go: the LISTEN connection of the
+   * worker services. Defaults to DATABASE_URL; set it to PostgreSQL itself when DATABASE_URL points
+   * at a PgBouncer in transaction mode, where LISTEN does not work.
+   */
+  DATABASE_SESSION_URL: url(['postgres:', 'postgresql:']).optional(),
 });
+
+/** The URL of the connections that need a session (LISTEN): DATABASE_SESSION_URL, else DATABASE_URL. */
+export function sessionDatabaseUrl(config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SESSION_URL'>): string {
+  return config.DATABASE_SESSION_URL ?? config.DATABASE_URL;
+}
 
 export const redisEnv = z.object({
   REDIS_URL: url(['redis:', 'rediss:']),

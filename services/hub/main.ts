@@ -90,7 +90,7 @@ await runService('hub', async () => {
   const cipher = new FieldCipher(config.DATA_ENCRYPTION_KEYS);
   const owner = instanceId(config.INSTANCE_ID);
   const authenticator = new TenantJwtAuthenticator(config, { logger });
-  const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
+  const listener = WorkListener.fromConfig(config, logger);
   // The kitchen's partners are the simulators here, so it runs only with them.
   const kitchen: KitchenDemo | undefined = values.simulators
     ? await prepareKitchenDemo({ db, logger, metrics, listener, owner, env, redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, idp })

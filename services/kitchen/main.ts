@@ -14,7 +14,7 @@ await runService('kitchen', async () => {
   const config = loadConfig(kitchenEnv);
   const { logger, metrics, db } = await processBasics('kitchen', config);
   const amqp = connectAmqp(config.AMQP_URL, logger, { name: 'kitchen' });
-  const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
+  const listener = WorkListener.fromConfig(config, logger);
   const owner = instanceId(config.INSTANCE_ID);
   const kitchen = createKitchen({
     db, config, paymentCa: readCa(config.KITCHEN_PAYMENT_CA_FILE), amqp, logger, metrics, listener, owner,

@@ -1,7 +1,10 @@
 // LISTEN/NOTIFY wake-ups: one dedicated connection per process listens on `hub_work` and wakes the
 // reconcilers of the table named in the payload. If the connection drops it reconnects with
-// backoff; the reconcilers' polling covers the gap.
+// backoff; the reconcilers' polling covers the gap. LISTEN needs a session of its own, so the
+// connection goes to DATABASE_SESSION_URL when set (PostgreSQL itself, past a PgBouncer in
+// transaction mode).
 import pg from 'pg';
+import { sessionDatabaseUrl, type DatabaseConfig } from '../config.js';
 import { toError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { settledOrAborted, sleep } from '../sleep.js';
@@ -23,6 +26,11 @@ export class WorkListener {
     private readonly logger: Logger,
   ) {
     this.connectedOnce = new Promise((r) => (this.resolveConnected = r));
+  }
+
+  /** The listener of a service: on the session URL, in the service's schema. */
+  static fromConfig(config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SESSION_URL' | 'DATABASE_SCHEMA'>, logger: Logger): WorkListener {
+    return new WorkListener(sessionDatabaseUrl(config), config.DATABASE_SCHEMA, logger);
   }
 
   /** Calls `handler` whenever rows are inserted into `table` (in this listener's schema). */
