@@ -139,7 +139,8 @@ describe('helm chart', () => {
     expect(env.NODE_EXTRA_CA_CERTS?.value).toBe('/etc/ssl/certs/ca-certificates.crt');
     expect(env.AMQP_URL?.valueFrom?.secretKeyRef?.key).toBe('AMQP_URL');
     const cm = named(production, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & { data: Record<string, string> };
-    expect(cm.data).toEqual(expect.objectContaining({ DATABASE_SCHEMA: 'hub', NODE_OPTIONS: '--max-old-space-size=384', PORT: '8080' }));
+    expect(cm.data).toEqual(expect.objectContaining({ DATABASE_SCHEMA: 'hub', PORT: '8080' }));
+    expect(env.DATABASE_POOL_MAX?.value).toBe('8');
   });
 
   test.each([['default', () => defaults], ['production', () => production]])('every service of the %s values gets each variable its configuration requires', (_values, rendered) => {
