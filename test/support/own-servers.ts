@@ -3,7 +3,7 @@
 // `postgres` user when the tests run as root (initdb refuses root).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -101,4 +101,67 @@ export async function startOwnPostgres(): Promise<OwnServer> {
       untrack();
     },
   };
+}
+
+/**
+ * A PgBouncer of the test's own on a free port, in `pool_mode` (transaction by default) in front
+ * of PostgreSQL at `target` (`host`, `port`, `dbname`), with trust authentication for `users`.
+ * It runs as the `postgres` user when the tests run as root (PgBouncer refuses root).
+ */
+export async function startPgBouncer(target: { host: string; port: number; dbname: string }, o: { users: string[]; serverConnections: number; poolMode?: 'transaction' | 'session' }): Promise<{ port: number; close(): Promise<void> }> {
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(tmpdir(), 'hub-pgbouncer-'));
+  const ini = path.join(dir, 'pgbouncer.ini');
+  await writeFile(path.join(dir, 'users.txt'), o.users.map((u) => `"${u}" ""\n`).join(''));
+  await writeFile(ini, [
+    '[databases]',
+    `${target.dbname} = host=${target.host} port=${target.port} dbname=${target.dbname}`,
+    '[pgbouncer]',
+    'listen_addr = 127.0.0.1',
+    `listen_port = ${port}`,
+    'unix_socket_dir =',
+    'auth_type = trust',
+    `auth_file = ${path.join(dir, 'users.txt')}`,
+    `pool_mode = ${o.poolMode ?? 'transaction'}`,
+    `default_pool_size = ${o.serverConnections}`,
+    'reserve_pool_size = 0',
+    'max_client_conn = 200',
+    '',
+  ].join('\n'));
+  const asRoot = userInfo().uid === 0;
+  if (asRoot) {
+    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+    for (const f of [dir, ini, path.join(dir, 'users.txt')]) chownSync(f, Number(uid.stdout.trim()), Number(gid.stdout.trim()));
+  }
+  const child = spawn('pgbouncer', [...(asRoot ? ['-u', 'postgres'] : []), ini], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const untrack = track(`own pgbouncer :${port}`);
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    await exited;
+    await rm(dir, { recursive: true, force: true });
+    untrack();
+  };
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`pgbouncer exited: ${log}`);
+      const c = new pg.Client({ connectionString: `postgres://${o.users[0]}@127.0.0.1:${port}/${target.dbname}` });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        await c.query('select 1');
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    }, 15_000, `own pgbouncer up (${log})`);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { port, close };
 }
