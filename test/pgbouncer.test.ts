@@ -5,10 +5,11 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { pino } from 'pino';
 import { createDb, type Db } from '../services/core/db.js';
-import { databaseEnv, loadConfig } from '../services/core/config.js';
+import { baseEnv, databaseEnv, loadConfig } from '../services/core/config.js';
 import { WORK_CHANNEL, WorkListener } from '../services/core/engine/notify.js';
 import { migrate } from '../services/core/migrate.js';
 import { migrations } from '../services/core/migrations/index.js';
+import { processBasics, StartupDependencyError } from '../services/core/runtime.js';
 import { DATABASE_URL, uniqueName, waitFor } from './support/context.js';
 import { startPgBouncer } from './support/own-servers.js';
 
@@ -16,6 +17,8 @@ const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const direct = new URL(DATABASE_URL);
 const dbname = direct.pathname.slice(1);
 const role = uniqueName('hub_pgb');
+/** A role without the search_path setting, as a PgBouncer installation that skipped it has. */
+const bare = uniqueName('hub_pgb_bare');
 const schema = uniqueName('t_pgb');
 /** PgBouncer's server connections for the hub's database and user, far fewer than the clients. */
 const SERVER_CONNECTIONS = 2;
@@ -35,10 +38,12 @@ beforeAll(async () => {
   admin = createDb({ DATABASE_URL, DATABASE_SCHEMA: 'public', DATABASE_POOL_MAX: 2 });
   await admin.raw(`create role "${role}" login`);
   await admin.raw(`grant connect, create on database "${dbname}" to "${role}"`);
+  await admin.raw(`create role "${bare}" login`);
+  await admin.raw(`grant connect on database "${dbname}" to "${bare}"`);
   // What docs/deployment.md asks of a PgBouncer installation: knex's per-connection SET does not
   // follow transactions onto other server connections, the role's setting does.
   await admin.raw(`alter role "${role}" in database "${dbname}" set search_path = "${schema}"`);
-  bouncer = await startPgBouncer({ host: direct.hostname, port: Number(direct.port || 5432), dbname }, { users: [role], serverConnections: SERVER_CONNECTIONS });
+  bouncer = await startPgBouncer({ host: direct.hostname, port: Number(direct.port || 5432), dbname }, { users: [role, bare], serverConnections: SERVER_CONNECTIONS });
   pooledUrl = `postgres://${role}@127.0.0.1:${bouncer.port}/${dbname}`;
   sessionUrl = `postgres://${role}@${direct.host}/${dbname}`;
 }, 60_000);
@@ -49,6 +54,8 @@ afterAll(async () => {
   await admin.raw(`drop schema if exists "${schema}" cascade`);
   await admin.raw(`drop owned by "${role}"`);
   await admin.raw(`drop role if exists "${role}"`);
+  await admin.raw(`drop owned by "${bare}"`);
+  await admin.raw(`drop role if exists "${bare}"`);
   await admin.destroy();
 });
 
@@ -79,6 +86,19 @@ describe('through PgBouncer in transaction mode', () => {
     const { rows } = await admin.raw<{ rows: { n: string }[] }>('select count(*) as n from pg_stat_activity where usename = ?', [role]);
     expect(Number(rows[0]!.n)).toBeLessThanOrEqual(SERVER_CONNECTIONS);
   }, 120_000);
+
+  test('a service refuses to start through PgBouncer when its role does not set the schema, naming the ALTER ROLE to run', async () => {
+    const start = (user: string) => processBasics('pgbouncer-test', loadConfig(baseEnv.merge(databaseEnv), {
+      LOG_LEVEL: 'silent', DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: '2',
+      DATABASE_URL: `postgres://${user}@127.0.0.1:${bouncer.port}/${dbname}`, DATABASE_SESSION_URL: `postgres://${user}@${direct.host}/${dbname}`,
+    }));
+    const refused = await start(bare).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(StartupDependencyError);
+    expect((refused as Error).message).toContain(`ALTER ROLE "${bare}" IN DATABASE "${dbname}" SET search_path = "${schema}"`);
+    const { db } = await start(role);
+    pools.push(db);
+    expect((await db.raw<{ rows: { n: number }[] }>('select count(*)::int as n from hub_migrations')).rows[0]!.n).toBe(migrations.length);
+  }, 60_000);
 
   test('the LISTEN connection on DATABASE_SESSION_URL hears a NOTIFY committed through PgBouncer', async () => {
     const db = pool(2);

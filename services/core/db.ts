@@ -1,5 +1,6 @@
 // PostgreSQL access through knex: one pool per process, every connection pinned to the hub's schema.
 import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
 import type { DatabaseConfig } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -35,6 +36,35 @@ export function createDb(config: DatabaseConfig, options: { applicationName?: st
     pool: { min: 0, max: config.DATABASE_POOL_MAX },
     acquireConnectionTimeout: 10_000,
   });
+}
+
+/**
+ * Through a transaction-mode pooler (DATABASE_SESSION_URL set apart from DATABASE_URL), knex's
+ * per-connection `set search_path` stays on whichever server connection ran it, and later
+ * transactions may run on others: the schema must come from the server's side (ALTER ROLE … SET
+ * search_path, or the pooler's connect_query). Asks a connection that set nothing where unqualified
+ * tables resolve; returns what is wrong, or undefined. A server connection that another client's
+ * SET already reached can pass where a fresh one would not, so this finds a missing setting on a
+ * fresh pooler, not always on a warm one.
+ */
+export async function pooledSearchPathProblem(config: DatabaseConfig): Promise<string | undefined> {
+  if (!config.DATABASE_SESSION_URL || config.DATABASE_SESSION_URL === config.DATABASE_URL) return undefined;
+  const client = new pg.Client({ connectionString: config.DATABASE_URL, application_name: 'hub-search-path-check' });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ first: string | null; role: string; db: string }>(
+      'select (current_schemas(false))[1] as first, current_user as role, current_database() as db',
+    );
+    const { first, role, db } = rows[0] ?? { first: null, role: '?', db: '?' };
+    if (first === config.DATABASE_SCHEMA) return undefined;
+    return `DATABASE_URL goes through a connection pooler (DATABASE_SESSION_URL is set apart from it) and its connections ` +
+      `resolve tables in ${first ? `schema ${first}` : 'no schema'}, not DATABASE_SCHEMA ${config.DATABASE_SCHEMA}: a per-connection ` +
+      `SET does not survive transaction pooling. Run ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(db)} SET search_path = ` +
+      `${quoteIdent(config.DATABASE_SCHEMA)} (or set it in the pooler's connect_query), after the migration has created the schema.`;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** Quotes an SQL identifier (schema names come from validated config, this is defence in depth). */

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { ConfigError, type BaseConfig, type DatabaseConfig, type RedisConfig } from './config.js';
 import { describeError, toError } from './errors.js';
-import { createDb, pingDb, type Db } from './db.js';
+import { createDb, pingDb, pooledSearchPathProblem, type Db } from './db.js';
 import { sleep } from './sleep.js';
 import { createLogger, redactUrlPassword, type Logger } from './logger.js';
 import { collectProcessMetrics, createMetrics, type Metrics } from './metrics.js';
@@ -41,7 +41,8 @@ export function instanceId(configured?: string): string {
 
 /**
  * What every service process starts with: its logger, its metrics registry, its database pool,
- * and PostgreSQL answering (see requireDatabase).
+ * and PostgreSQL answering (see requireDatabase), through a pooler with the schema set on the
+ * server's side (see pooledSearchPathProblem).
  */
 export async function processBasics(name: string, config: BaseConfig & DatabaseConfig): Promise<{ logger: Logger; metrics: Metrics; db: Db }> {
   const logger = createLogger({ level: config.LOG_LEVEL, name });
@@ -49,6 +50,11 @@ export async function processBasics(name: string, config: BaseConfig & DatabaseC
   collectProcessMetrics(metrics.registry);
   const db = createDb(config, { applicationName: `hub-${name}`, logger });
   await requireDatabase(db, config.DATABASE_URL);
+  const searchPath = await pooledSearchPathProblem(config);
+  if (searchPath) {
+    await db.destroy().catch(() => undefined);
+    throw new StartupDependencyError(searchPath);
+  }
   return { logger, metrics, db };
 }
 
