@@ -24,8 +24,7 @@ export function run(cmd: string, args: string[], o: { input?: string; cwd?: stri
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
     });
-    // Always ended: an open stdin pipe of a finished tool would outlive it as a handle of the runner.
-    child.stdin?.end(o.input);
+    if (o.input !== undefined) child.stdin?.end(o.input);
   });
 }
 
