@@ -19,9 +19,9 @@
 {{- if and .root.Values.postgresql.pgbouncer.enabled (gt (int .s.database.listenConnections) 0) }}true{{ end }}
 {{- end }}
 
-{{/* Fails the render when the services' connections at their most do not fit the server:
-     pools (through PgBouncer when enabled) and LISTEN connections (always on PostgreSQL itself). */}}
-{{- define "hub.checkConnections" -}}
+{{/* The services' connections at their most, as JSON: pool (through PgBouncer when enabled,
+     the migration hook included), listen (always on PostgreSQL itself), onPostgres, budget. */}}
+{{- define "hub.connectionSums" -}}
 {{- $pg := .Values.postgresql }}
 {{- $pool := 0 }}
 {{- $listen := 0 }}
@@ -33,20 +33,27 @@
 {{- end }}
 {{- end }}
 {{- if .Values.migration.enabled }}{{ $pool = add $pool (int (include "hub.migrationPoolMax" .)) }}{{ end }}
-{{- $budget := sub (int $pg.maxConnections) (int $pg.reservedConnections) }}
+{{- $onPostgres := add $pool $listen }}
+{{- if $pg.pgbouncer.enabled }}{{ $onPostgres = add (int $pg.pgbouncer.serverConnections) $listen }}{{ end }}
+{{- dict "pool" (int $pool) "listen" (int $listen) "onPostgres" (int $onPostgres) "budget" (int (sub (int $pg.maxConnections) (int $pg.reservedConnections))) | toJson }}
+{{- end }}
+
+{{/* Fails the render when the services' connections at their most do not fit the server. */}}
+{{- define "hub.checkConnections" -}}
+{{- $pg := .Values.postgresql }}
+{{- $c := include "hub.connectionSums" . | fromJson }}
+{{- $pool := int $c.pool }}
+{{- $listen := int $c.listen }}
+{{- $budget := int $c.budget }}
 {{- if $pg.pgbouncer.enabled }}
-{{- if gt (int $pool) (int $pg.pgbouncer.maxClientConnections) }}
-{{- fail (printf "the services' pools open up to %d connections to PgBouncer, over postgresql.pgbouncer.maxClientConnections (%d): lower services.<name>.database.poolMax or autoscaling.maxReplicas, or raise PgBouncer's max_client_conn (docs/deployment.md, \"Database connections\")" (int $pool) (int $pg.pgbouncer.maxClientConnections)) }}
+{{- if gt $pool (int $pg.pgbouncer.maxClientConnections) }}
+{{- fail (printf "the services' pools open up to %d connections to PgBouncer, over postgresql.pgbouncer.maxClientConnections (%d): lower services.<name>.database.poolMax or autoscaling.maxReplicas, or raise PgBouncer's max_client_conn (docs/deployment.md, \"Database connections\")" $pool (int $pg.pgbouncer.maxClientConnections)) }}
 {{- end }}
-{{- $server := add (int $pg.pgbouncer.serverConnections) $listen }}
-{{- if gt (int $server) $budget }}
-{{- fail (printf "PgBouncer's %d server connections and %d LISTEN connections need %d of PostgreSQL's connections, over postgresql.maxConnections (%d) less postgresql.reservedConnections (%d) (docs/deployment.md, \"Database connections\")" (int $pg.pgbouncer.serverConnections) (int $listen) (int $server) (int $pg.maxConnections) (int $pg.reservedConnections)) }}
+{{- if gt (int $c.onPostgres) $budget }}
+{{- fail (printf "PgBouncer's %d server connections and %d LISTEN connections need %d of PostgreSQL's connections, over postgresql.maxConnections (%d) less postgresql.reservedConnections (%d) (docs/deployment.md, \"Database connections\")" (int $pg.pgbouncer.serverConnections) $listen (int $c.onPostgres) (int $pg.maxConnections) (int $pg.reservedConnections)) }}
 {{- end }}
-{{- else }}
-{{- $total := add $pool $listen }}
-{{- if gt (int $total) $budget }}
-{{- fail (printf "the services may open %d PostgreSQL connections (pools %d, LISTEN %d, at each HPA maximum plus the rolling update's surge pod), over postgresql.maxConnections (%d) less postgresql.reservedConnections (%d): lower services.<name>.database.poolMax or autoscaling.maxReplicas, or put PgBouncer in front (postgresql.pgbouncer; docs/deployment.md, \"Database connections\")" (int $total) (int $pool) (int $listen) (int $pg.maxConnections) (int $pg.reservedConnections)) }}
-{{- end }}
+{{- else if gt (int $c.onPostgres) $budget }}
+{{- fail (printf "the services may open %d PostgreSQL connections (pools %d, LISTEN %d, at each HPA maximum plus the rolling update's surge pod), over postgresql.maxConnections (%d) less postgresql.reservedConnections (%d): lower services.<name>.database.poolMax or autoscaling.maxReplicas, or put PgBouncer in front (postgresql.pgbouncer; docs/deployment.md, \"Database connections\")" (int $c.onPostgres) $pool $listen (int $pg.maxConnections) (int $pg.reservedConnections)) }}
 {{- end }}
 {{- end }}
 
