@@ -1,0 +1,112 @@
+// The sync worker's claim: a fair share of ALLIO's quota for every integration behind one egress
+// IP. A claim first waits for a slot of the quota, then picks the integration whose turn it is
+// (start-time fair queueing over weighted virtual times) and leases its oldest due tasks, so the
+// choice is made at the moment a request can go out, never queued behind batches claimed earlier.
+import type { Knex } from 'knex';
+import { CLAIM_SET, dueCondition, type WorkTable } from '../core/engine/work-table.js';
+import { RateLimiterClosedError, type Grant } from '../core/ratelimit/limiter.js';
+import { MAX_IDS_PER_REQUEST } from './commands.js';
+import type { TaskRow } from './sync-worker.js';
+
+const DUE_T = dueCondition('t');
+/** The partial index allio_tasks_fair covers exactly these rows. */
+const PENDING_UPSERT_T = `t.op = 'upsert' and t.status in (0, 1) and ${DUE_T}`;
+
+/** Taken first in the claim's transaction: claims run one at a time, each seeing the last one's result. */
+export const LOCK_CLOCK_SQL = 'select vtime from allio_sync_clock for update';
+
+/**
+ * One statement, after LOCK_CLOCK_SQL in the same transaction (so its snapshot holds every earlier
+ * claim). Each integration carries a virtual time: the finish tag of its last batch. Among active
+ * integrations with due upsert tasks, the one with the lowest start tag — its virtual time, or the
+ * clock if it was idle and fell behind (idle time earns no credit) — is served: its oldest due task
+ * names the entity, then the due tasks of that integration and entity in order while their ids add
+ * up to at most 100 (a larger task goes alone). Its virtual time moves past the start by the
+ * requests the batch needs divided by its weight, and the clock moves to the start. Cost: one index
+ * probe (allio_tasks_fair) per active integration, plus the batch.
+ */
+export const FAIR_CLAIM_SQL = `
+with clock as (
+  select vtime from allio_sync_clock
+), pick as (
+  select i.id, i.weight, greatest(i.sync_vtime, c.vtime) as start
+    from allio_integrations i cross join clock c
+   where i.active and exists (select 1 from allio_tasks t where t.integration_id = i.id and ${PENDING_UPSERT_T})
+   order by start, i.id limit 1
+), head as (
+  select t.entity from allio_tasks t join pick p on p.id = t.integration_id
+   where ${PENDING_UPSERT_T}
+   order by t.next_attempt_at, t.id limit 1
+), cand as (
+  select t.id, t.next_attempt_at, jsonb_array_length(t.external_ids::jsonb) as n
+    from allio_tasks t join pick p on p.id = t.integration_id join head h on h.entity = t.entity
+   where ${PENDING_UPSERT_T}
+   order by t.next_attempt_at, t.id limit ${MAX_IDS_PER_REQUEST}
+   for update of t skip locked
+), picked as (
+  select id, cum from (
+    select id, sum(n) over w as cum, row_number() over w as rn
+      from cand window w as (order by next_attempt_at, id)
+  ) x where cum <= ${MAX_IDS_PER_REQUEST} or rn = 1
+), cost as (
+  select greatest(ceil(max(cum) / ${MAX_IDS_PER_REQUEST}.0), 1)::float8 as requests from picked having count(*) > 0
+), served as (
+  update allio_integrations i set sync_vtime = p.start + c.requests / p.weight
+    from pick p cross join cost c where i.id = p.id
+), advanced as (
+  update allio_sync_clock k set vtime = p.start from pick p cross join cost c
+), claimed as (
+  update allio_tasks set ${CLAIM_SET}
+   where id in (select id from picked)
+  returning *
+)
+select * from claimed`;
+
+/** What the claim needs of the ALLIO client: a slot of the quota ahead of the request. */
+export interface QuotaSlots {
+  slot(signal?: AbortSignal): Promise<Grant>;
+  unusedSlot(grant: Grant): void;
+}
+
+export interface FairClaim {
+  claim(owner: string): Promise<TaskRow[]>;
+  /** The slot taken for `owner`'s batch, for its first request; each slot is handed out once. */
+  takeSlot(owner: string): Grant | undefined;
+}
+
+/**
+ * Claims after a slot is granted. No due work: the slot is given back at once (unsent, it frees
+ * immediately). The limiter closed (shutdown): nothing is claimed.
+ */
+export function fairClaim(db: Knex, table: WorkTable, quota: QuotaSlots): FairClaim {
+  const slots = new Map<string, Grant>();
+  const run = (sql: string, bindings: readonly Knex.Value[]) =>
+    db.transaction(async (trx) => {
+      await trx.raw(LOCK_CLOCK_SQL);
+      return (await trx.raw<{ rows: TaskRow[] }>(sql, bindings as Knex.Value[])).rows;
+    });
+  return {
+    async claim(owner) {
+      let grant: Grant;
+      try {
+        grant = await quota.slot();
+      } catch (thrown) {
+        if (thrown instanceof RateLimiterClosedError) return [];
+        throw thrown;
+      }
+      let rows: TaskRow[] = [];
+      try {
+        rows = await table.claimRaw<TaskRow>(owner, FAIR_CLAIM_SQL, [owner, table.options.leaseMs / 1000], run);
+      } finally {
+        if (rows.length > 0) slots.set(owner, grant);
+        else quota.unusedSlot(grant);
+      }
+      return rows;
+    },
+    takeSlot(owner) {
+      const grant = slots.get(owner);
+      slots.delete(owner);
+      return grant;
+    },
+  };
+}
