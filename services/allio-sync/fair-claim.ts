@@ -2,7 +2,6 @@
 // IP. A claim first waits for a slot of the quota, then picks the integration whose turn it is
 // (start-time fair queueing over weighted virtual times) and leases its oldest due tasks, so the
 // choice is made at the moment a request can go out, never queued behind batches claimed earlier.
-import type { Knex } from 'knex';
 import { CLAIM_SET, dueCondition, type WorkTable } from '../core/engine/work-table.js';
 import { RateLimiterClosedError, type Grant } from '../core/ratelimit/limiter.js';
 import { MAX_IDS_PER_REQUEST } from './commands.js';
@@ -12,22 +11,23 @@ const DUE_T = dueCondition('t');
 /** The partial index allio_tasks_fair covers exactly these rows. */
 const PENDING_UPSERT_T = `t.op = 'upsert' and t.status in (0, 1) and ${DUE_T}`;
 
-/** Taken first in the claim's transaction: claims run one at a time, each seeing the last one's result. */
-export const LOCK_CLOCK_SQL = 'select vtime from allio_sync_clock for update';
-
 /**
- * One statement, after LOCK_CLOCK_SQL in the same transaction (so its snapshot holds every earlier
- * claim). Each integration carries a virtual time: the finish tag of its last batch. Among active
- * integrations with due upsert tasks, the one with the lowest start tag — its virtual time, or the
- * clock if it was idle and fell behind (idle time earns no credit) — is served: its oldest due task
- * names the entity, then the due tasks of that integration and entity in order while their ids add
- * up to at most 100 (a larger task goes alone). Its virtual time moves past the start by the
- * requests the batch needs divided by its weight, and the clock moves to the start. Cost: one index
- * probe (allio_tasks_fair) per active integration, plus the batch.
+ * One statement (the time it takes is taken from the slot granted just before it, so it is one round
+ * trip, not a transaction of four). Each integration carries a virtual time: the finish tag of its
+ * last batch. Among active integrations with due upsert tasks, the one with the lowest start tag —
+ * its virtual time, or the clock if it was idle and fell behind (idle time earns no credit) — is
+ * served: its oldest due task names the entity, then the due tasks of that integration and entity
+ * in order while their ids add up to at most 100 (a larger task goes alone). Its virtual time moves
+ * past the start by the requests the batch needs divided by its weight, and the clock moves to the
+ * start. Claims lock the clock row, so they run one after another; one that waited for another
+ * reads the clock as that one left it, and the tasks it leases are rechecked under SKIP LOCKED, but
+ * the integrations' virtual times as of its start: the rare claim that collides with another may
+ * serve an integration one turn early, never twice for one turn (the updates build on the newest
+ * virtual time). Cost: one index probe (allio_tasks_fair) per active integration, plus the batch.
  */
 export const FAIR_CLAIM_SQL = `
 with clock as (
-  select vtime from allio_sync_clock
+  select vtime from allio_sync_clock for update
 ), pick as (
   select i.id, i.weight, greatest(i.sync_vtime, c.vtime) as start
     from allio_integrations i cross join clock c
@@ -51,10 +51,10 @@ with clock as (
 ), cost as (
   select greatest(ceil(max(cum) / ${MAX_IDS_PER_REQUEST}.0), 1)::float8 as requests from picked having count(*) > 0
 ), served as (
-  update allio_integrations i set sync_vtime = p.start + c.requests / p.weight
+  update allio_integrations i set sync_vtime = greatest(i.sync_vtime, p.start) + c.requests / p.weight
     from pick p cross join cost c where i.id = p.id
 ), advanced as (
-  update allio_sync_clock k set vtime = p.start from pick p cross join cost c
+  update allio_sync_clock k set vtime = greatest(k.vtime, p.start) from pick p cross join cost c
 ), claimed as (
   update allio_tasks set ${CLAIM_SET}
    where id in (select id from picked)
@@ -78,13 +78,8 @@ export interface FairClaim {
  * Claims after a slot is granted. No due work: the slot is given back at once (unsent, it frees
  * immediately). The limiter closed (shutdown): nothing is claimed.
  */
-export function fairClaim(db: Knex, table: WorkTable, quota: QuotaSlots): FairClaim {
+export function fairClaim(table: WorkTable, quota: QuotaSlots): FairClaim {
   const slots = new Map<string, Grant>();
-  const run = (sql: string, bindings: readonly Knex.Value[]) =>
-    db.transaction(async (trx) => {
-      await trx.raw(LOCK_CLOCK_SQL);
-      return (await trx.raw<{ rows: TaskRow[] }>(sql, bindings as Knex.Value[])).rows;
-    });
   return {
     async claim(owner) {
       let grant: Grant;
@@ -96,7 +91,7 @@ export function fairClaim(db: Knex, table: WorkTable, quota: QuotaSlots): FairCl
       }
       let rows: TaskRow[] = [];
       try {
-        rows = await table.claimRaw<TaskRow>(owner, FAIR_CLAIM_SQL, [owner, table.options.leaseMs / 1000], run);
+        rows = await table.claimRaw<TaskRow>(owner, FAIR_CLAIM_SQL, [owner, table.options.leaseMs / 1000]);
       } finally {
         if (rows.length > 0) slots.set(owner, grant);
         else quota.unusedSlot(grant);

@@ -63,7 +63,7 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     outbound: new OutboundPolicy(config, logger, metrics),
     sourceAddress: config.ALLIO_SOURCE_ADDRESS,
   });
-  const fair = fairClaim(db, tasks, client);
+  const fair = fairClaim(tasks, client);
   const common = { owner: d.owner, logger, metrics, pollMaxMs: d.pollMaxMs ?? 5_000 };
   const upsertFilter = { sql: `op = 'upsert'`, bindings: [] };
   const sweepFilter = { sql: 'name = ?', bindings: [DELETION_JOB] };

@@ -125,19 +125,10 @@ export class WorkTable {
     return this.dropExhausted(rows, owner);
   }
 
-  /**
-   * Claims with a caller-built statement (batching by group); it must return full rows. `run`
-   * executes it when it needs more than one statement (a transaction that takes a lock first); it
-   * must have committed when it returns.
-   */
-  async claimRaw<R extends WorkRow>(
-    owner: string,
-    sql: string,
-    bindings: readonly Knex.Value[],
-    run?: (sql: string, bindings: readonly Knex.Value[]) => Promise<R[]>,
-  ): Promise<R[]> {
+  /** Claims with a caller-built statement (batching by group); it must return full rows. */
+  async claimRaw<R extends WorkRow>(owner: string, sql: string, bindings: readonly Knex.Value[]): Promise<R[]> {
     this.forget(owner);
-    const rows = run ? await run(sql, bindings) : (await this.db.raw<{ rows: R[] }>(sql, bindings as Knex.Value[])).rows;
+    const { rows } = await this.db.raw<{ rows: R[] }>(sql, bindings as Knex.Value[]);
     return this.dropExhausted(rows, owner);
   }
 
