@@ -34,20 +34,22 @@ with clock as (
    where i.active and exists (select 1 from allio_tasks t where t.integration_id = i.id and ${PENDING_UPSERT_T})
    order by start, i.id limit 1
 ), head as (
-  select t.entity from allio_tasks t join pick p on p.id = t.integration_id
-   where ${PENDING_UPSERT_T}
+  select t.entity from allio_tasks t
+   where t.integration_id = (select id from pick) and ${PENDING_UPSERT_T}
    order by t.next_attempt_at, t.id limit 1
 ), cand as (
-  select t.id, t.next_attempt_at, jsonb_array_length(t.external_ids::jsonb) as n
-    from allio_tasks t join pick p on p.id = t.integration_id join head h on h.entity = t.entity
-   where ${PENDING_UPSERT_T}
-   order by t.next_attempt_at, t.id limit ${MAX_IDS_PER_REQUEST}
-   for update of t skip locked
+  -- Ids counted by their commas: parsing 100 JSON arrays of 100 ids took 9 of the claim's 10 ms.
+  select t.id, sum(length(t.external_ids) - length(replace(t.external_ids, ',', '')) + 1) over w as cum,
+         row_number() over w as rn
+    from (select id, next_attempt_at, external_ids from allio_tasks t
+           where t.integration_id = (select id from pick) and t.entity = (select entity from head) and ${PENDING_UPSERT_T}
+           order by t.next_attempt_at, t.id limit ${MAX_IDS_PER_REQUEST}) t
+  window w as (order by t.next_attempt_at, t.id)
 ), picked as (
-  select id, cum from (
-    select id, sum(n) over w as cum, row_number() over w as rn
-      from cand window w as (order by next_attempt_at, id)
-  ) x where cum <= ${MAX_IDS_PER_REQUEST} or rn = 1
+  -- Only the tasks that fit are locked (claims run one at a time, so the others are not wanted).
+  select t.id, (select x.cum from cand x where x.id = t.id) as cum from allio_tasks t
+   where t.id = any(array(select id from cand where cum <= ${MAX_IDS_PER_REQUEST} or rn = 1)) and ${PENDING_UPSERT_T}
+   for update of t skip locked
 ), cost as (
   select greatest(ceil(max(cum) / ${MAX_IDS_PER_REQUEST}.0), 1)::float8 as requests from picked having count(*) > 0
 ), served as (
@@ -60,7 +62,14 @@ with clock as (
    where id in (select id from picked)
   returning *
 )
-select * from claimed`;
+-- The integration's settings come back with the tasks: one round trip less inside the slot.
+select c.*, (select json_build_object(
+         'id', i.id::text, 'name', i.name, 'integration_uuid', i.integration_uuid, 'webhook_key_hash', i.webhook_key_hash,
+         'api_base_url', i.api_base_url, 'api_token', i.api_token, 'api_token_secret_name', i.api_token_secret_name,
+         'api_token_secret_key', i.api_token_secret_key, 'deletion_control', i.deletion_control, 'active', i.active,
+         'weight', i.weight)
+       from allio_integrations i where i.id = c.integration_id) as integration
+  from claimed c`;
 
 /** What the claim needs of the ALLIO client: a slot of the quota ahead of the request. */
 export interface QuotaSlots {

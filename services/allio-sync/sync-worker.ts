@@ -11,7 +11,7 @@ import { RateLimiterClosedError, type Grant } from '../core/ratelimit/limiter.js
 import type { AllioClient } from './client.js';
 import { batchIds, parseIds, type Entity } from './commands.js';
 import { writeRecords } from './crm-writer.js';
-import { findById, resolveToken } from './integrations.js';
+import { findById, resolveToken, type Integration } from './integrations.js';
 import {
   allioDealCardSchema,
   allioReservationSchema,
@@ -27,6 +27,8 @@ export interface TaskRow extends WorkRow {
   command: string;
   external_ids: string;
   webhook_id: string | null;
+  /** The integration's settings as the claim read them (fair-claim.ts); absent, they are looked up. */
+  integration?: Integration;
 }
 
 export interface SyncWorkerDeps {
@@ -49,7 +51,7 @@ export function syncHandler(d: SyncWorkerDeps) {
     const taskIds = batch.map((t) => t.id);
     let slot = d.takeSlot?.(owner);
     try {
-      const integration = await findById(d.db, first.integration_id);
+      const integration = first.integration ?? (await findById(d.db, first.integration_id));
       if (!integration) throw new PermanentError(`integration ${first.integration_id} no longer exists`);
       const token = await resolveToken(integration, d.secretsDir);
       const chunks = batchIds(batch.map((t) => parseIds(t.external_ids)));
