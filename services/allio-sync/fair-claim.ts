@@ -8,8 +8,12 @@ import { MAX_IDS_PER_REQUEST } from './commands.js';
 import type { TaskRow } from './sync-worker.js';
 
 const DUE_T = dueCondition('t');
-/** The partial index allio_tasks_fair covers exactly these rows. */
-const PENDING_UPSERT_T = `t.op = 'upsert' and t.status in (0, 1) and ${DUE_T}`;
+/**
+ * Due upsert tasks, in the terms of the partial index allio_tasks_fair. `next_attempt_at <= now()`
+ * holds for every due row (a task in progress was claimed when due, and claiming does not move it);
+ * said outright, it bounds the index range, so tasks waiting for a retry later are never read.
+ */
+const PENDING_UPSERT_T = `t.op = 'upsert' and t.status in (0, 1) and t.next_attempt_at <= now() and ${DUE_T}`;
 
 /**
  * One statement (the time it takes is taken from the slot granted just before it, so it is one round
