@@ -1,11 +1,12 @@
 // Entry point of `npm run bench`: runs the engine and ALLIO benchmarks (or those named in argv,
 // e.g. `npm run bench -- engine`) and prints a summary table of the ratios.
 import type { AllioResult } from './allio.js';
+import type { FairnessResult } from './allio-fairness.js';
 import type { EngineResult } from './engine.js';
 import type { SmartHomeResult } from './smart-home.js';
 import { fmt } from './support.js';
 
-const BENCHMARKS = ['engine', 'allio', 'smart-home'] as const;
+const BENCHMARKS = ['engine', 'allio', 'allio-fairness', 'smart-home'] as const;
 type Name = (typeof BENCHMARKS)[number];
 
 function selected(argv: readonly string[]): Name[] {
@@ -48,6 +49,34 @@ function allioRows(r: AllioResult): Row[] {
       reference: `maxInWindow ${r.maxInWindow}`,
       ratio: '',
       goal: `0 violations ${r.violations === 0 ? 'met' : 'MISSED'}`,
+    },
+  ];
+}
+
+function fairnessRows(r: FairnessResult): Row[] {
+  const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const p99 = r.webhooks.p99;
+  return [
+    {
+      benchmark: `allio-fairness webhooks (9 clients, 1 with ${fmt(r.options.bulkIds)} ids of backlog)`,
+      measured: `p99 ${fmt(p99)} ms (p50 ${fmt(r.webhooks.p50)}, ${r.lost} lost)`,
+      reference: 'goal 5,000 ms',
+      ratio: (p99 / 5_000).toFixed(2),
+      goal: `p99 < 5 s ${met(p99 < 5_000 && r.lost === 0)}`,
+    },
+    {
+      benchmark: 'allio-fairness quota',
+      measured: `${fmt(r.requests)} requests in ${fmt(r.seconds, 1)} s, ${r.violations} violations`,
+      reference: `ceiling ${r.options.rate} req/s`,
+      ratio: r.quotaUse.toFixed(3),
+      goal: `>= 0.95, 0 violations ${met(r.quotaUse >= 0.95 && r.violations === 0)}`,
+    },
+    {
+      benchmark: 'allio-fairness egress IPs',
+      measured: `2 IPs ${fmt(r.twoIps, 1)} records/s`,
+      reference: `1 IP ${fmt(r.oneIp, 1)} records/s`,
+      ratio: r.ipRatio.toFixed(2),
+      goal: `about 2, 0 violations ${met(r.ipRatio >= 1.9 && r.ipViolations === 0)}`,
     },
   ];
 }
@@ -97,6 +126,9 @@ async function main(): Promise<void> {
     } else if (name === 'allio') {
       const { runAllioBench } = await import('./allio.js');
       rows.push(...allioRows(await runAllioBench()));
+    } else if (name === 'allio-fairness') {
+      const { runAllioFairnessBench } = await import('./allio-fairness.js');
+      rows.push(...fairnessRows(await runAllioFairnessBench()));
     } else {
       const { runSmartHomeBench } = await import('./smart-home.js');
       rows.push(...smartHomeRows(await runSmartHomeBench()));

@@ -91,7 +91,7 @@ describe('allio sync reliability', () => {
     expect(worker.output()).toMatch(/"msg":"stopped"/);
   });
 
-  test('SIGTERM while Redis is down ends the limiter waits at once: the task is handed back and the process exits 0', async () => {
+  test('SIGTERM while Redis is down ends the limiter waits at once: the task, never claimed, stays for others and the process exits 0', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url });
     await addTasks(it.id, 'RESERVE_ADD', [ids(900, 3)]);
     // SHUTDOWN_TIMEOUT_MS is how long in-flight requests may finish; a wait for a slot is not one.
@@ -100,12 +100,14 @@ describe('allio sync reliability', () => {
       // Redis down is said once (its state line); the limiter's failed calls are counted while it waits.
       const port = await listeningPort(worker);
       await waitFor(async () => /hub_ratelimit_errors_total\{[^}]*\} [1-9]/.test(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()), 15_000, 'the limiter to wait for Redis');
-      expect(await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 1 })).toBe(1);
+      // A claim waits for its slot first: a replica without Redis leaves the task to one with it.
+      expect(await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 0, attempts: 0 })).toBe(1);
       const signalled = Date.now();
       worker.child.kill('SIGTERM');
       await expectCleanExit(worker);
       expect(Date.now() - signalled).toBeLessThan(5_000);
-      expect(worker.output()).toMatch(/"msg":"rate limiter closed: 1 calls stopped waiting \(1 for Redis to answer, 0 for a slot\)"/);
+      // One wait per claim loop (ALLIO_WORKER_CONCURRENCY), every one of them for Redis.
+      expect(worker.output()).toMatch(/"msg":"rate limiter closed: (\d+) calls stopped waiting \(\1 for Redis to answer, 0 for a slot\)"/);
       const task = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
       expect(task).toMatchObject({ status: 0, attempts: 0 });
       expect(sim.stats().requests).toBe(0);
@@ -218,10 +220,11 @@ describe('allio sync reliability', () => {
       await addTasks(it.id, 'RESERVE_ADD', [ids(700, 3)]);
       await waitFor(async () => ((await metrics.rateLimitErrors.get()).values[0]?.value ?? 0) >= 3, 10_000, 'limiter errors');
       expect(sim.stats().requests).toBe(0);
+      // Claims wait for their slot first: the task is not held by a replica that cannot send it.
       const task = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
-      expect(task.status).toBe(1);
+      expect(task.status).toBe(0);
       await sync.stop(200);
-      // Shutdown released the task untouched for a healthy replica to take.
+      // Shutdown leaves it untouched for a healthy replica to take.
       const released = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
       expect(released).toMatchObject({ status: 0, attempts: 0 });
       expect(sim.stats().requests).toBe(0);

@@ -9,7 +9,7 @@ import { HttpError, PermanentError, toError } from '../core/errors.js';
 import { holdRequest } from '../core/held-request.js';
 import type { Metrics } from '../core/metrics.js';
 import { excerpt, type OutboundPolicy } from '../core/outbound.js';
-import type { LimitSpec, RateLimiter } from '../core/ratelimit/limiter.js';
+import type { Grant, LimitSpec, RateLimiter } from '../core/ratelimit/limiter.js';
 import type { Entity } from './commands.js';
 
 export const ALLIO_PROVIDER = 'allio';
@@ -40,17 +40,34 @@ export interface AllioClientOptions {
   metrics: Metrics;
   /** https only, allowed hosts, no redirects, bounded answers, clamped Retry-After. */
   outbound: OutboundPolicy;
+  /** Local address the connections leave from (a host with one address per egress IP); default any. */
+  sourceAddress?: string;
 }
 
 export class AllioClient {
   // Keep-alive: a pooled connection is ready at once, so a slot is rarely lost to connecting.
-  private readonly agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+  private readonly agents: { 'http:': http.Agent; 'https:': https.Agent };
 
-  constructor(private readonly o: AllioClientOptions) {}
+  constructor(private readonly o: AllioClientOptions) {
+    const agent = { keepAlive: true, ...(o.sourceAddress ? { localAddress: o.sourceAddress } : {}) };
+    this.agents = { 'http:': new http.Agent(agent), 'https:': new https.Agent(agent) };
+  }
+
+  /** Takes a slot of the shared quota ahead of a request (see list's `grant`). */
+  slot(signal?: AbortSignal): Promise<Grant> {
+    return this.o.limiter.acquire(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, signal);
+  }
+
+  /** Gives back a slot taken with slot() that no request used: it frees at once. */
+  unusedSlot(grant: Grant): void {
+    this.o.limiter.end(grant, { sent: false });
+  }
 
   /**
    * `POST {base}/{entity}/list` with `{"ids": [...]}` (at most 100). Throws HttpError for non-2xx
    * answers (429 carries Retry-After), PermanentError for an answer that is not the documented shape.
+   * `grant`: a slot taken beforehand with slot(); the request uses it (or a new one if it has gone
+   * stale) and ends it in every case.
    */
   async list(
     baseUrl: string,
@@ -58,10 +75,28 @@ export class AllioClient {
     entity: Entity,
     body: { ids: number[] } | { date: string },
     signal?: AbortSignal,
+    grant?: Grant,
   ): Promise<unknown[]> {
-    // Refused before taking a slot of the shared quota or opening a connection.
-    const url = this.o.outbound.check(ALLIO_PROVIDER, `${baseUrl.replace(/\/+$/, '')}/${PATHS[entity]}`);
-    let grant = await this.o.limiter.acquire(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, signal);
+    let url: URL;
+    try {
+      // Refused before taking a slot of the shared quota or opening a connection.
+      url = this.o.outbound.check(ALLIO_PROVIDER, `${baseUrl.replace(/\/+$/, '')}/${PATHS[entity]}`);
+    } catch (thrown) {
+      if (grant) this.unusedSlot(grant);
+      throw thrown;
+    }
+    return this.send(url, token, entity, body, grant ?? (await this.slot(signal)), signal);
+  }
+
+  private async send(
+    url: URL,
+    token: string,
+    entity: Entity,
+    body: { ids: number[] } | { date: string },
+    granted: Grant,
+    signal?: AbortSignal,
+  ): Promise<unknown[]> {
+    let grant = granted;
     const request = holdRequest({
       partner: ALLIO_PROVIDER,
       url,

@@ -20,6 +20,8 @@ export interface Integration {
   api_token_secret_key: string | null;
   deletion_control: boolean;
   active: boolean;
+  /** spec.weight: its share of the requests when others wait too (sync-worker.ts). */
+  weight: number;
 }
 
 export const INTEGRATIONS = 'allio_integrations';
@@ -52,6 +54,7 @@ export async function upsertIntegration(
     api_token_secret_key: r.spec.apiTokenSecretRef?.key ?? null,
     deletion_control: r.spec.deletionControl,
     active: r.spec.active,
+    weight: r.spec.weight,
   };
   return upsertByName(db, INTEGRATIONS, row);
 }

@@ -35,7 +35,14 @@ describe('allioIntegrationResource', () => {
       apiToken: 'allio-token-123',
       deletionControl: false,
       active: true,
+      weight: 1,
     });
+  });
+
+  test('weight is a whole number from 1 to 100; anything else is refused with its path', () => {
+    expect(allioIntegrationResource.parse(resource({ weight: 100 })).spec.weight).toBe(100);
+    for (const weight of [0, 101, 1.5, -1, '3'])
+      expect(issuesOf(resource({ weight }))).toEqual([expect.stringMatching(/^spec\.weight: /)]);
   });
 
   test('explicit deletionControl true and active false are kept', () => {

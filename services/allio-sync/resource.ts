@@ -29,6 +29,9 @@ export function boundSecretName(integrationName: string): string {
   return `allio-${integrationName}`;
 }
 
+/** Highest spec.weight: a 100:1 split is already far beyond what one client should get over another. */
+export const MAX_WEIGHT = 100;
+
 export const allioIntegrationSpec = z
   .object({
     integrationUuid: z.string().uuid('must be a UUID'),
@@ -40,6 +43,11 @@ export const allioIntegrationSpec = z
     apiTokenSecretRef: secretKeyRef.optional(),
     deletionControl: z.boolean().default(false),
     active: z.boolean().default(true),
+    /**
+     * Share of ALLIO's requests while other integrations behind the same egress IP also wait: one
+     * with weight 3 gets three requests for every one of a weight-1 integration (docs/allio.md).
+     */
+    weight: z.number().int('must be a whole number').min(1).max(MAX_WEIGHT).default(1),
   })
   .strict()
   .refine((s) => (s.apiToken === undefined) !== (s.apiTokenSecretRef === undefined), {

@@ -13,7 +13,8 @@ import { OutboundPolicy } from '../core/outbound.js';
 import { RateLimiter } from '../core/ratelimit/limiter.js';
 import { AllioClient, allioLimit } from './client.js';
 import { DELETION_JOB, deletionJob, deletionSweepHandler } from './deletion-sweep.js';
-import { claimSyncBatch, syncHandler, type TaskRow } from './sync-worker.js';
+import { fairClaim } from './fair-claim.js';
+import { syncHandler, type TaskRow } from './sync-worker.js';
 import { webhookHandler, type WebhookRow } from './webhook-reconciler.js';
 
 export interface AllioSyncDeps {
@@ -60,7 +61,9 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     timeoutMs: config.ALLIO_HTTP_TIMEOUT_MS,
     metrics,
     outbound: new OutboundPolicy(config, logger, metrics),
+    sourceAddress: config.ALLIO_SOURCE_ADDRESS,
   });
+  const fair = fairClaim(tasks, client);
   const common = { owner: d.owner, logger, metrics, pollMaxMs: d.pollMaxMs ?? 5_000 };
   const upsertFilter = { sql: `op = 'upsert'`, bindings: [] };
   const sweepFilter = { sql: 'name = ?', bindings: [DELETION_JOB] };
@@ -78,8 +81,8 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     ...common,
     name: 'allio-sync',
     concurrency: config.ALLIO_WORKER_CONCURRENCY,
-    claim: claimSyncBatch(tasks),
-    handle: syncHandler({ db, table: tasks, client, metrics, logger, secretsDir: config.SECRETS_DIR }),
+    claim: fair.claim,
+    handle: syncHandler({ db, table: tasks, client, metrics, logger, secretsDir: config.SECRETS_DIR, takeSlot: fair.takeSlot }),
     onHandlerError: (batch, owner, err) => tasks.settleError(batch, owner, err).then(() => undefined),
     lease: tasks.renewal(),
     stats: () => tasks.stats(upsertFilter),

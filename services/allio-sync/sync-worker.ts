@@ -1,17 +1,17 @@
-// The ALLIO sync worker: claims due upsert tasks of one integration and entity together (up to
-// 100 ids, so one ALLIO request serves many tasks), fetches the records through the shared rate
-// limiter, and writes the CRM rows and the task outcomes in one transaction that first checks the
-// tasks are still leased to this worker.
+// The ALLIO sync worker: handles a batch of due upsert tasks of one integration and entity (up to
+// 100 ids, so one ALLIO request serves many tasks; fair-claim.ts picks them), fetches the records
+// through the shared rate limiter, and writes the CRM rows and the task outcomes in one transaction
+// that first checks the tasks are still leased to this worker.
 import type { Knex } from 'knex';
 import { PermanentError, toError } from '../core/errors.js';
-import { CLAIM_SET, dueCondition, type WorkRow, type WorkTable } from '../core/engine/work-table.js';
+import type { WorkRow, WorkTable } from '../core/engine/work-table.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import { RateLimiterClosedError } from '../core/ratelimit/limiter.js';
+import { RateLimiterClosedError, type Grant } from '../core/ratelimit/limiter.js';
 import type { AllioClient } from './client.js';
-import { batchIds, MAX_IDS_PER_REQUEST, parseIds, type Entity } from './commands.js';
+import { batchIds, parseIds, type Entity } from './commands.js';
 import { writeRecords } from './crm-writer.js';
-import { findById, resolveToken } from './integrations.js';
+import { findById, resolveToken, type Integration } from './integrations.js';
 import {
   allioDealCardSchema,
   allioReservationSchema,
@@ -27,37 +27,9 @@ export interface TaskRow extends WorkRow {
   command: string;
   external_ids: string;
   webhook_id: string | null;
+  /** The integration's settings as the claim read them (fair-claim.ts); absent, they are looked up. */
+  integration?: Integration;
 }
-
-const DUE_T = dueCondition('t');
-
-/**
- * One statement: pick the oldest due task of an active integration, then the due tasks of the same
- * integration and entity in order while their ids add up to at most 100 (a larger task goes alone
- * and is split into several requests), and lease them all.
- */
-export const CLAIM_BATCH_SQL = `
-with head as (
-  select t.integration_id, t.entity from allio_tasks t
-    join allio_integrations i on i.id = t.integration_id and i.active
-   where t.op = 'upsert' and ${DUE_T}
-   order by t.next_attempt_at, t.id limit 1
-   for update of t skip locked
-), cand as (
-  select t.id, t.next_attempt_at, jsonb_array_length(t.external_ids::jsonb) as n
-    from allio_tasks t join head h on h.integration_id = t.integration_id and h.entity = t.entity
-   where t.op = 'upsert' and ${DUE_T}
-   order by t.next_attempt_at, t.id limit ${MAX_IDS_PER_REQUEST}
-   for update of t skip locked
-), picked as (
-  select id from (
-    select id, sum(n) over w as cum, row_number() over w as rn
-      from cand window w as (order by next_attempt_at, id)
-  ) x where cum <= ${MAX_IDS_PER_REQUEST} or rn = 1
-)
-update allio_tasks set ${CLAIM_SET}
- where id in (select id from picked)
-returning *`;
 
 export interface SyncWorkerDeps {
   db: Knex;
@@ -66,11 +38,8 @@ export interface SyncWorkerDeps {
   metrics: Metrics;
   logger: Logger;
   secretsDir: string;
-}
-
-export function claimSyncBatch(table: WorkTable) {
-  return (owner: string) =>
-    table.claimRaw<TaskRow>(owner, CLAIM_BATCH_SQL, [owner, table.options.leaseMs / 1000]);
+  /** The slot the claim took for this owner's batch (fair-claim.ts); its first request uses it. */
+  takeSlot?(owner: string): Grant | undefined;
 }
 
 export function syncHandler(d: SyncWorkerDeps) {
@@ -80,14 +49,17 @@ export function syncHandler(d: SyncWorkerDeps) {
     if (!first) return;
     const { entity } = first;
     const taskIds = batch.map((t) => t.id);
+    let slot = d.takeSlot?.(owner);
     try {
-      const integration = await findById(d.db, first.integration_id);
+      const integration = first.integration ?? (await findById(d.db, first.integration_id));
       if (!integration) throw new PermanentError(`integration ${first.integration_id} no longer exists`);
       const token = await resolveToken(integration, d.secretsDir);
       const chunks = batchIds(batch.map((t) => parseIds(t.external_ids)));
       const items: unknown[] = [];
       for (const ids of chunks) {
-        items.push(...(await d.client.list(integration.api_base_url, token, entity, { ids }, signal)));
+        const grant = slot;
+        slot = undefined;
+        items.push(...(await d.client.list(integration.api_base_url, token, entity, { ids }, signal, grant)));
       }
       const mapped = mapItems(entity, items, log);
       const requested = chunks.reduce((n, c) => n + c.length, 0);
@@ -121,6 +93,9 @@ export function syncHandler(d: SyncWorkerDeps) {
         { err, tasks: taskIds, webhookIds: webhookIds(batch), outcome: outcomes[0]?.kind, reason: outcomes[0]?.reason },
         'sync batch did not complete',
       );
+    } finally {
+      // Failed before its first request (the integration or its token): the slot frees at once.
+      if (slot) d.client.unusedSlot(slot);
     }
   };
 }

@@ -134,6 +134,11 @@ export const outboundEnv = z.object({
 export const allioEnv = z.object({
   /** ALLIO's quota is per source IP; replicas behind one NAT share this key. */
   EGRESS_IP: z.string().min(1).default('default'),
+  /**
+   * Local address ALLIO connections leave from, on a host with one address per egress IP: each
+   * replica group then has its own EGRESS_IP and its own quota. Unset: the system's choice.
+   */
+  ALLIO_SOURCE_ADDRESS: z.string().ip('must be an IP address of this host').optional(),
   /** Requests ALLIO accepts in any rolling second from one source IP. */
   ALLIO_RATE_PER_SECOND: int(1, 1000).default(2),
   /**
