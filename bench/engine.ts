@@ -146,6 +146,18 @@ export interface TableStats {
   dueIndexBytesAfter: number;
 }
 
+/**
+ * Pages (index and heap, shared buffers hit or read) that one claim's scan of the due index reads:
+ * on the fresh table, after the turns (no vacuum), after a VACUUM.
+ */
+export interface ClaimBuffers {
+  fresh: number;
+  drained: number;
+  vacuumed: number;
+  /** Dead row versions the VACUUM found. */
+  deadTuples: number;
+}
+
 export interface ScaleResult extends DrainResult {
   table: TableStats;
   /** Rows loaded (due plus finished), the load's time and the VACUUM (ANALYZE) after it. */
@@ -169,6 +181,7 @@ export interface EngineResult {
   /** pgbench with the claim's rows reduced to their ids inside the database, and with every row sent. */
   pgbench: DrainResult;
   pgbenchRows: DrainResult;
+  claimBuffers: ClaimBuffers;
   history: ScaleResult;
   graphile: GraphileComparison[];
   /** due / base and history / base (goal ≥ 0.8), ours / pgbench at `due` rows (goal ≥ 0.9). */
@@ -197,10 +210,15 @@ export async function runEngineBench(config: EngineConfig = DEFAULT_ENGINE_CONFI
 
     const large = await bench.scenario({ due: c.due, finished: 0 }, (t) => bench.alternate(t, c.due, c.rounds, c));
     const due: ScaleResult = { ...large.drained.ours, ...large.load };
-    const { pgbench, pgbenchRows } = large.drained;
+    const { pgbench, pgbenchRows, buffers: claimBuffers } = large.drained;
     printScale(`ours, ${fmt(c.due)} due`, due);
     printDrain(`pgbench, ids only, ${fmt(c.due)} due`, pgbench);
     printDrain(`pgbench, rows sent, ${fmt(c.due)} due`, pgbenchRows);
+    console.log(
+      `  ${''.padEnd(44)} pages one claim's due-index scan reads: ${fmt(claimBuffers.fresh)} on the fresh table, ` +
+        `${fmt(claimBuffers.drained)} after ${fmt(due.rows + pgbench.rows + pgbenchRows.rows)} rows without vacuum ` +
+        `(${fmt(claimBuffers.deadTuples)} dead row versions), ${fmt(claimBuffers.vacuumed)} after VACUUM`,
+    );
 
     const old = await bench.scenario({ due: c.working, finished: c.finished }, (t) => bench.drainOurs(t, c.working, c));
     const history: ScaleResult = { ...old.drained, ...old.load };
@@ -226,6 +244,7 @@ export async function runEngineBench(config: EngineConfig = DEFAULT_ENGINE_CONFI
       due,
       pgbench,
       pgbenchRows,
+      claimBuffers,
       history,
       graphile,
       dueRatio: due.perSecond / base.perSecond,
@@ -358,8 +377,9 @@ class BenchDatabase {
 
       const before = await this.stats(table);
       const drained = await drain(table);
-      // Every row is claimed once and completed once.
-      const after = await this.stats(table, before.updates + 2 * rows.due);
+      // Every row is claimed once and completed once; rolled-back claims (claimBuffers) count too.
+      const explained = (drained as { explained?: number }).explained ?? 0;
+      const after = await this.stats(table, before.updates + 2 * rows.due + explained);
       const { rows: left } = await this.db.raw<{ rows: { n: string }[] }>(
         `select count(*) as n from ${t} where status <> 2`,
       );
@@ -371,7 +391,7 @@ class BenchDatabase {
           loadMs,
           vacuumMs,
           table: {
-            updates: after.updates - before.updates,
+            updates: after.updates - before.updates - explained,
             hotUpdates: after.hotUpdates - before.hotUpdates,
             deadTuples: after.deadTuples,
             dueIndexBytesBefore: before.dueIndexBytes,
@@ -394,10 +414,12 @@ class BenchDatabase {
     rows: number,
     rounds: number,
     o: { concurrency: number; batch: number },
-  ): Promise<{ ours: DrainResult; pgbench: DrainResult; pgbenchRows: DrainResult }> {
+  ): Promise<{ ours: DrainResult; pgbench: DrainResult; pgbenchRows: DrainResult; buffers: ClaimBuffers; explained: number }> {
     const unit = o.batch * o.concurrency;
     const turn = Math.floor(rows / (3 * rounds) / unit) * unit;
     if (turn === 0) throw new Error(`engine: ${fmt(rows)} rows do not make ${3 * rounds} turns of ${fmt(unit)} (batch × concurrency)`);
+    const first = await this.claimBuffers(table, o.batch);
+    let explained = first.updated;
     const ours: DrainResult[] = [];
     const pgbench: DrainResult[] = [];
     const pgbenchRows: DrainResult[] = [];
@@ -406,16 +428,52 @@ class BenchDatabase {
       pgbench.push(await this.drainPgbench(table, turn, o, false));
       pgbenchRows.push(await this.drainPgbench(table, turn, o, true));
     }
+    // What the dead entries left at the head of the due index cost one claim, and what VACUUM gives back.
+    const drained = await this.claimBuffers(table, o.batch);
+    explained += drained.updated;
+    const { deadTuples } = await this.stats(table, 2 * 3 * rounds * turn + explained);
+    await this.db.raw(`vacuum ${quoteIdent(table)}`);
+    const vacuumed = await this.claimBuffers(table, o.batch);
+    explained += vacuumed.updated;
+    const buffers = { fresh: first.pages, drained: drained.pages, vacuumed: vacuumed.pages, deadTuples };
     const rest = rows - 3 * rounds * turn;
     if (rest > 0) await this.drainOurs(table, rest, o);
-    return { ours: total(ours), pgbench: total(pgbench), pgbenchRows: total(pgbenchRows) };
+    return { ours: total(ours), pgbench: total(pgbench), pgbenchRows: total(pgbenchRows), buffers, explained };
+  }
+
+  /**
+   * Pages the claim's scan of the due index reads (index and heap, shared buffers hit or read), from EXPLAIN
+   * (ANALYZE, BUFFERS) of the engine's claim statement in a transaction that is rolled back.
+   */
+  async claimBuffers(tableName: string, batch: number): Promise<{ pages: number; updated: number }> {
+    const { sql, bindings } = this.workTable(tableName).claimStatement('bench-explain', batch).toSQL();
+    const trx = await this.db.transaction();
+    try {
+      const { rows } = await trx.raw<{ rows: { 'QUERY PLAN': unknown }[] }>(`explain (analyze, buffers, format json) ${sql}`, bindings);
+      const index = `${tableName}_due`;
+      let pages = 0;
+      let updated = 0;
+      // The plan is a tree of nodes; every node that scans the due index counts.
+      const walk = (node: unknown): void => {
+        if (typeof node !== 'object' || node === null) return;
+        if (Array.isArray(node)) return node.forEach(walk);
+        const n = node as Record<string, unknown>;
+        if (n['Index Name'] === index) pages += Number(n['Shared Hit Blocks'] ?? 0) + Number(n['Shared Read Blocks'] ?? 0);
+        if (n['Node Type'] === 'ModifyTable') updated += Number(n['Actual Rows'] ?? 0);
+        Object.values(n).forEach(walk);
+      };
+      walk(rows[0]?.['QUERY PLAN']);
+      return { pages, updated };
+    } finally {
+      await trx.rollback();
+    }
   }
 
   /**
    * The table's counters once `updates` of them are published: a backend publishes its counters at
    * most once a second, and at exit, which is why every drain closes its own connections.
    */
-  private async stats(
+  async stats(
     table: string,
     updates = 0,
   ): Promise<{ updates: number; hotUpdates: number; deadTuples: number; dueIndexBytes: number }> {

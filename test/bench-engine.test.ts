@@ -20,6 +20,8 @@ test('the engine benchmark runs every scenario in its tiny configuration and dra
   expect(r.history.table.updates).toBe(2 * c.working);
   expect(r.due.table.hotUpdates).toBe(0);
   expect(r.graphile.map((g) => g.jobs)).toEqual(c.graphile);
+  // Dead entries at the head of the due index cost the next claim pages until a VACUUM.
+  expect(r.claimBuffers.drained).toBeGreaterThan(r.claimBuffers.vacuumed);
 }, 300_000);
 
 test('engine flags override the defaults and unknown ones are refused', () => {
