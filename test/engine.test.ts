@@ -121,6 +121,26 @@ describe('reconcile engine', () => {
     expect(failed.status).toBe(3);
     expect(failed.last_error).toMatch(/lease expired/);
   });
+
+  test('complete reaches rows whose text ids hold commas, quotes, backslashes and braces (ids bound as one array)', async () => {
+    const name = uniqueName('text_ids');
+    await ctx.db.raw(`create table ?? (
+      id text primary key, status smallint not null default 0, attempts int not null default 0,
+      next_attempt_at timestamptz not null default now(), locked_by text, locked_until timestamptz,
+      last_error text, updated_at timestamptz not null default now())`, [name]);
+    try {
+      const ids = ['a,b', 'q"uote', 'back\\slash', '{brace}', 'NULL', ' spaced '];
+      await ctx.db(name).insert(ids.map((id) => ({ id })));
+      const t = new WorkTable(ctx.db, ctx.metrics, ctx.logger, { table: name, reconciler: 'test', leaseMs: 30_000, maxAttempts: 3 });
+      const claimed = await t.claim('me', 10);
+      expect(claimed.map((r) => r.id).sort()).toEqual([...ids].sort());
+      expect((await t.complete(ids, 'me')).sort()).toEqual([...ids].sort());
+      const rows: { id: string; status: number }[] = await ctx.db(name).select('id', 'status');
+      expect(rows.every((r) => r.status === 2)).toBe(true);
+    } finally {
+      await ctx.db.raw('drop table if exists ??', [name]);
+    }
+  });
 });
 
 describe('leases', () => {

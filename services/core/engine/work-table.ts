@@ -71,6 +71,20 @@ export function heldBy(owner: string) {
     q.where({ locked_by: owner, status: Status.IN_PROGRESS }).andWhereRaw('locked_until > clock_timestamp()');
 }
 
+/**
+ * `id = any($1)`, the ids bound as one array literal: one parameter whatever the batch, where
+ * `whereIn` binds one parameter per id (a 1000-row batch is then 1000 parameters to send, bind and
+ * plan). The array takes the id column's type, so bigint, uuid and text ids all work.
+ */
+export function idIn(ids: readonly string[]) {
+  return (q: Knex.QueryBuilder): Knex.QueryBuilder => q.whereRaw('id = any(?)', [idArray(ids)]);
+}
+
+/** A PostgreSQL array literal of ids, each quoted (text ids may hold commas, quotes or braces). */
+export function idArray(ids: readonly string[]): string {
+  return `{${ids.map((id) => `"${String(id).replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+}
+
 /** Ids of a batch of work rows (what the reconciler renews the leases of). */
 export const rowIds = (batch: readonly { id: string }[]): string[] => batch.map((r) => String(r.id));
 
@@ -114,15 +128,20 @@ export class WorkTable {
    */
   async claim<R extends WorkRow>(owner: string, limit: number, filter?: Filter): Promise<R[]> {
     this.forget(owner);
+    const { rows } = await this.claimStatement(owner, limit, filter);
+    return this.dropExhausted(rows as R[], owner);
+  }
+
+  /** The statement `claim` sends (also what the engine benchmark hands to pgbench). */
+  claimStatement(owner: string, limit: number, filter?: Filter): Knex.Raw<{ rows: WorkRow[] }> {
     const where = filter ? `and (${filter.sql})` : '';
-    const { rows } = await this.db.raw<{ rows: R[] }>(
+    return this.db.raw<{ rows: WorkRow[] }>(
       `update ?? set ${CLAIM_SET}
         where id = any(array(select id from ?? where ${DUE} ${where}
                               order by next_attempt_at, id limit ? for update skip locked))
         returning *`,
       [this.table, owner, this.options.leaseMs / 1000, this.table, ...(filter?.bindings ?? []), limit],
     );
-    return this.dropExhausted(rows, owner);
   }
 
   /** Claims with a caller-built statement (batching by group); it must return full rows. */
@@ -157,8 +176,28 @@ export class WorkTable {
   ): Promise<string[]> {
     if (ids.length === 0) return [];
     this.markSettled(ids, owner);
-    const updated = await executor(this.table)
-      .whereIn('id', ids as string[])
+    const updated: { id: string }[] = await this.completeStatement(ids, owner, executor, extra);
+    const done = updated.map((r) => String(r.id));
+    const count = () =>
+      this.metrics.reconcileAttempts.inc(
+        { reconciler: this.reconciler, outcome: extra.skip_reason ? 'skipped' : 'done' },
+        done.length,
+      );
+    // Inside a transaction the rows are done only once it commits; count them then.
+    afterCommit(executor, count);
+    this.noteLost(ids, done, owner, 'completion');
+    return done;
+  }
+
+  /** The statement `complete` sends (also what the engine benchmark hands to pgbench). */
+  completeStatement(
+    ids: readonly string[],
+    owner: string,
+    executor: Executor = this.db,
+    extra: Record<string, Knex.Value> = {},
+  ): Knex.QueryBuilder {
+    return executor(this.table)
+      .where(idIn(ids))
       .where(heldBy(owner))
       .update({
         status: Status.DONE,
@@ -169,16 +208,6 @@ export class WorkTable {
         ...extra,
       })
       .returning('id');
-    const done = updated.map((r: { id: string }) => String(r.id));
-    const count = () =>
-      this.metrics.reconcileAttempts.inc(
-        { reconciler: this.reconciler, outcome: extra.skip_reason ? 'skipped' : 'done' },
-        done.length,
-      );
-    // Inside a transaction the rows are done only once it commits; count them then.
-    afterCommit(executor, count);
-    this.noteLost(ids, done, owner, 'completion');
-    return done;
   }
 
   /**
