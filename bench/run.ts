@@ -2,10 +2,11 @@
 // e.g. `npm run bench -- engine`) and prints a summary table of the ratios.
 import type { AllioResult } from './allio.js';
 import type { EngineResult } from './engine.js';
+import type { IntakeResult } from './intake.js';
 import type { SmartHomeResult } from './smart-home.js';
 import { fmt } from './support.js';
 
-const BENCHMARKS = ['engine', 'allio', 'smart-home'] as const;
+const BENCHMARKS = ['engine', 'allio', 'smart-home', 'intake'] as const;
 type Name = (typeof BENCHMARKS)[number];
 
 function selected(argv: readonly string[]): Name[] {
@@ -73,6 +74,19 @@ function smartHomeRows(r: SmartHomeResult): Row[] {
   ];
 }
 
+function intakeRows(r: IntakeResult): Row[] {
+  return r.runs.map((x) => {
+    const met = x.ratio >= 1 && x.ours.p99Ms < 50 && x.ours.errors === 0;
+    return {
+      benchmark: `intake ${x.source} (${x.processes} api, ${r.connections} connections, ${r.seconds} s)`,
+      measured: `${fmt(x.ours.perSecond)} webhooks/s (p50 ${fmt(x.ours.p50Ms, 2)} ms, p99 ${fmt(x.ours.p99Ms, 2)} ms, ${x.ours.errors} errors)`,
+      reference: `pgbench ${fmt(x.pgbenchTps)} tps`,
+      ratio: x.ratio.toFixed(2),
+      goal: `>= 1.0, p99 < 50 ms, 0 errors ${met ? 'met' : 'MISSED'}`,
+    };
+  });
+}
+
 function printTable(rows: readonly Row[]): void {
   const cols: (keyof Row)[] = ['benchmark', 'measured', 'reference', 'ratio', 'goal'];
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(c.length, ...rows.map((r) => r[c].length))])) as Record<
@@ -97,6 +111,9 @@ async function main(): Promise<void> {
     } else if (name === 'allio') {
       const { runAllioBench } = await import('./allio.js');
       rows.push(...allioRows(await runAllioBench()));
+    } else if (name === 'intake') {
+      const { runIntakeBench } = await import('./intake.js');
+      rows.push(...intakeRows(await runIntakeBench()));
     } else {
       const { runSmartHomeBench } = await import('./smart-home.js');
       rows.push(...smartHomeRows(await runSmartHomeBench()));
