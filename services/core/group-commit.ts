@@ -89,11 +89,16 @@ export class GroupCommit<Row, Result> {
     }
   }
 
+  private async checkedWrite(rows: Row[]): Promise<readonly Result[]> {
+    const results = await this.write(rows);
+    if (results.length !== rows.length) throw new Error(`a batch write returned ${results.length} results for ${rows.length} rows`);
+    return results;
+  }
+
   private async run(batch: Waiting<Row, Result>[]): Promise<void> {
     const started = performance.now();
     try {
-      const results = await this.write(batch.map((w) => w.row));
-      if (results.length !== batch.length) throw new Error(`a batch write returned ${results.length} results for ${batch.length} rows`);
+      const results = await this.checkedWrite(batch.map((w) => w.row));
       batch.forEach((w, i) => w.resolve(results[i] as Result));
     } catch (thrown) {
       const err = toError(thrown);
@@ -103,7 +108,7 @@ export class GroupCommit<Row, Result> {
         // Rows alone, one after the other: a single bad row fails only its own caller.
         for (const w of batch) {
           try {
-            const [result] = await this.write([w.row]);
+            const [result] = await this.checkedWrite([w.row]);
             w.resolve(result as Result);
           } catch (alone) {
             w.reject(toError(alone));
