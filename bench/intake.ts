@@ -216,7 +216,7 @@ export async function runIntakeBench(): Promise<IntakeResult> {
   if (processList.some((p) => !Number.isInteger(p) || p < 1 || p > 8)) throw new Error('BENCH_INTAKE_PROCESSES must list integers 1-8, e.g. "1,2"');
   const sources = (process.env.BENCH_INTAKE_SOURCES ?? 'allio,warehouse').split(',').map((s) => s.trim()) as IntakeSource[];
   if (sources.some((s) => s !== 'allio' && s !== 'warehouse')) throw new Error('BENCH_INTAKE_SOURCES must list allio and/or warehouse');
-  const warmup = Math.min(WARMUP_SECONDS, seconds);
+  const warmup = envInt('BENCH_INTAKE_WARMUP_SECONDS', WARMUP_SECONDS, 0);
   console.log(`\n== intake: wrk -c${connections} and pgbench -c${connections}, ${seconds} s each, api processes ${processList.join(' then ')} ==`);
 
   const schema = uniqueName('bench_intake');
@@ -280,7 +280,7 @@ export async function runIntakeBench(): Promise<IntakeResult> {
       const url = `http://127.0.0.1:${port}`;
       for (const source of sources) {
         // Warehouse deliveries are used once each: the warm-up gets its own.
-        await wrk(url, script, source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * warmup), connections, warmup);
+        if (warmup > 0) await wrk(url, script, source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * warmup), connections, warmup);
         const file = source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * seconds);
         const before = await countRows(db, table[source]);
         const w = await wrk(url, script, file, connections, seconds);
