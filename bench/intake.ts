@@ -6,7 +6,7 @@
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -45,7 +45,7 @@ export interface IntakeRun {
   source: IntakeSource;
   processes: number;
   ours: LoadFigures;
-  pgbenchTps: number;
+  pgbench: PgbenchFigures;
   ratio: number;
 }
 
@@ -186,20 +186,41 @@ async function wrk(url: string, script: string, requestsFile: string, connection
   return JSON.parse(line.slice('RESULT '.length)) as WrkOut;
 }
 
-async function pgbench(schema: string, sql: string, dir: string, connections: number, seconds: number): Promise<number> {
-  const file = path.join(dir, `pgbench-${randomBytes(4).toString('hex')}.sql`);
+export interface PgbenchFigures {
+  tps: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** Transactions per second (pgbench's own figure) and latency percentiles from its per-transaction log. */
+async function pgbench(schema: string, sql: string, dir: string, connections: number, seconds: number): Promise<PgbenchFigures> {
+  const tag = randomBytes(4).toString('hex');
+  const file = path.join(dir, `pgbench-${tag}.sql`);
+  const logPrefix = path.join(dir, `pgbench-${tag}-log`);
   await writeFile(file, sql);
-  const { stdout } = await withDeadline(
-    run('pgbench', ['-n', '-M', 'prepared', '-c', String(connections), '-j', '1', '-T', String(seconds), '-f', file, DATABASE_URL], {
+  const { stdout, stderr } = await withDeadline(
+    run('pgbench', ['-n', '-M', 'prepared', '-c', String(connections), '-j', '1', '-T', String(seconds), '-l', `--log-prefix=${logPrefix}`, '-f', file, DATABASE_URL], {
       env: { ...process.env, PGOPTIONS: `-c search_path=${schema}` },
       maxBuffer: 1 << 20,
+      cwd: dir,
     }),
     (seconds + 120) * 1000,
     'pgbench',
   );
   const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
-  if (!m?.[1]) throw new Error(`pgbench printed no tps:\n${stdout}`);
-  return Number(m[1]);
+  if (!m?.[1]) throw new Error(`pgbench printed no tps:\n${stdout}\n${stderr}`);
+  // Log lines: client_id transaction_no time_us script_no time_epoch time_us_part.
+  const latencies: number[] = [];
+  for (const name of await readdir(dir)) {
+    if (!name.startsWith(path.basename(logPrefix))) continue;
+    for (const line of (await readFile(path.join(dir, name), 'utf8')).split('\n')) {
+      const us = Number(line.split(' ')[2]);
+      if (Number.isFinite(us) && line !== '') latencies.push(us / 1000);
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return { tps: Number(m[1]), p50Ms: at(0.5), p99Ms: at(0.99) };
 }
 
 async function countRows(db: Db, table: string): Promise<number> {
@@ -291,12 +312,12 @@ export async function runIntakeBench(): Promise<IntakeResult> {
           perSecond: ok / (w.duration_us / 1e6), requests: w.requests, ok, errors, p50Ms: w.p50_us / 1000, p99Ms: w.p99_us / 1000, rows,
         };
         if (rows < ok) throw new Error(`${source}: ${ok} webhooks answered 2xx but only ${rows} rows were committed`);
-        const pgbenchTps = await pgbench(pgSchema, pgSql[source], dir, connections, seconds);
-        const r: IntakeRun = { source, processes, ours, pgbenchTps, ratio: ours.perSecond / pgbenchTps };
+        const pg = await pgbench(pgSchema, pgSql[source], dir, connections, seconds);
+        const r: IntakeRun = { source, processes, ours, pgbench: pg, ratio: ours.perSecond / pg.tps };
         runs.push(r);
         console.log(
           `${source.padEnd(9)} ${processes} api: ${fmt(ours.perSecond)} webhooks/s (p50 ${fmt(ours.p50Ms, 2)} ms, p99 ${fmt(ours.p99Ms, 2)} ms, ` +
-            `${errors} errors, ${fmt(rows)} rows) | pgbench ${fmt(pgbenchTps)} tps | ratio ${r.ratio.toFixed(2)}`,
+            `${errors} errors, ${fmt(rows)} rows) | pgbench ${fmt(pg.tps)} tps (p50 ${fmt(pg.p50Ms, 2)} ms, p99 ${fmt(pg.p99Ms, 2)} ms) | ratio ${r.ratio.toFixed(2)}`,
         );
       }
       await Promise.all(started.map((s) => stopApi(s.proc)));

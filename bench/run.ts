@@ -80,7 +80,7 @@ function intakeRows(r: IntakeResult): Row[] {
     return {
       benchmark: `intake ${x.source} (${x.processes} api, ${r.connections} connections, ${r.seconds} s)`,
       measured: `${fmt(x.ours.perSecond)} webhooks/s (p50 ${fmt(x.ours.p50Ms, 2)} ms, p99 ${fmt(x.ours.p99Ms, 2)} ms, ${x.ours.errors} errors)`,
-      reference: `pgbench ${fmt(x.pgbenchTps)} tps`,
+      reference: `pgbench ${fmt(x.pgbench.tps)} tps (p99 ${fmt(x.pgbench.p99Ms, 2)} ms)`,
       ratio: x.ratio.toFixed(2),
       goal: `>= 1.0, p99 < 50 ms, 0 errors ${met ? 'met' : 'MISSED'}`,
     };
