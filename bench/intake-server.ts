@@ -46,7 +46,7 @@ const redis = createRedis({ REDIS_URL: cfg.redisUrl, REDIS_KEY_PREFIX: cfg.keyPr
 redis.on('error', () => undefined);
 if (redis.status !== 'ready') await once(redis, 'ready');
 // As the api Deployment wires it (main.ts): integrations cached, forgotten on NOTIFY.
-const integrations = new IntegrationCache(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
+const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
 const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
 listener.on(INTEGRATIONS, () => integrations.invalidate());
 await listener.start();

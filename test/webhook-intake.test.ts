@@ -157,7 +157,7 @@ describe('integration cache', () => {
 
   beforeAll(async () => {
     // Entries would live 10 minutes: only the notification can make a change show.
-    cache = new IntegrationCache(ctx.db, { ttlMs: 600_000, maxEntries: 100 });
+    cache = IntegrationCache.onDatabase(ctx.db, { ttlMs: 600_000, maxEntries: 100 });
     listener = new WorkListener(DATABASE_URL, ctx.schema, ctx.logger);
     listener.on(INTEGRATIONS, () => cache.invalidate());
     listener.on(INTEGRATIONS, () => notified++);

@@ -34,11 +34,16 @@ export class IntegrationCache implements IntegrationLookup {
   private generation = 0;
   private readonly now: () => number;
 
+  /** `load` reads one integration by key hash (`findByWebhookKeyHash` on the pool). */
   constructor(
-    private readonly db: Knex,
+    private readonly load: (keyHash: string) => Promise<Integration | undefined>,
     private readonly options: IntegrationCacheOptions,
   ) {
     this.now = options.now ?? Date.now;
+  }
+
+  static onDatabase(db: Knex, options: IntegrationCacheOptions): IntegrationCache {
+    return new IntegrationCache((hash) => findByWebhookKeyHash(db, hash), options);
   }
 
   async findByWebhookKey(key: string): Promise<Integration | undefined> {
@@ -48,7 +53,7 @@ export class IntegrationCache implements IntegrationLookup {
     const pending = this.loading.get(hash);
     if (pending) return pending;
     const generation = this.generation;
-    const load = findByWebhookKeyHash(this.db, hash)
+    const load = this.load(hash)
       .then((integration) => {
         if (integration && generation === this.generation) this.store(hash, integration);
         return integration;

@@ -100,7 +100,7 @@ await runService('hub', async () => {
 
   const tenant = createTenantApi({ db, redis, redisSubscriber, amqp, authenticator, cipher, config, logger, metrics });
   if (kitchen) tenant.sockets.redeliverFrom(orderStatusSource(db));
-  const integrations = new IntegrationCache(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
+  const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
   listener.on(INTEGRATIONS, () => integrations.invalidate());
   const app = buildApi({
     db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, limits: config, tenant, integrations, intake: config,
