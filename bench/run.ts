@@ -4,10 +4,11 @@
 import type { AllioResult } from './allio.js';
 import type { FairnessResult } from './allio-fairness.js';
 import type { EngineResult } from './engine.js';
+import type { IntakeResult } from './intake.js';
 import type { SmartHomeResult } from './smart-home.js';
 import { fmt } from './support.js';
 
-const BENCHMARKS = ['engine', 'allio', 'allio-fairness', 'smart-home'] as const;
+const BENCHMARKS = ['engine', 'allio', 'allio-fairness', 'smart-home', 'intake'] as const;
 type Name = (typeof BENCHMARKS)[number];
 
 /** `--name=value` (or `--name`, value '') arguments, apart from the benchmark names. */
@@ -147,6 +148,19 @@ function smartHomeRows(r: SmartHomeResult): Row[] {
   ];
 }
 
+function intakeRows(r: IntakeResult): Row[] {
+  return r.runs.map((x) => {
+    const met = x.ratio >= 1 && x.ours.p99Ms < 50 && x.ours.errors === 0;
+    return {
+      benchmark: `intake ${x.source} (${x.processes} api, ${r.connections} connections, ${r.seconds} s)`,
+      measured: `${fmt(x.ours.perSecond)} webhooks/s (p50 ${fmt(x.ours.p50Ms, 2)} ms, p99 ${fmt(x.ours.p99Ms, 2)} ms, ${x.ours.errors} errors)`,
+      reference: `pgbench ${fmt(x.pgbench.tps)} tps (p99 ${fmt(x.pgbench.p99Ms, 2)} ms)`,
+      ratio: x.ratio.toFixed(2),
+      goal: `>= 1.0, p99 < 50 ms, 0 errors ${met ? 'met' : 'MISSED'}`,
+    };
+  });
+}
+
 function printTable(rows: readonly Row[]): void {
   const cols: (keyof Row)[] = ['benchmark', 'measured', 'reference', 'ratio', 'goal'];
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(c.length, ...rows.map((r) => r[c].length))])) as Record<
@@ -175,6 +189,9 @@ async function main(): Promise<void> {
     } else if (name === 'allio-fairness') {
       const { runAllioFairnessBench } = await import('./allio-fairness.js');
       rows.push(...fairnessRows(await runAllioFairnessBench()));
+    } else if (name === 'intake') {
+      const { runIntakeBench } = await import('./intake.js');
+      rows.push(...intakeRows(await runIntakeBench()));
     } else {
       const { runSmartHomeBench } = await import('./smart-home.js');
       rows.push(...smartHomeRows(await runSmartHomeBench()));

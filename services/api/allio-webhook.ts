@@ -1,6 +1,7 @@
 // ALLIO webhook intake (seed 004 §4.1): find the integration by the URL key, check the body's uuid
-// against it, charge it to the integration's intake limits, store the webhook and answer 200 only
-// after the commit. Any rejection stores nothing.
+// against it, charge it to the integration's intake limits, store the webhook (group commit with
+// the webhooks arriving at the same time) and answer 200 only after the commit. Any rejection
+// stores nothing.
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { z } from 'zod';
@@ -8,8 +9,10 @@ import { ApiError } from '../core/http.js';
 import { boundedArray } from '../core/validation.js';
 import { validationError } from '../core/validation-errors.js';
 import type { Metrics } from '../core/metrics.js';
-import { findByWebhookKey } from '../allio-sync/integrations.js';
+import { uncachedLookup, type IntegrationLookup } from '../allio-sync/integration-cache.js';
+import { GroupCommitFullError } from '../core/group-commit.js';
 import type { AllioIntakeLimiter } from './allio-intake.js';
+import { intakeBusy, intakeCommitter, intakeDefaults, writeAllioWebhooks, type IntakeConfig } from './intake-writers.js';
 
 export const allioWebhookBody = z
   .object({
@@ -32,6 +35,10 @@ export interface AllioWebhookDeps {
   metrics: Metrics;
   /** Per-integration intake limits; without it (tests of other concerns) intake is unlimited. */
   allioIntake?: AllioIntakeLimiter;
+  /** Integrations by webhook key; without it each webhook reads the database. */
+  integrations?: IntegrationLookup;
+  /** Group commit limits (defaults when left out). */
+  intake?: IntakeConfig;
 }
 
 export function registerAllioWebhook(app: FastifyInstance, deps: AllioWebhookDeps): void {
@@ -40,10 +47,13 @@ export function registerAllioWebhook(app: FastifyInstance, deps: AllioWebhookDep
     throw new ApiError(status, code, message, undefined, headers);
   };
 
+  const integrations = deps.integrations ?? uncachedLookup(deps.db);
+  const committer = intakeCommitter(writeAllioWebhooks(deps.db), deps.intake ?? intakeDefaults, deps.metrics, 'allio');
+
   app.post('/webhooks/allio/:webhookKey', async (req, reply) => {
     const p = params.safeParse(req.params);
     if (!p.success) return reject(404, 'integration_not_found', 'No ALLIO integration has this webhook URL.');
-    const integration = await findByWebhookKey(deps.db, p.data.webhookKey);
+    const integration = await integrations.findByWebhookKey(p.data.webhookKey);
     if (!integration) return reject(404, 'integration_not_found', 'No ALLIO integration has this webhook URL.');
     if (!integration.active)
       return reject(403, 'integration_inactive', 'This ALLIO integration is switched off; enable it before sending webhooks.');
@@ -63,17 +73,21 @@ export function registerAllioWebhook(app: FastifyInstance, deps: AllioWebhookDep
         { 'retry-after': String(limit.retryAfterSeconds) });
     }
 
-    const [row] = await deps.db('allio_webhook')
-      .insert({
+    let id: number;
+    try {
+      id = await committer.submit({
         integration_uuid: integration.integration_uuid,
         integration_id: integration.id,
         command: body.data.command,
         external_ids_array: JSON.stringify(body.data.indexes),
         request_id: req.id,
-      })
-      .returning(['id']);
+      });
+    } catch (thrown) {
+      if (thrown instanceof GroupCommitFullError) throw intakeBusy('allio', deps.metrics);
+      throw thrown;
+    }
     deps.metrics.webhooks.inc({ source: 'allio', result: 'accepted' });
-    req.log.info({ webhookId: row?.id, integration: integration.name, command: body.data.command, ids: body.data.indexes.length }, 'allio webhook stored');
-    return reply.status(200).send({ status: 'accepted', id: Number(row?.id) });
+    req.log.info({ webhookId: id, integration: integration.name, command: body.data.command, ids: body.data.indexes.length }, 'allio webhook stored');
+    return reply.status(200).send({ status: 'accepted', id });
   });
 }

@@ -6,7 +6,9 @@ import type { HttpServerConfig } from '../core/config.js';
 import { createHttpServer, type ReadinessCheck } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { IntegrationLookup } from '../allio-sync/integration-cache.js';
 import type { AllioIntakeLimiter } from './allio-intake.js';
+import type { IntakeConfig } from './config.js';
 import { registerAllioWebhook } from './allio-webhook.js';
 import { registerKitchenRoutes, type KitchenRoutesDeps } from './kitchen/index.js';
 import type { TenantApi } from './smart-home/index.js';
@@ -23,6 +25,10 @@ export interface ApiDeps {
   tenant?: TenantApi;
   /** Per-integration ALLIO webhook intake limits (Redis); without it intake is unlimited. */
   allioIntake?: AllioIntakeLimiter;
+  /** Integrations by webhook key (a cache kept current by NOTIFY); without it each webhook reads the database. */
+  integrations?: IntegrationLookup;
+  /** Group commit limits of the webhook writes (defaults when left out). */
+  intake?: IntakeConfig;
   /** The kitchen API and warehouse webhooks; left out when the kitchen is not configured. */
   kitchen?: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>;
 }

@@ -22,7 +22,27 @@ export const allioIntakeEnv = z.object({
 });
 export type AllioIntakeConfig = z.infer<typeof allioIntakeEnv>;
 
-export const apiEnv = baseEnv.merge(databaseEnv).merge(httpEnv).merge(allioIntakeEnv);
+/**
+ * Webhook intake writes (intake-writers.ts): group commit limits. A batch holds at most the
+ * requests in flight, so 500 is a brake only past hundreds of concurrent webhooks per process; two
+ * writes in flight let one batch fill while the other commits (bench/intake.ts measures them).
+ * The queue bound is under a second of the ~16,000 one-row commits/s PostgreSQL manages on a
+ * 2-core machine: past it the database is not keeping up, and a quick 503 with Retry-After beats a
+ * slow 200.
+ */
+export const intakeEnv = z.object({
+  INTAKE_BATCH_MAX: z.coerce.number().int().min(1).max(5_000).default(500),
+  INTAKE_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(32).default(2),
+  INTAKE_QUEUE_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /**
+   * How long an integration looked up by webhook key is kept in memory. Changes reach every api
+   * process at once through NOTIFY; this bounds staleness only while that connection is down.
+   */
+  INTAKE_INTEGRATION_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
+});
+export type IntakeConfig = z.infer<typeof intakeEnv>;
+
+export const apiEnv = baseEnv.merge(databaseEnv).merge(httpEnv).merge(allioIntakeEnv).merge(intakeEnv);
 
 export const tenantApiEnv = redisEnv
   .merge(amqpEnv)

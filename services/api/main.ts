@@ -6,6 +6,9 @@ import { TenantJwtAuthenticator } from '../core/auth/tenant-jwt.js';
 import { FieldCipher } from '../core/field-cipher.js';
 import { loadConfig, pingDb, pingRedis } from '../core/index.js';
 import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
+import { INTEGRATION_CACHE_ENTRIES, IntegrationCache } from '../allio-sync/integration-cache.js';
+import { INTEGRATIONS } from '../allio-sync/integrations.js';
+import { WorkListener } from '../core/engine/notify.js';
 import { AllioIntakeLimiter } from './allio-intake.js';
 import { buildApi } from './app.js';
 import { apiEnv, tenantApiEnv } from './config.js';
@@ -29,8 +32,14 @@ await runService('api', async () => {
     ? startKitchenApi(kitchenConfig, { redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, logger, metrics })
     : undefined;
   if (kitchen) tenant.sockets.redeliverFrom(orderStatusSource(db));
+  // The webhook ingress keeps integrations in memory and forgets them on every change (NOTIFY).
+  const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
+  const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
+  listener.on(INTEGRATIONS, () => integrations.invalidate());
+  await listener.start();
   const app = buildApi({
     db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, limits: config, tenant, kitchen: kitchen?.routes,
+    integrations, intake: config,
     allioIntake: new AllioIntakeLimiter(redis, config.REDIS_KEY_PREFIX, config, metrics, logger),
     // Webhooks need only PostgreSQL; Redis and RabbitMQ are reported but do not take the pod out.
     readiness: [
@@ -46,6 +55,7 @@ await runService('api', async () => {
     shutdown: [
       { waitsFor: 'the HTTP requests and WebSockets in flight', run: () => app.close() },
       ...(kitchen ? [{ waitsFor: 'the order status events in hand', run: () => kitchen.stop() }] : []),
+      { run: () => listener.stop() },
       { waitsFor: 'unconfirmed RabbitMQ publishes', run: () => amqp.close() },
       { waitsFor: 'the database pool', run: () => db.destroy() },
       // Never waits for a Redis that is down.

@@ -87,6 +87,13 @@ export function createMetrics(registry: Registry = new Registry()) {
       labelNames: ['source', 'result'] as const,
       registers: [registry],
     }),
+    webhookBatchRows: new client.Histogram({
+      name: 'hub_webhook_batch_rows',
+      help: 'Webhooks stored by one INSERT and commit (group commit), by source.',
+      labelNames: ['source'] as const,
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
     httpDuration: new client.Histogram({
       name: 'hub_http_request_duration_seconds',
       help: 'HTTP requests served, by route and status code.',

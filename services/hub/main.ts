@@ -19,6 +19,8 @@ import { connectRedis, instanceId, processBasics, runService } from '../core/run
 import { createAllioSync } from '../allio-sync/service.js';
 import { apiEnv, tenantApiEnv } from '../api/config.js';
 import { buildApi } from '../api/app.js';
+import { INTEGRATION_CACHE_ENTRIES, IntegrationCache } from '../allio-sync/integration-cache.js';
+import { INTEGRATIONS } from '../allio-sync/integrations.js';
 import { AllioIntakeLimiter } from '../api/allio-intake.js';
 import { createTenantApi } from '../api/smart-home/index.js';
 import { createMqBridge } from '../mq-bridge/service.js';
@@ -98,8 +100,10 @@ await runService('hub', async () => {
 
   const tenant = createTenantApi({ db, redis, redisSubscriber, amqp, authenticator, cipher, config, logger, metrics });
   if (kitchen) tenant.sockets.redeliverFrom(orderStatusSource(db));
+  const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
+  listener.on(INTEGRATIONS, () => integrations.invalidate());
   const app = buildApi({
-    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, limits: config, tenant,
+    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, limits: config, tenant, integrations, intake: config,
     allioIntake: new AllioIntakeLimiter(redis, config.REDIS_KEY_PREFIX, config, metrics, logger),
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },

@@ -12,6 +12,7 @@ import { registerOrderRoutes } from './orders.js';
 import { KITCHEN_PERMISSIONS } from './permissions.js';
 import { refuseCardNumbers } from './validation.js';
 import { registerWarehouseWebhook } from './warehouse-webhook.js';
+import type { IntakeConfig } from '../config.js';
 
 export const KITCHEN_PREFIX = '/v1/kitchen/';
 
@@ -21,6 +22,8 @@ export interface KitchenRoutesDeps {
   metrics: Metrics;
   authenticator: Authenticator;
   warehouse: { secrets: readonly string[]; toleranceSeconds: number; nowSeconds?: () => number };
+  /** Group commit limits of the warehouse webhook's writes (defaults when left out). */
+  intake?: IntakeConfig;
 }
 
 export function registerKitchenRoutes(app: FastifyInstance, d: KitchenRoutesDeps): void {
@@ -31,5 +34,5 @@ export function registerKitchenRoutes(app: FastifyInstance, d: KitchenRoutesDeps
   });
   registerOrderRoutes(app, d);
   registerCatalogRoutes(app, d);
-  registerWarehouseWebhook(app, { db: d.db, metrics: d.metrics, ...d.warehouse });
+  registerWarehouseWebhook(app, { db: d.db, metrics: d.metrics, intake: d.intake, ...d.warehouse });
 }

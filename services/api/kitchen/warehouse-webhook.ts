@@ -1,14 +1,17 @@
 // Warehouse webhooks at `POST /webhooks/warehouse` (Standard Webhooks): the signature is checked on
 // the raw body against every current secret, the timestamp against the tolerance window, and the
-// event is stored once per webhook-id; 200 only after the commit. A refused delivery stores nothing.
+// event is stored once per webhook-id (group commit with the deliveries arriving at the same time);
+// 200 only after the commit. A refused delivery stores nothing.
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { jsonRefusal } from '../../core/bounds.js';
+import { GroupCommitFullError } from '../../core/group-commit.js';
 import { ApiError } from '../../core/http.js';
 import type { Metrics } from '../../core/metrics.js';
 import { verify } from '../../core/standard-webhooks.js';
 import { validationError } from '../../core/validation-errors.js';
 import { warehouseEvent } from '../../kitchen/warehouse-events.js';
+import { intakeBusy, intakeCommitter, intakeDefaults, writeWarehouseEvents, type IntakeConfig } from '../intake-writers.js';
 
 export interface WarehouseWebhookDeps {
   db: Knex;
@@ -17,6 +20,8 @@ export interface WarehouseWebhookDeps {
   toleranceSeconds: number;
   /** Unix seconds; tests move it. */
   nowSeconds?: () => number;
+  /** Group commit limits (defaults when left out). */
+  intake?: IntakeConfig;
 }
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
@@ -26,6 +31,7 @@ export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebho
     d.metrics.webhooks.inc({ source: 'warehouse', result: code });
     throw new ApiError(status, code, message, details);
   };
+  const committer = intakeCommitter(writeWarehouseEvents(d.db), d.intake ?? intakeDefaults, d.metrics, 'warehouse');
   // The signature covers the exact bytes, so this scope keeps the JSON body as text.
   void app.register(async (scope) => {
     scope.removeContentTypeParser('application/json');
@@ -49,10 +55,15 @@ export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebho
         d.metrics.webhooks.inc({ source: 'warehouse', result: 'invalid_event' });
         throw validationError(event.error, { code: 'invalid_event', message: 'The body is not a warehouse event {type: stock.level|stock.receipt|stock.expiry, timestamp, data}.' });
       }
-      const inserted = await d.db('kitchen_warehouse_events')
-        .insert({ webhook_id: result.id, type: event.data.type, payload: JSON.stringify(event.data), occurred_at: new Date(event.data.timestamp) })
-        .onConflict('webhook_id').ignore().returning('id');
-      const status = inserted.length > 0 ? 'accepted' : 'duplicate';
+      let status: 'accepted' | 'duplicate';
+      try {
+        status = await committer.submit({
+          webhook_id: result.id, type: event.data.type, payload: event.data, occurred_at: new Date(event.data.timestamp).toISOString(),
+        });
+      } catch (thrown) {
+        if (thrown instanceof GroupCommitFullError) throw intakeBusy('warehouse', d.metrics);
+        throw thrown;
+      }
       d.metrics.webhooks.inc({ source: 'warehouse', result: status });
       return reply.status(200).send({ status });
     });

@@ -11,6 +11,7 @@ import { smartHomeCommands } from './000009_smart_home_commands.js';
 import { tenantEventCatchUp } from './000010_tenant_event_catch_up.js';
 import { deadLetterBodyLimit } from './000011_dead_letter_body_limit.js';
 import { allioFairShare } from './000013_allio_fair_share.js';
+import { integrationChangeNotify } from './000014_integration_change_notify.js';
 
 export interface Migration {
   id: number;
@@ -18,4 +19,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit, allioFairShare];
+export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit, allioFairShare, integrationChangeNotify];
