@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import amqp from 'amqplib';
+import { Redis } from 'ioredis';
 import { applyResources } from '../services/cli/apply.js';
 import { connectAmqp } from '../services/core/amqp.js';
 import { WorkListener } from '../services/core/engine/notify.js';
@@ -17,18 +18,39 @@ import { tenantApiEnv } from '../services/api/config.js';
 import { createMqBridge } from '../services/mq-bridge/service.js';
 import { COMMANDS_EXCHANGE, REPLIES_QUEUE, repliesQueue } from '../services/mq-bridge/topology.js';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
-import { createTestContext, DATABASE_URL, waitFor, type TestContext } from './support/context.js';
+import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { call, connectedTenant, smartHomeEnv, startPartner, startStack, startTenantIdp, type Stack } from './support/smart-home.js';
 import { runHubCli } from './support/tools.js';
 
-const partnerYaml = (name: string) => `apiVersion: integration-hub.io/v1alpha1
+/** Each `hub` run compiles the CLI with tsx: 10-15 s apiece on a loaded 2-core machine. */
+const CLI_TEST_MS = 180_000;
+
+const partnerYaml = (name: string, active = true) => `apiVersion: integration-hub.io/v1alpha1
 kind: SmartHomePartner
 metadata:
   name: ${name}
 spec:
   services: [intercom]
+  active: ${active}
 `;
+
+/** Whether a mandatory publish for `partner` on the commands exchange is routed to a queue (not returned). */
+async function routed(url: string, partner: string): Promise<boolean> {
+  const conn = await amqp.connect(url);
+  try {
+    const ch = await conn.createConfirmChannel();
+    let returned = false;
+    ch.on('return', () => (returned = true));
+    ch.publish(COMMANDS_EXCHANGE, partner, Buffer.from('probe'), { mandatory: true, expiration: '1' });
+    // basic.return arrives before the confirm of the same message.
+    await ch.waitForConfirms();
+    await ch.close();
+    return !returned;
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
 
 /** Whether `queue` exists on the vhost: a passive declaration, on a channel of its own (a 404 closes it). */
 async function queueExists(url: string, queue: string): Promise<boolean> {
@@ -87,7 +109,14 @@ describe('a partner\'s command queue after it is applied', () => {
     expect(r).toMatchObject({ code: 0, stdout: 'smartHomePartner/intercom-vendor created\ndeclared on RabbitMQ: partner.intercom-vendor.commands\n' });
     expect(await queueExists(vhost.url, 'partner.intercom-vendor.commands')).toBe(true);
     expect(await commandReaches(vhost.url, 'intercom-vendor', 'partner.intercom-vendor.commands')).toBe('hello intercom-vendor');
-  });
+
+    // Retired: unbound as the operator does, the queue kept for draining.
+    await writeFile(file, partnerYaml('intercom-vendor', false));
+    const retired = await runHubCli(DATABASE_URL, ctx.schema, ['apply', '-f', file], { AMQP_URL: vhost.url });
+    expect(retired).toMatchObject({ code: 0, stdout: 'smartHomePartner/intercom-vendor configured\nunbound on RabbitMQ (inactive): partner.intercom-vendor.commands\n' });
+    expect(await routed(vhost.url, 'intercom-vendor')).toBe(false);
+    expect(await queueExists(vhost.url, 'partner.intercom-vendor.commands')).toBe(true);
+  }, CLI_TEST_MS);
 
   test('hub apply with RabbitMQ unreachable reports it and fails, with the partner applied (a second apply declares it)', async () => {
     const file = path.join(dir, 'gate-vendor.yaml');
@@ -99,15 +128,16 @@ describe('a partner\'s command queue after it is applied', () => {
     const again = await runHubCli(DATABASE_URL, ctx.schema, ['apply', '-f', file], { AMQP_URL: vhost.url });
     expect(again).toMatchObject({ code: 0, stdout: 'smartHomePartner/gate-vendor configured\ndeclared on RabbitMQ: partner.gate-vendor.commands\n' });
     expect(await queueExists(vhost.url, 'partner.gate-vendor.commands')).toBe(true);
-  });
+  }, CLI_TEST_MS);
 
   test('a running mq-bridge declares a partner written without RabbitMQ within moments, not at its next refresh', async () => {
     const idp = await startTenantIdp();
     const config = loadConfig(tenantApiEnv, smartHomeEnv(ctx, vhost.url, idp));
     const conn = connectAmqp(vhost.url, ctx.logger, { name: 'onboarding bridge' });
     const listener = new WorkListener(DATABASE_URL, ctx.schema, ctx.logger);
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     const bridge = createMqBridge({
-      db: ctx.db, redis: ctx.redis, amqp: conn, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger: ctx.logger,
+      db: ctx.db, redis, amqp: conn, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger: ctx.logger,
       metrics: createMetrics(), owner: 'onboarding', listener, pollMaxMs: 100,
       // Ten minutes: only the notification can declare the queue within the test.
       partnerRefreshMs: 600_000,
@@ -116,13 +146,14 @@ describe('a partner\'s command queue after it is applied', () => {
       await listener.start();
       await bridge.start();
       const { partnerQueues } = await applyResources(ctx.db, [{ source: 'test', index: 1, doc: { apiVersion: 'integration-hub.io/v1alpha1', kind: 'SmartHomePartner', metadata: { name: 'late-vendor' }, spec: { services: ['barrier'] } } }]);
-      expect(partnerQueues).toEqual([{ name: 'late-vendor', commandQueue: 'partner.late-vendor.commands' }]);
+      expect(partnerQueues).toEqual({ declare: [{ name: 'late-vendor', commandQueue: 'partner.late-vendor.commands' }], unbind: [] });
       await waitFor(() => queueExists(vhost.url, 'partner.late-vendor.commands'), 15_000, 'the bridge to declare the queue');
       expect(await commandReaches(vhost.url, 'late-vendor', 'partner.late-vendor.commands')).toBe('hello late-vendor');
     } finally {
       await bridge.stop(5_000);
       await listener.stop();
       await conn.close();
+      await redis.quit();
       await idp.close();
     }
   });
@@ -193,7 +224,7 @@ describe('hub dev token', () => {
     const res = await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token);
     expect(res.status).toBe(200);
     expect(await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', 'not-a-token')).toMatchObject({ status: 401 });
-  });
+  }, CLI_TEST_MS);
 
   test('a bad tenant id, an oversized body and a missing provider are refused with what to fix', async () => {
     const bad = await runHubCli(DATABASE_URL, stack.ctx.schema, ['dev', 'token', '--tenant', 'flat 117', '--idp-url', stack.idp.issuer]);
@@ -205,5 +236,5 @@ describe('hub dev token', () => {
     const none = await runHubCli(DATABASE_URL, stack.ctx.schema, ['dev', 'token', '--tenant', 'flat-117', '--idp-url', 'http://127.0.0.1:1']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('no development identity provider answers at http://127.0.0.1:1');
-  });
+  }, CLI_TEST_MS);
 });

@@ -79,8 +79,11 @@ export function validateResources(docs: readonly SourcedDocument[]): { valid: Va
 export interface Applied {
   /** One kubectl-style line per resource. */
   lines: string[];
-  /** The queue and routing key of every active SmartHomePartner applied, to declare on RabbitMQ. */
-  partnerQueues: PartnerTopology[];
+  /**
+   * The queue and routing key of every SmartHomePartner applied: an active one's to declare on
+   * RabbitMQ, an inactive one's to unbind (as the operator does), its queue kept for draining.
+   */
+  partnerQueues: { declare: PartnerTopology[]; unbind: PartnerTopology[] };
 }
 
 /** Applies every document; all are validated first so that a bad file changes nothing. */
@@ -99,10 +102,11 @@ export async function applyResources(
     }
     return out;
   });
-  const partnerQueues = valid.flatMap(({ resource }) => {
-    if (resource.kind !== 'SmartHomePartner') return [];
+  const partnerQueues: Applied['partnerQueues'] = { declare: [], unbind: [] };
+  for (const { resource } of valid) {
+    if (resource.kind !== 'SmartHomePartner') continue;
     const r = resource as SmartHomePartnerResource;
-    return r.spec.active ? [{ name: r.metadata.name, commandQueue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name) }] : [];
-  });
+    (r.spec.active ? partnerQueues.declare : partnerQueues.unbind).push({ name: r.metadata.name, commandQueue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name) });
+  }
   return { lines, partnerQueues };
 }

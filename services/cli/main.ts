@@ -5,7 +5,7 @@ import { allioEnv, amqpEnv, databaseEnv, loadConfig, ConfigError } from '../core
 import { mountedSecretReader } from '../allio-sync/integrations.js';
 import { createDb, type Db } from '../core/db.js';
 import { migrate } from '../core/migrate.js';
-import { applyResources, validateResources } from './apply.js';
+import { applyResources, validateResources, type Applied } from './apply.js';
 import { readResourceFiles } from './resource-files.js';
 import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
 import { deadLetterCommands } from './dead-letters.js';
@@ -19,7 +19,7 @@ import { keycloakRealm, realmFileText } from '../auth/keycloak-realm.js';
 import { DEFAULT_RESOURCE_SERVER_ID } from '../auth/scopes.js';
 import type { SmartHomePartnerResource } from '../mq-bridge/resource.js';
 import type { PartnerTopology } from '../mq-bridge/topology.js';
-import { declarePartnerTopologies } from './partner-topology.js';
+import { applyPartnerTopologies } from './partner-topology.js';
 import { devIdpEnv, fetchDevToken } from './dev-token.js';
 
 /** The vhost and resource server id that partners' RabbitMQ scopes name. */
@@ -29,20 +29,22 @@ function partnerScopeSettings() {
 }
 
 /**
- * Declares the applied partners' queues on RabbitMQ (AMQP_URL), so that a partner can consume its
- * queue as soon as apply returns. Without AMQP_URL the running mq-bridge declares them when the
- * database notifies it of the change (within moments).
+ * Declares the applied active partners' queues on RabbitMQ (AMQP_URL), so that a partner can
+ * consume its queue as soon as apply returns, and unbinds the inactive ones'. Without AMQP_URL the
+ * running mq-bridge declares new queues when the database notifies it of the change (within moments).
  */
-async function declarePartnerQueues(partners: PartnerTopology[]): Promise<void> {
-  if (partners.length === 0) return;
+async function applyPartnerQueues(partners: Applied['partnerQueues']): Promise<void> {
+  if (partners.declare.length + partners.unbind.length === 0) return;
   const { AMQP_URL } = loadConfig(amqpEnv.partial());
-  const names = partners.map((p) => p.commandQueue).join(', ');
+  const names = (ps: PartnerTopology[]) => ps.map((p) => p.commandQueue).join(', ');
   if (!AMQP_URL) {
-    console.error(`AMQP_URL is not set: the running mq-bridge declares ${names} as soon as it learns of the change`);
+    if (partners.declare.length) console.error(`AMQP_URL is not set: the running mq-bridge declares ${names(partners.declare)} as soon as it learns of the change`);
+    if (partners.unbind.length) console.error(`AMQP_URL is not set: ${names(partners.unbind)} stay bound until unbound on RabbitMQ`);
     return;
   }
-  await declarePartnerTopologies(AMQP_URL, partners);
-  console.log(`declared on RabbitMQ: ${names}`);
+  await applyPartnerTopologies(AMQP_URL, partners);
+  if (partners.declare.length) console.log(`declared on RabbitMQ: ${names(partners.declare)}`);
+  if (partners.unbind.length) console.log(`unbound on RabbitMQ (inactive): ${names(partners.unbind)}`);
 }
 
 async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
@@ -80,7 +82,7 @@ program
       const readSecret = mountedSecretReader(loadConfig(allioEnv.pick({ SECRETS_DIR: true })).SECRETS_DIR);
       const applied = await applyResources(db, docs, { partnerScopes: partnerScopeSettings(), readSecret });
       for (const line of applied.lines) console.log(line);
-      await declarePartnerQueues(applied.partnerQueues);
+      await applyPartnerQueues(applied.partnerQueues);
     });
   });
 
