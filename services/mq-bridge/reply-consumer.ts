@@ -72,6 +72,7 @@ export class ReplyConsumer {
     });
     // With the broker up, start-up goes on once the queue is consumed; otherwise the reconnect does it.
     if (this.d.conn.isConnected()) await this.channel.waitForConnect();
+    this.d.logger.info({ queue: this.queue }, 'consuming partner replies');
   }
 
   /** Stops consuming, lets in-flight replies finish (their acks go out), then closes the channel. */
