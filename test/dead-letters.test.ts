@@ -12,7 +12,7 @@ import { loadConfig } from '../services/core/config.js';
 import { DeadLetterKeeper } from '../services/core/dead-letters/keeper.js';
 import { encryptionKeysEnv, FieldCipher } from '../services/core/field-cipher.js';
 import { assertStatusTopology, DEAD_EXCHANGE, DEAD_QUEUE, STATUS_EXCHANGE, STATUS_QUEUE, STATUS_ROUTING_KEY } from '../services/kitchen/status-events.js';
-import { assertBaseTopology, assertPartnerTopology, COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
+import { assertBaseTopology, assertRepliesTopology, assertPartnerTopology, COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { count } from './support/allio.js';
 import { createTestContext, DATABASE_URL, waitFor, type TestContext } from './support/context.js';
@@ -41,7 +41,7 @@ beforeAll(async () => {
   await keeper.start();
   conn = await amqplib.connect(vhost.url);
   ch = await conn.createChannel();
-  await assertBaseTopology(ch);
+  await assertRepliesTopology(ch);
   await assertStatusTopology(ch);
   await assertPartnerTopology(ch, { name: 'acme', commandQueue: 'smart-home.acme.commands' });
 });

@@ -9,6 +9,7 @@ import { buildApi } from '../services/api/app.js';
 import { createLogger } from '../services/core/logger.js';
 import { createMetrics } from '../services/core/metrics.js';
 import { registerSmartHomeRoutes } from '../services/api/smart-home/routes.js';
+import { decideTenantAction, SUBSCRIPTION_STATES } from '../services/mq-bridge/domain.js';
 
 const doc = parse(readFileSync(new URL('../docs/openapi.yaml', import.meta.url), 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
@@ -65,5 +66,20 @@ describe('OpenAPI document', () => {
     expect(kitchen.length).toBeGreaterThanOrEqual(8);
     expect(smartHome.length).toBe(5);
     expect([...kitchen, ...smartHome].filter((r) => !docs.has(r))).toEqual([]);
+  });
+
+  test('every refusal an open can answer is documented on the open route under its status', () => {
+    const open = (doc.paths['/v1/smart-home/subscriptions/{service}/open'] as { post: { responses: Record<string, { description?: string }> } }).post.responses;
+    const refusals = new Set([undefined, ...SUBSCRIPTION_STATES].flatMap((state) => {
+      const d = decideTenantAction(state, 'open');
+      return d.allowed ? [] : [`409 ${d.refusal.code}`];
+    }));
+    // The route's own refusal when the command cannot be handed to the broker (routes.ts).
+    refusals.add('503 command_not_sent');
+    expect(refusals.size).toBe(3);
+    for (const r of refusals) {
+      const [status, code] = r.split(' ') as [string, string];
+      expect(`${r}: ${open[status]?.description?.includes(`\`${code}\``) ?? false}`).toBe(`${r}: true`);
+    }
   });
 });

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { connectPartner, TokenSource, type AccessToken } from '../docs/examples/partner-client.js';
 import { TOKEN_EVENTS } from '../services/auth/audit.js';
 import { buildCommand, replyMessage } from '../services/mq-bridge/messages.js';
-import { assertBaseTopology, assertPartnerTopology, COMMANDS_EXCHANGE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
+import { assertRepliesTopology, assertPartnerTopology, COMMANDS_EXCHANGE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
 import { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../services/simulators/tls.js';
 import { startAuthServer, type TestAuthServer } from './support/auth.js';
@@ -99,7 +99,7 @@ beforeAll(async () => {
   guestChannel = await guest.createChannel();
   // The declarations use only the amqplib channel methods both channel types share.
   const topology = guestChannel as unknown as TopologyChannel;
-  await assertBaseTopology(topology);
+  await assertRepliesTopology(topology);
   for (const p of PARTNERS) {
     await assertPartnerTopology(topology, { name: p, commandQueue: queueOf(p) });
     await auth.service.clients.ensure({ partner: p, clientId: clientOf(p), queue: queueOf(p) });

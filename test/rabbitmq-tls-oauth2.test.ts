@@ -11,7 +11,7 @@ import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type Con
 import type { Channel as TopologyChannel } from 'amqp-connection-manager';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { DEFAULT_RESOURCE_SERVER_ID, partnerScopes } from '../services/auth/scopes.js';
-import { assertBaseTopology, assertPartnerTopology, COMMANDS_EXCHANGE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
+import { assertRepliesTopology, assertPartnerTopology, COMMANDS_EXCHANGE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../services/simulators/tls.js';
 import { waitFor } from './support/context.js';
 import { descendants, startPartnerBroker, startRabbitNode, type RabbitTlsNode } from './support/rabbitmq-node.js';
@@ -56,7 +56,7 @@ beforeAll(async () => {
   // The topology functions use only assertExchange, assertQueue and bindQueue, which a plain
   // amqplib channel has with the same signatures as amqp-connection-manager's channel wrapper.
   const topology = adminChannel as unknown as TopologyChannel;
-  await assertBaseTopology(topology);
+  await assertRepliesTopology(topology);
   for (const partner of PARTNERS) await assertPartnerTopology(topology, { name: partner, commandQueue: commandQueue(partner) });
 }, 120_000);
 

@@ -7,7 +7,7 @@ import { hashWebhookKey } from './webhook-key.js';
 
 const integration = (name: string, active = true): Integration => ({
   id: '1', name, integration_uuid: '00000000-0000-4000-8000-000000000001', webhook_key_hash: 'h', api_base_url: 'http://x',
-  api_token: 't', api_token_secret_name: null, api_token_secret_key: null, deletion_control: false, active,
+  api_token: 't', api_token_secret_name: null, api_token_secret_key: null, deletion_control: false, active, weight: 1,
 });
 
 function source(initial: Integration | undefined) {

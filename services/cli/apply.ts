@@ -7,7 +7,8 @@ import { allioIntegrationResource } from '../allio-sync/resource.js';
 import type { SecretReader } from '../allio-sync/webhook-key.js';
 import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient, type ScopeSettings } from '../auth/clients.js';
 import { upsertPartner } from '../mq-bridge/partners.js';
-import { smartHomePartnerResource } from '../mq-bridge/resource.js';
+import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../mq-bridge/resource.js';
+import type { PartnerTopology } from '../mq-bridge/topology.js';
 import type { SourcedDocument } from './resource-files.js';
 
 interface Kind<S extends z.ZodTypeAny> {
@@ -75,15 +76,25 @@ export function validateResources(docs: readonly SourcedDocument[]): { valid: Va
   return { valid, problems };
 }
 
+export interface Applied {
+  /** One kubectl-style line per resource. */
+  lines: string[];
+  /**
+   * The queue and routing key of every SmartHomePartner applied: an active one's to declare on
+   * RabbitMQ, an inactive one's to unbind (as the operator does), its queue kept for draining.
+   */
+  partnerQueues: { declare: PartnerTopology[]; unbind: PartnerTopology[] };
+}
+
 /** Applies every document; all are validated first so that a bad file changes nothing. */
 export async function applyResources(
   db: Knex,
   docs: readonly SourcedDocument[],
   o: ApplyOptions = { partnerScopes: DEFAULT_SCOPE_SETTINGS },
-): Promise<string[]> {
+): Promise<Applied> {
   const { valid, problems } = validateResources(docs);
   if (problems.length) throw new Error(`nothing applied:\n  ${problems.join('\n  ')}`);
-  return db.transaction(async (trx) => {
+  const lines = await db.transaction(async (trx) => {
     const out: string[] = [];
     for (const { kind: k, resource } of valid) {
       const { created } = await k.upsert(trx, resource, o);
@@ -91,4 +102,11 @@ export async function applyResources(
     }
     return out;
   });
+  const partnerQueues: Applied['partnerQueues'] = { declare: [], unbind: [] };
+  for (const { resource } of valid) {
+    if (resource.kind !== 'SmartHomePartner') continue;
+    const r = resource as SmartHomePartnerResource;
+    (r.spec.active ? partnerQueues.declare : partnerQueues.unbind).push({ name: r.metadata.name, commandQueue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name) });
+  }
+  return { lines, partnerQueues };
 }

@@ -1,11 +1,11 @@
 // The `hub` operator CLI: migrate the database, apply integration resources from YAML, list or
 // replay failed work, list/show/replay/purge dead letters, manage API keys, and write the partners' Keycloak realm.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { allioEnv, databaseEnv, loadConfig, ConfigError } from '../core/config.js';
+import { allioEnv, amqpEnv, databaseEnv, loadConfig, ConfigError } from '../core/config.js';
 import { mountedSecretReader } from '../allio-sync/integrations.js';
 import { createDb, type Db } from '../core/db.js';
 import { migrate } from '../core/migrate.js';
-import { applyResources, validateResources } from './apply.js';
+import { applyResources, validateResources, type Applied } from './apply.js';
 import { readResourceFiles } from './resource-files.js';
 import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
 import { deadLetterCommands } from './dead-letters.js';
@@ -18,11 +18,33 @@ import { TOKEN_EVENTS } from '../auth/audit.js';
 import { keycloakRealm, realmFileText } from '../auth/keycloak-realm.js';
 import { DEFAULT_RESOURCE_SERVER_ID } from '../auth/scopes.js';
 import type { SmartHomePartnerResource } from '../mq-bridge/resource.js';
+import type { PartnerTopology } from '../mq-bridge/topology.js';
+import { applyPartnerTopologies } from './partner-topology.js';
+import { devIdpEnv, fetchDevToken } from './dev-token.js';
 
 /** The vhost and resource server id that partners' RabbitMQ scopes name. */
 function partnerScopeSettings() {
   const c = loadConfig(partnerScopeEnv);
   return { vhost: c.RABBITMQ_PARTNER_VHOST, resourceServerId: c.RABBITMQ_RESOURCE_SERVER_ID };
+}
+
+/**
+ * Declares the applied active partners' queues on RabbitMQ (AMQP_URL), so that a partner can
+ * consume its queue as soon as apply returns, and unbinds the inactive ones'. Without AMQP_URL the
+ * running mq-bridge declares new queues when the database notifies it of the change (within moments).
+ */
+async function applyPartnerQueues(partners: Applied['partnerQueues']): Promise<void> {
+  if (partners.declare.length + partners.unbind.length === 0) return;
+  const { AMQP_URL } = loadConfig(amqpEnv.partial());
+  const names = (ps: PartnerTopology[]) => ps.map((p) => p.commandQueue).join(', ');
+  if (!AMQP_URL) {
+    if (partners.declare.length) console.error(`AMQP_URL is not set: the running mq-bridge declares ${names(partners.declare)} as soon as it learns of the change`);
+    if (partners.unbind.length) console.error(`AMQP_URL is not set: ${names(partners.unbind)} stay bound until unbound on RabbitMQ`);
+    return;
+  }
+  await applyPartnerTopologies(AMQP_URL, partners);
+  if (partners.declare.length) console.log(`declared on RabbitMQ: ${names(partners.declare)}`);
+  if (partners.unbind.length) console.log(`unbound on RabbitMQ (inactive): ${names(partners.unbind)}`);
 }
 
 async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
@@ -59,7 +81,8 @@ program
     await withDb(async (db) => {
       const readSecret = mountedSecretReader(loadConfig(allioEnv.pick({ SECRETS_DIR: true })).SECRETS_DIR);
       const applied = await applyResources(db, docs, { partnerScopes: partnerScopeSettings(), readSecret });
-      for (const line of applied) console.log(line);
+      for (const line of applied.lines) console.log(line);
+      await applyPartnerQueues(applied.partnerQueues);
     });
   });
 
@@ -223,6 +246,18 @@ auth
       else if (rows.length === 0) console.log('no token events');
       else console.table(rows);
     });
+  });
+
+const dev = program.command('dev').description('development helpers for a hub started with `npm start`');
+dev
+  .command('token')
+  .description("print a tenant's access token from the development identity provider (for the tenant API: Authorization: Bearer <token>)")
+  .requiredOption('-t, --tenant <id>', 'the tenant id (the token\'s subject)')
+  .option('--idp-url <url>', 'the development identity provider (default http://127.0.0.1:$TENANT_IDP_PORT, port 4020)')
+  .option('--ttl <seconds>', 'token lifetime', seconds(60, 86_400), 3600)
+  .action(async (opts: { tenant: string; idpUrl?: string; ttl: number }) => {
+    const idpUrl = opts.idpUrl ?? `http://127.0.0.1:${loadConfig(devIdpEnv).TENANT_IDP_PORT}`;
+    console.log(await fetchDevToken(idpUrl, opts.tenant, opts.ttl));
   });
 
 function seconds(min: number, max: number) {

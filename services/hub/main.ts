@@ -29,7 +29,7 @@ import { createAuthService } from '../auth/service.js';
 import { freePort } from '../core/net.js';
 import { startTenantIdp, type TenantIdp } from '../simulators/tenant-idp/server.js';
 import { startDemo, type Demo } from './demo.js';
-import { devEncryptionKeys } from './dev-keys.js';
+import { devEncryptionKeys, devSigningKeys } from './dev-keys.js';
 import { prepareKitchenDemo, type KitchenDemo } from './kitchen-demo.js';
 import { orderStatusSource } from '../api/kitchen/status-catch-up.js';
 import { registerDemoPage, startSmartHomeDemo } from './smart-home-demo.js';
@@ -41,7 +41,7 @@ const localEnv = z.object({
   TENANT_IDP_PORT: port.default(4020),
   /** The development authorization server for partners (client credentials, tokens for RabbitMQ). */
   AUTH_PORT: port.default(4030),
-  /** Where `npm start` keeps its development data-encryption key. */
+  /** Where `npm start` keeps its development data-encryption and token-signing keys. */
   HUB_DEV_DIR: z.string().min(1).default(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.dev')),
 });
 
@@ -79,6 +79,8 @@ await runService('hub', async () => {
   }
   const devKeys = env.DATA_ENCRYPTION_KEYS?.trim() ? undefined : devEncryptionKeys(local.HUB_DEV_DIR);
   if (devKeys) env.DATA_ENCRYPTION_KEYS = devKeys.value;
+  const devSigning = env.AUTH_SIGNING_JWKS?.trim() ? undefined : devSigningKeys(local.HUB_DEV_DIR);
+  if (devSigning) env.AUTH_SIGNING_JWKS = devSigning.jwks;
   const config = { ...loadConfig(apiEnv.merge(tenantApiEnv), env), ...loadConfig(allioEnv, env), ...loadConfig(retentionEnv.merge(deadLetterEnv), env) };
 
   const { logger, metrics, db } = await processBasics('hub', config);
@@ -118,7 +120,7 @@ await runService('hub', async () => {
   const authConfig = loadConfig(authEnv, { ...env, PORT: String(authPort), AUTH_ISSUER: env.AUTH_ISSUER ?? `http://127.0.0.1:${authPort}` });
   const auth = await createAuthService({ config: authConfig, db, metrics, logger: logger.child({ service: 'auth' }) });
   await auth.http.listen({ port: authPort, host: '127.0.0.1' });
-  logger.info({ issuer: authConfig.AUTH_ISSUER }, 'development authorization server issuing partner tokens');
+  logger.info({ issuer: authConfig.AUTH_ISSUER, publicKeyFile: devSigning?.publicKeyFile }, 'development authorization server issuing partner tokens');
   const sync = createAllioSync({ db, redis, config, logger, metrics, listener, owner });
   const bridge = createMqBridge({ db, redis, amqp, cipher, config, logger, metrics, listener, owner });
   const retention = createRetention({ db, config, logger, metrics, listener, owner });

@@ -23,7 +23,7 @@ import type { CommandStore } from './command-store.js';
 import { parseReply, REPLY_TYPES, type ReplyMessage } from './messages.js';
 import type { SmartHomeMetrics } from './metrics.js';
 import { applySubscriptionReply, pushSubscriptionChange } from './requests.js';
-import { assertBaseTopology, DEAD_LETTER_EXCHANGE, REPLIES_QUEUE } from './topology.js';
+import { assertRepliesTopology, DEAD_LETTER_EXCHANGE, REPLIES_QUEUE } from './topology.js';
 
 export interface ReplyConsumerDeps {
   conn: AmqpConnectionManager;
@@ -34,6 +34,8 @@ export interface ReplyConsumerDeps {
   metrics: SmartHomeMetrics;
   logger: Logger;
   prefetch: number;
+  /** This installation's reply queue (`repliesQueue(HUB_INSTALLATION)`); `smart-home.replies` by default. */
+  queue?: string;
   /** In-place retries of a transient failure before the message is handed back to the queue. */
   transientRetries?: number;
 }
@@ -48,10 +50,12 @@ export class ReplyConsumer {
   private readonly consumer: QueueConsumer<ConfirmChannel>;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
+  private readonly queue: string;
 
   constructor(private readonly d: ReplyConsumerDeps) {
+    this.queue = d.queue ?? REPLIES_QUEUE;
     this.consumer = new QueueConsumer<ConfirmChannel>({
-      queue: REPLIES_QUEUE, prefetch: d.prefetch, logger: d.logger, conn: d.conn,
+      queue: this.queue, prefetch: d.prefetch, logger: d.logger, conn: d.conn,
       onMessage: (delivery) => this.track(this.onMessage(delivery)),
     });
   }
@@ -62,12 +66,13 @@ export class ReplyConsumer {
       name: 'smart-home-replies',
       confirm: true,
       setup: async (ch: ConfirmChannel) => {
-        await assertBaseTopology(ch);
+        await assertRepliesTopology(ch, this.queue);
         await this.consumer.setup(ch);
       },
     });
     // With the broker up, start-up goes on once the queue is consumed; otherwise the reconnect does it.
     if (this.d.conn.isConnected()) await this.channel.waitForConnect();
+    this.d.logger.info({ queue: this.queue }, 'consuming partner replies');
   }
 
   /** Stops consuming, lets in-flight replies finish (their acks go out), then closes the channel. */
@@ -108,6 +113,9 @@ export class ReplyConsumer {
         const log = { partner, messageId: reply.messageId, correlationId: reply.correlationId, type: reply.type, result, outcome: reply.payload.outcome, reason: reply.payload.reason };
         if (result === 'applied') this.d.logger.info(log, 'partner reply applied');
         else if (result === 'applied_late') this.d.logger.warn(log, 'partner reply applied after the request had failed for want of a reply: the partner acted on it');
+        // Another installation on the vhost receives every reply too: one to a command this one
+        // never sent (or no longer keeps) is routine, not a warning.
+        else if (result === 'unknown') this.d.logger.info(log, 'reply to a command this installation does not know; acknowledged');
         else this.d.logger.warn(log, 'partner reply changed nothing');
         delivery.ack();
         return;
@@ -158,7 +166,7 @@ export class ReplyConsumer {
       await ch.publish(DEAD_LETTER_EXCHANGE, msg.fields.routingKey, msg.content, {
         ...msg.properties,
         persistent: true,
-        headers: { ...msg.properties.headers, 'x-hub-reason': clip(reason, MAX_REASON_TEXT), 'x-hub-source-queue': REPLIES_QUEUE, 'x-hub-source-exchange': msg.fields.exchange },
+        headers: { ...msg.properties.headers, 'x-hub-reason': clip(reason, MAX_REASON_TEXT), 'x-hub-source-queue': this.queue, 'x-hub-source-exchange': msg.fields.exchange },
       });
       delivery.ack();
     } catch (thrown) {

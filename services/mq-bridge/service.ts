@@ -11,17 +11,18 @@ import type { FieldCipher } from '../core/field-cipher.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { TenantEventPublisher } from '../core/tenant-events.js';
-import { sleep } from '../core/sleep.js';
+import { Waker } from '../core/sleep.js';
 import { CommandCache } from './command-cache.js';
 import { CommandPush } from './command-push.js';
 import { CommandStore } from './command-store.js';
 import { commandRetentionMs, type SmartHomeConfig } from './config.js';
 import { smartHomeMetrics } from './metrics.js';
-import { activePartners } from './partners.js';
+import { activePartners, PARTNERS } from './partners.js';
 import { CommandPublisher } from './publisher.js';
 import { ReplyConsumer } from './reply-consumer.js';
 import { REQUESTS } from './requests.js';
 import { RECONCILER, requestSender, type ClaimedRequest } from './request-sender.js';
+import { repliesQueue } from './topology.js';
 
 export interface MqBridgeDeps {
   db: Knex;
@@ -34,7 +35,10 @@ export interface MqBridgeDeps {
   owner: string;
   listener?: WorkListener;
   pollMaxMs?: number;
-  /** How often partner queues are (re)declared for partners added since start. */
+  /**
+   * How often partner queues are (re)declared for partners added since start, when no
+   * notification of a changed partner arrived (a missed NOTIFY, a listener reconnecting).
+   */
   partnerRefreshMs?: number;
 }
 
@@ -76,9 +80,12 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
   const cache = new CommandCache(d.redis, config.REDIS_KEY_PREFIX, commandRetentionMs(config));
   const replies = new ReplyConsumer({
     conn: d.amqp, db, commands, push: new CommandPush({ store: commands, cache, logger, metrics: shMetrics }), events,
-    metrics: shMetrics, logger, prefetch: config.SMART_HOME_REPLY_PREFETCH,
+    metrics: shMetrics, logger, prefetch: config.SMART_HOME_REPLY_PREFETCH, queue: repliesQueue(config.HUB_INSTALLATION),
   });
   d.listener?.on(REQUESTS, () => reconciler.notify());
+  // A partner applied (`hub apply`, the operator) gets its queue within moments, not at the next refresh.
+  const partnersChanged = new Waker();
+  d.listener?.on(PARTNERS, () => partnersChanged.wake());
 
   const stopRefresh = new AbortController();
   let refreshing: Promise<void> | undefined;
@@ -97,7 +104,10 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
       await replies.start();
       reconciler.start();
       refreshing = (async () => {
-        while (await sleep(d.partnerRefreshMs ?? 60_000, stopRefresh.signal)) await declarePartners();
+        while (!stopRefresh.signal.aborted) {
+          await partnersChanged.wait(d.partnerRefreshMs ?? 60_000, stopRefresh.signal);
+          if (!stopRefresh.signal.aborted) await declarePartners();
+        }
       })();
     },
     async stop(timeoutMs) {

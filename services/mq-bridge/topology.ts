@@ -1,14 +1,24 @@
 // The smart-home RabbitMQ topology, declared by the code at start (every declaration is
 // idempotent): a direct exchange for commands with one quorum queue per partner, a topic exchange
-// for replies feeding the hub's reply queue, and a dead-letter exchange and queue for messages
-// that cannot be parsed or processed.
+// for replies feeding each installation's own reply queue, and a dead-letter exchange and queue for
+// messages that cannot be parsed or processed. The exchanges, the partner queues and the dead
+// letters are the vhost's; the reply queue is the installation's (HUB_INSTALLATION).
 import type { Channel } from 'amqp-connection-manager';
 
 export const COMMANDS_EXCHANGE = 'smart-home.commands';
 export const REPLIES_EXCHANGE = 'smart-home.replies';
 export const DEAD_LETTER_EXCHANGE = 'smart-home.dlx';
 export const DEAD_LETTER_QUEUE = 'smart-home.dead-letter';
+/** The reply queue of the installation without a name (HUB_INSTALLATION unset). */
 export const REPLIES_QUEUE = 'smart-home.replies';
+
+/**
+ * The reply queue of an installation. Every installation on a vhost binds its own queue to the
+ * replies exchange, so each receives every partner reply and settles those of its own commands
+ * (another installation's reply names a command it does not know: acknowledged, counted `unknown`);
+ * a queue shared by two installations would hand each reply to one of them at random.
+ */
+export const repliesQueue = (installation?: string): string => (installation ? `${REPLIES_QUEUE}.${installation}` : REPLIES_QUEUE);
 
 /**
  * A message redelivered this many times (its consumer kept crashing or giving it back) is
@@ -32,16 +42,21 @@ export interface PartnerTopology {
   commandQueue: string;
 }
 
-/** Exchanges, the reply queue and the dead-letter queue. */
+/** The exchanges and the dead-letter queue: the vhost's, shared by every installation on it. */
 export async function assertBaseTopology(ch: Channel): Promise<void> {
   await ch.assertExchange(DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
   await ch.assertQueue(DEAD_LETTER_QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await ch.bindQueue(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, '');
   await ch.assertExchange(COMMANDS_EXCHANGE, 'direct', { durable: true });
   await ch.assertExchange(REPLIES_EXCHANGE, 'topic', { durable: true });
-  await ch.assertQueue(REPLIES_QUEUE, quorum);
+}
+
+/** The base topology and an installation's reply queue (declared only by its reply consumer). */
+export async function assertRepliesTopology(ch: Channel, queue: string = REPLIES_QUEUE): Promise<void> {
+  await assertBaseTopology(ch);
+  await ch.assertQueue(queue, quorum);
   // Partners publish replies with their own name as the routing key; the hub takes them all.
-  await ch.bindQueue(REPLIES_QUEUE, REPLIES_EXCHANGE, '#');
+  await ch.bindQueue(queue, REPLIES_EXCHANGE, '#');
 }
 
 /** A partner's command queue, bound to the commands exchange under the partner's name. */

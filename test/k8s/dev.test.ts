@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { ConfirmChannel } from 'amqplib';
 import { parse as parseYaml } from 'yaml';
 import { connectAmqp } from '../../services/core/amqp.js';
-import { assertBaseTopology } from '../../services/mq-bridge/topology.js';
+import { assertRepliesTopology } from '../../services/mq-bridge/topology.js';
 import { realmSecretVariables, type KeycloakRealm } from '../../services/auth/keycloak-realm.js';
 import { DEFAULT_RESOURCE_SERVER_ID } from '../../services/auth/scopes.js';
 import { checkRabbitConf, rabbitmqPluginsDir } from '../support/rabbitmq-schema.js';
@@ -219,7 +219,7 @@ describe('RabbitMQ definitions', () => {
     };
   };
 
-  test('declare exactly what assertBaseTopology declares', async () => {
+  test('declare exactly what assertRepliesTopology declares (the default installation)', async () => {
     const defs = JSON.parse(await readFile(path.join(ROOT, 'k8s/rabbitmq/definitions.json'), 'utf8')) as {
       exchanges: { name: string; type: string; durable: boolean; arguments: Record<string, unknown> }[];
       queues: { name: string; durable: boolean; arguments: Record<string, unknown> }[];
@@ -230,7 +230,7 @@ describe('RabbitMQ definitions', () => {
       for (const q of defs.queues) await ch.assertQueue(q.name, { durable: q.durable, arguments: q.arguments });
       for (const b of defs.bindings) await ch.bindQueue(b.destination, b.source, b.routing_key);
     });
-    await onChannel(fromCode.url, (ch) => assertBaseTopology(ch));
+    await onChannel(fromCode.url, (ch) => assertRepliesTopology(ch));
     const [a, b] = await Promise.all([listed(fromDefinitions.vhost), listed(fromCode.vhost)]);
     expect(a.queues.length).toBeGreaterThan(0);
     expect(a).toEqual(b);

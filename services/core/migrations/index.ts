@@ -10,6 +10,7 @@ import { retentionDeadLetters } from './000008_retention_dead_letters.js';
 import { smartHomeCommands } from './000009_smart_home_commands.js';
 import { tenantEventCatchUp } from './000010_tenant_event_catch_up.js';
 import { deadLetterBodyLimit } from './000011_dead_letter_body_limit.js';
+import { smartHomePartnerNotify } from './000012_smart_home_partner_notify.js';
 import { allioFairShare } from './000013_allio_fair_share.js';
 import { integrationChangeNotify } from './000014_integration_change_notify.js';
 
@@ -19,4 +20,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit, allioFairShare, integrationChangeNotify];
+export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit, smartHomePartnerNotify, allioFairShare, integrationChangeNotify];

@@ -1,7 +1,8 @@
 // The tenant platform's identity provider, for local runs and tests: it signs tenant access tokens
 // (ES256) and serves its JWKS and OpenID discovery document, so the hub verifies tokens exactly
-// as it verifies the production provider's.
-import { createServer, type Server } from 'node:http';
+// as it verifies the production provider's. For developers it also hands out a tenant's token at
+// `POST /dev/token` (what `hub dev token` calls); it exists only here, never in production.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 
@@ -27,6 +28,40 @@ export interface IssueOptions {
   withoutExpiry?: boolean;
 }
 
+/** A tenant id as the demo page accepts it. */
+export const DEV_TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
+/** The `POST /dev/token` body is `{"tenant": "…", "ttlSeconds": n}`: a few dozen bytes. */
+const MAX_DEV_TOKEN_BODY = 1024;
+const MAX_DEV_TOKEN_TTL = 24 * 3600;
+
+/** Reads at most `limit` bytes of the body; undefined when it is longer. */
+async function readSmallBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The tenant and lifetime of a `POST /dev/token` body, or the reason it is refused. */
+export function parseDevTokenRequest(body: string | undefined): { tenant: string; ttlSeconds: number } | { error: string } {
+  if (body === undefined) return { error: `the body is larger than ${MAX_DEV_TOKEN_BODY} bytes` };
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { error: 'the body is not JSON; send {"tenant": "<tenant id>"}' };
+  }
+  const { tenant, ttlSeconds = 3600 } = (typeof json === 'object' && json !== null ? json : {}) as { tenant?: unknown; ttlSeconds?: unknown };
+  if (typeof tenant !== 'string' || !DEV_TENANT_ID.test(tenant)) return { error: 'tenant must be 1-100 letters, digits or . _ : - (starting with a letter or digit)' };
+  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > MAX_DEV_TOKEN_TTL)
+    return { error: `ttlSeconds must be a whole number from 60 to ${MAX_DEV_TOKEN_TTL}` };
+  return { tenant, ttlSeconds };
+}
+
 export async function startTenantIdp(o: { port?: number; audience?: string; host?: string } = {}): Promise<TenantIdp> {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const kid = `idp-${Date.now().toString(36)}`;
@@ -41,12 +76,21 @@ export async function startTenantIdp(o: { port?: number; audience?: string; host
     if (req.method === 'GET' && req.url === '/.well-known/jwks.json') return json(200, { keys: [jwk] });
     if (req.method === 'GET' && req.url === '/.well-known/openid-configuration')
       return json(200, { issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, id_token_signing_alg_values_supported: ['ES256'] });
+    if (req.method === 'POST' && req.url === '/dev/token') {
+      void readSmallBody(req, MAX_DEV_TOKEN_BODY).then(async (body) => {
+        const r = parseDevTokenRequest(body);
+        if ('error' in r) return json(400, { error: 'invalid_request', message: r.error });
+        return json(200, { accessToken: await idp.issue(r.tenant, { ttlSeconds: r.ttlSeconds }), tokenType: 'Bearer', expiresIn: r.ttlSeconds, tenant: r.tenant });
+      }, () => json(400, { error: 'invalid_request', message: 'the body could not be read' }));
+      return;
+    }
     return json(404, { error: 'not_found' });
   });
+  server.on('clientError', (_err, socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const key = privateKey;
-  return {
+  const idp: TenantIdp = {
     issuer,
     jwksUrl: `${issuer}/.well-known/jwks.json`,
     audience,
@@ -66,4 +110,5 @@ export async function startTenantIdp(o: { port?: number; audience?: string; host
       server.close(() => resolve());
     }),
   };
+  return idp;
 }
