@@ -114,7 +114,11 @@ interface Part {
 
 async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi }> {
   const config = loadConfig(tenantApiEnv, serviceEnv());
-  const db = createDb({ DATABASE_URL: cfg.databaseUrl, DATABASE_SCHEMA: cfg.schema, DATABASE_POOL_MAX: 10 }, { applicationName: 'bench-sh-api' });
+  // BENCH_SH_API_DB_POOL: the api's PostgreSQL pool (the service's default, 10, unless set), to see what waiting for a connection costs.
+  const db = createDb(
+    { DATABASE_URL: cfg.databaseUrl, DATABASE_SCHEMA: cfg.schema, DATABASE_POOL_MAX: Number(process.env.BENCH_SH_API_DB_POOL ?? 10) },
+    { applicationName: 'bench-sh-api' },
+  );
   const redis = createRedis(config);
   const redisSubscriber = createRedis(config, { subscriber: true });
   for (const r of [redis, redisSubscriber]) r.on('error', (err) => logger.warn({ err }, 'redis error'));
