@@ -114,7 +114,11 @@ interface Part {
 
 async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi }> {
   const config = loadConfig(tenantApiEnv, serviceEnv());
-  const db = createDb({ DATABASE_URL: cfg.databaseUrl, DATABASE_SCHEMA: cfg.schema, DATABASE_POOL_MAX: 10 }, { applicationName: 'bench-sh-api' });
+  // BENCH_SH_API_DB_POOL: the api's PostgreSQL pool (the service's default, 10, unless set), to see what waiting for a connection costs.
+  const db = createDb(
+    { DATABASE_URL: cfg.databaseUrl, DATABASE_SCHEMA: cfg.schema, DATABASE_POOL_MAX: Number(process.env.BENCH_SH_API_DB_POOL ?? 10) },
+    { applicationName: 'bench-sh-api' },
+  );
   const redis = createRedis(config);
   const redisSubscriber = createRedis(config, { subscriber: true });
   for (const r of [redis, redisSubscriber]) r.on('error', (err) => logger.warn({ err }, 'redis error'));
@@ -131,7 +135,9 @@ async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi
   const tenant = createTenantApi({
     db, redis, redisSubscriber, amqp, authenticator, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
   });
-  const app: FastifyInstance = buildApi({ db, logger, metrics, readiness: [], tenant });
+  const app: FastifyInstance = buildApi({
+    db, logger, metrics, readiness: [], tenant, ...(cfg.maxConnections ? { limits: { HTTP_MAX_CONNECTIONS: cfg.maxConnections } } : {}),
+  });
   if (cfg.profile) {
     const begun = new WeakMap<FastifyRequest, number>();
     app.addHook('onRequest', async (req) => {
@@ -252,6 +258,8 @@ async function main(): Promise<void> {
       pid: process.pid,
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
+      heapTotalBytes: mem.heapTotal,
+      externalBytes: mem.external,
       cpuPercent: ((cpu.user + cpu.system) / 1000 / Math.max(1, nowMs() - cpuAt)) * 100,
       loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
       webSockets: api?.tenant.sockets.connections ?? 0,
@@ -268,7 +276,11 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   process.on('message', (m: ToChild) => {
-    if (m.cmd === 'stats') send({ type: 'stats', stats: stats() });
+    if (m.cmd === 'stats') {
+      // Twice: the first collection's finalizers free more for the second.
+      if (m.gc && typeof globalThis.gc === 'function') for (let i = 0; i < 2; i++) globalThis.gc();
+      send({ type: 'stats', stats: stats() });
+    }
     else if (m.cmd === 'reset') {
       reset(m.stages);
       send({ type: 'reset' });

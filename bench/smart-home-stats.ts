@@ -79,14 +79,20 @@ export interface ChildConfig {
   echoQueue: string;
   /** Time the hot-path stages (JWT, SQL, Redis, AMQP confirms); off for the headline run. */
   profile: boolean;
+  /** The api's HTTP_MAX_CONNECTIONS, when not the default. */
+  maxConnections?: number;
 }
 
-export type ToChild = { cmd: 'stats' } | { cmd: 'reset'; stages: boolean } | { cmd: 'stop' };
+/** `gc` collects garbage first (the api child runs with --expose-gc), for a memory figure without garbage. */
+export type ToChild = { cmd: 'stats'; gc?: boolean } | { cmd: 'reset'; stages: boolean } | { cmd: 'stop' };
 
 export interface ChildStats {
   pid: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** V8 heap reserved (used + free), and memory of C++ objects and buffers bound to JS objects. */
+  heapTotalBytes: number;
+  externalBytes: number;
   /** CPU time since the last reset, in % of one core. */
   cpuPercent: number;
   /** Event-loop delay since the last reset, in ms. */

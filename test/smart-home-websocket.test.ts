@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { createLogger, redactUrl } from '../services/core/logger.js';
 import { WebSocket } from 'ws';
+import { TenantEventPublisher } from '../services/core/tenant-events.js';
 
 import { waitFor } from './support/context.js';
 import { openSocket, startStack, type ApiInstance, type Stack, type TenantSocket } from './support/smart-home.js';
@@ -49,6 +50,42 @@ test('a tenant may hold only the configured number of sockets; the next is refus
     await other.close();
   } finally {
     for (const s of open) await s.close();
+  }
+});
+
+test('an event to many tenants reaches every socket of each as a text frame, and no other tenant', async () => {
+  const tokens = await Promise.all(['tenant-notice-a', 'tenant-notice-b', 'tenant-notice-quiet'].map((t) => idp.issue(t)));
+  // Raw clients, to see the frame type a browser's WebSocket would get (text, not a Blob).
+  const frames: { tenant: string; text: string; isBinary: boolean }[] = [];
+  const open = async (tenant: string, token: string) => {
+    const ws = new WebSocket(`${api.url.replace(/^http/, 'ws')}/v1/events?access_token=${encodeURIComponent(token)}`);
+    ws.on('message', (data: Buffer, isBinary: boolean) => frames.push({ tenant, text: data.toString('utf8'), isBinary }));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return ws;
+  };
+  const sockets = [
+    await open('a', tokens[0] as string), await open('a', tokens[0] as string),
+    await open('b', tokens[1] as string), await open('quiet', tokens[2] as string),
+  ];
+  try {
+    await waitFor(() => frames.filter((f) => f.text.includes('"ready"')).length === 4, 10_000, 'four ready events');
+    const publisher = new TenantEventPublisher(stack.ctx.redis, stack.ctx.keyPrefix);
+    const notice = { type: 'notice', at: new Date().toISOString(), text: 'Лифт на обслуживании' };
+    expect(await publisher.publishEach(['tenant-notice-a', 'tenant-notice-b', 'tenant-nobody'], notice)).toBe(2);
+    const got = () => frames.filter((f) => f.text.includes('"notice"'));
+    await waitFor(() => got().length === 3, 10_000, 'the notice on the three sockets of tenants a and b');
+    expect(got().map((f) => f.tenant).sort()).toEqual(['a', 'a', 'b']);
+    for (const f of got()) {
+      expect(f.isBinary).toBe(false);
+      expect(JSON.parse(f.text)).toEqual(notice);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got()).toHaveLength(3);
+  } finally {
+    for (const ws of sockets) ws.close();
   }
 });
 

@@ -17,10 +17,18 @@ import type { SmartHomeMetrics } from '../mq-bridge/metrics.js';
 
 export const EVENTS_PATH = '/v1/events';
 
-interface Conn {
-  ws: WebSocket;
-  alive: boolean;
+/**
+ * A tenant socket carries its own state, so that one set of listeners serves every socket: at tens
+ * of thousands of sockets per replica, per-socket closures and a state object add up.
+ */
+class TenantSocket extends WebSocket {
+  tenantId = '';
+  /** Answered the last ping (or is new). */
+  alive = true;
 }
+
+/** Events go out as text frames; the payload is encoded once per event, not once per socket. */
+const TEXT = { binary: false } as const;
 
 export interface EventSocketsOptions {
   authenticator: Authenticator;
@@ -42,14 +50,18 @@ export const SLOW_CONSUMER_CLOSE = 1013;
 const CLOSE_GRACE_MS = 2_000;
 
 export class EventSockets {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
-  private readonly byTenant = new Map<string, Set<Conn>>();
+  // No permessage-deflate (a zlib context per socket costs far more than the small events it would
+  // save) and no client set of ws's own: the sockets are tracked per tenant below.
+  private readonly wss = new WebSocketServer({
+    noServer: true, maxPayload: 4096, perMessageDeflate: false, clientTracking: false, WebSocket: TenantSocket,
+  });
+  private readonly byTenant = new Map<string, Set<TenantSocket>>();
   private readonly events: TenantEventSubscriber;
   private readonly catchUp: TenantEventCatchUp;
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly o: EventSocketsOptions) {
-    const deliver = (tenantId: string, event: TenantEvent) => this.deliver(tenantId, event);
+    const deliver = (tenantId: string, event: TenantEvent, json?: string) => this.deliver(tenantId, event, json);
     this.catchUp = new TenantEventCatchUp({
       deliver, logger: o.logger, redelivered: (type, n) => o.metrics.wsRedelivered.inc({ type }, n),
     });
@@ -95,7 +107,7 @@ export class EventSockets {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     this.events.close();
-    const open = [...this.byTenant.values()].flatMap((set) => [...set].map((c) => c.ws));
+    const open = [...this.byTenant.values()].flatMap((set) => [...set]);
     const closed = open.map((ws) => new Promise<void>((resolve) => (ws.readyState === WebSocket.CLOSED ? resolve() : ws.once('close', () => resolve()))));
     for (const ws of open) ws.close(1001, 'server shutting down');
     let timer: NodeJS.Timeout | undefined;
@@ -128,23 +140,35 @@ export class EventSockets {
       return refuse(socket, 429, 'too_many_sockets', `At most ${this.o.maxSocketsPerTenant} sockets per tenant; close an old one.`);
     // ws listens for the socket's errors from here on (and on the WebSocket once it is open).
     socket.off('error', this.onUpgradeSocketError);
-    this.wss.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws, tenantId));
+    this.wss.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws as TenantSocket, tenantId));
   }
 
-  private async onConnection(ws: WebSocket, tenantId: string): Promise<void> {
-    const conn: Conn = { ws, alive: true };
+  private readonly onSocketError = (err: Error): void => {
+    this.o.logger.debug({ err }, 'websocket error');
+  };
+
+  private readonly onSocketClose = ((sockets: EventSockets) =>
+    function (this: WebSocket): void {
+      sockets.forget(this as TenantSocket);
+    })(this);
+
+  private forget(ws: TenantSocket): void {
+    const set = this.byTenant.get(ws.tenantId);
+    if (!set?.delete(ws)) return;
+    if (set.size === 0) this.byTenant.delete(ws.tenantId);
+    this.o.metrics.wsConnections.dec();
+    void this.events.remove(ws.tenantId);
+  }
+
+  private async onConnection(ws: TenantSocket, tenantId: string): Promise<void> {
+    ws.tenantId = tenantId;
     let set = this.byTenant.get(tenantId);
     if (!set) this.byTenant.set(tenantId, (set = new Set()));
-    set.add(conn);
+    set.add(ws);
     this.o.metrics.wsConnections.inc();
-    ws.on('pong', () => (conn.alive = true));
-    ws.on('error', (err) => this.o.logger.debug({ err }, 'websocket error'));
-    ws.on('close', () => {
-      set.delete(conn);
-      if (set.size === 0) this.byTenant.delete(tenantId);
-      this.o.metrics.wsConnections.dec();
-      void this.events.remove(tenantId);
-    });
+    ws.on('pong', onPong);
+    ws.on('error', this.onSocketError);
+    ws.on('close', this.onSocketClose);
     try {
       await this.events.add(tenantId);
     } catch (thrown) {
@@ -156,18 +180,20 @@ export class EventSockets {
     send(ws, { type: 'ready', at: new Date().toISOString() });
   }
 
-  private deliver(tenantId: string, event: TenantEvent): void {
+  /** `json`: the event as it was published, when it came that way (it is then not encoded again). */
+  private deliver(tenantId: string, event: TenantEvent, json?: string): void {
     const set = this.byTenant.get(tenantId);
     if (!set) return;
-    const data = JSON.stringify(event);
+    // A Buffer is framed without a copy; a string would be encoded for each socket.
+    const data = Buffer.from(json ?? JSON.stringify(event));
     let sent = 0;
-    for (const c of set) {
-      if (c.ws.readyState !== WebSocket.OPEN) continue;
-      if (c.ws.bufferedAmount > this.o.maxBufferedBytes) {
-        this.closeSlow(c.ws, tenantId);
+    for (const ws of set) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (ws.bufferedAmount > this.o.maxBufferedBytes) {
+        this.closeSlow(ws, tenantId);
         continue;
       }
-      c.ws.send(data);
+      ws.send(data, TEXT);
       sent += 1;
     }
     this.o.metrics.wsEvents.inc({ type: event.type }, sent);
@@ -186,15 +212,19 @@ export class EventSockets {
 
   private beat(): void {
     for (const set of this.byTenant.values())
-      for (const c of set) {
-        if (!c.alive) {
-          c.ws.terminate();
+      for (const ws of set) {
+        if (!ws.alive) {
+          ws.terminate();
           continue;
         }
-        c.alive = false;
-        c.ws.ping();
+        ws.alive = false;
+        ws.ping();
       }
   }
+}
+
+function onPong(this: WebSocket): void {
+  (this as TenantSocket).alive = true;
 }
 
 function send(ws: WebSocket, event: TenantEvent): void {

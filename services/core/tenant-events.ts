@@ -21,7 +21,11 @@ export const tenantEvent = z
   .passthrough();
 export type TenantEvent = z.infer<typeof tenantEvent>;
 
-export type TenantEventHandler = (tenantId: string, event: TenantEvent) => void;
+/** `json` is the event's text as published, when it arrived that way (the same object as `event`). */
+export type TenantEventHandler = (tenantId: string, event: TenantEvent, json?: string) => void;
+
+/** Tenants per pipelined write of publishEach: bounds the memory of one batch. */
+const PUBLISH_BATCH = 1_000;
 
 /** Publishes events for a tenant; any process may publish. */
 export class TenantEventPublisher {
@@ -37,6 +41,26 @@ export class TenantEventPublisher {
   /** Resolves with the number of API replicas that received it (0 when the tenant is offline). */
   async publish(tenantId: string, event: TenantEvent): Promise<number> {
     return this.redis.publish(this.channel(tenantId), JSON.stringify(event));
+  }
+
+  /**
+   * The same event to each of `tenantIds` (a notice to every tenant of a partner, say), pipelined
+   * PUBLISH_BATCH at a time: one write and one round trip per batch instead of one per tenant,
+   * which at ~20,000 tenants is the difference between tens of milliseconds and seconds.
+   * Resolves with the number of deliveries to API replicas.
+   */
+  async publishEach(tenantIds: readonly string[], event: TenantEvent): Promise<number> {
+    const message = JSON.stringify(event);
+    let received = 0;
+    for (let i = 0; i < tenantIds.length; i += PUBLISH_BATCH) {
+      const pipeline = this.redis.pipeline();
+      for (const tenantId of tenantIds.slice(i, i + PUBLISH_BATCH)) pipeline.publish(this.channel(tenantId), message);
+      for (const [err, n] of (await pipeline.exec()) ?? []) {
+        if (err) throw err;
+        received += Number(n);
+      }
+    }
+    return received;
   }
 }
 
@@ -206,6 +230,6 @@ export class TenantEventSubscriber {
       this.logger.warn({ err: toError(thrown), channel }, 'dropped a malformed tenant event');
       return;
     }
-    this.handler(tenantId, event);
+    this.handler(tenantId, event, message);
   }
 }
