@@ -1,6 +1,7 @@
 // The three servers a development machine runs for `npm start` and for the `hub` CLI in a checkout:
 // their default addresses, a bounded check that each answers, and what to say when one does not.
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqplib from 'amqplib';
@@ -8,6 +9,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { describeError, toError } from './errors.js';
 import { redactUrlPassword } from './logger.js';
+import { closeRedis } from './redis.js';
 
 /** Local defaults: the servers a development machine runs on their standard ports (compose.yaml too). */
 export const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
@@ -68,6 +70,18 @@ function isAbsent(err: Error): boolean {
   return codes.some((c) => typeof c === 'string' && ABSENT.has(c)) || /timeout|timed out/i.test(err.message);
 }
 
+/** Resolves when the socket has closed (at most a second later), so a probe leaves nothing open. */
+function socketClosed(socket: Socket | undefined): Promise<void> {
+  if (!socket || socket.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** Runs `attempt` with a deadline; `cleanup` releases whatever it opened when the deadline wins. */
 async function bounded<T>(timeoutMs: number, attempt: Promise<T>, cleanup: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -122,7 +136,9 @@ export function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<P
       const info = await bounded(timeoutMs, redis.info('server'), () => redis.disconnect());
       return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
     } finally {
-      redis.disconnect();
+      const ended = socketClosed(redis.stream);
+      await closeRedis(redis);
+      await ended;
     }
   });
 }
@@ -137,9 +153,15 @@ export function probeRabbitmq(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promis
       const version = conn.connection.serverProperties.version;
       return typeof version === 'string' ? version : 'unknown';
     } finally {
-      // A connection that opens after the deadline is closed as soon as it does.
-      if (opened) await opened.close().catch(() => undefined);
-      else void connecting.then((c) => c.close()).catch(() => undefined);
+      if (opened) {
+        // amqplib's typings leave out the connection's socket, which outlives close() by a moment.
+        const ended = socketClosed((opened.connection as unknown as { stream?: Socket }).stream);
+        await opened.close().catch(() => undefined);
+        await ended;
+      } else {
+        // A connection that opens after the deadline is closed as soon as it does.
+        void connecting.then((c) => c.close()).catch(() => undefined);
+      }
     }
   });
 }
