@@ -65,7 +65,8 @@ export const PROBE_TIMEOUT_MS = 3_000;
 /** Errors that mean nothing listens there (as opposed to a server that answers and refuses). */
 const ABSENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'PROBE_TIMEOUT']);
 
-function isAbsent(err: Error): boolean {
+/** True when the error means nothing listens at the address (nothing answered, or not in time). */
+export function isAbsent(err: Error): boolean {
   const codes = [(err as { code?: unknown }).code, ...((err as { errors?: unknown[] }).errors ?? []).map((e) => (e as { code?: unknown }).code)];
   return codes.some((c) => typeof c === 'string' && ABSENT.has(c)) || /timeout|timed out/i.test(err.message);
 }
