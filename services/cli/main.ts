@@ -21,14 +21,14 @@ import { DEFAULT_RESOURCE_SERVER_ID } from '../auth/scopes.js';
 import type { SmartHomePartnerResource } from '../mq-bridge/resource.js';
 import { REQUEST_STATES, type RequestState } from '../mq-bridge/domain.js';
 
+/** The environment: in a checkout, npm start's defaults under what is set (environment.ts). */
+const env = cliEnvironment();
+
 /** The vhost and resource server id that partners' RabbitMQ scopes name. */
 function partnerScopeSettings() {
   const c = loadConfig(partnerScopeEnv, env);
   return { vhost: c.RABBITMQ_PARTNER_VHOST, resourceServerId: c.RABBITMQ_RESOURCE_SERVER_ID };
 }
-
-/** The environment: in a checkout, npm start's defaults under what is set (environment.ts). */
-const env = cliEnvironment();
 
 async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
   const config = loadConfig(databaseEnv, env);
