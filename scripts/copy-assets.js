@@ -2,7 +2,7 @@
 import { cpSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-const ASSET = /\.(lua|html|css|json|proto|xsd)$/;
+const ASSET = /\.(lua|html|css|svg|json|proto|xsd)$/;
 
 function walk(dir) {
   for (const name of readdirSync(dir)) {

@@ -3,15 +3,20 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { runHubCli } from './support/tools.js';
-import { createTestContext, DATABASE_URL, type TestContext } from './support/context.js';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { run, runHubCli } from './support/tools.js';
+import { freePort } from '../services/core/net.js';
+import { createTestContext, DATABASE_URL, uniqueName, type TestContext } from './support/context.js';
 import { addIntegration, count } from './support/allio.js';
 import { verifyApiKey } from '../services/core/auth/api-keys.js';
 import { hashWebhookKey } from '../services/allio-sync/webhook-key.js';
 
 let ctx: TestContext;
 let dir: string;
+
+// Each command is a process compiling the CLI through tsx: seconds apiece on a loaded 2-core machine,
+// and a test runs up to six of them.
+jest.setTimeout(120_000);
 
 beforeAll(async () => {
   ctx = await createTestContext('cli');
@@ -196,5 +201,66 @@ spec:
     expect((await hub(['api-keys', 'create', '--name', 'x', '--role', 'tenant'])).code).toBe(1);
     expect((await hub(['api-keys', 'revoke', id])).stdout).toBe(`revoked ${id}\n`);
     await expect(verifyApiKey(ctx.db, key)).rejects.toThrow(/unknown, revoked/);
+  });
+
+  test('tasks list shows the most recent tasks of every status after a count per status; --status still filters', async () => {
+    const it = await addIntegration(ctx.db, { baseUrl: 'http://127.0.0.1:9', name: 'cli-every-state' });
+    const task = (status: number, id: number) => ({ integration_id: it.id, command: 'RESERVE_ADD', entity: 'reserve', op: 'upsert', external_ids: `[${id}]`, status });
+    const ids = (await ctx.db('allio_tasks').insert([task(2, 1), task(2, 2), task(0, 3), task(3, 4)]).returning('id')).map((r: { id: string }) => r.id);
+    const listed = await hub(['tasks', 'list', '--integration', 'cli-every-state']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n')[0]).toBe('4 tasks: 1 new, 0 in-progress, 2 done, 1 failed');
+    for (const id of ids) expect(listed.stdout).toMatch(new RegExp(`│\\s+${id}\\s+│`));
+    const failed = await hub(['tasks', 'list', '--status', 'failed', '--integration', 'cli-every-state', '--json']);
+    expect(failed.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: number }).id)).toEqual([Number(ids[3])]);
+    const none = await hub(['tasks', 'list', '--status', 'in-progress', '--integration', 'cli-every-state']);
+    expect(none.stdout).toBe('4 tasks: 1 new, 0 in-progress, 2 done, 1 failed\nno in-progress tasks\n');
+  });
+
+  test('smart-home list shows the most recent requests of every state after a count per state', async () => {
+    const partner = await ctx.db('smart_home_partners').first('id');
+    const [sub] = await ctx.db('smart_home_subscriptions').insert({
+      tenant_id: 't-cli-states', service: 'barrier', partner_id: partner.id, partner_ref: crypto.randomUUID(), state: 'connected', last_operation: 'connect',
+    }).returning('id');
+    const done = crypto.randomUUID();
+    await ctx.db('smart_home_requests').insert({ request_uuid: done, subscription_id: sub.id, tenant_id: 't-cli-states', kind: 'connect', state: 'complete', status: 2, attempts: 1 });
+    const counts: Record<string, number> = Object.fromEntries((await ctx.db('smart_home_requests').select('state').count('* as n').groupBy('state')).map((r) => [r.state, Number(r.n)]));
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const listed = await hub(['smart-home', 'list']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n')[0]).toBe(
+      `${total} requests: ${counts.ready_for_request ?? 0} ready_for_request, ${counts.requested ?? 0} requested, ${counts.complete ?? 0} complete, ${counts.failed ?? 0} failed`,
+    );
+    expect(listed.stdout).toContain(done);
+    expect((await hub(['smart-home', 'list', '--state', 'failed', '--json'])).stdout).not.toContain(done);
+  });
+
+  test("in a checkout without DATABASE_SCHEMA the CLI uses npm start's schema hub, and tells an unmigrated one instead of a raw SQL error", async () => {
+    // A database of its own, so that its schema `hub` is this test's alone.
+    const database = uniqueName('hubcli');
+    await ctx.db.raw(`create database "${database}"`);
+    const url = Object.assign(new URL(DATABASE_URL), { pathname: `/${database}` }).toString();
+    const cli = (args: string[]) => run(process.execPath, ['--import', 'tsx', 'services/cli/main.ts', ...args], { env: { PATH: process.env.PATH ?? '', DATABASE_URL: url } });
+    try {
+      const before = await cli(['tasks', 'list']);
+      expect(before.code).toBe(1);
+      expect(before.stderr).toContain(`schema "hub" at ${url} is not migrated`);
+      expect(before.stderr).toContain('Run `npx hub migrate`');
+      expect((await cli(['migrate'])).stdout).toMatch(/^applied: /);
+      const after = await cli(['tasks', 'list']);
+      expect(after).toMatchObject({ code: 0, stdout: '0 tasks: 0 new, 0 in-progress, 0 done, 0 failed\nno tasks\n' });
+    } finally {
+      await ctx.db.raw(`drop database if exists "${database}" with (force)`);
+    }
+  }, 60_000);
+
+  test('a DATABASE_URL where nothing listens is told with how to start PostgreSQL', async () => {
+    const port = await freePort();
+    const r = await runHubCli(`postgres://postgres@127.0.0.1:${port}/postgres`, ctx.schema, ['tasks', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`PostgreSQL at postgres://postgres@127.0.0.1:${port}/postgres (DATABASE_URL): nothing answers`);
+    expect(r.stderr).toContain('sudo apt-get install -y postgresql');
+    expect(r.stderr).toContain('docker compose up -d postgres');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -7,9 +7,10 @@ import { createDb, type Db } from '../core/db.js';
 import { migrate } from '../core/migrate.js';
 import { applyResources, validateResources, type Applied } from './apply.js';
 import { readResourceFiles } from './resource-files.js';
-import { listTasks, retryTasks, TASK_STATUS } from './tasks.js';
+import { countTasks, listTasks, retryTasks, TASK_STATUS } from './tasks.js';
+import { cliEnvironment, explainDatabaseError } from './environment.js';
 import { deadLetterCommands } from './dead-letters.js';
-import { listRequests, replayFailedRequests } from '../mq-bridge/requests.js';
+import { countRequests, listRequests, replayFailedRequests } from '../mq-bridge/requests.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../core/auth/api-keys.js';
 import { KITCHEN_ROLES } from '../api/kitchen/permissions.js';
 import { AuthClientStore } from '../auth/clients.js';
@@ -21,10 +22,14 @@ import type { SmartHomePartnerResource } from '../mq-bridge/resource.js';
 import type { PartnerTopology } from '../mq-bridge/topology.js';
 import { applyPartnerTopologies } from './partner-topology.js';
 import { devIdpEnv, fetchDevToken } from './dev-token.js';
+import { REQUEST_STATES, type RequestState } from '../mq-bridge/domain.js';
+
+/** The environment: in a checkout, npm start's defaults under what is set (environment.ts). */
+const env = cliEnvironment();
 
 /** The vhost and resource server id that partners' RabbitMQ scopes name. */
 function partnerScopeSettings() {
-  const c = loadConfig(partnerScopeEnv);
+  const c = loadConfig(partnerScopeEnv, env);
   return { vhost: c.RABBITMQ_PARTNER_VHOST, resourceServerId: c.RABBITMQ_RESOURCE_SERVER_ID };
 }
 
@@ -48,10 +53,12 @@ async function applyPartnerQueues(partners: Applied['partnerQueues']): Promise<v
 }
 
 async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
-  const config = loadConfig(databaseEnv);
+  const config = loadConfig(databaseEnv, env);
   const db = createDb(config, { applicationName: 'hub-cli' });
   try {
     return await fn(db, config.DATABASE_SCHEMA);
+  } catch (thrown) {
+    throw explainDatabaseError(thrown, config);
   } finally {
     await db.destroy();
   }
@@ -59,7 +66,7 @@ async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T>
 
 const program = new Command()
   .name('hub')
-  .description('Integration Hub operator commands (reads DATABASE_URL and DATABASE_SCHEMA)')
+  .description('Integration Hub operator commands (reads DATABASE_URL and DATABASE_SCHEMA; in a checkout, npm start\'s database and schema `hub` unless they are set)')
   .showHelpAfterError();
 
 program
@@ -79,7 +86,7 @@ program
   .action(async (opts: { filename: string[] }) => {
     const docs = await readResourceFiles(opts.filename, readStdin);
     await withDb(async (db) => {
-      const readSecret = mountedSecretReader(loadConfig(allioEnv.pick({ SECRETS_DIR: true })).SECRETS_DIR);
+      const readSecret = mountedSecretReader(loadConfig(allioEnv.pick({ SECRETS_DIR: true }), env).SECRETS_DIR);
       const applied = await applyResources(db, docs, { partnerScopes: partnerScopeSettings(), readSecret });
       for (const line of applied.lines) console.log(line);
       await applyPartnerQueues(applied.partnerQueues);
@@ -107,16 +114,20 @@ program
 const tasks = program.command('tasks').description('inspect and replay ALLIO sync tasks');
 tasks
   .command('list')
-  .description('list tasks (failed ones by default)')
-  .addOption(new Option('-s, --status <status>', 'task status').choices([...Object.keys(TASK_STATUS), 'all']).default('failed'))
+  .description('the most recent tasks of every state (or of one), after a count per state')
+  .addOption(new Option('-s, --status <status>', 'only tasks in this status').choices([...Object.keys(TASK_STATUS), 'all']).default('all'))
   .option('-i, --integration <name>', 'only this integration')
   .option('-l, --limit <n>', 'at most this many rows', (v) => Number.parseInt(v, 10), 50)
-  .option('--json', 'one JSON object per line')
+  .option('--json', 'one JSON object per line (rows only)')
   .action(async (opts: { status: string; integration?: string; limit: number; json?: boolean }) => {
     await withDb(async (db) => {
       const rows = await listTasks(db, opts);
-      if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
-      else if (rows.length === 0) console.log('no tasks');
+      if (opts.json) {
+        for (const r of rows) console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(countLine('task', await countTasks(db, opts)));
+      if (rows.length === 0) console.log(opts.status === 'all' ? 'no tasks' : `no ${opts.status} tasks`);
       else console.table(rows.map((r) => ({ ...r, last_error: r.last_error?.slice(0, 80) ?? '' })));
     });
   });
@@ -138,15 +149,19 @@ tasks
 const smartHome = program.command('smart-home').description('inspect and replay smart-home connect/disconnect requests');
 smartHome
   .command('list')
-  .description('list requests (failed ones by default)')
-  .addOption(new Option('-s, --state <state>', 'request state').choices(['ready_for_request', 'requested', 'complete', 'failed', 'all']).default('failed'))
+  .description('the most recent connect/disconnect requests of every state (or of one), after a count per state')
+  .addOption(new Option('-s, --state <state>', 'only requests in this state').choices([...REQUEST_STATES, 'all']).default('all'))
   .option('-l, --limit <n>', 'at most this many rows', (v) => Number.parseInt(v, 10), 50)
-  .option('--json', 'one JSON object per line')
-  .action(async (opts: { state: string; limit: number; json?: boolean }) => {
+  .option('--json', 'one JSON object per line (rows only)')
+  .action(async (opts: { state: RequestState | 'all'; limit: number; json?: boolean }) => {
     await withDb(async (db) => {
-      const rows = await listRequests(db, { state: opts.state === 'all' ? undefined : (opts.state as 'failed'), limit: opts.limit });
-      if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
-      else if (rows.length === 0) console.log('no requests');
+      const rows = await listRequests(db, { state: opts.state === 'all' ? undefined : opts.state, limit: opts.limit });
+      if (opts.json) {
+        for (const r of rows) console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(countLine('request', await countRequests(db)));
+      if (rows.length === 0) console.log(opts.state === 'all' ? 'no requests' : `no ${opts.state} requests`);
       else console.table(rows.map((r) => ({ ...r, lastError: r.lastError?.slice(0, 80) ?? '' })));
     });
   });
@@ -259,6 +274,12 @@ dev
     const idpUrl = opts.idpUrl ?? `http://127.0.0.1:${loadConfig(devIdpEnv).TENANT_IDP_PORT}`;
     console.log(await fetchDevToken(idpUrl, opts.tenant, opts.ttl));
   });
+
+/** `12 tasks: 2 new, 0 in-progress, 9 done, 1 failed`: every state, so an empty one is seen too. */
+function countLine(noun: string, counts: Record<string, number>): string {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  return `${total} ${noun}${total === 1 ? '' : 's'}: ${Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(', ')}`;
+}
 
 function seconds(min: number, max: number) {
   return (v: string): number => {

@@ -32,6 +32,16 @@ export async function listTasks(
   return rows.map((r) => ({ ...r, id: Number(r.id), status: names[r.status] ?? String(r.status) }));
 }
 
+/** Tasks per status, every status present (0 when none): the summary above `hub tasks list`. */
+export async function countTasks(db: Knex, o: { integration?: string }): Promise<Record<string, number>> {
+  const q = db('allio_tasks as t').select('t.status').count<{ status: number; count: string }[]>('* as count').groupBy('t.status');
+  if (o.integration) q.join('allio_integrations as i', 'i.id', 't.integration_id').where('i.name', o.integration);
+  const counts = Object.fromEntries(Object.keys(TASK_STATUS).map((k) => [k, 0]));
+  const names = Object.fromEntries(Object.entries(TASK_STATUS).map(([k, v]) => [v, k]));
+  for (const r of await q) counts[names[r.status] ?? String(r.status)] = Number(r.count);
+  return counts;
+}
+
 export async function retryTasks(db: Knex, o: { ids: string[]; integration?: string }): Promise<string[]> {
   return replayFailed(db, 'allio_tasks', (q) => {
     if (o.ids.length) q.whereIn('id', o.ids);

@@ -16,6 +16,38 @@ export const DEMO = {
 
 const COMMANDS = ['RESERVE_ADD', 'RESERVE_MOD', 'DEALCARD_ADD', 'DEALCARD_MOD', 'SPACE_CHANGED'] as const;
 
+/**
+ * The demo's n-th webhook (from 0) given the first id not used yet: the *_ADD commands bring new ids
+ * (so the CRM keeps growing), the others touch the ids just added. Returns the next unused id.
+ */
+export function demoWebhook(n: number, nextId: number): { command: (typeof COMMANDS)[number]; indexes: number[]; nextId: number } {
+  const command = COMMANDS[n % COMMANDS.length] ?? 'RESERVE_ADD';
+  const size = 1 + (n % 5);
+  if (command.endsWith('_ADD')) return { command, indexes: Array.from({ length: size }, (_, i) => nextId + i), nextId: nextId + size };
+  const first = Math.max(1, nextId - size);
+  return { command, indexes: Array.from({ length: Math.max(1, nextId - first) }, (_, i) => first + i), nextId };
+}
+
+/**
+ * The first id the demo has not sent yet: after the largest the hub holds for the integration, in
+ * its webhooks (accepted before a restart, maybe not synced yet) or its CRM rows (the webhooks may
+ * have been purged since). A restarted demo so carries on with new records instead of sending
+ * ids 1, 2, 3 again, which the CRM already holds.
+ */
+export async function nextDemoId(db: Knex, integrationId: string): Promise<number> {
+  const r = await db.raw<{ rows: { max: string | null }[] }>(
+    `select greatest(
+       (select max(e::bigint) from allio_webhook w, jsonb_array_elements_text(
+          case when jsonb_typeof(w.external_ids_array::jsonb) = 'array' then w.external_ids_array::jsonb else '[]'::jsonb end) e
+        where w.integration_id = :id and e ~ '^[0-9]{1,15}$'),
+       (select max(external_id::bigint) from crm_reservations where integration_id = :id and external_id ~ '^[0-9]{1,15}$'),
+       (select max(external_id::bigint) from crm_deals where integration_id = :id and external_id ~ '^[0-9]{1,15}$')
+     )::text as max`,
+    { id: integrationId },
+  );
+  return Number(r.rows[0]?.max ?? 0) + 1;
+}
+
 export interface Demo {
   simulator: AllioSimulator;
   stop(): Promise<void>;
@@ -41,15 +73,16 @@ export async function startDemo(o: {
       deletionControl: true,
     },
   });
-  await upsertIntegration(o.db, resource);
+  const { id: integrationId } = await upsertIntegration(o.db, resource);
+  let nextId = await nextDemoId(o.db, integrationId);
   const webhookUrl = `${o.apiUrl}/webhooks/allio/${DEMO.webhookKey}`;
-  o.logger.info({ simulator: simulator.url, webhookUrl }, 'demo: ALLIO simulator and integration "demo" ready');
+  o.logger.info({ simulator: simulator.url, webhookUrl, firstNewId: nextId }, 'demo: ALLIO simulator and integration "demo" ready');
 
   let sent = 0;
   const send = async () => {
-    const command = COMMANDS[sent % COMMANDS.length] ?? 'RESERVE_ADD';
-    const first = 1 + ((sent * 7) % 500);
-    const indexes = Array.from({ length: 1 + (sent % 5) }, (_, i) => first + i);
+    const next = demoWebhook(sent, nextId);
+    const { command, indexes } = next;
+    nextId = next.nextId;
     sent++;
     try {
       const res = await fetch(webhookUrl, {

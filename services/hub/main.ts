@@ -9,13 +9,14 @@ import { z } from 'zod';
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
 import { TenantJwtAuthenticator } from '../core/auth/tenant-jwt.js';
 import { FieldCipher } from '../core/field-cipher.js';
-import { allioEnv, deadLetterEnv, loadConfig, migrate, pingDb, pingRedis, retentionEnv, WorkListener } from '../core/index.js';
+import { allioEnv, amqpEnv, databaseEnv, deadLetterEnv, loadConfig, migrate, pingDb, pingRedis, redisEnv, retentionEnv, WorkListener } from '../core/index.js';
+import { LOCAL_DEFAULTS, probeLocalServers, serversMissingMessage } from '../core/local-servers.js';
 import { createRetention } from '../core/retention/service.js';
 import { DeadLetterKeeper } from '../core/dead-letters/keeper.js';
 import { assertBaseTopology, DEAD_LETTER_QUEUE } from '../mq-bridge/topology.js';
 import { assertStatusTopology, DEAD_QUEUE } from '../kitchen/status-events.js';
 import { closeRedis } from '../core/redis.js';
-import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
+import { connectRedis, instanceId, processBasics, runService, StartupDependencyError } from '../core/runtime.js';
 import { createAllioSync } from '../allio-sync/service.js';
 import { apiEnv, tenantApiEnv } from '../api/config.js';
 import { buildApi } from '../api/app.js';
@@ -45,17 +46,6 @@ const localEnv = z.object({
   HUB_DEV_DIR: z.string().min(1).default(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.dev')),
 });
 
-/** Local defaults: the services a development machine runs on their standard ports. */
-export const LOCAL_DEFAULTS: Record<string, string> = {
-  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
-  DATABASE_SCHEMA: 'hub',
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
-  PORT: '8080',
-  // The local simulators speak plain HTTP; production partners are reached over https only.
-  OUTBOUND_ALLOW_HTTP: 'true',
-};
-
 function listeningPort(address: string | AddressInfo | null): number {
   if (address && typeof address === 'object') return address.port;
   throw new Error('the HTTP server is not listening on a TCP port');
@@ -72,6 +62,10 @@ await runService('hub', async () => {
   }
   const env: Record<string, string | undefined> = { ...LOCAL_DEFAULTS, ...process.env };
   const local = loadConfig(localEnv, env);
+  // The three servers first: a newcomer without one learns which, its variable and how to start it.
+  const servers = loadConfig(databaseEnv.merge(redisEnv).merge(amqpEnv), env);
+  const failed = (await probeLocalServers(servers)).filter((p) => !p.ok);
+  if (failed.length > 0) throw new StartupDependencyError(serversMissingMessage(failed));
   let idp: TenantIdp | undefined;
   if (!env.TENANT_JWT_ISSUER?.trim()) {
     idp = await startTenantIdp({ port: local.TENANT_IDP_PORT });

@@ -42,7 +42,10 @@ export async function startSmartHomeDemo(o: { db: Knex; amqpUrl: string; logger:
  */
 export function registerDemoPage(app: FastifyInstance, idp: TenantIdp, kitchen?: { tokenizeTestCard(): string }): void {
   const page = new URL('./demo-page/index.html', import.meta.url);
+  const icon = new URL('./demo-page/favicon.svg', import.meta.url);
   app.get('/demo/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(page, 'utf8')));
+  app.get('/demo/favicon.svg', async (_req, reply) =>
+    reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(await readFile(icon, 'utf8')));
   app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
   app.post('/demo/api/sign-in', async (req) => {
     const body = signIn.safeParse(req.body);

@@ -10,7 +10,8 @@ export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
 
 /** A connect or disconnect request (seed: ready_for_request -> requested -> complete, or failed). */
 export type RequestKind = 'connect' | 'disconnect';
-export type RequestState = 'ready_for_request' | 'requested' | 'complete' | 'failed';
+export const REQUEST_STATES = ['ready_for_request', 'requested', 'complete', 'failed'] as const;
+export type RequestState = (typeof REQUEST_STATES)[number];
 
 export type TenantAction = 'connect' | 'disconnect' | 'open';
 

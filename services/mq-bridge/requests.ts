@@ -8,7 +8,7 @@ import { PgCode, toError } from '../core/errors.js';
 import type { TenantEventPublisher } from '../core/tenant-events.js';
 import type { FieldCipher } from '../core/field-cipher.js';
 import {
-  decideTenantAction, erasesPersonalData, subscriptionAfter, subscriptionDuring,
+  decideTenantAction, erasesPersonalData, REQUEST_STATES, subscriptionAfter, subscriptionDuring,
   type FailureCode, type Refusal, type RequestKind, type RequestState, type Service, type SubscriptionState,
 } from './domain.js';
 import type { PersonalData, ReplyMessage } from './messages.js';
@@ -359,4 +359,12 @@ export async function listRequests(db: Knex, o: { state?: RequestState; limit: n
     .orderBy('r.id', 'desc').limit(o.limit);
   if (o.state) q.where('r.state', o.state);
   return q;
+}
+
+/** Requests per state, every state present (0 when none): the summary above `hub smart-home list`. */
+export async function countRequests(db: Knex): Promise<Record<RequestState, number>> {
+  const rows = await db(REQUESTS).select('state').count<{ state: RequestState; count: string }[]>('* as count').groupBy('state');
+  const counts = Object.fromEntries(REQUEST_STATES.map((s) => [s, 0])) as Record<RequestState, number>;
+  for (const r of rows) counts[r.state] = Number(r.count);
+  return counts;
 }
