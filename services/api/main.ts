@@ -34,7 +34,7 @@ await runService('api', async () => {
   if (kitchen) tenant.sockets.redeliverFrom(orderStatusSource(db));
   // The webhook ingress keeps integrations in memory and forgets them on every change (NOTIFY).
   const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
-  const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
+  const listener = WorkListener.fromConfig(config, logger);
   listener.on(INTEGRATIONS, () => integrations.invalidate());
   await listener.start();
   const app = buildApi({

@@ -121,7 +121,7 @@ describe('database connections', () => {
     const cases: [string[], string][] = [
       [['--set', 'services.api.autoscaling.maxReplicas=40'], 'over postgresql.maxConnections (100) less postgresql.reservedConnections (10)'],
       [['-f', PRODUCTION, '--set', 'postgresql.pgbouncer.maxClientConnections=200'], 'over postgresql.pgbouncer.maxClientConnections (200)'],
-      [['-f', PRODUCTION, '--set', 'postgresql.pgbouncer.serverConnections=80'], 'need 100 of PostgreSQL\'s connections'],
+      [['-f', PRODUCTION, '--set', 'postgresql.pgbouncer.serverConnections=80'], 'need 121 of PostgreSQL\'s connections'],
     ];
     for (const [args, message] of cases) {
       const r = await run(bin, ['template', 'hub', CHART, ...args]);
@@ -139,7 +139,7 @@ describe('database connections', () => {
     const declared = Object.fromEntries(Object.entries(services).map(([svc, s]) => [svc, s.database.listenConnections]));
     const inCode = Object.fromEntries(Object.keys(services).map((svc) => [svc, listenersInCode(svc)]));
     expect(declared).toEqual(inCode);
-    expect(inCode).toEqual({ api: 0, 'allio-sync': 1, 'mq-bridge': 1, kitchen: 1, operator: 0 });
+    expect(inCode).toEqual({ api: 1, 'allio-sync': 1, 'mq-bridge': 1, kitchen: 1, operator: 0 });
   });
 
   test('with PgBouncer and inline (development) secrets the Secret carries DATABASE_SESSION_URL, which is required', async () => {
