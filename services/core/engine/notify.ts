@@ -5,7 +5,7 @@
 // transaction mode).
 import pg from 'pg';
 import { sessionDatabaseUrl, type DatabaseConfig } from '../config.js';
-import { toError } from '../errors.js';
+import { describeError, toError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { settledOrAborted, sleep } from '../sleep.js';
 import { retryDelayMs } from './backoff.js';
@@ -67,12 +67,15 @@ export class WorkListener {
   private async run(): Promise<void> {
     const stop = this.stopController.signal;
     let failures = 0;
+    let interrupted = false;
     while (!stop.aborted) {
       const client = new pg.Client({ connectionString: this.connectionString, application_name: 'hub-listener' });
       const ended = new Promise<void>((resolve) => {
         client.once('end', resolve);
         client.on('error', (err) => {
-          this.logger.warn({ err }, 'listener connection error');
+          // An expected outage: its reason, not a stack trace.
+          this.logger.warn({ reason: describeError(err) }, 'listener connection lost; polling covers the gap');
+          interrupted = true;
           resolve();
         });
       });
@@ -83,6 +86,8 @@ export class WorkListener {
         });
         await client.query(`listen ${WORK_CHANNEL}`);
         this.client = client;
+        if (interrupted || failures > 0) this.logger.info('listener connected again');
+        interrupted = false;
         failures = 0;
         this.resolveConnected();
         // Wake everyone once: rows may have arrived while we were not listening.
@@ -90,7 +95,12 @@ export class WorkListener {
         await settledOrAborted(ended, stop);
       } catch (thrown) {
         failures++;
-        this.logger.warn({ err: toError(thrown) }, 'listener could not connect; polling covers the gap');
+        // One line per outage (the lost connection's, or this first failure's), not one per attempt.
+        const first = !interrupted;
+        interrupted = true;
+        const line = { reason: describeError(toError(thrown)), attempts: failures };
+        if (first) this.logger.warn(line, 'listener could not connect; polling covers the gap');
+        else this.logger.debug(line, 'listener still cannot connect');
       } finally {
         await client.end().catch(() => undefined);
       }
