@@ -96,13 +96,15 @@ export async function ensureBase(t: ImageTools, log: (line: string) => void): Pr
 }
 
 /**
- * `podman build` of the repository's Dockerfile. The build's npm uses the machine's npm CA file when
- * it has one (a TLS-inspecting proxy): mounted into the RUN steps only, never into the image.
+ * `podman build` of the repository's Dockerfile. The build's npm trusts what the machine's npm or
+ * Node trusts (npm's cafile, else NODE_EXTRA_CA_CERTS: a TLS-inspecting proxy's CA), mounted into
+ * the RUN steps only, never into the image.
  */
 export async function buildImage(t: ImageTools, tag: string): Promise<void> {
   const mounts: string[] = [];
-  const cafile = (await run('npm', ['config', 'get', 'cafile'])).stdout.trim();
-  if (cafile && cafile !== 'null' && existsSync(cafile)) {
+  const npmCafile = (await run('npm', ['config', 'get', 'cafile'])).stdout.trim();
+  const cafile = [npmCafile, process.env.NODE_EXTRA_CA_CERTS].find((f) => f && f !== 'null' && existsSync(f));
+  if (cafile) {
     const npmrc = path.join(t.dir, 'npmrc');
     await writeFile(npmrc, 'cafile=/run/hub-build-ca.crt\n');
     await chmod(npmrc, 0o644);
