@@ -6,16 +6,18 @@
 # server) supports 22 and later.
 ARG NODE_VERSION=22.21
 
-# Build: full dependencies, TypeScript compiled to dist/ with the run-time assets (Lua scripts).
+# Build: full dependencies, the entry points the chart starts compiled to dist/ (tsconfig.image.json:
+# not the development stack, simulators or benchmarks) with the run-time assets (Lua scripts, the
+# kitchen's Protobuf schema and XML Schema).
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.image.json ./
 COPY scripts ./scripts
+COPY proto ./proto
 COPY services ./services
-COPY bench ./bench
-RUN npm run build
+RUN npx tsc -p tsconfig.image.json && node scripts/copy-assets.js
 
 # Production dependencies only, without the dev tools (TypeScript, Jest, helm, kubectl).
 FROM node:${NODE_VERSION}-bookworm-slim AS deps

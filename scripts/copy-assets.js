@@ -1,5 +1,7 @@
-// Copies the non-TypeScript files the services load at run time (Lua scripts, static pages) into dist/.
-import { cpSync, readdirSync, statSync } from 'node:fs';
+// Copies the non-TypeScript files the services load at run time (Lua scripts, static pages, the
+// kitchen's XML and Protobuf schemas) into dist/, beside the compiled code of their service: a
+// service the build left out (the image compiles only the chart's entry points) gets none.
+import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const ASSET = /\.(lua|html|css|svg|json|proto|xsd)$/;
@@ -11,5 +13,8 @@ function walk(dir) {
     else if (ASSET.test(name)) cpSync(file, path.join('dist', file));
   }
 }
-walk('services');
+for (const service of readdirSync('services')) {
+  const dir = path.join('services', service);
+  if (statSync(dir).isDirectory() && existsSync(path.join('dist', dir))) walk(dir);
+}
 walk('proto');

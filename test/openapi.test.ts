@@ -6,6 +6,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyInstance } from 'fastify';
 import { parse } from 'yaml';
 import { buildApi } from '../services/api/app.js';
+import { kitchenRoutes } from '../services/api/kitchen/index.js';
 import { createLogger } from '../services/core/logger.js';
 import { createMetrics } from '../services/core/metrics.js';
 import { registerSmartHomeRoutes } from '../services/api/smart-home/routes.js';
@@ -20,7 +21,7 @@ beforeAll(async () => {
   app = buildApi({
     // Routes only: the database is never reached by this test.
     db: undefined as never, logger: createLogger({ level: 'silent' }), metrics: createMetrics(), readiness: [],
-    kitchen: { authenticator: { verify: async () => { throw new Error('unused'); } }, warehouse: { secrets: [], toleranceSeconds: 300 } },
+    kitchen: kitchenRoutes({ authenticator: { verify: async () => { throw new Error('unused'); } }, warehouse: { secrets: [], toleranceSeconds: 300 } }),
     // Only the route table is read; no handler runs.
     tenant: {
       register: (a: FastifyInstance) => registerSmartHomeRoutes(a, { db: undefined as never, authenticator: { verify: async () => { throw new Error('unused'); } }, cipher: undefined as never, events: undefined as never, commands: undefined as never }),

@@ -10,7 +10,7 @@ import type { IntegrationLookup } from '../allio-sync/integration-cache.js';
 import type { AllioIntakeLimiter } from './allio-intake.js';
 import type { IntakeConfig } from './config.js';
 import { registerAllioWebhook } from './allio-webhook.js';
-import { registerKitchenRoutes, type KitchenRoutesDeps } from './kitchen/index.js';
+import type { KitchenRoutes } from './kitchen/index.js';
 import type { TenantApi } from './smart-home/index.js';
 
 export interface ApiDeps {
@@ -29,14 +29,15 @@ export interface ApiDeps {
   integrations?: IntegrationLookup;
   /** Group commit limits of the webhook writes (defaults when left out). */
   intake?: IntakeConfig;
-  /** The kitchen API and warehouse webhooks; left out when the kitchen is not configured. */
-  kitchen?: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>;
+  /** The kitchen API and warehouse webhooks; left out when the kitchen is not configured. The
+   *  kitchen's modules (its Protobuf schema, the tech-card XML validator) then never load. */
+  kitchen?: KitchenRoutes;
 }
 
 export function buildApi(d: ApiDeps): FastifyInstance {
   const app = createHttpServer(d);
   registerAllioWebhook(app, d);
   d.tenant?.register(app);
-  if (d.kitchen) registerKitchenRoutes(app, { ...d, ...d.kitchen });
+  d.kitchen?.register(app, d);
   return app;
 }

@@ -1,5 +1,6 @@
 // Entry point of the `api` Deployment: tenant REST and WebSocket, and the webhook ingress; with
-// KITCHEN_API=true also the kitchen routes, warehouse webhooks and the order status consumer.
+// KITCHEN_API=true also the kitchen routes, warehouse webhooks and the order status consumer,
+// whose modules (the Protobuf schema, the tech-card XML validator) load only then.
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
 import { closeRedis } from '../core/redis.js';
 import { TenantJwtAuthenticator } from '../core/auth/tenant-jwt.js';
@@ -13,13 +14,14 @@ import { AllioIntakeLimiter } from './allio-intake.js';
 import { buildApi } from './app.js';
 import { apiEnv, tenantApiEnv } from './config.js';
 import { kitchenApiEnv, kitchenApiSwitch } from './kitchen/config.js';
-import { startKitchenApi } from './kitchen/runtime.js';
-import { orderStatusSource } from './kitchen/status-catch-up.js';
 import { createTenantApi } from './smart-home/index.js';
 
 await runService('api', async () => {
   const config = { ...loadConfig(apiEnv.merge(kitchenApiSwitch)), ...loadConfig(tenantApiEnv) };
   const kitchenConfig = config.KITCHEN_API ? loadConfig(kitchenApiEnv) : undefined;
+  const kitchenModules = kitchenConfig
+    ? { ...await import('./kitchen/runtime.js'), ...await import('./kitchen/status-catch-up.js') }
+    : undefined;
   const { logger, metrics, db } = await processBasics('api', config);
   const redis = connectRedis(config, logger);
   const redisSubscriber = connectRedis(config, logger, { subscriber: true });
@@ -28,10 +30,10 @@ await runService('api', async () => {
   const tenant = createTenantApi({
     db, redis, redisSubscriber, amqp, authenticator, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
   });
-  const kitchen = kitchenConfig
-    ? startKitchenApi(kitchenConfig, { redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, logger, metrics })
+  const kitchen = kitchenConfig && kitchenModules
+    ? kitchenModules.startKitchenApi(kitchenConfig, { redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, logger, metrics })
     : undefined;
-  if (kitchen) tenant.sockets.redeliverFrom(orderStatusSource(db));
+  if (kitchen && kitchenModules) tenant.sockets.redeliverFrom(kitchenModules.orderStatusSource(db));
   // The webhook ingress keeps integrations in memory and forgets them on every change (NOTIFY).
   const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
   const listener = WorkListener.fromConfig(config, logger);

@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import type { KitchenRoutesDeps } from '../api/kitchen/index.js';
+import type { KitchenRoutes } from '../api/kitchen/index.js';
 import type { AmqpConnectionManager } from '../core/amqp.js';
 import { startKitchenApi } from '../api/kitchen/runtime.js';
 import { createApiKey } from '../core/auth/api-keys.js';
@@ -32,7 +32,7 @@ import { startWarehouseSimulator } from '../simulators/warehouse/server.js';
 const TEST_CARD = '4111111111111111';
 
 export interface KitchenDemo {
-  routes: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>;
+  routes: KitchenRoutes;
   /** Starts the kitchen and fills the demo data once the API listens at `apiUrl`. */
   start(apiUrl: string): Promise<void>;
   /** A gateway token of the test card, as the app's client-side tokenization would return. */

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildApi } from '../../services/api/app.js';
+import { kitchenRoutes } from '../../services/api/kitchen/index.js';
 import { startOrderStatusConsumer } from '../../services/api/kitchen/status-consumer.js';
 import { connectAmqp } from '../../services/core/amqp.js';
 import { createApiKey } from '../../services/core/auth/api-keys.js';
@@ -69,7 +70,7 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
   const onec = await startOneCSimulator({ user: 'exchange', password: 'secret-1c', hangMs: o.hangMs ?? 1_500 });
 
   const api = buildApi({ db: ctx.db, logger: ctx.logger, metrics: ctx.metrics, readiness: [],
-    kitchen: { authenticator: idp.authenticator, warehouse: { secrets: [WAREHOUSE_SECRET, WAREHOUSE_NEXT_SECRET], toleranceSeconds: 300 } } });
+    kitchen: kitchenRoutes({ authenticator: idp.authenticator, warehouse: { secrets: [WAREHOUSE_SECRET, WAREHOUSE_NEXT_SECRET], toleranceSeconds: 300 } }) });
   const apiUrl = await api.listen({ port: 0, host: '127.0.0.1' });
   const warehouse = await startWarehouseSimulator({ targetUrl: `${apiUrl}/webhooks/warehouse`, secret: WAREHOUSE_SECRET });
 

@@ -26,6 +26,16 @@ export interface KitchenRoutesDeps {
   intake?: IntakeConfig;
 }
 
+/** The kitchen routes bound to their own dependencies, registered by the api on its server. */
+export interface KitchenRoutes {
+  register(app: FastifyInstance, base: Pick<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>): void;
+}
+
+/** The kitchen routes with their own dependencies; the api adds its database, logger and metrics. */
+export function kitchenRoutes(own: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>): KitchenRoutes {
+  return { register: (app, base) => registerKitchenRoutes(app, { ...base, ...own }) };
+}
+
 export function registerKitchenRoutes(app: FastifyInstance, d: KitchenRoutesDeps): void {
   guardRoutes(app, { prefix: KITCHEN_PREFIX, table: KITCHEN_PERMISSIONS, db: d.db, authenticator: d.authenticator });
   app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string', bodyLimit: MAX_CARD_BYTES }, (_req, body, done) => done(null, body));

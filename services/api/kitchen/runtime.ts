@@ -9,11 +9,11 @@ import { TenantEventPublisher } from '../../core/tenant-events.js';
 import type { Redis } from 'ioredis';
 import { createKitchenMetrics } from '../../kitchen/metrics.js';
 import type { KitchenApiConfig } from './config.js';
-import type { KitchenRoutesDeps } from './index.js';
+import { kitchenRoutes, type KitchenRoutes } from './index.js';
 import { startOrderStatusConsumer } from './status-consumer.js';
 
 export interface KitchenApiRuntime {
-  routes: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>;
+  routes: KitchenRoutes;
   stop(): Promise<void>;
 }
 
@@ -26,10 +26,10 @@ export function startKitchenApi(
     logger: o.logger, metrics: createKitchenMetrics(o.metrics.registry),
   });
   return {
-    routes: {
+    routes: kitchenRoutes({
       authenticator: o.authenticator,
       warehouse: { secrets: config.KITCHEN_WAREHOUSE_WEBHOOK_SECRETS, toleranceSeconds: config.KITCHEN_WAREHOUSE_TOLERANCE_S },
-    },
+    }),
     stop: () => consumer.close(),
   };
 }
