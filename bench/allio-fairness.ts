@@ -6,8 +6,6 @@
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { upsertIntegration } from '../services/allio-sync/integrations.js';
-import { API_VERSION, allioIntegrationResource } from '../services/allio-sync/resource.js';
 import { createAllioSync, type AllioSync } from '../services/allio-sync/service.js';
 import { MAX_IDS_PER_REQUEST } from '../services/allio-sync/commands.js';
 import { allioEnv, loadConfig } from '../services/core/config.js';
@@ -18,9 +16,9 @@ import { createMetrics } from '../services/core/metrics.js';
 import { markRateLimitEpoch } from '../services/core/ratelimit/limiter.js';
 import { createRedis } from '../services/core/redis.js';
 import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
-import { DATABASE_URL, REDIS_URL, benchLogger, envInt, fmt, uniqueName, withDeadline } from './support.js';
+import { addIntegration, BENCH_TOKEN } from './allio.js';
+import { DATABASE_URL, REDIS_URL, benchLogger, deleteKeys, envInt, fmt, uniqueName, withDeadline } from './support.js';
 
-const TOKEN = 'bench-token';
 const INTEGRATIONS = 10;
 /** Replicas per egress IP, each with the default concurrency (2 batches). */
 const REPLICAS_PER_IP = 2;
@@ -107,7 +105,7 @@ export async function runAllioFairnessBench(options = fairnessOptions()): Promis
     if (redis.status !== 'ready') await once(redis, 'ready');
     await markRateLimitEpoch(redis, keyPrefix);
     await migrate(admin, schema);
-    sim = await startAllioSimulator({ token: TOKEN, ratePerSecond: options.rate });
+    sim = await startAllioSimulator({ token: BENCH_TOKEN, ratePerSecond: options.rate });
     const env: Env = { schema, keyPrefix, admin, sim, options };
     const fair = await fairShare(env);
     printFair(fair, options);
@@ -313,22 +311,3 @@ function printFair(r: FairPart, options: FairnessOptions): void {
   console.log(`  violations (429)     ${r.violations} (goal 0)`);
 }
 
-async function addIntegration(db: Db, baseUrl: string, name: string): Promise<{ id: string; uuid: string }> {
-  const uuid = randomUUID();
-  const resource = allioIntegrationResource.parse({
-    apiVersion: API_VERSION,
-    kind: 'AllioIntegration',
-    metadata: { name: `${name}-${randomUUID().slice(0, 6)}` },
-    spec: { integrationUuid: uuid, webhookKey: `wh_${randomUUID().replace(/-/g, '')}`, apiBaseUrl: baseUrl, apiToken: TOKEN },
-  });
-  return { id: (await upsertIntegration(db, resource)).id, uuid };
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}

@@ -14,11 +14,12 @@ import { createMetrics } from '../services/core/metrics.js';
 import { markRateLimitEpoch } from '../services/core/ratelimit/limiter.js';
 import { createRedis } from '../services/core/redis.js';
 import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
-import { DATABASE_URL, REDIS_URL, benchLogger, envInt, fmt, uniqueName, withDeadline } from './support.js';
+import { DATABASE_URL, REDIS_URL, benchLogger, deleteKeys, envInt, fmt, uniqueName, withDeadline } from './support.js';
 
 const INSTANCES = 4;
 const IDS_PER_TASK = 10;
-const TOKEN = 'bench-token';
+/** The simulator's API token, which the benchmarks' integrations carry. */
+export const BENCH_TOKEN = 'bench-token';
 
 export interface AllioResult {
   records: number;
@@ -66,8 +67,8 @@ export async function runAllioBench(): Promise<AllioResult> {
   let sim: AllioSimulator | undefined;
   try {
     await migrate(admin, schema);
-    sim = await startAllioSimulator({ token: TOKEN, ratePerSecond: config.ALLIO_RATE_PER_SECOND });
-    const integrationId = await addIntegration(admin, sim.url);
+    sim = await startAllioSimulator({ token: BENCH_TOKEN, ratePerSecond: config.ALLIO_RATE_PER_SECOND });
+    const { id: integrationId } = await addIntegration(admin, sim.url);
     await admin.raw(
       `insert into allio_tasks (integration_id, entity, op, command, external_ids)
        select ?, 'reserve', 'upsert', 'RESERVE_ADD',
@@ -166,19 +167,15 @@ export async function runAllioBench(): Promise<AllioResult> {
 }
 
 /** An integration row as `hub apply` would create it (same path as test/support/allio.ts). */
-async function addIntegration(db: Db, baseUrl: string): Promise<string> {
+export async function addIntegration(db: Db, baseUrl: string, name = 'bench'): Promise<{ id: string; uuid: string }> {
+  const uuid = randomUUID();
   const resource = allioIntegrationResource.parse({
     apiVersion: API_VERSION,
     kind: 'AllioIntegration',
-    metadata: { name: `bench-${randomUUID().slice(0, 8)}` },
-    spec: {
-      integrationUuid: randomUUID(),
-      webhookKey: `wh_${randomUUID().replace(/-/g, '')}`,
-      apiBaseUrl: baseUrl,
-      apiToken: TOKEN,
-    },
+    metadata: { name: `${name}-${randomUUID().slice(0, 8)}` },
+    spec: { integrationUuid: uuid, webhookKey: `wh_${randomUUID().replace(/-/g, '')}`, apiBaseUrl: baseUrl, apiToken: BENCH_TOKEN },
   });
-  return (await upsertIntegration(db, resource)).id;
+  return { id: (await upsertIntegration(db, resource)).id, uuid };
 }
 
 /** Polls until every task is done or failed; a 100 ms poll is noise next to a 30 s run. */
@@ -194,13 +191,4 @@ async function waitForTasks(db: Db, tasks: number): Promise<void> {
 
 async function ready(redis: Redis): Promise<void> {
   if (redis.status !== 'ready') await once(redis, 'ready');
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
 }

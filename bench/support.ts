@@ -2,6 +2,7 @@
 // deadline so that a stuck benchmark fails instead of hanging `npm run bench`.
 import { randomBytes } from 'node:crypto';
 import { destination, pino } from 'pino';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../services/core/logger.js';
 
 export const DATABASE_URL =
@@ -49,3 +50,13 @@ export function signal(): { promise: Promise<void>; resolve: () => void } {
 
 export const fmt = (n: number, digits = 0): string =>
   n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** Deletes a run's Redis keys (`prefix*`), a SCAN page at a time. */
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}

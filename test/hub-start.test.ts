@@ -42,9 +42,25 @@ test('the all-in-one process with simulators syncs demo data within seconds, sto
       (select max(external_id::bigint) from (select external_id from "${schema}".crm_reservations union all select external_id from "${schema}".crm_deals) x) as max`);
     return { n: Number(r.rows[0].n), max: Number(r.rows[0].max ?? 0) };
   };
-  try {
-    let hub = start();
+  type Hub = ReturnType<typeof start>;
+  /** Starts the hub, runs `check`, waits for start-up to finish (the smart-home demo comes last, so
+   *  SIGTERM meets the shutdown steps) and expects a clean exit on SIGTERM; prints the hub's output
+   *  when anything fails. */
+  const run = async (check: (hub: Hub) => Promise<void>) => {
+    const hub = start();
     try {
+      await check(hub);
+      await waitFor(() => hub.output().includes('integration hub running'), 45_000, 'start-up to finish');
+    } catch (e) {
+      console.log(hub.output());
+      throw e;
+    } finally {
+      hub.child.kill('SIGTERM');
+      await expectCleanExit(hub);
+    }
+  };
+  try {
+    await run(async (hub) => {
       const port = await waitFor(() => /"address":"http:\/\/[^"]*:(\d+)"/.exec(hub.output())?.[1], 45_000, 'the hub to listen');
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(ready.status).toBe(200);
@@ -60,32 +76,16 @@ test('the all-in-one process with simulators syncs demo data within seconds, sto
       await waitFor(() => hub.output().includes('demo: kitchen ready'), 45_000, 'the kitchen demo');
       const stock = await ctx.db.raw(`select count(*)::int as n from "${schema}".kitchen_warehouse_events`);
       expect(stock.rows[0].n).toBe(3);
-      // Start-up is over (the smart-home demo comes last), so SIGTERM meets the shutdown steps.
-      await waitFor(() => hub.output().includes('integration hub running'), 45_000, 'start-up to finish');
-    } catch (e) {
-      console.log(hub.output());
-      throw e;
-    } finally {
-      hub.child.kill('SIGTERM');
-      await expectCleanExit(hub);
-    }
+    });
     // Restarted, the demo carries on after the records the CRM holds (it used to send ids 1, 2, 3
     // again, and "CRM now holds" stood still).
     const before = await crmRecords();
     expect(before.n).toBeGreaterThan(0);
-    hub = start();
-    try {
+    await run(async (hub) => {
       const firstNewId = Number(await waitFor(() => /"firstNewId":(\d+)/.exec(hub.output())?.[1], 45_000, 'the restarted demo'));
       expect(firstNewId).toBeGreaterThan(before.max);
       await waitFor(async () => (await crmRecords()).n > before.n, 45_000, 'new records in the CRM after the restart');
-      await waitFor(() => hub.output().includes('integration hub running'), 45_000, 'start-up to finish');
-    } catch (e) {
-      console.log(hub.output());
-      throw e;
-    } finally {
-      hub.child.kill('SIGTERM');
-      await expectCleanExit(hub);
-    }
+    });
   } finally {
     await ctx.db.raw(`drop schema if exists "${schema}" cascade`);
   }

@@ -6,11 +6,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
-import { helm, mustRun, ROOT, run } from '../support/tools.js';
-import { parseYamlDocs, type KubeObject } from '../support/kube-schemas.js';
+import { helm, ROOT, run } from '../support/tools.js';
+import { CHART, PRODUCTION, renderChart } from '../support/chart.js';
+import type { KubeObject } from '../support/kube-schemas.js';
 
-const CHART = path.join(ROOT, 'charts/integration-hub');
-const PRODUCTION = path.join(CHART, 'ci/production-values.yaml');
 
 type Env = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } };
 type Probe = { httpGet?: { path: string; port: string }; periodSeconds?: number; failureThreshold?: number };
@@ -31,9 +30,6 @@ type PostgresqlValues = {
   pgbouncer: { enabled: boolean; serverConnections: number; maxClientConnections: number };
 };
 
-async function render(args: string[] = []): Promise<KubeObject[]> {
-  return parseYamlDocs(await mustRun(await helm(), ['template', 'hub', CHART, '--namespace', 'hub', ...args]));
-}
 
 const readYaml = (file: string) => parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown>;
 /** The chart's `postgresql` values as helm merges them: the defaults overlaid by the file's. */
@@ -85,8 +81,8 @@ function printTable(label: string, t: { rows: Row[]; migration: number }, pg: Po
 let defaults: KubeObject[];
 let production: KubeObject[];
 beforeAll(async () => {
-  defaults = await render();
-  production = await render(['-f', PRODUCTION]);
+  defaults = await renderChart();
+  production = await renderChart(['-f', PRODUCTION]);
 }, 120_000);
 
 describe('database connections', () => {
@@ -147,7 +143,7 @@ describe('database connections', () => {
     const missing = await run(bin, ['template', 'hub', CHART, '--set', 'postgresql.pgbouncer.enabled=true']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('secrets.databaseSessionUrl (or secrets.existingSecret) is required');
-    const objects = await render(['--set', 'postgresql.pgbouncer.enabled=true', '--set', 'secrets.databaseSessionUrl=postgres://hub:hub@postgresql:5432/hub']);
+    const objects = await renderChart(['--set', 'postgresql.pgbouncer.enabled=true', '--set', 'secrets.databaseSessionUrl=postgres://hub:hub@postgresql:5432/hub']);
     const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'hub-integration-hub-connections') as KubeObject & { stringData: Record<string, string> };
     expect(secret.stringData.DATABASE_SESSION_URL).toBe('postgres://hub:hub@postgresql:5432/hub');
   });
@@ -186,7 +182,7 @@ describe('pods', () => {
       const r = await run(bin, ['template', 'hub', CHART, ...bad]);
       expect({ bad, code: r.code }).toEqual({ bad, code: 1 });
     }
-    const objects = await render(['--set', 'services.api.resources.limits.memory=1Gi']);
+    const objects = await renderChart(['--set', 'services.api.resources.limits.memory=1Gi']);
     const api = objects.find((o) => o.kind === 'Deployment' && component(o) === 'api') as Deployment;
     expect(envOf(api.spec.template.spec.containers[0]!).NODE_OPTIONS?.value).toBe('--enable-source-maps --max-old-space-size=768');
   });

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
 import { helm, mustRun, promtool, ROOT, run } from '../support/tools.js';
-import { parseYamlDocs, validateKubeObject, type KubeObject } from '../support/kube-schemas.js';
+import { CHART, PRODUCTION, renderChart } from '../support/chart.js';
+import { validateKubeObject, type KubeObject } from '../support/kube-schemas.js';
 import { PENDING_ENTRY_POINTS } from '../support/pending.js';
 import type { ZodObject, ZodRawShape } from 'zod';
 import { allioSyncEnv } from '../../services/allio-sync/config.js';
@@ -18,14 +19,8 @@ import { mqBridgeEnv } from '../../services/mq-bridge/config.js';
 import { operatorConfig, operatorEnv } from '../../services/operator/config.js';
 import { loadConfig } from '../../services/core/config.js';
 
-const CHART = path.join(ROOT, 'charts/integration-hub');
-const PRODUCTION = path.join(CHART, 'ci/production-values.yaml');
 
 
-async function render(args: string[] = []): Promise<KubeObject[]> {
-  const out = await mustRun(await helm(), ['template', 'hub', CHART, '--namespace', 'hub', ...args]);
-  return parseYamlDocs(out);
-}
 
 type Container = {
   name: string;
@@ -51,8 +46,8 @@ let defaults: KubeObject[];
 let production: KubeObject[];
 
 beforeAll(async () => {
-  defaults = await render();
-  production = await render(['-f', PRODUCTION]);
+  defaults = await renderChart();
+  production = await renderChart(['-f', PRODUCTION]);
 }, 120_000);
 
 describe('helm chart', () => {
@@ -225,7 +220,7 @@ describe('helm chart', () => {
     expect(prodIng.metadata.annotations?.['cert-manager.io/cluster-issuer']).toBe('letsencrypt-production');
     expect(ofKind(production, 'Issuer')).toEqual([]);
 
-    const plain = await render(['--set', 'ingress.tls.enabled=false']);
+    const plain = await renderChart(['--set', 'ingress.tls.enabled=false']);
     const plainIng = ofKind(plain, 'Ingress')[0]! as KubeObject & { spec: { tls?: unknown } };
     expect(plainIng.spec.tls).toBeUndefined();
     expect(Object.keys(plainIng.metadata.annotations ?? {}).filter((k) => k.startsWith('cert-manager'))).toEqual([]);

@@ -16,6 +16,21 @@ import { track } from './leaks.js';
 const run = promisify(execFile);
 const PG_BIN = process.env.TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
+
+/** True when a server at `url` accepts a connection and answers `select 1`. */
+async function answersSql(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    await c.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
 export interface OwnServer {
   url: string;
   /** Starts it again on the same port (after `stop`). */
@@ -73,19 +88,7 @@ export async function startOwnPostgres(): Promise<OwnServer> {
     if (running) return;
     await pgRun('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
     running = true;
-    await waitFor(async () => {
-      const c = new pg.Client({ connectionString: url });
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        await c.query('select 1');
-        return true;
-      } catch {
-        return false;
-      } finally {
-        await c.end().catch(() => undefined);
-      }
-    }, 15_000, 'own postgres up');
+    await waitFor(() => answersSql(url), 15_000, 'own postgres up');
   };
   const stop = async () => {
     if (!running) return;
@@ -147,17 +150,7 @@ export async function startPgBouncer(target: { host: string; port: number; dbnam
   try {
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`pgbouncer exited: ${log}`);
-      const c = new pg.Client({ connectionString: `postgres://${o.users[0]}@127.0.0.1:${port}/${target.dbname}` });
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        await c.query('select 1');
-        return true;
-      } catch {
-        return false;
-      } finally {
-        await c.end().catch(() => undefined);
-      }
+      return answersSql(`postgres://${o.users[0]}@127.0.0.1:${port}/${target.dbname}`);
     }, 15_000, `own pgbouncer up (${log})`);
   } catch (err) {
     await close();
