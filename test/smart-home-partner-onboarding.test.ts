@@ -233,6 +233,12 @@ describe('hub dev token', () => {
     const big = await fetch(`${stack.idp.issuer}/dev/token`, { method: 'POST', body: JSON.stringify({ tenant: 'x', pad: 'y'.repeat(5000) }) });
     expect(big.status).toBe(400);
     expect(await big.json()).toMatchObject({ error: 'invalid_request', message: expect.stringContaining('larger than 1024 bytes') });
+    // A web page on another origin cannot read a minted token: no CORS header on /dev/token.
+    const minted = await fetch(`${stack.idp.issuer}/dev/token`, { method: 'POST', headers: { origin: 'https://elsewhere.example' }, body: JSON.stringify({ tenant: 'flat-117' }) });
+    expect(minted.status).toBe(200);
+    expect(minted.headers.get('access-control-allow-origin')).toBeNull();
+    const ttl = await fetch(`${stack.idp.issuer}/dev/token`, { method: 'POST', body: JSON.stringify({ tenant: 'flat-117', ttlSeconds: 10 }) });
+    expect(await ttl.json()).toMatchObject({ error: 'invalid_request', message: 'ttlSeconds must be a whole number from 60 to 86400' });
     const none = await runHubCli(DATABASE_URL, stack.ctx.schema, ['dev', 'token', '--tenant', 'flat-117', '--idp-url', 'http://127.0.0.1:1']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('no development identity provider answers at http://127.0.0.1:1');

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { z } from 'zod';
 
 export interface TenantIdp {
   issuer: string;
@@ -33,6 +34,8 @@ export const DEV_TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 /** The `POST /dev/token` body is `{"tenant": "…", "ttlSeconds": n}`: a few dozen bytes. */
 const MAX_DEV_TOKEN_BODY = 1024;
 const MAX_DEV_TOKEN_TTL = 24 * 3600;
+const TENANT_RULE = 'tenant must be 1-100 letters, digits or . _ : - (starting with a letter or digit)';
+const TTL_RULE = `ttlSeconds must be a whole number from 60 to ${MAX_DEV_TOKEN_TTL}`;
 
 /** Reads at most `limit` bytes of the body; undefined when it is longer. */
 async function readSmallBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
@@ -46,6 +49,11 @@ async function readSmallBody(req: IncomingMessage, limit: number): Promise<strin
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const devTokenRequest = z.object({
+  tenant: z.string({ message: TENANT_RULE }).regex(DEV_TENANT_ID, TENANT_RULE),
+  ttlSeconds: z.number({ message: TTL_RULE }).int(TTL_RULE).min(60, TTL_RULE).max(MAX_DEV_TOKEN_TTL, TTL_RULE).default(3600),
+});
+
 /** The tenant and lifetime of a `POST /dev/token` body, or the reason it is refused. */
 export function parseDevTokenRequest(body: string | undefined): { tenant: string; ttlSeconds: number } | { error: string } {
   if (body === undefined) return { error: `the body is larger than ${MAX_DEV_TOKEN_BODY} bytes` };
@@ -55,11 +63,11 @@ export function parseDevTokenRequest(body: string | undefined): { tenant: string
   } catch {
     return { error: 'the body is not JSON; send {"tenant": "<tenant id>"}' };
   }
-  const { tenant, ttlSeconds = 3600 } = (typeof json === 'object' && json !== null ? json : {}) as { tenant?: unknown; ttlSeconds?: unknown };
-  if (typeof tenant !== 'string' || !DEV_TENANT_ID.test(tenant)) return { error: 'tenant must be 1-100 letters, digits or . _ : - (starting with a letter or digit)' };
-  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > MAX_DEV_TOKEN_TTL)
-    return { error: `ttlSeconds must be a whole number from 60 to ${MAX_DEV_TOKEN_TTL}` };
-  return { tenant, ttlSeconds };
+  // The tenant's rule first, as a person fixing the request reads it.
+  const r = devTokenRequest.safeParse(typeof json === 'object' && json !== null ? json : {});
+  if (r.success) return r.data;
+  const tenantIssue = r.error.issues.find((i) => i.path[0] === 'tenant');
+  return { error: (tenantIssue ?? r.error.issues[0])!.message };
 }
 
 export async function startTenantIdp(o: { port?: number; audience?: string; host?: string } = {}): Promise<TenantIdp> {
@@ -69,13 +77,15 @@ export async function startTenantIdp(o: { port?: number; audience?: string; host
   const audience = o.audience ?? 'integration-hub';
   let issuer = '';
   const server: Server = createServer((req, res) => {
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'access-control-allow-origin': '*' });
+    // Only the public discovery documents are readable from other origins: a web page the developer
+    // opens must not read a token minted by `POST /dev/token`.
+    const json = (status: number, body: unknown, crossOrigin = false) => {
+      res.writeHead(status, { 'content-type': 'application/json', ...(crossOrigin ? { 'access-control-allow-origin': '*' } : {}) });
       res.end(JSON.stringify(body));
     };
-    if (req.method === 'GET' && req.url === '/.well-known/jwks.json') return json(200, { keys: [jwk] });
+    if (req.method === 'GET' && req.url === '/.well-known/jwks.json') return json(200, { keys: [jwk] }, true);
     if (req.method === 'GET' && req.url === '/.well-known/openid-configuration')
-      return json(200, { issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, id_token_signing_alg_values_supported: ['ES256'] });
+      return json(200, { issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, id_token_signing_alg_values_supported: ['ES256'] }, true);
     if (req.method === 'POST' && req.url === '/dev/token') {
       void readSmallBody(req, MAX_DEV_TOKEN_BODY).then(async (body) => {
         const r = parseDevTokenRequest(body);
