@@ -10,9 +10,8 @@ import { boundedArray } from '../core/validation.js';
 import { validationError } from '../core/validation-errors.js';
 import type { Metrics } from '../core/metrics.js';
 import { uncachedLookup, type IntegrationLookup } from '../allio-sync/integration-cache.js';
-import { GroupCommitFullError } from '../core/group-commit.js';
 import type { AllioIntakeLimiter } from './allio-intake.js';
-import { intakeBusy, intakeCommitter, intakeDefaults, writeAllioWebhooks, type IntakeConfig } from './intake-writers.js';
+import { intakeCommitter, intakeDefaults, writeAllioWebhooks, type IntakeConfig } from './intake-writers.js';
 
 export const allioWebhookBody = z
   .object({
@@ -73,19 +72,13 @@ export function registerAllioWebhook(app: FastifyInstance, deps: AllioWebhookDep
         { 'retry-after': String(limit.retryAfterSeconds) });
     }
 
-    let id: number;
-    try {
-      id = await committer.submit({
-        integration_uuid: integration.integration_uuid,
-        integration_id: integration.id,
-        command: body.data.command,
-        external_ids_array: JSON.stringify(body.data.indexes),
-        request_id: req.id,
-      });
-    } catch (thrown) {
-      if (thrown instanceof GroupCommitFullError) throw intakeBusy('allio', deps.metrics);
-      throw thrown;
-    }
+    const id = await committer.submit({
+      integration_uuid: integration.integration_uuid,
+      integration_id: integration.id,
+      command: body.data.command,
+      external_ids_array: JSON.stringify(body.data.indexes),
+      request_id: req.id,
+    });
     deps.metrics.webhooks.inc({ source: 'allio', result: 'accepted' });
     req.log.info({ webhookId: id, integration: integration.name, command: body.data.command, ids: body.data.indexes.length }, 'allio webhook stored');
     return reply.status(200).send({ status: 'accepted', id });

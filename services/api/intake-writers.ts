@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import { isDatabaseUnavailable } from '../core/errors.js';
 import { ApiError } from '../core/http.js';
-import { GroupCommit, type BatchWriter, type GroupCommitOptions } from '../core/group-commit.js';
+import { GroupCommit, GroupCommitFullError, type BatchWriter, type GroupCommitOptions } from '../core/group-commit.js';
 import type { Metrics } from '../core/metrics.js';
 import { intakeEnv, type IntakeConfig } from './config.js';
 
@@ -76,24 +76,35 @@ export const writeWarehouseEvents = (db: Knex): BatchWriter<WarehouseEventRow, W
   return rows.map((r, i) => (first.get(r.webhook_id) === i && stored.has(r.webhook_id) ? 'accepted' : 'duplicate'));
 };
 
+/** A webhook route's durable write: resolves once the row's batch committed. */
+export interface IntakeCommitter<Row, Result> {
+  /** Rejects with the 503 `intake_busy` ApiError (counted) when the write queue is full. */
+  submit(row: Row): Promise<Result>;
+}
+
 /** A group commit over `write`, with its batches counted under `source`. */
 export function intakeCommitter<Row, Result>(
   write: BatchWriter<Row, Result>,
   config: IntakeConfig,
   metrics: Metrics,
   source: 'allio' | 'warehouse',
-): GroupCommit<Row, Result> {
-  return new GroupCommit(write, groupCommitOptions(config), {
+): IntakeCommitter<Row, Result> {
+  const commit = new GroupCommit(write, groupCommitOptions(config), {
     isBatchWide: isDatabaseUnavailable,
     onBatch: (rows) => metrics.webhookBatchRows.observe({ source }, rows),
   });
+  return {
+    submit: (row) => commit.submit(row).catch((thrown: unknown) => {
+      throw thrown instanceof GroupCommitFullError ? intakeBusy(source, metrics) : thrown;
+    }),
+  };
 }
 
 /** Seconds a caller is asked to wait when the write queue is full. */
 export const INTAKE_BUSY_RETRY_AFTER_SECONDS = 1;
 
 /** The 503 for a full write queue: the database is behind, and a retry a second later is cheap. */
-export function intakeBusy(source: 'allio' | 'warehouse', metrics: Metrics): ApiError {
+function intakeBusy(source: 'allio' | 'warehouse', metrics: Metrics): ApiError {
   metrics.webhooks.inc({ source, result: 'intake_busy' });
   return new ApiError(503, 'intake_busy', `Webhooks are arriving faster than they can be stored; retry after ${INTAKE_BUSY_RETRY_AFTER_SECONDS} s.`,
     undefined, { 'retry-after': String(INTAKE_BUSY_RETRY_AFTER_SECONDS) });

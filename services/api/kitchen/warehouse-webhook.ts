@@ -5,13 +5,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { jsonRefusal } from '../../core/bounds.js';
-import { GroupCommitFullError } from '../../core/group-commit.js';
 import { ApiError } from '../../core/http.js';
 import type { Metrics } from '../../core/metrics.js';
 import { verify } from '../../core/standard-webhooks.js';
 import { validationError } from '../../core/validation-errors.js';
 import { warehouseEvent } from '../../kitchen/warehouse-events.js';
-import { intakeBusy, intakeCommitter, intakeDefaults, writeWarehouseEvents, type IntakeConfig } from '../intake-writers.js';
+import { intakeCommitter, intakeDefaults, writeWarehouseEvents, type IntakeConfig } from '../intake-writers.js';
 
 export interface WarehouseWebhookDeps {
   db: Knex;
@@ -55,15 +54,9 @@ export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebho
         d.metrics.webhooks.inc({ source: 'warehouse', result: 'invalid_event' });
         throw validationError(event.error, { code: 'invalid_event', message: 'The body is not a warehouse event {type: stock.level|stock.receipt|stock.expiry, timestamp, data}.' });
       }
-      let status: 'accepted' | 'duplicate';
-      try {
-        status = await committer.submit({
-          webhook_id: result.id, type: event.data.type, payload: event.data, occurred_at: new Date(event.data.timestamp).toISOString(),
-        });
-      } catch (thrown) {
-        if (thrown instanceof GroupCommitFullError) throw intakeBusy('warehouse', d.metrics);
-        throw thrown;
-      }
+      const status = await committer.submit({
+        webhook_id: result.id, type: event.data.type, payload: event.data, occurred_at: new Date(event.data.timestamp).toISOString(),
+      });
       d.metrics.webhooks.inc({ source: 'warehouse', result: status });
       return reply.status(200).send({ status });
     });
