@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createAllioSync, type AllioSync } from '../services/allio-sync/service.js';
-import { MAX_IDS_PER_REQUEST } from '../services/allio-sync/commands.js';
+import { MAX_IDS_PER_REQUEST } from '../services/domains/allio/commands.js';
 import { allioEnv, loadConfig } from '../services/core/config.js';
 import { createDb, quoteIdent, type Db } from '../services/core/db.js';
 import { WorkListener } from '../services/core/engine/notify.js';

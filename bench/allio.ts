@@ -3,10 +3,10 @@
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { upsertIntegration } from '../services/allio-sync/integrations.js';
-import { API_VERSION, allioIntegrationResource } from '../services/allio-sync/resource.js';
+import { upsertIntegration } from '../services/domains/allio/integrations.js';
+import { API_VERSION, allioIntegrationResource } from '../services/domains/allio/resource.js';
 import { createAllioSync, type AllioSync } from '../services/allio-sync/service.js';
-import { MAX_IDS_PER_REQUEST } from '../services/allio-sync/commands.js';
+import { MAX_IDS_PER_REQUEST } from '../services/domains/allio/commands.js';
 import { allioEnv, loadConfig } from '../services/core/config.js';
 import { createDb, quoteIdent, type Db } from '../services/core/db.js';
 import { migrate } from '../services/core/migrate.js';

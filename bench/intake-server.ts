@@ -4,8 +4,8 @@
 // stdout). Several of them share one port through SO_REUSEPORT, as pods share a Service.
 import { once } from 'node:events';
 import type { FastifyListenOptions } from 'fastify';
-import { INTEGRATION_CACHE_ENTRIES, IntegrationCache } from '../services/allio-sync/integration-cache.js';
-import { INTEGRATIONS } from '../services/allio-sync/integrations.js';
+import { INTEGRATION_CACHE_ENTRIES, IntegrationCache } from '../services/domains/allio/integration-cache.js';
+import { INTEGRATIONS } from '../services/domains/allio/integrations.js';
 import { WorkListener } from '../services/core/engine/notify.js';
 import { AllioIntakeLimiter } from '../services/api/allio-intake.js';
 import { buildApi } from '../services/api/app.js';

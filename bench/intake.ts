@@ -11,11 +11,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { upsertIntegration } from '../services/allio-sync/integrations.js';
-import { API_VERSION, allioIntegrationResource } from '../services/allio-sync/resource.js';
+import { upsertIntegration } from '../services/domains/allio/integrations.js';
+import { API_VERSION, allioIntegrationResource } from '../services/domains/allio/resource.js';
 import { createDb, quoteIdent, type Db } from '../services/core/db.js';
 import { migrate } from '../services/core/migrate.js';
-import { sign } from '../services/core/standard-webhooks.js';
+import { sign } from '../services/contracts/standard-webhooks.js';
 import type { IntakeChildConfig } from './intake-server.js';
 import { DATABASE_URL, REDIS_URL, envInt, fmt, uniqueName, withDeadline } from './support.js';
 

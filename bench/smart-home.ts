@@ -20,8 +20,8 @@ import { migrate } from '../services/core/migrate.js';
 import { createRedis } from '../services/core/redis.js';
 import { API_VERSION } from '../services/core/resource.js';
 import { TenantEventPublisher } from '../services/core/tenant-events.js';
-import { upsertPartner } from '../services/mq-bridge/partners.js';
-import { defaultCommandQueue, smartHomePartnerResource } from '../services/mq-bridge/resource.js';
+import { upsertPartner } from '../services/domains/smart-home/partners.js';
+import { defaultCommandQueue, smartHomePartnerResource } from '../services/contracts/smart-home-partner.js';
 import { startTenantIdp, type TenantIdp } from '../services/simulators/tenant-idp/server.js';
 import { DATABASE_URL, REDIS_URL, envInt, fmt, uniqueName, withDeadline } from './support.js';
 import {

@@ -3,7 +3,7 @@
 // send, and when the network delays requests by different amounts on their way to ALLIO.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
-import { AllioClient, allioLimit } from '../services/allio-sync/client.js';
+import { AllioClient, allioLimit } from '../services/domains/allio/client.js';
 import { createMetrics } from '../services/core/metrics.js';
 import { OutboundPolicy } from '../services/core/outbound.js';
 import { RateLimiter } from '../services/core/ratelimit/limiter.js';

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
 import { createMetrics } from '../services/core/metrics.js';
 import type { AllioSync } from '../services/allio-sync/service.js';
-import { DELETION_JOB, SKIP_DISABLED } from '../services/allio-sync/deletion-sweep.js';
+import { DELETION_JOB, SKIP_DISABLED } from '../services/domains/allio/deletion-sweep.js';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 import { addIntegration, count, startSync } from './support/allio.js';
 import { expectCleanExit, listeningPort, startServiceProcess } from './support/process.js';

@@ -8,8 +8,8 @@ import { buildApi } from '../services/api/app.js';
 import { createDb } from '../services/core/db.js';
 import { migrate } from '../services/core/migrate.js';
 import { migrations } from '../services/core/migrations/index.js';
-import { findByWebhookKey } from '../services/allio-sync/integrations.js';
-import { hashWebhookKey } from '../services/allio-sync/webhook-key.js';
+import { findByWebhookKey } from '../services/domains/allio/integrations.js';
+import { hashWebhookKey } from '../services/domains/allio/webhook-key.js';
 import { createTestContext, DATABASE_URL, uniqueName, type TestContext } from './support/context.js';
 import { addIntegration, count } from './support/allio.js';
 

@@ -6,9 +6,9 @@ import { Parser, DiagnosticSeverity } from '@asyncapi/parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
-import { buildCommand, buildReply, parseReply } from '../services/mq-bridge/messages.js';
-import { defaultCommandQueue } from '../services/mq-bridge/resource.js';
-import { partnerScopes } from '../services/auth/scopes.js';
+import { buildCommand, buildReply, parseReply } from '../services/contracts/smart-home-messages.js';
+import { defaultCommandQueue } from '../services/contracts/smart-home-partner.js';
+import { partnerScopes } from '../services/domains/partner-access/scopes.js';
 
 const text = readFileSync(new URL('../docs/asyncapi.yaml', import.meta.url), 'utf8');
 

@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { TOKEN_EVENTS, classifyFailure, presentedClientId } from '../services/auth/audit.js';
-import { partnerScopes } from '../services/auth/scopes.js';
+import { TOKEN_EVENTS, classifyFailure, presentedClientId } from '../services/domains/partner-access/audit.js';
+import { partnerScopes } from '../services/domains/partner-access/scopes.js';
 import { TokenRequestError, TokenSource } from '../docs/examples/partner-client.js';
 import { createTestContext, type TestContext } from './support/context.js';
 import { startAuthServer, type TestAuthServer } from './support/auth.js';

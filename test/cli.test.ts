@@ -9,7 +9,7 @@ import { freePort } from '../services/core/net.js';
 import { createTestContext, DATABASE_URL, uniqueName, type TestContext } from './support/context.js';
 import { addIntegration, count } from './support/allio.js';
 import { verifyApiKey } from '../services/core/auth/api-keys.js';
-import { hashWebhookKey } from '../services/allio-sync/webhook-key.js';
+import { hashWebhookKey } from '../services/domains/allio/webhook-key.js';
 
 let ctx: TestContext;
 let dir: string;

@@ -11,8 +11,8 @@ import { connectAmqp, type AmqpConnectionManager } from '../services/core/amqp.j
 import { loadConfig } from '../services/core/config.js';
 import { DeadLetterKeeper } from '../services/core/dead-letters/keeper.js';
 import { encryptionKeysEnv, FieldCipher } from '../services/core/field-cipher.js';
-import { assertStatusTopology, DEAD_EXCHANGE, DEAD_QUEUE, STATUS_EXCHANGE, STATUS_QUEUE, STATUS_ROUTING_KEY } from '../services/kitchen/status-events.js';
-import { assertBaseTopology, assertRepliesTopology, assertPartnerTopology, COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
+import { assertStatusTopology, DEAD_EXCHANGE, DEAD_QUEUE, STATUS_EXCHANGE, STATUS_QUEUE, STATUS_ROUTING_KEY } from '../services/domains/kitchen/status-events.js';
+import { assertBaseTopology, assertRepliesTopology, assertPartnerTopology, COMMANDS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/contracts/smart-home-topology.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { count } from './support/allio.js';
 import { createTestContext, DATABASE_URL, waitFor, type TestContext } from './support/context.js';

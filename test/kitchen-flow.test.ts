@@ -2,7 +2,7 @@
 // written off, exported to 1C and reported to the tenant; a gateway timeout never charges twice;
 // orders the stock cannot serve and bodies carrying card numbers are refused.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { SETTLE_MS } from '../services/kitchen/onec-export.js';
+import { SETTLE_MS } from '../services/domains/kitchen/onec-export.js';
 import type { Kitchen } from '../services/kitchen/service.js';
 import { DECLINED_CARD } from '../services/simulators/payment-gateway/server.js';
 import { waitFor } from './support/context.js';

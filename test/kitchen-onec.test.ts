@@ -3,7 +3,7 @@
 // replicas export each hour exactly once.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { ONEC_EXPORT_JOB, SETTLE_MS } from '../services/kitchen/onec-export.js';
+import { ONEC_EXPORT_JOB, SETTLE_MS } from '../services/domains/kitchen/onec-export.js';
 import { waitFor } from './support/context.js';
 import { startKitchenStack, type KitchenStack } from './support/kitchen.js';
 

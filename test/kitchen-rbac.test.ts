@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createApiKey, revokeApiKey } from '../services/core/auth/api-keys.js';
 import { guardRoutes } from '../services/core/auth/rbac.js';
 import { createHttpServer } from '../services/core/http.js';
-import { BORSCHT } from '../services/kitchen/demo-cards.js';
+import { BORSCHT } from '../services/hub/demo-cards.js';
 import { startKitchenStack, type KitchenStack } from './support/kitchen.js';
 
 let s: KitchenStack;

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { HttpError } from '../services/core/errors.js';
 import { createMetrics } from '../services/core/metrics.js';
-import { PaymentClient } from '../services/kitchen/payment-client.js';
+import { PaymentClient } from '../services/domains/kitchen/payment-client.js';
 import { DECLINED_CARD } from '../services/simulators/payment-gateway/server.js';
 import { waitFor } from './support/context.js';
 import { GATEWAY_KEY, seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import amqplib from 'amqplib';
 import protobuf from 'protobufjs';
-import { DEAD_QUEUE, encodeStatus, STATUS_EXCHANGE, STATUS_ROUTING_KEY } from '../services/kitchen/status-events.js';
+import { DEAD_QUEUE, encodeStatus, STATUS_EXCHANGE, STATUS_ROUTING_KEY } from '../services/domains/kitchen/status-events.js';
 import { waitFor } from './support/context.js';
 import { invalidArrayBody, listedIssues, MAX_ERROR_BYTES, MAX_LISTED_ISSUES, timedPost, type TimedAnswer } from './support/hostile.js';
 import { seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';

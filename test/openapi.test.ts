@@ -10,7 +10,7 @@ import { kitchenRoutes } from '../services/api/kitchen/index.js';
 import { createLogger } from '../services/core/logger.js';
 import { createMetrics } from '../services/core/metrics.js';
 import { registerSmartHomeRoutes } from '../services/api/smart-home/routes.js';
-import { decideTenantAction, SUBSCRIPTION_STATES } from '../services/mq-bridge/domain.js';
+import { decideTenantAction, SUBSCRIPTION_STATES } from '../services/domains/smart-home/domain.js';
 
 const doc = parse(readFileSync(new URL('../docs/openapi.yaml', import.meta.url), 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];

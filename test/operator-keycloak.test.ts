@@ -9,8 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
-import { partnerClientRepresentation } from '../services/auth/keycloak-realm.js';
-import { partnerScopes } from '../services/auth/scopes.js';
+import { partnerClientRepresentation } from '../services/domains/partner-access/keycloak-realm.js';
+import { partnerScopes } from '../services/domains/partner-access/scopes.js';
 import { connectAmqp } from '../services/core/amqp.js';
 import { loadConfig, ConfigError } from '../services/core/config.js';
 import { Registry } from '../services/core/metrics.js';

@@ -9,7 +9,7 @@ import { devSigningKeys } from '../services/hub/dev-keys.js';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import amqplib from 'amqplib';
 import type { Channel as TopologyChannel } from 'amqp-connection-manager';
-import { assertPartnerTopology, assertRepliesTopology, COMMANDS_EXCHANGE } from '../services/mq-bridge/topology.js';
+import { assertPartnerTopology, assertRepliesTopology, COMMANDS_EXCHANGE } from '../services/contracts/smart-home-topology.js';
 import { startAuthServer, type TestAuthServer } from './support/auth.js';
 import { AMQP_URL, createTestContext, waitFor, type TestContext } from './support/context.js';
 import { startRabbitNode, type RabbitNode } from './support/rabbitmq-node.js';

@@ -1,6 +1,6 @@
 // Partners reach RabbitMQ over AMQPS with an OAuth 2.0 access token: on a throw-away broker node
 // with a TLS listener (certificate from a CA made for the run) and the OAuth 2.0 backend (keys
-// from a JWKS served over HTTPS by the test), tokens carrying the scopes of services/auth/scopes.ts
+// from a JWKS served over HTTPS by the test), tokens carrying the scopes of services/domains/partner-access/scopes.ts
 // get exactly their partner's access; the rest is refused at connect or per operation. These are
 // the facts about RabbitMQ 3.10's plugin the hub's scope format and token refresh rely on.
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Channel as TopologyChannel } from 'amqp-connection-manager';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { DEFAULT_RESOURCE_SERVER_ID, partnerScopes } from '../services/auth/scopes.js';
-import { assertRepliesTopology, assertPartnerTopology, COMMANDS_EXCHANGE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
+import { DEFAULT_RESOURCE_SERVER_ID, partnerScopes } from '../services/domains/partner-access/scopes.js';
+import { assertRepliesTopology, assertPartnerTopology, COMMANDS_EXCHANGE, REPLIES_EXCHANGE, REPLIES_QUEUE } from '../services/contracts/smart-home-topology.js';
 import { createCertificateAuthority, type CertificateAuthority } from '../services/simulators/tls.js';
 import { waitFor } from './support/context.js';
 import { descendants, startPartnerBroker, startRabbitNode, type RabbitTlsNode } from './support/rabbitmq-node.js';

@@ -16,7 +16,7 @@ import { loadConfig } from '../services/core/config.js';
 import { createMetrics } from '../services/core/metrics.js';
 import { tenantApiEnv } from '../services/api/config.js';
 import { createMqBridge } from '../services/mq-bridge/service.js';
-import { COMMANDS_EXCHANGE, REPLIES_QUEUE, repliesQueue } from '../services/mq-bridge/topology.js';
+import { COMMANDS_EXCHANGE, REPLIES_QUEUE, repliesQueue } from '../services/contracts/smart-home-topology.js';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
 import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 import { createVhost, type TestVhost } from './support/amqp.js';

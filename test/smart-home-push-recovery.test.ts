@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { orderStatusSource } from '../services/api/kitchen/status-catch-up.js';
-import { COMMANDS } from '../services/mq-bridge/command-store.js';
+import { COMMANDS } from '../services/domains/smart-home/command-store.js';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
 import { waitFor } from './support/context.js';
 import { startOwnRedis, type OwnServer } from './support/own-servers.js';

@@ -2,10 +2,10 @@
 // delays, then failure, then operator replay), a bridge that stops while a reply is in flight, and
 // two api processes where the socket lives on one and the command goes through the other.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { replayFailedRequests } from '../services/mq-bridge/requests.js';
+import { replayFailedRequests } from '../services/domains/smart-home/requests.js';
 import { DATABASE_URL, waitFor, type TestContext } from './support/context.js';
 import { queueDepth, type TestVhost } from './support/amqp.js';
-import { REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
+import { REPLIES_QUEUE } from '../services/contracts/smart-home-topology.js';
 import { expectCleanExit, listeningPort, startServiceProcess, type ServiceProcess } from './support/process.js';
 import {
   call, openSocket, PERSONAL, replyAsPartner, smartHomeEnv, startBridge, startStack, type ApiInstance, type BridgeInstance, type Stack, type TenantSocket,

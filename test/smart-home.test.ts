@@ -6,8 +6,8 @@ import { createApiKey } from '../services/core/auth/api-keys.js';
 import { createLogger } from '../services/core/logger.js';
 import { connectAmqp } from '../services/core/amqp.js';
 import type { ConfirmChannel } from 'amqplib';
-import { REPLIES_EXCHANGE, DEAD_LETTER_QUEUE, REPLIES_QUEUE } from '../services/mq-bridge/topology.js';
-import { buildReply, type CommandMessage } from '../services/mq-bridge/messages.js';
+import { REPLIES_EXCHANGE, DEAD_LETTER_QUEUE, REPLIES_QUEUE } from '../services/contracts/smart-home-topology.js';
+import { buildReply, type CommandMessage } from '../services/contracts/smart-home-messages.js';
 import { waitFor, type TestContext } from './support/context.js';
 import { queueDepth, type TestVhost } from './support/amqp.js';
 import {

@@ -12,7 +12,7 @@ import { TenantJwtAuthenticator } from '../services/core/auth/tenant-jwt.js';
 import { createHttpServer } from '../services/core/http.js';
 import { freePort } from '../services/core/net.js';
 import { EventSockets } from '../services/api/events-ws.js';
-import { smartHomeMetrics } from '../services/mq-bridge/metrics.js';
+import { smartHomeMetrics } from '../services/domains/smart-home/metrics.js';
 import { startTenantIdp, type TenantIdp } from '../services/simulators/tenant-idp/server.js';
 import { createTestContext, REDIS_URL, type TestContext } from './support/context.js';
 import { track } from './support/leaks.js';

@@ -11,11 +11,11 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { OutboundPolicy } from '../core/outbound.js';
 import { RateLimiter } from '../core/ratelimit/limiter.js';
-import { AllioClient, allioLimit } from './client.js';
-import { DELETION_JOB, deletionJob, deletionSweepHandler } from './deletion-sweep.js';
-import { fairClaim } from './fair-claim.js';
-import { syncHandler, type TaskRow } from './sync-worker.js';
-import { webhookHandler, type WebhookRow } from './webhook-reconciler.js';
+import { AllioClient, allioLimit } from '../domains/allio/client.js';
+import { DELETION_JOB, deletionJob, deletionSweepHandler } from '../domains/allio/deletion-sweep.js';
+import { fairClaim } from '../domains/allio/fair-claim.js';
+import { syncHandler, type TaskRow } from '../domains/allio/sync-worker.js';
+import { webhookHandler, type WebhookRow } from '../domains/allio/webhook-reconciler.js';
 
 export interface AllioSyncDeps {
   db: Knex;

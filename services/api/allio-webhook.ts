@@ -9,7 +9,7 @@ import { ApiError } from '../core/http.js';
 import { boundedArray } from '../core/validation.js';
 import { validationError } from '../core/validation-errors.js';
 import type { Metrics } from '../core/metrics.js';
-import { uncachedLookup, type IntegrationLookup } from '../allio-sync/integration-cache.js';
+import { uncachedLookup, type IntegrationLookup } from '../domains/allio/integration-cache.js';
 import type { AllioIntakeLimiter } from './allio-intake.js';
 import { intakeCommitter, intakeDefaults, writeAllioWebhooks, type IntakeConfig } from './intake-writers.js';
 

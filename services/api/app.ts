@@ -6,7 +6,7 @@ import type { HttpServerConfig } from '../core/config.js';
 import { createHttpServer, type ReadinessCheck } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import type { IntegrationLookup } from '../allio-sync/integration-cache.js';
+import type { IntegrationLookup } from '../domains/allio/integration-cache.js';
 import type { AllioIntakeLimiter } from './allio-intake.js';
 import type { IntakeConfig } from './config.js';
 import { registerAllioWebhook } from './allio-webhook.js';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { tenantAuthEnv } from '../core/auth/tenant-jwt.js';
 import { amqpEnv, baseEnv, databaseEnv, httpEnv, redisEnv } from '../core/config.js';
 import { encryptionKeysEnv } from '../core/field-cipher.js';
-import { smartHomeEnv } from '../mq-bridge/config.js';
+import { smartHomeEnv } from '../domains/smart-home/config.js';
 
 /**
  * Per-integration ALLIO webhook intake limits (allio-intake.ts). A whole minute's budget may arrive

@@ -13,7 +13,7 @@ import type { Logger } from '../core/logger.js';
 import { TenantEventCatchUp, type TenantEventSource } from '../core/tenant-event-catch-up.js';
 import { TenantEventSubscriber, type TenantEvent } from '../core/tenant-events.js';
 import type { Redis } from 'ioredis';
-import type { SmartHomeMetrics } from '../mq-bridge/metrics.js';
+import type { SmartHomeMetrics } from '../domains/smart-home/metrics.js';
 
 export const EVENTS_PATH = '/v1/events';
 

@@ -2,7 +2,7 @@
 // variables serve local runs (`npm start`) and the tests.
 import { z } from 'zod';
 import { baseEnv, databaseEnv, url } from '../core/config.js';
-import { DEFAULT_RESOURCE_SERVER_ID } from './scopes.js';
+import { partnerScopeEnv } from '../domains/partner-access/scopes.js';
 
 const privateJwks = z
   .string()
@@ -16,13 +16,6 @@ const privateJwks = z
       return z.NEVER;
     }
   });
-
-/** Where partners' RabbitMQ scopes point: read by the auth server, the operator and `hub apply`. */
-export const partnerScopeEnv = z.object({
-  RABBITMQ_RESOURCE_SERVER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/, 'may contain only letters, digits, "_" and "-"').default(DEFAULT_RESOURCE_SERVER_ID),
-  /** The RabbitMQ virtual host partners use; part of their scopes. */
-  RABBITMQ_PARTNER_VHOST: z.string().min(1).default('/'),
-});
 
 export const authEnv = baseEnv.merge(databaseEnv).merge(partnerScopeEnv).merge(
   z.object({

@@ -5,8 +5,8 @@
 // /.well-known/openid-configuration, the keys at /jwks, tokens at /token.
 import type { Knex } from 'knex';
 import Provider, { errors, type Adapter, type AdapterPayload, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
-import { MAX_RECORDED_CLIENT_ID, TokenAudit } from './audit.js';
-import { CLIENTS, secretMatches, type AuthClient } from './clients.js';
+import { MAX_RECORDED_CLIENT_ID, TokenAudit } from '../domains/partner-access/audit.js';
+import { CLIENTS, secretMatches, type AuthClient } from '../domains/partner-access/clients.js';
 
 export interface ProviderOptions {
   issuer: string;

@@ -1,14 +1,14 @@
 // `hub apply`: validates each YAML document against its resource schema and upserts it.
 import type { Knex } from 'knex';
 import type { z } from 'zod';
-import { upsertIntegration } from '../allio-sync/integrations.js';
+import { upsertIntegration } from '../domains/allio/integrations.js';
 import { problemLines } from '../core/bounds.js';
-import { allioIntegrationResource } from '../allio-sync/resource.js';
-import type { SecretReader } from '../allio-sync/webhook-key.js';
-import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient, type ScopeSettings } from '../auth/clients.js';
-import { upsertPartner } from '../mq-bridge/partners.js';
-import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../mq-bridge/resource.js';
-import type { PartnerTopology } from '../mq-bridge/topology.js';
+import { allioIntegrationResource } from '../domains/allio/resource.js';
+import type { SecretReader } from '../domains/allio/webhook-key.js';
+import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient, type ScopeSettings } from '../domains/partner-access/clients.js';
+import { upsertPartner } from '../domains/smart-home/partners.js';
+import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../contracts/smart-home-partner.js';
+import type { PartnerTopology } from '../contracts/smart-home-topology.js';
 import type { SourcedDocument } from './resource-files.js';
 
 interface Kind<S extends z.ZodTypeAny> {

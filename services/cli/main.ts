@@ -2,7 +2,7 @@
 // replay failed work, list/show/replay/purge dead letters, manage API keys, and write the partners' Keycloak realm.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { allioEnv, amqpEnv, databaseEnv, loadConfig, ConfigError } from '../core/config.js';
-import { mountedSecretReader } from '../allio-sync/integrations.js';
+import { mountedSecretReader } from '../domains/allio/integrations.js';
 import { createDb, type Db } from '../core/db.js';
 import { migrate } from '../core/migrate.js';
 import { applyResources, validateResources, type Applied } from './apply.js';
@@ -10,19 +10,19 @@ import { readResourceFiles } from './resource-files.js';
 import { countTasks, listTasks, retryTasks, TASK_STATUS } from './tasks.js';
 import { cliEnvironment, explainDatabaseError } from './environment.js';
 import { deadLetterCommands } from './dead-letters.js';
-import { countRequests, listRequests, replayFailedRequests } from '../mq-bridge/requests.js';
+import { countRequests, listRequests, replayFailedRequests } from '../domains/smart-home/requests.js';
 import { createApiKey, listApiKeys, revokeApiKey } from '../core/auth/api-keys.js';
-import { KITCHEN_ROLES } from '../api/kitchen/permissions.js';
-import { AuthClientStore } from '../auth/clients.js';
-import { partnerScopeEnv } from '../auth/config.js';
-import { TOKEN_EVENTS } from '../auth/audit.js';
-import { keycloakRealm, realmFileText } from '../auth/keycloak-realm.js';
-import { DEFAULT_RESOURCE_SERVER_ID } from '../auth/scopes.js';
-import type { SmartHomePartnerResource } from '../mq-bridge/resource.js';
-import type { PartnerTopology } from '../mq-bridge/topology.js';
+import { KITCHEN_ROLES } from '../domains/kitchen/permissions.js';
+import { AuthClientStore } from '../domains/partner-access/clients.js';
+import { partnerScopeEnv } from '../domains/partner-access/scopes.js';
+import { TOKEN_EVENTS } from '../domains/partner-access/audit.js';
+import { keycloakRealm, realmFileText } from '../domains/partner-access/keycloak-realm.js';
+import { DEFAULT_RESOURCE_SERVER_ID } from '../domains/partner-access/scopes.js';
+import type { SmartHomePartnerResource } from '../contracts/smart-home-partner.js';
+import type { PartnerTopology } from '../contracts/smart-home-topology.js';
 import { applyPartnerTopologies } from './partner-topology.js';
 import { devIdpEnv, fetchDevToken } from './dev-token.js';
-import { REQUEST_STATES, type RequestState } from '../mq-bridge/domain.js';
+import { REQUEST_STATES, type RequestState } from '../domains/smart-home/domain.js';
 
 /** The environment: in a checkout, npm start's defaults under what is set (environment.ts). */
 const env = cliEnvironment();

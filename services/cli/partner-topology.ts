@@ -4,7 +4,7 @@
 // an inactive one's queue as the operator does.
 import amqp from 'amqplib';
 import { toError } from '../core/errors.js';
-import { assertBaseTopology, assertPartnerTopology, unbindPartnerTopology, type PartnerTopology } from '../mq-bridge/topology.js';
+import { assertBaseTopology, assertPartnerTopology, unbindPartnerTopology, type PartnerTopology } from '../contracts/smart-home-topology.js';
 
 /** NOT_FOUND: unbinding a queue that was never declared (a partner applied inactive from the start). */
 const AMQP_NOT_FOUND = 404;

@@ -3,8 +3,8 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../core/logger.js';
 import { toError } from '../core/errors.js';
-import { upsertIntegration } from '../allio-sync/integrations.js';
-import { API_VERSION, allioIntegrationResource } from '../allio-sync/resource.js';
+import { upsertIntegration } from '../domains/allio/integrations.js';
+import { API_VERSION, allioIntegrationResource } from '../domains/allio/resource.js';
 import { startAllioSimulator, type AllioSimulator } from '../simulators/allio/server.js';
 
 export const DEMO = {

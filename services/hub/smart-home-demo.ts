@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { ApiError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { API_VERSION } from '../core/resource.js';
-import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient } from '../auth/clients.js';
-import { upsertPartner } from '../mq-bridge/partners.js';
-import { defaultCommandQueue, smartHomePartnerResource } from '../mq-bridge/resource.js';
+import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient } from '../domains/partner-access/clients.js';
+import { upsertPartner } from '../domains/smart-home/partners.js';
+import { defaultCommandQueue, smartHomePartnerResource } from '../contracts/smart-home-partner.js';
 import { PartnerSimulator } from '../simulators/smart-home/partner.js';
 import type { TenantIdp } from '../simulators/tenant-idp/server.js';
 

@@ -4,11 +4,11 @@ import { createHttpServer, loadConfig, pingDb, WorkListener } from '../core/inde
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
 import { instanceId, processBasics, runService } from '../core/runtime.js';
 import { kitchenEnv } from './config.js';
-import { readCa } from './payment-client.js';
+import { readCa } from '../domains/kitchen/payment-client.js';
 import { createKitchen } from './service.js';
 import { createRetention } from '../core/retention/service.js';
 import { DeadLetterKeeper } from '../core/dead-letters/keeper.js';
-import { assertStatusTopology, DEAD_QUEUE } from './status-events.js';
+import { assertStatusTopology, DEAD_QUEUE } from '../domains/kitchen/status-events.js';
 
 await runService('kitchen', async () => {
   const config = loadConfig(kitchenEnv);

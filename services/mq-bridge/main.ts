@@ -5,11 +5,11 @@ import { createHttpServer, loadConfig, pingDb, pingRedis, WorkListener } from '.
 import { FieldCipher } from '../core/field-cipher.js';
 import { closeRedis } from '../core/redis.js';
 import { connectRedis, instanceId, processBasics, runService } from '../core/runtime.js';
-import { mqBridgeEnv } from './config.js';
+import { mqBridgeEnv } from '../domains/smart-home/config.js';
 import { createMqBridge } from './service.js';
 import { createRetention } from '../core/retention/service.js';
 import { DeadLetterKeeper } from '../core/dead-letters/keeper.js';
-import { assertBaseTopology, DEAD_LETTER_QUEUE } from './topology.js';
+import { assertBaseTopology, DEAD_LETTER_QUEUE } from '../contracts/smart-home-topology.js';
 
 await runService('mq-bridge', async () => {
   const config = loadConfig(mqBridgeEnv);

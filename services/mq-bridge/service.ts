@@ -12,17 +12,17 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { TenantEventPublisher } from '../core/tenant-events.js';
 import { Waker } from '../core/sleep.js';
-import { CommandCache } from './command-cache.js';
-import { CommandPush } from './command-push.js';
-import { CommandStore } from './command-store.js';
-import { commandRetentionMs, type SmartHomeConfig } from './config.js';
-import { smartHomeMetrics } from './metrics.js';
-import { activePartners, PARTNERS } from './partners.js';
-import { CommandPublisher } from './publisher.js';
-import { ReplyConsumer } from './reply-consumer.js';
-import { REQUESTS } from './requests.js';
-import { RECONCILER, requestSender, type ClaimedRequest } from './request-sender.js';
-import { repliesQueue } from './topology.js';
+import { CommandCache } from '../domains/smart-home/command-cache.js';
+import { CommandPush } from '../domains/smart-home/command-push.js';
+import { CommandStore } from '../domains/smart-home/command-store.js';
+import { commandRetentionMs, type SmartHomeConfig } from '../domains/smart-home/config.js';
+import { smartHomeMetrics } from '../domains/smart-home/metrics.js';
+import { activePartners, PARTNERS } from '../domains/smart-home/partners.js';
+import { CommandPublisher } from '../domains/smart-home/publisher.js';
+import { ReplyConsumer } from '../domains/smart-home/reply-consumer.js';
+import { REQUESTS } from '../domains/smart-home/requests.js';
+import { RECONCILER, requestSender, type ClaimedRequest } from '../domains/smart-home/request-sender.js';
+import { repliesQueue } from '../contracts/smart-home-topology.js';
 
 export interface MqBridgeDeps {
   db: Knex;

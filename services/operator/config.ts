@@ -3,8 +3,8 @@
 // Keycloak where it registers partner clients.
 import { z } from 'zod';
 import { amqpEnv, baseEnv, databaseEnv, outboundEnv } from '../core/config.js';
-import { OPERATOR_CLIENT_ID } from '../auth/keycloak-realm.js';
-import { partnerScopeEnv } from '../auth/config.js';
+import { OPERATOR_CLIENT_ID } from '../domains/partner-access/keycloak-realm.js';
+import { partnerScopeEnv } from '../domains/partner-access/scopes.js';
 
 const namespace = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a Kubernetes namespace name');
 

@@ -3,10 +3,10 @@
 import type { Knex } from 'knex';
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
-import { deactivateIntegration, upsertIntegration } from '../allio-sync/integrations.js';
-import type { SecretReader } from '../allio-sync/webhook-key.js';
-import { deactivatePartner, upsertPartner } from '../mq-bridge/partners.js';
-import { assertBaseTopology, assertPartnerTopology, unbindPartnerTopology } from '../mq-bridge/topology.js';
+import { deactivateIntegration, upsertIntegration } from '../domains/allio/integrations.js';
+import type { SecretReader } from '../domains/allio/webhook-key.js';
+import { deactivatePartner, upsertPartner } from '../domains/smart-home/partners.js';
+import { assertBaseTopology, assertPartnerTopology, unbindPartnerTopology } from '../contracts/smart-home-topology.js';
 import { createChannel } from '../core/amqp.js';
 import { toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';

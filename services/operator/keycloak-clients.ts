@@ -1,5 +1,5 @@
 // The smart-home partners' clients at Keycloak, kept as the realm file describes them
-// (services/auth/keycloak-realm.ts), through Keycloak's Admin REST API with the operator's own
+// (services/domains/partner-access/keycloak-realm.ts), through Keycloak's Admin REST API with the operator's own
 // client credentials. Keycloak generates each new client's secret; an SRE reads it from Keycloak
 // and hands it to the partner (docs/deployment.md). Nothing here logs a secret or a token.
 import { HttpError, toError } from '../core/errors.js';
@@ -12,7 +12,7 @@ import {
   type KeycloakClientScope,
   type KeycloakProtocolMapper,
   type RabbitMqTarget,
-} from '../auth/keycloak-realm.js';
+} from '../domains/partner-access/keycloak-realm.js';
 import type { OAuthClientRegistry } from './executor.js';
 
 export interface KeycloakClientRegistryOptions {

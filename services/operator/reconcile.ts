@@ -2,9 +2,9 @@
 // that make the hub match it, and from the actions' outcome to the status written back.
 import type { z } from 'zod';
 import { problemLines } from '../core/bounds.js';
-import { allioIntegrationResource, type AllioIntegrationResource } from '../allio-sync/resource.js';
-import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../mq-bridge/resource.js';
-import type { PartnerTopology } from '../mq-bridge/topology.js';
+import { allioIntegrationResource, type AllioIntegrationResource } from '../domains/allio/resource.js';
+import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../contracts/smart-home-partner.js';
+import type { PartnerTopology } from '../contracts/smart-home-topology.js';
 
 export const GROUP = 'integration-hub.io';
 export const VERSION = 'v1alpha1';

@@ -4,7 +4,7 @@
 // (the database password, another integration's key) and probe its value through the webhook URL.
 import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { PermanentError } from '../core/errors.js';
-import type { SecretReader } from '../allio-sync/webhook-key.js';
+import type { SecretReader } from '../domains/allio/webhook-key.js';
 
 /** The label a Secret carries to serve the AllioIntegration it names: `<label>: <integration name>`. */
 export const INTEGRATION_LABEL = 'integration-hub.io/alliointegration';

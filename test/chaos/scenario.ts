@@ -5,7 +5,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PERIODIC_RUNS } from '../../services/core/engine/periodic.js';
-import { ONEC_EXPORT_JOB } from '../../services/kitchen/onec-export.js';
+import { ONEC_EXPORT_JOB } from '../../services/domains/kitchen/onec-export.js';
 import { describePlan, FaultRunner, planFaults, type FaultKind, type FaultRecord, type Probes } from './faults.js';
 import { checkInvariants, table, type Check, type ResourceSample } from './invariants.js';
 import { startPrometheus, type PrometheusRun } from './prometheus.js';

@@ -3,7 +3,7 @@
 // credentials, path parameters, body, content type and headers, or drops the connection part-way.
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
-import { BORSCHT } from '../../services/kitchen/demo-cards.js';
+import { BORSCHT } from '../../services/hub/demo-cards.js';
 import type { Outcome, Target } from './engine.js';
 import { contentType, FRAGMENTS, hostileBody, hostileHeaders, hostileString, pathParam, type HeaderAttack } from './inputs.js';
 import { encodeRequest, exchange, type ResetPoint } from './raw-http.js';

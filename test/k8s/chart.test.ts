@@ -15,7 +15,7 @@ import { allioSyncEnv } from '../../services/allio-sync/config.js';
 import { apiEnv, tenantApiEnv } from '../../services/api/config.js';
 import { kitchenApiEnv, kitchenApiSwitch } from '../../services/api/kitchen/config.js';
 import { kitchenEnv } from '../../services/kitchen/config.js';
-import { mqBridgeEnv } from '../../services/mq-bridge/config.js';
+import { mqBridgeEnv } from '../../services/domains/smart-home/config.js';
 import { operatorConfig, operatorEnv } from '../../services/operator/config.js';
 import { loadConfig } from '../../services/core/config.js';
 

@@ -15,11 +15,11 @@ import {
   realmFileText,
   realmSecretVariables,
   type KeycloakRealm,
-} from '../../services/auth/keycloak-realm.js';
-import { partnerScopes } from '../../services/auth/scopes.js';
+} from '../../services/domains/partner-access/keycloak-realm.js';
+import { partnerScopes } from '../../services/domains/partner-access/scopes.js';
 import { validateResources } from '../../services/cli/apply.js';
 import { readResourceFiles } from '../../services/cli/resource-files.js';
-import { smartHomePartnerResource, type SmartHomePartnerResource } from '../../services/mq-bridge/resource.js';
+import { smartHomePartnerResource, type SmartHomePartnerResource } from '../../services/contracts/smart-home-partner.js';
 import { parseYamlDocs } from '../support/kube-schemas.js';
 import { kubectl, mustRun, ROOT } from '../support/tools.js';
 

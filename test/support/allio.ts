@@ -2,8 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { allioEnv, loadConfig } from '../../services/core/config.js';
 import type { Db } from '../../services/core/db.js';
-import { upsertIntegration } from '../../services/allio-sync/integrations.js';
-import { API_VERSION, allioIntegrationResource } from '../../services/allio-sync/resource.js';
+import { upsertIntegration } from '../../services/domains/allio/integrations.js';
+import { API_VERSION, allioIntegrationResource } from '../../services/domains/allio/resource.js';
 import { createAllioSync, type AllioSync, type AllioSyncDeps } from '../../services/allio-sync/service.js';
 import { createMetrics } from '../../services/core/metrics.js';
 import type { TestContext } from './context.js';

@@ -14,7 +14,7 @@ import { createMetrics, type Metrics } from '../../services/core/metrics.js';
 import { TenantEventPublisher, TenantEventSubscriber, type TenantEvent } from '../../services/core/tenant-events.js';
 import { loadConfig } from '../../services/core/config.js';
 import { kitchenEnv } from '../../services/kitchen/config.js';
-import { createKitchenMetrics } from '../../services/kitchen/metrics.js';
+import { createKitchenMetrics } from '../../services/domains/kitchen/metrics.js';
 import { createKitchen, type Kitchen } from '../../services/kitchen/service.js';
 import { startOneCSimulator, type OneCSimulator } from '../../services/simulators/onec/server.js';
 import { startPaymentGateway, type PaymentGatewaySimulator } from '../../services/simulators/payment-gateway/server.js';
@@ -155,7 +155,7 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
 
 /** The demo menu through the API (as the back office) and stock through signed warehouse webhooks. */
 export async function seedMenuAndStock(s: KitchenStack, stock: Record<string, number> = { beet: 5_000, beef: 5_000, walnut: 1_000 }): Promise<void> {
-  const { BORSCHT, SALAD } = await import('../../services/kitchen/demo-cards.js');
+  const { BORSCHT, SALAD } = await import('../../services/hub/demo-cards.js');
   for (const [dish, xml] of [['borscht', BORSCHT], ['salad', SALAD]] as const) {
     const r = await s.call('PUT', `/v1/kitchen/tech-cards/${dish}`, { apiKey: s.adminKey, body: xml, headers: { 'content-type': 'application/xml' } });
     if (r.status !== 200) throw new Error(`tech card ${dish} refused: ${r.text}`);

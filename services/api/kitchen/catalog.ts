@@ -4,9 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { ApiError } from '../../core/http.js';
-import { parseTechCard, techCardToXml, techCard, TechCardError } from '../../kitchen/tech-card.js';
-import { saveTechCard } from '../../kitchen/orders.js';
-import { needs } from './permissions.js';
+import { parseTechCard, techCardToXml, techCard, TechCardError } from '../../domains/kitchen/tech-card.js';
+import { saveTechCard } from '../../domains/kitchen/orders.js';
+import { needs } from '../../domains/kitchen/permissions.js';
 import { parseOrThrow } from './validation.js';
 
 const dishParams = z.object({ dishId: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be a dish id') });

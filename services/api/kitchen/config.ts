@@ -1,6 +1,6 @@
 // Configuration of the kitchen part of the api service: warehouse webhook secrets and tolerance.
 import { z } from 'zod';
-import { secretKey } from '../../core/standard-webhooks.js';
+import { secretKey } from '../../contracts/standard-webhooks.js';
 
 export const kitchenApiEnv = z.object({
   /** Space- or comma-separated `whsec_…` secrets; more than one while the warehouse rotates keys. */

@@ -7,10 +7,10 @@ import { z } from 'zod';
 import { callerOf, tenantOf } from '../../core/auth/rbac.js';
 import { ApiError } from '../../core/http.js';
 import { boundedArray } from '../../core/validation.js';
-import { loadCards, transition, type OrderRow } from '../../kitchen/orders.js';
-import { loadAvailableStock, reserveStock } from '../../kitchen/stock.js';
-import { requirements, shortages, type Shortage } from '../../kitchen/write-off.js';
-import { needs } from './permissions.js';
+import { loadCards, transition, type OrderRow } from '../../domains/kitchen/orders.js';
+import { loadAvailableStock, reserveStock } from '../../domains/kitchen/stock.js';
+import { requirements, shortages, type Shortage } from '../../domains/kitchen/write-off.js';
+import { needs } from '../../domains/kitchen/permissions.js';
 import { parseOrThrow } from './validation.js';
 
 const orderBody = z.object({

@@ -7,7 +7,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Metrics } from '../../core/metrics.js';
 import { TenantEventPublisher } from '../../core/tenant-events.js';
 import type { Redis } from 'ioredis';
-import { createKitchenMetrics } from '../../kitchen/metrics.js';
+import { createKitchenMetrics } from '../../domains/kitchen/metrics.js';
 import type { KitchenApiConfig } from './config.js';
 import { kitchenRoutes, type KitchenRoutes } from './index.js';
 import { startOrderStatusConsumer } from './status-consumer.js';

@@ -3,7 +3,7 @@
 // consumer pushes, so `eventId` (and `orderId` with `version`) identify it.
 import type { Knex } from 'knex';
 import type { TenantEventSource } from '../../core/tenant-event-catch-up.js';
-import { publishedSince } from '../../kitchen/status-publisher.js';
+import { publishedSince } from '../../domains/kitchen/status-publisher.js';
 import { orderStatusTenantEvent } from './status-consumer.js';
 
 export function orderStatusSource(db: Knex): TenantEventSource {

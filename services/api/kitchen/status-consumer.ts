@@ -14,8 +14,8 @@ import { toError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { reportRedisFailure } from '../../core/redis.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
-import type { KitchenMetrics } from '../../kitchen/metrics.js';
-import { assertStatusTopology, DEAD_EXCHANGE, decodeStatusOrReason, STATUS_QUEUE, type OrderStatusEvent } from '../../kitchen/status-events.js';
+import type { KitchenMetrics } from '../../domains/kitchen/metrics.js';
+import { assertStatusTopology, DEAD_EXCHANGE, decodeStatusOrReason, STATUS_QUEUE, type OrderStatusEvent } from '../../domains/kitchen/status-events.js';
 
 const DELIVER_LUA = readFileSync(new URL('./lua/order-status-deliver.lua', import.meta.url), 'utf8');
 

@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ApiError } from '../../core/http.js';
 import { parseOrThrow as parseWith } from '../../core/validation-errors.js';
-import { findCardNumber } from '../../kitchen/card-number.js';
+import { findCardNumber } from '../../contracts/card-number.js';
 
 /** 422 with at most MAX_ISSUES short issues (core/validation): an answer stays small whatever the body. */
 export function parseOrThrow<S extends z.ZodTypeAny>(schema: S, value: unknown, code: string): z.output<S> {

@@ -7,9 +7,9 @@ import type { Knex } from 'knex';
 import { jsonRefusal } from '../../core/bounds.js';
 import { ApiError } from '../../core/http.js';
 import type { Metrics } from '../../core/metrics.js';
-import { verify } from '../../core/standard-webhooks.js';
+import { verify } from '../../contracts/standard-webhooks.js';
 import { validationError } from '../../core/validation-errors.js';
-import { warehouseEvent } from '../../kitchen/warehouse-events.js';
+import { warehouseEvent } from '../../domains/kitchen/warehouse-events.js';
 import { intakeCommitter, intakeDefaults, writeWarehouseEvents, type IntakeConfig } from '../intake-writers.js';
 
 export interface WarehouseWebhookDeps {

@@ -3,9 +3,9 @@
 // (smart_home_subscriptions, each row's latest state).
 import type { Knex } from 'knex';
 import type { TenantEventSource } from '../../core/tenant-event-catch-up.js';
-import { commandResultEvent } from '../../mq-bridge/command-state.js';
-import type { CommandStore } from '../../mq-bridge/command-store.js';
-import { subscriptionChangedEvent, subscriptionsChangedSince } from '../../mq-bridge/requests.js';
+import { commandResultEvent } from '../../domains/smart-home/command-state.js';
+import type { CommandStore } from '../../domains/smart-home/command-store.js';
+import { subscriptionChangedEvent, subscriptionsChangedSince } from '../../domains/smart-home/requests.js';
 
 export function commandResultSource(store: CommandStore): TenantEventSource {
   return {

@@ -8,14 +8,14 @@ import { toError } from '../../core/errors.js';
 import { reportRedisFailure } from '../../core/redis.js';
 import { sleep } from '../../core/sleep.js';
 import type { Logger } from '../../core/logger.js';
-import type { CommandCache } from '../../mq-bridge/command-cache.js';
-import type { CommandPush } from '../../mq-bridge/command-push.js';
-import type { CommandRecord } from '../../mq-bridge/command-state.js';
-import type { CommandStore } from '../../mq-bridge/command-store.js';
-import type { Service } from '../../mq-bridge/domain.js';
-import { buildCommand } from '../../mq-bridge/messages.js';
-import type { SmartHomeMetrics } from '../../mq-bridge/metrics.js';
-import type { CommandPublisher } from '../../mq-bridge/publisher.js';
+import type { CommandCache } from '../../domains/smart-home/command-cache.js';
+import type { CommandPush } from '../../domains/smart-home/command-push.js';
+import type { CommandRecord } from '../../domains/smart-home/command-state.js';
+import type { CommandStore } from '../../domains/smart-home/command-store.js';
+import type { Service } from '../../domains/smart-home/domain.js';
+import { buildCommand } from '../../contracts/smart-home-messages.js';
+import type { SmartHomeMetrics } from '../../domains/smart-home/metrics.js';
+import type { CommandPublisher } from '../../domains/smart-home/publisher.js';
 
 export interface OpenTarget {
   service: Service;

@@ -10,7 +10,7 @@ export const auth: Migration = {
 create table auth_clients (
   client_id text primary key,
   partner text not null,                     -- the SmartHomePartner's name
-  scopes text[] not null,                    -- RabbitMQ scopes (services/auth/scopes.ts)
+  scopes text[] not null,                    -- RabbitMQ scopes (services/domains/partner-access/scopes.ts)
   secret_hash text,                          -- sha256 of the secret; null until one is issued
   active boolean not null default true,      -- a disabled client gets no token
   secret_rotated_at timestamptz,

@@ -7,7 +7,7 @@ export const webhookKeyHash: Migration = {
   name: 'webhook_key_hash',
   // A plain SHA-256 (no salt, no slow hash) is enough: keys are random, at least 16 characters
   // from 64 symbols (96 bits), so there is nothing to guess, and the hash must be usable as an
-  // equality lookup. services/allio-sync/webhook-key.ts computes the same value (lower-case hex).
+  // equality lookup. services/domains/allio/webhook-key.ts computes the same value (lower-case hex).
   sql: `
 alter table allio_integrations add column webhook_key_hash text;
 update allio_integrations set webhook_key_hash = encode(sha256(convert_to(webhook_key, 'UTF8')), 'hex');

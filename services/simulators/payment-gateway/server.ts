@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import https from 'node:https';
 import type http from 'node:http';
-import { luhnValid } from '../../kitchen/card-number.js';
+import { luhnValid } from '../../contracts/card-number.js';
 import { close, FaultQueue, hang, listen, parseJson, readBody, sendJson } from '../http-kit.js';
 import type { Certificate } from '../tls.js';
 

@@ -5,7 +5,7 @@ import { TokenSource } from '../../../docs/examples/partner-client.js';
 import { amqpEnv, ConfigError, loadConfig, url } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { runService } from '../../core/runtime.js';
-import { defaultCommandQueue } from '../../mq-bridge/resource.js';
+import { defaultCommandQueue } from '../../contracts/smart-home-partner.js';
 import { PartnerSimulator } from './partner.js';
 
 const env = amqpEnv.extend({

@@ -9,8 +9,8 @@ import { connectAmqp } from '../../core/amqp.js';
 import { toError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { sleep } from '../../core/sleep.js';
-import { buildReply, commandMessage, type CommandMessage } from '../../mq-bridge/messages.js';
-import { assertBaseTopology, assertPartnerTopology, REPLIES_EXCHANGE } from '../../mq-bridge/topology.js';
+import { buildReply, commandMessage, type CommandMessage } from '../../contracts/smart-home-messages.js';
+import { assertBaseTopology, assertPartnerTopology, REPLIES_EXCHANGE } from '../../contracts/smart-home-topology.js';
 
 export interface PartnerBehaviour {
   /** Milliseconds before replying. */

@@ -3,7 +3,7 @@
 // event's `data` lets a person trigger one by hand in the demo.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { sign } from '../../core/standard-webhooks.js';
+import { sign } from '../../contracts/standard-webhooks.js';
 import { close, listen, parseJson, readBody, sendJson } from '../http-kit.js';
 
 export type WarehouseEventType = 'stock.level' | 'stock.receipt' | 'stock.expiry';
