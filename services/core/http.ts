@@ -9,7 +9,6 @@ import { httpServerEnv, type HttpServerConfig } from './config.js';
 import { boundDetails, clip, jsonRefusal, MAX_MESSAGE_TEXT } from './bounds.js';
 import { DependencyState } from './dependency-state.js';
 import { describeError, isDatabaseUnavailable, toError } from './errors.js';
-import { RETRY_AFTER_SECONDS } from './unavailable.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -32,6 +31,18 @@ export class ApiError extends Error {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+// Answers for a dependency that is down (Redis, RabbitMQ, the identity provider): 503 with a stable
+// code and Retry-After, so clients back off and retry instead of treating it as their own fault.
+/**
+ * Seconds a client should wait: Redis, RabbitMQ and Keycloak restarts or failovers take seconds,
+ * and the hub reconnects on its own, so a short wait is enough and spares retry storms.
+ */
+export const RETRY_AFTER_SECONDS = 5;
+
+export function unavailable(code: string, message: string, retryAfterSeconds = RETRY_AFTER_SECONDS): ApiError {
+  return new ApiError(503, code, message, undefined, { 'retry-after': String(retryAfterSeconds) });
 }
 
 export interface HttpOptions {

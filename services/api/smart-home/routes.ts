@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Authenticator } from '../../core/auth/tenant-jwt.js';
 import { toError } from '../../core/errors.js';
 import type { FieldCipher } from '../../core/field-cipher.js';
-import { ApiError } from '../../core/http.js';
+import { ApiError, unavailable } from '../../core/http.js';
 import { parseOrThrow } from '../../core/validation-errors.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
 import { decideTenantAction, SERVICES, type FailureCode, type RequestKind } from '../../domains/smart-home/domain.js';
@@ -15,7 +15,6 @@ import { listSubscriptions, pushSubscriptionChange, requestChange, SUBSCRIPTIONS
 import { guardRoutes, tenantOf } from '../../core/auth/rbac.js';
 import type { OpenCommands } from './open-commands.js';
 import { needs, SMART_HOME_PERMISSIONS } from './permissions.js';
-import { unavailable } from '../../core/unavailable.js';
 
 export interface SmartHomeRouteDeps {
   db: Knex;

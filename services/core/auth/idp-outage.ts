@@ -2,8 +2,7 @@
 // answered 5xx or garbage) is an outage on its side, not a bad token: callers get 503
 // `identity_provider_unavailable` with Retry-After, so apps retry instead of signing the user out.
 import { errors as joseErrors, type JWTVerifyGetKey } from 'jose';
-import type { ApiError } from '../http.js';
-import { unavailable } from '../unavailable.js';
+import { type ApiError, unavailable } from '../http.js';
 
 /** jose refetches the JWKS on the next request, so a retry after the provider is back succeeds. */
 export function identityProviderUnavailable(): ApiError {
