@@ -83,8 +83,11 @@ describe('the command-result Lua script on the real Redis', () => {
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);
-    subscriber.disconnect();
-    redis.disconnect();
+    for (const r of [subscriber, redis]) {
+      const ended = new Promise((resolve) => r.once('end', resolve));
+      await r.quit();
+      await ended;
+    }
   });
 
   test('publishes a command.result of the union, once per outcome', async () => {
