@@ -19,6 +19,7 @@ import { createDb, quoteIdent, type Db } from '../services/core/db.js';
 import { migrate } from '../services/core/migrate.js';
 import { createRedis } from '../services/core/redis.js';
 import { API_VERSION } from '../services/core/resource.js';
+import { buildOrderStatus, type TenantEvent } from '../services/contracts/tenant-events.js';
 import { TenantEventPublisher } from '../services/core/tenant-events.js';
 import { upsertPartner } from '../services/domains/smart-home/partners.js';
 import { defaultCommandQueue, smartHomePartnerResource } from '../services/contracts/smart-home-partner.js';
@@ -710,15 +711,18 @@ async function webSockets(s: Stack, wanted: number, tenantCount: number): Promis
 
     // One event to every tenant through the services' publisher (TenantEventPublisher.publishEach:
     // a PUBLISH per tenant channel, pipelined); latency is counted from the call to each socket's arrival.
-    const events = new TenantEventPublisher(redis, s.keyPrefix);
+    // The event is an `order.status` (the api sends only events of the tenant event contract), told
+    // apart by its eventId.
+    const events = new TenantEventPublisher<TenantEvent>(redis, s.keyPrefix);
+    const orderId = randomUUID();
     let worst: Summary | undefined;
     let delivered = true;
     for (let round = 1; round <= FANOUT_ROUNDS; round++) {
-      const id = `all-${round}-${randomUUID()}`;
-      const at = new Date().toISOString();
+      const id = randomUUID();
+      const event = buildOrderStatus({ eventId: id, orderId, state: 'paid', version: round, occurredAtMs: Date.now() });
       await api.reset(false);
       const t0 = nowMs();
-      await events.publishEach(tenants, { type: 'bench.ping', at, id });
+      await events.publishEach(tenants, event);
       const publishedMs = nowMs() - t0;
       const everyone = await waitUntil(async () => (await Promise.all(clients.map((c) => c.ask({ cmd: 'count', id }, 'count')))).reduce((n, c) => n + c.n, 0) >= readyCount, 30_000);
       const delays = new Samples();

@@ -1,7 +1,7 @@
 // A child process of the smart-home benchmark (`node dist/bench/ws-clients.js`, forked with an IPC
 // channel) holding a share of the tenant WebSockets: one process may hold only as many sockets as
 // its open-file limit allows, so the api's ~19,000 server-side sockets are matched by clients
-// spread over several of these. Each socket records when every event carrying an `id` arrived.
+// spread over several of these. Each socket records when every event carrying an `eventId` arrived.
 import { WebSocket } from 'ws';
 import { nowMs } from './smart-home-stats.js';
 
@@ -28,10 +28,10 @@ const arrivals = new Map<string, number[]>();
 
 function onMessage(data: Buffer): void {
   const at = nowMs();
-  const e = JSON.parse(data.toString('utf8')) as { id?: unknown };
-  if (typeof e.id !== 'string') return;
-  let list = arrivals.get(e.id);
-  if (!list) arrivals.set(e.id, (list = []));
+  const e = JSON.parse(data.toString('utf8')) as { eventId?: unknown };
+  if (typeof e.eventId !== 'string') return;
+  let list = arrivals.get(e.eventId);
+  if (!list) arrivals.set(e.eventId, (list = []));
   list.push(at);
 }
 

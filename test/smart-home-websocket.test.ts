@@ -1,7 +1,9 @@
 // The tenant WebSocket on the real servers: heartbeats close dead sockets, a tenant's socket count
 // is bounded, and access tokens in URLs never reach the logs.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { buildOrderStatus, type TenantEvent } from '../services/contracts/tenant-events.js';
 import { createLogger, redactUrl } from '../services/core/logger.js';
 import { WebSocket } from 'ws';
 import { TenantEventPublisher } from '../services/core/tenant-events.js';
@@ -72,10 +74,15 @@ test('an event to many tenants reaches every socket of each as a text frame, and
   ];
   try {
     await waitFor(() => frames.filter((f) => f.text.includes('"ready"')).length === 4, 10_000, 'four ready events');
-    const publisher = new TenantEventPublisher(stack.ctx.redis, stack.ctx.keyPrefix);
-    const notice = { type: 'notice', at: new Date().toISOString(), text: 'Лифт на обслуживании' };
+    const publisher = new TenantEventPublisher<TenantEvent>(stack.ctx.redis, stack.ctx.keyPrefix);
+    const notice = buildOrderStatus({
+      eventId: randomUUID(), orderId: randomUUID(), state: 'failed', version: 1, occurredAtMs: Date.now(), reason: 'Лифт на обслуживании',
+    });
+    // Published first on tenant a's channel, an event outside the tenant event contract is dropped.
+    const outside = { type: 'notice', at: new Date().toISOString(), text: 'not a tenant event' } as unknown as TenantEvent;
+    expect(await publisher.publish('tenant-notice-a', outside)).toBe(1);
     expect(await publisher.publishEach(['tenant-notice-a', 'tenant-notice-b', 'tenant-nobody'], notice)).toBe(2);
-    const got = () => frames.filter((f) => f.text.includes('"notice"'));
+    const got = () => frames.filter((f) => f.text.includes(notice.eventId));
     await waitFor(() => got().length === 3, 10_000, 'the notice on the three sockets of tenants a and b');
     expect(got().map((f) => f.tenant).sort()).toEqual(['a', 'a', 'b']);
     for (const f of got()) {
@@ -84,6 +91,7 @@ test('an event to many tenants reaches every socket of each as a text frame, and
     }
     await new Promise((r) => setTimeout(r, 300));
     expect(got()).toHaveLength(3);
+    expect(frames.filter((f) => f.text.includes('not a tenant event'))).toEqual([]);
   } finally {
     for (const ws of sockets) ws.close();
   }

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../services/core/redis.js';
-import { TenantEventPublisher, TenantEventSubscriber, type TenantEvent } from '../services/core/tenant-events.js';
+import { anyTenantEvent, TenantEventPublisher, TenantEventSubscriber, type AnyTenantEvent } from '../services/core/tenant-events.js';
 import { createTestContext, REDIS_URL, waitFor, type TestContext } from './support/context.js';
 
 let ctx: TestContext;
@@ -27,8 +27,8 @@ test('subscribing on a connection that is still connecting loses no subscription
     connection.on('error', (e: Error) => errors.push(e));
     await new Promise((resolve) => connection.once('connect', resolve));
     opened.push(connection);
-    const received: TenantEvent[] = [];
-    const subscriber = new TenantEventSubscriber(connection, ctx.keyPrefix, ctx.logger, (_tenant, event) => received.push(event));
+    const received: AnyTenantEvent[] = [];
+    const subscriber = new TenantEventSubscriber(connection, ctx.keyPrefix, ctx.logger, anyTenantEvent, (_tenant, event) => received.push(event));
     const tenant = `tenant-${round}`;
     await subscriber.add(tenant);
     expect(await publisher.publish(tenant, { type: 'probe', at: new Date().toISOString(), round })).toBe(1);

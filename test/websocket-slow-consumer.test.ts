@@ -2,8 +2,10 @@
 // its send buffer pass WS_MAX_BUFFERED_BYTES the socket is closed with 1013 (counted and logged
 // once), and nothing more is queued for it, so a slow consumer cannot grow the api's memory.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
+import { buildOrderStatus, type TenantEvent } from '../services/contracts/tenant-events.js';
 import { createLogger } from '../services/core/logger.js';
 import { TenantEventPublisher } from '../services/core/tenant-events.js';
 import { waitFor } from './support/context.js';
@@ -35,8 +37,8 @@ test('a socket whose client stops reading is closed with 1013 once its buffer pa
   let receivedBytes = 0;
   ws.on('message', (data: Buffer) => {
     receivedBytes += data.length;
-    const e = JSON.parse(data.toString()) as { type: string; seq?: number };
-    if (typeof e.seq === 'number') seqs.push(e.seq);
+    const e = JSON.parse(data.toString()) as { type: string; version?: number };
+    if (typeof e.version === 'number') seqs.push(e.version);
   });
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   ws.on('error', () => undefined);
@@ -44,9 +46,13 @@ test('a socket whose client stops reading is closed with 1013 once its buffer pa
     await new Promise((resolve) => ws.once('message', resolve));
     // The client stops reading: the kernel's buffers fill, then the server's.
     ws.pause();
-    const events = new TenantEventPublisher(stack.ctx.redis, stack.ctx.keyPrefix);
+    const events = new TenantEventPublisher<TenantEvent>(stack.ctx.redis, stack.ctx.keyPrefix);
     const pad = 'x'.repeat(EVENT_BYTES);
-    const publish = (seq: number) => events.publish(tenant, { type: 'test.padding', at: new Date().toISOString(), seq, pad });
+    // Order status events of one order, numbered by their version and padded by their reason.
+    const orderId = randomUUID();
+    const publish = (seq: number) => events.publish(tenant, buildOrderStatus({
+      eventId: randomUUID(), orderId, state: 'failed', version: seq, occurredAtMs: Date.now(), reason: pad,
+    }));
     let seq = 0;
     // 200 events of 256 KiB: far more than loopback's kernel buffers (a few MiB) and the bound.
     while ((await slowClosed()) === 0 && seq < 200) await publish(++seq);

@@ -1,7 +1,9 @@
 // The tenant WebSocket (`GET /v1/events`): authenticated with the tenant JWT before the upgrade,
 // it pushes every event published for that tenant (subscription changes, command results, order
 // status) to all of the tenant's sockets on this replica, and re-delivers from PostgreSQL those a
-// lost Redis subscription missed (at least once). Ping/pong closes dead sockets.
+// lost Redis subscription missed (at least once). Ping/pong closes dead sockets. What it sends is
+// the tenant event contract (services/contracts/tenant-events.ts): an event arriving on a tenant's
+// channel that is not one of its events is logged and dropped, never sent.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -10,8 +12,9 @@ import { clip } from '../core/bounds.js';
 import { toError } from '../core/errors.js';
 import { ApiError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
+import { buildReady, tenantEvent, type TenantEvent } from '../contracts/tenant-events.js';
 import { TenantEventCatchUp, type TenantEventSource } from '../core/tenant-event-catch-up.js';
-import { TenantEventSubscriber, type TenantEvent } from '../core/tenant-events.js';
+import { TenantEventSubscriber } from '../core/tenant-events.js';
 import type { Redis } from 'ioredis';
 import type { SmartHomeMetrics } from '../domains/smart-home/metrics.js';
 
@@ -56,22 +59,22 @@ export class EventSockets {
     noServer: true, maxPayload: 4096, perMessageDeflate: false, clientTracking: false, WebSocket: TenantSocket,
   });
   private readonly byTenant = new Map<string, Set<TenantSocket>>();
-  private readonly events: TenantEventSubscriber;
-  private readonly catchUp: TenantEventCatchUp;
+  private readonly events: TenantEventSubscriber<TenantEvent>;
+  private readonly catchUp: TenantEventCatchUp<TenantEvent>;
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly o: EventSocketsOptions) {
     const deliver = (tenantId: string, event: TenantEvent, json?: string) => this.deliver(tenantId, event, json);
-    this.catchUp = new TenantEventCatchUp({
+    this.catchUp = new TenantEventCatchUp<TenantEvent>({
       deliver, logger: o.logger, redelivered: (type, n) => o.metrics.wsRedelivered.inc({ type }, n),
     });
-    this.events = new TenantEventSubscriber(o.subscriber, o.keyPrefix, o.logger, deliver, (tenants, lostForMs) => this.catchUp.run(tenants, lostForMs));
+    this.events = new TenantEventSubscriber(o.subscriber, o.keyPrefix, o.logger, tenantEvent, deliver, (tenants, lostForMs) => this.catchUp.run(tenants, lostForMs));
     this.heartbeat = setInterval(() => this.beat(), o.heartbeatMs);
     this.heartbeat.unref();
   }
 
   /** Events of this type are re-delivered from `source` after the Redis subscription was lost. */
-  redeliverFrom(source: TenantEventSource): void {
+  redeliverFrom(source: TenantEventSource<TenantEvent>): void {
     this.catchUp.add(source);
   }
 
@@ -177,7 +180,7 @@ export class EventSockets {
       return;
     }
     // The client knows from here on that no event is missed.
-    send(ws, { type: 'ready', at: new Date().toISOString() });
+    send(ws, buildReady());
   }
 
   /** `json`: the event as it was published, when it came that way (it is then not encoded again). */

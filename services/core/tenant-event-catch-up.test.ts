@@ -5,12 +5,12 @@ import { createLogger } from './logger.js';
 import {
   CATCH_UP_MARGIN_MS, catchUpWindowMs, EVENTS_PER_QUERY, MAX_CATCH_UP_MS, TENANTS_PER_QUERY, TenantEventCatchUp, type TenantEventSource,
 } from './tenant-event-catch-up.js';
-import type { TenantEvent } from './tenant-events.js';
+import type { AnyTenantEvent } from './tenant-events.js';
 
 function harness() {
   const lines: Array<{ level: string; msg: string; redelivered?: Record<string, number>; truncated?: string[]; lookbackMs?: number }> = [];
   const logger = createLogger({ level: 'debug', name: 't' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
-  const delivered: Array<[string, TenantEvent]> = [];
+  const delivered: Array<[string, AnyTenantEvent]> = [];
   const counted: Record<string, number> = {};
   const catchUp = new TenantEventCatchUp({
     deliver: (tenantId, event) => delivered.push([tenantId, event]), logger,

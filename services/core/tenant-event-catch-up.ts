@@ -3,22 +3,22 @@
 // away are read back from where they are recorded (PostgreSQL, a source per event type) and handed
 // to this replica's sockets. Delivery is therefore at least once; events carry a stable id.
 import type { Logger } from './logger.js';
-import type { TenantEvent, TenantEventHandler } from './tenant-events.js';
+import type { AnyTenantEvent, TenantEventEnvelope, TenantEventHandler } from './tenant-events.js';
 
-export interface TenantEventFor {
+export interface TenantEventFor<E extends TenantEventEnvelope = AnyTenantEvent> {
   tenantId: string;
-  event: TenantEvent;
+  event: E;
 }
 
 /** Where one type of tenant event is recorded, read back by tenant. */
-export interface TenantEventSource {
+export interface TenantEventSource<E extends TenantEventEnvelope = AnyTenantEvent> {
   /** The `type` of the events it yields (for logs and metrics). */
-  type: string;
+  type: E['type'];
   /**
    * Events of `tenants` from the last `lookbackMs` (the database's clock, so no clock of a replica
    * matters), at most `limit`, the most recent kept when there are more, in the order they happened.
    */
-  recent(tenants: readonly string[], lookbackMs: number, limit: number): Promise<TenantEventFor[]>;
+  recent(tenants: readonly string[], lookbackMs: number, limit: number): Promise<TenantEventFor<E>[]>;
 }
 
 /**
@@ -42,19 +42,19 @@ export function catchUpWindowMs(lostForMs: number): number {
   return Math.min(Math.ceil(Math.max(0, lostForMs)) + CATCH_UP_MARGIN_MS, MAX_CATCH_UP_MS);
 }
 
-export interface CatchUpDeps {
-  deliver: TenantEventHandler;
+export interface CatchUpDeps<E extends TenantEventEnvelope = AnyTenantEvent> {
+  deliver: TenantEventHandler<E>;
   logger: Logger;
   /** Counts re-delivered events by type. */
   redelivered(type: string, n: number): void;
 }
 
-export class TenantEventCatchUp {
-  private readonly sources: TenantEventSource[] = [];
+export class TenantEventCatchUp<E extends TenantEventEnvelope = AnyTenantEvent> {
+  private readonly sources: TenantEventSource<E>[] = [];
 
-  constructor(private readonly d: CatchUpDeps) {}
+  constructor(private readonly d: CatchUpDeps<E>) {}
 
-  add(source: TenantEventSource): void {
+  add(source: TenantEventSource<E>): void {
     this.sources.push(source);
   }
 

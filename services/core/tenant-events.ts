@@ -11,24 +11,39 @@ import { toError } from './errors.js';
 import type { Logger } from './logger.js';
 import { sleep } from './sleep.js';
 
-export const tenantEvent = z
-  .object({
-    /** e.g. `subscription.changed`, `command.result`, `order.status` */
-    type: z.string().min(1),
-    /** When the event happened (ISO 8601). */
-    at: z.string(),
-  })
+/**
+ * What every tenant event has, whatever its type: the platform routes events without knowing them.
+ * The events themselves (the union the WebSocket sends) are a published contract, one layer up
+ * (services/contracts/tenant-events.ts); publishers and subscribers are typed with it there.
+ */
+export interface TenantEventEnvelope {
+  /** e.g. `subscription.changed`, `command.result`, `order.status` */
+  type: string;
+  /** When the event happened (ISO 8601). */
+  at: string;
+}
+
+/** Checks an arriving event: a zod schema of the event type does. */
+export interface TenantEventSchema<E extends TenantEventEnvelope> {
+  parse(value: unknown): E;
+}
+
+/** An event known only by its envelope; the fields it has besides are kept. */
+export type AnyTenantEvent = TenantEventEnvelope & Record<string, unknown>;
+
+/** Checks the envelope only: for routing events whose types are not this process's to know. */
+export const anyTenantEvent: TenantEventSchema<AnyTenantEvent> = z
+  .object({ type: z.string().min(1), at: z.string() })
   .passthrough();
-export type TenantEvent = z.infer<typeof tenantEvent>;
 
 /** `json` is the event's text as published, when it arrived that way (the same object as `event`). */
-export type TenantEventHandler = (tenantId: string, event: TenantEvent, json?: string) => void;
+export type TenantEventHandler<E extends TenantEventEnvelope = AnyTenantEvent> = (tenantId: string, event: E, json?: string) => void;
 
 /** Tenants per pipelined write of publishEach: bounds the memory of one batch. */
 const PUBLISH_BATCH = 1_000;
 
-/** Publishes events for a tenant; any process may publish. */
-export class TenantEventPublisher {
+/** Publishes events of type `E` for a tenant; any process may publish. */
+export class TenantEventPublisher<E extends TenantEventEnvelope = AnyTenantEvent> {
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
@@ -39,7 +54,7 @@ export class TenantEventPublisher {
   }
 
   /** Resolves with the number of API replicas that received it (0 when the tenant is offline). */
-  async publish(tenantId: string, event: TenantEvent): Promise<number> {
+  async publish(tenantId: string, event: E): Promise<number> {
     return this.redis.publish(this.channel(tenantId), JSON.stringify(event));
   }
 
@@ -49,7 +64,7 @@ export class TenantEventPublisher {
    * which at ~20,000 tenants is the difference between tens of milliseconds and seconds.
    * Resolves with the number of deliveries to API replicas.
    */
-  async publishEach(tenantIds: readonly string[], event: TenantEvent): Promise<number> {
+  async publishEach(tenantIds: readonly string[], event: E): Promise<number> {
     const message = JSON.stringify(event);
     let received = 0;
     for (let i = 0; i < tenantIds.length; i += PUBLISH_BATCH) {
@@ -100,14 +115,15 @@ const CHANNELS_PER_SUBSCRIBE = 1_000;
 /**
  * Subscribes this replica to the tenants it holds sockets for. Reference-counted: the channel is
  * subscribed with the tenant's first socket and left with its last. `subscriber` must be a
- * dedicated connection (Redis puts a subscribing connection in subscriber mode).
+ * dedicated connection (Redis puts a subscribing connection in subscriber mode). Each message is
+ * checked with `schema` before the handler sees it; one that fails is logged and dropped.
  *
  * A connection that was ready and closed is a loss: events published until it is subscribed again
  * are gone. When it is ready again, every channel is subscribed again (ioredis's autoResubscribe
  * does too, but only for what its own SUBSCRIBEs reached; see whenReady) and, once Redis confirmed
  * them, `onResubscribed` learns how long the loss lasted.
  */
-export class TenantEventSubscriber {
+export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEvent> {
   private readonly refs = new Map<string, number>();
   private readonly prefix: string;
   private readonly stopped = new AbortController();
@@ -122,7 +138,8 @@ export class TenantEventSubscriber {
     private readonly subscriber: Redis,
     keyPrefix: string,
     private readonly logger: Logger,
-    private readonly handler: TenantEventHandler,
+    private readonly schema: TenantEventSchema<E>,
+    private readonly handler: TenantEventHandler<E>,
     private readonly onResubscribed?: ResubscribedHandler,
   ) {
     this.prefix = `${keyPrefix}tenant-events:`;
@@ -223,9 +240,9 @@ export class TenantEventSubscriber {
   private onMessage(channel: string, message: string): void {
     if (!channel.startsWith(this.prefix)) return;
     const tenantId = channel.slice(this.prefix.length);
-    let event: TenantEvent;
+    let event: E;
     try {
-      event = tenantEvent.parse(JSON.parse(message));
+      event = this.schema.parse(JSON.parse(message));
     } catch (thrown) {
       this.logger.warn({ err: toError(thrown), channel }, 'dropped a malformed tenant event');
       return;

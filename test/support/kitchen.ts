@@ -11,7 +11,8 @@ import { connectAmqp } from '../../services/core/amqp.js';
 import { createApiKey } from '../../services/core/auth/api-keys.js';
 import { WorkListener } from '../../services/core/engine/notify.js';
 import { createMetrics, type Metrics } from '../../services/core/metrics.js';
-import { TenantEventPublisher, TenantEventSubscriber, type TenantEvent } from '../../services/core/tenant-events.js';
+import { orderStatusEventSchema, type OrderStatusTenantEvent, type TenantEvent } from '../../services/contracts/tenant-events.js';
+import { TenantEventPublisher, TenantEventSubscriber } from '../../services/core/tenant-events.js';
 import { loadConfig } from '../../services/core/config.js';
 import { kitchenEnv } from '../../services/kitchen/config.js';
 import { createKitchenMetrics } from '../../services/domains/kitchen/metrics.js';
@@ -52,7 +53,7 @@ export interface KitchenStack {
   operatorKey: string;
   adminKey: string;
   /** `order.status` tenant events received, by tenant. */
-  events: { tenantId: string; event: TenantEvent }[];
+  events: { tenantId: string; event: OrderStatusTenantEvent }[];
   watchTenant(tenantId: string): Promise<void>;
   /** Starts a kitchen replica (its own pool, metrics and AMQP connection); stopped by close(). */
   startKitchen(o?: { env?: Record<string, string>; now?: () => Date; start?: boolean; metrics?: Metrics }): Promise<Kitchen>;
@@ -76,13 +77,13 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
 
   const apiAmqp = connectAmqp(vhost.url, ctx.logger, { name: 'test-api' });
   const consumer = startOrderStatusConsumer({
-    amqp: apiAmqp, publisher: new TenantEventPublisher(ctx.redis, ctx.keyPrefix), redis: ctx.redis, keyPrefix: ctx.keyPrefix,
+    amqp: apiAmqp, publisher: new TenantEventPublisher<TenantEvent>(ctx.redis, ctx.keyPrefix), redis: ctx.redis, keyPrefix: ctx.keyPrefix,
     logger: ctx.logger, metrics: createKitchenMetrics(ctx.metrics.registry),
   });
   await consumer.waitForConnect();
   const events: KitchenStack['events'] = [];
   const subRedis = new Redis(REDIS_URL);
-  const subscriber = new TenantEventSubscriber(subRedis, ctx.keyPrefix, ctx.logger, (tenantId, event) => events.push({ tenantId, event }));
+  const subscriber = new TenantEventSubscriber(subRedis, ctx.keyPrefix, ctx.logger, orderStatusEventSchema, (tenantId, event) => events.push({ tenantId, event }));
 
   const operatorKey = (await createApiKey(ctx.db, 'kitchen terminal', ['kitchen-operator'])).key;
   const adminKey = (await createApiKey(ctx.db, 'back office', ['kitchen-admin'])).key;

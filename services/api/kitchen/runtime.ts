@@ -5,6 +5,7 @@ import type { AmqpConnectionManager } from '../../core/amqp.js';
 import type { Authenticator } from '../../core/auth/tenant-jwt.js';
 import type { Logger } from '../../core/logger.js';
 import type { Metrics } from '../../core/metrics.js';
+import type { TenantEvent } from '../../contracts/tenant-events.js';
 import { TenantEventPublisher } from '../../core/tenant-events.js';
 import type { Redis } from 'ioredis';
 import { createKitchenMetrics } from '../../domains/kitchen/metrics.js';
@@ -22,7 +23,7 @@ export function startKitchenApi(
   o: { redis: Redis; keyPrefix: string; amqp: AmqpConnectionManager; authenticator: Authenticator; logger: Logger; metrics: Metrics },
 ): KitchenApiRuntime {
   const consumer = startOrderStatusConsumer({
-    amqp: o.amqp, publisher: new TenantEventPublisher(o.redis, o.keyPrefix), redis: o.redis, keyPrefix: o.keyPrefix,
+    amqp: o.amqp, publisher: new TenantEventPublisher<TenantEvent>(o.redis, o.keyPrefix), redis: o.redis, keyPrefix: o.keyPrefix,
     logger: o.logger, metrics: createKitchenMetrics(o.metrics.registry),
   });
   return {

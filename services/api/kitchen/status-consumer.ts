@@ -14,6 +14,7 @@ import { toError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { reportRedisFailure } from '../../core/redis.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
+import { buildOrderStatus, type TenantEvent } from '../../contracts/tenant-events.js';
 import type { KitchenMetrics } from '../../domains/kitchen/metrics.js';
 import { assertStatusTopology, DEAD_EXCHANGE, decodeStatusOrReason, STATUS_QUEUE, type OrderStatusEvent } from '../../domains/kitchen/status-events.js';
 
@@ -35,21 +36,13 @@ type DeliverRedis = Redis & {
 export interface StatusConsumerDeps {
   amqp: AmqpConnectionManager;
   /** Names the tenant's channel; the event is published there by the delivery script. */
-  publisher: TenantEventPublisher;
+  publisher: TenantEventPublisher<TenantEvent>;
   /** Remembers each order's last delivered version: a repeated or older event is acknowledged, not sent. */
   redis: Redis;
   keyPrefix: string;
   logger: Logger;
   metrics: KitchenMetrics;
   prefetch?: number;
-}
-
-export function orderStatusTenantEvent(e: OrderStatusEvent) {
-  return {
-    type: 'order.status', at: new Date(e.occurredAtMs).toISOString(), eventId: e.eventId,
-    orderId: e.orderId, state: e.state, version: e.version, ...(e.reason ? { reason: e.reason } : {}),
-    ...(e.productionStatus ? { productionStatus: e.productionStatus } : {}),
-  };
 }
 
 /**
@@ -65,12 +58,12 @@ function orderStatusDeliverer(d: Pick<StatusConsumerDeps, 'redis' | 'keyPrefix' 
   );
 }
 
-/** The event and its tenant event as JSON, or why these bytes can never become one (retrying cannot help). */
+/** The event and its tenant event (`order.status`) as JSON, or why these bytes can never become one (retrying cannot help). */
 function prepare(bytes: Buffer): { ok: true; event: OrderStatusEvent; json: string } | { ok: false; reason: string } {
   const decoded = decodeStatusOrReason(bytes);
   if (!decoded.ok) return decoded;
   try {
-    return { ok: true, event: decoded.event, json: JSON.stringify(orderStatusTenantEvent(decoded.event)) };
+    return { ok: true, event: decoded.event, json: JSON.stringify(buildOrderStatus(decoded.event)) };
   } catch (thrown) {
     return { ok: false, reason: `the tenant event cannot be built: ${toError(thrown).message}` };
   }

@@ -2,12 +2,13 @@
 // subscription was lost: open command results (smart_home_commands) and subscription changes
 // (smart_home_subscriptions, each row's latest state).
 import type { Knex } from 'knex';
+import { buildSubscriptionChanged, type CommandResultEvent, type SubscriptionChangedEvent } from '../../contracts/tenant-events.js';
 import type { TenantEventSource } from '../../core/tenant-event-catch-up.js';
 import { commandResultEvent } from '../../domains/smart-home/command-state.js';
 import type { CommandStore } from '../../domains/smart-home/command-store.js';
-import { subscriptionChangedEvent, subscriptionsChangedSince } from '../../domains/smart-home/requests.js';
+import { subscriptionsChangedSince } from '../../domains/smart-home/requests.js';
 
-export function commandResultSource(store: CommandStore): TenantEventSource {
+export function commandResultSource(store: CommandStore): TenantEventSource<CommandResultEvent> {
   return {
     type: 'command.result',
     recent: async (tenants, lookbackMs, limit) =>
@@ -16,10 +17,10 @@ export function commandResultSource(store: CommandStore): TenantEventSource {
 }
 
 /** A subscription changed several times while the subscription was away re-delivers its latest state only. */
-export function subscriptionChangeSource(db: Knex): TenantEventSource {
+export function subscriptionChangeSource(db: Knex): TenantEventSource<SubscriptionChangedEvent> {
   return {
     type: 'subscription.changed',
     recent: async (tenants, lookbackMs, limit) =>
-      (await subscriptionsChangedSince(db, tenants, lookbackMs, limit)).map((s) => ({ tenantId: s.tenantId, event: subscriptionChangedEvent(s.subscription) })),
+      (await subscriptionsChangedSince(db, tenants, lookbackMs, limit)).map((s) => ({ tenantId: s.tenantId, event: buildSubscriptionChanged(s.subscription) })),
   };
 }

@@ -7,6 +7,7 @@ import type { Authenticator } from '../../core/auth/tenant-jwt.js';
 import type { FieldCipher } from '../../core/field-cipher.js';
 import type { Logger } from '../../core/logger.js';
 import type { Metrics } from '../../core/metrics.js';
+import type { TenantEvent } from '../../contracts/tenant-events.js';
 import { TenantEventPublisher } from '../../core/tenant-events.js';
 import { CommandCache } from '../../domains/smart-home/command-cache.js';
 import { CommandPush } from '../../domains/smart-home/command-push.js';
@@ -33,7 +34,7 @@ export interface TenantApiDeps {
 }
 
 export interface TenantApi {
-  events: TenantEventPublisher;
+  events: TenantEventPublisher<TenantEvent>;
   sockets: EventSockets;
   register(app: FastifyInstance): void;
   close(): Promise<void>;
@@ -41,7 +42,7 @@ export interface TenantApi {
 
 export function createTenantApi(d: TenantApiDeps): TenantApi {
   const shMetrics = smartHomeMetrics(d.metrics.registry);
-  const events = new TenantEventPublisher(d.redis, d.config.REDIS_KEY_PREFIX);
+  const events = new TenantEventPublisher<TenantEvent>(d.redis, d.config.REDIS_KEY_PREFIX);
   const publisher = new CommandPublisher(d.amqp, d.logger, shMetrics);
   const retentionMs = commandRetentionMs(d.config);
   const store = new CommandStore(d.db);

@@ -8,6 +8,7 @@ import { toError } from '../../core/errors.js';
 import type { FieldCipher } from '../../core/field-cipher.js';
 import { ApiError, unavailable } from '../../core/http.js';
 import { parseOrThrow } from '../../core/validation-errors.js';
+import type { TenantEvent } from '../../contracts/tenant-events.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
 import { decideTenantAction, SERVICES, type FailureCode, type RequestKind } from '../../domains/smart-home/domain.js';
 import { personalDataSchema } from '../../contracts/smart-home-messages.js';
@@ -20,7 +21,7 @@ export interface SmartHomeRouteDeps {
   db: Knex;
   authenticator: Authenticator;
   cipher: FieldCipher;
-  events: TenantEventPublisher;
+  events: TenantEventPublisher<TenantEvent>;
   commands: OpenCommands;
 }
 

@@ -1,11 +1,10 @@
 // The order state machine as data: which state may follow which. Every transition in the database
 // goes through `allowedFrom`, so applying the same change twice is a no-op rather than an error.
 // A failed order whose payment was approved is refunded; one that was never charged stays failed.
+import { ORDER_STATES, type OrderState } from '../../contracts/tenant-events.js';
 
-export const ORDER_STATES = [
-  'awaiting_payment', 'payment_pending', 'payment_declined', 'paid', 'in_production', 'produced', 'failed', 'refunded',
-] as const;
-export type OrderState = (typeof ORDER_STATES)[number];
+// The states are published: tenants see them in `order.status` events and over REST.
+export { ORDER_STATES, type OrderState };
 
 const TRANSITIONS: Record<OrderState, readonly OrderState[]> = {
   awaiting_payment: ['payment_pending'],

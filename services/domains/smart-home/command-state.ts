@@ -1,7 +1,8 @@
 // An open command's life (seed 000 §1.3) as data: pending until the partner's reply or its deadline
 // decides opened, failed or timeout, exactly once. Pure, no I/O: PostgreSQL holds the row, and
 // command-store.ts applies what this decides.
-import type { FailureCode, Service } from './domain.js';
+import { buildCommandResult, type CommandResultEvent } from '../../contracts/tenant-events.js';
+import type { Service } from './domain.js';
 
 export const COMMAND_STATUSES = ['pending', 'opened', 'failed', 'timeout'] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
@@ -47,24 +48,15 @@ export function statusOfOutcome(outcome: 'success' | 'failure'): 'opened' | 'fai
 }
 
 /**
- * The tenant's `command.result` event: one per command, so `commandId` is its id, and a copy pushed
- * again (a failed push retried, a re-delivery after a lost subscription) is the same event. Times
- * are the record's. A failure carries a code, never the partner's words.
+ * The tenant's `command.result` event of an ended command: one per command, so `commandId` is its
+ * id, and a copy pushed again (a failed push retried, a re-delivery after a lost subscription) is
+ * the same event. Times are the record's. A failure carries the code `partner_refused`, never the
+ * partner's words.
  */
-export type CommandResultEvent = {
-  type: 'command.result';
-  /** When the outcome was decided (ISO 8601). */
-  at: string;
-  commandId: string;
-  service: Service;
-  status: FinalStatus;
-  failureCode?: FailureCode;
-};
-
 export function commandResultEvent(c: CommandRecord): CommandResultEvent {
   if (c.status === 'pending' || !c.completedAt) throw new Error(`command ${c.commandId} has no outcome to publish`);
-  return {
-    type: 'command.result', at: c.completedAt.toISOString(), commandId: c.commandId, service: c.service, status: c.status,
-    ...(c.status === 'failed' ? { failureCode: 'partner_refused' } : {}),
-  };
+  return buildCommandResult({
+    commandId: c.commandId, service: c.service, status: c.status, completedAt: c.completedAt,
+    ...(c.status === 'failed' ? { failureCode: 'partner_refused' as const } : {}),
+  });
 }

@@ -1,29 +1,17 @@
 // The smart-home subscription state machine as data: what a tenant may do in each state, and where
 // a request's outcome leaves the subscription. Pure, no I/O.
 import { SERVICES, type Service } from '../../contracts/smart-home-messages.js';
+import type { RequestKind, SubscriptionState } from '../../contracts/tenant-events.js';
 
 export { SERVICES, type Service };
 
-/** What the app shows. `failed` means the connection failed; a failed disconnect stays `connected`. */
-export const SUBSCRIPTION_STATES = ['connecting', 'connected', 'disconnecting', 'disconnected', 'failed'] as const;
-export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
-
-/** A connect or disconnect request (seed: ready_for_request -> requested -> complete, or failed). */
-export type RequestKind = 'connect' | 'disconnect';
-export const REQUEST_STATES = ['ready_for_request', 'requested', 'complete', 'failed'] as const;
-export type RequestState = (typeof REQUEST_STATES)[number];
+// The states, kinds and failure codes tenants see are part of the tenant event contract.
+export {
+  FAILURE_CODES, REQUEST_STATES, SUBSCRIPTION_STATES, type FailureCode, type RequestState,
+} from '../../contracts/tenant-events.js';
+export type { RequestKind, SubscriptionState };
 
 export type TenantAction = 'connect' | 'disconnect' | 'open';
-
-/**
- * Why a request or an open command failed, as tenants see it: a stable code, never the partner's
- * free-text reason nor the hub's error text (both may name internal hosts or carry markup; they
- * stay in the database, the command cache and the logs for operators). `partner_refused`: the
- * partner answered `failure` (also the open command's, commandResultEvent in command-state.ts);
- * `partner_unavailable`: the partner did not answer in time or could not be reached.
- */
-export const FAILURE_CODES = ['partner_refused', 'partner_unavailable'] as const;
-export type FailureCode = (typeof FAILURE_CODES)[number];
 
 /** Why an action is refused: a stable code and a sentence for the app. */
 export interface Refusal {

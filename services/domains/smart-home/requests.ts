@@ -12,6 +12,7 @@ import {
   type FailureCode, type Refusal, type RequestKind, type RequestState, type Service, type SubscriptionState,
 } from './domain.js';
 import type { PersonalData, ReplyMessage } from '../../contracts/smart-home-messages.js';
+import { buildSubscriptionChanged, type RequestView, type SubscriptionView, type TenantEvent } from '../../contracts/tenant-events.js';
 import { partnerForService } from './partners.js';
 
 export const SUBSCRIPTIONS = 'smart_home_subscriptions';
@@ -49,22 +50,8 @@ export interface RequestRow {
   created_at: Date;
 }
 
-export interface RequestView {
-  id: string;
-  kind: RequestKind;
-  state: RequestState;
-  attempts: number;
-  requestedAt: string | null;
-  /** Set when the request failed; the partner's reason and the hub's error are for operators only. */
-  failureCode: FailureCode | null;
-}
-
-export interface SubscriptionView {
-  service: Service;
-  state: SubscriptionState;
-  stateChangedAt: string;
-  lastRequest: RequestView | null;
-}
+// What tenants read of requests and subscriptions, over REST and in `subscription.changed`.
+export type { RequestView, SubscriptionView };
 
 /**
  * A partner's reply completes a request (`completed_at`), whatever its outcome; the bridge giving up
@@ -96,22 +83,13 @@ export function subscriptionView(s: SubscriptionRow, last: RequestRow | undefine
 }
 
 /**
- * The tenant's `subscription.changed` event. Every change of a subscription sets its stateChangedAt,
- * so `subscription.service` with `subscription.stateChangedAt` identify the event (`at` is that
- * time): a copy re-delivered from the row is the same event.
- */
-export function subscriptionChangedEvent(subscription: SubscriptionView) {
-  return { type: 'subscription.changed', at: subscription.stateChangedAt, subscription };
-}
-
-/**
  * Pushes a subscription's new state to the tenant's sockets. A push Redis did not take is not
  * retried: the state is committed, an api replica whose subscription was lost re-delivers it from
  * the row when it is back, and the app reads it over REST after its socket's `ready`.
  */
-export async function pushSubscriptionChange(events: TenantEventPublisher, logger: { warn(obj: object, msg: string): void }, tenantId: string, subscription: SubscriptionView): Promise<void> {
+export async function pushSubscriptionChange(events: TenantEventPublisher<TenantEvent>, logger: { warn(obj: object, msg: string): void }, tenantId: string, subscription: SubscriptionView): Promise<void> {
   await events
-    .publish(tenantId, subscriptionChangedEvent(subscription))
+    .publish(tenantId, buildSubscriptionChanged(subscription))
     .catch((e: unknown) => logger.warn({ err: toError(e) }, 'could not push a subscription change; the app reads it over REST'));
 }
 

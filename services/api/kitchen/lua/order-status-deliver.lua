@@ -6,7 +6,8 @@
 -- ARGV[1]  the event's version (0: an unversioned event from an older publisher, checked by id)
 -- ARGV[2]  how long both keys are kept, in seconds
 -- ARGV[3]  the tenant's event channel
--- ARGV[4]  the tenant event (JSON)
+-- ARGV[4]  the tenant's `order.status` event as JSON, built in TypeScript (buildOrderStatus in
+--          services/contracts/tenant-events.ts) and published as given
 -- Returns 'delivered', 'duplicate' (this version or event id was delivered already) or 'stale'
 -- (a newer version of the order was delivered already).
 local version = tonumber(ARGV[1])

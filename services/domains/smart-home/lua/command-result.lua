@@ -9,7 +9,8 @@
 -- ARGV[6]  createdAt (ms) ARGV[7]  deadline (ms) ARGV[8]  completedAt (ms)
 -- ARGV[9]  when the hash expires (unix ms: the end of the result's retention)
 -- ARGV[10] the prefix of tenant event channels (the channel is ARGV[10] .. tenant)
--- ARGV[11] the tenant's `command.result` event (JSON, commandResultEvent in command-state.ts)
+-- ARGV[11] the tenant's `command.result` event as JSON, built in TypeScript (buildCommandResult in
+--          services/contracts/tenant-events.ts) and published as given
 -- Returns 1 when the event was published, 0 when the hash already held the outcome.
 if redis.call('HGET', KEYS[1], 'status') == ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'tenant', ARGV[3], 'service', ARGV[4], 'partner', ARGV[5], 'status', ARGV[1],
