@@ -10,6 +10,10 @@ export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
 
 /** A connect or disconnect request (seed: ready_for_request -> requested -> complete, or failed). */
 export type RequestKind = 'connect' | 'disconnect';
+/**
+ * A request's state is never written: PostgreSQL computes `smart_home_requests.state` from the
+ * engine's status and `requested_at` (migration 15), so it follows every claim, retry and failure.
+ */
 export const REQUEST_STATES = ['ready_for_request', 'requested', 'complete', 'failed'] as const;
 export type RequestState = (typeof REQUEST_STATES)[number];
 
