@@ -137,7 +137,7 @@ spec:
     }).returning('id');
     const requestId = crypto.randomUUID();
     await ctx.db('smart_home_requests').insert({
-      request_uuid: requestId, subscription_id: sub.id, tenant_id: 't-cli', kind: 'connect', state: 'failed', status: 3, attempts: 4,
+      request_uuid: requestId, subscription_id: sub.id, tenant_id: 't-cli', kind: 'connect', status: 3, attempts: 4,
       last_error: 'the partner did not reply to 4 attempts',
     });
     const listed = await hub(['smart-home', 'list', '--json']);
@@ -223,7 +223,7 @@ spec:
       tenant_id: 't-cli-states', service: 'barrier', partner_id: partner.id, partner_ref: crypto.randomUUID(), state: 'connected', last_operation: 'connect',
     }).returning('id');
     const done = crypto.randomUUID();
-    await ctx.db('smart_home_requests').insert({ request_uuid: done, subscription_id: sub.id, tenant_id: 't-cli-states', kind: 'connect', state: 'complete', status: 2, attempts: 1 });
+    await ctx.db('smart_home_requests').insert({ request_uuid: done, subscription_id: sub.id, tenant_id: 't-cli-states', kind: 'connect', status: 2, attempts: 1 });
     const counts: Record<string, number> = Object.fromEntries((await ctx.db('smart_home_requests').select('state').count('* as n').groupBy('state')).map((r) => [r.state, Number(r.n)]));
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const listed = await hub(['smart-home', 'list']);

@@ -59,12 +59,12 @@ async function seed() {
   const [sub] = await db('smart_home_subscriptions').insert({
     tenant_id: 'tenant-1', service: 'intercom', partner_id: partner.id, partner_ref: randomUUID(), state: 'connected', last_operation: 'connect',
   }).returning('id');
-  const request = async (status: number, state: string, age: number) =>
+  const request = async (status: number, age: number) =>
     (await db('smart_home_requests').insert({
-      request_uuid: randomUUID(), subscription_id: sub.id, tenant_id: 'tenant-1', kind: 'connect', state, status, updated_at: ago(age),
+      request_uuid: randomUUID(), subscription_id: sub.id, tenant_id: 'tenant-1', kind: 'connect', status, updated_at: ago(age),
     }).returning('id'))[0].id as string;
-  ids.requestOldSuperseded = await request(2, 'complete', 60);
-  ids.requestOldLatest = await request(2, 'complete', 50);
+  ids.requestOldSuperseded = await request(2, 60);
+  ids.requestOldLatest = await request(2, 50);
 
   const event = async (table: 'kitchen_warehouse_events' | 'kitchen_outbox', status: number, age: number) => {
     const row = table === 'kitchen_outbox'

@@ -2,6 +2,7 @@
 // (list, show, replay, purge). A replay is asked here and carried out by the keeper of the queue
 // (keeper.ts), which publishes with confirms and counts it.
 import type { Knex } from 'knex';
+import { notifyWork } from '../engine/work-table.js';
 import type { FieldCipher } from '../field-cipher.js';
 import { NOT_REPLAYABLE_SQL, notReplayable, type DeadLetterRecord, type KeptBody, type StoredDeadLetter } from './record.js';
 
@@ -117,7 +118,7 @@ export async function requestReplay(db: Knex, s: Selection): Promise<ReplayReque
     .update({ status: 0, attempts: 0, next_attempt_at: db.fn.now(), last_error: null, updated_at: db.fn.now() })
     .returning('id');
   const queued = rows.map((r) => String(r.id));
-  if (queued.length > 0) await db.raw(`select pg_notify('hub_work', current_schema() || '.' || ?)`, [DEAD_LETTERS]);
+  if (queued.length > 0) await notifyWork(db, DEAD_LETTERS);
   const refused: ReplayRequest['refused'] = [];
   for (const id of s.all ? [] : s.ids.filter((i) => !queued.includes(i))) {
     const row = await getDeadLetter(db, id);

@@ -6,6 +6,7 @@ import { classifyError, toError, type Classification } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { retryDelayMs, type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
+import { WORK_CHANNEL } from './notify.js';
 
 export const Status = { NEW: 0, IN_PROGRESS: 1, DONE: 2, ERROR: 3 } as const;
 
@@ -422,15 +423,39 @@ export function describe(error: Error): string {
   return parts.join(' <- ').slice(0, 2000);
 }
 
-/** Re-queues permanently failed rows (operator replay): fresh attempts, due now. */
+/** Wakes the reconcilers of `table` in the current schema (on commit, when `executor` is a transaction). */
+export async function notifyWork(executor: Executor, table: string): Promise<void> {
+  await executor.raw(`select pg_notify(?, current_schema() || '.' || ?)`, [WORK_CHANNEL, table]);
+}
+
+export interface ReplayOptions {
+  /** Columns of the failed round to reset with the row (a domain's outcome or send time). */
+  reset?: Record<string, Knex.Value>;
+}
+
+/** Re-queues permanently failed rows (operator replay): fresh attempts, due now. Returns their ids. */
 export async function replayFailed(
-  db: Knex,
+  db: Executor,
   table: string,
   where: (q: Knex.QueryBuilder) => Knex.QueryBuilder,
+  o: ReplayOptions = {},
 ): Promise<string[]> {
-  const rows = await where(db(table).where({ status: Status.ERROR }))
-    .update({ status: Status.NEW, attempts: 0, next_attempt_at: db.fn.now(), updated_at: db.fn.now() })
-    .returning('id');
-  if (rows.length > 0) await db.raw(`select pg_notify('hub_work', current_schema() || '.' || ?)`, [table]);
-  return rows.map((r: { id: string }) => String(r.id));
+  return (await replayFailedRows(db, table, where, o)).map((r) => String(r.id));
+}
+
+/**
+ * `replayFailed` returning the replayed rows, for a domain that changes more with them; pass its
+ * transaction as `executor` so the replay and those changes commit together.
+ */
+export async function replayFailedRows<R extends { id: string }>(
+  executor: Executor,
+  table: string,
+  where: (q: Knex.QueryBuilder) => Knex.QueryBuilder,
+  o: ReplayOptions = {},
+): Promise<R[]> {
+  const rows: R[] = await where(executor(table).where({ status: Status.ERROR }))
+    .update({ ...o.reset, status: Status.NEW, attempts: 0, next_attempt_at: executor.fn.now(), updated_at: executor.fn.now() })
+    .returning('*');
+  if (rows.length > 0) await notifyWork(executor, table);
+  return rows;
 }

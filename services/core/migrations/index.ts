@@ -13,6 +13,7 @@ import { deadLetterBodyLimit } from './000011_dead_letter_body_limit.js';
 import { smartHomePartnerNotify } from './000012_smart_home_partner_notify.js';
 import { allioFairShare } from './000013_allio_fair_share.js';
 import { integrationChangeNotify } from './000014_integration_change_notify.js';
+import { smartHomeRequestState } from './000015_smart_home_request_state.js';
 
 export interface Migration {
   id: number;
@@ -20,4 +21,4 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit, smartHomePartnerNotify, allioFairShare, integrationChangeNotify];
+export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit, smartHomePartnerNotify, allioFairShare, integrationChangeNotify, smartHomeRequestState];

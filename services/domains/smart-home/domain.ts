@@ -10,6 +10,8 @@ export {
   FAILURE_CODES, REQUEST_STATES, SUBSCRIPTION_STATES, type FailureCode, type RequestState,
 } from '../../contracts/tenant-events.js';
 export type { RequestKind, SubscriptionState };
+// A request's state is never written: PostgreSQL computes `smart_home_requests.state` from the
+// engine's status and `requested_at` (migration 15), so it follows every claim, retry and failure.
 
 export type TenantAction = 'connect' | 'disconnect' | 'open';
 

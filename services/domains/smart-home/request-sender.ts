@@ -57,7 +57,7 @@ export function requestSender(d: SenderDeps) {
   async function fail(row: ClaimedRequest, owner: string, error: string): Promise<void> {
     const done = await d.db.transaction(async (trx) => {
       const [request]: RequestRow[] = await trx(REQUESTS).where({ id: row.id }).where(heldBy(owner)).update({
-        state: 'failed', status: Status.ERROR, locked_by: null, locked_until: null, last_error: error, updated_at: trx.fn.now(),
+        status: Status.ERROR, locked_by: null, locked_until: null, last_error: error, updated_at: trx.fn.now(),
       }).returning('*');
       if (!request) return undefined;
       const sub = await finishSubscription(trx, row.subscription_id, row.kind, 'failed', error);
@@ -71,7 +71,7 @@ export function requestSender(d: SenderDeps) {
 
   async function send(row: ClaimedRequest, target: Target, owner: string): Promise<void> {
     const marked = await d.db(REQUESTS).where({ id: row.id }).where(heldBy(owner))
-      .update({ state: 'requested', requested_at: d.db.fn.now(), updated_at: d.db.fn.now() });
+      .update({ requested_at: d.db.fn.now(), updated_at: d.db.fn.now() });
     if (marked === 0) return; // the reply arrived meanwhile, or the lease passed to another replica
     const payload = row.kind === 'connect' ? connectPayload(row) : {};
     const command = buildCommand({

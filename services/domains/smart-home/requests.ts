@@ -3,7 +3,7 @@
 // the subscription row, so concurrent requests and duplicate replies serialise and change nothing twice.
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
-import { Status } from '../../core/engine/work-table.js';
+import { replayFailedRows, Status } from '../../core/engine/work-table.js';
 import { PgCode, toError } from '../../core/errors.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
 import type { FieldCipher } from '../../core/field-cipher.js';
@@ -40,7 +40,9 @@ export interface RequestRow {
   subscription_id: string;
   tenant_id: string;
   kind: RequestKind;
+  /** Generated from status and requested_at (see REQUEST_STATES); read only. */
   state: RequestState;
+  /** When the command was last sent in this round of attempts; null until then. */
   requested_at: Date | null;
   completed_at: Date | null;
   attempts: number;
@@ -255,7 +257,6 @@ export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, part
     const [request]: RequestRow[] = await trx(REQUESTS)
       .where({ id: row.id })
       .update({
-        state: outcome,
         status: outcome === 'complete' ? Status.DONE : Status.ERROR,
         completed_at: trx.fn.now(),
         reply_reason: reason,
@@ -295,26 +296,19 @@ export async function finishSubscription(
 
 /**
  * Operator replay: failed requests (the given UUIDs, or all) go back to `ready_for_request` with
- * fresh attempts, and their subscriptions back to connecting/disconnecting. Only a subscription's
- * latest request is replayed: an older failure was superseded by what the tenant did since.
+ * fresh attempts and no send time, and their subscriptions back to connecting/disconnecting. Only a
+ * subscription's latest request is replayed: an older failure was superseded by what the tenant did since.
  */
 export async function replayFailedRequests(db: Knex, o: { requestIds?: string[] } = {}): Promise<string[]> {
   return db.transaction(async (trx) => {
-    const q = trx(REQUESTS)
-      .where({ state: 'failed', status: Status.ERROR })
-      .whereRaw(isLatestRequest(REQUESTS));
-    if (o.requestIds?.length) q.whereIn('request_uuid', o.requestIds);
-    const rows: RequestRow[] = await q
-      .update({
-        state: 'ready_for_request', status: Status.NEW, attempts: 0, next_attempt_at: trx.fn.now(),
-        last_error: null, reply_reason: null, completed_at: null, updated_at: trx.fn.now(),
-      })
-      .returning('*');
+    const rows = await replayFailedRows<RequestRow>(trx, REQUESTS, (q) => {
+      q.whereRaw(isLatestRequest(REQUESTS));
+      return o.requestIds?.length ? q.whereIn('request_uuid', o.requestIds) : q;
+    }, { reset: { requested_at: null, completed_at: null, reply_reason: null, last_error: null } });
     for (const r of rows)
       await trx(SUBSCRIPTIONS).where({ id: r.subscription_id }).update({
         state: subscriptionDuring(r.kind), last_error: null, state_changed_at: trx.fn.now(), updated_at: trx.fn.now(),
       });
-    if (rows.length > 0) await trx.raw(`select pg_notify('hub_work', current_schema() || '.' || ?)`, [REQUESTS]);
     return rows.map((r) => r.request_uuid);
   });
 }
