@@ -1,4 +1,4 @@
-// ALLIO webhook intake (seed 004 §4.1): find the integration by the URL key, check the body's uuid
+// ALLIO webhook intake: find the integration by the URL key, check the body's uuid
 // against it, charge it to the integration's intake limits, store the webhook (group commit with
 // the webhooks arriving at the same time) and answer 200 only after the commit. Any rejection
 // stores nothing.

@@ -30,7 +30,7 @@ const commandParams = z.object({ commandId: z.string().uuid('must be a command i
 const connectBody = z
   .object({
     personalData: personalDataSchema,
-    /** Consent to face recognition by the partner; only the intercom uses biometrics (seed 000 §1.2). */
+    /** Consent to face recognition by the partner; only the intercom uses biometrics. */
     biometricsConsent: z.boolean().default(false),
   })
   .strict();

@@ -20,7 +20,7 @@ export interface TaskDraft {
   entity: Entity;
   op: Op;
   command: string;
-  /** JSON array as text, as the seed's `allio_tasks.external_ids` column stores it. */
+  /** JSON array as text, as the `allio_tasks.external_ids` column stores it. */
   external_ids: string;
 }
 

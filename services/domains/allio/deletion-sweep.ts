@@ -1,4 +1,4 @@
-// Daily deletion control (seed 004 "Контроль удаленных сущностей"): once a day, for each active
+// Daily deletion control: once a day, for each active
 // integration, pending *_DEL tasks soft-delete their entities when the integration enables deletion
 // control, and are completed as skipped, with the reason, when it does not.
 import type { Knex } from 'knex';

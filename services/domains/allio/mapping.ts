@@ -1,4 +1,4 @@
-// ALLIO records and their mapping into the CRM schema (seed 004 §"Маппинг"): mapped columns
+// ALLIO records and their mapping into the CRM schema: mapped columns
 // (external_id, created_at from `till`, phone), everything else kept in custom_fields.
 import { z } from 'zod';
 

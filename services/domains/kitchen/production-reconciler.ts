@@ -1,4 +1,4 @@
-// Production reconciler (seed 002 §9.2.1): a paid order is sent to the robots (phase `submit`, a
+// Production reconciler: a paid order is sent to the robots (phase `submit`, a
 // 5 s timeout and 3 retries with exponential backoff, keyed by the order id so no retry cooks
 // twice), then its status is polled (phase `monitor`) until done, when the ingredients are written
 // off from the technology cards and the order is produced. Failures are kept and visible.

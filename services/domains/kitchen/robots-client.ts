@@ -1,4 +1,4 @@
-// Robotic kitchen client (seed 002 §9.2.1): `POST {robots}/api/v1/production/orders` with the API key
+// Robotic kitchen client: `POST {robots}/api/v1/production/orders` with the API key
 // and a per-call timeout, keyed by the order id so that a retried call never cooks twice; and the
 // status of a production order.
 import { z } from 'zod';

@@ -1,5 +1,5 @@
-// The audit of the token endpoint (seed 000 §2: "the authorization server records every token
-// issued and every failed attempt"): one auth_token_events row per request, written before the
+// The audit of the token endpoint, which records every token issued and every failed attempt:
+// one auth_token_events row per request, written before the
 // answer leaves. If the row cannot be written, no token is handed out: the client gets 503 and
 // asks again.
 import { decodeJwt } from 'jose';

@@ -1,4 +1,4 @@
-// smart-home-cache (seed 000 §1.3): open commands in Redis, keyed by the request UUID and kept for
+// smart-home-cache: open commands in Redis, keyed by the request UUID and kept for
 // the result's retention. The fast path: a finished command is read from here, and its outcome is
 // written here together with the tenant's `command.result` event (one Lua script). The record of
 // each command and the decision of its outcome are in PostgreSQL (command-store.ts), so losing this

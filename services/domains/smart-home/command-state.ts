@@ -1,4 +1,4 @@
-// An open command's life (seed 000 §1.3) as data: pending until the partner's reply or its deadline
+// An open command's life as data: pending until the partner's reply or its deadline
 // decides opened, failed or timeout, exactly once. Pure, no I/O: PostgreSQL holds the row, and
 // command-store.ts applies what this decides.
 import type { FailureCode, Service } from './domain.js';
