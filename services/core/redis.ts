@@ -123,8 +123,3 @@ export function reportRedisFailure(redis: Redis, logger: Logger, thrown: unknown
   if (watched.has(redis) && redis.status !== 'ready' && !state.isDown) return;
   state.down(err.message, { during, ...fields });
 }
-
-/** Whether this process currently counts Redis as down (no line is logged for asking). */
-export function redisIsDown(redis: Redis, logger: Logger): boolean {
-  return stateOf(redis, logger).isDown;
-}

@@ -36,7 +36,6 @@ export interface TenantApi {
   events: TenantEventPublisher;
   sockets: EventSockets;
   register(app: FastifyInstance): void;
-  close(): Promise<void>;
 }
 
 export function createTenantApi(d: TenantApiDeps): TenantApi {
@@ -73,11 +72,6 @@ export function createTenantApi(d: TenantApiDeps): TenantApi {
         await commands.close();
         await publisher.close();
       });
-    },
-    async close() {
-      await commands.close();
-      await sockets.close();
-      await publisher.close();
     },
   };
 }

@@ -61,7 +61,3 @@ export function batchIds(taskIdLists: readonly number[][]): number[][] {
   for (let i = 0; i < all.length; i += MAX_IDS_PER_REQUEST) chunks.push(all.slice(i, i + MAX_IDS_PER_REQUEST));
   return chunks;
 }
-
-export function isKnownCommand(command: string): boolean {
-  return COMMANDS.has(command);
-}

@@ -71,4 +71,3 @@ export const allioIntegrationResource = resourceSchema('AllioIntegration', allio
 });
 
 export type AllioIntegrationResource = z.infer<typeof allioIntegrationResource>;
-export type AllioIntegrationSpec = z.infer<typeof allioIntegrationSpec>;

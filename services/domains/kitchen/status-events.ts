@@ -63,13 +63,6 @@ export function decodeStatusOrReason(bytes: Uint8Array): DecodedStatus {
   return parsed.ok ? { ok: true, event: parsed.value } : { ok: false, reason: clip(`not a valid order status event: ${parsed.reason}`, MAX_REASON_TEXT) };
 }
 
-/** Decodes and validates; throws on bytes that are not a complete, valid event. */
-export function decodeStatus(bytes: Uint8Array): OrderStatusEvent {
-  const decoded = decodeStatusOrReason(bytes);
-  if (!decoded.ok) throw new Error(decoded.reason);
-  return decoded.event;
-}
-
 /** Minimal channel surface used for the topology (amqplib's Channel and ConfirmChannel have it). */
 export interface TopologyChannel {
   assertExchange(name: string, type: string, o: { durable: boolean }): Promise<unknown>;

@@ -64,7 +64,7 @@ export const OPERATOR_ROLE = 'manage-clients';
 export const OPERATOR_SECRET_VARIABLE = 'HUB_OPERATOR_CLIENT_SECRET';
 
 /** The event types the realm records: every token issued to a client, and every refused request. */
-export const TOKEN_EVENT_TYPES = ['CLIENT_LOGIN', 'CLIENT_LOGIN_ERROR'];
+const TOKEN_EVENT_TYPES = ['CLIENT_LOGIN', 'CLIENT_LOGIN_ERROR'];
 /** Events are kept 90 days: long enough to look back at a partner's failures over a quarter. */
 export const EVENTS_EXPIRATION_SECONDS = 90 * 24 * 3600;
 
@@ -177,7 +177,7 @@ export function partnerClientRepresentation(p: PartnerClient, t: RabbitMqTarget)
  * mappings within the client's role scope, so this client keeps its full scope; it has no other
  * scopes or claims.
  */
-export function operatorClientRepresentation(clientId = OPERATOR_CLIENT_ID): KeycloakClient {
+function operatorClientRepresentation(clientId = OPERATOR_CLIENT_ID): KeycloakClient {
   return serviceClient({
     clientId,
     name: 'Integration Hub operator',
@@ -294,14 +294,6 @@ export function keycloakRealm(partners: readonly SmartHomePartnerResource[], o: 
       },
     ],
   };
-}
-
-/** The environment variables a realm's placeholders name: what Keycloak's environment must set. */
-export function realmSecretVariables(realm: KeycloakRealm): string[] {
-  return realm.clients.flatMap((c) => {
-    const m = /^\$\{([A-Z0-9_]+)\}$/.exec(c.secret ?? '');
-    return m ? [m[1]!] : [];
-  });
 }
 
 /** The realm as the committed file and `hub keycloak-realm` write it. */
