@@ -34,7 +34,7 @@ export class ApiError extends Error {
   }
 }
 
-export interface HttpOptions {
+interface HttpOptions {
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck[];
@@ -56,7 +56,7 @@ const DEFAULT_LIMITS = httpServerEnv.parse({});
 /** A client's request id is kept only in this form: safe to log, to echo and to search for. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function requestIdOf(req: IncomingMessage): string {
+function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
 }

@@ -41,7 +41,7 @@ export async function closeRedis(redis: Redis): Promise<void> {
 }
 
 /** The server's address for logs: host and port, never the password. */
-export function redactRedisUrl(url: string): string {
+function redactRedisUrl(url: string): string {
   try {
     const u = new URL(url);
     return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;

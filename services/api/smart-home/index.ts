@@ -19,7 +19,7 @@ import { commandResultSource, subscriptionChangeSource } from './event-sources.j
 import { OpenCommands } from './open-commands.js';
 import { registerSmartHomeRoutes } from './routes.js';
 
-export interface TenantApiDeps {
+interface TenantApiDeps {
   db: Knex;
   redis: Redis;
   /** A second Redis connection, used only for SUBSCRIBE. */

@@ -17,7 +17,7 @@ import { buildCommand } from '../../contracts/smart-home-messages.js';
 import type { SmartHomeMetrics } from '../../domains/smart-home/metrics.js';
 import type { CommandPublisher } from '../../domains/smart-home/publisher.js';
 
-export interface OpenTarget {
+interface OpenTarget {
   service: Service;
   tenantId: string;
   partnerRef: string;

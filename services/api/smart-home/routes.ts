@@ -17,7 +17,7 @@ import type { OpenCommands } from './open-commands.js';
 import { needs, SMART_HOME_PERMISSIONS } from './permissions.js';
 import { unavailable } from '../../core/unavailable.js';
 
-export interface SmartHomeRouteDeps {
+interface SmartHomeRouteDeps {
   db: Knex;
   authenticator: Authenticator;
   cipher: FieldCipher;
@@ -47,7 +47,7 @@ function service(req: FastifyRequest) {
   return p.data.service;
 }
 
-export const SMART_HOME_PREFIX = '/v1/smart-home/';
+const SMART_HOME_PREFIX = '/v1/smart-home/';
 
 /**
  * A command from smart-home-cache or, failing that, PostgreSQL; a 503 (not a 500) only when

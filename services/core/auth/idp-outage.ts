@@ -6,7 +6,7 @@ import type { ApiError } from '../http.js';
 import { unavailable } from '../unavailable.js';
 
 /** jose refetches the JWKS on the next request, so a retry after the provider is back succeeds. */
-export function identityProviderUnavailable(): ApiError {
+function identityProviderUnavailable(): ApiError {
   return unavailable('identity_provider_unavailable', 'The identity provider does not answer, so the access token cannot be checked; retry shortly.');
 }
 

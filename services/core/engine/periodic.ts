@@ -19,7 +19,7 @@ export function dailyPeriod(now: Date, timeOfDay: string): Period {
 }
 
 /** Inserts the run row for a period unless it exists; true when this call created it. */
-export async function ensurePeriod(db: Knex, name: string, period: Period): Promise<boolean> {
+async function ensurePeriod(db: Knex, name: string, period: Period): Promise<boolean> {
   const { rows } = await db.raw<{ rows: unknown[] }>(
     `insert into ${PERIODIC_RUNS} (name, period_key, next_attempt_at) values (?, ?, ?)
      on conflict (name, period_key) do nothing returning id`,

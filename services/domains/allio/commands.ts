@@ -24,7 +24,7 @@ export interface TaskDraft {
   external_ids: string;
 }
 
-export type TaskPlan = { tasks: TaskDraft[] } | { skip: string };
+type TaskPlan = { tasks: TaskDraft[] } | { skip: string };
 
 /**
  * Turns one webhook into tasks: one per chunk of at most 100 distinct ids, or a skip reason

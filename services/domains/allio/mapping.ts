@@ -23,7 +23,7 @@ export const allioReservationSchema = z
 
 export const allioDealCardSchema = allioReservationSchema.extend({ buyer: contactSchema.nullish() }).passthrough();
 
-export type AllioContact = z.infer<typeof contactSchema>;
+type AllioContact = z.infer<typeof contactSchema>;
 export type AllioReservation = z.infer<typeof allioReservationSchema>;
 export type AllioDealCard = z.infer<typeof allioDealCardSchema>;
 

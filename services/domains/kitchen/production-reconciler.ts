@@ -20,7 +20,7 @@ export interface ProductionRow extends WorkRow {
   deadline_at: Date | null;
 }
 
-export interface ProductionDeps {
+interface ProductionDeps {
   db: Knex;
   table: WorkTable;
   client: RobotsClient;
@@ -30,7 +30,7 @@ export interface ProductionDeps {
 }
 
 /** The robots' request from the order and its dishes' cards (pure). */
-export function productionRequest(order: Pick<OrderRow, 'id' | 'items'>, cards: ReadonlyMap<string, TechCard>): ProductionRequest {
+function productionRequest(order: Pick<OrderRow, 'id' | 'items'>, cards: ReadonlyMap<string, TechCard>): ProductionRequest {
   return {
     orderId: order.id,
     items: order.items.map((i) => {

@@ -6,12 +6,12 @@ import { HttpError, PermanentError } from '../../core/errors.js';
 import type { Metrics } from '../../core/metrics.js';
 import { excerpt, type OutboundPolicy } from '../../core/outbound.js';
 
-export const productionStatus = z.object({
+const productionStatus = z.object({
   productionId: z.string().min(1),
   status: z.enum(['queued', 'cooking', 'done', 'failed']),
   reason: z.string().optional(),
 });
-export type ProductionStatus = z.infer<typeof productionStatus>;
+type ProductionStatus = z.infer<typeof productionStatus>;
 
 export interface ProductionRequest {
   orderId: string;

@@ -35,11 +35,6 @@ export class CommandCache {
     this.redis = redis as CacheRedis;
   }
 
-  /** The connection, for reporting its failures (reportRedisFailure). */
-  get connection(): Redis {
-    return this.redis;
-  }
-
   key(commandId: string): string {
     return `${this.keyPrefix}smart-home-cache:${commandId}`;
   }

@@ -25,7 +25,7 @@ export interface CommandRecord {
 export type SettleResult = 'settled' | 'unknown' | 'mismatched_partner' | 'mismatched_service' | 'duplicate' | 'late';
 
 /** A reply's verdict: apply it, time the command out (the reply came after the deadline), or ignore it, with the reason. */
-export type ReplyVerdict = { action: 'apply' } | { action: 'time_out' } | { action: 'ignore'; result: Exclude<SettleResult, 'settled'> };
+type ReplyVerdict = { action: 'apply' } | { action: 'time_out' } | { action: 'ignore'; result: Exclude<SettleResult, 'settled'> };
 
 /**
  * Decides what a reply from `partner` naming `service` does to `command` at `now`. Only the partner
@@ -51,7 +51,7 @@ export function statusOfOutcome(outcome: 'success' | 'failure'): 'opened' | 'fai
  * again (a failed push retried, a re-delivery after a lost subscription) is the same event. Times
  * are the record's. A failure carries a code, never the partner's words.
  */
-export type CommandResultEvent = {
+type CommandResultEvent = {
   type: 'command.result';
   /** When the outcome was decided (ISO 8601). */
   at: string;

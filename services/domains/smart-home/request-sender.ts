@@ -38,7 +38,7 @@ interface Target {
   command_queue: string;
 }
 
-export interface SenderDeps {
+interface SenderDeps {
   db: Knex;
   table: WorkTable;
   publisher: CommandPublisher;

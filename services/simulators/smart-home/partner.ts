@@ -18,14 +18,14 @@ export interface PartnerBehaviour {
   silent: boolean;
 }
 
-export interface PartnerAuth {
+interface PartnerAuth {
   /** Access tokens from the authorization server (client credentials). */
   tokens: TokenSource;
   /** CA certificate of the broker's TLS listener. */
   ca?: string;
 }
 
-export interface PartnerSimulatorOptions {
+interface PartnerSimulatorOptions {
   /** With `auth`: `amqps://host:port/vhost` without credentials, as a partner connects. */
   amqpUrl: string;
   /** Connect as a partner does in production: AMQPS with an access token, refreshed before expiry. */
@@ -41,7 +41,7 @@ export interface PartnerSimulatorOptions {
   random?: () => number;
 }
 
-export interface ReceivedCommand {
+interface ReceivedCommand {
   command: CommandMessage;
   receivedAt: number;
 }
