@@ -54,8 +54,11 @@ interface DeadLetterMetrics {
 /** Dead letters waiting per queue, read when /metrics is scraped. */
 type WaitingCount = () => Promise<{ queue: string; n: number }[]>;
 
-/** The keeper's metrics, registered once per registry; `waiting` reads the table at each scrape. */
-function deadLetterMetrics(registry: Registry, waiting?: WaitingCount): DeadLetterMetrics {
+/**
+ * The keeper's metrics, registered once per registry; `waiting` reads the table at each scrape.
+ * Exported like every metrics factory: the metric catalogue (dashboards, alerts) finds them by export.
+ */
+export function deadLetterMetrics(registry: Registry, waiting?: WaitingCount): DeadLetterMetrics {
   const get = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
   return {
     stored: get('hub_dead_letters_stored_total', () => new client.Counter({
