@@ -8,7 +8,7 @@ import { buildApi } from '../services/api/app.js';
 import { createDb } from '../services/core/db.js';
 import { migrate } from '../services/core/migrate.js';
 import { migrations } from '../services/core/migrations/index.js';
-import { findByWebhookKey } from '../services/domains/allio/integrations.js';
+import { uncachedLookup } from '../services/domains/allio/integration-cache.js';
 import { hashWebhookKey } from '../services/domains/allio/webhook-key.js';
 import { createTestContext, DATABASE_URL, uniqueName, type TestContext } from './support/context.js';
 import { addIntegration, count } from './support/allio.js';
@@ -52,8 +52,8 @@ describe('allio webhook key storage', () => {
 
   test('the webhook is found by the hash of the key in its URL', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example' });
-    expect((await findByWebhookKey(ctx.db, it.webhookKey))?.id).toBe(it.id);
-    expect(await findByWebhookKey(ctx.db, hashWebhookKey(it.webhookKey))).toBeUndefined();
+    expect((await uncachedLookup(ctx.db).findByWebhookKey(it.webhookKey))?.id).toBe(it.id);
+    expect(await uncachedLookup(ctx.db).findByWebhookKey(hashWebhookKey(it.webhookKey))).toBeUndefined();
     expect((await post(it.webhookKey, it.uuid)).status).toBe(200);
   });
 
@@ -98,7 +98,7 @@ describe('allio webhook key storage', () => {
       const { rows } = await db.raw(
         `select column_name from information_schema.columns where table_schema = ? and table_name = 'allio_integrations'`, [schema]);
       expect(rows.map((c: { column_name: string }) => c.column_name)).not.toContain('webhook_key');
-      expect((await findByWebhookKey(db, key))?.name).toBe('legacy');
+      expect((await uncachedLookup(db).findByWebhookKey(key))?.name).toBe('legacy');
     } finally {
       await db.raw(`drop schema if exists "${schema}" cascade`);
       await db.destroy();

@@ -18,7 +18,7 @@ const MINUTE_MS = 60_000;
 /** A healthy Redis answers in about a millisecond; a webhook is not held longer than this for it. */
 const REDIS_TIMEOUT_MS = 250;
 
-export type IntakeDecision =
+type IntakeDecision =
   | { admit: true; unchecked?: 'limiter_unavailable' }
   | { admit: false; reason: 'rate_limited'; retryAfterSeconds: number };
 

@@ -1,4 +1,4 @@
-// ALLIO webhook intake (seed 004 §4.1): find the integration by the URL key, check the body's uuid
+// ALLIO webhook intake: find the integration by the URL key, check the body's uuid
 // against it, charge it to the integration's intake limits, store the webhook (group commit with
 // the webhooks arriving at the same time) and answer 200 only after the commit. Any rejection
 // stores nothing.
@@ -13,7 +13,7 @@ import { uncachedLookup, type IntegrationLookup } from '../domains/allio/integra
 import type { AllioIntakeLimiter } from './allio-intake.js';
 import { intakeCommitter, intakeDefaults, writeAllioWebhooks, type IntakeConfig } from './intake-writers.js';
 
-export const allioWebhookBody = z
+const allioWebhookBody = z
   .object({
     uuid: z.string().uuid('must be the integration UUID'),
     command: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'must be an upper-case ALLIO command such as RESERVE_ADD'),
@@ -29,7 +29,7 @@ export const allioWebhookBody = z
 
 const params = z.object({ webhookKey: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/) });
 
-export interface AllioWebhookDeps {
+interface AllioWebhookDeps {
   db: Knex;
   metrics: Metrics;
   /** Per-integration intake limits; without it (tests of other concerns) intake is unlimited. */

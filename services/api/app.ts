@@ -13,7 +13,7 @@ import { registerAllioWebhook } from './allio-webhook.js';
 import type { KitchenRoutes } from './kitchen/index.js';
 import type { TenantApi } from './smart-home/index.js';
 
-export interface ApiDeps {
+interface ApiDeps {
   db: Knex;
   logger: Logger;
   metrics: Metrics;

@@ -33,7 +33,7 @@ class TenantSocket extends WebSocket {
 /** Events go out as text frames; the payload is encoded once per event, not once per socket. */
 const TEXT = { binary: false } as const;
 
-export interface EventSocketsOptions {
+interface EventSocketsOptions {
   authenticator: Authenticator;
   /** A dedicated Redis connection for SUBSCRIBE. */
   subscriber: Redis;
@@ -47,7 +47,7 @@ export interface EventSocketsOptions {
 }
 
 /** Close code for a client that does not keep up: Try Again Later (RFC 6455 registry). */
-export const SLOW_CONSUMER_CLOSE = 1013;
+const SLOW_CONSUMER_CLOSE = 1013;
 
 /** How long a shutdown waits for tenant sockets to answer the close frame before cutting them. */
 const CLOSE_GRACE_MS = 2_000;

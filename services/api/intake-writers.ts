@@ -13,11 +13,11 @@ export type { IntakeConfig };
 
 export const intakeDefaults: IntakeConfig = intakeEnv.parse({});
 
-export function groupCommitOptions(c: IntakeConfig): GroupCommitOptions {
+function groupCommitOptions(c: IntakeConfig): GroupCommitOptions {
   return { maxBatch: c.INTAKE_BATCH_MAX, maxInFlight: c.INTAKE_WRITES_IN_FLIGHT, maxQueued: c.INTAKE_QUEUE_MAX };
 }
 
-export interface AllioWebhookRow {
+interface AllioWebhookRow {
   integration_uuid: string;
   integration_id: string;
   command: string;
@@ -44,7 +44,7 @@ export const writeAllioWebhooks = (db: Knex): BatchWriter<AllioWebhookRow, numbe
   return inserted.map((r) => Number(r.id)).sort((a, b) => a - b);
 };
 
-export interface WarehouseEventRow {
+interface WarehouseEventRow {
   webhook_id: string;
   type: string;
   payload: unknown;
@@ -52,7 +52,7 @@ export interface WarehouseEventRow {
   occurred_at: string;
 }
 
-export type WarehouseOutcome = 'accepted' | 'duplicate';
+type WarehouseOutcome = 'accepted' | 'duplicate';
 
 /**
  * One INSERT … ON CONFLICT DO NOTHING for the batch: a webhook-id stored before, or twice in the
@@ -77,7 +77,7 @@ export const writeWarehouseEvents = (db: Knex): BatchWriter<WarehouseEventRow, W
 };
 
 /** A webhook route's durable write: resolves once the row's batch committed. */
-export interface IntakeCommitter<Row, Result> {
+interface IntakeCommitter<Row, Result> {
   /** Rejects with the 503 `intake_busy` ApiError (counted) when the write queue is full. */
   submit(row: Row): Promise<Result>;
 }
@@ -101,7 +101,7 @@ export function intakeCommitter<Row, Result>(
 }
 
 /** Seconds a caller is asked to wait when the write queue is full. */
-export const INTAKE_BUSY_RETRY_AFTER_SECONDS = 1;
+const INTAKE_BUSY_RETRY_AFTER_SECONDS = 1;
 
 /** The 503 for a full write queue: the database is behind, and a retry a second later is cheap. */
 function intakeBusy(source: 'allio' | 'warehouse', metrics: Metrics): ApiError {

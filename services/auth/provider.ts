@@ -8,7 +8,7 @@ import Provider, { errors, type Adapter, type AdapterPayload, type JWK, type Koa
 import { MAX_RECORDED_CLIENT_ID, TokenAudit } from '../domains/partner-access/audit.js';
 import { CLIENTS, secretMatches, type AuthClient } from '../domains/partner-access/clients.js';
 
-export interface ProviderOptions {
+interface ProviderOptions {
   issuer: string;
   db: Knex;
   /** Private signing keys (JWK, with kid); the first signs. */
@@ -27,7 +27,7 @@ export interface ProviderOptions {
 const SCOPES_METADATA = 'rabbitmq_scopes';
 
 /** The resource indicator of RabbitMQ; partners need not send it, it is the default. */
-export const rabbitmqResource = (resourceServerId: string): string => `urn:integration-hub:${resourceServerId}`;
+const rabbitmqResource = (resourceServerId: string): string => `urn:integration-hub:${resourceServerId}`;
 
 /**
  * Client metadata from the auth_clients table. A disabled client, or one without a secret yet, is

@@ -18,7 +18,7 @@ import type { AuthConfig } from './config.js';
 import { authMetrics } from './metrics.js';
 import { createProvider } from './provider.js';
 
-export type AuthServiceConfig = Pick<
+type AuthServiceConfig = Pick<
   AuthConfig,
   | 'AUTH_ISSUER' | 'AUTH_SIGNING_JWKS' | 'AUTH_TOKEN_TTL_SECONDS' | 'AUTH_TLS_CERT_FILE' | 'AUTH_TLS_KEY_FILE'
   | 'AUTH_TRUST_PROXY' | 'AUTH_AUDIT_RETENTION_DAYS' | 'RABBITMQ_RESOURCE_SERVER_ID' | 'RABBITMQ_PARTNER_VHOST'
@@ -35,7 +35,7 @@ export interface AuthService {
 const RETENTION_SWEEP_MS = 3_600_000;
 
 /** A signing key made at start, for local runs without AUTH_SIGNING_JWKS. */
-export async function generateSigningKey(): Promise<JWK> {
+async function generateSigningKey(): Promise<JWK> {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const jwk = await exportJWK(privateKey);
   return { ...jwk, kid: `dev-${randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' } as JWK;

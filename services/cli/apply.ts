@@ -39,14 +39,14 @@ export const KINDS: Record<string, Kind<z.ZodTypeAny>> = {
   }),
 };
 
-export interface ApplyOptions {
+interface ApplyOptions {
   /** The RabbitMQ vhost and resource server id in partners' scopes. */
   partnerScopes: ScopeSettings;
   /** Where a webhookKeySecretRef is read (the mounted Secret files under SECRETS_DIR). */
   readSecret?: SecretReader;
 }
 
-export interface ValidResource {
+interface ValidResource {
   kind: Kind<z.ZodTypeAny>;
   resource: { kind: string; metadata: { name: string } };
 }

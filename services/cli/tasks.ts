@@ -4,7 +4,7 @@ import { replayFailed } from '../core/engine/work-table.js';
 
 export const TASK_STATUS: Record<string, number> = { new: 0, 'in-progress': 1, done: 2, failed: 3 };
 
-export interface TaskListing {
+interface TaskListing {
   id: number;
   integration: string;
   command: string;

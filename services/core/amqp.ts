@@ -7,10 +7,10 @@ import { DependencyState, OUTAGE_REMINDER_MS } from './dependency-state.js';
 import { toError } from './errors.js';
 import { redactUrlPassword, type Logger } from './logger.js';
 
-export type { AmqpConnectionManager, ChannelWrapper };
+export type { AmqpConnectionManager };
 
 /** The URL without its password, for logs. */
-export function redactAmqpUrl(url: string): string {
+function redactAmqpUrl(url: string): string {
   return redactUrlPassword(url, 'AMQP URL');
 }
 
@@ -106,7 +106,7 @@ export function connectAmqp(
  * the connection closes under the consume (see `ConsumeWatch`), it resolves with `undefined`:
  * the connection's own line says why, and the reconnect runs the setup, and this consume, again.
  */
-export async function consumeQueue(
+async function consumeQueue(
   conn: AmqpConnectionManager,
   ch: Channel,
   queue: string,

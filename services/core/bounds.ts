@@ -22,7 +22,7 @@ export const MAX_MESSAGE_TEXT = 500;
  */
 export const MAX_JSON_DEPTH = 64;
 
-export interface Issue {
+interface Issue {
   path: string;
   message: string;
 }
@@ -102,7 +102,7 @@ export function nestedDeeperThan(value: unknown, max = MAX_JSON_DEPTH, depth = 0
  * text and jsonb: refused at the door, it is a 400 instead of a failed insert. Call it on a value
  * already known to nest at most MAX_JSON_DEPTH levels.
  */
-export function holdsNul(value: unknown): boolean {
+function holdsNul(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('\u0000');
   if (value === null || typeof value !== 'object') return false;
   if (Array.isArray(value)) return (value as unknown[]).some(holdsNul);

@@ -1,6 +1,9 @@
 // Unit tests for environment configuration: required variables, URL schemes, defaults, coercion.
 import { describe, expect, test } from '@jest/globals';
-import { allioEnv, ConfigError, httpEnv, httpServerEnv, loadConfig, outboundEnv, serviceEnv } from './config.js';
+import { allioEnv, baseEnv, ConfigError, databaseEnv, httpEnv, httpServerEnv, loadConfig, outboundEnv, redisEnv } from './config.js';
+
+/** The variables of a service with a database and Redis, as the services compose them. */
+const serviceEnv = baseEnv.merge(databaseEnv).merge(redisEnv);
 
 const validService = {
   DATABASE_URL: 'postgres://hub:secret@db:5432/hub',

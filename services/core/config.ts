@@ -237,13 +237,10 @@ export function loadConfig<S extends z.ZodObject<z.ZodRawShape> | z.ZodEffects<z
   );
 }
 
-export const serviceEnv = baseEnv.merge(databaseEnv).merge(redisEnv);
 export type BaseConfig = z.infer<typeof baseEnv>;
 export type DatabaseConfig = z.infer<typeof databaseEnv>;
 export type RedisConfig = z.infer<typeof redisEnv>;
 export type AllioConfig = z.infer<typeof allioEnv>;
-export type HttpConfig = z.infer<typeof httpEnv>;
 export type HttpServerConfig = z.infer<typeof httpServerEnv>;
 export type OutboundConfig = z.infer<typeof outboundEnv>;
 export type RetentionConfig = z.infer<typeof retentionEnv>;
-export type DeadLetterConfig = z.infer<typeof deadLetterEnv>;

@@ -9,7 +9,7 @@ import type { Logger } from './logger.js';
  */
 export const OUTAGE_REMINDER_MS = 60_000;
 
-export interface DependencyStateOptions {
+interface DependencyStateOptions {
   /** Said in every line, e.g. "redis" or "rabbitmq". */
   name: string;
   /** Fields on every line (e.g. the server's address without secrets). */

@@ -21,7 +21,7 @@ export interface GroupCommitOptions {
 /** The write: results in the order of `rows`, one per row. */
 export type BatchWriter<Row, Result> = (rows: readonly Row[]) => Promise<readonly Result[]>;
 
-export interface GroupCommitHooks {
+interface GroupCommitHooks {
   /** After each write: the rows it carried and how long it took. */
   onBatch?: (rows: number, ms: number) => void;
   /** True when an error fails every row alike, so that writing them one by one is pointless. */

@@ -6,14 +6,14 @@ import http from 'node:http';
 import https from 'node:https';
 import type { OutboundPolicy } from './outbound.js';
 
-export interface HeldAnswer {
+interface HeldAnswer {
   status: number;
   ok: boolean;
   text: string;
   header(name: string): string | undefined;
 }
 
-export interface HeldRequest {
+interface HeldRequest {
   /** Resolves once the request has an open connection (reused or new); rejects if it cannot get one. */
   connected: Promise<void>;
   /** Writes the request now, in this tick, and starts the answer's timeout. Call once. */
@@ -24,7 +24,7 @@ export interface HeldRequest {
   cancel(reason: Error): void;
 }
 
-export interface HeldRequestOptions {
+interface HeldRequestOptions {
   partner: string;
   url: URL;
   method: 'GET' | 'POST';

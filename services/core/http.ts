@@ -45,7 +45,7 @@ export function unavailable(code: string, message: string, retryAfterSeconds = R
   return new ApiError(503, code, message, undefined, { 'retry-after': String(retryAfterSeconds) });
 }
 
-export interface HttpOptions {
+interface HttpOptions {
   logger: Logger;
   metrics: Metrics;
   readiness: ReadinessCheck[];
@@ -67,7 +67,7 @@ const DEFAULT_LIMITS = httpServerEnv.parse({});
 /** A client's request id is kept only in this form: safe to log, to echo and to search for. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function requestIdOf(req: IncomingMessage): string {
+function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
 }

@@ -52,7 +52,7 @@ export const LOCAL_SERVERS: Readonly<Record<LocalServer, {
 };
 
 /** What a probe found: the server's version, or why it could not be used. */
-export type Probe =
+type Probe =
   | { server: LocalServer; ok: true; version: string }
   | { server: LocalServer; ok: false; url: string; absent: boolean; reason: string };
 
@@ -60,7 +60,7 @@ export type Probe =
  * How long each server gets to answer. A local server answers a connect in milliseconds; 3 s
  * leaves room for a loaded machine and still tells a newcomer within seconds.
  */
-export const PROBE_TIMEOUT_MS = 3_000;
+const PROBE_TIMEOUT_MS = 3_000;
 
 /** Errors that mean nothing listens there (as opposed to a server that answers and refuses). */
 const ABSENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'PROBE_TIMEOUT']);
@@ -108,7 +108,7 @@ async function probe(server: LocalServer, url: string, run: () => Promise<string
   }
 }
 
-export function probePostgres(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
+function probePostgres(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
   return probe('postgres', url, async () => {
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
     client.on('error', () => undefined);
@@ -122,7 +122,7 @@ export function probePostgres(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promis
   });
 }
 
-export function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
+function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
   return probe('redis', url, async () => {
     const redis = new Redis(url, {
       lazyConnect: true, connectTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false,
@@ -144,7 +144,7 @@ export function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<P
   });
 }
 
-export function probeRabbitmq(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
+function probeRabbitmq(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
   return probe('rabbitmq', url, async () => {
     let opened: amqplib.ChannelModel | undefined;
     const connecting = amqplib.connect(url, { timeout: timeoutMs }).then((c) => (opened = c));

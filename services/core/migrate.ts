@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import { quoteIdent } from './db.js';
 import { migrations, type Migration } from './migrations/index.js';
 
-export interface MigrateResult {
+interface MigrateResult {
   applied: string[];
   alreadyApplied: number;
 }

@@ -7,7 +7,7 @@ import { parseRetryAfter, PermanentError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-export type OutboundRefusal = 'outbound_scheme' | 'outbound_host' | 'outbound_redirect' | 'outbound_response_too_large';
+type OutboundRefusal = 'outbound_scheme' | 'outbound_host' | 'outbound_redirect' | 'outbound_response_too_large';
 
 /**
  * A call the policy refused or cut off; permanent, because retrying changes nothing. Its code is

@@ -41,7 +41,7 @@ export async function closeRedis(redis: Redis): Promise<void> {
 }
 
 /** The server's address for logs: host and port, never the password. */
-export function redactRedisUrl(url: string): string {
+function redactRedisUrl(url: string): string {
   try {
     const u = new URL(url);
     return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
@@ -122,9 +122,4 @@ export function reportRedisFailure(redis: Redis, logger: Logger, thrown: unknown
   // 'error' event says whether Redis is down; a call that merely came too early says nothing.
   if (watched.has(redis) && redis.status !== 'ready' && !state.isDown) return;
   state.down(err.message, { during, ...fields });
-}
-
-/** Whether this process currently counts Redis as down (no line is logged for asking). */
-export function redisIsDown(redis: Redis, logger: Logger): boolean {
-  return stateOf(redis, logger).isDown;
 }

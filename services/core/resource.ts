@@ -14,7 +14,7 @@ export const resourceName = z
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label (lower-case letters, digits, "-")')
   .max(63);
 
-export const resourceMetadata = z
+const resourceMetadata = z
   .object({
     name: resourceName,
     namespace: z.string().optional(),

@@ -10,10 +10,10 @@ import { createLogger, redactUrlPassword, type Logger } from './logger.js';
 import { collectProcessMetrics, createMetrics, type Metrics } from './metrics.js';
 import { createRedis, watchRedis } from './redis.js';
 
-export type Shutdown = () => Promise<void>;
+type Shutdown = () => Promise<void>;
 
 /** One step of a shutdown, run in order; `waitsFor` names what it may wait for (said at SIGTERM). */
-export interface ShutdownStep {
+interface ShutdownStep {
   waitsFor?: string;
   run: () => Promise<unknown> | unknown;
 }
@@ -78,7 +78,7 @@ export class StartupDependencyError extends Error {
  * with one line naming DATABASE_URL, instead of a bare ECONNREFUSED later or a process that runs
  * without doing anything.
  */
-export async function requireDatabase(db: Db, url: string, waitMs = DATABASE_START_WAIT_MS): Promise<void> {
+async function requireDatabase(db: Db, url: string, waitMs = DATABASE_START_WAIT_MS): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
@@ -100,7 +100,7 @@ export async function requireDatabase(db: Db, url: string, waitMs = DATABASE_STA
 }
 
 /** The URL without its password, for messages. */
-export function redactDatabaseUrl(url: string): string {
+function redactDatabaseUrl(url: string): string {
   return redactUrlPassword(url, 'DATABASE_URL');
 }
 

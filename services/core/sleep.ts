@@ -8,7 +8,7 @@
 const waiting = new WeakMap<AbortSignal, { wakers: Set<() => void>; fire: () => void }>();
 
 /** Calls `wake` once when `signal` aborts, until the returned function is called. */
-export function onAbort(signal: AbortSignal, wake: () => void): () => void {
+function onAbort(signal: AbortSignal, wake: () => void): () => void {
   let entry = waiting.get(signal);
   if (!entry) {
     const wakers = new Set<() => void>();

@@ -42,7 +42,7 @@ export function catchUpWindowMs(lostForMs: number): number {
   return Math.min(Math.ceil(Math.max(0, lostForMs)) + CATCH_UP_MARGIN_MS, MAX_CATCH_UP_MS);
 }
 
-export interface CatchUpDeps<E extends TenantEventEnvelope = AnyTenantEvent> {
+interface CatchUpDeps<E extends TenantEventEnvelope = AnyTenantEvent> {
   deliver: TenantEventHandler<E>;
   logger: Logger;
   /** Counts re-delivered events by type. */

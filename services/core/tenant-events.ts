@@ -84,7 +84,7 @@ export class TenantEventPublisher<E extends TenantEventEnvelope = AnyTenantEvent
  * connects can reach Redis before its ready check's INFO, which Redis then refuses in subscriber
  * mode: the connection is torn down and the subscription silently lost (ioredis issue #2037).
  */
-export function whenReady(redis: Redis): Promise<void> {
+function whenReady(redis: Redis): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const onReady = () => {
@@ -105,7 +105,7 @@ export function whenReady(redis: Redis): Promise<void> {
  * with sockets here, `lostForMs` how long ago the loss began (this process's monotonic clock).
  * A rejection is retried, with the loss's start unchanged, until it resolves.
  */
-export type ResubscribedHandler = (tenants: readonly string[], lostForMs: number) => Promise<void>;
+type ResubscribedHandler = (tenants: readonly string[], lostForMs: number) => Promise<void>;
 
 /** How often a failed re-subscription or re-delivery is tried again while the connection is up. */
 const RECOVERY_RETRY_MS = 2_000;
@@ -168,10 +168,6 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
     await this.subscriber.unsubscribe(this.prefix + tenantId).catch((e: unknown) =>
       this.logger.warn({ err: toError(e) }, 'could not leave a tenant channel'),
     );
-  }
-
-  get tenants(): number {
-    return this.refs.size;
   }
 
   /**

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { formatIssues } from './bounds.js';
 import { ApiError } from './http.js';
 
-export interface ParseFailure {
+interface ParseFailure {
   status?: number;
   code: string;
   message: string;

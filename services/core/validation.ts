@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { describeIssues, MAX_ISSUES } from './bounds.js';
 
-export interface BoundedArrayOptions {
+interface BoundedArrayOptions {
   max: number;
   min?: number;
   tooMany?: string;

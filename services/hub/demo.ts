@@ -7,7 +7,7 @@ import { upsertIntegration } from '../domains/allio/integrations.js';
 import { API_VERSION, allioIntegrationResource } from '../domains/allio/resource.js';
 import { startAllioSimulator, type AllioSimulator } from '../simulators/allio/server.js';
 
-export const DEMO = {
+const DEMO = {
   name: 'demo',
   integrationUuid: '5b0c6a0e-8a5f-4c1e-9a57-2f4f1f0d9b11',
   webhookKey: 'demo-webhook-key-0001',

@@ -17,7 +17,7 @@ export function devEncryptionKeys(dir: string): { value: string; file: string; c
 }
 
 /** The kid of the development signing key: RabbitMQ's `auth_oauth2.signing_keys.<kid>` names it. */
-export const DEV_SIGNING_KID = 'hub-dev';
+const DEV_SIGNING_KID = 'hub-dev';
 
 /**
  * The development authorization server's RSA signing key, as AUTH_SIGNING_JWKS reads it, and its

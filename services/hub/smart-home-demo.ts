@@ -14,7 +14,7 @@ import { defaultCommandQueue, smartHomePartnerResource } from '../contracts/smar
 import { PartnerSimulator } from '../simulators/smart-home/partner.js';
 import type { TenantIdp } from '../simulators/tenant-idp/server.js';
 
-export const DEMO_PARTNER = 'demo-partner';
+const DEMO_PARTNER = 'demo-partner';
 
 const signIn = z.object({ tenant: z.string().trim().regex(/^[a-z0-9][a-z0-9-]{1,40}$/, 'must be 2–41 lower-case letters, digits or "-"') });
 

@@ -20,7 +20,7 @@ export const kitchenEnv = baseEnv.merge(databaseEnv).merge(amqpEnv).merge(outbou
   /** https; http only with OUTBOUND_ALLOW_HTTP=true (development). */
   KITCHEN_ROBOTS_URL: httpUrl(['http:', 'https:']),
   KITCHEN_ROBOTS_API_KEY: z.string({ required_error: 'is required (the robots API key)' }).min(8),
-  /** Seed 002 §9.2.1: 5 s per call, 3 retries with exponential backoff. */
+  /** A robots call gets 5 s, and is retried 3 times with exponential backoff. */
   KITCHEN_ROBOTS_TIMEOUT_MS: int(100, 60_000).default(5_000),
   KITCHEN_ROBOTS_RETRIES: int(0, 20).default(3),
   KITCHEN_ROBOTS_BACKOFF_MS: int(10, 60_000).default(1_000),

@@ -26,7 +26,7 @@ import { assertStatusTopology } from '../domains/kitchen/status-events.js';
 import { outboxHandler, type OutboxRow } from '../domains/kitchen/status-publisher.js';
 import { warehouseHandler, type WarehouseEventRow } from '../domains/kitchen/warehouse-events.js';
 
-export interface KitchenDeps {
+interface KitchenDeps {
   db: Knex;
   config: KitchenConfig;
   /** PEM of the CA the payment gateway's certificate chains to (read from KITCHEN_PAYMENT_CA_FILE). */

@@ -24,7 +24,7 @@ import { REQUESTS } from '../domains/smart-home/requests.js';
 import { RECONCILER, requestSender, type ClaimedRequest } from '../domains/smart-home/request-sender.js';
 import { repliesQueue } from '../contracts/smart-home-topology.js';
 
-export interface MqBridgeDeps {
+interface MqBridgeDeps {
   db: Knex;
   redis: Redis;
   amqp: AmqpConnectionManager;

@@ -45,4 +45,3 @@ export const operatorConfig = operatorEnv.superRefine((c, ctx) => {
   if (c.KEYCLOAK_URL && !c.KEYCLOAK_CLIENT_SECRET)
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['KEYCLOAK_CLIENT_SECRET'], message: 'is required when KEYCLOAK_URL is set (the secret of the operator\'s client at Keycloak)' });
 });
-export type OperatorConfig = z.infer<typeof operatorEnv>;

@@ -11,7 +11,7 @@ import { toObserved, type KubeResources, type ResourceInformer } from './kube.js
 import type { OperatorMetrics } from './metrics.js';
 import { FINALIZER, KINDS, nextStatus, plan, statusChanged, type Kind, type Observed } from './reconcile.js';
 
-export interface ControllerOptions {
+interface ControllerOptions {
   kube: KubeResources;
   deps: ExecutorDeps;
   logger: Logger;

@@ -19,7 +19,7 @@ export interface OAuthClientRegistry {
   removeClient(o: { partner: string; clientId: string }): Promise<void>;
 }
 
-export interface FinalizerWriter {
+interface FinalizerWriter {
   add(): Promise<void>;
   remove(): Promise<void>;
 }

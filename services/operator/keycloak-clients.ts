@@ -15,7 +15,7 @@ import {
 } from '../domains/partner-access/keycloak-realm.js';
 import type { OAuthClientRegistry } from './executor.js';
 
-export interface KeycloakClientRegistryOptions {
+interface KeycloakClientRegistryOptions {
   /** Keycloak's base URL, e.g. https://sso.example.com (Keycloak 17+ paths, no /auth). */
   url: string;
   /** The partners' realm, where the operator's own client lives too. */

@@ -7,7 +7,7 @@ import { toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { sleep } from '../core/sleep.js';
 
-export type LeaseDecision =
+type LeaseDecision =
   | { kind: 'create' }
   /** We hold it: renew. */
   | { kind: 'renew' }
@@ -15,7 +15,7 @@ export type LeaseDecision =
   | { kind: 'takeover'; from: string }
   | { kind: 'wait'; holder: string; expiresInMs: number };
 
-export interface LeaseView {
+interface LeaseView {
   holderIdentity?: string | null;
   renewTime?: Date | string | null;
   leaseDurationSeconds?: number | null;
@@ -55,7 +55,7 @@ const statusOf = (e: unknown): number | undefined => {
   return typeof code === 'number' ? code : undefined;
 };
 
-export interface ElectorOptions {
+interface ElectorOptions {
   api: CoordinationV1Api;
   name: string;
   namespace: string;

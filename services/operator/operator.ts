@@ -14,7 +14,7 @@ import { LeaderElector } from './lease.js';
 import { kubeSecretReader } from './secrets.js';
 import { operatorMetrics } from './metrics.js';
 
-export interface OperatorOptions {
+interface OperatorOptions {
   kc: KubeConfig;
   db: Knex;
   amqp: AmqpConnectionManager;

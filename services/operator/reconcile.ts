@@ -152,7 +152,7 @@ interface ConditionInput {
 }
 
 /** The conditions an apply produces: Ready overall, plus one per concern the resource has. */
-export function conditionsFor(o: Observed, p: Plan, outcomes: ActionOutcome[]): ConditionInput[] {
+function conditionsFor(o: Observed, p: Plan, outcomes: ActionOutcome[]): ConditionInput[] {
   if (p.kind === 'invalid')
     return [{ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: p.problems.join('; ') }];
   if (p.kind === 'skip') return [];

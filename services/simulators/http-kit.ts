@@ -46,15 +46,12 @@ export function close(server: http.Server): Promise<void> {
 
 /** Faults to apply to the next calls, in order: each call takes one. */
 export class FaultQueue<F extends string> {
-  private queue: F[] = [];
+  private readonly queue: F[] = [];
   add(fault: F, times = 1): void {
     for (let i = 0; i < times; i++) this.queue.push(fault);
   }
   take(): F | undefined {
     return this.queue.shift();
-  }
-  clear(): void {
-    this.queue = [];
   }
 }
 

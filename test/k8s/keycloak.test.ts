@@ -13,13 +13,13 @@ import {
   OPERATOR_CLIENT_ID,
   partnerSecretVariable,
   realmFileText,
-  realmSecretVariables,
   type KeycloakRealm,
 } from '../../services/domains/partner-access/keycloak-realm.js';
 import { partnerScopes } from '../../services/domains/partner-access/scopes.js';
 import { validateResources } from '../../services/cli/apply.js';
 import { readResourceFiles } from '../../services/cli/resource-files.js';
 import { smartHomePartnerResource, type SmartHomePartnerResource } from '../../services/contracts/smart-home-partner.js';
+import { realmSecretVariables } from '../support/keycloak-realm.js';
 import { parseYamlDocs } from '../support/kube-schemas.js';
 import { kubectl, mustRun, ROOT } from '../support/tools.js';
 

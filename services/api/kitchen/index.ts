@@ -14,7 +14,7 @@ import { refuseCardNumbers } from './validation.js';
 import { registerWarehouseWebhook } from './warehouse-webhook.js';
 import type { IntakeConfig } from '../config.js';
 
-export const KITCHEN_PREFIX = '/v1/kitchen/';
+const KITCHEN_PREFIX = '/v1/kitchen/';
 
 export interface KitchenRoutesDeps {
   db: Knex;
@@ -36,7 +36,7 @@ export function kitchenRoutes(own: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'me
   return { register: (app, base) => registerKitchenRoutes(app, { ...base, ...own }) };
 }
 
-export function registerKitchenRoutes(app: FastifyInstance, d: KitchenRoutesDeps): void {
+function registerKitchenRoutes(app: FastifyInstance, d: KitchenRoutesDeps): void {
   guardRoutes(app, { prefix: KITCHEN_PREFIX, table: KITCHEN_PERMISSIONS, db: d.db, authenticator: d.authenticator });
   app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string', bodyLimit: MAX_CARD_BYTES }, (_req, body, done) => done(null, body));
   app.addHook('preValidation', async (req) => {

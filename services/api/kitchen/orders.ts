@@ -27,7 +27,7 @@ const payBody = z.object({
 const orderParams = z.object({ orderId: z.string().uuid('must be an order id (UUID)') });
 const idempotencyKey = z.string().min(8).max(200).regex(/^[\x21-\x7e]+$/).optional();
 
-export function presentOrder(o: OrderRow) {
+function presentOrder(o: OrderRow) {
   return {
     orderId: o.id, state: o.state, reason: o.reason, items: o.items, totalMinor: Number(o.total_minor), currency: o.currency,
     createdAt: o.created_at.toISOString(), updatedAt: o.updated_at.toISOString(),

@@ -13,7 +13,7 @@ import type { KitchenApiConfig } from './config.js';
 import { kitchenRoutes, type KitchenRoutes } from './index.js';
 import { startOrderStatusConsumer } from './status-consumer.js';
 
-export interface KitchenApiRuntime {
+interface KitchenApiRuntime {
   routes: KitchenRoutes;
   stop(): Promise<void>;
 }

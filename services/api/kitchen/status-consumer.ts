@@ -27,13 +27,13 @@ const DELIVER_LUA = readFileSync(new URL('./lua/order-status-deliver.lua', impor
  */
 const REMEMBER_S = 24 * 3600;
 
-export type DeliveryResult = 'delivered' | 'duplicate' | 'stale';
+type DeliveryResult = 'delivered' | 'duplicate' | 'stale';
 
 type DeliverRedis = Redis & {
   hubOrderStatusDeliver(versionKey: string, eventKey: string, version: number, ttlS: number, channel: string, event: string): Promise<DeliveryResult>;
 };
 
-export interface StatusConsumerDeps {
+interface StatusConsumerDeps {
   amqp: AmqpConnectionManager;
   /** Names the tenant's channel; the event is published there by the delivery script. */
   publisher: TenantEventPublisher<TenantEvent>;

@@ -12,7 +12,7 @@ import { validationError } from '../../core/validation-errors.js';
 import { warehouseEvent } from '../../domains/kitchen/warehouse-events.js';
 import { intakeCommitter, intakeDefaults, writeWarehouseEvents, type IntakeConfig } from '../intake-writers.js';
 
-export interface WarehouseWebhookDeps {
+interface WarehouseWebhookDeps {
   db: Knex;
   metrics: Metrics;
   secrets: readonly string[];

@@ -20,7 +20,7 @@ import { commandResultSource, subscriptionChangeSource } from './event-sources.j
 import { OpenCommands } from './open-commands.js';
 import { registerSmartHomeRoutes } from './routes.js';
 
-export interface TenantApiDeps {
+interface TenantApiDeps {
   db: Knex;
   redis: Redis;
   /** A second Redis connection, used only for SUBSCRIBE. */
@@ -37,7 +37,6 @@ export interface TenantApi {
   events: TenantEventPublisher<TenantEvent>;
   sockets: EventSockets;
   register(app: FastifyInstance): void;
-  close(): Promise<void>;
 }
 
 export function createTenantApi(d: TenantApiDeps): TenantApi {
@@ -74,11 +73,6 @@ export function createTenantApi(d: TenantApiDeps): TenantApi {
         await commands.close();
         await publisher.close();
       });
-    },
-    async close() {
-      await commands.close();
-      await sockets.close();
-      await publisher.close();
     },
   };
 }

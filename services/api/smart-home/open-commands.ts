@@ -1,4 +1,4 @@
-// Opening a door or barrier (seed 000 §1.3): the command is recorded in PostgreSQL with a reply
+// Opening a door or barrier: the command is recorded in PostgreSQL with a reply
 // deadline and cached in smart-home-cache (Redis), published with a broker confirm, and the tenant
 // gets its id at once. The result reaches the tenant's WebSockets from whoever decides it (the
 // bridge on the reply, or a sweep here on the deadline); reads take the cache first and PostgreSQL
@@ -17,7 +17,7 @@ import { buildCommand } from '../../contracts/smart-home-messages.js';
 import type { SmartHomeMetrics } from '../../domains/smart-home/metrics.js';
 import type { CommandPublisher } from '../../domains/smart-home/publisher.js';
 
-export interface OpenTarget {
+interface OpenTarget {
   service: Service;
   tenantId: string;
   partnerRef: string;

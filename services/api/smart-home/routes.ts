@@ -17,7 +17,7 @@ import { guardRoutes, tenantOf } from '../../core/auth/rbac.js';
 import type { OpenCommands } from './open-commands.js';
 import { needs, SMART_HOME_PERMISSIONS } from './permissions.js';
 
-export interface SmartHomeRouteDeps {
+interface SmartHomeRouteDeps {
   db: Knex;
   authenticator: Authenticator;
   cipher: FieldCipher;
@@ -30,7 +30,7 @@ const commandParams = z.object({ commandId: z.string().uuid('must be a command i
 const connectBody = z
   .object({
     personalData: personalDataSchema,
-    /** Consent to face recognition by the partner; only the intercom uses biometrics (seed 000 §1.2). */
+    /** Consent to face recognition by the partner; only the intercom uses biometrics. */
     biometricsConsent: z.boolean().default(false),
   })
   .strict();
@@ -47,7 +47,7 @@ function service(req: FastifyRequest) {
   return p.data.service;
 }
 
-export const SMART_HOME_PREFIX = '/v1/smart-home/';
+const SMART_HOME_PREFIX = '/v1/smart-home/';
 
 /**
  * A command from smart-home-cache or, failing that, PostgreSQL; a 503 (not a 500) only when

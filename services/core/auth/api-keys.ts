@@ -4,7 +4,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
 import { ApiError } from '../http.js';
 
-export interface ApiKeyPrincipal {
+interface ApiKeyPrincipal {
   kind: 'api_key';
   keyId: string;
   name: string;
@@ -22,7 +22,7 @@ export async function createApiKey(db: Knex, name: string, roles: readonly strin
   return { id, key: `hk_${id}_${secret}` };
 }
 
-export interface ApiKeyListing {
+interface ApiKeyListing {
   id: string;
   name: string;
   roles: string[];

@@ -5,7 +5,7 @@ import { errors as joseErrors, type JWTVerifyGetKey } from 'jose';
 import { type ApiError, unavailable } from '../http.js';
 
 /** jose refetches the JWKS on the next request, so a retry after the provider is back succeeds. */
-export function identityProviderUnavailable(): ApiError {
+function identityProviderUnavailable(): ApiError {
   return unavailable('identity_provider_unavailable', 'The identity provider does not answer, so the access token cannot be checked; retry shortly.');
 }
 

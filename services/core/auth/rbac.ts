@@ -10,16 +10,16 @@ import { verifyApiKey } from './api-keys.js';
 import { bearerToken, type Authenticator } from './tenant-jwt.js';
 
 /** Every tenant token is a tenant's: the role is implied by the token kind, not read from claims. */
-export const TENANT_ROLE = 'tenant';
+const TENANT_ROLE = 'tenant';
 
-export type Caller =
+type Caller =
   | { kind: 'tenant'; tenantId: string; roles: string[] }
   | { kind: 'api_key'; keyId: string; name: string; roles: string[] };
 
 export type PermissionTable<P extends string> = Readonly<Record<P, readonly string[]>>;
 
 /** Pure: whether any of the caller's roles holds the permission. Unknown permissions hold for no one. */
-export function allows<P extends string>(table: PermissionTable<P>, permission: P | undefined, roles: readonly string[]): boolean {
+function allows<P extends string>(table: PermissionTable<P>, permission: P | undefined, roles: readonly string[]): boolean {
   if (!permission) return false;
   const allowed = table[permission];
   return Array.isArray(allowed) && roles.some((r) => allowed.includes(r));
@@ -35,7 +35,7 @@ declare module 'fastify' {
   }
 }
 
-export interface RbacOptions<P extends string> {
+interface RbacOptions<P extends string> {
   /** Routes whose URL starts with this prefix are guarded. */
   prefix: string;
   table: PermissionTable<P>;

@@ -26,9 +26,9 @@ export const tenantAuthEnv = z.object({
   /** How long a JWKS fetch may take before the provider counts as unavailable (503, not 401). */
   TENANT_JWKS_TIMEOUT_MS: z.coerce.number().int().positive().max(60_000).default(DEFAULT_JWKS_TIMEOUT_MS),
 });
-export type TenantAuthConfig = z.infer<typeof tenantAuthEnv>;
+type TenantAuthConfig = z.infer<typeof tenantAuthEnv>;
 /** The configuration as callers hand it over; the JWKS timeout has its default. */
-export type TenantAuthOptions = Omit<TenantAuthConfig, 'TENANT_JWKS_TIMEOUT_MS'> & { TENANT_JWKS_TIMEOUT_MS?: number };
+type TenantAuthOptions = Omit<TenantAuthConfig, 'TENANT_JWKS_TIMEOUT_MS'> & { TENANT_JWKS_TIMEOUT_MS?: number };
 
 export interface Principal {
   /** The tenant (JWT `sub`). */

@@ -18,14 +18,14 @@ import type { Metrics } from '../metrics.js';
 import { describeDeadLetter, HUB_REPLAY_OF, keptBody, replayPlan } from './record.js';
 import { DEAD_LETTERS, openBody, storeDeadLetter, waitingCount, type DeadLetterRow } from './store.js';
 
-export interface KeptQueue {
+interface KeptQueue {
   /** The dead-letter queue. */
   queue: string;
   /** Declares it (and its exchange) as its owner does; run on every (re)connect before consuming. */
   setup(ch: ConfirmChannel): Promise<unknown>;
 }
 
-export interface DeadLetterKeeperDeps {
+interface DeadLetterKeeperDeps {
   amqp: AmqpConnectionManager;
   db: Knex;
   queues: readonly KeptQueue[];
@@ -44,7 +44,7 @@ export interface DeadLetterKeeperDeps {
   publishTimeoutMs?: number;
 }
 
-export interface DeadLetterMetrics {
+interface DeadLetterMetrics {
   stored: Counter<'queue'>;
   truncated: Counter<'queue'>;
   replayed: Counter<'queue'>;
@@ -52,9 +52,12 @@ export interface DeadLetterMetrics {
 }
 
 /** Dead letters waiting per queue, read when /metrics is scraped. */
-export type WaitingCount = () => Promise<{ queue: string; n: number }[]>;
+type WaitingCount = () => Promise<{ queue: string; n: number }[]>;
 
-/** The keeper's metrics, registered once per registry; `waiting` reads the table at each scrape. */
+/**
+ * The keeper's metrics, registered once per registry; `waiting` reads the table at each scrape.
+ * Exported like every metrics factory: the metric catalogue (dashboards, alerts) finds them by export.
+ */
 export function deadLetterMetrics(registry: Registry, waiting?: WaitingCount): DeadLetterMetrics {
   const get = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
   return {

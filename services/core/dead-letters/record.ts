@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import type { MessageProperties } from 'amqplib';
 
 /** The hub's own headers on a message it dead-lettered itself (services' deadLetter functions). */
-export const HUB_REASON = 'x-hub-reason';
-export const HUB_SOURCE_QUEUE = 'x-hub-source-queue';
-export const HUB_SOURCE_EXCHANGE = 'x-hub-source-exchange';
+const HUB_REASON = 'x-hub-reason';
+const HUB_SOURCE_QUEUE = 'x-hub-source-queue';
+const HUB_SOURCE_EXCHANGE = 'x-hub-source-exchange';
 /** On a replayed message: the id of the dead letter it was replayed from. */
 export const HUB_REPLAY_OF = 'x-hub-replay-of';
 
@@ -50,7 +50,7 @@ const str = (v: unknown): string | null => (typeof v === 'string' ? v : Buffer.i
 const NUL = /\u0000/g;
 
 /** For a text column (reason, origin): NUL shown as U+FFFD; the exact value stays in the properties. */
-export function storableText<T extends string | null>(s: T): T {
+function storableText<T extends string | null>(s: T): T {
   return (s === null ? s : s.replace(NUL, '\uFFFD')) as T;
 }
 
@@ -177,12 +177,12 @@ export interface StoredDeadLetter {
 }
 
 /** Why a dead letter is never replayed: a stable code and a sentence for operators. */
-export interface NotReplayable {
+interface NotReplayable {
   code: 'expired' | 'origin_unknown' | 'body_truncated';
   reason: string;
 }
 
-export type ReplayPlan =
+type ReplayPlan =
   | { ok: true; exchange: string; routingKey: string; properties: Record<string, unknown> }
   | ({ ok: false } & NotReplayable);
 

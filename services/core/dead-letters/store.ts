@@ -17,7 +17,7 @@ const STATUS_SQL: Record<DeadLetterState, string> = {
 };
 
 /** Context of a sealed body: it decrypts only as this dead letter's body. */
-export const bodyContext = (fingerprint: string) => `dead_letters.body:${fingerprint}`;
+const bodyContext = (fingerprint: string) => `dead_letters.body:${fingerprint}`;
 
 /** Stores a dead letter unless it is there already; returns its id, or null for a redelivery. */
 export async function storeDeadLetter(db: Knex, r: DeadLetterRecord, kept: KeptBody, cipher?: FieldCipher): Promise<string | null> {
@@ -53,7 +53,7 @@ export function openBody(row: Pick<DeadLetterRow, 'body' | 'body_encrypted' | 'f
   return Buffer.from(cipher.decrypt<string>(row.body, bodyContext(row.fingerprint)), 'base64');
 }
 
-export interface DeadLetterListing {
+interface DeadLetterListing {
   id: string;
   queue: string;
   source: string;
@@ -94,12 +94,12 @@ function select(q: Knex.QueryBuilder, s: Selection): Knex.QueryBuilder {
 }
 
 /** Why a dead letter asked for was not queued for replay: a stable code and a sentence. */
-export type Refusal = {
+type Refusal = {
   code: 'not_found' | 'other_queue' | 'replayed' | 'replaying' | 'expired' | 'origin_unknown' | 'body_truncated';
   why: string;
 };
 
-export interface ReplayRequest {
+interface ReplayRequest {
   /** Ids now queued for replay. */
   queued: string[];
   /** Ids given that were not queued, with the reason. */

@@ -1,6 +1,6 @@
 // Unit tests for the pure period calculations of leaderless periodic work.
 import { describe, expect, test } from '@jest/globals';
-import { dailyPeriod, hourlyPeriod } from './periodic.js';
+import { dailyPeriod } from './periodic.js';
 
 describe('dailyPeriod', () => {
   test('the key is the UTC date and dueAt is that date at HH:MM UTC', () => {
@@ -29,30 +29,5 @@ describe('dailyPeriod', () => {
 
   test('the key follows UTC, not Moscow time: 22:00Z on Oct 30 is already Oct 31 in Moscow but keys Oct 30', () => {
     expect(dailyPeriod(new Date('2025-10-30T22:00:00Z'), '03:00').key).toBe('2025-10-30');
-  });
-});
-
-describe('hourlyPeriod', () => {
-  test("the key is 'YYYY-MM-DDTHH' of the UTC hour and dueAt is the end of that hour", () => {
-    const p = hourlyPeriod(new Date('2025-10-30T17:08:10.123Z'));
-    expect(p.key).toBe('2025-10-30T17');
-    expect(p.dueAt.toISOString()).toBe('2025-10-30T18:00:00.000Z');
-  });
-
-  test('the last hour of a day is due at midnight of the next day', () => {
-    const p = hourlyPeriod(new Date('2025-12-31T23:59:59.999Z'));
-    expect(p.key).toBe('2025-12-31T23');
-    expect(p.dueAt.toISOString()).toBe('2026-01-01T00:00:00.000Z');
-  });
-
-  test('the start and the last millisecond of an hour share a period; the next hour does not', () => {
-    expect(hourlyPeriod(new Date('2025-10-30T17:00:00.000Z'))).toEqual(hourlyPeriod(new Date('2025-10-30T17:59:59.999Z')));
-    expect(hourlyPeriod(new Date('2025-10-30T18:00:00.000Z')).key).toBe('2025-10-30T18');
-  });
-
-  test('does not modify the Date it is given', () => {
-    const now = new Date('2025-10-30T17:08:10.123Z');
-    hourlyPeriod(now);
-    expect(now.toISOString()).toBe('2025-10-30T17:08:10.123Z');
   });
 });

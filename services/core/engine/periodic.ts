@@ -18,15 +18,8 @@ export function dailyPeriod(now: Date, timeOfDay: string): Period {
   return { key, dueAt: new Date(`${key}T${timeOfDay}:00.000Z`) };
 }
 
-/** The UTC hour containing `now`, due at its end (the hour's data is complete then). */
-export function hourlyPeriod(now: Date): Period {
-  const start = new Date(now);
-  start.setUTCMinutes(0, 0, 0);
-  return { key: start.toISOString().slice(0, 13), dueAt: new Date(start.getTime() + 3_600_000) };
-}
-
 /** Inserts the run row for a period unless it exists; true when this call created it. */
-export async function ensurePeriod(db: Knex, name: string, period: Period): Promise<boolean> {
+async function ensurePeriod(db: Knex, name: string, period: Period): Promise<boolean> {
   const { rows } = await db.raw<{ rows: unknown[] }>(
     `insert into ${PERIODIC_RUNS} (name, period_key, next_attempt_at) values (?, ?, ?)
      on conflict (name, period_key) do nothing returning id`,

@@ -8,12 +8,12 @@ import { Waker, sleep } from '../sleep.js';
 import { nextIdleDelayMs, retryDelayMs } from './backoff.js';
 import type { LeaseRenewal } from './work-table.js';
 
-export type ReconcilerState = 'idle' | 'running' | 'stopping' | 'stopped';
+type ReconcilerState = 'idle' | 'running' | 'stopping' | 'stopped';
 
 /** The longest wait between two failed claims. */
 const CLAIM_RETRY_MAX_MS = 2_000;
 
-export interface ReconcilerOptions<T> {
+interface ReconcilerOptions<T> {
   name: string;
   /** Claims a batch for this owner; an empty batch means nothing is due. */
   claim(owner: string): Promise<T[]>;

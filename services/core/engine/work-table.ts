@@ -18,12 +18,12 @@ export interface WorkRow {
 }
 
 /** A filter added to the claim: `sql` uses `?` placeholders bound to `bindings`. */
-export interface Filter {
+interface Filter {
   sql: string;
   bindings: readonly Knex.Value[];
 }
 
-export interface WorkTableOptions {
+interface WorkTableOptions {
   table: string;
   /** Reconciler name used in metrics and logs. */
   reconciler: string;
@@ -77,7 +77,7 @@ export function heldBy(owner: string) {
  * `whereIn` binds one parameter per id (a 1000-row batch is then 1000 parameters to send, bind and
  * plan). The array takes the id column's type, so bigint, uuid and text ids all work.
  */
-export function idIn(ids: readonly string[]) {
+function idIn(ids: readonly string[]) {
   return (q: Knex.QueryBuilder): Knex.QueryBuilder => q.whereRaw('id = any(?)', [idArray(ids)]);
 }
 
@@ -87,7 +87,7 @@ export function idArray(ids: readonly string[]): string {
 }
 
 /** Ids of a batch of work rows (what the reconciler renews the leases of). */
-export const rowIds = (batch: readonly { id: string }[]): string[] => batch.map((r) => String(r.id));
+const rowIds = (batch: readonly { id: string }[]): string[] => batch.map((r) => String(r.id));
 
 /** What a reconciler renews while a batch is in flight; see WorkTable.renewal(). */
 export interface LeaseRenewal<T> {
@@ -413,7 +413,7 @@ export class WorkTable {
 }
 
 /** A one-line error description for `last_error`, including the cause chain. */
-export function describe(error: Error): string {
+function describe(error: Error): string {
   const parts: string[] = [];
   let e: unknown = error;
   for (let i = 0; i < 4 && e instanceof Error; i++) {

@@ -1,5 +1,5 @@
-// ALLIO integration: settings, inbound webhooks, sync tasks (seed 004 columns plus what a reliable
-// queue needs), and the CRM tables the sync writes.
+// ALLIO integration: settings, inbound webhooks, sync tasks (the columns ALLIO's
+// integration defines, plus what a reliable queue needs), and the CRM tables the sync writes.
 import type { Migration } from './index.js';
 
 export const allio: Migration = {
@@ -26,7 +26,7 @@ create table allio_webhook (
   id bigserial primary key,
   integration_uuid uuid not null,
   command text not null,
-  external_ids_array text not null,         -- JSON array as text, e.g. "[111,222]" (seed 3.1)
+  external_ids_array text not null,         -- JSON array as text, e.g. "[111,222]"
   created_at timestamptz not null default now(),
   integration_id bigint not null references allio_integrations (id) on delete cascade,
   request_id text,
@@ -46,7 +46,7 @@ create trigger allio_webhook_notify after insert on allio_webhook
 
 create table allio_tasks (
   id bigserial primary key,
-  external_ids text not null,               -- JSON array as text (seed 3.2)
+  external_ids text not null,               -- JSON array as text
   status smallint not null default 0,       -- 0 new, 1 in progress, 2 done, 3 error
   created_at timestamptz not null default now(),
   entity text not null check (entity in ('reserve', 'dealcard')),
@@ -87,7 +87,7 @@ create table crm_reservations (
   integration_id bigint not null references allio_integrations (id) on delete cascade,
   external_id text not null,
   contact_id bigint references crm_contacts (id) on delete set null,
-  created_at timestamptz,                    -- ALLIO 'till' (seed mapping)
+  created_at timestamptz,                    -- ALLIO 'till'
   custom_fields jsonb not null default '{}',
   synced_at timestamptz not null default now(),
   deleted_at timestamptz,
@@ -99,7 +99,7 @@ create table crm_deals (
   integration_id bigint not null references allio_integrations (id) on delete cascade,
   external_id text not null,
   contact_id bigint references crm_contacts (id) on delete set null,
-  created_at timestamptz,                    -- ALLIO 'till' (seed mapping)
+  created_at timestamptz,                    -- ALLIO 'till'
   custom_fields jsonb not null default '{}',
   synced_at timestamptz not null default now(),
   deleted_at timestamptz,

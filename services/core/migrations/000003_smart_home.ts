@@ -1,4 +1,4 @@
-// Smart home (seed 000): partners, tenants' subscriptions to a partner's service, and the
+// Smart home: partners, tenants' subscriptions to a partner's service, and the
 // connect/disconnect requests that the MQ bridge drives to a final state.
 import type { Migration } from './index.js';
 
@@ -33,7 +33,7 @@ create table smart_home_subscriptions (
   unique (tenant_id, service)
 );
 
--- Seed 000 §1.2: ready_for_request -> requested (when sent) -> complete, or failed. The engine's
+-- A request goes ready_for_request -> requested (when sent) -> complete, or failed. The engine's
 -- columns (status, attempts, next_attempt_at, lease) drive re-sending while no reply has come.
 create table smart_home_requests (
   id bigserial primary key,

@@ -1,4 +1,4 @@
-// Kitchen (seed 002): menu with technology cards, orders and their payment, production, status
+// Kitchen: menu with technology cards, orders and their payment, production, status
 // outbox, warehouse stock fed by webhooks, the 1C export ledger, and API keys for machine clients.
 import type { Migration } from './index.js';
 

@@ -1,4 +1,4 @@
-// The development authorization server (seed 000 §2): partner clients for the client-credentials
+// The development authorization server: partner clients for the client-credentials
 // grant, and an audit of every token issued and every failed token request.
 import type { Migration } from './index.js';
 

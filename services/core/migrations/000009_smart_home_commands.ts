@@ -1,4 +1,4 @@
-// Open-door commands (seed 000 §1.3) in PostgreSQL: the record of each command and how it ended,
+// Open-door commands in PostgreSQL: the record of each command and how it ended,
 // so that a tenant learns the outcome even when Redis (smart-home-cache, the fast path) lost it.
 import type { Migration } from './index.js';
 

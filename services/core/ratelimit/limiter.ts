@@ -39,7 +39,7 @@ export interface LimitSpec {
 }
 
 /** A request to the partner counts as in flight for at most this long after its grant. */
-export function holdMs(spec: LimitSpec): number {
+function holdMs(spec: LimitSpec): number {
   return spec.sendWithinMs + spec.answerWithinMs;
 }
 

@@ -18,7 +18,7 @@ export interface Quota {
   cost: number;
 }
 
-export type Admission = { admitted: true } | { admitted: false; retryAfterMs: number };
+type Admission = { admitted: true } | { admitted: false; retryAfterMs: number };
 
 export class QuotaGate {
   private readonly redis: QuotaRedis;

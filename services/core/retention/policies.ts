@@ -13,7 +13,7 @@ export type RetentionTable = (typeof RETENTION_TABLES)[number];
  * Days a table keeps its finished rows at the least, whatever the configuration says, because the
  * code relies on them for that long.
  */
-export const FLOOR_DAYS: Partial<Record<RetentionTable, number>> = {
+const FLOOR_DAYS: Partial<Record<RetentionTable, number>> = {
   // Warehouse webhooks are de-duplicated by their Standard Webhooks id (a stock delta applied twice
   // would be wrong); senders retry for a few days (Svix: ~1.5 days), so a week is kept at least.
   kitchen_warehouse_events: 7,
@@ -22,7 +22,7 @@ export const FLOOR_DAYS: Partial<Record<RetentionTable, number>> = {
   periodic_runs: 32,
 };
 
-export interface RetentionSettings {
+interface RetentionSettings {
   /** Days done rows are kept. */
   doneDays: number;
   /** Days failed rows (and dead letters nobody replayed) are kept, for investigation and replay. */

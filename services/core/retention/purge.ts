@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { sleep } from '../sleep.js';
 import { purgeBatchSql, type PurgeRule, type RetentionTable } from './policies.js';
 
-export interface PurgeOptions {
+interface PurgeOptions {
   batchSize: number;
   pauseMs: number;
   /** Renews the lease of the run; false when it is lost (another replica owns the run now). */

@@ -17,7 +17,7 @@ export const RETENTION_JOB = 'hub.retention';
 /** The run's lease, renewed before every batch: a replica that dies mid-purge is replaced this late. */
 const LEASE_MS = 5 * 60_000;
 
-export interface RetentionDeps {
+interface RetentionDeps {
   db: Knex;
   config: RetentionConfig;
   logger: Logger;
@@ -29,7 +29,7 @@ export interface RetentionDeps {
   pollMaxMs?: number;
 }
 
-export interface Retention {
+interface Retention {
   scheduler: PeriodicScheduler;
   reconciler: Reconciler<WorkRow>;
   start(): Promise<void>;

@@ -12,7 +12,7 @@ import { excerpt, type OutboundPolicy } from '../../core/outbound.js';
 import type { Grant, LimitSpec, RateLimiter } from '../../core/ratelimit/limiter.js';
 import type { Entity } from './commands.js';
 
-export const ALLIO_PROVIDER = 'allio';
+const ALLIO_PROVIDER = 'allio';
 
 const PATHS: Record<Entity, string> = { reserve: 'reserve/list', dealcard: 'dealcard/list' };
 
@@ -32,7 +32,7 @@ export function allioLimit(config: { ALLIO_RATE_PER_SECOND: number; ALLIO_RATE_S
   };
 }
 
-export interface AllioClientOptions {
+interface AllioClientOptions {
   limiter: RateLimiter;
   limit: LimitSpec;
   egressIp: string;

@@ -20,11 +20,11 @@ export interface TaskDraft {
   entity: Entity;
   op: Op;
   command: string;
-  /** JSON array as text, as the seed's `allio_tasks.external_ids` column stores it. */
+  /** JSON array as text, as the `allio_tasks.external_ids` column stores it. */
   external_ids: string;
 }
 
-export type TaskPlan = { tasks: TaskDraft[] } | { skip: string };
+type TaskPlan = { tasks: TaskDraft[] } | { skip: string };
 
 /**
  * Turns one webhook into tasks: one per chunk of at most 100 distinct ids, or a skip reason
@@ -60,8 +60,4 @@ export function batchIds(taskIdLists: readonly number[][]): number[][] {
   const chunks: number[][] = [];
   for (let i = 0; i < all.length; i += MAX_IDS_PER_REQUEST) chunks.push(all.slice(i, i + MAX_IDS_PER_REQUEST));
   return chunks;
-}
-
-export function isKnownCommand(command: string): boolean {
-  return COMMANDS.has(command);
 }

@@ -5,12 +5,12 @@ import type { Knex } from 'knex';
 import type { Entity } from './commands.js';
 import type { CrmContactRow, MappedRecord } from './mapping.js';
 
-export const RECORD_TABLE: Record<Entity, string> = { reserve: 'crm_reservations', dealcard: 'crm_deals' };
+const RECORD_TABLE: Record<Entity, string> = { reserve: 'crm_reservations', dealcard: 'crm_deals' };
 
 const byExternalId = <T extends { external_id: string }>(a: T, b: T) =>
   a.external_id < b.external_id ? -1 : a.external_id > b.external_id ? 1 : 0;
 
-export interface WriteResult {
+interface WriteResult {
   records: number;
   contacts: number;
 }

@@ -1,4 +1,4 @@
-// Daily deletion control (seed 004 "Контроль удаленных сущностей"): once a day, for each active
+// Daily deletion control: once a day, for each active
 // integration, pending *_DEL tasks soft-delete their entities when the integration enables deletion
 // control, and are completed as skipped, with the reason, when it does not.
 import type { Knex } from 'knex';
@@ -16,7 +16,7 @@ export function deletionJob(timeOfDay: string): PeriodicJob {
   return { name: DELETION_JOB, period: (now) => dailyPeriod(now, timeOfDay) };
 }
 
-export interface SweepResult {
+interface SweepResult {
   integrations: number;
   tasks: number;
   deleted: number;
@@ -24,7 +24,7 @@ export interface SweepResult {
 }
 
 /** Runs the sweep over every active integration; each integration is one transaction. */
-export async function runDeletionSweep(db: Knex, metrics: Metrics, logger: Logger): Promise<SweepResult> {
+async function runDeletionSweep(db: Knex, metrics: Metrics, logger: Logger): Promise<SweepResult> {
   const result: SweepResult = { integrations: 0, tasks: 0, deleted: 0, skipped: 0 };
   const integrations: { id: string; name: string; deletion_control: boolean }[] = await db('allio_integrations')
     .where({ active: true })

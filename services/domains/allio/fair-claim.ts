@@ -29,7 +29,7 @@ const PENDING_UPSERT_T = `t.op = 'upsert' and t.status in (0, 1) and t.next_atte
  * serve an integration one turn early, never twice for one turn (the updates build on the newest
  * virtual time). Cost: one index probe (allio_tasks_fair) per active integration, plus the batch.
  */
-export const FAIR_CLAIM_SQL = `
+const FAIR_CLAIM_SQL = `
 with clock as (
   select vtime from allio_sync_clock for update
 ), pick as (
@@ -76,12 +76,12 @@ select c.*, (select json_build_object(
   from claimed c`;
 
 /** What the claim needs of the ALLIO client: a slot of the quota ahead of the request. */
-export interface QuotaSlots {
+interface QuotaSlots {
   slot(signal?: AbortSignal): Promise<Grant>;
   unusedSlot(grant: Grant): void;
 }
 
-export interface FairClaim {
+interface FairClaim {
   claim(owner: string): Promise<TaskRow[]>;
   /** The slot taken for `owner`'s batch, for its first request; each slot is handed out once. */
   takeSlot(owner: string): Grant | undefined;

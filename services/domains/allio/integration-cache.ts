@@ -19,7 +19,7 @@ export const uncachedLookup = (db: Knex): IntegrationLookup => ({
 /** Far above any real number of integrations; bounds memory if keys were ever churned. */
 export const INTEGRATION_CACHE_ENTRIES = 10_000;
 
-export interface IntegrationCacheOptions {
+interface IntegrationCacheOptions {
   ttlMs: number;
   /** Entries kept; the oldest is dropped past it. */
   maxEntries: number;

@@ -26,10 +26,6 @@ export interface Integration {
 
 export const INTEGRATIONS = 'allio_integrations';
 
-export async function findByWebhookKey(db: Knex, key: string): Promise<Integration | undefined> {
-  return findByWebhookKeyHash(db, hashWebhookKey(key));
-}
-
 export async function findByWebhookKeyHash(db: Knex, keyHash: string): Promise<Integration | undefined> {
   return db<Integration>(INTEGRATIONS).where({ webhook_key_hash: keyHash }).first();
 }

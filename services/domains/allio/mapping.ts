@@ -1,4 +1,4 @@
-// ALLIO records and their mapping into the CRM schema (seed 004 §"Маппинг"): mapped columns
+// ALLIO records and their mapping into the CRM schema: mapped columns
 // (external_id, created_at from `till`, phone), everything else kept in custom_fields.
 import { z } from 'zod';
 
@@ -23,7 +23,7 @@ export const allioReservationSchema = z
 
 export const allioDealCardSchema = allioReservationSchema.extend({ buyer: contactSchema.nullish() }).passthrough();
 
-export type AllioContact = z.infer<typeof contactSchema>;
+type AllioContact = z.infer<typeof contactSchema>;
 export type AllioReservation = z.infer<typeof allioReservationSchema>;
 export type AllioDealCard = z.infer<typeof allioDealCardSchema>;
 

@@ -30,9 +30,9 @@ export function boundSecretName(integrationName: string): string {
 }
 
 /** Highest spec.weight: a 100:1 split is already far beyond what one client should get over another. */
-export const MAX_WEIGHT = 100;
+const MAX_WEIGHT = 100;
 
-export const allioIntegrationSpec = z
+const allioIntegrationSpec = z
   .object({
     integrationUuid: z.string().uuid('must be a UUID'),
     /** Inline key: for development and `hub apply` on a workstation; production uses the Secret. */
@@ -71,4 +71,3 @@ export const allioIntegrationResource = resourceSchema('AllioIntegration', allio
 });
 
 export type AllioIntegrationResource = z.infer<typeof allioIntegrationResource>;
-export type AllioIntegrationSpec = z.infer<typeof allioIntegrationSpec>;

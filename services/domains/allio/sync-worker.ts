@@ -31,7 +31,7 @@ export interface TaskRow extends WorkRow {
   integration?: Integration;
 }
 
-export interface SyncWorkerDeps {
+interface SyncWorkerDeps {
   db: Knex;
   table: WorkTable;
   client: AllioClient;
@@ -112,7 +112,7 @@ function webhookIds(batch: readonly TaskRow[]): string[] {
 }
 
 /** Validates and maps ALLIO items; an item without an id is logged and left out, never fatal. */
-export function mapItems(entity: Entity, items: readonly unknown[], log?: Logger): MappedRecord[] {
+function mapItems(entity: Entity, items: readonly unknown[], log?: Logger): MappedRecord[] {
   const out: MappedRecord[] = [];
   for (const item of items) {
     if (entity === 'reserve') {

@@ -20,7 +20,7 @@ export const CATALOGS = {
 export type DocType = (typeof DOC_TYPES)[keyof typeof DOC_TYPES] | (typeof CATALOGS)[keyof typeof CATALOGS];
 
 /** Every kitchen sale and card payment is to a retail buyer; 1C keeps them under one counterparty. */
-export const RETAIL_BUYER = { sourceId: 'retail-buyer', description: 'Розничный покупатель' } as const;
+const RETAIL_BUYER = { sourceId: 'retail-buyer', description: 'Розничный покупатель' } as const;
 
 export interface OneCDocument {
   docType: DocType;

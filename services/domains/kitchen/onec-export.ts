@@ -35,7 +35,7 @@ export async function scheduleHours(db: Knex, now: Date, lookBackHours: number):
   return rows.length;
 }
 
-export async function loadHour(db: Knex, key: string): Promise<HourData> {
+async function loadHour(db: Knex, key: string): Promise<HourData> {
   const from = hourStart(key);
   const to = new Date(from.getTime() + 3_600_000);
   const orders = await db('kitchen_orders').where('produced_at', '>=', from).andWhere('produced_at', '<', to).orderBy('produced_at');

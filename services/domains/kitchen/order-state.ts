@@ -21,27 +21,11 @@ const TRANSITIONS: Record<OrderState, readonly OrderState[]> = {
 /** States that keep the reason of the state before them: a refunded order still says why it failed. */
 const KEEPS_REASON: readonly OrderState[] = ['refunded'];
 
-export const FINAL_STATES: readonly OrderState[] = ORDER_STATES.filter((s) => TRANSITIONS[s].length === 0);
-
 export function keepsReason(to: OrderState): boolean {
   return KEEPS_REASON.includes(to);
-}
-
-export function canTransition(from: OrderState, to: OrderState): boolean {
-  return TRANSITIONS[from].includes(to);
 }
 
 /** The states an order may be in for `to` to be applied. */
 export function allowedFrom(to: OrderState): OrderState[] {
   return ORDER_STATES.filter((s) => TRANSITIONS[s].includes(to));
-}
-
-export type TransitionDecision =
-  | { apply: true }
-  | { apply: false; reason: 'already_there' | 'not_allowed'; from: OrderState; to: OrderState };
-
-/** Whether to apply `to` to an order in `from`; repeating a transition is reported, not failed. */
-export function decideTransition(from: OrderState, to: OrderState): TransitionDecision {
-  if (canTransition(from, to)) return { apply: true };
-  return { apply: false, reason: from === to ? 'already_there' : 'not_allowed', from, to };
 }

@@ -13,14 +13,14 @@ import { excerpt, type OutboundPolicy } from '../../core/outbound.js';
 
 const PARTNER = 'payment-gateway';
 
-export const paymentResult = z.object({
+const paymentResult = z.object({
   paymentId: z.string().min(1),
   status: z.enum(['approved', 'declined']),
   declineCode: z.string().optional(),
 });
-export type PaymentResult = z.infer<typeof paymentResult>;
+type PaymentResult = z.infer<typeof paymentResult>;
 
-export interface PaymentRequest {
+interface PaymentRequest {
   idempotencyKey: string;
   orderId: string;
   amountMinor: number;
@@ -28,13 +28,13 @@ export interface PaymentRequest {
   cardToken: string;
 }
 
-export const refundResult = z.object({
+const refundResult = z.object({
   refundId: z.string().min(1),
   status: z.literal('succeeded'),
 });
-export type RefundResult = z.infer<typeof refundResult>;
+type RefundResult = z.infer<typeof refundResult>;
 
-export const orderPayments = z.object({
+const orderPayments = z.object({
   // An order has a handful of payments; a gateway answer listing more is not parsed element by element.
   payments: boundedArray(z.object({
     paymentId: z.string().min(1),
@@ -42,9 +42,9 @@ export const orderPayments = z.object({
     amount: z.object({ value: z.number().int().nonnegative(), currency: z.string() }),
   }), { max: 1_000 }),
 });
-export type OrderPayments = z.infer<typeof orderPayments>['payments'];
+type OrderPayments = z.infer<typeof orderPayments>['payments'];
 
-export interface RefundRequest {
+interface RefundRequest {
   idempotencyKey: string;
   /** The gateway's id of the approved payment. */
   paymentId: string;
@@ -53,7 +53,7 @@ export interface RefundRequest {
   reason: string;
 }
 
-export interface PaymentClientOptions {
+interface PaymentClientOptions {
   baseUrl: string;
   apiKey: string;
   /** PEM text of the CA bundle; undefined means the system store. */

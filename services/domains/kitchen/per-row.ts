@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import type { FailedOutcome, WorkRow, WorkTable } from '../../core/engine/work-table.js';
 import type { Logger } from '../../core/logger.js';
 
-export interface PerRow<R extends WorkRow> {
+interface PerRow<R extends WorkRow> {
   handle(row: R, owner: string, signal: AbortSignal): Promise<void>;
   /**
    * Writes what follows from a row failing for good (the order usually fails with it), in the

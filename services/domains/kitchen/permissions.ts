@@ -4,7 +4,7 @@
 // (`resource_access[<TENANT_JWT_AUDIENCE>].roles`); a token's `roles`/`realm_access` grant nothing.
 import { permissionConfig, type PermissionTable } from '../../core/auth/rbac.js';
 
-export type KitchenPermission =
+type KitchenPermission =
   | 'menu:read' | 'orders:create' | 'orders:pay' | 'orders:read' | 'stock:read' | 'tech-cards:read' | 'tech-cards:write';
 
 export const KITCHEN_ROLES = ['tenant', 'kitchen-operator', 'kitchen-admin'] as const;

@@ -1,4 +1,4 @@
-// Production reconciler (seed 002 §9.2.1): a paid order is sent to the robots (phase `submit`, a
+// Production reconciler: a paid order is sent to the robots (phase `submit`, a
 // 5 s timeout and 3 retries with exponential backoff, keyed by the order id so no retry cooks
 // twice), then its status is polled (phase `monitor`) until done, when the ingredients are written
 // off from the technology cards and the order is produced. Failures are kept and visible.
@@ -20,7 +20,7 @@ export interface ProductionRow extends WorkRow {
   deadline_at: Date | null;
 }
 
-export interface ProductionDeps {
+interface ProductionDeps {
   db: Knex;
   table: WorkTable;
   client: RobotsClient;
@@ -30,7 +30,7 @@ export interface ProductionDeps {
 }
 
 /** The robots' request from the order and its dishes' cards (pure). */
-export function productionRequest(order: Pick<OrderRow, 'id' | 'items'>, cards: ReadonlyMap<string, TechCard>): ProductionRequest {
+function productionRequest(order: Pick<OrderRow, 'id' | 'items'>, cards: ReadonlyMap<string, TechCard>): ProductionRequest {
   return {
     orderId: order.id,
     items: order.items.map((i) => {

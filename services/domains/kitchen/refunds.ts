@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 
 /** The gateway's Idempotency-Key of an order's refund: the same on every attempt and replica. */
-export const refundKey = (orderId: string): string => `refund:${orderId}`;
+const refundKey = (orderId: string): string => `refund:${orderId}`;
 
 /** The longest reason sent to the gateway with a refund. */
 const REASON_MAX = 500;

@@ -1,4 +1,4 @@
-// Robotic kitchen client (seed 002 §9.2.1): `POST {robots}/api/v1/production/orders` with the API key
+// Robotic kitchen client: `POST {robots}/api/v1/production/orders` with the API key
 // and a per-call timeout, keyed by the order id so that a retried call never cooks twice; and the
 // status of a production order.
 import { z } from 'zod';
@@ -6,12 +6,12 @@ import { HttpError, PermanentError } from '../../core/errors.js';
 import type { Metrics } from '../../core/metrics.js';
 import { excerpt, type OutboundPolicy } from '../../core/outbound.js';
 
-export const productionStatus = z.object({
+const productionStatus = z.object({
   productionId: z.string().min(1),
   status: z.enum(['queued', 'cooking', 'done', 'failed']),
   reason: z.string().optional(),
 });
-export type ProductionStatus = z.infer<typeof productionStatus>;
+type ProductionStatus = z.infer<typeof productionStatus>;
 
 export interface ProductionRequest {
   orderId: string;

@@ -45,9 +45,9 @@ export function encodeStatus(e: OrderStatusEvent): Buffer {
  * to 500 characters where it is written, so 16 KiB is generous and a megabyte of text is refused
  * before protobufjs copies it into strings.
  */
-export const MAX_STATUS_EVENT_BYTES = 16 * 1024;
+const MAX_STATUS_EVENT_BYTES = 16 * 1024;
 
-export type DecodedStatus = { ok: true; event: OrderStatusEvent } | { ok: false; reason: string };
+type DecodedStatus = { ok: true; event: OrderStatusEvent } | { ok: false; reason: string };
 
 /** Decodes and validates; bytes that are not a complete, valid event give a short reason. */
 export function decodeStatusOrReason(bytes: Uint8Array): DecodedStatus {
@@ -63,15 +63,8 @@ export function decodeStatusOrReason(bytes: Uint8Array): DecodedStatus {
   return parsed.ok ? { ok: true, event: parsed.value } : { ok: false, reason: clip(`not a valid order status event: ${parsed.reason}`, MAX_REASON_TEXT) };
 }
 
-/** Decodes and validates; throws on bytes that are not a complete, valid event. */
-export function decodeStatus(bytes: Uint8Array): OrderStatusEvent {
-  const decoded = decodeStatusOrReason(bytes);
-  if (!decoded.ok) throw new Error(decoded.reason);
-  return decoded.event;
-}
-
 /** Minimal channel surface used for the topology (amqplib's Channel and ConfirmChannel have it). */
-export interface TopologyChannel {
+interface TopologyChannel {
   assertExchange(name: string, type: string, o: { durable: boolean }): Promise<unknown>;
   assertQueue(name: string, o: { durable: boolean; arguments?: Record<string, unknown> }): Promise<unknown>;
   bindQueue(queue: string, exchange: string, key: string): Promise<unknown>;

@@ -23,7 +23,7 @@ export interface OutboxRow extends WorkRow {
 }
 
 /** The status event a row carries. */
-export function statusEventOf(r: OutboxRow): OrderStatusEvent {
+function statusEventOf(r: OutboxRow): OrderStatusEvent {
   return {
     eventId: r.event_id, orderId: r.order_id, tenantId: r.tenant_id, state: r.state,
     reason: r.reason ?? '', occurredAtMs: r.occurred_at.getTime(), version: Number(r.version),

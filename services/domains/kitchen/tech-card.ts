@@ -6,7 +6,7 @@ import { validateXML } from 'xmllint-wasm';
 import { z } from 'zod';
 import { clip, MAX_ISSUE_TEXT } from '../../core/bounds.js';
 
-export const TECH_CARD_NS = 'urn:integration-hub:kitchen:tech-card:1';
+const TECH_CARD_NS = 'urn:integration-hub:kitchen:tech-card:1';
 const XSD = readFileSync(new URL('./tech-card.xsd', import.meta.url), 'utf8');
 /** Cards are small; a larger body is a mistake or an attack on the parser. */
 export const MAX_CARD_BYTES = 64 * 1024;

@@ -16,7 +16,7 @@ export const warehouseEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stock.receipt'), timestamp: at, data: z.object({ ingredient, quantity: z.number().positive(), unit, expiresAt: at.nullable().optional() }) }),
   z.object({ type: z.literal('stock.expiry'), timestamp: at, data: z.object({ ingredient, expiresAt: at }) }),
 ]);
-export type WarehouseEvent = z.infer<typeof warehouseEvent>;
+type WarehouseEvent = z.infer<typeof warehouseEvent>;
 
 export interface WarehouseEventRow extends WorkRow {
   webhook_id: string;

@@ -2,7 +2,7 @@
 // portions), and whether the stock can serve it. Pure: the stock is passed in.
 import type { TechCard } from './tech-card.js';
 
-export interface OrderLine {
+interface OrderLine {
   dishId: string;
   quantity: number;
 }

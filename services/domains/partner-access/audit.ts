@@ -1,5 +1,5 @@
-// The audit of the token endpoint (seed 000 §2: "the authorization server records every token
-// issued and every failed attempt"): one auth_token_events row per request, written before the
+// The audit of the token endpoint, which records every token issued and every failed attempt:
+// one auth_token_events row per request, written before the
 // answer leaves. If the row cannot be written, no token is handed out: the client gets 503 and
 // asks again.
 import { decodeJwt } from 'jose';
@@ -14,10 +14,10 @@ import { CLIENTS, type AuthClient } from './clients.js';
 
 export const TOKEN_EVENTS = 'auth_token_events';
 
-export type TokenOutcome =
+type TokenOutcome =
   | 'issued' | 'unknown_client' | 'bad_secret' | 'disabled_client' | 'invalid_request' | 'invalid_scope' | 'server_error';
 
-export interface TokenEvent {
+interface TokenEvent {
   client_id: string | null;
   source_address: string | null;
   outcome: TokenOutcome;
@@ -29,7 +29,7 @@ export interface TokenEvent {
 }
 
 /** Metric label for a client id that is not a registered client: keeps guessed ids out of the series. */
-export const UNREGISTERED = '(unregistered)';
+const UNREGISTERED = '(unregistered)';
 
 /**
  * Characters of a presented client id that are recorded. Registered ids are at most 200; a longer

@@ -21,7 +21,7 @@ export interface AuthClient {
  * single SHA-256 is then as strong as a slow hash and keeps the token endpoint cheap. The stored
  * form names its algorithm so that it can change later.
  */
-export function hashSecret(secret: string): string {
+function hashSecret(secret: string): string {
   return `sha256:${createHash('sha256').update(secret, 'utf8').digest('base64url')}`;
 }
 
@@ -32,7 +32,7 @@ export function secretMatches(stored: string | null | undefined, presented: unkn
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function newSecret(): string {
+function newSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 

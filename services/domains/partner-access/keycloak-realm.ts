@@ -52,7 +52,7 @@ export interface RabbitMqTarget {
 }
 
 /** A partner's client at the authorization server. */
-export interface PartnerClient {
+interface PartnerClient {
   partner: string;
   clientId: string;
   commandQueue: string;
@@ -60,22 +60,22 @@ export interface PartnerClient {
 
 export const OPERATOR_CLIENT_ID = 'hub-operator';
 /** The realm-management role the operator's service account holds: create and update clients and client scopes. */
-export const OPERATOR_ROLE = 'manage-clients';
-export const OPERATOR_SECRET_VARIABLE = 'HUB_OPERATOR_CLIENT_SECRET';
+const OPERATOR_ROLE = 'manage-clients';
+const OPERATOR_SECRET_VARIABLE = 'HUB_OPERATOR_CLIENT_SECRET';
 
 /** The event types the realm records: every token issued to a client, and every refused request. */
-export const TOKEN_EVENT_TYPES = ['CLIENT_LOGIN', 'CLIENT_LOGIN_ERROR'];
+const TOKEN_EVENT_TYPES = ['CLIENT_LOGIN', 'CLIENT_LOGIN_ERROR'];
 /** Events are kept 90 days: long enough to look back at a partner's failures over a quarter. */
-export const EVENTS_EXPIRATION_SECONDS = 90 * 24 * 3600;
+const EVENTS_EXPIRATION_SECONDS = 90 * 24 * 3600;
 
 /** A `${VARIABLE}` that Keycloak replaces with the environment variable's value when it imports the file. */
-export const placeholder = (variable: string): string => `\${${variable}}`;
+const placeholder = (variable: string): string => `\${${variable}}`;
 
 /** The environment variable holding a partner client's secret for the realm import. */
 export const partnerSecretVariable = (clientId: string): string =>
   `HUB_PARTNER_SECRET_${clientId.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 
-export function partnerClientOf(r: SmartHomePartnerResource): PartnerClient {
+function partnerClientOf(r: SmartHomePartnerResource): PartnerClient {
   return {
     partner: r.metadata.name,
     clientId: r.spec.oauthClientId ?? r.metadata.name,
@@ -84,7 +84,7 @@ export function partnerClientOf(r: SmartHomePartnerResource): PartnerClient {
 }
 
 /** The RabbitMQ scopes a partner's tokens carry: read on its queue, write of its own replies. */
-export const partnerClientScopes = (p: PartnerClient, t: RabbitMqTarget): string[] =>
+const partnerClientScopes = (p: PartnerClient, t: RabbitMqTarget): string[] =>
   partnerScopes({ partner: p.partner, commandQueue: p.commandQueue, vhost: t.vhost, resourceServerId: t.resourceServerId });
 
 /** A client scope per RabbitMQ scope string; its name is what lands in the token's `scope` claim. */
@@ -98,7 +98,7 @@ export function rabbitMqClientScope(name: string): KeycloakClientScope {
 }
 
 /** RabbitMQ accepts a token only if its `aud` names `auth_oauth2.resource_server_id`. */
-export function audienceMapper(resourceServerId: string): KeycloakProtocolMapper {
+function audienceMapper(resourceServerId: string): KeycloakProtocolMapper {
   return {
     name: `audience ${resourceServerId}`,
     protocol: 'openid-connect',
@@ -115,7 +115,7 @@ export function audienceMapper(resourceServerId: string): KeycloakProtocolMapper
  * does not get, so the claim is set here: connections and their log lines name the partner's
  * client, never a name the partner chose.
  */
-export function clientIdClaimMapper(clientId: string): KeycloakProtocolMapper {
+function clientIdClaimMapper(clientId: string): KeycloakProtocolMapper {
   return {
     name: 'client_id claim',
     protocol: 'openid-connect',
@@ -177,7 +177,7 @@ export function partnerClientRepresentation(p: PartnerClient, t: RabbitMqTarget)
  * mappings within the client's role scope, so this client keeps its full scope; it has no other
  * scopes or claims.
  */
-export function operatorClientRepresentation(clientId = OPERATOR_CLIENT_ID): KeycloakClient {
+function operatorClientRepresentation(clientId = OPERATOR_CLIENT_ID): KeycloakClient {
   return serviceClient({
     clientId,
     name: 'Integration Hub operator',
@@ -188,7 +188,7 @@ export function operatorClientRepresentation(clientId = OPERATOR_CLIENT_ID): Key
   });
 }
 
-export interface RealmOptions extends RabbitMqTarget {
+interface RealmOptions extends RabbitMqTarget {
   realm: string;
   accessTokenLifespanSeconds: number;
 }
@@ -294,14 +294,6 @@ export function keycloakRealm(partners: readonly SmartHomePartnerResource[], o: 
       },
     ],
   };
-}
-
-/** The environment variables a realm's placeholders name: what Keycloak's environment must set. */
-export function realmSecretVariables(realm: KeycloakRealm): string[] {
-  return realm.clients.flatMap((c) => {
-    const m = /^\$\{([A-Z0-9_]+)\}$/.exec(c.secret ?? '');
-    return m ? [m[1]!] : [];
-  });
 }
 
 /** The realm as the committed file and `hub keycloak-realm` write it. */

@@ -9,7 +9,7 @@ import { REPLIES_EXCHANGE } from '../../contracts/smart-home-topology.js';
 /** RabbitMQ's `auth_oauth2.resource_server_id`: the tokens' audience and the scopes' prefix. */
 export const DEFAULT_RESOURCE_SERVER_ID = 'rabbitmq';
 
-export interface PartnerAccess {
+interface PartnerAccess {
   /** The partner's name: the routing key of its commands and of its replies. */
   partner: string;
   commandQueue: string;

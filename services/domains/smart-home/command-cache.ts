@@ -1,4 +1,4 @@
-// smart-home-cache (seed 000 §1.3): open commands in Redis, keyed by the request UUID and kept for
+// smart-home-cache: open commands in Redis, keyed by the request UUID and kept for
 // the result's retention. The fast path: a finished command is read from here, and its outcome is
 // written here together with the tenant's `command.result` event (one Lua script). The record of
 // each command and the decision of its outcome are in PostgreSQL (command-store.ts), so losing this
@@ -33,11 +33,6 @@ export class CommandCache {
     this.eventsPrefix = new TenantEventPublisher(redis, keyPrefix).channel('');
     if (!('hubCommandResult' in redis)) redis.defineCommand('hubCommandResult', { numberOfKeys: 1, lua: RESULT_LUA });
     this.redis = redis as CacheRedis;
-  }
-
-  /** The connection, for reporting its failures (reportRedisFailure). */
-  get connection(): Redis {
-    return this.redis;
   }
 
   key(commandId: string): string {

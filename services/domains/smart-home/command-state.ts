@@ -1,4 +1,4 @@
-// An open command's life (seed 000 §1.3) as data: pending until the partner's reply or its deadline
+// An open command's life as data: pending until the partner's reply or its deadline
 // decides opened, failed or timeout, exactly once. Pure, no I/O: PostgreSQL holds the row, and
 // command-store.ts applies what this decides.
 import { buildCommandResult, type CommandResultEvent } from '../../contracts/tenant-events.js';
@@ -26,7 +26,7 @@ export interface CommandRecord {
 export type SettleResult = 'settled' | 'unknown' | 'mismatched_partner' | 'mismatched_service' | 'duplicate' | 'late';
 
 /** A reply's verdict: apply it, time the command out (the reply came after the deadline), or ignore it, with the reason. */
-export type ReplyVerdict = { action: 'apply' } | { action: 'time_out' } | { action: 'ignore'; result: Exclude<SettleResult, 'settled'> };
+type ReplyVerdict = { action: 'apply' } | { action: 'time_out' } | { action: 'ignore'; result: Exclude<SettleResult, 'settled'> };
 
 /**
  * Decides what a reply from `partner` naming `service` does to `command` at `now`. Only the partner

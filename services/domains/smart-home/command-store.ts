@@ -41,7 +41,7 @@ function toRecord(r: CommandRow): CommandRecord {
   };
 }
 
-export interface Settled {
+interface Settled {
   result: SettleResult;
   /** The command as this call left it (absent when unknown). */
   command?: CommandRecord;

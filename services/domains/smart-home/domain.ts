@@ -21,7 +21,7 @@ export interface Refusal {
   message: string;
 }
 
-export type Decision = { allowed: true; next?: SubscriptionState } | { allowed: false; refusal: Refusal };
+type Decision = { allowed: true; next?: SubscriptionState } | { allowed: false; refusal: Refusal };
 
 const inProgress: Decision = {
   allowed: false,

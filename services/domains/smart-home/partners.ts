@@ -5,7 +5,7 @@ import { upsertByName } from '../../core/db.js';
 import type { Service } from './domain.js';
 import { defaultCommandQueue, type SmartHomePartnerResource } from '../../contracts/smart-home-partner.js';
 
-export interface Partner {
+interface Partner {
   id: string;
   name: string;
   services: Service[];

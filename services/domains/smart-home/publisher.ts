@@ -10,7 +10,7 @@ import type { CommandMessage } from '../../contracts/smart-home-messages.js';
 import type { SmartHomeMetrics } from './metrics.js';
 import { assertBaseTopology, assertPartnerTopology, COMMANDS_EXCHANGE, type PartnerTopology } from '../../contracts/smart-home-topology.js';
 
-export class UnroutableError extends Error {
+class UnroutableError extends Error {
   constructor(partner: string) {
     super(`no queue is bound for partner ${partner} on ${COMMANDS_EXCHANGE}`);
     this.name = 'UnroutableError';

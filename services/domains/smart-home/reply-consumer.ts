@@ -25,7 +25,7 @@ import type { SmartHomeMetrics } from './metrics.js';
 import { applySubscriptionReply, pushSubscriptionChange } from './requests.js';
 import { assertRepliesTopology, DEAD_LETTER_EXCHANGE, REPLIES_QUEUE } from '../../contracts/smart-home-topology.js';
 
-export interface ReplyConsumerDeps {
+interface ReplyConsumerDeps {
   conn: AmqpConnectionManager;
   db: Knex;
   commands: CommandStore;

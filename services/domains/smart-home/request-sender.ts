@@ -1,4 +1,4 @@
-// The bridge's reconciler over connect/disconnect requests (seed 000 §1.2): a due request is
+// The bridge's reconciler over connect/disconnect requests: a due request is
 // marked `requested` with the time, its command is published with a broker confirm, and it comes
 // due again when the partner's reply deadline passes (growing with each attempt). A request whose
 // last attempt went unanswered, or that cannot be sent at all, fails and the tenant sees it.
@@ -38,7 +38,7 @@ interface Target {
   command_queue: string;
 }
 
-export interface SenderDeps {
+interface SenderDeps {
   db: Knex;
   table: WorkTable;
   publisher: CommandPublisher;

@@ -64,7 +64,7 @@ function failureCodeOf(r: RequestRow): FailureCode | null {
   return r.completed_at ? 'partner_refused' : 'partner_unavailable';
 }
 
-export function requestView(r: RequestRow): RequestView {
+function requestView(r: RequestRow): RequestView {
   return {
     id: r.request_uuid,
     kind: r.kind,
@@ -95,13 +95,13 @@ export async function pushSubscriptionChange(events: TenantEventPublisher<Tenant
     .catch((e: unknown) => logger.warn({ err: toError(e) }, 'could not push a subscription change; the app reads it over REST'));
 }
 
-export type ChangeRefusal = Refusal | { code: 'no_partner' | 'idempotency_key_reused'; message: string };
+type ChangeRefusal = Refusal | { code: 'no_partner' | 'idempotency_key_reused'; message: string };
 
-export type ChangeResult =
+type ChangeResult =
   | { ok: true; created: boolean; subscription: SubscriptionView; request: RequestView }
   | { ok: false; refusal: ChangeRefusal };
 
-export interface ChangeInput {
+interface ChangeInput {
   tenantId: string;
   service: Service;
   kind: RequestKind;
@@ -214,9 +214,9 @@ async function latestRequests(db: Knex, subs: readonly SubscriptionRow[]): Promi
   return new Map(latest.map((r) => [r.subscription_id, r]));
 }
 
-export type ReplyResult = 'applied' | 'applied_late' | 'duplicate' | 'unknown' | 'mismatched_partner' | 'mismatched_type';
+type ReplyResult = 'applied' | 'applied_late' | 'duplicate' | 'unknown' | 'mismatched_partner' | 'mismatched_type';
 
-export interface AppliedReply {
+interface AppliedReply {
   result: ReplyResult;
   /** Set when applied: whom to tell and what. */
   tenantId?: string;
@@ -313,7 +313,7 @@ export async function replayFailedRequests(db: Knex, o: { requestIds?: string[] 
   });
 }
 
-export interface RequestListing {
+interface RequestListing {
   id: string;
   tenant: string;
   service: Service;

@@ -42,7 +42,7 @@ export interface AllioDealCard extends AllioReservation {
 /** ALLIO refuses list requests with more ids than this. */
 export const ALLIO_MAX_IDS_PER_REQUEST = 100;
 /** How many records a `{"date": ...}` list request returns. */
-export const ALLIO_DATE_BATCH_SIZE = 20;
+const ALLIO_DATE_BATCH_SIZE = 20;
 
 /** Small, fast, well-distributed 32-bit PRNG; good enough for fake data and fully reproducible. */
 function mulberry32(seed: number): () => number {
@@ -157,19 +157,19 @@ function validPhone(rng: Rng): string {
  * record (not per contact) so one contact can arrive with a good phone in one record and a
  * broken one in another — the sync must not overwrite a good phone with junk.
  */
-export function phoneFor(recordId: number, validPhoneValue: string): string {
+function phoneFor(recordId: number, validPhoneValue: string): string {
   if (recordId % 7 === 0) return '#ERROR!';
   if (recordId % 11 === 0) return '';
   return validPhoneValue;
 }
 
 /** Many records map onto one contact so consumers exercise contact upserts, not just inserts. */
-export function clientIdFor(recordId: number): number {
+function clientIdFor(recordId: number): number {
   return 100000 + (recordId % 997);
 }
 
 /** Buyers share the client id space, so the same person can be a client in one record and a buyer in another. */
-export function buyerIdFor(recordId: number): number {
+function buyerIdFor(recordId: number): number {
   return 100000 + ((recordId * 31 + 17) % 997);
 }
 

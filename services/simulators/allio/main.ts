@@ -1,5 +1,5 @@
 // Runnable ALLIO simulator for the local demo: `ALLIO_SIM_PORT` / `ALLIO_SIM_TOKEN` configure it,
-// SIGTERM / SIGINT stop it. This is the only simulator file that reads the environment.
+// SIGTERM / SIGINT stop it. Only the entry points read the environment; the servers take options.
 import { startAllioSimulator } from './server.js';
 
 function parsePort(raw: string | undefined): number {

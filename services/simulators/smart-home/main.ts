@@ -2,13 +2,12 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { TokenSource } from '../../../docs/examples/partner-client.js';
-import { amqpEnv, ConfigError, loadConfig, url } from '../../core/config.js';
-import { createLogger } from '../../core/logger.js';
-import { runService } from '../../core/runtime.js';
 import { defaultCommandQueue } from '../../contracts/smart-home-partner.js';
+import { ConfigError, createLogger, loadConfig, runProcess, url } from '../process-kit.js';
 import { PartnerSimulator } from './partner.js';
 
-const env = amqpEnv.extend({
+const env = z.object({
+  AMQP_URL: url(['amqp:', 'amqps:']),
   SIM_PARTNER: z.string().min(1).default('demo-partner'),
   SIM_COMMAND_QUEUE: z.string().min(1).optional(),
   SIM_DELAY_MS: z.coerce.number().int().min(0).default(200),
@@ -23,7 +22,7 @@ const env = amqpEnv.extend({
   SIM_CA_FILE: z.string().min(1).optional(),
 });
 
-await runService('partner-simulator', async () => {
+await runProcess('partner-simulator', async () => {
   const c = loadConfig(env);
   const logger = createLogger({ level: c.LOG_LEVEL, name: 'partner-simulator' });
   const ca = c.SIM_CA_FILE ? await readFile(c.SIM_CA_FILE, 'utf8') : undefined;

@@ -5,12 +5,9 @@
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { connectPartner, consumeCommands, type CommandConsumer, type CommandDelivery, type TokenSource } from '../../../docs/examples/partner-client.js';
-import { connectAmqp } from '../../core/amqp.js';
-import { toError } from '../../core/errors.js';
-import type { Logger } from '../../core/logger.js';
-import { sleep } from '../../core/sleep.js';
 import { buildReply, commandMessage, type CommandMessage } from '../../contracts/smart-home-messages.js';
 import { assertBaseTopology, assertPartnerTopology, REPLIES_EXCHANGE } from '../../contracts/smart-home-topology.js';
+import { connectAmqp, toError, type Logger } from '../process-kit.js';
 
 export interface PartnerBehaviour {
   /** Milliseconds before replying. */
@@ -21,14 +18,14 @@ export interface PartnerBehaviour {
   silent: boolean;
 }
 
-export interface PartnerAuth {
+interface PartnerAuth {
   /** Access tokens from the authorization server (client credentials). */
   tokens: TokenSource;
   /** CA certificate of the broker's TLS listener. */
   ca?: string;
 }
 
-export interface PartnerSimulatorOptions {
+interface PartnerSimulatorOptions {
   /** With `auth`: `amqps://host:port/vhost` without credentials, as a partner connects. */
   amqpUrl: string;
   /** Connect as a partner does in production: AMQPS with an access token, refreshed before expiry. */
@@ -44,7 +41,7 @@ export interface PartnerSimulatorOptions {
   random?: () => number;
 }
 
-export interface ReceivedCommand {
+interface ReceivedCommand {
   command: CommandMessage;
   receivedAt: number;
 }
@@ -54,7 +51,9 @@ export class PartnerSimulator {
   behaviour: PartnerBehaviour;
   private conn: AmqpConnectionManager | undefined;
   private consumer: CommandConsumer | undefined;
-  private readonly stopping = new AbortController();
+  private stopping = false;
+  /** Wakes the replies waiting out their delay, so that a stop does not wait for them. */
+  private readonly sleepers = new Set<() => void>();
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly o: PartnerSimulatorOptions) {
@@ -86,7 +85,8 @@ export class PartnerSimulator {
   }
 
   async stop(): Promise<void> {
-    this.stopping.abort();
+    this.stopping = true;
+    for (const wake of this.sleepers) wake();
     await this.consumer?.cancel();
     await Promise.all(this.inFlight);
     await this.consumer?.channel.close().catch(() => undefined);
@@ -97,6 +97,20 @@ export class PartnerSimulator {
     const handled = p.catch((e: unknown) => this.o.logger.warn({ err: toError(e) }, 'partner simulator: command handling failed'));
     this.inFlight.add(handled);
     void handled.finally(() => this.inFlight.delete(handled));
+  }
+
+  /** Resolves after `ms`, or at once when the simulator stops. */
+  private pause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
   }
 
   private async onCommand(delivery: CommandDelivery): Promise<void> {
@@ -117,7 +131,7 @@ export class PartnerSimulator {
       delivery.ack();
       return;
     }
-    if (b.delayMs > 0) await sleep(b.delayMs, this.stopping.signal);
+    if (b.delayMs > 0) await this.pause(b.delayMs);
     const fail = (this.o.random ?? Math.random)() < b.failureRate;
     const reply = buildReply(command, fail ? 'failure' : 'success', fail ? 'simulated partner failure' : undefined);
     try {

@@ -30,7 +30,7 @@ export interface IssueOptions {
 }
 
 /** A tenant id as the demo page accepts it. */
-export const DEV_TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
+const DEV_TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 /** The `POST /dev/token` body is `{"tenant": "…", "ttlSeconds": n}`: a few dozen bytes. */
 const MAX_DEV_TOKEN_BODY = 1024;
 const MAX_DEV_TOKEN_TTL = 24 * 3600;
@@ -55,7 +55,7 @@ const devTokenRequest = z.object({
 });
 
 /** The tenant and lifetime of a `POST /dev/token` body, or the reason it is refused. */
-export function parseDevTokenRequest(body: string | undefined): { tenant: string; ttlSeconds: number } | { error: string } {
+function parseDevTokenRequest(body: string | undefined): { tenant: string; ttlSeconds: number } | { error: string } {
   if (body === undefined) return { error: `the body is larger than ${MAX_DEV_TOKEN_BODY} bytes` };
   let json: unknown;
   try {
