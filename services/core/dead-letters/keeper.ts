@@ -188,7 +188,7 @@ export class DeadLetterKeeper {
     }
   }
 
-  /** Publishes each claimed dead letter where it was first published, then records it replayed. */
+  /** Publishes a claimed dead letter where it was first published, then records it replayed. */
   private async replay(row: DeadLetterRow & WorkRow, owner: string): Promise<void> {
     await this.publish(row);
     const done = await this.table.complete([row.id], owner, this.d.db, { replayed_at: this.d.db.fn.now() });
