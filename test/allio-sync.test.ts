@@ -85,6 +85,35 @@ describe('allio sync', () => {
     expect(await count(ctx.db, 'crm_deals', { integration_id: it.id })).toBe(2);
   });
 
+  test('shutdown out of patience: the webhook in hand finishes, the webhooks of its batch not yet started are handed back untouched', async () => {
+    // Inactive: the tasks planned stay where they are, no sync worker takes them.
+    const it = await addIntegration(ctx.db, { baseUrl: sim.url, active: false });
+    // Planning a webhook inserts its task: a lock on the task table holds the first webhook of the
+    // batch in the middle of its transaction while the shutdown runs out of patience.
+    const lock = await ctx.db.transaction();
+    await lock.raw('lock table allio_tasks in share mode');
+    let sync: AllioSync | undefined;
+    try {
+      for (let i = 0; i < 5; i++) await webhook(it.id, it.uuid, 'RESERVE_ADD', [1100 + i]);
+      sync = await startSync(ctx);
+      await waitFor(async () => (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 1 })) === 5, 10_000, 'the batch claimed');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const stopping = sync.stop(300);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await lock.commit();
+      await stopping;
+      sync = undefined;
+    } finally {
+      if (!lock.isCompleted()) await lock.rollback();
+      await sync?.stop(2_000);
+    }
+    const rows = await ctx.db('allio_webhook').where({ integration_id: it.id }).orderBy('id');
+    expect(rows.filter((w) => w.status === 2)).toHaveLength(1);
+    const released = rows.filter((w) => w.status !== 2);
+    expect(released.map((w) => [w.status, w.attempts, w.locked_by])).toEqual(Array.from({ length: 4 }, () => [0, 0, null]));
+    expect(await count(ctx.db, 'allio_tasks', { integration_id: it.id })).toBe(1);
+  });
+
   test('a duplicate webhook changes nothing in the CRM', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url });
     running.push(await startSync(ctx));

@@ -1,12 +1,15 @@
 // The shared kernel on the real servers: concurrent migrations, LISTEN/NOTIFY wake-ups, claims
-// under contention, the rate limiter's spacing, and the readiness probe.
+// under contention, per-row handling and its shutdown, the rate limiter's spacing, and the
+// readiness probe.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { createDb } from '../services/core/db.js';
 import { migrate } from '../services/core/migrate.js';
 import { migrations } from '../services/core/migrations/index.js';
 import { WorkListener } from '../services/core/engine/notify.js';
+import { perRow } from '../services/core/engine/per-row.js';
 import { Reconciler } from '../services/core/engine/reconciler.js';
+import { defineWorkReconciler } from '../services/core/engine/work-reconciler.js';
 import { WorkTable, type WorkRow } from '../services/core/engine/work-table.js';
 import { RateLimiter } from '../services/core/ratelimit/limiter.js';
 import { createHttpServer } from '../services/core/http.js';
@@ -140,6 +143,50 @@ describe('reconcile engine', () => {
     } finally {
       await ctx.db.raw('drop table if exists ??', [name]);
     }
+  });
+});
+
+describe('work reconciler', () => {
+  test('rows are handled one by one, a row\'s error is settled alone, and a shutdown out of patience hands back the rows not yet started', async () => {
+    const name = 'per-row-test';
+    await ctx.db('periodic_runs').insert(['a', 'b', 'c', 'd'].map((k) => ({ name, period_key: k })));
+    const ids = (await ctx.db('periodic_runs').where({ name }).orderBy('id').select('id')).map((r: { id: string }) => String(r.id));
+    const order: string[] = [];
+    let holding = false;
+    const { reconciler, table } = defineWorkReconciler<WorkRow>({
+      db: ctx.db, logger: ctx.logger, metrics: ctx.metrics, owner: 'me',
+      table: 'periodic_runs', name, leaseMs: 30_000, maxAttempts: 3, batch: 10, filter: { sql: 'name = ?', bindings: [name] },
+      pollMinMs: 50, pollMaxMs: 100,
+      handle: (t) => perRow<WorkRow>(t, ctx.logger, {
+        warning: 'step did not complete',
+        async handle(row, owner, signal) {
+          order.push(String(row.id));
+          if (order.length === 1) throw Object.assign(new Error('partner away'), { code: 'ECONNRESET' });
+          // The second row is still in hand when the shutdown runs out of patience; it finishes.
+          holding = true;
+          await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+          await t.complete([row.id], owner);
+        },
+      }),
+    });
+    expect(table.options).toMatchObject({ table: 'periodic_runs', reconciler: name, leaseMs: 30_000, maxAttempts: 3 });
+    const untrack = track('reconciler');
+    reconciler.start();
+    try {
+      await waitFor(() => holding, 5_000, 'the second row in hand');
+      await reconciler.stop(200);
+    } finally {
+      await reconciler.stop();
+      untrack();
+    }
+    const rows = await ctx.db('periodic_runs').where({ name }).orderBy('id');
+    const byId = new Map(rows.map((r: WorkRow) => [String(r.id), r]));
+    const [first, second] = order;
+    expect(order).toHaveLength(2);
+    expect(byId.get(first ?? '')).toMatchObject({ status: 0, attempts: 1, last_error: expect.stringContaining('partner away') });
+    expect(byId.get(second ?? '')).toMatchObject({ status: 2, attempts: 1 });
+    const untouched = ids.filter((id) => id !== first && id !== second).map((id) => byId.get(id));
+    expect(untouched).toEqual(Array.from({ length: 2 }, () => expect.objectContaining({ status: 0, attempts: 0, locked_by: null })));
   });
 });
 

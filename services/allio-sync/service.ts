@@ -4,8 +4,9 @@ import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import type { AllioConfig } from '../core/config.js';
 import { PeriodicScheduler, PERIODIC_RUNS } from '../core/engine/periodic.js';
-import { Reconciler } from '../core/engine/reconciler.js';
-import { WorkTable } from '../core/engine/work-table.js';
+import type { Reconciler } from '../core/engine/reconciler.js';
+import { defineWorkReconciler } from '../core/engine/work-reconciler.js';
+import type { WorkTable } from '../core/engine/work-table.js';
 import type { WorkListener } from '../core/engine/notify.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -13,7 +14,7 @@ import { OutboundPolicy } from '../core/outbound.js';
 import { RateLimiter } from '../core/ratelimit/limiter.js';
 import { AllioClient, allioLimit } from '../domains/allio/client.js';
 import { DELETION_JOB, deletionJob, deletionSweepHandler } from '../domains/allio/deletion-sweep.js';
-import { fairClaim } from '../domains/allio/fair-claim.js';
+import { fairClaim, type FairClaim } from '../domains/allio/fair-claim.js';
 import { syncHandler, type TaskRow } from '../domains/allio/sync-worker.js';
 import { webhookHandler, type WebhookRow } from '../domains/allio/webhook-reconciler.js';
 
@@ -43,16 +44,6 @@ export interface AllioSync {
 
 export function createAllioSync(d: AllioSyncDeps): AllioSync {
   const { db, metrics, logger, config } = d;
-  const leaseMs = config.ALLIO_TASK_LEASE_MS;
-  const webhooks = new WorkTable(db, metrics, logger, {
-    table: 'allio_webhook', reconciler: 'allio-webhooks', leaseMs, maxAttempts: 10,
-  });
-  const tasks = new WorkTable(db, metrics, logger, {
-    table: 'allio_tasks', reconciler: 'allio-sync', leaseMs, maxAttempts: config.ALLIO_MAX_ATTEMPTS,
-  });
-  const runs = new WorkTable(db, metrics, logger, {
-    table: PERIODIC_RUNS, reconciler: 'allio-deletion-sweep', leaseMs: 10 * leaseMs, maxAttempts: 5,
-  });
   const limiter = new RateLimiter(d.redis, config.REDIS_KEY_PREFIX, metrics, logger);
   const client = new AllioClient({
     limiter,
@@ -63,52 +54,39 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     outbound: new OutboundPolicy(config, logger, metrics),
     sourceAddress: config.ALLIO_SOURCE_ADDRESS,
   });
-  const fair = fairClaim(tasks, client);
-  const common = { owner: d.owner, logger, metrics, pollMaxMs: d.pollMaxMs ?? 5_000 };
-  const upsertFilter = { sql: `op = 'upsert'`, bindings: [] };
-  const sweepFilter = { sql: 'name = ?', bindings: [DELETION_JOB] };
+  const leaseMs = config.ALLIO_TASK_LEASE_MS;
+  const common = { db, logger, metrics, owner: d.owner, listener: d.listener, pollMaxMs: d.pollMaxMs ?? 5_000 };
 
-  const webhookReconciler = new Reconciler<WebhookRow>({
-    ...common,
-    name: 'allio-webhooks',
-    claim: (owner) => webhooks.claim<WebhookRow>(owner, 50),
-    handle: webhookHandler(db, webhooks, logger),
-    onHandlerError: (batch, owner, err) => webhooks.settleError(batch, owner, err).then(() => undefined),
-    lease: webhooks.renewal(),
-    stats: () => webhooks.stats(),
+  const webhooks = defineWorkReconciler<WebhookRow>({
+    ...common, table: 'allio_webhook', name: 'allio-webhooks', leaseMs, maxAttempts: 10, batch: 50,
+    handle: (table) => webhookHandler(db, table, logger),
   });
-  const syncReconciler = new Reconciler<TaskRow>({
-    ...common,
-    name: 'allio-sync',
+  // The sync worker claims through the fair share of the quota, and its first request uses the slot
+  // the claim took.
+  let fair: FairClaim | undefined;
+  const fairOf = (table: WorkTable) => (fair ??= fairClaim(table, client));
+  const sync = defineWorkReconciler<TaskRow>({
+    ...common, table: 'allio_tasks', name: 'allio-sync', leaseMs, maxAttempts: config.ALLIO_MAX_ATTEMPTS,
     concurrency: config.ALLIO_WORKER_CONCURRENCY,
-    claim: fair.claim,
-    handle: syncHandler({ db, table: tasks, client, metrics, logger, secretsDir: config.SECRETS_DIR, takeSlot: fair.takeSlot }),
-    onHandlerError: (batch, owner, err) => tasks.settleError(batch, owner, err).then(() => undefined),
-    lease: tasks.renewal(),
-    stats: () => tasks.stats(upsertFilter),
+    filter: { sql: `op = 'upsert'`, bindings: [] },
+    claim: (table) => fairOf(table).claim,
+    handle: (table) => syncHandler({ db, table, client, metrics, logger, secretsDir: config.SECRETS_DIR, takeSlot: fairOf(table).takeSlot }),
   });
-  const sweepReconciler = new Reconciler({
-    ...common,
-    name: 'allio-deletion-sweep',
+  const sweep = defineWorkReconciler({
+    ...common, table: PERIODIC_RUNS, name: 'allio-deletion-sweep', leaseMs: 10 * leaseMs, maxAttempts: 5,
+    batch: 1, filter: { sql: 'name = ?', bindings: [DELETION_JOB] },
     pollMaxMs: Math.max(common.pollMaxMs, 30_000),
-    claim: (owner) => runs.claim(owner, 1, sweepFilter),
-    handle: deletionSweepHandler(db, runs, metrics, logger),
-    lease: runs.renewal(),
-    stats: () => runs.stats(sweepFilter),
+    handle: (table) => deletionSweepHandler(db, table, metrics, logger),
   });
   const scheduler = new PeriodicScheduler(
     db, [deletionJob(config.ALLIO_DELETION_TIME)], logger, d.schedulerIntervalMs ?? 60_000, d.now,
   );
-  const reconcilers = [webhookReconciler, syncReconciler, sweepReconciler] as Reconciler<unknown>[];
-
-  d.listener?.on('allio_webhook', () => webhookReconciler.notify());
-  d.listener?.on('allio_tasks', () => syncReconciler.notify());
-  d.listener?.on(PERIODIC_RUNS, () => sweepReconciler.notify());
+  const reconcilers = [webhooks.reconciler, sync.reconciler, sweep.reconciler] as Reconciler<unknown>[];
 
   return {
     reconcilers,
     scheduler,
-    tables: { webhooks, tasks, runs },
+    tables: { webhooks: webhooks.table, tasks: sync.table, runs: sweep.table },
     async start() {
       await scheduler.tick();
       scheduler.start();

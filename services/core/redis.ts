@@ -1,5 +1,6 @@
 // Redis connections. Commands fail fast while disconnected (no offline queue) so that callers
 // such as the rate limiter can decide what "unavailable" means instead of piling up requests.
+import { readFileSync } from 'node:fs';
 import { Redis, ReplyError } from 'ioredis';
 import type { RedisConfig } from './config.js';
 import { DependencyState } from './dependency-state.js';
@@ -122,4 +123,18 @@ export function reportRedisFailure(redis: Redis, logger: Logger, thrown: unknown
   // 'error' event says whether Redis is down; a call that merely came too early says nothing.
   if (watched.has(redis) && redis.status !== 'ready' && !state.isDown) return;
   state.down(err.message, { during, ...fields });
+}
+
+
+/**
+ * What every Lua script of the hub starts with: `now_ms`, the Redis server's clock in milliseconds
+ * (microseconds as the fraction), so that every replica reads one clock. One line, so an error's
+ * line number is one past the line in the file.
+ */
+export const LUA_PRELUDE =
+  "local now_ms = (function() local t = redis.call('TIME'); return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 end)()\n";
+
+/** A Lua script of the hub's, read from `url`, with LUA_PRELUDE in front. */
+export function loadLua(url: URL): string {
+  return LUA_PRELUDE + readFileSync(url, 'utf8');
 }

@@ -7,8 +7,8 @@ import { createChannel } from '../core/amqp.js';
 import { toError } from '../core/errors.js';
 import type { WorkListener } from '../core/engine/notify.js';
 import { PERIODIC_RUNS } from '../core/engine/periodic.js';
-import { Reconciler } from '../core/engine/reconciler.js';
-import { WorkTable } from '../core/engine/work-table.js';
+import type { Reconciler } from '../core/engine/reconciler.js';
+import { defineWorkReconciler } from '../core/engine/work-reconciler.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { sleep } from '../core/sleep.js';
@@ -16,7 +16,7 @@ import type { KitchenConfig } from './config.js';
 import { createKitchenMetrics } from '../domains/kitchen/metrics.js';
 import { OutboundPolicy } from '../core/outbound.js';
 import { OneCClient } from '../domains/kitchen/onec-client.js';
-import { exportHandler, ONEC_EXPORT_JOB, scheduleHours } from '../domains/kitchen/onec-export.js';
+import { exportHandler, ONEC_EXPORT_JOB, scheduleHours, type RunRow } from '../domains/kitchen/onec-export.js';
 import { PaymentClient } from '../domains/kitchen/payment-client.js';
 import { paymentHandler, type PaymentRow } from '../domains/kitchen/payment-reconciler.js';
 import { productionHandler, type ProductionRow } from '../domains/kitchen/production-reconciler.js';
@@ -53,18 +53,6 @@ export interface Kitchen {
 export function createKitchen(d: KitchenDeps): Kitchen {
   const { db, config, logger, metrics } = d;
   const km = createKitchenMetrics(metrics.registry);
-  const leaseMs = config.KITCHEN_LEASE_MS;
-  const table = (name: string, reconciler: string, maxAttempts: number, backoff?: { baseMs: number; maxMs: number; factor: number }) =>
-    new WorkTable(db, metrics, logger, { table: name, reconciler, leaseMs, maxAttempts, backoff });
-  const payments = table('kitchen_payments', 'kitchen-payments', config.KITCHEN_PAYMENT_MAX_ATTEMPTS);
-  const production = table('kitchen_production', 'kitchen-production', config.KITCHEN_ROBOTS_RETRIES + 1, {
-    baseMs: config.KITCHEN_ROBOTS_BACKOFF_MS, maxMs: config.KITCHEN_ROBOTS_BACKOFF_MS * 64, factor: 2,
-  });
-  const refunds = table('kitchen_refunds', 'kitchen-refunds', config.KITCHEN_REFUND_MAX_ATTEMPTS);
-  const runs = table(PERIODIC_RUNS, 'kitchen-1c-export', 20);
-  const warehouse = table('kitchen_warehouse_events', 'kitchen-warehouse', 10);
-  const outbox = table('kitchen_outbox', 'kitchen-status-outbox', 1_000);
-
   const outbound = new OutboundPolicy(config, logger, metrics);
   // A partner URL the policy refuses stops start-up with its reason instead of failing every order.
   outbound.check('payment-gateway', config.KITCHEN_PAYMENT_URL);
@@ -77,57 +65,41 @@ export function createKitchen(d: KitchenDeps): Kitchen {
   const onec = new OneCClient({ baseUrl: config.ONEC_ODATA_URL, user: config.ONEC_USER, password: config.ONEC_PASSWORD, timeoutMs: config.ONEC_TIMEOUT_MS, metrics, outbound });
   const channel: ChannelWrapper = createChannel(d.amqp, logger, { name: 'kitchen-status', confirm: true, setup: (ch: ConfirmChannel) => assertStatusTopology(ch) });
 
-  const common = { owner: d.owner, logger, metrics, pollMaxMs: d.pollMaxMs ?? 5_000 };
-  const exportFilter = { sql: 'name = ?', bindings: [ONEC_EXPORT_JOB] };
-  const settle = (t: WorkTable) => (batch: { id: string; status: number; attempts: number }[], owner: string, err: Error) =>
-    t.settleError(batch, owner, err).then(() => undefined);
-
+  const common = {
+    db, logger, metrics, owner: d.owner, listener: d.listener, pollMaxMs: d.pollMaxMs ?? 5_000, leaseMs: config.KITCHEN_LEASE_MS,
+  };
   const r = {
-    payments: new Reconciler<PaymentRow>({
-      ...common, name: 'kitchen-payments', concurrency: 2,
-      claim: (owner) => payments.claim<PaymentRow>(owner, 5),
-      handle: paymentHandler({ db, table: payments, client: paymentClient, logger, metrics: km, productionDeadlineMs: config.KITCHEN_PRODUCTION_DEADLINE_MS }),
-      onHandlerError: settle(payments), lease: payments.renewal(), stats: () => payments.stats(),
-    }),
-    production: new Reconciler<ProductionRow>({
-      ...common, name: 'kitchen-production', concurrency: 2,
+    payments: defineWorkReconciler<PaymentRow>({
+      ...common, table: 'kitchen_payments', name: 'kitchen-payments', maxAttempts: config.KITCHEN_PAYMENT_MAX_ATTEMPTS,
+      batch: 5, concurrency: 2,
+      handle: (table) => paymentHandler({ db, table, client: paymentClient, logger, metrics: km, productionDeadlineMs: config.KITCHEN_PRODUCTION_DEADLINE_MS }),
+    }).reconciler,
+    production: defineWorkReconciler<ProductionRow>({
+      ...common, table: 'kitchen_production', name: 'kitchen-production', maxAttempts: config.KITCHEN_ROBOTS_RETRIES + 1,
+      backoff: { baseMs: config.KITCHEN_ROBOTS_BACKOFF_MS, maxMs: config.KITCHEN_ROBOTS_BACKOFF_MS * 64, factor: 2 },
+      batch: 5, concurrency: 2,
       // Polls of cooking orders are due every KITCHEN_PRODUCTION_POLL_MS; sleep no longer than that.
       pollMaxMs: Math.min(common.pollMaxMs, config.KITCHEN_PRODUCTION_POLL_MS),
-      claim: (owner) => production.claim<ProductionRow>(owner, 5),
-      handle: productionHandler({ db, table: production, client: robots, logger, metrics: km, pollMs: config.KITCHEN_PRODUCTION_POLL_MS }),
-      onHandlerError: settle(production), lease: production.renewal(), stats: () => production.stats(),
-    }),
-    refunds: new Reconciler<RefundRow>({
-      ...common, name: 'kitchen-refunds',
-      claim: (owner) => refunds.claim<RefundRow>(owner, 5),
-      handle: refundHandler({ db, table: refunds, client: paymentClient, logger, metrics: km }),
-      onHandlerError: settle(refunds), lease: refunds.renewal(), stats: () => refunds.stats(),
-    }),
-    export: new Reconciler({
-      ...common, name: 'kitchen-1c-export',
-      claim: (owner) => runs.claim<{ id: string; status: number; attempts: number; period_key: string }>(owner, 1, exportFilter),
-      handle: exportHandler({ db, table: runs, client: onec, logger, metrics: km }),
-      onHandlerError: settle(runs), lease: runs.renewal(), stats: () => runs.stats(exportFilter),
-    }),
-    warehouse: new Reconciler<WarehouseEventRow>({
-      ...common, name: 'kitchen-warehouse',
-      claim: (owner) => warehouse.claim<WarehouseEventRow>(owner, 50),
-      handle: warehouseHandler({ db, table: warehouse, logger, metrics: km }),
-      onHandlerError: settle(warehouse), lease: warehouse.renewal(), stats: () => warehouse.stats(),
-    }),
-    outbox: new Reconciler<OutboxRow>({
-      ...common, name: 'kitchen-status-outbox',
-      claim: (owner) => outbox.claim<OutboxRow>(owner, 100),
-      handle: outboxHandler({ db, table: outbox, channel, metrics: km }),
-      onHandlerError: settle(outbox), lease: outbox.renewal(), stats: () => outbox.stats(),
-    }),
+      handle: (table) => productionHandler({ db, table, client: robots, logger, metrics: km, pollMs: config.KITCHEN_PRODUCTION_POLL_MS }),
+    }).reconciler,
+    refunds: defineWorkReconciler<RefundRow>({
+      ...common, table: 'kitchen_refunds', name: 'kitchen-refunds', maxAttempts: config.KITCHEN_REFUND_MAX_ATTEMPTS, batch: 5,
+      handle: (table) => refundHandler({ db, table, client: paymentClient, logger, metrics: km }),
+    }).reconciler,
+    export: defineWorkReconciler<RunRow>({
+      ...common, table: PERIODIC_RUNS, name: 'kitchen-1c-export', maxAttempts: 20,
+      batch: 1, filter: { sql: 'name = ?', bindings: [ONEC_EXPORT_JOB] },
+      handle: (table) => exportHandler({ db, table, client: onec, logger, metrics: km }),
+    }).reconciler,
+    warehouse: defineWorkReconciler<WarehouseEventRow>({
+      ...common, table: 'kitchen_warehouse_events', name: 'kitchen-warehouse', maxAttempts: 10, batch: 50,
+      handle: (table) => warehouseHandler({ db, table, logger, metrics: km }),
+    }).reconciler,
+    outbox: defineWorkReconciler<OutboxRow>({
+      ...common, table: 'kitchen_outbox', name: 'kitchen-status-outbox', maxAttempts: 1_000, batch: 100,
+      handle: (table) => outboxHandler({ db, table, channel, metrics: km }),
+    }).reconciler,
   };
-  d.listener?.on('kitchen_payments', () => r.payments.notify());
-  d.listener?.on('kitchen_production', () => r.production.notify());
-  d.listener?.on('kitchen_refunds', () => r.refunds.notify());
-  d.listener?.on(PERIODIC_RUNS, () => r.export.notify());
-  d.listener?.on('kitchen_warehouse_events', () => r.warehouse.notify());
-  d.listener?.on('kitchen_outbox', () => r.outbox.notify());
   const reconcilers = Object.values(r) as Reconciler<unknown>[];
 
   const now = d.now ?? (() => new Date());

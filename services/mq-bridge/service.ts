@@ -5,8 +5,9 @@ import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { toError } from '../core/errors.js';
 import type { WorkListener } from '../core/engine/notify.js';
-import { Reconciler } from '../core/engine/reconciler.js';
-import { WorkTable } from '../core/engine/work-table.js';
+import type { Reconciler } from '../core/engine/reconciler.js';
+import { defineWorkReconciler } from '../core/engine/work-reconciler.js';
+import type { WorkTable } from '../core/engine/work-table.js';
 import type { FieldCipher } from '../core/field-cipher.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -56,25 +57,17 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
   const shMetrics = smartHomeMetrics(metrics.registry);
   const events = new TenantEventPublisher(d.redis, config.REDIS_KEY_PREFIX);
   const publisher = new CommandPublisher(d.amqp, logger, shMetrics);
-  const requests = new WorkTable(db, metrics, logger, {
+  const { table: requests, reconciler } = defineWorkReconciler<ClaimedRequest>({
+    db, logger, metrics, owner: d.owner, listener: d.listener,
     table: REQUESTS,
-    reconciler: RECONCILER,
+    name: RECONCILER,
     // Covers one publish (5 s confirm timeout) with room to spare.
     leaseMs: 30_000,
     maxAttempts: config.SMART_HOME_MAX_ATTEMPTS,
     failExhaustedOnClaim: false,
-  });
-  const reconciler = new Reconciler<ClaimedRequest>({
-    name: RECONCILER,
-    owner: d.owner,
-    logger,
-    metrics,
+    batch: 20,
     pollMaxMs: d.pollMaxMs ?? 1_000,
-    claim: (owner) => requests.claim<ClaimedRequest>(owner, 20),
-    handle: requestSender({ db, table: requests, publisher, cipher: d.cipher, events, config, logger, metrics }),
-    onHandlerError: (batch, owner, err) => requests.settleError(batch, owner, err).then(() => undefined),
-    lease: requests.renewal(),
-    stats: () => requests.stats(),
+    handle: (table) => requestSender({ db, table, publisher, cipher: d.cipher, events, config, logger, metrics }),
   });
   const commands = new CommandStore(db);
   const cache = new CommandCache(d.redis, config.REDIS_KEY_PREFIX, commandRetentionMs(config));
@@ -82,7 +75,6 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
     conn: d.amqp, db, commands, push: new CommandPush({ store: commands, cache, logger, metrics: shMetrics }), events,
     metrics: shMetrics, logger, prefetch: config.SMART_HOME_REPLY_PREFETCH, queue: repliesQueue(config.HUB_INSTALLATION),
   });
-  d.listener?.on(REQUESTS, () => reconciler.notify());
   // A partner applied (`hub apply`, the operator) gets its queue within moments, not at the next refresh.
   const partnersChanged = new Waker();
   d.listener?.on(PARTNERS, () => partnersChanged.wake());

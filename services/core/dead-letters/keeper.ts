@@ -10,8 +10,10 @@ import client, { type Counter, type Gauge, type Registry } from 'prom-client';
 import { createChannel, QueueConsumer, type Delivery } from '../amqp.js';
 import { PermanentError, toError } from '../errors.js';
 import type { WorkListener } from '../engine/notify.js';
-import { Reconciler } from '../engine/reconciler.js';
-import { WorkTable, type WorkRow } from '../engine/work-table.js';
+import { perRow } from '../engine/per-row.js';
+import type { Reconciler } from '../engine/reconciler.js';
+import { defineWorkReconciler } from '../engine/work-reconciler.js';
+import type { WorkRow, WorkTable } from '../engine/work-table.js';
 import type { FieldCipher } from '../field-cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -105,16 +107,20 @@ export class DeadLetterKeeper {
   constructor(private readonly d: DeadLetterKeeperDeps) {
     this.log = d.logger.child({ component: 'dead-letters' });
     this.m = deadLetterMetrics(d.metrics.registry, () => waitingCount(d.db));
-    this.table = new WorkTable(d.db, d.metrics, d.logger, { table: DEAD_LETTERS, reconciler: 'dead-letter-replay', leaseMs: 30_000, maxAttempts: 10 });
     const filter = { sql: 'queue = any(?)', bindings: [d.queues.map((q) => q.queue)] as Knex.Value[] };
-    this.reconciler = new Reconciler<WorkRow>({
-      name: 'dead-letter-replay', owner: d.owner, logger: d.logger, metrics: d.metrics, pollMaxMs: d.pollMaxMs ?? 5_000,
-      claim: (owner) => this.table.claim(owner, 20, filter),
-      handle: (batch, owner) => this.replay(batch as unknown as (DeadLetterRow & WorkRow)[], owner),
-      onHandlerError: (batch, owner, err) => this.table.settleError(batch, owner, err).then(() => undefined),
-      stats: () => this.table.stats(filter),
+    const work = defineWorkReconciler<DeadLetterRow & WorkRow>({
+      db: d.db, logger: d.logger, metrics: d.metrics, owner: d.owner, listener: d.listener,
+      table: DEAD_LETTERS, name: 'dead-letter-replay', leaseMs: 30_000, maxAttempts: 10, batch: 20, filter,
+      renewLeases: false,
+      pollMaxMs: d.pollMaxMs ?? 5_000,
+      handle: (table) => perRow<DeadLetterRow & WorkRow>(table, this.log, {
+        warning: 'dead letter not replayed',
+        describe: (row) => ({ id: row.id, queue: row.queue }),
+        handle: (row, owner) => this.replay(row, owner),
+      }),
     });
-    d.listener?.on(DEAD_LETTERS, () => this.reconciler.notify());
+    this.table = work.table;
+    this.reconciler = work.reconciler;
   }
 
   async start(): Promise<void> {
@@ -185,21 +191,13 @@ export class DeadLetterKeeper {
     }
   }
 
-  /** Publishes each claimed dead letter where it was first published, then records it replayed. */
-  private async replay(batch: (DeadLetterRow & WorkRow)[], owner: string): Promise<void> {
-    for (const row of batch) {
-      try {
-        await this.publish(row);
-      } catch (thrown) {
-        const outcomes = await this.table.settleError([row], owner, thrown);
-        this.log.warn({ id: row.id, queue: row.queue, err: toError(thrown), outcome: outcomes[0]?.kind }, 'dead letter not replayed');
-        continue;
-      }
-      const done = await this.table.complete([row.id], owner, this.d.db, { replayed_at: this.d.db.fn.now() });
-      if (done.length === 0) continue;
-      this.m.replayed.inc({ queue: row.queue });
-      this.log.info({ id: row.id, queue: row.queue, exchange: row.exchange, routingKey: row.routing_key, sourceQueue: row.source_queue }, 'dead letter replayed');
-    }
+  /** Publishes a claimed dead letter where it was first published, then records it replayed. */
+  private async replay(row: DeadLetterRow & WorkRow, owner: string): Promise<void> {
+    await this.publish(row);
+    const done = await this.table.complete([row.id], owner, this.d.db, { replayed_at: this.d.db.fn.now() });
+    if (done.length === 0) return;
+    this.m.replayed.inc({ queue: row.queue });
+    this.log.info({ id: row.id, queue: row.queue, exchange: row.exchange, routingKey: row.routing_key, sourceQueue: row.source_queue }, 'dead letter replayed');
   }
 
   private async publish(row: DeadLetterRow): Promise<void> {

@@ -13,7 +13,7 @@ type ReconcilerState = 'idle' | 'running' | 'stopping' | 'stopped';
 /** The longest wait between two failed claims. */
 const CLAIM_RETRY_MAX_MS = 2_000;
 
-interface ReconcilerOptions<T> {
+export interface ReconcilerOptions<T> {
   name: string;
   /** Claims a batch for this owner; an empty batch means nothing is due. */
   claim(owner: string): Promise<T[]>;

@@ -18,7 +18,7 @@ export interface WorkRow {
 }
 
 /** A filter added to the claim: `sql` uses `?` placeholders bound to `bindings`. */
-interface Filter {
+export interface Filter {
   sql: string;
   bindings: readonly Knex.Value[];
 }

@@ -6,18 +6,17 @@
 // them, whatever the network, a paused process or the partner's clock add (architecture.md,
 // "Rate limiting"). It fails closed: when Redis cannot be reached the caller waits and retries.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { toError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { isRedisConnectionError, reportRedisFailure } from '../redis.js';
+import { isRedisConnectionError, loadLua, reportRedisFailure } from '../redis.js';
 import { sleep } from '../sleep.js';
 import { RETRY_AFTER_CEILING_MS, retryDelayMs } from '../engine/backoff.js';
 
-const WINDOW_LUA = readFileSync(new URL('./window.lua', import.meta.url), 'utf8');
-const WINDOW_END_LUA = readFileSync(new URL('./window-end.lua', import.meta.url), 'utf8');
-const PENALTY_LUA = readFileSync(new URL('./penalty.lua', import.meta.url), 'utf8');
+const WINDOW_LUA = loadLua(new URL('./window.lua', import.meta.url));
+const WINDOW_END_LUA = loadLua(new URL('./window-end.lua', import.meta.url));
+const PENALTY_LUA = loadLua(new URL('./penalty.lua', import.meta.url));
 
 type WindowRedis = Redis & {
   hubWindowTake(zset: string, pause: string, epoch: string, perWindow: number, windowMs: number, holdMs: number, id: string): Promise<[number, number, string]>;

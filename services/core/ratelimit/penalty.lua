@@ -3,12 +3,10 @@
 -- KEYS[1]  the pause key (the one window.lua reads)
 -- ARGV[1]  pause in ms from now
 -- Returns the time the pause ends, in ms (Redis clock).
+-- now_ms   the Redis clock in ms, from the prelude that loadLua (core/redis.ts) puts in front
 local pause = tonumber(ARGV[1])
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-
-local resume = now + pause
+local resume = now_ms + pause
 local current = tonumber(redis.call('GET', KEYS[1]))
 if current == nil or current < resume then
   redis.call('SET', KEYS[1], string.format('%.3f', resume), 'PX', math.ceil(pause) + 1)

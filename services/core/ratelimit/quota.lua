@@ -8,9 +8,7 @@
 -- Returns { admitted (1|0), retry_after_ms }. Either every quota admits and all are charged, or
 -- none is charged and retry_after_ms says when the most-exceeded quota has room again. Time comes
 -- from Redis, so every replica shares one clock.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-
+-- now_ms   the Redis clock in ms, from the prelude that loadLua (core/redis.ts) puts in front
 local next_tat = {}
 local retry = 0
 for i = 1, #KEYS do
@@ -18,11 +16,11 @@ for i = 1, #KEYS do
   local period = tonumber(ARGV[3 * i - 1])
   local cost = tonumber(ARGV[3 * i])
   local tat = tonumber(redis.call('GET', KEYS[i]))
-  if tat == nil or tat < now then
-    tat = now
+  if tat == nil or tat < now_ms then
+    tat = now_ms
   end
   next_tat[i] = tat + cost * interval
-  local over = next_tat[i] - now - period
+  local over = next_tat[i] - now_ms - period
   if cost > 0 and over > retry then
     retry = over
   end
@@ -33,7 +31,7 @@ end
 
 for i = 1, #KEYS do
   if tonumber(ARGV[3 * i]) > 0 then
-    redis.call('SET', KEYS[i], string.format('%.3f', next_tat[i]), 'PX', math.max(1, math.ceil(next_tat[i] - now)))
+    redis.call('SET', KEYS[i], string.format('%.3f', next_tat[i]), 'PX', math.max(1, math.ceil(next_tat[i] - now_ms)))
   end
 end
 return { 1, 0 }

@@ -2,10 +2,10 @@
 // script): a request over any quota is refused with the time until it would fit, never queued.
 // Unlike RateLimiter (which paces our own calls and fails closed), what to do when Redis cannot
 // answer is the caller's decision: admit() rejects, with a bounded wait.
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { loadLua } from '../redis.js';
 
-const QUOTA_LUA = readFileSync(new URL('./quota.lua', import.meta.url), 'utf8');
+const QUOTA_LUA = loadLua(new URL('./quota.lua', import.meta.url));
 
 type QuotaRedis = Redis & { hubQuotaAdmit(...args: (string | number)[]): Promise<[number, number]> };
 

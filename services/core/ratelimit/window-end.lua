@@ -4,9 +4,8 @@
 -- KEYS[1]  the quota's sorted set
 -- ARGV[1]  the grant id
 -- ARGV[2]  1 when nothing was sent, else 0
+-- now_ms   the Redis clock in ms, from the prelude that loadLua (core/redis.ts) puts in front
 if ARGV[2] == '1' then
   return redis.call('ZREM', KEYS[1], ARGV[1])
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-return redis.call('ZADD', KEYS[1], 'XX', 'LT', string.format('%.3f', now), ARGV[1])
+return redis.call('ZADD', KEYS[1], 'XX', 'LT', string.format('%.3f', now_ms), ARGV[1])

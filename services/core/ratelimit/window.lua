@@ -11,30 +11,28 @@
 -- ARGV[3]  the longest a request may take from grant to answer, in ms (its pessimistic end)
 -- ARGV[4]  the grant id
 -- Returns { granted (1|0), wait_ms, why } where why is 'slot', 'pause', 'inflight' or 'epoch'.
+-- now_ms   the Redis clock in ms, from the prelude that loadLua (core/redis.ts) puts in front
 local per_window = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local hold = tonumber(ARGV[3])
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-
 -- An empty Redis (first start or restarted without its data) knows nothing of the requests granted
 -- before: none is granted until any of them would have ended and left the window.
 if redis.call('EXISTS', KEYS[3]) == 0 then
-  redis.call('SET', KEYS[3], string.format('%.3f', now))
-  local resume = now + hold + window
+  redis.call('SET', KEYS[3], string.format('%.3f', now_ms))
+  local resume = now_ms + hold + window
   redis.call('SET', KEYS[2], string.format('%.3f', resume), 'PX', math.ceil(hold + window))
   return { 0, math.ceil(hold + window), 'epoch' }
 end
 
 local paused = tonumber(redis.call('GET', KEYS[2]))
-if paused ~= nil and paused > now then
-  return { 0, math.ceil(paused - now), 'pause' }
+if paused ~= nil and paused > now_ms then
+  return { 0, math.ceil(paused - now_ms), 'pause' }
 end
 
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.3f', now - window))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.3f', now_ms - window))
 if redis.call('ZCARD', KEYS[1]) < per_window then
-  redis.call('ZADD', KEYS[1], string.format('%.3f', now + hold), ARGV[4])
+  redis.call('ZADD', KEYS[1], string.format('%.3f', now_ms + hold), ARGV[4])
   redis.call('PEXPIRE', KEYS[1], math.ceil(hold + window))
   return { 1, 0, 'slot' }
 end
@@ -43,7 +41,7 @@ end
 -- after its answer, and one still in flight no sooner than `window` from now.
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local ends = tonumber(first[2])
-if ends <= now then
-  return { 0, math.ceil(ends + window - now), 'slot' }
+if ends <= now_ms then
+  return { 0, math.ceil(ends + window - now_ms), 'slot' }
 end
 return { 0, math.ceil(window), 'inflight' }

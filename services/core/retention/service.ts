@@ -6,8 +6,10 @@ import type { RetentionConfig } from '../config.js';
 import { toError } from '../errors.js';
 import type { WorkListener } from '../engine/notify.js';
 import { dailyPeriod, PERIODIC_RUNS, PeriodicScheduler } from '../engine/periodic.js';
-import { Reconciler } from '../engine/reconciler.js';
-import { WorkTable, type WorkRow } from '../engine/work-table.js';
+import { perRow } from '../engine/per-row.js';
+import type { Reconciler } from '../engine/reconciler.js';
+import { defineWorkReconciler } from '../engine/work-reconciler.js';
+import type { WorkRow, WorkTable } from '../engine/work-table.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { purgeRules } from './policies.js';
@@ -39,13 +41,12 @@ interface Retention {
 export function createRetention(d: RetentionDeps): Retention {
   const { db, config, logger, metrics } = d;
   const log = logger.child({ job: RETENTION_JOB });
-  const runs = new WorkTable(db, metrics, logger, { table: PERIODIC_RUNS, reconciler: 'retention', leaseMs: LEASE_MS, maxAttempts: 5 });
   const filter = { sql: 'name = ?', bindings: [RETENTION_JOB] };
   const { purged } = retentionMetrics(metrics.registry);
   const rules = purgeRules({ doneDays: config.RETENTION_DAYS, failedDays: config.RETENTION_FAILED_DAYS, tableDays: config.RETENTION_TABLE_DAYS });
 
-  const handle = async (batch: WorkRow[], owner: string, signal: AbortSignal): Promise<void> => {
-    for (const run of batch) {
+  const handle = (runs: WorkTable) => perRow<WorkRow>(runs, logger, {
+    async handle(run, owner, signal) {
       const started = Date.now();
       const renew = async () =>
         (await db(PERIODIC_RUNS).where({ id: run.id, locked_by: owner, status: 1 })
@@ -58,8 +59,7 @@ export function createRetention(d: RetentionDeps): Retention {
         });
       } catch (thrown) {
         log.error({ err: toError(thrown), run: run.id }, 'retention purge failed; it is retried');
-        await runs.settleError([run], owner, thrown);
-        continue;
+        throw thrown;
       }
       const summary = { run: run.id, purged: result.purged, batches: result.batches, durationMs: Date.now() - started };
       if (result.stopped === 'shutdown') {
@@ -71,23 +71,22 @@ export function createRetention(d: RetentionDeps): Retention {
         await runs.complete([run.id], owner, db, { result: JSON.stringify(summary), finished_at: db.fn.now() });
         log.info(summary, 'retention purge finished');
       }
-    }
-  };
+    },
+  });
 
-  const reconciler = new Reconciler<WorkRow>({
-    name: 'retention', owner: d.owner, logger, metrics,
+  // hub_reconcile_backlog{reconciler="retention"}: a day's purge nobody runs trips HubBacklogStuck.
+  const { reconciler } = defineWorkReconciler<WorkRow>({
+    db, logger, metrics, owner: d.owner, listener: d.listener,
+    table: PERIODIC_RUNS, name: 'retention', leaseMs: LEASE_MS, maxAttempts: 5, batch: 1, filter,
+    // The purge renews the run's lease before every batch, and stops when it was lost.
+    renewLeases: false,
     pollMaxMs: Math.max(d.pollMaxMs ?? 30_000, 1_000),
-    claim: (owner) => runs.claim(owner, 1, filter),
     handle,
-    onHandlerError: (b, owner, err) => runs.settleError(b, owner, err).then(() => undefined),
-    // hub_reconcile_backlog{reconciler="retention"}: a day's purge nobody runs trips HubBacklogStuck.
-    stats: () => runs.stats(filter),
   });
   const scheduler = new PeriodicScheduler(
     db, [{ name: RETENTION_JOB, period: (now) => dailyPeriod(now, config.RETENTION_TIME) }], logger,
     d.schedulerIntervalMs ?? 60_000, d.now,
   );
-  d.listener?.on(PERIODIC_RUNS, () => reconciler.notify());
   return {
     scheduler, reconciler,
     async start() {

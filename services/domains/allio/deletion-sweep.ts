@@ -3,6 +3,7 @@
 // control, and are completed as skipped, with the reason, when it does not.
 import type { Knex } from 'knex';
 import { dailyPeriod, type PeriodicJob } from '../../core/engine/periodic.js';
+import { perRow } from '../../core/engine/per-row.js';
 import type { WorkRow, WorkTable } from '../../core/engine/work-table.js';
 import type { Logger } from '../../core/logger.js';
 import type { Metrics } from '../../core/metrics.js';
@@ -68,14 +69,10 @@ async function runDeletionSweep(db: Knex, metrics: Metrics, logger: Logger): Pro
 }
 
 export function deletionSweepHandler(db: Knex, table: WorkTable, metrics: Metrics, logger: Logger) {
-  return async (batch: WorkRow[], owner: string): Promise<void> => {
-    for (const run of batch) {
-      try {
-        const result = await runDeletionSweep(db, metrics, logger);
-        await table.complete([run.id], owner, db, { result: JSON.stringify(result), finished_at: db.fn.now() });
-      } catch (thrown) {
-        await table.settleError([run], owner, thrown);
-      }
-    }
-  };
+  return perRow<WorkRow>(table, logger, {
+    async handle(run, owner) {
+      const result = await runDeletionSweep(db, metrics, logger);
+      await table.complete([run.id], owner, db, { result: JSON.stringify(result), finished_at: db.fn.now() });
+    },
+  });
 }

@@ -81,7 +81,7 @@ interface QuotaSlots {
   unusedSlot(grant: Grant): void;
 }
 
-interface FairClaim {
+export interface FairClaim {
   claim(owner: string): Promise<TaskRow[]>;
   /** The slot taken for `owner`'s batch, for its first request; each slot is handed out once. */
   takeSlot(owner: string): Grant | undefined;

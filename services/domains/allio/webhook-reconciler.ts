@@ -2,6 +2,7 @@
 // webhook processed in one transaction. A pending task with the same ids is not inserted twice.
 import type { Knex } from 'knex';
 import { PermanentError } from '../../core/errors.js';
+import { perRow } from '../../core/engine/per-row.js';
 import type { WorkRow, WorkTable } from '../../core/engine/work-table.js';
 import type { Logger } from '../../core/logger.js';
 import { planTasks } from './commands.js';
@@ -15,14 +16,15 @@ export interface WebhookRow extends WorkRow {
 }
 
 export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
-  return async (batch: WebhookRow[], owner: string): Promise<void> => {
-    for (const webhook of batch) {
+  return perRow<WebhookRow>(table, logger, {
+    warning: 'webhook not planned into tasks yet',
+    describe: (webhook) => ({ webhookId: webhook.id, correlationId: webhook.request_id, command: webhook.command }),
+    async handle(webhook, owner) {
       let plan: ReturnType<typeof planTasks>;
       try {
         plan = planTasks(webhook.command, webhook.external_ids_array);
       } catch (cause) {
-        await table.settleError([webhook], owner, new PermanentError('stored external_ids_array is not valid JSON', { cause }));
-        continue;
+        throw new PermanentError('stored external_ids_array is not valid JSON', { cause });
       }
       await db.transaction(async (trx) => {
         if ('skip' in plan) {
@@ -51,6 +53,6 @@ export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
           'webhook planned into tasks',
         );
       });
-    }
-  };
+    },
+  });
 }

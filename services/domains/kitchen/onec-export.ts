@@ -3,7 +3,7 @@
 // replica ran is caught up), one replica claims each row, and the document ledger makes a retried
 // or resumed run send only what 1C does not have yet.
 import type { Knex } from 'knex';
-import { toError } from '../../core/errors.js';
+import { perRow } from '../../core/engine/per-row.js';
 import { PERIODIC_RUNS } from '../../core/engine/periodic.js';
 import type { WorkRow, WorkTable } from '../../core/engine/work-table.js';
 import type { Logger } from '../../core/logger.js';
@@ -13,7 +13,7 @@ import { completedHours, hourDocuments, hourStart, type HourData, type OneCDocum
 
 export const ONEC_EXPORT_JOB = 'kitchen-1c-export';
 
-interface RunRow extends WorkRow {
+export interface RunRow extends WorkRow {
   period_key: string;
 }
 
@@ -93,22 +93,22 @@ async function exportDocument(db: Knex, client: OneCClient, period: string, doc:
 
 export function exportHandler(d: { db: Knex; table: WorkTable; client: OneCClient; logger: Logger; metrics: KitchenMetrics }) {
   const log = d.logger.child({ reconciler: d.table.reconciler });
-  return async (batch: RunRow[], owner: string, signal: AbortSignal): Promise<void> => {
-    for (const run of batch) {
+  // The documents of each run's hour by result so far, for the log line of an interrupted run.
+  const progress = new WeakMap<RunRow, Record<Sent, number>>();
+  return perRow<RunRow>(d.table, d.logger, {
+    warning: '1C export of the hour interrupted; it resumes where it stopped',
+    describe: (run) => ({ hour: run.period_key, ...progress.get(run) }),
+    async handle(run, owner, signal) {
       const counts: Record<Sent, number> = { sent: 0, already_there: 0, skipped: 0 };
-      try {
-        const docs = hourDocuments(await loadHour(d.db, run.period_key));
-        for (const doc of docs) {
-          const r = await exportDocument(d.db, d.client, run.period_key, doc, signal);
-          counts[r]++;
-          if (r !== 'skipped') d.metrics.onecDocuments.inc({ doc_type: doc.docType, result: r });
-        }
-        await d.table.complete([run.id], owner, d.db, { result: JSON.stringify({ documents: docs.length, ...counts }), finished_at: d.db.fn.now() });
-        if (docs.length > 0) log.info({ hour: run.period_key, ...counts }, '1C export of the hour done');
-      } catch (thrown) {
-        const [outcome] = await d.table.settleError([run], owner, thrown);
-        log.warn({ err: toError(thrown), hour: run.period_key, ...counts, outcome: outcome?.kind }, '1C export of the hour interrupted; it resumes where it stopped');
+      progress.set(run, counts);
+      const docs = hourDocuments(await loadHour(d.db, run.period_key));
+      for (const doc of docs) {
+        const r = await exportDocument(d.db, d.client, run.period_key, doc, signal);
+        counts[r]++;
+        if (r !== 'skipped') d.metrics.onecDocuments.inc({ doc_type: doc.docType, result: r });
       }
-    }
-  };
+      await d.table.complete([run.id], owner, d.db, { result: JSON.stringify({ documents: docs.length, ...counts }), finished_at: d.db.fn.now() });
+      if (docs.length > 0) log.info({ hour: run.period_key, ...counts }, '1C export of the hour done');
+    },
+  });
 }

@@ -7,7 +7,7 @@ import { afterCommit, type WorkRow, type WorkTable } from '../../core/engine/wor
 import type { Logger } from '../../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
-import { perRow } from './per-row.js';
+import { perRow } from '../../core/engine/per-row.js';
 import { refusedBeforeSending } from '../../core/outbound.js';
 import { refusedByGateway, type PaymentClient } from './payment-client.js';
 
@@ -53,6 +53,7 @@ export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentC
     d.logger.info({ orderId: p.order_id, outcome: result.status }, 'payment settled');
   };
   return perRow<PaymentRow>(d.table, d.logger, {
+    warning: 'step did not complete',
     handle: settle,
     describe: (p) => ({ orderId: p.order_id }),
     async onFailed(p, outcome, trx) {

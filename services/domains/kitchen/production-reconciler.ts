@@ -7,7 +7,7 @@ import { afterCommit, heldBy, Status, type WorkRow, type WorkTable } from '../..
 import type { Logger } from '../../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { loadCards, recordProductionStatus, transition, type OrderRow } from './orders.js';
-import { perRow } from './per-row.js';
+import { perRow } from '../../core/engine/per-row.js';
 import type { ProductionRequest, RobotsClient } from './robots-client.js';
 import type { TechCard } from './tech-card.js';
 import { consumeStock } from './stock.js';
@@ -106,6 +106,7 @@ export function productionHandler(d: ProductionDeps) {
   };
 
   return perRow<ProductionRow>(d.table, d.logger, {
+    warning: 'step did not complete',
     handle: handleOne,
     describe: (row) => ({ orderId: row.order_id, phase: row.phase }),
     async onFailed(row, _outcome, trx) {

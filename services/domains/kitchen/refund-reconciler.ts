@@ -9,7 +9,7 @@ import type { Logger } from '../../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import { transition } from './orders.js';
 import { refusedByGateway, type PaymentClient } from './payment-client.js';
-import { perRow } from './per-row.js';
+import { perRow } from '../../core/engine/per-row.js';
 
 export interface RefundRow extends WorkRow {
   order_id: string;
@@ -65,6 +65,7 @@ export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentCl
     d.logger.info({ orderId: r.order_id, refundId: result.refundId, attempt: r.attempts }, 'order refunded');
   };
   return perRow<RefundRow>(d.table, d.logger, {
+    warning: 'step did not complete',
     handle: refund,
     describe: (r) => ({ orderId: r.order_id }),
     async onFailed(r, failure, trx) {

@@ -2,7 +2,7 @@
 // changes the stock. Levels are absolute and the newest wins; receipts add; expiry dates replace.
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { toError } from '../../core/errors.js';
+import { perRow } from '../../core/engine/per-row.js';
 import type { WorkRow, WorkTable } from '../../core/engine/work-table.js';
 import type { Logger } from '../../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
@@ -56,24 +56,20 @@ export async function applyEvent(trx: Knex.Transaction, e: WarehouseEvent): Prom
 
 /** The warehouse event applier: each stored event changes the stock once, in its own transaction. */
 export function warehouseHandler(d: { db: Knex; table: WorkTable; logger: Logger; metrics: KitchenMetrics }) {
-  const log = d.logger.child({ reconciler: d.table.reconciler });
-  return async (batch: WarehouseEventRow[], owner: string): Promise<void> => {
-    for (const row of batch) {
+  return perRow<WarehouseEventRow>(d.table, d.logger, {
+    warning: 'warehouse event not applied yet',
+    describe: (row) => ({ webhookId: row.webhook_id }),
+    async handle(row, owner) {
       const parsed = warehouseEvent.safeParse(row.payload);
-      try {
-        if (!parsed.success) {
-          await d.table.fail([row.id], owner, `not a warehouse event: ${parsed.error.issues[0]?.message ?? ''}`);
-          continue;
-        }
-        await d.db.transaction(async (trx) => {
-          const done = await d.table.complete([row.id], owner, trx, { finished_at: trx.fn.now() });
-          if (done.length > 0) await applyEvent(trx, parsed.data);
-        });
-        d.metrics.warehouseEvents.inc({ type: parsed.data.type });
-      } catch (thrown) {
-        await d.table.settleError([row], owner, thrown);
-        log.warn({ err: toError(thrown), webhookId: row.webhook_id }, 'warehouse event not applied yet');
+      if (!parsed.success) {
+        await d.table.fail([row.id], owner, `not a warehouse event: ${parsed.error.issues[0]?.message ?? ''}`);
+        return;
       }
-    }
-  };
+      await d.db.transaction(async (trx) => {
+        const done = await d.table.complete([row.id], owner, trx, { finished_at: trx.fn.now() });
+        if (done.length > 0) await applyEvent(trx, parsed.data);
+      });
+      d.metrics.warehouseEvents.inc({ type: parsed.data.type });
+    },
+  });
 }

@@ -3,7 +3,8 @@
 // due again when the partner's reply deadline passes (growing with each attempt). A request whose
 // last attempt went unanswered, or that cannot be sent at all, fails and the tenant sees it.
 import type { Knex } from 'knex';
-import { classifyError, PermanentError, toError } from '../../core/errors.js';
+import { classifyError, PermanentError } from '../../core/errors.js';
+import { eachRow } from '../../core/engine/per-row.js';
 import { heldBy, Status, type WorkRow, type WorkTable } from '../../core/engine/work-table.js';
 import type { FieldCipher } from '../../core/field-cipher.js';
 import type { Logger } from '../../core/logger.js';
@@ -114,27 +115,25 @@ export function requestSender(d: SenderDeps) {
         .select('r.id', 's.service', 's.partner_ref', 'p.name as partner', 'p.command_queue') as Target[])
         .map((t) => [String(t.id), t]),
     );
-    for (const [i, row] of batch.entries()) {
-      if (signal.aborted) {
-        await d.table.release(batch.slice(i).map((r) => r.id), owner);
-        return;
-      }
-      const target = targets.get(row.id);
-      if (row.attempts > d.config.SMART_HOME_MAX_ATTEMPTS || !target) {
-        await fail(row, owner, target
-          ? `the partner did not reply to ${d.config.SMART_HOME_MAX_ATTEMPTS} attempts`
-          : 'the subscription or its partner no longer exists');
-        continue;
-      }
-      try {
+    await eachRow(d.table, d.logger, {
+      warning: 'smart-home command not sent',
+      describe: (row) => ({ requestId: row.request_uuid }),
+      async handle(row) {
+        const target = targets.get(row.id);
+        if (row.attempts > d.config.SMART_HOME_MAX_ATTEMPTS || !target) {
+          await fail(row, owner, target
+            ? `the partner did not reply to ${d.config.SMART_HOME_MAX_ATTEMPTS} attempts`
+            : 'the subscription or its partner no longer exists');
+          return;
+        }
         await send(row, target, owner);
-      } catch (thrown) {
-        const err = toError(thrown);
+      },
+      async settle(row, _owner, err) {
         const outcome = d.table.decide(row, classifyError(err), err);
-        d.logger.warn({ err, requestId: row.request_uuid, attempt: row.attempts }, 'smart-home command not sent');
         if (outcome.kind === 'retry') await d.table.retryAt([row.id], owner, outcome.at, outcome.error, outcome.reason);
         else await fail(row, owner, outcome.error);
-      }
-    }
+        return outcome;
+      },
+    }, batch, owner, signal);
   };
 }
