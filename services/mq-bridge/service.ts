@@ -12,6 +12,7 @@ import type { FieldCipher } from '../core/field-cipher.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { TenantEventPublisher } from '../core/tenant-events.js';
+import type { TenantEvent } from '../contracts/tenant-events.js';
 import { Waker } from '../core/sleep.js';
 import { CommandCache } from '../domains/smart-home/command-cache.js';
 import { CommandPush } from '../domains/smart-home/command-push.js';
@@ -55,7 +56,7 @@ export interface MqBridge {
 export function createMqBridge(d: MqBridgeDeps): MqBridge {
   const { db, logger, metrics, config } = d;
   const shMetrics = smartHomeMetrics(metrics.registry);
-  const events = new TenantEventPublisher(d.redis, config.REDIS_KEY_PREFIX);
+  const events = new TenantEventPublisher<TenantEvent>(d.redis, config.REDIS_KEY_PREFIX);
   const publisher = new CommandPublisher(d.amqp, logger, shMetrics);
   const { table: requests, reconciler } = defineWorkReconciler<ClaimedRequest>({
     db, logger, metrics, owner: d.owner, listener: d.listener,

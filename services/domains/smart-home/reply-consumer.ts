@@ -16,6 +16,7 @@ import { retryDelayMs } from '../../core/engine/backoff.js';
 import { createChannel, QueueConsumer, type Delivery } from '../../core/amqp.js';
 import type { Logger } from '../../core/logger.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
+import type { TenantEvent } from '../../contracts/tenant-events.js';
 import { sleep } from '../../core/sleep.js';
 import type { CommandPush } from './command-push.js';
 import { statusOfOutcome } from './command-state.js';
@@ -30,7 +31,7 @@ interface ReplyConsumerDeps {
   db: Knex;
   commands: CommandStore;
   push: CommandPush;
-  events: TenantEventPublisher;
+  events: TenantEventPublisher<TenantEvent>;
   metrics: SmartHomeMetrics;
   logger: Logger;
   prefetch: number;

@@ -10,6 +10,7 @@ import type { FieldCipher } from '../../core/field-cipher.js';
 import type { Logger } from '../../core/logger.js';
 import type { Metrics } from '../../core/metrics.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
+import type { TenantEvent } from '../../contracts/tenant-events.js';
 import type { SmartHomeConfig } from './config.js';
 import { replyDeadlineMs, type RequestKind, type RequestState, type Service } from './domain.js';
 import { buildCommand, type PersonalData } from '../../contracts/smart-home-messages.js';
@@ -44,7 +45,7 @@ interface SenderDeps {
   table: WorkTable;
   publisher: CommandPublisher;
   cipher: FieldCipher;
-  events: TenantEventPublisher;
+  events: TenantEventPublisher<TenantEvent>;
   config: SmartHomeConfig;
   logger: Logger;
   metrics: Metrics;
