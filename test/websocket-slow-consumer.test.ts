@@ -6,7 +6,6 @@ import { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { createLogger } from '../services/core/logger.js';
 import { TenantEventPublisher } from '../services/core/tenant-events.js';
-import { waitFor } from './support/context.js';
 import { track } from './support/leaks.js';
 import { startStack, type Stack } from './support/smart-home.js';
 
