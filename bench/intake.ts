@@ -59,12 +59,14 @@ const WRK_MISSING =
   'wrk is not installed: install it (Debian/Ubuntu: `apt-get install -y wrk`, macOS: `brew install wrk`) and run the intake benchmark again';
 
 async function requireTool(name: string, install: string): Promise<void> {
+  let missing = false;
   try {
     await run(name, ['--version']);
   } catch (thrown) {
     // wrk prints its version and exits 1; only a missing binary is fatal.
-    if ((thrown as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(install);
+    missing = (thrown as NodeJS.ErrnoException).code === 'ENOENT';
   }
+  if (missing) throw new Error(install);
 }
 
 async function freePort(): Promise<number> {

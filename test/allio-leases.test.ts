@@ -8,7 +8,7 @@ import { startAllioSimulator, type AllioSimulator } from '../services/simulators
 import { createMetrics, type Metrics } from '../services/core/metrics.js';
 import type { AllioSync } from '../services/allio-sync/service.js';
 import { createTestContext, waitFor, type TestContext } from './support/context.js';
-import { addIntegration, allioTestConfig, count, startSync } from './support/allio.js';
+import { addIntegration, count, startSync } from './support/allio.js';
 
 let ctx: TestContext;
 let sim: AllioSimulator;

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runHubCli } from './support/tools.js';
 import amqplib, { type ChannelModel, type Channel } from 'amqplib';
-import { pino } from 'pino';
 import { connectAmqp, type AmqpConnectionManager } from '../services/core/amqp.js';
 import { loadConfig } from '../services/core/config.js';
 import { DeadLetterKeeper } from '../services/core/dead-letters/keeper.js';

@@ -17,7 +17,7 @@ import { startOneCSimulator, type OneCSimulator } from '../services/simulators/o
 import { startPaymentGateway, type PaymentGatewaySimulator } from '../services/simulators/payment-gateway/server.js';
 import { startRobotsSimulator, type RobotsSimulator } from '../services/simulators/robots/server.js';
 import { selfSignedCertificate } from '../services/simulators/tls.js';
-import { AMQP_URL, DATABASE_URL, REDIS_URL, waitFor } from './support/context.js';
+import { DATABASE_URL, REDIS_URL, waitFor } from './support/context.js';
 import { ensureBuilt } from './fuzz/child.js';
 import { startFuzzStack, startService, type FuzzStack } from './fuzz/stack.js';
 
@@ -91,13 +91,16 @@ function secretsToFind(extra: string[]): string[] {
   return [...new Set([...all, ...parts].filter((v): v is string => typeof v === 'string' && v.length >= 8))];
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the flow reads fields of several routes' answers loosely
+type LooseAnswer = Record<string, any>;
+
 async function api(method: string, p: string, o: { token?: string; apiKey?: string; body?: unknown } = {}) {
   const headers: Record<string, string> = {};
   if (o.token) headers.authorization = `Bearer ${o.token}`;
   if (o.apiKey) headers['x-api-key'] = o.apiKey;
   if (o.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`http://127.0.0.1:${stack.services.api.port}${p}`, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body) });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any -- the flow reads fields of several routes' answers loosely
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as LooseAnswer };
 }
 
 test('no secret, key, token or password appears in any log line of a full run at trace level', async () => {

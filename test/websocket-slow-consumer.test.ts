@@ -8,7 +8,6 @@ import { WebSocket } from 'ws';
 import { buildOrderStatus, type TenantEvent } from '../services/contracts/tenant-events.js';
 import { createLogger } from '../services/core/logger.js';
 import { TenantEventPublisher } from '../services/core/tenant-events.js';
-import { waitFor } from './support/context.js';
 import { track } from './support/leaks.js';
 import { startStack, type Stack } from './support/smart-home.js';
 

@@ -30,6 +30,7 @@ function selection(ids: string[], o: { all?: boolean; queue?: string }): Selecti
   return { ids, all: o.all === true, queue: o.queue };
 }
 
+// eslint-disable-next-line no-control-regex -- the control characters are what it looks for
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 /**

@@ -38,7 +38,7 @@ export async function applyPartnerTopologies(amqpUrl: string, partners: { declar
     }
   } catch (thrown) {
     const err = toError(thrown);
-    throw new Error(`declaring the partner queues on RabbitMQ failed (${err.message}); the partners are applied: apply again, or the running mq-bridge declares them`, { cause: err });
+    throw new Error(`declaring the partner queues on RabbitMQ failed (${err.message}); the partners are applied: apply again, or the running mq-bridge declares them`, { cause: thrown });
   } finally {
     await conn?.close().catch(() => undefined);
   }

@@ -37,7 +37,7 @@ export function clip(text: string, max: number): string {
  * ("invalid byte sequence for encoding UTF8: 0x00"), becomes U+FFFD, and the length is clipped.
  */
 export function storable(text: string, max: number): string {
-  return clip(text, max).replace(/\u0000/g, '\uFFFD');
+  return clip(text, max).replaceAll('\u0000', '\uFFFD');
 }
 
 function pathOf(issue: Pick<ZodIssue, 'path'>): string {

@@ -64,6 +64,7 @@ export function clampRetryAfter(ms: number | undefined, maxMs: number): { ms: nu
  * page from a host that should not have been called must not be copied into the database whole.
  */
 export function excerpt(text: string, max = 200): string {
+  // eslint-disable-next-line no-control-regex -- control characters (line breaks too) become spaces
   const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max)}…` : line;
 }

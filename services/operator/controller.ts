@@ -107,7 +107,7 @@ export class Controller {
       }
       const [key, observed] = next.value;
       this.queue.delete(key);
-      let retry = false;
+      let retry: boolean;
       try {
         retry = await this.reconcile(observed);
       } catch (thrown) {

@@ -33,7 +33,7 @@ export async function validateKubeObject(obj: KubeObject): Promise<void> {
   try {
     new Model(obj).validate();
   } catch (thrown) {
-    throw new Error(`${obj.kind}/${obj.metadata.name}: ${thrown instanceof Error ? thrown.message : String(thrown)}`);
+    throw new Error(`${obj.kind}/${obj.metadata.name}: ${thrown instanceof Error ? thrown.message : String(thrown)}`, { cause: thrown });
   }
 }
 

@@ -51,6 +51,6 @@ export async function listeningPort(p: ServiceProcess, timeoutMs = 45_000): Prom
   try {
     return Number(await waitFor(() => /Server listening at http:\/\/[^\s"]*:(\d+)/.exec(p.output())?.[1], timeoutMs, `${p.entry} to listen`));
   } catch (thrown) {
-    throw new Error(`${String(thrown)}; it printed:\n${p.output().slice(-4_000)}`);
+    throw new Error(`${String(thrown)}; it printed:\n${p.output().slice(-4_000)}`, { cause: thrown });
   }
 }

@@ -318,7 +318,7 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
   } catch (err) {
     const text = logs();
     await stop();
-    throw new Error(`${(err as Error).message}\n--- node ${nodeName} ---\n${text.slice(-20_000)}`);
+    throw new Error(`${(err as Error).message}\n--- node ${nodeName} ---\n${text.slice(-20_000)}`, { cause: err });
   }
   return node;
 }

@@ -131,6 +131,9 @@ export async function startPartner(ctx: TestContext, amqpUrl: string, partner: {
 
 export { startTenantIdp };
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON answers
+type JsonAnswer = Record<string, any>;
+
 /** Calls the API as a tenant. */
 export async function call(base: string, method: string, path: string, token: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${base}${path}`, {
@@ -143,7 +146,7 @@ export async function call(base: string, method: string, path: string, token: st
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as Record<string, any> }; // any: assertions read arbitrary JSON answers
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as JsonAnswer };
 }
 
 export interface TenantSocket {

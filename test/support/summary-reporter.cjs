@@ -14,7 +14,7 @@ class SummaryReporter {
 }
 
 function openHandles() {
-  // eslint-disable-next-line no-underscore-dangle -- Node's only list of live handles with their objects
+  // process._getActiveHandles is Node's only list of live handles with their objects.
   const handles = typeof process._getActiveHandles === 'function' ? process._getActiveHandles() : [];
   return handles
     .filter((h) => h !== process.stdout && h !== process.stderr && h !== process.stdin)

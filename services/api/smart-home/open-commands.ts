@@ -5,7 +5,6 @@
 // when the cache has no outcome, so a command Redis lost still reads as what it is.
 import { randomUUID } from 'node:crypto';
 import { toError } from '../../core/errors.js';
-import { reportRedisFailure } from '../../core/redis.js';
 import { sleep } from '../../core/sleep.js';
 import type { Logger } from '../../core/logger.js';
 import type { CommandCache } from '../../domains/smart-home/command-cache.js';

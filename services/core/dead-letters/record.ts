@@ -47,11 +47,11 @@ const str = (v: unknown): string | null => (typeof v === 'string' ? v : Buffer.i
  * Text PostgreSQL cannot hold: NUL, refused in text and jsonb alike. A message may carry it anywhere
  * (a hostile publisher's header, routing key or reason); the row keeps every column storable.
  */
-const NUL = /\u0000/g;
+const NUL = '\u0000';
 
 /** For a text column (reason, origin): NUL shown as U+FFFD; the exact value stays in the properties. */
 function storableText<T extends string | null>(s: T): T {
-  return (s === null ? s : s.replace(NUL, '\uFFFD')) as T;
+  return (s === null ? s : s.replaceAll(NUL, '\uFFFD')) as T;
 }
 
 /**

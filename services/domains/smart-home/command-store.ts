@@ -3,7 +3,7 @@
 // so a reply, a duplicate reply, the sweeps of several api replicas and a REST read race safely:
 // exactly one of them ends each command, and that one owes the tenant its `command.result`.
 import type { Knex } from 'knex';
-import { replyVerdict, type CommandRecord, type FinalStatus, type SettleResult } from './command-state.js';
+import { replyVerdict, type CommandRecord, type SettleResult } from './command-state.js';
 import type { Service } from './domain.js';
 
 export const COMMANDS = 'smart_home_commands';

@@ -75,7 +75,7 @@ export class CommandPublisher {
       });
     } catch (thrown) {
       this.metrics.commandsPublished.inc({ type: command.type, result: 'failed' });
-      throw new Error(`publishing ${command.type} to ${partner.name} failed`, { cause: toError(thrown) });
+      throw new Error(`publishing ${command.type} to ${partner.name} failed`, { cause: thrown });
     }
     // basic.return arrives before the confirm of the same message.
     if (this.returned.delete(command.messageId)) {
