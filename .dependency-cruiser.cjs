@@ -12,14 +12,16 @@ module.exports = {
   forbidden: [
     {
       name: 'core-is-the-bottom',
-      comment: 'services/core is the platform every other folder builds on: it imports only itself.',
+      comment:
+        'services/core is the platform every other folder builds on: it imports only itself.',
       severity: 'error',
       from: { path: '^services/core/', pathNot: TESTS },
       to: { path: '^(services|test|bench|docs)/', pathNot: '^services/core/' },
     },
     {
       name: 'contracts-import-only-core',
-      comment: 'A published contract depends on nothing but the platform helpers it validates with.',
+      comment:
+        'A published contract depends on nothing but the platform helpers it validates with.',
       severity: 'error',
       from: { path: '^services/contracts/', pathNot: TESTS },
       to: { path: '^(services|test|bench|docs)/', pathNot: '^services/(core|contracts)/' },
@@ -29,18 +31,23 @@ module.exports = {
       comment: 'A domain library never reaches into a deployable or into another domain.',
       severity: 'error',
       from: { path: '^services/domains/([^/]+)/', pathNot: TESTS },
-      to: { path: '^(services|test|bench|docs)/', pathNot: '^services/(core|contracts|domains/$1)/' },
+      to: {
+        path: '^(services|test|bench|docs)/',
+        pathNot: '^services/(core|contracts|domains/$1)/',
+      },
     },
     {
       name: 'deployable-never-imports-a-deployable',
-      comment: 'A deployable is a composition root: shared code belongs in core, contracts or a domain.',
+      comment:
+        'A deployable is a composition root: shared code belongs in core, contracts or a domain.',
       severity: 'error',
       from: { path: `^services/(${DEPLOYABLES})/`, pathNot: TESTS },
       to: { path: `^services/(${DEPLOYABLES}|hub|simulators)/`, pathNot: '^services/$1/' },
     },
     {
       name: 'simulators-know-only-contracts',
-      comment: 'A simulator stands in for a partner: it sees the published contracts and the partner example, nothing of the hub.',
+      comment:
+        'A simulator stands in for a partner: it sees the published contracts and the partner example, nothing of the hub.',
       severity: 'error',
       from: { path: '^services/simulators/', pathNot: TESTS },
       to: { path: '^(services|test|bench)/', pathNot: '^services/(contracts|simulators)/' },
@@ -53,14 +60,16 @@ module.exports = {
     },
     {
       name: 'production-code-uses-production-dependencies',
-      comment: 'The image installs only "dependencies"; the local hub and the simulators are not in it.',
+      comment:
+        'The image installs only "dependencies"; the local hub and the simulators are not in it.',
       severity: 'error',
       from: { path: '^services/', pathNot: [TESTS, '^services/(hub|simulators)/'] },
       to: { dependencyTypes: ['npm-dev'] },
     },
     {
       name: 'no-circular',
-      comment: 'A cycle of imports that survive compilation (type-only imports vanish in the output).',
+      comment:
+        'A cycle of imports that survive compilation (type-only imports vanish in the output).',
       severity: 'error',
       from: { path: '^services/' },
       to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
@@ -70,6 +79,9 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+    },
   },
 };

@@ -17,7 +17,16 @@ import { markRateLimitEpoch } from '../services/core/ratelimit/limiter.js';
 import { createRedis } from '../services/core/redis.js';
 import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
 import { addIntegration, BENCH_TOKEN } from './allio.js';
-import { DATABASE_URL, REDIS_URL, benchLogger, deleteKeys, envInt, fmt, uniqueName, withDeadline } from './support.js';
+import {
+  DATABASE_URL,
+  REDIS_URL,
+  benchLogger,
+  deleteKeys,
+  envInt,
+  fmt,
+  uniqueName,
+  withDeadline,
+} from './support.js';
 
 const INTEGRATIONS = 10;
 /** Replicas per egress IP, each with the default concurrency (2 batches). */
@@ -94,7 +103,10 @@ interface Env {
 export async function runAllioFairnessBench(options = fairnessOptions()): Promise<FairnessResult> {
   const schema = uniqueName('bench_fair');
   const keyPrefix = `bench:${schema}:`;
-  const admin = createDb({ DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 10 }, { applicationName: 'bench-fair' });
+  const admin = createDb(
+    { DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 10 },
+    { applicationName: 'bench-fair' },
+  );
   const redis = createRedis({ REDIS_URL, REDIS_KEY_PREFIX: keyPrefix });
   let sim: AllioSimulator | undefined;
   console.log(
@@ -110,18 +122,27 @@ export async function runAllioFairnessBench(options = fairnessOptions()): Promis
     const fair = await fairShare(env);
     printFair(fair, options);
     const ips = await egressScaling(env);
-    console.log(`  egress IPs           2 IPs / 1 IP = ${ips.ipRatio.toFixed(2)} (goal about 2), violations ${ips.ipViolations}`);
+    console.log(
+      `  egress IPs           2 IPs / 1 IP = ${ips.ipRatio.toFixed(2)} (goal about 2), violations ${ips.ipViolations}`,
+    );
     return { options, ...fair, ...ips };
   } finally {
     await sim?.close();
-    await admin.raw(`drop schema if exists ${quoteIdent(schema)} cascade`).catch((e: unknown) => console.error(`could not drop schema ${schema}:`, e));
+    await admin
+      .raw(`drop schema if exists ${quoteIdent(schema)} cascade`)
+      .catch((e: unknown) => console.error(`could not drop schema ${schema}:`, e));
     await admin.destroy();
-    await deleteKeys(redis, keyPrefix).catch((e: unknown) => console.error('could not delete Redis keys:', e));
+    await deleteKeys(redis, keyPrefix).catch((e: unknown) =>
+      console.error('could not delete Redis keys:', e),
+    );
     await redis.quit().catch(() => redis.disconnect());
   }
 }
 
-type FairPart = Pick<FairnessResult, 'rows' | 'webhooks' | 'lost' | 'requests' | 'seconds' | 'quotaUse' | 'violations'>;
+type FairPart = Pick<
+  FairnessResult,
+  'rows' | 'webhooks' | 'lost' | 'requests' | 'seconds' | 'quotaUse' | 'violations'
+>;
 
 async function fairShare(env: Env): Promise<FairPart> {
   const { admin, sim, options } = env;
@@ -143,7 +164,9 @@ async function fairShare(env: Env): Promise<FairPart> {
       const first = nextId.get(it.id)!;
       nextId.set(it.id, first + n);
       await admin('allio_webhook').insert({
-        integration_id: it.id, integration_uuid: it.uuid, command: 'RESERVE_ADD',
+        integration_id: it.id,
+        integration_uuid: it.uuid,
+        command: 'RESERVE_ADD',
         external_ids_array: JSON.stringify(Array.from({ length: n }, (_, k) => first + k)),
       });
       sent++;
@@ -153,11 +176,18 @@ async function fairShare(env: Env): Promise<FairPart> {
     const seconds = (Date.now() - t0) / 1000;
     const stats = sim.stats();
     // The last webhooks still on their way get a deadline, not a hang.
-    await withDeadline(webhooksDone(admin), 60_000, 'the last webhooks to reach the CRM').catch((e: unknown) => console.error(String(e)));
+    await withDeadline(webhooksDone(admin), 60_000, 'the last webhooks to reach the CRM').catch(
+      (e: unknown) => console.error(String(e)),
+    );
     const { rows, all, lost } = await latencies(admin, its, names);
     return {
-      rows, webhooks: all, lost, requests: stats.requests, seconds,
-      quotaUse: stats.requests / (options.rate * seconds), violations: stats.violations,
+      rows,
+      webhooks: all,
+      lost,
+      requests: stats.requests,
+      seconds,
+      quotaUse: stats.requests / (options.rate * seconds),
+      violations: stats.violations,
     };
   } finally {
     await stopReplicas(replicas);
@@ -169,11 +199,22 @@ type IpPart = Pick<FairnessResult, 'oneIp' | 'twoIps' | 'ipRatio' | 'ipViolation
 async function egressScaling(env: Env): Promise<IpPart> {
   const { admin, sim, options } = env;
   await admin('allio_tasks').whereNot({ status: 2 }).delete();
-  const drain = async (groups: { egressIp: string; sourceAddress: string }[]): Promise<{ perSecond: number; violations: number }> => {
+  const drain = async (
+    groups: { egressIp: string; sourceAddress: string }[],
+  ): Promise<{ perSecond: number; violations: number }> => {
     sim.reset();
-    const it = await addIntegration(admin, sim.url, `drain-${groups.length}-${randomUUID().slice(0, 6)}`);
+    const it = await addIntegration(
+      admin,
+      sim.url,
+      `drain-${groups.length}-${randomUUID().slice(0, 6)}`,
+    );
     // Enough for the whole window with room to spare: the backlog never runs dry.
-    await seedBacklog(admin, it.id, Math.ceil(options.rate * options.ipSeconds * groups.length * 1.5) + 10, 1);
+    await seedBacklog(
+      admin,
+      it.id,
+      Math.ceil(options.rate * options.ipSeconds * groups.length * 1.5) + 10,
+      1,
+    );
     const replicas = await startReplicas(env, groups);
     try {
       const t0 = await firstRequest(sim);
@@ -188,20 +229,33 @@ async function egressScaling(env: Env): Promise<IpPart> {
     }
   };
   const one = await drain([{ egressIp: 'ip-a', sourceAddress: '127.0.0.2' }]);
-  const two = await drain([{ egressIp: 'ip-a', sourceAddress: '127.0.0.2' }, { egressIp: 'ip-b', sourceAddress: '127.0.0.3' }]);
+  const two = await drain([
+    { egressIp: 'ip-a', sourceAddress: '127.0.0.2' },
+    { egressIp: 'ip-b', sourceAddress: '127.0.0.3' },
+  ]);
   console.log(`  1 egress IP   ${fmt(one.perSecond, 1)} records/s`);
   console.log(`  2 egress IPs  ${fmt(two.perSecond, 1)} records/s`);
-  return { oneIp: one.perSecond, twoIps: two.perSecond, ipRatio: two.perSecond / one.perSecond, ipViolations: one.violations + two.violations };
+  return {
+    oneIp: one.perSecond,
+    twoIps: two.perSecond,
+    ipRatio: two.perSecond / one.perSecond,
+    ipViolations: one.violations + two.violations,
+  };
 }
 
-async function startReplicas(env: Env, groups: { egressIp: string; sourceAddress?: string }[]): Promise<Replica[]> {
+async function startReplicas(
+  env: Env,
+  groups: { egressIp: string; sourceAddress?: string }[],
+): Promise<Replica[]> {
   const logger = benchLogger();
   const replicas: Replica[] = [];
   const dbConfig = { DATABASE_URL, DATABASE_SCHEMA: env.schema, DATABASE_POOL_MAX: 5 };
   for (const [g, group] of groups.entries()) {
     const config = {
       ...loadConfig(allioEnv, {
-        ALLIO_RATE_PER_SECOND: String(env.options.rate), OUTBOUND_ALLOW_HTTP: 'true', EGRESS_IP: group.egressIp,
+        ALLIO_RATE_PER_SECOND: String(env.options.rate),
+        OUTBOUND_ALLOW_HTTP: 'true',
+        EGRESS_IP: group.egressIp,
         ...(group.sourceAddress ? { ALLIO_SOURCE_ADDRESS: group.sourceAddress } : {}),
       }),
       REDIS_KEY_PREFIX: env.keyPrefix,
@@ -210,12 +264,27 @@ async function startReplicas(env: Env, groups: { egressIp: string; sourceAddress
       const db = createDb(dbConfig, { applicationName: `bench-fair-${g}-${i}` });
       const redis = createRedis({ REDIS_URL, REDIS_KEY_PREFIX: env.keyPrefix });
       const listener = new WorkListener(DATABASE_URL, env.schema, logger);
-      const sync = createAllioSync({ db, redis, config, logger, metrics: createMetrics(), listener, owner: `bench-${g}-${i}`, pollMaxMs: 1_000 });
+      const sync = createAllioSync({
+        db,
+        redis,
+        config,
+        logger,
+        metrics: createMetrics(),
+        listener,
+        owner: `bench-${g}-${i}`,
+        pollMaxMs: 1_000,
+      });
       replicas.push({ db, redis, listener, sync });
     }
   }
   // No offline queue: a limiter call before the connection is ready would fail and back off.
-  await withDeadline(Promise.all(replicas.map((r) => (r.redis.status === 'ready' ? undefined : once(r.redis, 'ready')))), 10_000, 'Redis');
+  await withDeadline(
+    Promise.all(
+      replicas.map((r) => (r.redis.status === 'ready' ? undefined : once(r.redis, 'ready'))),
+    ),
+    10_000,
+    'Redis',
+  );
   for (const r of replicas) {
     await r.listener.start();
     await r.sync.start();
@@ -245,7 +314,12 @@ async function firstRequest(sim: AllioSimulator): Promise<number> {
   );
 }
 
-async function seedBacklog(db: Db, integrationId: string, tasks: number, firstId: number): Promise<void> {
+async function seedBacklog(
+  db: Db,
+  integrationId: string,
+  tasks: number,
+  firstId: number,
+): Promise<void> {
   await db.raw(
     `insert into allio_tasks (integration_id, entity, op, command, external_ids, next_attempt_at)
      select ?, 'reserve', 'upsert', 'RESERVE_MOD',
@@ -268,7 +342,11 @@ async function webhooksDone(db: Db): Promise<void> {
 }
 
 /** Per integration: webhook commit → commit of its last task (the transaction that wrote its records). */
-async function latencies(db: Db, its: { id: string }[], names: string[]): Promise<{ rows: LatencyRow[]; all: LatencyRow; lost: number }> {
+async function latencies(
+  db: Db,
+  its: { id: string }[],
+  names: string[],
+): Promise<{ rows: LatencyRow[]; all: LatencyRow; lost: number }> {
   const { rows } = await db.raw<{ rows: { integration_id: string; ms: number | null }[] }>(
     `select w.integration_id, extract(epoch from max(t.finished_at) - w.created_at) * 1000 as ms
        from allio_webhook w left join allio_tasks t on t.webhook_id = w.id and t.status = 2
@@ -278,7 +356,11 @@ async function latencies(db: Db, its: { id: string }[], names: string[]): Promis
   let lost = 0;
   for (const r of rows) {
     if (r.ms === null) lost++;
-    else byIt.set(String(r.integration_id), [...(byIt.get(String(r.integration_id)) ?? []), Number(r.ms)]);
+    else
+      byIt.set(String(r.integration_id), [
+        ...(byIt.get(String(r.integration_id)) ?? []),
+        Number(r.ms),
+      ]);
   }
   const { rows: served } = await db.raw<{ rows: { integration_id: string; n: string }[] }>(
     `select integration_id, count(*) as n from allio_tasks where status = 2 group by integration_id`,
@@ -287,16 +369,29 @@ async function latencies(db: Db, its: { id: string }[], names: string[]): Promis
   const row = (integration: string, ms: number[], n: number): LatencyRow => {
     const s = [...ms].sort((a, b) => a - b);
     const q = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] ?? NaN;
-    return { integration, webhooks: s.length, requests: n, p50: q(0.5), p99: q(0.99), max: s[s.length - 1] ?? NaN };
+    return {
+      integration,
+      webhooks: s.length,
+      requests: n,
+      p50: q(0.5),
+      p99: q(0.99),
+      max: s[s.length - 1] ?? NaN,
+    };
   };
   const out = its.map((it, i) => row(names[i]!, byIt.get(it.id) ?? [], requests.get(it.id) ?? 0));
-  const all = row('all nine', its.slice(1).flatMap((it) => byIt.get(it.id) ?? []), out.slice(1).reduce((a, r) => a + r.requests, 0));
+  const all = row(
+    'all nine',
+    its.slice(1).flatMap((it) => byIt.get(it.id) ?? []),
+    out.slice(1).reduce((a, r) => a + r.requests, 0),
+  );
   return { rows: out, all, lost };
 }
 
 function printFair(r: FairPart, options: FairnessOptions): void {
   const ms = (n: number) => (Number.isFinite(n) ? fmt(n) : '—');
-  console.log(`  ${'integration'.padEnd(12)} ${'webhooks'.padStart(8)} ${'tasks done'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)}`);
+  console.log(
+    `  ${'integration'.padEnd(12)} ${'webhooks'.padStart(8)} ${'tasks done'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)}`,
+  );
   for (const row of [...r.rows, r.webhooks])
     console.log(
       `  ${row.integration.padEnd(12)} ${fmt(row.webhooks).padStart(8)} ${fmt(row.requests).padStart(10)} ` +
@@ -310,4 +405,3 @@ function printFair(r: FairPart, options: FairnessOptions): void {
   );
   console.log(`  violations (429)     ${r.violations} (goal 0)`);
 }
-

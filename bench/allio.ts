@@ -14,7 +14,16 @@ import { createMetrics } from '../services/core/metrics.js';
 import { markRateLimitEpoch } from '../services/core/ratelimit/limiter.js';
 import { createRedis } from '../services/core/redis.js';
 import { startAllioSimulator, type AllioSimulator } from '../services/simulators/allio/server.js';
-import { DATABASE_URL, REDIS_URL, benchLogger, deleteKeys, envInt, fmt, uniqueName, withDeadline } from './support.js';
+import {
+  DATABASE_URL,
+  REDIS_URL,
+  benchLogger,
+  deleteKeys,
+  envInt,
+  fmt,
+  uniqueName,
+  withDeadline,
+} from './support.js';
 
 const INSTANCES = 4;
 const IDS_PER_TASK = 10;
@@ -50,7 +59,10 @@ export async function runAllioBench(): Promise<AllioResult> {
   const records = tasks * IDS_PER_TASK;
   const schema = uniqueName('bench_allio');
   const keyPrefix = `bench:${schema}:`;
-  const config = { ...loadConfig(allioEnv, { ALLIO_RATE_PER_SECOND: '2', OUTBOUND_ALLOW_HTTP: 'true' }), REDIS_KEY_PREFIX: keyPrefix };
+  const config = {
+    ...loadConfig(allioEnv, { ALLIO_RATE_PER_SECOND: '2', OUTBOUND_ALLOW_HTTP: 'true' }),
+    REDIS_KEY_PREFIX: keyPrefix,
+  };
   const ceiling = config.ALLIO_RATE_PER_SECOND * MAX_IDS_PER_REQUEST;
   console.log(
     `\n== allio: ${fmt(records)} records in ${fmt(tasks)} tasks, ${INSTANCES} replicas × concurrency ` +
@@ -67,7 +79,10 @@ export async function runAllioBench(): Promise<AllioResult> {
   let sim: AllioSimulator | undefined;
   try {
     await migrate(admin, schema);
-    sim = await startAllioSimulator({ token: BENCH_TOKEN, ratePerSecond: config.ALLIO_RATE_PER_SECOND });
+    sim = await startAllioSimulator({
+      token: BENCH_TOKEN,
+      ratePerSecond: config.ALLIO_RATE_PER_SECOND,
+    });
     const { id: integrationId } = await addIntegration(admin, sim.url);
     await admin.raw(
       `insert into allio_tasks (integration_id, entity, op, command, external_ids)
@@ -91,12 +106,22 @@ export async function runAllioBench(): Promise<AllioResult> {
         db,
         redis,
         sync: createAllioSync({
-          db, redis, config, logger, metrics: createMetrics(), owner: `bench-${i}`, pollMaxMs: 1_000,
+          db,
+          redis,
+          config,
+          logger,
+          metrics: createMetrics(),
+          owner: `bench-${i}`,
+          pollMaxMs: 1_000,
         }),
       });
     }
     // No offline queue: a limiter call before the connection is ready would fail and back off.
-    await withDeadline(Promise.all([cleanupRedis, ...replicas.map((r) => r.redis)].map(ready)), 10_000, 'Redis');
+    await withDeadline(
+      Promise.all([cleanupRedis, ...replicas.map((r) => r.redis)].map(ready)),
+      10_000,
+      'Redis',
+    );
     await Promise.all(replicas.map((r) => r.sync.start()));
 
     const expectedMs = (records / ceiling) * 1000;
@@ -117,10 +142,15 @@ export async function runAllioBench(): Promise<AllioResult> {
          from allio_tasks`,
     );
     const synced = Number(
-      (await admin('crm_reservations').where({ integration_id: integrationId }).count<{ n: string }[]>('* as n'))[0]?.n ?? 0,
+      (
+        await admin('crm_reservations')
+          .where({ integration_id: integrationId })
+          .count<{ n: string }[]>('* as n')
+      )[0]?.n ?? 0,
     );
     const lastDoneAt = Number(rows[0]?.last_ms ?? NaN);
-    if (firstRequestAt === undefined || !Number.isFinite(lastDoneAt)) throw new Error('no ALLIO request was made');
+    if (firstRequestAt === undefined || !Number.isFinite(lastDoneAt))
+      throw new Error('no ALLIO request was made');
     const ms = lastDoneAt - firstRequestAt;
     const stats = sim.stats();
     const recordsPerSecond = (synced * 1000) / ms;
@@ -142,7 +172,9 @@ export async function runAllioBench(): Promise<AllioResult> {
       violations: stats.violations,
       maxInWindow: stats.maxInWindow,
     };
-    console.log(`  records synced       ${fmt(synced)} of ${fmt(records)} (${result.failedTasks} tasks failed)`);
+    console.log(
+      `  records synced       ${fmt(synced)} of ${fmt(records)} (${result.failedTasks} tasks failed)`,
+    );
     console.log(`  ALLIO requests       ${fmt(stats.requests)} (${fmt(stats.served)} served)`);
     console.log(`  first request → last task done  ${fmt(ms / 1000, 2)} s`);
     console.log(`  records/s            ${fmt(recordsPerSecond, 1)} (ceiling ${fmt(ceiling)})`);
@@ -150,7 +182,9 @@ export async function runAllioBench(): Promise<AllioResult> {
       `  ratio                ${result.ratio.toFixed(3)} (goal >= 0.95; ` +
         `${slotRatio.toFixed(3)} counting the last request's ${fmt(slotMs)} ms slot)`,
     );
-    console.log(`  violations (429)     ${stats.violations} (goal 0), maxInWindow ${stats.maxInWindow}`);
+    console.log(
+      `  violations (429)     ${stats.violations} (goal 0), maxInWindow ${stats.maxInWindow}`,
+    );
     return result;
   } finally {
     await Promise.all(replicas.map((r) => r.sync.stop(1_000)));
@@ -161,19 +195,30 @@ export async function runAllioBench(): Promise<AllioResult> {
       console.error(`could not drop schema ${schema}:`, e);
     });
     await admin.destroy();
-    await deleteKeys(cleanupRedis, keyPrefix).catch((e: unknown) => console.error('could not delete Redis keys:', e));
+    await deleteKeys(cleanupRedis, keyPrefix).catch((e: unknown) =>
+      console.error('could not delete Redis keys:', e),
+    );
     await cleanupRedis.quit().catch(() => cleanupRedis.disconnect());
   }
 }
 
 /** An integration row as `hub apply` would create it (same path as test/support/allio.ts). */
-export async function addIntegration(db: Db, baseUrl: string, name = 'bench'): Promise<{ id: string; uuid: string }> {
+export async function addIntegration(
+  db: Db,
+  baseUrl: string,
+  name = 'bench',
+): Promise<{ id: string; uuid: string }> {
   const uuid = randomUUID();
   const resource = allioIntegrationResource.parse({
     apiVersion: API_VERSION,
     kind: 'AllioIntegration',
     metadata: { name: `${name}-${randomUUID().slice(0, 8)}` },
-    spec: { integrationUuid: uuid, webhookKey: `wh_${randomUUID().replace(/-/g, '')}`, apiBaseUrl: baseUrl, apiToken: BENCH_TOKEN },
+    spec: {
+      integrationUuid: uuid,
+      webhookKey: `wh_${randomUUID().replace(/-/g, '')}`,
+      apiBaseUrl: baseUrl,
+      apiToken: BENCH_TOKEN,
+    },
   });
   return { id: (await upsertIntegration(db, resource)).id, uuid };
 }

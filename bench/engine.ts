@@ -113,16 +113,26 @@ const FLAGS: Record<string, keyof EngineConfig> = {
 
 /** `--tiny` and `--due=1000000`-style flags over the defaults; `--graphile=` takes a list (empty: skip). */
 export function engineConfig(flags: ReadonlyMap<string, string>): EngineConfig {
-  const config: EngineConfig = { ...(flags.has('tiny') ? TINY_ENGINE_CONFIG : DEFAULT_ENGINE_CONFIG) };
+  const config: EngineConfig = {
+    ...(flags.has('tiny') ? TINY_ENGINE_CONFIG : DEFAULT_ENGINE_CONFIG),
+  };
   for (const [flag, raw] of flags) {
     if (flag === 'tiny') continue;
     const key = FLAGS[flag];
-    if (!key) throw new Error(`engine: unknown flag --${flag}; known: --tiny, ${Object.keys(FLAGS).map((f) => `--${f}`).join(', ')}`);
+    if (!key)
+      throw new Error(
+        `engine: unknown flag --${flag}; known: --tiny, ${Object.keys(FLAGS)
+          .map((f) => `--${f}`)
+          .join(', ')}`,
+      );
     const ints = raw === '' ? [] : raw.split(',').map((s) => Number(s.replaceAll('_', '')));
     if (ints.some((n) => !Number.isInteger(n) || n < (key === 'finished' ? 0 : 1)))
-      throw new Error(`engine: --${flag} takes ${key === 'graphile' ? 'a list of ' : ''}positive integers, got "${raw}"`);
+      throw new Error(
+        `engine: --${flag} takes ${key === 'graphile' ? 'a list of ' : ''}positive integers, got "${raw}"`,
+      );
     if (key === 'graphile') config.graphile = ints;
-    else if (ints.length !== 1) throw new Error(`engine: --${flag} takes one integer, got "${raw}"`);
+    else if (ints.length !== 1)
+      throw new Error(`engine: --${flag} takes one integer, got "${raw}"`);
     else config[key] = ints[0]!;
   }
   return config;
@@ -191,7 +201,9 @@ export interface EngineResult {
   pgbenchRowsRatio: number;
 }
 
-export async function runEngineBench(config: EngineConfig = DEFAULT_ENGINE_CONFIG): Promise<EngineResult> {
+export async function runEngineBench(
+  config: EngineConfig = DEFAULT_ENGINE_CONFIG,
+): Promise<EngineResult> {
   const c = config;
   console.log(
     `\n== engine: no-op claims, concurrency ${c.concurrency}, batch ${fmt(c.batch)}; ` +
@@ -202,13 +214,17 @@ export async function runEngineBench(config: EngineConfig = DEFAULT_ENGINE_CONFI
   try {
     const bases: DrainResult[] = [];
     for (let i = 0; i < c.baseRuns; i++) {
-      const { drained } = await bench.scenario({ due: c.base, finished: 0 }, (t) => bench.drainOurs(t, c.base, c));
+      const { drained } = await bench.scenario({ due: c.base, finished: 0 }, (t) =>
+        bench.drainOurs(t, c.base, c),
+      );
       bases.push(drained);
       printDrain(`ours, ${fmt(c.base)} due (run ${i + 1})`, drained);
     }
     const base = median(bases);
 
-    const large = await bench.scenario({ due: c.due, finished: 0 }, (t) => bench.alternate(t, c.due, c.rounds, c));
+    const large = await bench.scenario({ due: c.due, finished: 0 }, (t) =>
+      bench.alternate(t, c.due, c.rounds, c),
+    );
     const due: ScaleResult = { ...large.drained.ours, ...large.load };
     const { pgbench, pgbenchRows, buffers: claimBuffers } = large.drained;
     printScale(`ours, ${fmt(c.due)} due`, due);
@@ -220,7 +236,9 @@ export async function runEngineBench(config: EngineConfig = DEFAULT_ENGINE_CONFI
         `(${fmt(claimBuffers.deadTuples)} dead row versions), ${fmt(claimBuffers.vacuumed)} after VACUUM`,
     );
 
-    const old = await bench.scenario({ due: c.working, finished: c.finished }, (t) => bench.drainOurs(t, c.working, c));
+    const old = await bench.scenario({ due: c.working, finished: c.finished }, (t) =>
+      bench.drainOurs(t, c.working, c),
+    );
     const history: ScaleResult = { ...old.drained, ...old.load };
     printScale(`ours, ${fmt(c.finished)} finished + ${fmt(c.working)} due`, history);
 
@@ -228,7 +246,9 @@ export async function runEngineBench(config: EngineConfig = DEFAULT_ENGINE_CONFI
     for (const jobs of c.graphile) {
       // Ours drains a fresh table of the same size just before graphile-worker runs, so both meet
       // the machine in the same minutes.
-      const { drained: ours } = await bench.scenario({ due: jobs, finished: 0 }, (t) => bench.drainOurs(t, jobs, c));
+      const { drained: ours } = await bench.scenario({ due: jobs, finished: 0 }, (t) =>
+        bench.drainOurs(t, jobs, c),
+      );
       printDrain(`ours, ${fmt(jobs)} due`, ours);
       const gw = await benchGraphile(bench.url, jobs, {
         concurrency: GW_CONCURRENCY,
@@ -253,11 +273,20 @@ export async function runEngineBench(config: EngineConfig = DEFAULT_ENGINE_CONFI
       pgbenchRatio: due.perSecond / pgbench.perSecond,
       pgbenchRowsRatio: due.perSecond / pgbenchRows.perSecond,
     };
-    console.log(`  ${fmt(c.due)} due / ${fmt(c.base)} due: ${result.dueRatio.toFixed(2)} (goal >= 0.8)`);
-    console.log(`  ${fmt(c.finished)} finished / ${fmt(c.base)} due: ${result.historyRatio.toFixed(2)} (goal >= 0.8)`);
-    console.log(`  ours/pgbench (ids only) at ${fmt(c.due)} due: ${result.pgbenchRatio.toFixed(2)} (goal >= 0.9)`);
-    console.log(`  ours/pgbench (rows sent) at ${fmt(c.due)} due: ${result.pgbenchRowsRatio.toFixed(2)}`);
-    for (const g of graphile) console.log(`  ours/graphile-worker at ${fmt(g.jobs)}: ${g.ratio.toFixed(2)}`);
+    console.log(
+      `  ${fmt(c.due)} due / ${fmt(c.base)} due: ${result.dueRatio.toFixed(2)} (goal >= 0.8)`,
+    );
+    console.log(
+      `  ${fmt(c.finished)} finished / ${fmt(c.base)} due: ${result.historyRatio.toFixed(2)} (goal >= 0.8)`,
+    );
+    console.log(
+      `  ours/pgbench (ids only) at ${fmt(c.due)} due: ${result.pgbenchRatio.toFixed(2)} (goal >= 0.9)`,
+    );
+    console.log(
+      `  ours/pgbench (rows sent) at ${fmt(c.due)} due: ${result.pgbenchRowsRatio.toFixed(2)}`,
+    );
+    for (const g of graphile)
+      console.log(`  ours/graphile-worker at ${fmt(g.jobs)}: ${g.ratio.toFixed(2)}`);
     return result;
   } finally {
     await bench.drop();
@@ -289,7 +318,9 @@ function median<T extends { perSecond: number }>(xs: readonly T[]): T {
 
 function printDrain(label: string, r: DrainResult): void {
   const first = r.firstBatchMs > 0 ? `, first batch at ${fmt(r.firstBatchMs)} ms` : '';
-  console.log(`  ${label.padEnd(44)} ${fmt(r.perSecond).padStart(8)} rows/s  (${fmt(r.ms)} ms${first}; ${r.settings})`);
+  console.log(
+    `  ${label.padEnd(44)} ${fmt(r.perSecond).padStart(8)} rows/s  (${fmt(r.ms)} ms${first}; ${r.settings})`,
+  );
 }
 
 function printScale(label: string, r: ScaleResult): void {
@@ -316,7 +347,10 @@ class BenchDatabase {
 
   static async create(): Promise<BenchDatabase> {
     const name = uniqueName('bench_engine');
-    const admin = createDb({ DATABASE_URL, DATABASE_SCHEMA: 'public', DATABASE_POOL_MAX: 1 }, { applicationName: 'bench-engine' });
+    const admin = createDb(
+      { DATABASE_URL, DATABASE_SCHEMA: 'public', DATABASE_POOL_MAX: 1 },
+      { applicationName: 'bench-engine' },
+    );
     await admin.raw(`create database ${quoteIdent(name)}`);
     const url = new URL(DATABASE_URL);
     url.pathname = `/${name}`;
@@ -367,9 +401,14 @@ class BenchDatabase {
           [rows.finished, from + 1, from + n],
         );
         if (rows.finished > LOAD_CHUNK)
-          process.stdout.write(`  loading finished rows: ${fmt(from + n)} in ${fmt(performance.now() - loadStarted)} ms\r`);
+          process.stdout.write(
+            `  loading finished rows: ${fmt(from + n)} in ${fmt(performance.now() - loadStarted)} ms\r`,
+          );
       }
-      await this.db.raw(`insert into ${t} (next_attempt_at) select now() from generate_series(1, ?)`, [rows.due]);
+      await this.db.raw(
+        `insert into ${t} (next_attempt_at) select now() from generate_series(1, ?)`,
+        [rows.due],
+      );
       const loadMs = performance.now() - loadStarted;
       if (rows.finished > LOAD_CHUNK) process.stdout.write('\n');
       const vacuumStarted = performance.now();
@@ -384,7 +423,8 @@ class BenchDatabase {
       const { rows: left } = await this.db.raw<{ rows: { n: string }[] }>(
         `select count(*) as n from ${t} where status <> 2`,
       );
-      if (Number(left[0]?.n) !== 0) throw new Error(`${left[0]?.n} rows of ${table} not done after the drain`);
+      if (Number(left[0]?.n) !== 0)
+        throw new Error(`${left[0]?.n} rows of ${table} not done after the drain`);
       return {
         drained,
         load: {
@@ -415,10 +455,19 @@ class BenchDatabase {
     rows: number,
     rounds: number,
     o: { concurrency: number; batch: number },
-  ): Promise<{ ours: DrainResult; pgbench: DrainResult; pgbenchRows: DrainResult; buffers: ClaimBuffers; explained: number }> {
+  ): Promise<{
+    ours: DrainResult;
+    pgbench: DrainResult;
+    pgbenchRows: DrainResult;
+    buffers: ClaimBuffers;
+    explained: number;
+  }> {
     const unit = o.batch * o.concurrency;
     const turn = Math.floor(rows / (3 * rounds) / unit) * unit;
-    if (turn === 0) throw new Error(`engine: ${fmt(rows)} rows do not make ${3 * rounds} turns of ${fmt(unit)} (batch × concurrency)`);
+    if (turn === 0)
+      throw new Error(
+        `engine: ${fmt(rows)} rows do not make ${3 * rounds} turns of ${fmt(unit)} (batch × concurrency)`,
+      );
     const first = await this.claimBuffers(table, o.batch);
     let explained = first.updated;
     const ours: DrainResult[] = [];
@@ -436,21 +485,40 @@ class BenchDatabase {
     await this.db.raw(`vacuum ${quoteIdent(table)}`);
     const vacuumed = await this.claimBuffers(table, o.batch);
     explained += vacuumed.updated;
-    const buffers = { fresh: first.pages, drained: drained.pages, vacuumed: vacuumed.pages, deadTuples };
+    const buffers = {
+      fresh: first.pages,
+      drained: drained.pages,
+      vacuumed: vacuumed.pages,
+      deadTuples,
+    };
     const rest = rows - 3 * rounds * turn;
     if (rest > 0) await this.drainOurs(table, rest, o);
-    return { ours: total(ours), pgbench: total(pgbench), pgbenchRows: total(pgbenchRows), buffers, explained };
+    return {
+      ours: total(ours),
+      pgbench: total(pgbench),
+      pgbenchRows: total(pgbenchRows),
+      buffers,
+      explained,
+    };
   }
 
   /**
    * Pages the claim's scan of the due index reads (index and heap, shared buffers hit or read), from EXPLAIN
    * (ANALYZE, BUFFERS) of the engine's claim statement in a transaction that is rolled back.
    */
-  async claimBuffers(tableName: string, batch: number): Promise<{ pages: number; updated: number }> {
-    const { sql, bindings } = this.workTable(tableName).claimStatement('bench-explain', batch).toSQL();
+  async claimBuffers(
+    tableName: string,
+    batch: number,
+  ): Promise<{ pages: number; updated: number }> {
+    const { sql, bindings } = this.workTable(tableName)
+      .claimStatement('bench-explain', batch)
+      .toSQL();
     const trx = await this.db.transaction();
     try {
-      const { rows } = await trx.raw<{ rows: { 'QUERY PLAN': unknown }[] }>(`explain (analyze, buffers, format json) ${sql}`, bindings);
+      const { rows } = await trx.raw<{ rows: { 'QUERY PLAN': unknown }[] }>(
+        `explain (analyze, buffers, format json) ${sql}`,
+        bindings,
+      );
       const index = `${tableName}_due`;
       let pages = 0;
       let updated = 0;
@@ -459,7 +527,8 @@ class BenchDatabase {
         if (typeof node !== 'object' || node === null) return;
         if (Array.isArray(node)) return node.forEach(walk);
         const n = node as Record<string, unknown>;
-        if (n['Index Name'] === index) pages += Number(n['Shared Hit Blocks'] ?? 0) + Number(n['Shared Read Blocks'] ?? 0);
+        if (n['Index Name'] === index)
+          pages += Number(n['Shared Hit Blocks'] ?? 0) + Number(n['Shared Read Blocks'] ?? 0);
         if (n['Node Type'] === 'ModifyTable') updated += Number(n['Actual Rows'] ?? 0);
         Object.values(n).forEach(walk);
       };
@@ -480,25 +549,41 @@ class BenchDatabase {
   ): Promise<{ updates: number; hotUpdates: number; deadTuples: number; dueIndexBytes: number }> {
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const { rows } = await this.db.raw<{ rows: { upd: string; hot: string; dead: string; idx: string }[] }>(
+      const { rows } = await this.db.raw<{
+        rows: { upd: string; hot: string; dead: string; idx: string }[];
+      }>(
         `select n_tup_upd as upd, n_tup_hot_upd as hot, n_dead_tup as dead,
                 pg_relation_size(format('%I.%I', ?::text, ?::text)::regclass) as idx
            from pg_stat_user_tables where schemaname = ? and relname = ?`,
         [SCHEMA, `${table}_due`, SCHEMA, table],
       );
       const r = rows[0];
-      const s = { updates: Number(r?.upd ?? 0), hotUpdates: Number(r?.hot ?? 0), deadTuples: Number(r?.dead ?? 0), dueIndexBytes: Number(r?.idx ?? 0) };
+      const s = {
+        updates: Number(r?.upd ?? 0),
+        hotUpdates: Number(r?.hot ?? 0),
+        deadTuples: Number(r?.dead ?? 0),
+        dueIndexBytes: Number(r?.idx ?? 0),
+      };
       if (s.updates >= updates || Date.now() > deadline) return s;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 
   private workTable(table: string, db = this.db): WorkTable {
-    return new WorkTable(db, createMetrics(), benchLogger(), { table, reconciler: 'bench', leaseMs: 60_000, maxAttempts: 5 });
+    return new WorkTable(db, createMetrics(), benchLogger(), {
+      table,
+      reconciler: 'bench',
+      leaseMs: 60_000,
+      maxAttempts: 5,
+    });
   }
 
   /** Our engine: `concurrency` loops, each claiming `batch` rows and completing them, until `rows` are done. */
-  async drainOurs(tableName: string, rows: number, o: { concurrency: number; batch: number }): Promise<DrainResult> {
+  async drainOurs(
+    tableName: string,
+    rows: number,
+    o: { concurrency: number; batch: number },
+  ): Promise<DrainResult> {
     // A pool of its own, closed at the end so its backends publish their counters (see stats()).
     // One connection per loop plus headroom, so loops never queue for the pool.
     const db = createDb(
@@ -530,7 +615,10 @@ class BenchDatabase {
       handle: async (batch, owner) => {
         firstAt ??= performance.now();
         // Awaited before the `+=`: `done += await …` would read `done` first and lose the other loops' counts.
-        const completed = await table.complete(batch.map((r) => r.id), owner);
+        const completed = await table.complete(
+          batch.map((r) => r.id),
+          owner,
+        );
         done += completed.length;
         if (done >= rows) allDone.resolve();
       },
@@ -561,21 +649,53 @@ class BenchDatabase {
    * `sendRows`, also its rows as one array of records (the columns formatted and sent as to Node,
    * though an array of records costs more to format than rows do).
    */
-  async drainPgbench(tableName: string, rows: number, o: { concurrency: number; batch: number }, sendRows: boolean): Promise<DrainResult> {
+  async drainPgbench(
+    tableName: string,
+    rows: number,
+    o: { concurrency: number; batch: number },
+    sendRows: boolean,
+  ): Promise<DrainResult> {
     const table = this.workTable(tableName);
     const dir = await mkdtemp(join(tmpdir(), 'bench-engine-'));
     try {
       const script = join(dir, 'claim-complete.sql');
       await writeFile(script, pgbenchScript(table, o.batch, sendRows));
       const perClient = Math.ceil(rows / o.batch / o.concurrency);
-      const args = ['-n', '-M', 'extended', '-c', String(o.concurrency), '-j', String(o.concurrency), '-t', String(perClient), '-f', script, '-D', `limit=${o.batch}`, '-D', `lease=${table.options.leaseMs / 1000}`, this.url];
+      const args = [
+        '-n',
+        '-M',
+        'extended',
+        '-c',
+        String(o.concurrency),
+        '-j',
+        String(o.concurrency),
+        '-t',
+        String(perClient),
+        '-f',
+        script,
+        '-D',
+        `limit=${o.batch}`,
+        '-D',
+        `lease=${table.options.leaseMs / 1000}`,
+        this.url,
+      ];
       const started = performance.now();
       const out = await new Promise<string>((resolve, reject) =>
         execFile(
           'pgbench',
           args,
-          { env: { ...process.env, PGOPTIONS: `-c search_path=${SCHEMA}`, PGAPPNAME: 'bench-engine-pgbench' }, maxBuffer: 1 << 20 },
-          (err, stdout, stderr) => (err ? reject(new Error(`pgbench failed: ${stderr || err.message}`, { cause: err })) : resolve(stdout)),
+          {
+            env: {
+              ...process.env,
+              PGOPTIONS: `-c search_path=${SCHEMA}`,
+              PGAPPNAME: 'bench-engine-pgbench',
+            },
+            maxBuffer: 1 << 20,
+          },
+          (err, stdout, stderr) =>
+            err
+              ? reject(new Error(`pgbench failed: ${stderr || err.message}`, { cause: err }))
+              : resolve(stdout),
         ),
       );
       const wallMs = performance.now() - started;
@@ -618,7 +738,10 @@ create trigger ${quoteIdent(`${table}_notify`)} after insert on ${t} for each st
 }
 
 /** Replaces `$n` placeholders of a native statement: pgbench variables for the marked values, literals for the rest. */
-function toPgbench(native: { sql: string; bindings: readonly unknown[] }, vars: ReadonlyMap<unknown, string>): string {
+function toPgbench(
+  native: { sql: string; bindings: readonly unknown[] },
+  vars: ReadonlyMap<unknown, string>,
+): string {
   return native.sql.replace(/\$(\d+)/g, (_, n: string) => {
     const v = native.bindings[Number(n) - 1];
     const name = vars.get(v);
@@ -674,7 +797,10 @@ async function benchGraphile(
       logger: quietGraphileLogger(),
     },
   };
-  const db = createDb({ DATABASE_URL: url, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 2 }, { applicationName: 'bench-gw' });
+  const db = createDb(
+    { DATABASE_URL: url, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 2 },
+    { applicationName: 'bench-gw' },
+  );
   try {
     const utils = await makeWorkerUtils({ preset });
     try {
@@ -703,7 +829,11 @@ async function benchGraphile(
     try {
       await withDeadline(allRan.promise, DEADLINE_MS, 'graphile-worker to run every job');
       // A job is done when its row is deleted; with batched completion that lags the task itself.
-      await withDeadline(waitUntilEmpty(db, schema), DEADLINE_MS, 'graphile-worker to delete every job');
+      await withDeadline(
+        waitUntilEmpty(db, schema),
+        DEADLINE_MS,
+        'graphile-worker to delete every job',
+      );
       const ms = performance.now() - started;
       return {
         rows: jobs,
@@ -734,6 +864,7 @@ async function waitUntilEmpty(db: Knex, schema: string): Promise<void> {
 /** graphile-worker logs every start and stop at info level; only its warnings and errors matter here. */
 function quietGraphileLogger(): GraphileLogger {
   return new GraphileLogger(() => (level, message) => {
-    if (level === 'error' || level === 'warning') console.error(`graphile-worker ${level}: ${message}`);
+    if (level === 'error' || level === 'warning')
+      console.error(`graphile-worker ${level}: ${message}`);
   });
 }

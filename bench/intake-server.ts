@@ -4,7 +4,10 @@
 // stdout). Several of them share one port through SO_REUSEPORT, as pods share a Service.
 import { once } from 'node:events';
 import type { FastifyListenOptions } from 'fastify';
-import { INTEGRATION_CACHE_ENTRIES, IntegrationCache } from '../services/domains/allio/integration-cache.js';
+import {
+  INTEGRATION_CACHE_ENTRIES,
+  IntegrationCache,
+} from '../services/domains/allio/integration-cache.js';
 import { INTEGRATIONS } from '../services/domains/allio/integrations.js';
 import { WorkListener } from '../services/core/engine/notify.js';
 import { AllioIntakeLimiter } from '../services/api/allio-intake.js';
@@ -32,7 +35,10 @@ export interface IntakeChildConfig {
 }
 
 const raw = process.env.BENCH_INTAKE_CHILD;
-if (!raw || !process.send) throw new Error('intake-server is started by the intake benchmark (fork with BENCH_INTAKE_CHILD)');
+if (!raw || !process.send)
+  throw new Error(
+    'intake-server is started by the intake benchmark (fork with BENCH_INTAKE_CHILD)',
+  );
 const cfg = JSON.parse(raw) as IntakeChildConfig;
 
 const config = {
@@ -46,19 +52,37 @@ const redis = createRedis({ REDIS_URL: cfg.redisUrl, REDIS_KEY_PREFIX: cfg.keyPr
 redis.on('error', () => undefined);
 if (redis.status !== 'ready') await once(redis, 'ready');
 // As the api Deployment wires it (main.ts): integrations cached, forgotten on NOTIFY.
-const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
+const integrations = IntegrationCache.onDatabase(db, {
+  ttlMs: config.INTAKE_INTEGRATION_CACHE_MS,
+  maxEntries: INTEGRATION_CACHE_ENTRIES,
+});
 const listener = new WorkListener(config.DATABASE_URL, config.DATABASE_SCHEMA, logger);
 listener.on(INTEGRATIONS, () => integrations.invalidate());
 await listener.start();
 const app = buildApi({
-  db, logger, metrics, readiness: [], limits: config, intake: config,
+  db,
+  logger,
+  metrics,
+  readiness: [],
+  limits: config,
+  intake: config,
   integrations: cfg.uncached ? undefined : integrations,
   allioIntake: new AllioIntakeLimiter(redis, config.REDIS_KEY_PREFIX, config, metrics, logger),
 });
-registerWarehouseWebhook(app, { db, metrics, intake: config, secrets: [cfg.warehouseSecret], toleranceSeconds: 3_600 });
+registerWarehouseWebhook(app, {
+  db,
+  metrics,
+  intake: config,
+  secrets: [cfg.warehouseSecret],
+  toleranceSeconds: 3_600,
+});
 // Several processes bind the same port, and the kernel spreads connections between them.
 // fastify hands its listen options to net.Server#listen, which takes reusePort (Node >= 22.12, Linux).
-const listenOptions: FastifyListenOptions & { reusePort: boolean } = { port: cfg.port, host: '127.0.0.1', reusePort: true };
+const listenOptions: FastifyListenOptions & { reusePort: boolean } = {
+  port: cfg.port,
+  host: '127.0.0.1',
+  reusePort: true,
+};
 await app.listen(listenOptions);
 process.send({ ready: true });
 

@@ -85,13 +85,20 @@ function startApi(cfg: IntakeChildConfig): { proc: ChildProcess; ready: Promise<
   const script = new URL(ts ? './intake-server.ts' : './intake-server.js', import.meta.url);
   const proc = fork(script, [], {
     env: { ...process.env, BENCH_INTAKE_CHILD: JSON.stringify(cfg) },
-    execArgv: [...(ts ? ['--import', 'tsx'] : []), ...(process.env.BENCH_INTAKE_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_INTAKE_CPU_PROF] : [])],
+    execArgv: [
+      ...(ts ? ['--import', 'tsx'] : []),
+      ...(process.env.BENCH_INTAKE_CPU_PROF
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_INTAKE_CPU_PROF]
+        : []),
+    ],
     // The api's JSON logs are written as in production, to a pipe nobody keeps.
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const ready = new Promise<void>((resolve, reject) => {
     proc.once('message', () => resolve());
-    proc.once('exit', (code) => reject(new Error(`intake api child exited with ${code} before listening`)));
+    proc.once('exit', (code) =>
+      reject(new Error(`intake api child exited with ${code} before listening`)),
+    );
   });
   return { proc, ready };
 }
@@ -120,7 +127,14 @@ async function addIntegrations(db: Db, n: number): Promise<Integration[]> {
       apiVersion: API_VERSION,
       kind: 'AllioIntegration',
       metadata: { name: `bench-${i}` },
-      spec: { integrationUuid: uuid, webhookKey: key, apiBaseUrl: 'http://127.0.0.1:9', apiToken: 'bench', deletionControl: false, active: true },
+      spec: {
+        integrationUuid: uuid,
+        webhookKey: key,
+        apiBaseUrl: 'http://127.0.0.1:9',
+        apiToken: 'bench',
+        deletionControl: false,
+        active: true,
+      },
     });
     const { id } = await upsertIntegration(db, resource);
     out.push({ id, uuid, key });
@@ -128,7 +142,8 @@ async function addIntegrations(db: Db, n: number): Promise<Integration[]> {
   return out;
 }
 
-const allioBody = (uuid: string, k: number) => JSON.stringify({ uuid, command: 'RESERVE_ADD', indexes: [1000 + k, 2000 + k, 3000 + k] });
+const allioBody = (uuid: string, k: number) =>
+  JSON.stringify({ uuid, command: 'RESERVE_ADD', indexes: [1000 + k, 2000 + k, 3000 + k] });
 
 function warehouseBody(k: number): string {
   return JSON.stringify({
@@ -177,9 +192,30 @@ interface WrkOut {
   p99_us: number;
 }
 
-async function wrk(url: string, script: string, requestsFile: string, connections: number, seconds: number): Promise<WrkOut> {
+async function wrk(
+  url: string,
+  script: string,
+  requestsFile: string,
+  connections: number,
+  seconds: number,
+): Promise<WrkOut> {
   const { stdout } = await withDeadline(
-    run('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url, '--', requestsFile], { maxBuffer: 1 << 20 }),
+    run(
+      'wrk',
+      [
+        '-t1',
+        `-c${connections}`,
+        `-d${seconds}s`,
+        '--timeout',
+        '10s',
+        '-s',
+        script,
+        url,
+        '--',
+        requestsFile,
+      ],
+      { maxBuffer: 1 << 20 },
+    ),
     (seconds + 120) * 1000,
     'wrk',
   );
@@ -195,17 +231,42 @@ export interface PgbenchFigures {
 }
 
 /** Transactions per second (pgbench's own figure) and latency percentiles from its per-transaction log. */
-async function pgbench(schema: string, sql: string, dir: string, connections: number, seconds: number): Promise<PgbenchFigures> {
+async function pgbench(
+  schema: string,
+  sql: string,
+  dir: string,
+  connections: number,
+  seconds: number,
+): Promise<PgbenchFigures> {
   const tag = randomBytes(4).toString('hex');
   const file = path.join(dir, `pgbench-${tag}.sql`);
   const logPrefix = path.join(dir, `pgbench-${tag}-log`);
   await writeFile(file, sql);
   const { stdout, stderr } = await withDeadline(
-    run('pgbench', ['-n', '-M', 'prepared', '-c', String(connections), '-j', '1', '-T', String(seconds), '-l', `--log-prefix=${logPrefix}`, '-f', file, DATABASE_URL], {
-      env: { ...process.env, PGOPTIONS: `-c search_path=${schema}` },
-      maxBuffer: 1 << 20,
-      cwd: dir,
-    }),
+    run(
+      'pgbench',
+      [
+        '-n',
+        '-M',
+        'prepared',
+        '-c',
+        String(connections),
+        '-j',
+        '1',
+        '-T',
+        String(seconds),
+        '-l',
+        `--log-prefix=${logPrefix}`,
+        '-f',
+        file,
+        DATABASE_URL,
+      ],
+      {
+        env: { ...process.env, PGOPTIONS: `-c search_path=${schema}` },
+        maxBuffer: 1 << 20,
+        cwd: dir,
+      },
+    ),
     (seconds + 120) * 1000,
     'pgbench',
   );
@@ -221,7 +282,8 @@ async function pgbench(schema: string, sql: string, dir: string, connections: nu
     }
   }
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   return { tps: Number(m[1]), p50Ms: at(0.5), p99Ms: at(0.99) };
 }
 
@@ -232,21 +294,38 @@ async function countRows(db: Db, table: string): Promise<number> {
 
 export async function runIntakeBench(): Promise<IntakeResult> {
   await requireTool('wrk', WRK_MISSING);
-  await requireTool('pgbench', 'pgbench is not installed: install it (Debian: `apt-get install -y postgresql-client`)');
+  await requireTool(
+    'pgbench',
+    'pgbench is not installed: install it (Debian: `apt-get install -y postgresql-client`)',
+  );
   const seconds = envInt('BENCH_INTAKE_SECONDS', 10);
   const connections = envInt('BENCH_INTAKE_CONNECTIONS', 32);
-  const processList = (process.env.BENCH_INTAKE_PROCESSES ?? '1,2').split(',').map((s) => Number(s.trim()));
-  if (processList.some((p) => !Number.isInteger(p) || p < 1 || p > 8)) throw new Error('BENCH_INTAKE_PROCESSES must list integers 1-8, e.g. "1,2"');
-  const sources = (process.env.BENCH_INTAKE_SOURCES ?? 'allio,warehouse').split(',').map((s) => s.trim()) as IntakeSource[];
-  if (sources.some((s) => s !== 'allio' && s !== 'warehouse')) throw new Error('BENCH_INTAKE_SOURCES must list allio and/or warehouse');
+  const processList = (process.env.BENCH_INTAKE_PROCESSES ?? '1,2')
+    .split(',')
+    .map((s) => Number(s.trim()));
+  if (processList.some((p) => !Number.isInteger(p) || p < 1 || p > 8))
+    throw new Error('BENCH_INTAKE_PROCESSES must list integers 1-8, e.g. "1,2"');
+  const sources = (process.env.BENCH_INTAKE_SOURCES ?? 'allio,warehouse')
+    .split(',')
+    .map((s) => s.trim()) as IntakeSource[];
+  if (sources.some((s) => s !== 'allio' && s !== 'warehouse'))
+    throw new Error('BENCH_INTAKE_SOURCES must list allio and/or warehouse');
   const warmup = envInt('BENCH_INTAKE_WARMUP_SECONDS', WARMUP_SECONDS, 0);
-  console.log(`\n== intake: wrk -c${connections} and pgbench -c${connections}, ${seconds} s each, api processes ${processList.join(' then ')} ==`);
+  console.log(
+    `\n== intake: wrk -c${connections} and pgbench -c${connections}, ${seconds} s each, api processes ${processList.join(' then ')} ==`,
+  );
 
   const schema = uniqueName('bench_intake');
   const pgSchema = uniqueName('bench_intake_pg');
   const keyPrefix = `bench:${schema}:`;
-  const db = createDb({ DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 2 }, { applicationName: 'bench-intake' });
-  const pgDb = createDb({ DATABASE_URL, DATABASE_SCHEMA: pgSchema, DATABASE_POOL_MAX: 2 }, { applicationName: 'bench-intake' });
+  const db = createDb(
+    { DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 2 },
+    { applicationName: 'bench-intake' },
+  );
+  const pgDb = createDb(
+    { DATABASE_URL, DATABASE_SCHEMA: pgSchema, DATABASE_POOL_MAX: 2 },
+    { applicationName: 'bench-intake' },
+  );
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-intake-'));
   const apis: ChildProcess[] = [];
   try {
@@ -263,7 +342,12 @@ export async function runIntakeBench(): Promise<IntakeResult> {
     await writeFile(
       allioFile,
       integrations
-        .flatMap((it) => Array.from({ length: ALLIO_BODIES_PER_INTEGRATION }, (_, k) => `/webhooks/allio/${it.key}\t${allioBody(it.uuid, k)}\n`))
+        .flatMap((it) =>
+          Array.from(
+            { length: ALLIO_BODIES_PER_INTEGRATION },
+            (_, k) => `/webhooks/allio/${it.key}\t${allioBody(it.uuid, k)}\n`,
+          ),
+        )
         .join(''),
     );
     let warehouseFileN = 0;
@@ -286,36 +370,75 @@ export async function runIntakeBench(): Promise<IntakeResult> {
   values ('msg_' || gen_random_uuid()::text, 'stock.receipt', '${warehouseBody(1)}'::jsonb, now())
   on conflict (webhook_id) do nothing;\n`,
     };
-    const table: Record<IntakeSource, string> = { allio: 'allio_webhook', warehouse: 'kitchen_warehouse_events' };
+    const table: Record<IntakeSource, string> = {
+      allio: 'allio_webhook',
+      warehouse: 'kitchen_warehouse_events',
+    };
 
     const runs: IntakeRun[] = [];
     for (const processes of processList) {
       const port = await freePort();
       const cfg: IntakeChildConfig = {
-        databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, schema, keyPrefix, port, warehouseSecret: secret,
+        databaseUrl: DATABASE_URL,
+        redisUrl: REDIS_URL,
+        schema,
+        keyPrefix,
+        port,
+        warehouseSecret: secret,
         logLevel: process.env.BENCH_INTAKE_LOG_LEVEL ?? 'info',
         uncached: process.env.BENCH_INTAKE_UNCACHED === 'true',
-        env: { ALLIO_WEBHOOKS_PER_MINUTE: '1000000', ALLIO_WEBHOOK_IDS_PER_MINUTE: '100000000', ...extraEnv() },
+        env: {
+          ALLIO_WEBHOOKS_PER_MINUTE: '1000000',
+          ALLIO_WEBHOOK_IDS_PER_MINUTE: '100000000',
+          ...extraEnv(),
+        },
       };
       const started = Array.from({ length: processes }, () => startApi(cfg));
       apis.push(...started.map((s) => s.proc));
-      await withDeadline(Promise.all(started.map((s) => s.ready)), 60_000, 'the api processes to listen');
+      await withDeadline(
+        Promise.all(started.map((s) => s.ready)),
+        60_000,
+        'the api processes to listen',
+      );
       const url = `http://127.0.0.1:${port}`;
       for (const source of sources) {
         // Warehouse deliveries are used once each: the warm-up gets its own.
-        if (warmup > 0) await wrk(url, script, source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * warmup), connections, warmup);
-        const file = source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * seconds);
+        if (warmup > 0)
+          await wrk(
+            url,
+            script,
+            source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * warmup),
+            connections,
+            warmup,
+          );
+        const file =
+          source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * seconds);
         const before = await countRows(db, table[source]);
         const w = await wrk(url, script, file, connections, seconds);
         const rows = (await countRows(db, table[source])) - before;
         const errors = w.connect + w.read + w.write + w.status + w.timeout;
         const ok = w.requests - w.status;
         const ours: LoadFigures = {
-          perSecond: ok / (w.duration_us / 1e6), requests: w.requests, ok, errors, p50Ms: w.p50_us / 1000, p99Ms: w.p99_us / 1000, rows,
+          perSecond: ok / (w.duration_us / 1e6),
+          requests: w.requests,
+          ok,
+          errors,
+          p50Ms: w.p50_us / 1000,
+          p99Ms: w.p99_us / 1000,
+          rows,
         };
-        if (rows < ok) throw new Error(`${source}: ${ok} webhooks answered 2xx but only ${rows} rows were committed`);
+        if (rows < ok)
+          throw new Error(
+            `${source}: ${ok} webhooks answered 2xx but only ${rows} rows were committed`,
+          );
         const pg = await pgbench(pgSchema, pgSql[source], dir, connections, seconds);
-        const r: IntakeRun = { source, processes, ours, pgbench: pg, ratio: ours.perSecond / pg.tps };
+        const r: IntakeRun = {
+          source,
+          processes,
+          ours,
+          pgbench: pg,
+          ratio: ours.perSecond / pg.tps,
+        };
         runs.push(r);
         console.log(
           `${source.padEnd(9)} ${processes} api: ${fmt(ours.perSecond)} webhooks/s (p50 ${fmt(ours.p50Ms, 2)} ms, p99 ${fmt(ours.p99Ms, 2)} ms, ` +
@@ -327,7 +450,10 @@ export async function runIntakeBench(): Promise<IntakeResult> {
     return { connections, seconds, runs };
   } finally {
     await Promise.all(apis.map((p) => stopApi(p).catch(() => undefined)));
-    for (const [d, s] of [[db, schema], [pgDb, pgSchema]] as const) {
+    for (const [d, s] of [
+      [db, schema],
+      [pgDb, pgSchema],
+    ] as const) {
       await d.raw(`drop schema if exists ${quoteIdent(s)} cascade`).catch(() => undefined);
       await d.destroy();
     }
@@ -338,5 +464,10 @@ export async function runIntakeBench(): Promise<IntakeResult> {
 /** BENCH_INTAKE_ENV="A=1,B=2": api settings to try (the intake knobs) without editing the benchmark. */
 function extraEnv(): Record<string, string> {
   const raw = process.env.BENCH_INTAKE_ENV ?? '';
-  return Object.fromEntries(raw.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+  return Object.fromEntries(
+    raw
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => kv.split('=', 2) as [string, string]),
+  );
 }

@@ -8,7 +8,15 @@ import type { IntakeResult } from './intake.js';
 import type { RoundTripResult, SmartHomeResult } from './smart-home.js';
 import { fmt } from './support.js';
 
-const BENCHMARKS = ['engine', 'allio', 'allio-fairness', 'smart-home', 'intake', 'open-door', 'websockets'] as const;
+const BENCHMARKS = [
+  'engine',
+  'allio',
+  'allio-fairness',
+  'smart-home',
+  'intake',
+  'open-door',
+  'websockets',
+] as const;
 /** Parts of `smart-home`, run on their own only when named. */
 const PARTS: readonly string[] = ['open-door', 'websockets'];
 type Name = (typeof BENCHMARKS)[number];
@@ -27,7 +35,10 @@ function selected(argv: readonly string[]): Name[] {
   argv = argv.filter((a) => !a.startsWith('--'));
   if (argv.length === 0) return BENCHMARKS.filter((b) => !PARTS.includes(b));
   const unknown = argv.filter((a) => !(BENCHMARKS as readonly string[]).includes(a));
-  if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; choose from ${BENCHMARKS.join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown benchmark ${unknown.join(', ')}; choose from ${BENCHMARKS.join(', ')}`,
+    );
   return BENCHMARKS.filter((b) => argv.includes(b));
 }
 
@@ -191,13 +202,24 @@ function intakeRows(r: IntakeResult): Row[] {
 
 function printTable(rows: readonly Row[]): void {
   const cols: (keyof Row)[] = ['benchmark', 'measured', 'reference', 'ratio', 'goal'];
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(c.length, ...rows.map((r) => r[c].length))])) as Record<
-    keyof Row,
-    number
-  >;
-  const line = (r: Record<keyof Row, string>) => cols.map((c) => r[c].padEnd(width[c])).join('  ').trimEnd();
+  const width = Object.fromEntries(
+    cols.map((c) => [c, Math.max(c.length, ...rows.map((r) => r[c].length))]),
+  ) as Record<keyof Row, number>;
+  const line = (r: Record<keyof Row, string>) =>
+    cols
+      .map((c) => r[c].padEnd(width[c]))
+      .join('  ')
+      .trimEnd();
   console.log('\n== summary ==');
-  console.log(line({ benchmark: 'benchmark', measured: 'measured', reference: 'reference', ratio: 'ratio', goal: 'goal' }));
+  console.log(
+    line({
+      benchmark: 'benchmark',
+      measured: 'measured',
+      reference: 'reference',
+      ratio: 'ratio',
+      goal: 'goal',
+    }),
+  );
   console.log(cols.map((c) => '-'.repeat(width[c])).join('  '));
   for (const r of rows) console.log(line(r));
 }
@@ -223,7 +245,15 @@ async function main(): Promise<void> {
     } else {
       const { runSmartHomeBench } = await import('./smart-home.js');
       const all = name === 'smart-home';
-      rows.push(...smartHomeRows(await runSmartHomeBench({ roundTrip: all || name === 'open-door', sweep: all || name === 'open-door', webSockets: all || name === 'websockets' })));
+      rows.push(
+        ...smartHomeRows(
+          await runSmartHomeBench({
+            roundTrip: all || name === 'open-door',
+            sweep: all || name === 'open-door',
+            webSockets: all || name === 'websockets',
+          }),
+        ),
+      );
     }
   }
   printTable(rows);

@@ -20,10 +20,20 @@ import { createRedis } from '../services/core/redis.js';
 import { createMqBridge, type MqBridge } from '../services/mq-bridge/service.js';
 import { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
 import { benchLogger } from './support.js';
-import { nowMs, Stages, type ChildConfig, type ChildStats, type FromChild, type ToChild } from './smart-home-stats.js';
+import {
+  nowMs,
+  Stages,
+  type ChildConfig,
+  type ChildStats,
+  type FromChild,
+  type ToChild,
+} from './smart-home-stats.js';
 
 const raw = process.env.BENCH_SH_CHILD;
-if (!raw || !process.send) throw new Error('smart-home-server is started by the smart-home benchmark (fork with BENCH_SH_CHILD)');
+if (!raw || !process.send)
+  throw new Error(
+    'smart-home-server is started by the smart-home benchmark (fork with BENCH_SH_CHILD)',
+  );
 const cfg = JSON.parse(raw) as ChildConfig;
 const logger = benchLogger();
 const stages = new Stages();
@@ -32,7 +42,11 @@ const send = (m: FromChild): void => {
 };
 
 /** Times every command of this connection by name (evalsha is the command-result script). */
-function timeRedis(redis: Redis, label: string, onReply?: (cmd: Command, reply: unknown) => void): void {
+function timeRedis(
+  redis: Redis,
+  label: string,
+  onReply?: (cmd: Command, reply: unknown) => void,
+): void {
   const original = redis.sendCommand.bind(redis);
   redis.sendCommand = (cmd: Command, stream?: Parameters<Redis['sendCommand']>[1]) => {
     const t = nowMs();
@@ -73,7 +87,8 @@ function timeDb(db: Db, label: string): void {
   db.on('query-response', (_rows: unknown, q: { __knexQueryUid: string; sql: string }) => {
     const t = started.get(q.__knexQueryUid);
     started.delete(q.__knexQueryUid);
-    if (t !== undefined) stages.add(`${label} sql ${q.sql.trim().split(/\s+/)[0]?.toLowerCase() ?? ''}`, nowMs() - t);
+    if (t !== undefined)
+      stages.add(`${label} sql ${q.sql.trim().split(/\s+/)[0]?.toLowerCase() ?? ''}`, nowMs() - t);
   });
 }
 
@@ -91,7 +106,12 @@ function timedAuthenticator(inner: Authenticator): Authenticator {
 }
 
 function serviceEnv(): Record<string, string> {
-  return { REDIS_URL: cfg.redisUrl, REDIS_KEY_PREFIX: cfg.keyPrefix, AMQP_URL: cfg.amqpUrl, ...cfg.env };
+  return {
+    REDIS_URL: cfg.redisUrl,
+    REDIS_KEY_PREFIX: cfg.keyPrefix,
+    AMQP_URL: cfg.amqpUrl,
+    ...cfg.env,
+  };
 }
 
 async function ready(redis: Redis): Promise<void> {
@@ -106,7 +126,8 @@ async function ready(redis: Redis): Promise<void> {
  * BENCH_SH_HUB_NODELAY=1 turns Nagle's algorithm off on the hub's AMQP sockets (amqplib leaves it
  * on unless told), to measure that change without editing the services.
  */
-const hubAmqpOptions = process.env.BENCH_SH_HUB_NODELAY === '1' ? { connectionOptions: { noDelay: true } } : {};
+const hubAmqpOptions =
+  process.env.BENCH_SH_HUB_NODELAY === '1' ? { connectionOptions: { noDelay: true } } : {};
 
 interface Part {
   close(): Promise<void>;
@@ -116,12 +137,17 @@ async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi
   const config = loadConfig(tenantApiEnv, serviceEnv());
   // BENCH_SH_API_DB_POOL: the api's PostgreSQL pool (the service's default, 10, unless set), to see what waiting for a connection costs.
   const db = createDb(
-    { DATABASE_URL: cfg.databaseUrl, DATABASE_SCHEMA: cfg.schema, DATABASE_POOL_MAX: Number(process.env.BENCH_SH_API_DB_POOL ?? 10) },
+    {
+      DATABASE_URL: cfg.databaseUrl,
+      DATABASE_SCHEMA: cfg.schema,
+      DATABASE_POOL_MAX: Number(process.env.BENCH_SH_API_DB_POOL ?? 10),
+    },
     { applicationName: 'bench-sh-api' },
   );
   const redis = createRedis(config);
   const redisSubscriber = createRedis(config, { subscriber: true });
-  for (const r of [redis, redisSubscriber]) r.on('error', (err) => logger.warn({ err }, 'redis error'));
+  for (const r of [redis, redisSubscriber])
+    r.on('error', (err) => logger.warn({ err }, 'redis error'));
   const amqp = connectAmqp(cfg.amqpUrl, logger, { name: 'bench api', ...hubAmqpOptions });
   let authenticator: Authenticator = new TenantJwtAuthenticator(config);
   if (cfg.profile) {
@@ -133,10 +159,23 @@ async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi
   await Promise.all([ready(redis), ready(redisSubscriber)]);
   const metrics = createMetrics();
   const tenant = createTenantApi({
-    db, redis, redisSubscriber, amqp, authenticator, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
+    db,
+    redis,
+    redisSubscriber,
+    amqp,
+    authenticator,
+    cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS),
+    config,
+    logger,
+    metrics,
   });
   const app: FastifyInstance = buildApi({
-    db, logger, metrics, readiness: [], tenant, ...(cfg.maxConnections ? { limits: { HTTP_MAX_CONNECTIONS: cfg.maxConnections } } : {}),
+    db,
+    logger,
+    metrics,
+    readiness: [],
+    tenant,
+    ...(cfg.maxConnections ? { limits: { HTTP_MAX_CONNECTIONS: cfg.maxConnections } } : {}),
   });
   if (cfg.profile) {
     const begun = new WeakMap<FastifyRequest, number>();
@@ -145,7 +184,8 @@ async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi
     });
     app.addHook('onResponse', async (req) => {
       const t = begun.get(req);
-      if (t !== undefined) stages.add(`api request total (${req.method} ${req.routeOptions.url ?? '?'})`, nowMs() - t);
+      if (t !== undefined)
+        stages.add(`api request total (${req.method} ${req.routeOptions.url ?? '?'})`, nowMs() - t);
     });
   }
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -163,7 +203,10 @@ async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi
 
 async function startBridge(parts: Part[]): Promise<MqBridge> {
   const config = loadConfig(tenantApiEnv, serviceEnv());
-  const db = createDb({ DATABASE_URL: cfg.databaseUrl, DATABASE_SCHEMA: cfg.schema, DATABASE_POOL_MAX: 10 }, { applicationName: 'bench-sh-bridge' });
+  const db = createDb(
+    { DATABASE_URL: cfg.databaseUrl, DATABASE_SCHEMA: cfg.schema, DATABASE_POOL_MAX: 10 },
+    { applicationName: 'bench-sh-bridge' },
+  );
   const redis = createRedis(config);
   redis.on('error', (err) => logger.warn({ err }, 'redis error'));
   const amqp = connectAmqp(cfg.amqpUrl, logger, { name: 'bench bridge', ...hubAmqpOptions });
@@ -174,8 +217,15 @@ async function startBridge(parts: Part[]): Promise<MqBridge> {
   }
   await ready(redis);
   const bridge = createMqBridge({
-    db, redis, amqp, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics: createMetrics(),
-    owner: `bench-bridge-${process.pid}`, pollMaxMs: 200,
+    db,
+    redis,
+    amqp,
+    cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS),
+    config,
+    logger,
+    metrics: createMetrics(),
+    owner: `bench-bridge-${process.pid}`,
+    pollMaxMs: 200,
   });
   await bridge.start();
   parts.push({
@@ -191,7 +241,11 @@ async function startBridge(parts: Part[]): Promise<MqBridge> {
 
 async function startPartner(parts: Part[]): Promise<PartnerSimulator> {
   const sim = new PartnerSimulator({
-    amqpUrl: cfg.amqpUrl, partner: cfg.partner, commandQueue: cfg.commandQueue, logger, behaviour: { delayMs: 0 },
+    amqpUrl: cfg.amqpUrl,
+    partner: cfg.partner,
+    commandQueue: cfg.commandQueue,
+    logger,
+    behaviour: { delayMs: 0 },
   });
   await sim.start();
   parts.push({ close: () => sim.stop() });
@@ -200,17 +254,25 @@ async function startPartner(parts: Part[]): Promise<PartnerSimulator> {
 
 /** The bare peer's replier: amqplib only; replies on a confirm channel and acks after the confirm, like the partner simulator. */
 async function startEcho(parts: Part[]): Promise<void> {
-  const conn = await amqplib.connect(cfg.amqpUrl, { noDelay: process.env.BENCH_SH_BARE_NODELAY !== '0' });
+  const conn = await amqplib.connect(cfg.amqpUrl, {
+    noDelay: process.env.BENCH_SH_BARE_NODELAY !== '0',
+  });
   const ch = await conn.createConfirmChannel();
   await ch.assertQueue(cfg.echoQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await ch.prefetch(100);
   await ch.consume(cfg.echoQueue, (msg) => {
     if (!msg) return;
     const replyTo = String(msg.properties.replyTo);
-    ch.publish('', replyTo, msg.content, { persistent: true, correlationId: msg.properties.correlationId as string }, (err: unknown) => {
-      if (err) ch.nack(msg, false, true);
-      else ch.ack(msg);
-    });
+    ch.publish(
+      '',
+      replyTo,
+      msg.content,
+      { persistent: true, correlationId: msg.properties.correlationId as string },
+      (err: unknown) => {
+        if (err) ch.nack(msg, false, true);
+        else ch.ack(msg);
+      },
+    );
   });
   parts.push({
     async close() {
@@ -249,7 +311,11 @@ async function main(): Promise<void> {
       const received = partner.received;
       for (; partnerSeen < received.length; partnerSeen++) {
         const r = received[partnerSeen];
-        if (r?.command.type === 'device.open') stages.add('command created → partner received', r.receivedAt - Date.parse(r.command.createdAt));
+        if (r?.command.type === 'device.open')
+          stages.add(
+            'command created → partner received',
+            r.receivedAt - Date.parse(r.command.createdAt),
+          );
       }
     }
     const cpu = process.cpuUsage(cpuFrom);
@@ -261,7 +327,11 @@ async function main(): Promise<void> {
       heapTotalBytes: mem.heapTotal,
       externalBytes: mem.external,
       cpuPercent: ((cpu.user + cpu.system) / 1000 / Math.max(1, nowMs() - cpuAt)) * 100,
-      loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+      loopDelay: {
+        p50: loop.percentile(50) / 1e6,
+        p99: loop.percentile(99) / 1e6,
+        max: loop.max / 1e6,
+      },
       webSockets: api?.tenant.sockets.connections ?? 0,
       stages: stages.summaries(),
     };
@@ -270,7 +340,8 @@ async function main(): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    for (const p of parts.reverse()) await p.close().catch((e: unknown) => logger.warn({ err: e }, 'close failed'));
+    for (const p of parts.reverse())
+      await p.close().catch((e: unknown) => logger.warn({ err: e }, 'close failed'));
     send({ type: 'stopped' });
     process.disconnect?.();
     process.exit(0);
@@ -280,8 +351,7 @@ async function main(): Promise<void> {
       // Twice: the first collection's finalizers free more for the second.
       if (m.gc && typeof globalThis.gc === 'function') for (let i = 0; i < 2; i++) globalThis.gc();
       send({ type: 'stats', stats: stats() });
-    }
-    else if (m.cmd === 'reset') {
+    } else if (m.cmd === 'reset') {
       reset(m.stages);
       send({ type: 'reset' });
     } else void stop();

@@ -84,7 +84,8 @@ export interface ChildConfig {
 }
 
 /** `gc` collects garbage first (the api child runs with --expose-gc), for a memory figure without garbage. */
-export type ToChild = { cmd: 'stats'; gc?: boolean } | { cmd: 'reset'; stages: boolean } | { cmd: 'stop' };
+export type ToChild =
+  { cmd: 'stats'; gc?: boolean } | { cmd: 'reset'; stages: boolean } | { cmd: 'stop' };
 
 export interface ChildStats {
   pid: number;

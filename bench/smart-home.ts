@@ -22,16 +22,27 @@ import { API_VERSION } from '../services/core/resource.js';
 import { buildOrderStatus, type TenantEvent } from '../services/contracts/tenant-events.js';
 import { TenantEventPublisher } from '../services/core/tenant-events.js';
 import { upsertPartner } from '../services/domains/smart-home/partners.js';
-import { defaultCommandQueue, smartHomePartnerResource } from '../services/contracts/smart-home-partner.js';
+import {
+  defaultCommandQueue,
+  smartHomePartnerResource,
+} from '../services/contracts/smart-home-partner.js';
 import { startTenantIdp, type TenantIdp } from '../services/simulators/tenant-idp/server.js';
 import { DATABASE_URL, REDIS_URL, envInt, fmt, uniqueName, withDeadline } from './support.js';
 import {
-  nowMs, Samples, type ChildConfig, type ChildRole, type ChildStats, type FromChild, type Summary, type ToChild,
+  nowMs,
+  Samples,
+  type ChildConfig,
+  type ChildRole,
+  type ChildStats,
+  type FromChild,
+  type Summary,
+  type ToChild,
 } from './smart-home-stats.js';
 import type { FromWsClients, ToWsClients } from './ws-clients.js';
 
 const run = promisify(execFile);
-const AMQP_URL = process.env.BENCH_AMQP_URL ?? process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const AMQP_URL =
+  process.env.BENCH_AMQP_URL ?? process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const PARTNER = 'bench-acme';
 const PERSONAL = { fullName: 'Anna Petrova', phone: '+7 916 555-01-02', apartment: '117' };
 const P99_GOAL = 2.0;
@@ -80,12 +91,19 @@ class Child {
   private exited: Promise<number | null>;
   readonly started: Promise<string | undefined>;
 
-  private constructor(readonly name: string, readonly proc: ChildProcess) {
+  private constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     this.started = new Promise((resolve, reject) => {
-      proc.once('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready`)));
+      proc.once('exit', (code) =>
+        reject(new Error(`${name} exited with ${code} before it was ready`)),
+      );
       this.waiters.set('ready', (m) => resolve(m.type === 'ready' ? m.url : undefined));
-      this.waiters.set('error', (m) => reject(new Error(`${name} failed to start: ${m.type === 'error' ? m.message : ''}`)));
+      this.waiters.set('error', (m) =>
+        reject(new Error(`${name} failed to start: ${m.type === 'error' ? m.message : ''}`)),
+      );
     });
     proc.on('message', (m: FromChild) => {
       const w = this.waiters.get(m.type);
@@ -100,9 +118,10 @@ class Child {
       env: { ...process.env, BENCH_SH_CHILD: JSON.stringify(cfg) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // BENCH_SH_CPU_PROF=<dir> writes a V8 CPU profile of the hub on exit, to see where its CPU goes.
-      execArgv: process.env.BENCH_SH_CPU_PROF && cfg.roles.includes('api') && cfg.roles.includes('bridge')
-        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SH_CPU_PROF}`, ...execArgv]
-        : execArgv,
+      execArgv:
+        process.env.BENCH_SH_CPU_PROF && cfg.roles.includes('api') && cfg.roles.includes('bridge')
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SH_CPU_PROF}`, ...execArgv]
+          : execArgv,
     });
     return new Child(name, proc);
   }
@@ -111,7 +130,10 @@ class Child {
     return this.proc.pid ?? 0;
   }
 
-  private ask<T extends FromChild['type']>(msg: ToChild, reply: T): Promise<Extract<FromChild, { type: T }>> {
+  private ask<T extends FromChild['type']>(
+    msg: ToChild,
+    reply: T,
+  ): Promise<Extract<FromChild, { type: T }>> {
     return withDeadline(
       new Promise((resolve) => {
         this.waiters.set(reply, (m) => resolve(m as Extract<FromChild, { type: T }>));
@@ -148,7 +170,8 @@ class Child {
 /** VmRSS and VmHWM of a process, in bytes (the kernel's view, including native buffers). */
 function procRss(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
@@ -160,12 +183,23 @@ interface HttpAnswer {
 }
 
 /** One HTTP request over the keep-alive agent; fetch would add its own per-request overhead to ours. */
-function call(agent: Agent, base: URL, method: string, path: string, token: string, body?: unknown): Promise<HttpAnswer> {
+function call(
+  agent: Agent,
+  base: URL,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body);
     const req = request(
       {
-        agent, host: base.hostname, port: base.port, method, path,
+        agent,
+        host: base.hostname,
+        port: base.port,
+        method,
+        path,
         headers: {
           authorization: `Bearer ${token}`,
           'content-length': String(Buffer.byteLength(payload)),
@@ -175,7 +209,9 @@ function call(agent: Agent, base: URL, method: string, path: string, token: stri
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );
@@ -190,7 +226,10 @@ function call(agent: Agent, base: URL, method: string, path: string, token: stri
  * a stalled load generator shows up as latency instead of silently sending less.
  */
 async function openLoop(
-  rate: number, warmupMs: number, measureMs: number, fire: (scheduledAt: number, measured: boolean) => void,
+  rate: number,
+  warmupMs: number,
+  measureMs: number,
+  fire: (scheduledAt: number, measured: boolean) => void,
 ): Promise<{ lag: number[]; windowMs: number }> {
   const interval = 1000 / rate;
   const warm = Math.round(warmupMs / interval);
@@ -228,34 +267,68 @@ interface Stack {
 async function setUp(): Promise<Stack> {
   const schema = uniqueName('bench_sh');
   const keyPrefix = `bench:${schema}:`;
-  const admin = createDb({ DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 4 }, { applicationName: 'bench-sh' });
+  const admin = createDb(
+    { DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 4 },
+    { applicationName: 'bench-sh' },
+  );
   await migrate(admin, schema);
   await run('rabbitmqctl', ['add_vhost', schema]);
-  await run('rabbitmqctl', ['set_permissions', '-p', schema, new URL(AMQP_URL).username || 'guest', '.*', '.*', '.*']);
+  await run('rabbitmqctl', [
+    'set_permissions',
+    '-p',
+    schema,
+    new URL(AMQP_URL).username || 'guest',
+    '.*',
+    '.*',
+    '.*',
+  ]);
   const url = new URL(AMQP_URL);
   url.pathname = `/${encodeURIComponent(schema)}`;
   const idp = await startTenantIdp();
-  await upsertPartner(admin, smartHomePartnerResource.parse({
-    apiVersion: API_VERSION, kind: 'SmartHomePartner', metadata: { name: PARTNER }, spec: { services: ['intercom', 'barrier'] },
-  }));
+  await upsertPartner(
+    admin,
+    smartHomePartnerResource.parse({
+      apiVersion: API_VERSION,
+      kind: 'SmartHomePartner',
+      metadata: { name: PARTNER },
+      spec: { services: ['intercom', 'barrier'] },
+    }),
+  );
   return {
-    schema, keyPrefix, vhost: schema, amqpUrl: url.toString(), admin, idp,
+    schema,
+    keyPrefix,
+    vhost: schema,
+    amqpUrl: url.toString(),
+    admin,
+    idp,
     base: {
-      databaseUrl: DATABASE_URL, schema, redisUrl: REDIS_URL, keyPrefix, amqpUrl: url.toString(),
+      databaseUrl: DATABASE_URL,
+      schema,
+      redisUrl: REDIS_URL,
+      keyPrefix,
+      amqpUrl: url.toString(),
       env: {
-        TENANT_JWT_ISSUER: idp.issuer, TENANT_JWKS_URL: idp.jwksUrl, TENANT_JWT_AUDIENCE: idp.audience,
+        TENANT_JWT_ISSUER: idp.issuer,
+        TENANT_JWKS_URL: idp.jwksUrl,
+        TENANT_JWT_AUDIENCE: idp.audience,
         DATA_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
       },
-      partner: PARTNER, commandQueue: defaultCommandQueue(PARTNER), echoQueue: 'bench.echo.requests',
+      partner: PARTNER,
+      commandQueue: defaultCommandQueue(PARTNER),
+      echoQueue: 'bench.echo.requests',
     },
   };
 }
 
 async function tearDown(s: Stack): Promise<void> {
   await s.idp.close();
-  await s.admin.raw(`drop schema if exists ${quoteIdent(s.schema)} cascade`).catch((e: unknown) => console.error(`could not drop schema ${s.schema}:`, e));
+  await s.admin
+    .raw(`drop schema if exists ${quoteIdent(s.schema)} cascade`)
+    .catch((e: unknown) => console.error(`could not drop schema ${s.schema}:`, e));
   await s.admin.destroy();
-  await run('rabbitmqctl', ['delete_vhost', s.vhost]).catch((e: unknown) => console.error(`could not delete vhost ${s.vhost}:`, e));
+  await run('rabbitmqctl', ['delete_vhost', s.vhost]).catch((e: unknown) =>
+    console.error(`could not delete vhost ${s.vhost}:`, e),
+  );
   const redis = createRedis({ REDIS_URL, REDIS_KEY_PREFIX: s.keyPrefix });
   try {
     await ready(redis);
@@ -281,14 +354,20 @@ async function ready(redis: Redis): Promise<void> {
 }
 
 /** Runs `task` over `items` with at most `limit` in flight. */
-async function pool<T>(items: readonly T[], limit: number, task: (item: T, i: number) => Promise<void>): Promise<void> {
+async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await task(items[i] as T, i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await task(items[i] as T, i);
+      }
+    }),
+  );
 }
 
 interface TenantConn {
@@ -298,9 +377,15 @@ interface TenantConn {
 }
 
 /** Opens a tenant WebSocket and resolves on the server's `ready`; `onEvent` then gets every event. */
-function openSocket(base: URL, token: string, onEvent?: (e: Record<string, unknown>, at: number) => void): Promise<WebSocket> {
+function openSocket(
+  base: URL,
+  token: string,
+  onEvent?: (e: Record<string, unknown>, at: number) => void,
+): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://${base.host}/v1/events?access_token=${encodeURIComponent(token)}`);
+    const ws = new WebSocket(
+      `ws://${base.host}/v1/events?access_token=${encodeURIComponent(token)}`,
+    );
     let isReady = false;
     ws.on('message', (data: Buffer) => {
       const at = nowMs();
@@ -331,26 +416,51 @@ function printStages(name: string, s: ChildStats): void {
   if (entries.length === 0) return;
   console.log(`  stages in ${name}:`);
   for (const [k, v] of entries)
-    console.log(`    ${k.padEnd(62)} p50 ${fmt(v.p50, 2).padStart(6)}  p99 ${fmt(v.p99, 2).padStart(6)}  max ${fmt(v.max, 1).padStart(6)} ms  n ${fmt(v.n)}`);
+    console.log(
+      `    ${k.padEnd(62)} p50 ${fmt(v.p50, 2).padStart(6)}  p99 ${fmt(v.p99, 2).padStart(6)}  max ${fmt(v.max, 1).padStart(6)} ms  n ${fmt(v.n)}`,
+    );
 }
 
-async function connectTenants(s: Stack, url: URL, agent: Agent, count: number): Promise<{ id: string; token: string }[]> {
-  const tenants = await Promise.all(Array.from({ length: count }, async (_, i) => {
-    const id = `bench-tenant-${i}`;
-    return { id, token: await s.idp.issue(id) };
-  }));
+async function connectTenants(
+  s: Stack,
+  url: URL,
+  agent: Agent,
+  count: number,
+): Promise<{ id: string; token: string }[]> {
+  const tenants = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const id = `bench-tenant-${i}`;
+      return { id, token: await s.idp.issue(id) };
+    }),
+  );
   await pool(tenants, 20, async (t) => {
-    const res = await call(agent, url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', t.token, { personalData: PERSONAL, biometricsConsent: true });
-    if (res.status !== 202) throw new Error(`connect of ${t.id} answered ${res.status}: ${res.text}`);
+    const res = await call(
+      agent,
+      url,
+      'POST',
+      '/v1/smart-home/subscriptions/intercom/connect',
+      t.token,
+      { personalData: PERSONAL, biometricsConsent: true },
+    );
+    if (res.status !== 202)
+      throw new Error(`connect of ${t.id} answered ${res.status}: ${res.text}`);
   });
   // The bridge sends each connect to the partner simulator, whose reply marks the subscription connected.
-  await withDeadline((async () => {
-    for (;;) {
-      const row = await s.admin('smart_home_subscriptions').where({ state: 'connected' }).count<{ n: string }[]>('* as n').first();
-      if (Number(row?.n ?? 0) >= count) return;
-      await sleep(200);
-    }
-  })(), 120_000, `${count} intercom subscriptions to be connected`);
+  await withDeadline(
+    (async () => {
+      for (;;) {
+        const row = await s
+          .admin('smart_home_subscriptions')
+          .where({ state: 'connected' })
+          .count<{ n: string }[]>('* as n')
+          .first();
+        if (Number(row?.n ?? 0) >= count) return;
+        await sleep(200);
+      }
+    })(),
+    120_000,
+    `${count} intercom subscriptions to be connected`,
+  );
   return tenants;
 }
 
@@ -392,7 +502,10 @@ class ChildLoad {
   private loopMax = 0;
   last: ChildStats | undefined;
 
-  constructor(readonly name: string, readonly child: Child) {}
+  constructor(
+    readonly name: string,
+    readonly child: Child,
+  ) {}
 
   async begin(): Promise<void> {
     await this.child.reset(false);
@@ -421,13 +534,24 @@ async function drain(isEmpty: () => boolean): Promise<void> {
   while (!isEmpty() && nowMs() < until) await sleep(20);
 }
 
-async function oursSide(s: Stack, hub: Child, partner: Child, url: URL, firstRate: number, tenantCount: number, profile: boolean): Promise<Side> {
+async function oursSide(
+  s: Stack,
+  hub: Child,
+  partner: Child,
+  url: URL,
+  firstRate: number,
+  tenantCount: number,
+  profile: boolean,
+): Promise<Side> {
   let rate = firstRate;
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   let t = new Tally();
   let toAnswer = new Samples();
   let answerToResult = new Samples();
-  const loads = [new ChildLoad('hub (api + bridge)', hub), new ChildLoad('partner simulator', partner)];
+  const loads = [
+    new ChildLoad('hub (api + bridge)', hub),
+    new ChildLoad('partner simulator', partner),
+  ];
   // A result can arrive on the socket before the REST answer carrying its id is read.
   const early = new Map<string, { at: number; status: unknown }>();
   const pending = new Map<string, { scheduledAt: number; answeredAt: number; measured: boolean }>();
@@ -451,11 +575,14 @@ async function oursSide(s: Stack, hub: Child, partner: Child, url: URL, firstRat
   const tenants = await connectTenants(s, url, agent, tenantCount);
   await pool(tenants, 50, async (tn) => {
     const ws = await openSocket(url, tn.token, (e, at) => {
-      if (e.type === 'command.result' && typeof e.commandId === 'string') complete(e.commandId, at, e.status);
+      if (e.type === 'command.result' && typeof e.commandId === 'string')
+        complete(e.commandId, at, e.status);
     });
     conns.push({ ...tn, ws });
   });
-  console.log(`  ${fmt(tenantCount)} tenants connected to intercom, one WebSocket each, one keep-alive HTTP agent`);
+  console.log(
+    `  ${fmt(tenantCount)} tenants connected to intercom, one WebSocket each, one keep-alive HTTP agent`,
+  );
   let n = 0;
   const fire = (scheduledAt: number, measured: boolean) => {
     const c = conns[n++ % conns.length] as TenantConn;
@@ -477,7 +604,8 @@ async function oursSide(s: Stack, hub: Child, partner: Child, url: URL, firstRat
         }
       },
       (err: unknown) => {
-        if (measured) bump(t.errors, `http error ${err instanceof Error ? err.message : String(err)}`);
+        if (measured)
+          bump(t.errors, `http error ${err instanceof Error ? err.message : String(err)}`);
       },
     );
     inflight.add(p);
@@ -521,12 +649,16 @@ async function oursSide(s: Stack, hub: Child, partner: Child, url: URL, firstRat
       console.log(latencyLine('REST → WS result', r.latency));
       console.log(latencyLine('  REST → 202', toAnswer.summary()));
       console.log(latencyLine('  202 → WS result', answerToResult.summary()));
-      console.log(`  rate                 sent ${fmt(r.sentPerSecond, 1)}/s, results ${fmt(r.donePerSecond, 1)}/s (schedule ${rate}/s; send lag p99 ${fmt(lag.p99, 2)} ms, max ${fmt(lag.max, 1)} ms)`);
-      console.log(`  errors               ${Object.keys(r.errors).length === 0 ? '0' : JSON.stringify(r.errors)}`);
+      console.log(
+        `  rate                 sent ${fmt(r.sentPerSecond, 1)}/s, results ${fmt(r.donePerSecond, 1)}/s (schedule ${rate}/s; send lag p99 ${fmt(lag.p99, 2)} ms, max ${fmt(lag.max, 1)} ms)`,
+      );
+      console.log(
+        `  errors               ${Object.keys(r.errors).length === 0 ? '0' : JSON.stringify(r.errors)}`,
+      );
       for (const l of loads) console.log(l.line());
       if (profile) {
-        printStages('the hub', (await hub.stats()));
-        printStages('the partner', (await partner.stats()));
+        printStages('the hub', await hub.stats());
+        printStages('the partner', await partner.stats());
       }
     },
     async close() {
@@ -539,7 +671,9 @@ async function oursSide(s: Stack, hub: Child, partner: Child, url: URL, firstRat
 async function bareSide(s: Stack, echo: Child, firstRate: number): Promise<Side> {
   let rate = firstRate;
   // Nagle's algorithm off, as a latency-minded client would have it (amqplib leaves it on by default).
-  const conn = await amqplib.connect(s.amqpUrl, { noDelay: process.env.BENCH_SH_BARE_NODELAY !== '0' });
+  const conn = await amqplib.connect(s.amqpUrl, {
+    noDelay: process.env.BENCH_SH_BARE_NODELAY !== '0',
+  });
   let t = new Tally();
   const load = new ChildLoad('bare replier', echo);
   const pending = new Map<string, { scheduledAt: number; measured: boolean }>();
@@ -564,10 +698,19 @@ async function bareSide(s: Stack, echo: Child, firstRate: number): Promise<Side>
   });
   let n = 0;
   // A body the size of an open command, so that both sides move the same bytes.
-  const body = (id: string) => Buffer.from(JSON.stringify({
-    messageId: randomUUID(), type: 'device.open', correlationId: id, service: 'intercom', tenantRef: randomUUID(),
-    createdAt: new Date().toISOString(), attempt: 1, payload: { expiresAt: new Date(Date.now() + 10_000).toISOString() },
-  }));
+  const body = (id: string) =>
+    Buffer.from(
+      JSON.stringify({
+        messageId: randomUUID(),
+        type: 'device.open',
+        correlationId: id,
+        service: 'intercom',
+        tenantRef: randomUUID(),
+        createdAt: new Date().toISOString(),
+        attempt: 1,
+        payload: { expiresAt: new Date(Date.now() + 10_000).toISOString() },
+      }),
+    );
   const result = (): RoundTripResult => {
     const r = t.result();
     const missing = [...pending.values()].filter((p) => p.measured).length;
@@ -578,9 +721,15 @@ async function bareSide(s: Stack, echo: Child, firstRate: number): Promise<Side>
     const id = String(n++);
     if (measured) t.sent++;
     pending.set(id, { scheduledAt, measured });
-    ch.publish('', s.base.echoQueue, body(id), { persistent: true, correlationId: id, replyTo: replyQueue, contentType: 'application/json' }, (err: unknown) => {
-      if (err && measured) bump(t.errors, 'publish nacked');
-    });
+    ch.publish(
+      '',
+      s.base.echoQueue,
+      body(id),
+      { persistent: true, correlationId: id, replyTo: replyQueue, contentType: 'application/json' },
+      (err: unknown) => {
+        if (err && measured) bump(t.errors, 'publish nacked');
+      },
+    );
   };
   return {
     async block(ms, measured) {
@@ -601,8 +750,12 @@ async function bareSide(s: Stack, echo: Child, firstRate: number): Promise<Side>
     async report() {
       const r = result();
       console.log(latencyLine('publish → reply', r.latency));
-      console.log(`  rate                 sent ${fmt(r.sentPerSecond, 1)}/s, replies ${fmt(r.donePerSecond, 1)}/s (send lag p99 ${fmt(t.lag.summary().p99, 2)} ms)`);
-      console.log(`  errors               ${Object.keys(r.errors).length === 0 ? '0' : JSON.stringify(r.errors)}`);
+      console.log(
+        `  rate                 sent ${fmt(r.sentPerSecond, 1)}/s, replies ${fmt(r.donePerSecond, 1)}/s (send lag p99 ${fmt(t.lag.summary().p99, 2)} ms)`,
+      );
+      console.log(
+        `  errors               ${Object.keys(r.errors).length === 0 ? '0' : JSON.stringify(r.errors)}`,
+      );
       console.log(load.line());
     },
     async close() {
@@ -619,7 +772,9 @@ class ClientProcess {
   readonly proc: ChildProcess;
 
   constructor(readonly name: string) {
-    this.proc = fork(new URL('./ws-clients.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc = fork(new URL('./ws-clients.js', import.meta.url), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.exited = new Promise((resolve) => this.proc.once('exit', () => resolve()));
     this.proc.on('message', (m: FromWsClients) => {
       const w = this.waiters.get(m.type) ?? this.waiters.get('error');
@@ -628,10 +783,18 @@ class ClientProcess {
     });
   }
 
-  ask<T extends FromWsClients['type']>(msg: ToWsClients, reply: T, ms = 30_000): Promise<Extract<FromWsClients, { type: T }>> {
+  ask<T extends FromWsClients['type']>(
+    msg: ToWsClients,
+    reply: T,
+    ms = 30_000,
+  ): Promise<Extract<FromWsClients, { type: T }>> {
     return withDeadline(
       new Promise((resolve, reject) => {
-        this.waiters.set(reply, (m) => (m.type === 'error' ? reject(new Error(`${this.name}: ${m.message}`)) : resolve(m as Extract<FromWsClients, { type: T }>)));
+        this.waiters.set(reply, (m) =>
+          m.type === 'error'
+            ? reject(new Error(`${this.name}: ${m.message}`))
+            : resolve(m as Extract<FromWsClients, { type: T }>),
+        );
         this.proc.send(msg);
       }),
       ms,
@@ -640,7 +803,8 @@ class ClientProcess {
   }
 
   async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.connected) this.proc.send({ cmd: 'stop' } satisfies ToWsClients);
+    if (this.proc.exitCode === null && this.proc.connected)
+      this.proc.send({ cmd: 'stop' } satisfies ToWsClients);
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);
@@ -655,18 +819,26 @@ const PROJECTED_SOCKETS = 50_000;
 const FANOUT_P99_GOAL_MS = 1_000;
 const FANOUT_ROUNDS = 3;
 
-async function webSockets(s: Stack, wanted: number, tenantCount: number): Promise<SmartHomeResult['ws']> {
+async function webSockets(
+  s: Stack,
+  wanted: number,
+  tenantCount: number,
+): Promise<SmartHomeResult['ws']> {
   // --expose-gc: memory is read after a full collection, so that garbage is not counted as sockets.
   // BENCH_SH_WS_CPU_PROF=<dir> writes a V8 CPU profile of this api on exit, to see where the fan-out's time goes.
   // BENCH_SH_WS_HEAP_SNAPSHOTS=<dir> writes a heap snapshot before and one after the sockets opened, to see what each socket holds.
   const prof = process.env.BENCH_SH_WS_CPU_PROF;
   const snapshots = process.env.BENCH_SH_WS_HEAP_SNAPSHOTS;
   // HTTP_MAX_CONNECTIONS as a pod sized for 50,000 sockets sets it (the default, 10,000, refuses the rest).
-  const api = Child.start('ws api', { ...s.base, roles: ['api'], profile: false, maxConnections: PROJECTED_SOCKETS }, [
-    '--expose-gc',
-    ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
-    ...(snapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] : []),
-  ]);
+  const api = Child.start(
+    'ws api',
+    { ...s.base, roles: ['api'], profile: false, maxConnections: PROJECTED_SOCKETS },
+    [
+      '--expose-gc',
+      ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+      ...(snapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] : []),
+    ],
+  );
   const snapshot = async () => {
     if (!snapshots) return;
     const before = new Set(readdirSync(snapshots));
@@ -675,7 +847,10 @@ async function webSockets(s: Stack, wanted: number, tenantCount: number): Promis
     await waitUntil(async () => readdirSync(snapshots).some((f) => !before.has(f)), 120_000);
     await sleep(5_000);
   };
-  const clients = Array.from({ length: Math.ceil(wanted / SOCKETS_PER_CLIENT_PROCESS) }, (_, i) => new ClientProcess(`ws clients ${i + 1}`));
+  const clients = Array.from(
+    { length: Math.ceil(wanted / SOCKETS_PER_CLIENT_PROCESS) },
+    (_, i) => new ClientProcess(`ws clients ${i + 1}`),
+  );
   const redis = createRedis({ REDIS_URL, REDIS_KEY_PREFIX: s.keyPrefix });
   try {
     const url = new URL((await api.started) as string);
@@ -689,10 +864,19 @@ async function webSockets(s: Stack, wanted: number, tenantCount: number): Promis
     // Socket i belongs to tenant i % tenantCount; the client processes take consecutive slices.
     const share = Math.ceil(wanted / clients.length);
     const opening = nowMs();
-    const opened = await Promise.all(clients.map((c, k) => {
-      const slice = Array.from({ length: Math.max(0, Math.min(share, wanted - k * share)) }, (_, j) => tokens[(k * share + j) % tenantCount] as string);
-      return c.ask({ cmd: 'open', url: `ws://${url.host}${EVENTS_PATH}`, tokens: slice, concurrency: 100 }, 'opened', 600_000);
-    }));
+    const opened = await Promise.all(
+      clients.map((c, k) => {
+        const slice = Array.from(
+          { length: Math.max(0, Math.min(share, wanted - k * share)) },
+          (_, j) => tokens[(k * share + j) % tenantCount] as string,
+        );
+        return c.ask(
+          { cmd: 'open', url: `ws://${url.host}${EVENTS_PATH}`, tokens: slice, concurrency: 100 },
+          'opened',
+          600_000,
+        );
+      }),
+    );
     const openMs = nowMs() - opening;
     const readyCount = opened.reduce((n, o) => n + o.ready, 0);
     const refused = opened.reduce((n, o) => n + o.refused, 0);
@@ -704,10 +888,18 @@ async function webSockets(s: Stack, wanted: number, tenantCount: number): Promis
     const perSocket = (rss - baseline) / Math.max(1, readyCount);
     const heapPerSocket = (stats.heapUsedBytes - before.heapUsedBytes) / Math.max(1, readyCount);
     const projected = baseline + PROJECTED_SOCKETS * perSocket;
-    console.log(`  sockets ready        ${fmt(readyCount)} of ${fmt(wanted)} (${fmt(refused)} refused${firstRefusal ? `, first: ${firstRefusal}` : ''}) over ${fmt(tenantCount)} tenants, from ${clients.length} client processes, opened in ${fmt(openMs / 1000, 1)} s; the api counts ${fmt(stats.webSockets)}`);
-    console.log(`  api memory           RSS ${fmt(rss / MB, 1)} MB (peak ${fmt(peak / MB, 1)} MB, ${fmt(baseline / MB, 1)} MB before the sockets); after a full GC: heap used ${fmt(stats.heapUsedBytes / MB, 1)} MB (${fmt(before.heapUsedBytes / MB, 1)} before) of ${fmt(stats.heapTotalBytes / MB, 1)} MB (${fmt(before.heapTotalBytes / MB, 1)} before), external ${fmt(stats.externalBytes / MB, 1)} MB`);
-    console.log(`  per socket           RSS ${fmt(perSocket / 1024, 2)} KB above the baseline (JS heap ${fmt(heapPerSocket / 1024, 2)} KB of it)`);
-    console.log(`  50,000 sockets       projected RSS ${fmt(projected / MB, 1)} MB = baseline + 50,000 × ${fmt(perSocket / 1024, 2)} KB, against the pod's ${fmt(POD_LIMIT_BYTES / MB)} MB limit: ${fmt(projected / POD_LIMIT_BYTES, 2)} (goal <= 1.00: ${projected <= POD_LIMIT_BYTES ? 'met' : 'not met'})`);
+    console.log(
+      `  sockets ready        ${fmt(readyCount)} of ${fmt(wanted)} (${fmt(refused)} refused${firstRefusal ? `, first: ${firstRefusal}` : ''}) over ${fmt(tenantCount)} tenants, from ${clients.length} client processes, opened in ${fmt(openMs / 1000, 1)} s; the api counts ${fmt(stats.webSockets)}`,
+    );
+    console.log(
+      `  api memory           RSS ${fmt(rss / MB, 1)} MB (peak ${fmt(peak / MB, 1)} MB, ${fmt(baseline / MB, 1)} MB before the sockets); after a full GC: heap used ${fmt(stats.heapUsedBytes / MB, 1)} MB (${fmt(before.heapUsedBytes / MB, 1)} before) of ${fmt(stats.heapTotalBytes / MB, 1)} MB (${fmt(before.heapTotalBytes / MB, 1)} before), external ${fmt(stats.externalBytes / MB, 1)} MB`,
+    );
+    console.log(
+      `  per socket           RSS ${fmt(perSocket / 1024, 2)} KB above the baseline (JS heap ${fmt(heapPerSocket / 1024, 2)} KB of it)`,
+    );
+    console.log(
+      `  50,000 sockets       projected RSS ${fmt(projected / MB, 1)} MB = baseline + 50,000 × ${fmt(perSocket / 1024, 2)} KB, against the pod's ${fmt(POD_LIMIT_BYTES / MB)} MB limit: ${fmt(projected / POD_LIMIT_BYTES, 2)} (goal <= 1.00: ${projected <= POD_LIMIT_BYTES ? 'met' : 'not met'})`,
+    );
 
     // One event to every tenant through the services' publisher (TenantEventPublisher.publishEach:
     // a PUBLISH per tenant channel, pipelined); latency is counted from the call to each socket's arrival.
@@ -719,28 +911,56 @@ async function webSockets(s: Stack, wanted: number, tenantCount: number): Promis
     let delivered = true;
     for (let round = 1; round <= FANOUT_ROUNDS; round++) {
       const id = randomUUID();
-      const event = buildOrderStatus({ eventId: id, orderId, state: 'paid', version: round, occurredAtMs: Date.now() });
+      const event = buildOrderStatus({
+        eventId: id,
+        orderId,
+        state: 'paid',
+        version: round,
+        occurredAtMs: Date.now(),
+      });
       await api.reset(false);
       const t0 = nowMs();
       await events.publishEach(tenants, event);
       const publishedMs = nowMs() - t0;
-      const everyone = await waitUntil(async () => (await Promise.all(clients.map((c) => c.ask({ cmd: 'count', id }, 'count')))).reduce((n, c) => n + c.n, 0) >= readyCount, 30_000);
+      const everyone = await waitUntil(
+        async () =>
+          (await Promise.all(clients.map((c) => c.ask({ cmd: 'count', id }, 'count')))).reduce(
+            (n, c) => n + c.n,
+            0,
+          ) >= readyCount,
+        30_000,
+      );
       const delays = new Samples();
-      for (const c of clients) for (const a of (await c.ask({ cmd: 'arrivals', id }, 'arrivals')).at) delays.add(a - t0);
+      for (const c of clients)
+        for (const a of (await c.ask({ cmd: 'arrivals', id }, 'arrivals')).at) delays.add(a - t0);
       const d = delays.summary();
       // The api's CPU time from the publish to the last arrival: the work, apart from waiting for a core.
       const cpuMs = ((await api.stats()).cpuPercent / 100) * (nowMs() - t0);
       delivered &&= everyone;
       if (!worst || d.p99 > worst.p99 || Number.isNaN(d.p99)) worst = d;
-      console.log(`  event to every tenant round ${round}: ${everyone ? 'reached' : 'did NOT reach'} ${fmt(d.n)} of ${fmt(readyCount)} sockets (${fmt(tenantCount)} PUBLISHes in ${fmt(publishedMs, 1)} ms): p50 ${fmt(d.p50, 1)} ms, p99 ${fmt(d.p99, 1)} ms, last ${fmt(d.max, 1)} ms; api CPU ${fmt(cpuMs)} ms`);
+      console.log(
+        `  event to every tenant round ${round}: ${everyone ? 'reached' : 'did NOT reach'} ${fmt(d.n)} of ${fmt(readyCount)} sockets (${fmt(tenantCount)} PUBLISHes in ${fmt(publishedMs, 1)} ms): p50 ${fmt(d.p50, 1)} ms, p99 ${fmt(d.p99, 1)} ms, last ${fmt(d.max, 1)} ms; api CPU ${fmt(cpuMs)} ms`,
+      );
     }
     const fanout = worst as Summary;
     const after = procRss(api.pid);
-    console.log(`  api RSS after fan-out ${fmt(after.rss / MB, 1)} MB (peak ${fmt(after.peak / MB, 1)} MB)`);
-    console.log(`  fan-out p99 (worst round) ${fmt(fanout.p99, 1)} ms against ${fmt(FANOUT_P99_GOAL_MS)} ms: ${fmt(fanout.p99 / FANOUT_P99_GOAL_MS, 2)} (goal <= 1.00: ${fanout.p99 <= FANOUT_P99_GOAL_MS && delivered ? 'met' : 'not met'})`);
+    console.log(
+      `  api RSS after fan-out ${fmt(after.rss / MB, 1)} MB (peak ${fmt(after.peak / MB, 1)} MB)`,
+    );
+    console.log(
+      `  fan-out p99 (worst round) ${fmt(fanout.p99, 1)} ms against ${fmt(FANOUT_P99_GOAL_MS)} ms: ${fmt(fanout.p99 / FANOUT_P99_GOAL_MS, 2)} (goal <= 1.00: ${fanout.p99 <= FANOUT_P99_GOAL_MS && delivered ? 'met' : 'not met'})`,
+    );
     return {
-      wanted, ready: readyCount, refused, rssBytes: rss, baselineRssBytes: baseline, perSocketBytes: perSocket, heapPerSocketBytes: heapPerSocket,
-      projectedBytes: projected, fanout, pushed: delivered,
+      wanted,
+      ready: readyCount,
+      refused,
+      rssBytes: rss,
+      baselineRssBytes: baseline,
+      perSocketBytes: perSocket,
+      heapPerSocketBytes: heapPerSocket,
+      projectedBytes: projected,
+      fanout,
+      pushed: delivered,
     };
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
@@ -778,21 +998,35 @@ export interface SweepResult {
 }
 
 function sustained(rate: number, r: RoundTripResult): boolean {
-  return Object.keys(r.errors).length === 0 && r.donePerSecond >= SWEEP_MIN_DONE * rate && r.latency.p99 < SWEEP_P99_MS;
+  return (
+    Object.keys(r.errors).length === 0 &&
+    r.donePerSecond >= SWEEP_MIN_DONE * rate &&
+    r.latency.p99 < SWEEP_P99_MS
+  );
 }
 
 /**
  * Steps the rate up, each step a warm-up and `seconds` measured, ours and the bare peer in turn;
  * a side that fails a step is not tried at higher ones.
  */
-async function sweep(ours: Side, bare: Side, rates: readonly number[], seconds: number): Promise<SweepResult> {
+async function sweep(
+  ours: Side,
+  bare: Side,
+  rates: readonly number[],
+  seconds: number,
+): Promise<SweepResult> {
   const steps: SweepStep[] = [];
   const best = { ours: 0, bare: 0 };
   const failed = { ours: false, bare: false };
-  console.log(`-- rate sweep: ${rates.join(', ')}/s, ${seconds} s each (+2 s warm-up); sustained = p99 < ${SWEEP_P99_MS} ms, results >= ${SWEEP_MIN_DONE * 100} % of the schedule, 0 errors`);
+  console.log(
+    `-- rate sweep: ${rates.join(', ')}/s, ${seconds} s each (+2 s warm-up); sustained = p99 < ${SWEEP_P99_MS} ms, results >= ${SWEEP_MIN_DONE * 100} % of the schedule, 0 errors`,
+  );
   for (const rate of rates) {
     const step: SweepStep = { rate };
-    for (const [name, side] of [['ours', ours], ['bare', bare]] as const) {
+    for (const [name, side] of [
+      ['ours', ours],
+      ['bare', bare],
+    ] as const) {
       if (failed[name]) continue;
       side.restart(rate);
       await side.block(2_000, false);
@@ -812,7 +1046,9 @@ async function sweep(ours: Side, bare: Side, rates: readonly number[], seconds: 
   }
   const top = rates[rates.length - 1] ?? 0;
   const say = (n: number, f: boolean) => (f ? `${fmt(n)}/s` : `>= ${fmt(n)}/s (the top step)`);
-  console.log(`  highest sustained    ours ${say(best.ours, failed.ours)}, bare amqplib ${say(best.bare, failed.bare)}; ratio ${(best.ours / Math.max(1, best.bare)).toFixed(2)}`);
+  console.log(
+    `  highest sustained    ours ${say(best.ours, failed.ours)}, bare amqplib ${say(best.bare, failed.bare)}; ratio ${(best.ours / Math.max(1, best.bare)).toFixed(2)}`,
+  );
   return { steps, seconds, ours: best.ours, bare: best.bare, top };
 }
 
@@ -825,13 +1061,20 @@ export interface SmartHomeParts {
   webSockets: boolean;
 }
 
-export async function runSmartHomeBench(parts: SmartHomeParts = { roundTrip: true, sweep: true, webSockets: true }): Promise<SmartHomeResult> {
+export async function runSmartHomeBench(
+  parts: SmartHomeParts = { roundTrip: true, sweep: true, webSockets: true },
+): Promise<SmartHomeResult> {
   const rate = envInt('BENCH_SH_RATE', 500);
   const seconds = envInt('BENCH_SH_SECONDS', 20);
   const warmup = envInt('BENCH_SH_WARMUP_SECONDS', 5, 0);
   const tenantCount = envInt('BENCH_SH_TENANTS', 200);
-  const rates = (process.env.BENCH_SH_SWEEP ?? '250,500,1000,1500,2000,3000').split(',').map((r) => Number(r.trim()));
-  if (rates.some((r) => !Number.isInteger(r) || r < 1)) throw new Error(`BENCH_SH_SWEEP must be a comma-separated list of rates, got "${process.env.BENCH_SH_SWEEP}"`);
+  const rates = (process.env.BENCH_SH_SWEEP ?? '250,500,1000,1500,2000,3000')
+    .split(',')
+    .map((r) => Number(r.trim()));
+  if (rates.some((r) => !Number.isInteger(r) || r < 1))
+    throw new Error(
+      `BENCH_SH_SWEEP must be a comma-separated list of rates, got "${process.env.BENCH_SH_SWEEP}"`,
+    );
   const sweepSeconds = envInt('BENCH_SH_SWEEP_SECONDS', 10);
   const wsWanted = envInt('BENCH_SH_SOCKETS', 19_000);
   const wsTenants = envInt('BENCH_SH_WS_TENANTS', wsWanted);
@@ -845,7 +1088,9 @@ export async function runSmartHomeBench(parts: SmartHomeParts = { roundTrip: tru
   const result: SmartHomeResult = { rate, seconds };
   try {
     if (parts.roundTrip || parts.sweep) {
-      console.log('  processes: load generator (this one), hub = api + mq-bridge, partner simulator, bare replier; PostgreSQL, Redis, RabbitMQ on the same 2 cores');
+      console.log(
+        '  processes: load generator (this one), hub = api + mq-bridge, partner simulator, bare replier; PostgreSQL, Redis, RabbitMQ on the same 2 cores',
+      );
       const start = (name: string, roles: ChildRole[], withProfile = false) => {
         const c = Child.start(name, { ...s.base, roles, profile: withProfile });
         children.push(c);
@@ -855,7 +1100,11 @@ export async function runSmartHomeBench(parts: SmartHomeParts = { roundTrip: tru
       const partner = start('partner', ['partner'], profile);
       const echo = start('bare replier', ['echo']);
       const url = new URL((await withDeadline(hub.started, 60_000, 'the hub to start')) as string);
-      await withDeadline(Promise.all([partner.started, echo.started]), 60_000, 'the partner simulator and the bare replier to start');
+      await withDeadline(
+        Promise.all([partner.started, echo.started]),
+        60_000,
+        'the partner simulator and the bare replier to start',
+      );
 
       const ours = await oursSide(s, hub, partner, url, rate, tenantCount, profile);
       const bare = await bareSide(s, echo, rate);
@@ -869,13 +1118,19 @@ export async function runSmartHomeBench(parts: SmartHomeParts = { roundTrip: tru
             const order = b % 2 === 0 ? [ours, bare] : [bare, ours];
             for (const side of order) await side.block((seconds * 1000) / blocks, true);
           }
-          console.log(`-- ours: REST open → RabbitMQ → partner → bridge → Redis → WebSocket${profile ? ' (stages timed: adds overhead)' : ''}`);
+          console.log(
+            `-- ours: REST open → RabbitMQ → partner → bridge → Redis → WebSocket${profile ? ' (stages timed: adds overhead)' : ''}`,
+          );
           await ours.report();
-          console.log('-- bare amqplib: publish (confirm channel) → quorum queue → replier → quorum reply queue → consumer');
+          console.log(
+            '-- bare amqplib: publish (confirm channel) → quorum queue → replier → quorum reply queue → consumer',
+          );
           await bare.report();
           const [o, r] = [ours.result(), bare.result()];
           const ratio = o.latency.p99 / r.latency.p99;
-          console.log(`  p99 ratio            ${ratio.toFixed(2)} (ours ${fmt(o.latency.p99, 2)} ms / bare ${fmt(r.latency.p99, 2)} ms; goal <= ${P99_GOAL.toFixed(1)}: ${ratio <= P99_GOAL ? 'met' : 'not met'})`);
+          console.log(
+            `  p99 ratio            ${ratio.toFixed(2)} (ours ${fmt(o.latency.p99, 2)} ms / bare ${fmt(r.latency.p99, 2)} ms; goal <= ${P99_GOAL.toFixed(1)}: ${ratio <= P99_GOAL ? 'met' : 'not met'})`,
+          );
           result.roundTrip = { ours: o, bare: r, ratio };
         }
         if (parts.sweep) result.sweep = await sweep(ours, bare, rates, sweepSeconds);
@@ -887,7 +1142,9 @@ export async function runSmartHomeBench(parts: SmartHomeParts = { roundTrip: tru
       children.length = 0;
     }
     if (parts.webSockets) {
-      console.log(`-- ${fmt(wsWanted)} tenant WebSockets held by one api process (nothing else in it)`);
+      console.log(
+        `-- ${fmt(wsWanted)} tenant WebSockets held by one api process (nothing else in it)`,
+      );
       result.ws = await webSockets(s, wsWanted, wsTenants);
     }
     return result;

@@ -6,8 +6,11 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../services/core/logger.js';
 
 export const DATABASE_URL =
-  process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  process.env.BENCH_DATABASE_URL ??
+  process.env.TEST_DATABASE_URL ??
+  'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL =
+  process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A lower-case SQL identifier that no other run (or test) uses. */
 export function uniqueName(prefix: string): string {
@@ -23,7 +26,8 @@ export function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
   return n;
 }
 
@@ -31,7 +35,10 @@ export function envInt(name: string, fallback: number, min = 1): number {
 export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`benchmark timed out after ${ms} ms waiting for ${what}`)), ms);
+    timer = setTimeout(
+      () => reject(new Error(`benchmark timed out after ${ms} ms waiting for ${what}`)),
+      ms,
+    );
     timer.unref();
   });
   try {

@@ -17,7 +17,8 @@ export type FromWsClients =
   | { type: 'arrivals'; at: number[] }
   | { type: 'error'; message: string };
 
-if (!process.send) throw new Error('ws-clients is started by the smart-home benchmark (fork with an IPC channel)');
+if (!process.send)
+  throw new Error('ws-clients is started by the smart-home benchmark (fork with an IPC channel)');
 
 const send = (m: FromWsClients): void => {
   process.send?.(m);
@@ -39,7 +40,9 @@ function onMessage(data: Buffer): void {
 function open(url: string, token: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     // No compression offered: the api declines it anyway, and a client's zlib context costs memory here.
-    const ws = new WebSocket(`${url}?access_token=${encodeURIComponent(token)}`, { perMessageDeflate: false });
+    const ws = new WebSocket(`${url}?access_token=${encodeURIComponent(token)}`, {
+      perMessageDeflate: false,
+    });
     ws.once('message', () => {
       ws.on('message', onMessage);
       resolve(ws);
@@ -57,22 +60,27 @@ async function openAll(url: string, tokens: readonly string[], concurrency: numb
   let next = 0;
   let refused = 0;
   let firstRefusal = '';
-  await Promise.all(Array.from({ length: Math.min(concurrency, tokens.length) }, async () => {
-    while (next < tokens.length) {
-      const token = tokens[next++] as string;
-      try {
-        sockets.push(await open(url, token));
-      } catch (e) {
-        refused++;
-        firstRefusal ||= e instanceof Error ? e.message : String(e);
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, tokens.length) }, async () => {
+      while (next < tokens.length) {
+        const token = tokens[next++] as string;
+        try {
+          sockets.push(await open(url, token));
+        } catch (e) {
+          refused++;
+          firstRefusal ||= e instanceof Error ? e.message : String(e);
+        }
       }
-    }
-  }));
+    }),
+  );
   send({ type: 'opened', ready: sockets.length, refused, firstRefusal });
 }
 
 process.on('message', (m: ToWsClients) => {
-  if (m.cmd === 'open') void openAll(m.url, m.tokens, m.concurrency).catch((e: unknown) => send({ type: 'error', message: String(e) }));
+  if (m.cmd === 'open')
+    void openAll(m.url, m.tokens, m.concurrency).catch((e: unknown) =>
+      send({ type: 'error', message: String(e) }),
+    );
   else if (m.cmd === 'count') send({ type: 'count', n: arrivals.get(m.id)?.length ?? 0 });
   else if (m.cmd === 'arrivals') send({ type: 'arrivals', at: arrivals.get(m.id) ?? [] });
   else stop();

@@ -32,8 +32,13 @@ for (const file of files) {
   }
 }
 const rows = [...edges].sort(([a], [b]) => a.localeCompare(b));
-console.log(`${rows.length} folder edges, ${rows.reduce((n, [, c]) => n + c, 0)} import statements`);
+console.log(
+  `${rows.length} folder edges, ${rows.reduce((n, [, c]) => n + c, 0)} import statements`,
+);
 for (const [edge, n] of rows) console.log(`${String(n).padStart(4)}  ${edge}`);
-const sizes = files.map((f) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length] as const);
+const sizes = files.map(
+  (f) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length] as const,
+);
 console.log('largest files (lines):');
-for (const [f, n] of sizes.sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`${String(n).padStart(5)}  ${f}`);
+for (const [f, n] of sizes.sort((a, b) => b[1] - a[1]).slice(0, 10))
+  console.log(`${String(n).padStart(5)}  ${f}`);

@@ -37,7 +37,12 @@ async function integration(weight = 1): Promise<TestIntegration> {
 }
 
 /** `tasks` upsert tasks of 100 ids each (one ALLIO request apiece), due since `agoSeconds`. */
-async function backlog(it: TestIntegration, tasks: number, firstId: number, agoSeconds = 60): Promise<void> {
+async function backlog(
+  it: TestIntegration,
+  tasks: number,
+  firstId: number,
+  agoSeconds = 60,
+): Promise<void> {
   await ctx.db.raw(
     `insert into allio_tasks (integration_id, entity, op, command, external_ids, next_attempt_at)
      select ?, 'reserve', 'upsert', 'RESERVE_ADD',
@@ -50,12 +55,24 @@ async function backlog(it: TestIntegration, tasks: number, firstId: number, agoS
 
 /** Done tasks of each of `its`. */
 async function doneBy(...its: TestIntegration[]): Promise<Map<string, number>> {
-  const rows: { integration_id: string; n: string }[] = await ctx.db('allio_tasks')
-    .where({ status: 2 }).whereIn('integration_id', its.map((i) => i.id)).groupBy('integration_id').select('integration_id').count('* as n');
+  const rows: { integration_id: string; n: string }[] = await ctx
+    .db('allio_tasks')
+    .where({ status: 2 })
+    .whereIn(
+      'integration_id',
+      its.map((i) => i.id),
+    )
+    .groupBy('integration_id')
+    .select('integration_id')
+    .count('* as n');
   return new Map(rows.map((r) => [String(r.integration_id), Number(r.n)]));
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -78,20 +95,36 @@ describe('ALLIO fair share', () => {
     const other = await integration();
     await backlog(bulk, 200, 1_000_000);
     await replicas(2);
-    await until('the backlog to be under way', async () => ((await doneBy(bulk)).get(bulk.id) ?? 0) >= 10 || undefined);
+    await until(
+      'the backlog to be under way',
+      async () => ((await doneBy(bulk)).get(bulk.id) ?? 0) >= 10 || undefined,
+    );
 
     const sent = Date.now();
     await ctx.db('allio_webhook').insert({
-      integration_id: other.id, integration_uuid: other.uuid, command: 'RESERVE_ADD', external_ids_array: '[42]',
+      integration_id: other.id,
+      integration_uuid: other.uuid,
+      command: 'RESERVE_ADD',
+      external_ids_array: '[42]',
     });
     const waitedMs = await until('the webhook to reach the CRM', async () => {
-      const row = await ctx.db('crm_reservations').where({ integration_id: other.id, external_id: '42' }).first();
+      const row = await ctx
+        .db('crm_reservations')
+        .where({ integration_id: other.id, external_id: '42' })
+        .first();
       return row ? Date.now() - sent : undefined;
     });
-    const bulkLeft = await ctx.db('allio_tasks').where({ integration_id: bulk.id }).whereNot({ status: 2 }).count<{ n: string }[]>('* as n');
+    const bulkLeft = await ctx
+      .db('allio_tasks')
+      .where({ integration_id: bulk.id })
+      .whereNot({ status: 2 })
+      .count<{ n: string }[]>('* as n');
     // Served oldest first, it would have waited for the rest of the backlog: 150+ requests, 15+ s.
-    expect({ waitedUnder3s: waitedMs < 3_000, bulkStillWaiting: Number(bulkLeft[0]?.n) > 100, violations: sim.stats().violations })
-      .toEqual({ waitedUnder3s: true, bulkStillWaiting: true, violations: 0 });
+    expect({
+      waitedUnder3s: waitedMs < 3_000,
+      bulkStillWaiting: Number(bulkLeft[0]?.n) > 100,
+      violations: sim.stats().violations,
+    }).toEqual({ waitedUnder3s: true, bulkStillWaiting: true, violations: 0 });
   }, 90_000);
 
   test('weights 3 and 1 split the requests 3 to 1 while both have work waiting', async () => {
@@ -106,7 +139,10 @@ describe('ALLIO fair share', () => {
     running = [];
     const done = await doneBy(heavy, light);
     const ratio = (done.get(heavy.id) ?? 0) / (done.get(light.id) ?? 1);
-    expect({ ratioNear3: ratio >= 2.4 && ratio <= 3.6, violations: sim.stats().violations }).toEqual({ ratioNear3: true, violations: 0 });
+    expect({
+      ratioNear3: ratio >= 2.4 && ratio <= 3.6,
+      violations: sim.stats().violations,
+    }).toEqual({ ratioNear3: true, violations: 0 });
   }, 90_000);
 
   test('an integration that was idle while another used the whole quota then gets half of it, not all', async () => {
@@ -115,16 +151,24 @@ describe('ALLIO fair share', () => {
     const late = await integration();
     await backlog(busy, 150, 4_000_000);
     await replicas(2);
-    await until('30 requests for the busy integration', async () => ((await doneBy(busy)).get(busy.id) ?? 0) >= 30 || undefined);
+    await until(
+      '30 requests for the busy integration',
+      async () => ((await doneBy(busy)).get(busy.id) ?? 0) >= 30 || undefined,
+    );
     // Older than the busy one's remaining tasks, so oldest-first would serve it alone.
     await backlog(late, 100, 5_000_000, 3_600);
     const before = await doneBy(busy, late);
-    await until('30 more requests', async () => total(await doneBy(busy, late)) - total(before) >= 30 || undefined);
+    await until(
+      '30 more requests',
+      async () => total(await doneBy(busy, late)) - total(before) >= 30 || undefined,
+    );
     await Promise.all(running.map((s) => s.stop(5_000)));
     running = [];
     const after = await doneBy(busy, late);
     const lateShare = (after.get(late.id) ?? 0) / (total(after) - total(before));
-    expect({ lateShareAboutHalf: lateShare >= 0.3 && lateShare <= 0.7, violations: sim.stats().violations })
-      .toEqual({ lateShareAboutHalf: true, violations: 0 });
+    expect({
+      lateShareAboutHalf: lateShare >= 0.3 && lateShare <= 0.7,
+      violations: sim.stats().violations,
+    }).toEqual({ lateShareAboutHalf: true, violations: 0 });
   }, 90_000);
 });

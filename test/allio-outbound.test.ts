@@ -8,7 +8,12 @@ import { createMetrics } from '../services/core/metrics.js';
 import type { AllioSync } from '../services/allio-sync/service.js';
 import { createTestContext, waitFor, type TestContext } from './support/context.js';
 import { addIntegration, startSync, type TestIntegration } from './support/allio.js';
-import { answer, hugeBody, startPartnerServer, type PartnerServer } from './support/partner-server.js';
+import {
+  answer,
+  hugeBody,
+  startPartnerServer,
+  type PartnerServer,
+} from './support/partner-server.js';
 
 let ctx: TestContext;
 let partner: PartnerServer;
@@ -39,16 +44,23 @@ afterAll(async () => {
 
 async function webhook(it: TestIntegration, ids: number[]) {
   await ctx.db('allio_webhook').insert({
-    integration_id: it.id, integration_uuid: it.uuid, command: 'RESERVE_ADD', external_ids_array: JSON.stringify(ids),
+    integration_id: it.id,
+    integration_uuid: it.uuid,
+    command: 'RESERVE_ADD',
+    external_ids_array: JSON.stringify(ids),
   });
 }
 
 /** The integration's task once it has been tried (retry scheduled, done or failed). */
 function triedTask(it: TestIntegration, timeoutMs = 10_000) {
-  return waitFor(async () => {
-    const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
-    return t && t.status !== 1 && t.attempts > 0 ? t : undefined;
-  }, timeoutMs, 'the task to be tried');
+  return waitFor(
+    async () => {
+      const t = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
+      return t && t.status !== 1 && t.attempts > 0 ? t : undefined;
+    },
+    timeoutMs,
+    'the task to be tried',
+  );
 }
 
 describe('allio-sync outbound policy', () => {
@@ -81,7 +93,9 @@ describe('allio-sync outbound policy', () => {
 
   test('a host outside OUTBOUND_ALLOWED_HOSTS is refused: the task fails with the reason and nothing is sent', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: partner.url });
-    running.push(await sync({ env: { OUTBOUND_ALLOWED_HOSTS: 'api.allio.example,*.allio.example' } }));
+    running.push(
+      await sync({ env: { OUTBOUND_ALLOWED_HOSTS: 'api.allio.example,*.allio.example' } }),
+    );
     await webhook(it, [1]);
     const task = await triedTask(it);
     expect(task.status).toBe(3);
@@ -109,7 +123,9 @@ describe('allio-sync outbound policy', () => {
     global.gc?.();
     const baseline = process.memoryUsage().heapUsed;
     let peak = baseline;
-    const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().heapUsed); }, 5);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().heapUsed);
+    }, 5);
     try {
       await webhook(it, [1]);
       const task = await triedTask(it, 20_000);
@@ -123,19 +139,27 @@ describe('allio-sync outbound policy', () => {
     expect(peak - baseline).toBeLessThan(40 * 1024 * 1024);
   });
 
-  test('an integration whose Secret reference names another integration\'s Secret is refused and sends no request', async () => {
+  test("an integration whose Secret reference names another integration's Secret is refused and sends no request", async () => {
     const secrets = await mkdtemp(path.join(tmpdir(), 'hub-secrets-'));
     const victim = await addIntegration(ctx.db, { baseUrl: partner.url });
     const thief = await addIntegration(ctx.db, { baseUrl: partner.url });
     await mkdir(path.join(secrets, `allio-${victim.name}`));
     await writeFile(path.join(secrets, `allio-${victim.name}`, 'token'), 'victim-token\n');
-    await ctx.db('allio_integrations').where({ id: thief.id })
-      .update({ api_token: null, api_token_secret_name: `allio-${victim.name}`, api_token_secret_key: 'token' });
+    await ctx
+      .db('allio_integrations')
+      .where({ id: thief.id })
+      .update({
+        api_token: null,
+        api_token_secret_name: `allio-${victim.name}`,
+        api_token_secret_key: 'token',
+      });
     running.push(await sync({ env: { SECRETS_DIR: secrets } }));
     await webhook(thief, [1]);
     const task = await triedTask(thief);
     expect(task.status).toBe(3);
-    expect(task.last_error).toContain(`Secret allio-${victim.name} is not bound to integration ${thief.name}`);
+    expect(task.last_error).toContain(
+      `Secret allio-${victim.name} is not bound to integration ${thief.name}`,
+    );
     expect(partner.requests).toEqual([]);
   });
 });

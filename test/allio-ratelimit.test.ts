@@ -32,7 +32,9 @@ class PausedAfterGrant extends RateLimiter {
     super(ctx.redis, ctx.keyPrefix, createMetrics(), ctx.logger);
   }
 
-  override async acquire(...args: Parameters<RateLimiter['acquire']>): ReturnType<RateLimiter['acquire']> {
+  override async acquire(
+    ...args: Parameters<RateLimiter['acquire']>
+  ): ReturnType<RateLimiter['acquire']> {
     const grant = await super.acquire(...args);
     if (this.grants++ % 2 === 0) await new Promise((resolve) => setTimeout(resolve, this.pauseMs));
     return grant;
@@ -58,20 +60,33 @@ describe('ALLIO rate limit at ALLIO', () => {
     // Every chunk either way held 0..400 ms, order kept within a connection; seeded, to replay a failure.
     const rng = createRng(20261201);
     const { hostname, port } = new URL(sim.url);
-    const proxy = await startTcpGate({ host: hostname, port: Number(port) }, { chunkDelayMs: () => rng.next() * 400 });
+    const proxy = await startTcpGate(
+      { host: hostname, port: Number(port) },
+      { chunkDelayMs: () => rng.next() * 400 },
+    );
     try {
-      const workers = Array.from({ length: 3 }, () => client(new RateLimiter(ctx.redis, ctx.keyPrefix, createMetrics(), ctx.logger)));
+      const workers = Array.from({ length: 3 }, () =>
+        client(new RateLimiter(ctx.redis, ctx.keyPrefix, createMetrics(), ctx.logger)),
+      );
       const refused: unknown[] = [];
       await Promise.all(
         workers.map(async (w, i) => {
           for (let n = 0; n < 5; n++)
-            await w.list(`http://${proxy.address}`, 'test-token', 'reserve', { ids: [2_000 + i * 10 + n] }).catch((e: unknown) => refused.push(e));
+            await w
+              .list(`http://${proxy.address}`, 'test-token', 'reserve', {
+                ids: [2_000 + i * 10 + n],
+              })
+              .catch((e: unknown) => refused.push(e));
         }),
       );
       for (const w of workers) w.close();
       const stats = sim.stats();
-      expect({ refused: refused.length, violations: stats.violations, maxInWindow: stats.maxInWindow, served: stats.served })
-        .toEqual({ refused: 0, violations: 0, maxInWindow: 2, served: 15 });
+      expect({
+        refused: refused.length,
+        violations: stats.violations,
+        maxInWindow: stats.maxInWindow,
+        served: stats.served,
+      }).toEqual({ refused: 0, violations: 0, maxInWindow: 2, served: 15 });
     } finally {
       await proxy.close();
     }
@@ -89,7 +104,9 @@ describe('ALLIO rate limit at ALLIO', () => {
     await Promise.all(
       workers.map(async (w, i) => {
         for (let n = 0; n < 4; n++) {
-          await w.list(sim.url, 'test-token', 'reserve', { ids: [1_000 + i * 10 + n] }).catch((e: unknown) => refused.push(e));
+          await w
+            .list(sim.url, 'test-token', 'reserve', { ids: [1_000 + i * 10 + n] })
+            .catch((e: unknown) => refused.push(e));
         }
       }),
     );

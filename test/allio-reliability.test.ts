@@ -6,7 +6,13 @@ import { startAllioSimulator, type AllioSimulator } from '../services/simulators
 import { createMetrics } from '../services/core/metrics.js';
 import type { AllioSync } from '../services/allio-sync/service.js';
 import { DELETION_JOB, SKIP_DISABLED } from '../services/domains/allio/deletion-sweep.js';
-import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  REDIS_URL,
+  waitFor,
+  type TestContext,
+} from './support/context.js';
 import { addIntegration, count, startSync } from './support/allio.js';
 import { expectCleanExit, listeningPort, startServiceProcess } from './support/process.js';
 
@@ -62,7 +68,10 @@ describe('allio sync reliability', () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url });
     sim.setLatency(10_000);
     await addTasks(it.id, 'RESERVE_ADD', [ids(100, 40), ids(140, 40)]);
-    const worker = startServiceProcess('services/allio-sync/main.ts', childEnv({ ALLIO_TASK_LEASE_MS: '1500' }));
+    const worker = startServiceProcess(
+      'services/allio-sync/main.ts',
+      childEnv({ ALLIO_TASK_LEASE_MS: '1500' }),
+    );
     await waitFor(async () => sim.stats().requests >= 1, 15_000, 'the child to call ALLIO');
     const held = await ctx.db('allio_tasks').where({ integration_id: it.id, status: 1 });
     expect(held).toHaveLength(2);
@@ -71,7 +80,10 @@ describe('allio sync reliability', () => {
 
     sim.setLatency(0);
     running.push(await startSync(ctx));
-    await waitFor(async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 2 })) === 2, 15_000);
+    await waitFor(
+      async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 2 })) === 2,
+      15_000,
+    );
     const tasks = await ctx.db('allio_tasks').where({ integration_id: it.id });
     expect(tasks.map((t) => t.attempts)).toEqual([2, 2]);
     expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id })).toBe(80);
@@ -95,25 +107,40 @@ describe('allio sync reliability', () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url });
     await addTasks(it.id, 'RESERVE_ADD', [ids(900, 3)]);
     // SHUTDOWN_TIMEOUT_MS is how long in-flight requests may finish; a wait for a slot is not one.
-    const worker = startServiceProcess('services/allio-sync/main.ts', childEnv({ REDIS_URL: 'redis://127.0.0.1:1', SHUTDOWN_TIMEOUT_MS: '20000' }));
+    const worker = startServiceProcess(
+      'services/allio-sync/main.ts',
+      childEnv({ REDIS_URL: 'redis://127.0.0.1:1', SHUTDOWN_TIMEOUT_MS: '20000' }),
+    );
     try {
       // Redis down is said once (its state line); the limiter's failed calls are counted while it waits.
       const port = await listeningPort(worker);
-      await waitFor(async () => /hub_ratelimit_errors_total\{[^}]*\} [1-9]/.test(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()), 15_000, 'the limiter to wait for Redis');
+      await waitFor(
+        async () =>
+          /hub_ratelimit_errors_total\{[^}]*\} [1-9]/.test(
+            await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+          ),
+        15_000,
+        'the limiter to wait for Redis',
+      );
       // A claim waits for its slot first: a replica without Redis leaves the task to one with it.
-      expect(await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 0, attempts: 0 })).toBe(1);
+      expect(
+        await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 0, attempts: 0 }),
+      ).toBe(1);
       const signalled = Date.now();
       worker.child.kill('SIGTERM');
       await expectCleanExit(worker);
       expect(Date.now() - signalled).toBeLessThan(5_000);
       // One wait per claim loop (ALLIO_WORKER_CONCURRENCY), every one of them for Redis.
-      expect(worker.output()).toMatch(/"msg":"rate limiter closed: (\d+) calls stopped waiting \(\1 for Redis to answer, 0 for a slot\)"/);
+      expect(worker.output()).toMatch(
+        /"msg":"rate limiter closed: (\d+) calls stopped waiting \(\1 for Redis to answer, 0 for a slot\)"/,
+      );
       const task = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();
       expect(task).toMatchObject({ status: 0, attempts: 0 });
       expect(sim.stats().requests).toBe(0);
     } finally {
       // A failure above must not leave a worker that holds claims for the next test.
-      if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+      if (worker.child.exitCode === null && worker.child.signalCode === null)
+        worker.child.kill('SIGKILL');
       await worker.exited;
       await ctx.db('allio_integrations').where({ id: it.id }).update({ active: false });
     }
@@ -125,14 +152,22 @@ describe('allio sync reliability', () => {
     await ctx.db('allio_integrations').update({ active: false });
     const it = await addIntegration(ctx.db, { baseUrl: sim.url, deletionControl: false });
     // Ten full batches: ten requests that the two replicas race for.
-    await addTasks(it.id, 'RESERVE_ADD', Array.from({ length: 10 }, (_, i) => ids(10_000 + i * 100, 100)));
+    await addTasks(
+      it.id,
+      'RESERVE_ADD',
+      Array.from({ length: 10 }, (_, i) => ids(10_000 + i * 100, 100)),
+    );
     const second = ctx.newDb();
     const secondRedis = new Redis(REDIS_URL);
     try {
       // Timed from before the replicas start: each may send its first request before it reports ready.
       const started = Date.now();
       running.push(await startSync(ctx), await startSync(ctx, { db: second, redis: secondRedis }));
-      await waitFor(async () => (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 2 })) === 10, 20_000);
+      await waitFor(
+        async () =>
+          (await count(ctx.db, 'allio_tasks', { integration_id: it.id, status: 2 })) === 10,
+        20_000,
+      );
       const elapsed = Date.now() - started;
       const stats = sim.stats();
       expect(stats.violations).toBe(0);
@@ -168,7 +203,9 @@ describe('allio sync reliability', () => {
     const withControl = await addIntegration(ctx.db, { baseUrl: sim.url, deletionControl: true });
     const without = await addIntegration(ctx.db, { baseUrl: sim.url, deletionControl: false });
     for (const it of [withControl, without]) {
-      await ctx.db('crm_reservations').insert(ids(1, 3).map((n) => ({ integration_id: it.id, external_id: String(n) })));
+      await ctx
+        .db('crm_reservations')
+        .insert(ids(1, 3).map((n) => ({ integration_id: it.id, external_id: String(n) })));
       await ctx.db('crm_deals').insert({ integration_id: it.id, external_id: '9' });
       await addTasks(it.id, 'RESERVE_DEL', [[1, 2]]);
       await addTasks(it.id, 'DEALCARD_DEL', [[9]]);
@@ -182,20 +219,41 @@ describe('allio sync reliability', () => {
       await startSync(ctx, { env, metrics: metricsA }),
       await startSync(ctx, { env, metrics: metricsB, db: second }),
     );
-    const run = await waitFor(async () => {
-      const r = await ctx.db('periodic_runs').where({ name: DELETION_JOB, status: 2 }).first();
-      return r;
-    }, 10_000, 'the sweep to finish');
+    const run = await waitFor(
+      async () => {
+        const r = await ctx.db('periodic_runs').where({ name: DELETION_JOB, status: 2 }).first();
+        return r;
+      },
+      10_000,
+      'the sweep to finish',
+    );
     expect(await count(ctx.db, 'periodic_runs', { name: DELETION_JOB })).toBe(1);
     expect(run.period_key).toBe(new Date().toISOString().slice(0, 10));
     expect(run.result).toMatchObject({ deleted: 3, skipped: 2 });
 
-    const deleted = await ctx.db('crm_reservations').where({ integration_id: withControl.id }).orderBy('external_id');
-    expect(deleted.map((r) => [r.external_id, r.deleted_at !== null])).toEqual([['1', true], ['2', true], ['3', false]]);
-    expect((await ctx.db('crm_deals').where({ integration_id: withControl.id }).first()).deleted_at).not.toBeNull();
-    expect(await ctx.db('crm_reservations').where({ integration_id: without.id }).whereNotNull('deleted_at')).toHaveLength(0);
+    const deleted = await ctx
+      .db('crm_reservations')
+      .where({ integration_id: withControl.id })
+      .orderBy('external_id');
+    expect(deleted.map((r) => [r.external_id, r.deleted_at !== null])).toEqual([
+      ['1', true],
+      ['2', true],
+      ['3', false],
+    ]);
+    expect(
+      (await ctx.db('crm_deals').where({ integration_id: withControl.id }).first()).deleted_at,
+    ).not.toBeNull();
+    expect(
+      await ctx
+        .db('crm_reservations')
+        .where({ integration_id: without.id })
+        .whereNotNull('deleted_at'),
+    ).toHaveLength(0);
     const skipped = await ctx.db('allio_tasks').where({ integration_id: without.id, op: 'delete' });
-    expect(skipped.map((t) => [t.status, t.skip_reason])).toEqual([[2, SKIP_DISABLED], [2, SKIP_DISABLED]]);
+    expect(skipped.map((t) => [t.status, t.skip_reason])).toEqual([
+      [2, SKIP_DISABLED],
+      [2, SKIP_DISABLED],
+    ]);
 
     // Both replicas scheduling again the same day creates no second run.
     await Promise.all(running.map((s) => s.scheduler.tick()));
@@ -221,7 +279,11 @@ describe('allio sync reliability', () => {
     try {
       const sync = await startSync(ctx, { redis: deadRedis, metrics });
       await addTasks(it.id, 'RESERVE_ADD', [ids(700, 3)]);
-      await waitFor(async () => ((await metrics.rateLimitErrors.get()).values[0]?.value ?? 0) >= 3, 10_000, 'limiter errors');
+      await waitFor(
+        async () => ((await metrics.rateLimitErrors.get()).values[0]?.value ?? 0) >= 3,
+        10_000,
+        'limiter errors',
+      );
       expect(sim.stats().requests).toBe(0);
       // Claims wait for their slot first: the task is not held by a replica that cannot send it.
       const task = await ctx.db('allio_tasks').where({ integration_id: it.id }).first();

@@ -38,10 +38,14 @@ async function webhook(integrationId: string, uuid: string, command: string, ind
 
 /** Waits until the integration's only task reaches `status`, and returns it. */
 function onlyTaskWhen(integrationId: string, status: number, timeoutMs: number, what: string) {
-  return waitFor(async () => {
-    const t = await ctx.db('allio_tasks').where({ integration_id: integrationId }).first();
-    return t?.status === status ? t : undefined;
-  }, timeoutMs, what);
+  return waitFor(
+    async () => {
+      const t = await ctx.db('allio_tasks').where({ integration_id: integrationId }).first();
+      return t?.status === status ? t : undefined;
+    },
+    timeoutMs,
+    what,
+  );
 }
 
 describe('allio sync', () => {
@@ -54,7 +58,11 @@ describe('allio sync', () => {
       await webhook(it.id, it.uuid, 'RESERVE_ADD', [7, 8, 9]);
       await webhook(it.id, it.uuid, 'DEALCARD_ADD', [21, 22]);
       await webhook(it.id, it.uuid, 'SPACE_CHANGED', [1]);
-      await waitFor(async () => (await count(ctx.db, 'allio_tasks', { status: 2 })) === 2, 10_000, 'tasks done');
+      await waitFor(
+        async () => (await count(ctx.db, 'allio_tasks', { status: 2 })) === 2,
+        10_000,
+        'tasks done',
+      );
     } finally {
       await listener.stop();
     }
@@ -67,8 +75,14 @@ describe('allio sync', () => {
       ['dealcard', '[21,22]', 2],
     ]);
 
-    const r7 = await ctx.db('crm_reservations').where({ integration_id: it.id, external_id: '7' }).first();
-    expect(r7.custom_fields).toMatchObject({ status: expect.any(String), manager: { fullname: expect.any(String) } });
+    const r7 = await ctx
+      .db('crm_reservations')
+      .where({ integration_id: it.id, external_id: '7' })
+      .first();
+    expect(r7.custom_fields).toMatchObject({
+      status: expect.any(String),
+      manager: { fullname: expect.any(String) },
+    });
     expect(r7.created_at).toBeInstanceOf(Date);
     const c7 = await ctx.db('crm_contacts').where({ id: r7.contact_id }).first();
     // Record 7's phone is '#ERROR!' in the simulator: stored as null, raw value kept.
@@ -96,7 +110,12 @@ describe('allio sync', () => {
     try {
       for (let i = 0; i < 5; i++) await webhook(it.id, it.uuid, 'RESERVE_ADD', [1100 + i]);
       sync = await startSync(ctx);
-      await waitFor(async () => (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 1 })) === 5, 10_000, 'the batch claimed');
+      await waitFor(
+        async () =>
+          (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 1 })) === 5,
+        10_000,
+        'the batch claimed',
+      );
       await new Promise((resolve) => setTimeout(resolve, 300));
       const stopping = sync.stop(300);
       await new Promise((resolve) => setTimeout(resolve, 700));
@@ -110,7 +129,9 @@ describe('allio sync', () => {
     const rows = await ctx.db('allio_webhook').where({ integration_id: it.id }).orderBy('id');
     expect(rows.filter((w) => w.status === 2)).toHaveLength(1);
     const released = rows.filter((w) => w.status !== 2);
-    expect(released.map((w) => [w.status, w.attempts, w.locked_by])).toEqual(Array.from({ length: 4 }, () => [0, 0, null]));
+    expect(released.map((w) => [w.status, w.attempts, w.locked_by])).toEqual(
+      Array.from({ length: 4 }, () => [0, 0, null]),
+    );
     expect(await count(ctx.db, 'allio_tasks', { integration_id: it.id })).toBe(1);
   });
 
@@ -118,13 +139,28 @@ describe('allio sync', () => {
     const it = await addIntegration(ctx.db, { baseUrl: sim.url });
     running.push(await startSync(ctx));
     await webhook(it.id, it.uuid, 'RESERVE_MOD', [30, 31]);
-    await waitFor(async () => (await count(ctx.db, 'crm_reservations', { integration_id: it.id })) === 2);
-    const before = await ctx.db('crm_reservations').where({ integration_id: it.id }).orderBy('external_id');
+    await waitFor(
+      async () => (await count(ctx.db, 'crm_reservations', { integration_id: it.id })) === 2,
+    );
+    const before = await ctx
+      .db('crm_reservations')
+      .where({ integration_id: it.id })
+      .orderBy('external_id');
     const contactsBefore = await count(ctx.db, 'crm_contacts', { integration_id: it.id });
     await webhook(it.id, it.uuid, 'RESERVE_MOD', [30, 31]);
-    await waitFor(async () => (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 2 })) === 2);
-    await waitFor(async () => (await ctx.db('allio_tasks').where({ integration_id: it.id }).whereIn('status', [0, 1])).length === 0);
-    const after = await ctx.db('crm_reservations').where({ integration_id: it.id }).orderBy('external_id');
+    await waitFor(
+      async () =>
+        (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 2 })) === 2,
+    );
+    await waitFor(
+      async () =>
+        (await ctx.db('allio_tasks').where({ integration_id: it.id }).whereIn('status', [0, 1]))
+          .length === 0,
+    );
+    const after = await ctx
+      .db('crm_reservations')
+      .where({ integration_id: it.id })
+      .orderBy('external_id');
     expect(after.map((r) => [r.id, r.external_id, r.contact_id, r.custom_fields])).toEqual(
       before.map((r) => [r.id, r.external_id, r.contact_id, r.custom_fields]),
     );
@@ -137,17 +173,32 @@ describe('allio sync', () => {
     // 60 webhooks of 5 ids each, with every id sent twice: 150 distinct ids.
     for (let i = 0; i < 60; i++) {
       const start = 1000 + (i % 30) * 5;
-      await webhook(it.id, it.uuid, 'RESERVE_ADD', [start, start + 1, start + 2, start + 3, start + 4]);
+      await webhook(it.id, it.uuid, 'RESERVE_ADD', [
+        start,
+        start + 1,
+        start + 2,
+        start + 3,
+        start + 4,
+      ]);
     }
     // The sync worker claims only for active integrations: it waits until every webhook is planned,
     // so how the batches fall does not depend on how fast the webhook reconciler runs.
     await ctx.db('allio_integrations').where({ id: it.id }).update({ active: false });
     running.push(await startSync(ctx));
-    await waitFor(async () => (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 2 })) === 60, 15_000);
+    await waitFor(
+      async () =>
+        (await count(ctx.db, 'allio_webhook', { integration_id: it.id, status: 2 })) === 60,
+      15_000,
+    );
     await ctx.db('allio_integrations').where({ id: it.id }).update({ active: true });
     // Nothing due and nothing in flight: a batch still waiting for its slot would be handed back by
     // the shutdown and taken by the next test's worker.
-    await waitFor(async () => (await ctx.db('allio_tasks').where({ integration_id: it.id }).whereIn('status', [0, 1])).length === 0, 30_000);
+    await waitFor(
+      async () =>
+        (await ctx.db('allio_tasks').where({ integration_id: it.id }).whereIn('status', [0, 1]))
+          .length === 0,
+      30_000,
+    );
     expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id })).toBe(150);
     const stats = sim.stats();
     expect(stats.violations).toBe(0);
@@ -163,7 +214,9 @@ describe('allio sync', () => {
     await webhook(it.id, it.uuid, 'RESERVE_ADD', [501]);
     const task = await onlyTaskWhen(it.id, 2, 15_000, 'task done after a retry');
     expect(task.attempts).toBe(2);
-    expect(await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '501' })).toBe(1);
+    expect(
+      await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '501' }),
+    ).toBe(1);
   });
 
   test('a 429 with Retry-After pauses the shared limiter and the task is retried no sooner than asked', async () => {
@@ -193,8 +246,14 @@ describe('allio sync', () => {
 
     // The operator fixes the token and replays the failed task.
     await ctx.db('allio_integrations').where({ id: it.id }).update({ api_token: 'test-token' });
-    expect(await replayFailed(ctx.db, 'allio_tasks', (q) => q.where({ integration_id: it.id }))).toEqual([task.id]);
-    await waitFor(async () => (await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '601' })) === 1);
+    expect(
+      await replayFailed(ctx.db, 'allio_tasks', (q) => q.where({ integration_id: it.id })),
+    ).toEqual([task.id]);
+    await waitFor(
+      async () =>
+        (await count(ctx.db, 'crm_reservations', { integration_id: it.id, external_id: '601' })) ===
+        1,
+    );
     const replayed = await ctx.db('allio_tasks').where({ id: task.id }).first();
     expect(replayed).toMatchObject({ status: 2, attempts: 1 });
   });
@@ -204,17 +263,25 @@ describe('allio sync', () => {
     const withSecret = await addIntegration(ctx.db, { baseUrl: sim.url, name: 'north' });
     await mkdir(path.join(secrets, 'allio-north'));
     await writeFile(path.join(secrets, 'allio-north', 'token'), 'test-token\n');
-    await ctx.db('allio_integrations').where({ id: withSecret.id })
-      .update({ api_token: null, api_token_secret_name: 'allio-north', api_token_secret_key: 'token' });
+    await ctx.db('allio_integrations').where({ id: withSecret.id }).update({
+      api_token: null,
+      api_token_secret_name: 'allio-north',
+      api_token_secret_key: 'token',
+    });
     const missing = await addIntegration(ctx.db, { baseUrl: sim.url, name: 'south' });
-    await ctx.db('allio_integrations').where({ id: missing.id })
-      .update({ api_token: null, api_token_secret_name: 'allio-south', api_token_secret_key: 'token' });
+    await ctx.db('allio_integrations').where({ id: missing.id }).update({
+      api_token: null,
+      api_token_secret_name: 'allio-south',
+      api_token_secret_key: 'token',
+    });
     running.push(await startSync(ctx, { env: { SECRETS_DIR: secrets } }));
     await webhook(withSecret.id, withSecret.uuid, 'RESERVE_ADD', [901]);
     await webhook(missing.id, missing.uuid, 'RESERVE_ADD', [902]);
     await onlyTaskWhen(withSecret.id, 2, 10_000, 'the task with a mounted token');
     const failed = await onlyTaskWhen(missing.id, 3, 10_000, 'the task without its Secret');
-    expect(failed.last_error).toContain(`Secret allio-south/token is not mounted at ${path.join(secrets, 'allio-south', 'token')}`);
+    expect(failed.last_error).toContain(
+      `Secret allio-south/token is not mounted at ${path.join(secrets, 'allio-south', 'token')}`,
+    );
     expect(failed.attempts).toBe(1);
   });
 });

@@ -10,7 +10,12 @@ import { migrate } from '../services/core/migrate.js';
 import { migrations } from '../services/core/migrations/index.js';
 import { uncachedLookup } from '../services/domains/allio/integration-cache.js';
 import { hashWebhookKey } from '../services/domains/allio/webhook-key.js';
-import { createTestContext, DATABASE_URL, uniqueName, type TestContext } from './support/context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  uniqueName,
+  type TestContext,
+} from './support/context.js';
 import { addIntegration, count } from './support/allio.js';
 
 let ctx: TestContext;
@@ -44,7 +49,10 @@ async function post(key: string, uuid: string) {
 describe('allio webhook key storage', () => {
   test('an applied integration keeps only the SHA-256 of its webhook key, and no column holds the key', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example' });
-    const row = (await ctx.db('allio_integrations').where({ id: it.id }).first()) as Record<string, unknown>;
+    const row = (await ctx.db('allio_integrations').where({ id: it.id }).first()) as Record<
+      string,
+      unknown
+    >;
     expect(row.webhook_key_hash).toBe(hashWebhookKey(it.webhookKey));
     expect(row).not.toHaveProperty('webhook_key');
     expect(JSON.stringify(row)).not.toContain(it.webhookKey);
@@ -53,12 +61,17 @@ describe('allio webhook key storage', () => {
   test('the webhook is found by the hash of the key in its URL', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example' });
     expect((await uncachedLookup(ctx.db).findByWebhookKey(it.webhookKey))?.id).toBe(it.id);
-    expect(await uncachedLookup(ctx.db).findByWebhookKey(hashWebhookKey(it.webhookKey))).toBeUndefined();
+    expect(
+      await uncachedLookup(ctx.db).findByWebhookKey(hashWebhookKey(it.webhookKey)),
+    ).toBeUndefined();
     expect((await post(it.webhookKey, it.uuid)).status).toBe(200);
   });
 
   test('a 128-character key, the documented maximum, is accepted and its webhook stored', async () => {
-    const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example', webhookKey: keyOf(128) });
+    const it = await addIntegration(ctx.db, {
+      baseUrl: 'https://allio.example',
+      webhookKey: keyOf(128),
+    });
     const before = await count(ctx.db, 'allio_webhook', { integration_id: it.id });
     const res = await post(it.webhookKey, it.uuid);
     expect(res.status).toBe(200);
@@ -66,7 +79,10 @@ describe('allio webhook key storage', () => {
   });
 
   test.each([101, 127])('a %i-character key is accepted', async (length) => {
-    const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example', webhookKey: keyOf(length) });
+    const it = await addIntegration(ctx.db, {
+      baseUrl: 'https://allio.example',
+      webhookKey: keyOf(length),
+    });
     expect((await post(it.webhookKey, it.uuid)).status).toBe(200);
   });
 
@@ -88,15 +104,25 @@ describe('allio webhook key storage', () => {
     const schema = uniqueName('t_whmig');
     const db = createDb({ DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 2 });
     try {
-      await migrate(db, schema, migrations.filter((m) => m.id <= 6));
+      await migrate(
+        db,
+        schema,
+        migrations.filter((m) => m.id <= 6),
+      );
       const key = keyOf(40);
       await db('allio_integrations').insert({
-        name: 'legacy', integration_uuid: randomUUID(), webhook_key: key, api_base_url: 'https://allio.example', api_token: 't',
+        name: 'legacy',
+        integration_uuid: randomUUID(),
+        webhook_key: key,
+        api_base_url: 'https://allio.example',
+        api_token: 't',
       });
       const r = await migrate(db, schema);
       expect(r.applied).toContain('000007_webhook_key_hash');
       const { rows } = await db.raw(
-        `select column_name from information_schema.columns where table_schema = ? and table_name = 'allio_integrations'`, [schema]);
+        `select column_name from information_schema.columns where table_schema = ? and table_name = 'allio_integrations'`,
+        [schema],
+      );
       expect(rows.map((c: { column_name: string }) => c.column_name)).not.toContain('webhook_key');
       expect((await uncachedLookup(db).findByWebhookKey(key))?.name).toBe('legacy');
     } finally {

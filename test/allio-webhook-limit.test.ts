@@ -40,12 +40,22 @@ async function startApi(limits: Record<string, string>, redisUrl = REDIS_URL): P
   redis.on('error', () => undefined);
   clients.push(redis);
   const lines: string[] = [];
-  const logger = createLogger({ level: 'info', name: 'api' }, { write: (line: string) => void lines.push(line) });
+  const logger = createLogger(
+    { level: 'info', name: 'api' },
+    { write: (line: string) => void lines.push(line) },
+  );
   const metrics = createMetrics();
   // Without an offline queue a command sent before the connection is up fails (and is let through).
   if (redisUrl === REDIS_URL) await new Promise((resolve) => redis.once('ready', resolve));
   // A generous timeout: on a loaded test machine a slow answer would otherwise count as Redis down.
-  const allioIntake = new AllioIntakeLimiter(redis, ctx.keyPrefix, loadConfig(allioIntakeEnv, limits), metrics, logger, 5_000);
+  const allioIntake = new AllioIntakeLimiter(
+    redis,
+    ctx.keyPrefix,
+    loadConfig(allioIntakeEnv, limits),
+    metrics,
+    logger,
+    5_000,
+  );
   const app = buildApi({ db: ctx.db, logger, metrics, readiness: [], allioIntake });
   apps.push(app);
   return { base: await app.listen({ port: 0, host: '127.0.0.1' }), metrics, lines };
@@ -59,7 +69,11 @@ async function send(api: Api, it: TestIntegration, command: string, indexes: num
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ uuid: it.uuid, command, indexes }),
   });
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { error?: { code: string } } };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    body: (await res.json()) as { error?: { code: string } },
+  };
 }
 
 const stored = (it: TestIntegration) => count(ctx.db, 'allio_webhook', { integration_id: it.id });
@@ -68,7 +82,8 @@ describe('allio webhook intake limits', () => {
   test('webhooks beyond the per-minute rate get 429 with Retry-After, store nothing, and are counted', async () => {
     const api = await startApi({ ALLIO_WEBHOOKS_PER_MINUTE: '3' });
     const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example' });
-    for (let i = 0; i < 3; i++) expect((await send(api, it, 'RESERVE_ADD', [i + 1])).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await send(api, it, 'RESERVE_ADD', [i + 1])).status).toBe(200);
     const refused = await send(api, it, 'RESERVE_ADD', [9]);
     expect(refused.status).toBe(429);
     expect(refused.body).toMatchObject({ error: { code: 'rate_limited' } });
@@ -77,7 +92,9 @@ describe('allio webhook intake limits', () => {
     expect(Number(refused.retryAfter)).toBeLessThanOrEqual(20);
     expect(await stored(it)).toBe(3);
     const metrics = await api.metrics.registry.metrics();
-    expect(metrics).toMatch(/hub_webhooks_received_total\{source="allio",result="rate_limited"\} 1/);
+    expect(metrics).toMatch(
+      /hub_webhooks_received_total\{source="allio",result="rate_limited"\} 1/,
+    );
   });
 
   test('the budget is per integration: another integration is not refused', async () => {
@@ -119,15 +136,21 @@ describe('allio webhook intake limits', () => {
     // 5,000 ids take 30 s to refill at 10,000 a minute: far longer than this test runs.
     const refused = await send(api, it, 'DEALCARD_DEL', ids(5_000));
     expect(refused.status).toBe(429);
-    expect(await count(ctx.db, 'allio_webhook', { integration_id: it.id, command: 'DEALCARD_DEL' })).toBe(0);
+    expect(
+      await count(ctx.db, 'allio_webhook', { integration_id: it.id, command: 'DEALCARD_DEL' }),
+    ).toBe(0);
     expect((await send(api, it, 'RESERVE_ADD', ids(10_000))).status).toBe(200);
   });
 
   test('with Redis unreachable intake stays open: webhooks are stored, counted as unchecked, and logged once', async () => {
     const closedPort = await freePort();
-    const api = await startApi({ ALLIO_WEBHOOKS_PER_MINUTE: '1' }, `redis://127.0.0.1:${closedPort}`);
+    const api = await startApi(
+      { ALLIO_WEBHOOKS_PER_MINUTE: '1' },
+      `redis://127.0.0.1:${closedPort}`,
+    );
     const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example' });
-    for (let i = 0; i < 3; i++) expect((await send(api, it, 'RESERVE_ADD', [i + 1])).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await send(api, it, 'RESERVE_ADD', [i + 1])).status).toBe(200);
     expect(await stored(it)).toBe(3);
     const metrics = await api.metrics.registry.metrics();
     expect(metrics).toMatch(/hub_webhook_limit_unchecked_total\{source="allio"\} 3/);

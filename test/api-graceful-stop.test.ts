@@ -28,7 +28,11 @@ afterAll(async () => {
 function startApi() {
   return startServiceProcess('services/api/main.ts', {
     ...smartHomeEnv(ctx, vhost.url, idp),
-    DATABASE_URL, DATABASE_SCHEMA: ctx.schema, PORT: '0', LOG_LEVEL: 'info', INSTANCE_ID: 'api-grace',
+    DATABASE_URL,
+    DATABASE_SCHEMA: ctx.schema,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    INSTANCE_ID: 'api-grace',
     SHUTDOWN_TIMEOUT_MS: '20000',
   });
 }
@@ -42,12 +46,16 @@ test('SIGTERM with tenant WebSockets open closes them with 1001 and exits 0 with
     const port = await portOf(api);
     const closes: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/events`, { headers: { authorization: `Bearer ${await idp.issue(`tenant-grace-${i}`)}` } });
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/events`, {
+        headers: { authorization: `Bearer ${await idp.issue(`tenant-grace-${i}`)}` },
+      });
       ws.on('error', () => undefined);
       ws.on('close', (code) => closes.push(code));
       await new Promise<void>((resolve, reject) => {
         ws.once('open', () => resolve());
-        ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade answered ${res.statusCode}`)));
+        ws.once('unexpected-response', (_req, res) =>
+          reject(new Error(`upgrade answered ${res.statusCode}`)),
+        );
       });
       sockets.push(ws);
     }
@@ -75,12 +83,24 @@ test('SIGTERM with a tenant WebSocket whose client never answers the close frame
     await new Promise<void>((resolve) => raw!.once('connect', () => resolve()));
     let received = '';
     raw.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    raw.write([
-      'GET /v1/events HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13',
-      `Authorization: Bearer ${await idp.issue('tenant-grace-frozen')}`, '', '',
-    ].join('\r\n'));
-    await waitFor(() => received.startsWith('HTTP/1.1 101') && received.includes('ready'), 10_000, 'the upgrade and the ready event');
+    raw.write(
+      [
+        'GET /v1/events HTTP/1.1',
+        `Host: 127.0.0.1:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+        'Sec-WebSocket-Version: 13',
+        `Authorization: Bearer ${await idp.issue('tenant-grace-frozen')}`,
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    await waitFor(
+      () => received.startsWith('HTTP/1.1 101') && received.includes('ready'),
+      10_000,
+      'the upgrade and the ready event',
+    );
     const started = Date.now();
     api.child.kill('SIGTERM');
     await expectCleanExit(api);

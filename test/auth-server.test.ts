@@ -3,7 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { TOKEN_EVENTS, classifyFailure, presentedClientId } from '../services/domains/partner-access/audit.js';
+import {
+  TOKEN_EVENTS,
+  classifyFailure,
+  presentedClientId,
+} from '../services/domains/partner-access/audit.js';
 import { partnerScopes } from '../services/domains/partner-access/scopes.js';
 import { TokenRequestError, TokenSource } from '../docs/examples/partner-client.js';
 import { createTestContext, type TestContext } from './support/context.js';
@@ -14,9 +18,19 @@ let auth: TestAuthServer;
 let secretA: string;
 
 const scopesOf = (partner: string) =>
-  partnerScopes({ partner, commandQueue: `partner.${partner}.commands`, vhost: '/', resourceServerId: 'rabbitmq' });
+  partnerScopes({
+    partner,
+    commandQueue: `partner.${partner}.commands`,
+    vhost: '/',
+    resourceServerId: 'rabbitmq',
+  });
 
-async function tokenRequest(clientId: string, secret: string, extra: Record<string, string> = {}, addr?: string) {
+async function tokenRequest(
+  clientId: string,
+  secret: string,
+  extra: Record<string, string> = {},
+  addr?: string,
+) {
   const res = await fetch(auth.tokenUrl, {
     method: 'POST',
     headers: {
@@ -34,8 +48,16 @@ const events = () => ctx.db(TOKEN_EVENTS).orderBy('id');
 beforeAll(async () => {
   ctx = await createTestContext('auth');
   auth = await startAuthServer(ctx, { ttlSeconds: 120 });
-  await auth.service.clients.ensure({ partner: 'a', clientId: 'partner-a', queue: 'partner.a.commands' });
-  await auth.service.clients.ensure({ partner: 'b', clientId: 'partner-b', queue: 'partner.b.commands' });
+  await auth.service.clients.ensure({
+    partner: 'a',
+    clientId: 'partner-a',
+    queue: 'partner.a.commands',
+  });
+  await auth.service.clients.ensure({
+    partner: 'b',
+    clientId: 'partner-b',
+    queue: 'partner.b.commands',
+  });
   secretA = await auth.service.clients.rotateSecret('partner-a');
 });
 
@@ -49,7 +71,11 @@ describe('discovery and keys', () => {
     const res = await fetch(`${auth.issuer}/.well-known/openid-configuration`);
     expect(res.status).toBe(200);
     const d = (await res.json()) as Record<string, unknown>;
-    expect(d).toMatchObject({ issuer: auth.issuer, token_endpoint: auth.tokenUrl, jwks_uri: auth.jwksUrl });
+    expect(d).toMatchObject({
+      issuer: auth.issuer,
+      token_endpoint: auth.tokenUrl,
+      jwks_uri: auth.jwksUrl,
+    });
     expect(d.grant_types_supported).toEqual(['client_credentials']);
     expect(d.token_endpoint_auth_methods_supported).toContain('client_secret_basic');
     // No browser flows are offered.
@@ -58,7 +84,9 @@ describe('discovery and keys', () => {
   });
 
   test('the JWKS publishes the public signing key only', async () => {
-    const jwks = (await (await fetch(auth.jwksUrl)).json()) as { keys: Array<Record<string, unknown>> };
+    const jwks = (await (await fetch(auth.jwksUrl)).json()) as {
+      keys: Array<Record<string, unknown>>;
+    };
     expect(jwks.keys).toHaveLength(1);
     expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
     expect(jwks.keys[0]).not.toHaveProperty('d');
@@ -70,31 +98,54 @@ describe('client credentials', () => {
   test('a partner gets a JWT for RabbitMQ with its own scopes, verifiable with the JWKS', async () => {
     const { status, body } = await tokenRequest('partner-a', secretA);
     expect({ status, error: body.error_description }).toEqual({ status: 200 });
-    expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 120, scope: scopesOf('a').join(' ') });
-    const { payload, protectedHeader } = await jwtVerify(String(body.access_token), createRemoteJWKSet(new URL(auth.jwksUrl)), {
-      issuer: auth.issuer, audience: 'rabbitmq',
+    expect(body).toMatchObject({
+      token_type: 'Bearer',
+      expires_in: 120,
+      scope: scopesOf('a').join(' '),
     });
+    const { payload, protectedHeader } = await jwtVerify(
+      String(body.access_token),
+      createRemoteJWKSet(new URL(auth.jwksUrl)),
+      {
+        issuer: auth.issuer,
+        audience: 'rabbitmq',
+      },
+    );
     expect(protectedHeader.alg).toBe('RS256');
-    expect(payload).toMatchObject({ client_id: 'partner-a', sub: 'partner-a', scope: scopesOf('a').join(' ') });
+    expect(payload).toMatchObject({
+      client_id: 'partner-a',
+      sub: 'partner-a',
+      scope: scopesOf('a').join(' '),
+    });
     expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(120);
   });
 
-  test('asking for a subset narrows the token; another partner\'s scope is never granted', async () => {
+  test("asking for a subset narrows the token; another partner's scope is never granted", async () => {
     const [read, write] = scopesOf('a');
     const narrow = await tokenRequest('partner-a', secretA, { scope: String(read) });
     expect(narrow.body.scope).toBe(read);
-    const foreign = await tokenRequest('partner-a', secretA, { scope: `${String(write)} ${String(scopesOf('b')[0])}` });
+    const foreign = await tokenRequest('partner-a', secretA, {
+      scope: `${String(write)} ${String(scopesOf('b')[0])}`,
+    });
     expect(foreign.body.scope).toBe(write);
   });
 
   test('the example SDK client gets a token, caches it, and reports a refusal with its OAuth error', async () => {
-    const tokens = new TokenSource({ tokenUrl: auth.tokenUrl, clientId: 'partner-a', clientSecret: secretA });
+    const tokens = new TokenSource({
+      tokenUrl: auth.tokenUrl,
+      clientId: 'partner-a',
+      clientSecret: secretA,
+    });
     const first = await tokens.get();
     expect(await tokens.get()).toBe(first);
     expect(first.refreshAt).toBeLessThan(first.expiresAt);
     tokens.invalidate();
     expect((await tokens.get()).token).not.toBe(first.token);
-    const wrong = new TokenSource({ tokenUrl: auth.tokenUrl, clientId: 'partner-a', clientSecret: 'not-it' });
+    const wrong = new TokenSource({
+      tokenUrl: auth.tokenUrl,
+      clientId: 'partner-a',
+      clientSecret: 'not-it',
+    });
     await expect(wrong.get()).rejects.toThrow(TokenRequestError);
     await expect(wrong.get()).rejects.toMatchObject({ status: 401, error: 'invalid_client' });
   });
@@ -105,10 +156,18 @@ describe('the audit of token requests', () => {
     await ctx.db(TOKEN_EVENTS).delete();
     const { body } = await tokenRequest('partner-a', secretA);
     const [row] = await events();
-    const { payload } = await jwtVerify(String(body.access_token), createRemoteJWKSet(new URL(auth.jwksUrl)));
+    const { payload } = await jwtVerify(
+      String(body.access_token),
+      createRemoteJWKSet(new URL(auth.jwksUrl)),
+    );
     expect(row).toMatchObject({
-      client_id: 'partner-a', outcome: 'issued', grant_type: 'client_credentials', scope: scopesOf('a').join(' '),
-      token_id: payload.jti, source_address: expect.stringMatching(/127\.0\.0\.1/), error: null,
+      client_id: 'partner-a',
+      outcome: 'issued',
+      grant_type: 'client_credentials',
+      scope: scopesOf('a').join(' '),
+      token_id: payload.jti,
+      source_address: expect.stringMatching(/127\.0\.0\.1/),
+      error: null,
     });
     expect(Math.abs(new Date(row.at as string).getTime() - Date.now())).toBeLessThan(10_000);
     expect(new Date(row.expires_at as string).getTime()).toBe((payload.exp ?? 0) * 1000);
@@ -116,7 +175,11 @@ describe('the audit of token requests', () => {
 
   test('unknown client, bad secret, disabled client and a client without a secret are refused and recorded', async () => {
     await ctx.db(TOKEN_EVENTS).delete();
-    await auth.service.clients.ensure({ partner: 'c', clientId: 'partner-c', queue: 'partner.c.commands' });
+    await auth.service.clients.ensure({
+      partner: 'c',
+      clientId: 'partner-c',
+      queue: 'partner.c.commands',
+    });
     const secretC = await auth.service.clients.rotateSecret('partner-c');
     await auth.service.clients.disable('partner-c');
 
@@ -126,7 +189,8 @@ describe('the audit of token requests', () => {
       await tokenRequest('partner-c', secretC),
       await tokenRequest('partner-b', 'none-issued-yet'),
     ];
-    for (const a of answers) expect(a).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    for (const a of answers)
+      expect(a).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
     expect(answers.every((a) => a.body.access_token === undefined)).toBe(true);
     expect((await events()).map((e) => [e.client_id, e.outcome])).toEqual([
       ['nobody', 'unknown_client'],
@@ -134,7 +198,9 @@ describe('the audit of token requests', () => {
       ['partner-c', 'disabled_client'],
       ['partner-b', 'bad_secret'],
     ]);
-    expect((await events()).every((e) => e.source_address && e.error && e.token_id === null)).toBe(true);
+    expect((await events()).every((e) => e.source_address && e.error && e.token_id === null)).toBe(
+      true,
+    );
   });
 
   test('a malformed request is refused with a reason and recorded', async () => {
@@ -142,17 +208,29 @@ describe('the audit of token requests', () => {
     const res = await tokenRequest('partner-a', secretA, { grant_type: 'password' });
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('unsupported_grant_type');
-    const foreign = await tokenRequest('partner-a', secretA, { resource: 'https://elsewhere.example' });
+    const foreign = await tokenRequest('partner-a', secretA, {
+      resource: 'https://elsewhere.example',
+    });
     expect(foreign.body.error).toBe('invalid_target');
     expect((await events()).map((e) => e.outcome)).toEqual(['invalid_request', 'invalid_request']);
   });
 
   test('the metric counts requests by client and outcome; guessed client ids share one series', async () => {
-    const text = await ctx.metrics.registry.getSingleMetricAsString('hub_auth_token_requests_total');
-    expect(text).toMatch(/hub_auth_token_requests_total\{client_id="partner-a",outcome="issued"\} [1-9]/);
-    expect(text).toMatch(/hub_auth_token_requests_total\{client_id="partner-a",outcome="bad_secret"\} [1-9]/);
-    expect(text).toMatch(/hub_auth_token_requests_total\{client_id="partner-c",outcome="disabled_client"\} 1/);
-    expect(text).toMatch(/hub_auth_token_requests_total\{client_id="\(unregistered\)",outcome="unknown_client"\} 1/);
+    const text = await ctx.metrics.registry.getSingleMetricAsString(
+      'hub_auth_token_requests_total',
+    );
+    expect(text).toMatch(
+      /hub_auth_token_requests_total\{client_id="partner-a",outcome="issued"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /hub_auth_token_requests_total\{client_id="partner-a",outcome="bad_secret"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /hub_auth_token_requests_total\{client_id="partner-c",outcome="disabled_client"\} 1/,
+    );
+    expect(text).toMatch(
+      /hub_auth_token_requests_total\{client_id="\(unregistered\)",outcome="unknown_client"\} 1/,
+    );
     expect(text).not.toContain('nobody');
   });
 
@@ -161,7 +239,10 @@ describe('the audit of token requests', () => {
     try {
       const res = await tokenRequest('partner-a', secretA);
       expect(res.status).toBe(503);
-      expect(res.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.any(String) });
+      expect(res.body).toEqual({
+        error: 'temporarily_unavailable',
+        error_description: expect.any(String),
+      });
     } finally {
       await ctx.db.raw(`alter table ${TOKEN_EVENTS}_away rename to ${TOKEN_EVENTS}`);
     }
@@ -182,11 +263,15 @@ describe('the audit of token requests', () => {
 describe('partner clients', () => {
   test('ensure is idempotent, follows a renamed queue, and refuses a client id of another partner', async () => {
     const clients = auth.service.clients;
-    expect(await clients.ensure({ partner: 'a', clientId: 'partner-a', queue: 'partner.a.commands' })).toEqual({ created: false });
+    expect(
+      await clients.ensure({ partner: 'a', clientId: 'partner-a', queue: 'partner.a.commands' }),
+    ).toEqual({ created: false });
     await clients.ensure({ partner: 'a', clientId: 'partner-a', queue: 'partner.a.v2' });
     expect((await clients.find('partner-a'))?.scopes[0]).toBe('rabbitmq.read:%2F/partner.a.v2');
     await clients.ensure({ partner: 'a', clientId: 'partner-a', queue: 'partner.a.commands' });
-    await expect(clients.ensure({ partner: 'b', clientId: 'partner-a', queue: 'q' })).rejects.toThrow(/belongs to partner "a"/);
+    await expect(
+      clients.ensure({ partner: 'b', clientId: 'partner-a', queue: 'q' }),
+    ).rejects.toThrow(/belongs to partner "a"/);
   });
 
   test('a rotated secret replaces the old one at once; secrets are stored only as hashes', async () => {
@@ -212,10 +297,18 @@ describe('partner clients', () => {
 
   test('a NUL in the client id, the grant type or the body is refused 4xx and recorded, not answered 503', async () => {
     await ctx.db(TOKEN_EVENTS).delete();
-    const bodies = ['grant_type=a%00b', 'grant_type=client_credentials&client_id=x%00y&client_secret=s', 'grant_type=client_credentials&scope=%00'];
+    const bodies = [
+      'grant_type=a%00b',
+      'grant_type=client_credentials&client_id=x%00y&client_secret=s',
+      'grant_type=client_credentials&scope=%00',
+    ];
     const answered: Array<[string, number | '4xx']> = [];
     for (const body of bodies) {
-      const res = await fetch(auth.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      const res = await fetch(auth.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
       answered.push([body, res.status >= 400 && res.status < 500 ? '4xx' : res.status]);
     }
     expect(answered).toEqual(bodies.map((b) => [b, '4xx']));
@@ -228,9 +321,21 @@ describe('partner clients', () => {
 
   test('endpoints other than the token endpoint answer 4xx to made-up tokens and sessions, never 500', async () => {
     const answered: Array<[string, number | '4xx']> = [];
-    for (const [method, p] of [['POST', '/me'], ['GET', '/me'], ['POST', '/token/introspection'], ['POST', '/token/revocation'], ['GET', '/auth'], ['GET', '/session/end'], ['POST', '/reg']]) {
+    for (const [method, p] of [
+      ['POST', '/me'],
+      ['GET', '/me'],
+      ['POST', '/token/introspection'],
+      ['POST', '/token/revocation'],
+      ['GET', '/auth'],
+      ['GET', '/session/end'],
+      ['POST', '/reg'],
+    ]) {
       const res = await fetch(`${auth.issuer}${p}`, {
-        method, headers: { authorization: 'Bearer made-up-opaque-token', 'content-type': 'application/x-www-form-urlencoded' },
+        method,
+        headers: {
+          authorization: 'Bearer made-up-opaque-token',
+          'content-type': 'application/x-www-form-urlencoded',
+        },
         body: method === 'POST' ? 'token=made-up&client_id=nobody' : undefined,
       });
       answered.push([`${method} ${p}`, res.status >= 400 && res.status < 500 ? '4xx' : res.status]);
@@ -239,11 +344,15 @@ describe('partner clients', () => {
   });
 
   test('the client id of a failed request comes from Basic auth (form-encoded) or the body', () => {
-    expect(presentedClientId(`Basic ${Buffer.from('a%3Ab:secret').toString('base64')}`, undefined)).toBe('a:b');
+    expect(
+      presentedClientId(`Basic ${Buffer.from('a%3Ab:secret').toString('base64')}`, undefined),
+    ).toBe('a:b');
     expect(presentedClientId(undefined, 'body-client')).toBe('body-client');
     expect(presentedClientId(undefined, undefined)).toBeNull();
     expect(classifyFailure('invalid_client', undefined)).toBe('unknown_client');
-    expect(classifyFailure('invalid_client', { active: false, secret_hash: 'x' })).toBe('disabled_client');
+    expect(classifyFailure('invalid_client', { active: false, secret_hash: 'x' })).toBe(
+      'disabled_client',
+    );
     expect(classifyFailure('invalid_scope', undefined)).toBe('invalid_scope');
   });
 });

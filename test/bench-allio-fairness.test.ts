@@ -7,7 +7,13 @@ import { runAllioFairnessBench } from '../bench/allio-fairness.js';
 
 describe('allio-fairness benchmark', () => {
   test('a tiny run prints a latency row per integration, loses no webhook and breaks no quota', async () => {
-    const r = await runAllioFairnessBench({ rate: 20, bulkIds: 20_000, seconds: 5, webhooksPerSecond: 5, ipSeconds: 3 });
+    const r = await runAllioFairnessBench({
+      rate: 20,
+      bulkIds: 20_000,
+      seconds: 5,
+      webhooksPerSecond: 5,
+      ipSeconds: 3,
+    });
     expect({
       rows: r.rows.map((row) => row.integration),
       everyClientSent: r.rows.slice(1).every((row) => row.webhooks > 0 && Number.isFinite(row.p99)),

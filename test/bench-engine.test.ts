@@ -7,7 +7,14 @@ import { runEngineBench, TINY_ENGINE_CONFIG, engineConfig } from '../bench/engin
 test('the engine benchmark runs every scenario in its tiny configuration and drains every row', async () => {
   const r = await runEngineBench(TINY_ENGINE_CONFIG);
   const c = TINY_ENGINE_CONFIG;
-  for (const d of [r.base, r.due, r.pgbench, r.pgbenchRows, r.history, ...r.graphile.flatMap((g) => [g.ours, g.graphile])])
+  for (const d of [
+    r.base,
+    r.due,
+    r.pgbench,
+    r.pgbenchRows,
+    r.history,
+    ...r.graphile.flatMap((g) => [g.ours, g.graphile]),
+  ])
     expect(d.perSecond).toBeGreaterThan(0);
   // Ours and both pgbench scripts took equal turns on the large queue.
   expect(r.pgbench.rows).toBe(r.due.rows);
@@ -25,7 +32,14 @@ test('the engine benchmark runs every scenario in its tiny configuration and dra
 }, 300_000);
 
 test('engine flags override the defaults and unknown ones are refused', () => {
-  expect(engineConfig(new Map([['due', '2_000'], ['graphile', '']]))).toMatchObject({ due: 2000, graphile: [] });
+  expect(
+    engineConfig(
+      new Map([
+        ['due', '2_000'],
+        ['graphile', ''],
+      ]),
+    ),
+  ).toMatchObject({ due: 2000, graphile: [] });
   expect(engineConfig(new Map([['tiny', '']])).due).toBe(TINY_ENGINE_CONFIG.due);
   expect(() => engineConfig(new Map([['rows', '5']]))).toThrow(/unknown flag --rows/);
   expect(() => engineConfig(new Map([['due', '-1']]))).toThrow(/positive integers/);

@@ -3,7 +3,13 @@
 // Its figures are not checked: a benchmark is not a timed test.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 
-const TINY = { BENCH_INTAKE_SECONDS: '1', BENCH_INTAKE_CONNECTIONS: '2', BENCH_INTAKE_PROCESSES: '1', BENCH_INTAKE_WARMUP_SECONDS: '0', BENCH_INTAKE_LOG_LEVEL: 'warn' };
+const TINY = {
+  BENCH_INTAKE_SECONDS: '1',
+  BENCH_INTAKE_CONNECTIONS: '2',
+  BENCH_INTAKE_PROCESSES: '1',
+  BENCH_INTAKE_WARMUP_SECONDS: '0',
+  BENCH_INTAKE_LOG_LEVEL: 'warn',
+};
 const saved: Record<string, string | undefined> = {};
 
 beforeAll(() => {
@@ -22,7 +28,10 @@ afterAll(() => {
 test('npm run bench -- intake runs in a tiny configuration and reports both webhooks against pgbench', async () => {
   const { runIntakeBench } = await import('../bench/intake.js');
   const r = await runIntakeBench();
-  expect(r.runs.map((x) => [x.source, x.processes])).toEqual([['allio', 1], ['warehouse', 1]]);
+  expect(r.runs.map((x) => [x.source, x.processes])).toEqual([
+    ['allio', 1],
+    ['warehouse', 1],
+  ]);
   for (const x of r.runs) {
     expect(x.ours.ok).toBeGreaterThan(0);
     expect(x.ours.rows).toBeGreaterThanOrEqual(x.ours.ok);

@@ -21,18 +21,42 @@ interface Violation {
 function cruise(files: Record<string, string[]>): Violation[] {
   const dir = mkdtempSync(join(tmpdir(), 'hub-boundaries-'));
   try {
-    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', strict: true } }));
-    writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', devDependencies: { 'dev-only': '1.0.0' } }));
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', strict: true },
+      }),
+    );
+    writeFileSync(
+      join(dir, 'package.json'),
+      JSON.stringify({ type: 'module', devDependencies: { 'dev-only': '1.0.0' } }),
+    );
     mkdirSync(join(dir, 'node_modules/dev-only'), { recursive: true });
-    writeFileSync(join(dir, 'node_modules/dev-only/package.json'), JSON.stringify({ name: 'dev-only', version: '1.0.0', main: 'index.js' }));
+    writeFileSync(
+      join(dir, 'node_modules/dev-only/package.json'),
+      JSON.stringify({ name: 'dev-only', version: '1.0.0', main: 'index.js' }),
+    );
     writeFileSync(join(dir, 'node_modules/dev-only/index.js'), 'module.exports = 1;\n');
     for (const [path, imports] of Object.entries(files)) {
       mkdirSync(dirname(join(dir, path)), { recursive: true });
-      const lines = imports.map((spec, i) => `import * as m${i} from '${spec}';\nexport const u${i} = m${i};`);
+      const lines = imports.map(
+        (spec, i) => `import * as m${i} from '${spec}';\nexport const u${i} = m${i};`,
+      );
       writeFileSync(join(dir, path), `${lines.join('\n')}\nexport const here = 1;\n`);
     }
     // It exits 1 when it finds a breach; the report is on stdout either way.
-    const { stdout } = spawnSync(process.execPath, [CRUISE, 'services', '--config', join(ROOT, '.dependency-cruiser.cjs'), '--output-type', 'json'], { cwd: dir, encoding: 'utf8' });
+    const { stdout } = spawnSync(
+      process.execPath,
+      [
+        CRUISE,
+        'services',
+        '--config',
+        join(ROOT, '.dependency-cruiser.cjs'),
+        '--output-type',
+        'json',
+      ],
+      { cwd: dir, encoding: 'utf8' },
+    );
     return (JSON.parse(stdout) as { summary: { violations: Violation[] } }).summary.violations;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -74,7 +98,9 @@ describe('layer boundaries (.dependency-cruiser.cjs)', () => {
       'services/core/x.ts': ['./y.js'],
       'services/core/y.ts': ['./x.js'],
     };
-    const found = cruise({ ...LEGAL, ...breaches }).map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`);
+    const found = cruise({ ...LEGAL, ...breaches }).map(
+      (v) => `${v.rule.name}: ${v.from} -> ${v.to}`,
+    );
     expect(found.sort()).toEqual([
       'contracts-import-only-core: services/contracts/up.ts -> services/domains/shop/e.ts',
       'core-is-the-bottom: services/core/up.ts -> services/api/main.ts',

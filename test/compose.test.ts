@@ -7,7 +7,12 @@ import { describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
 import { AMQP_URL, DATABASE_URL, REDIS_URL } from './support/context.js';
 import { ROOT } from './support/tools.js';
-import { LOCAL_DEFAULTS, LOCAL_SERVERS, probeLocalServers, type LocalServer } from '../services/core/local-servers.js';
+import {
+  LOCAL_DEFAULTS,
+  LOCAL_SERVERS,
+  probeLocalServers,
+  type LocalServer,
+} from '../services/core/local-servers.js';
 
 interface ComposeService {
   image: string;
@@ -16,7 +21,10 @@ interface ComposeService {
   healthcheck?: { test: string[] };
 }
 
-const compose = async () => parse(await readFile(path.join(ROOT, 'compose.yaml'), 'utf8')) as { services: Record<string, ComposeService> };
+const compose = async () =>
+  parse(await readFile(path.join(ROOT, 'compose.yaml'), 'utf8')) as {
+    services: Record<string, ComposeService>;
+  };
 
 const DEFAULT_URL: Record<LocalServer, string> = {
   postgres: LOCAL_DEFAULTS.DATABASE_URL ?? '',
@@ -48,7 +56,9 @@ describe('compose.yaml', () => {
     const url = new URL(DEFAULT_URL.postgres);
     expect(url.password).toBe('');
     expect(services.postgres?.environment).toMatchObject({
-      POSTGRES_USER: url.username, POSTGRES_DB: url.pathname.slice(1), POSTGRES_HOST_AUTH_METHOD: 'trust',
+      POSTGRES_USER: url.username,
+      POSTGRES_DB: url.pathname.slice(1),
+      POSTGRES_HOST_AUTH_METHOD: 'trust',
     });
     // RabbitMQ's image creates guest/guest, the user of npm start's AMQP_URL.
     expect(new URL(DEFAULT_URL.rabbitmq)).toMatchObject({ username: 'guest', password: 'guest' });

@@ -6,7 +6,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  REDIS_URL,
+  waitFor,
+  type TestContext,
+} from './support/context.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { startServiceProcess, type ServiceProcess, expectCleanExit } from './support/process.js';
 import { track } from './support/leaks.js';
@@ -24,19 +30,44 @@ const schema = () => `${ctx.schema}_demo`;
 beforeAll(async () => {
   ctx = await createTestContext('demopage');
   vhost = await createVhost('demopage');
-  hub = startServiceProcess('services/hub/main.ts', {
-    DATABASE_URL, DATABASE_SCHEMA: schema(), REDIS_URL, REDIS_KEY_PREFIX: ctx.keyPrefix, AMQP_URL: vhost.url,
-    PORT: '0', ALLIO_SIM_PORT: '0', TENANT_IDP_PORT: '0', AUTH_PORT: '0', LOG_LEVEL: 'info',
-    HUB_DEV_DIR: mkdtempSync(path.join(tmpdir(), 'hub-dev-')),
-  }, ['--simulators']);
+  hub = startServiceProcess(
+    'services/hub/main.ts',
+    {
+      DATABASE_URL,
+      DATABASE_SCHEMA: schema(),
+      REDIS_URL,
+      REDIS_KEY_PREFIX: ctx.keyPrefix,
+      AMQP_URL: vhost.url,
+      PORT: '0',
+      ALLIO_SIM_PORT: '0',
+      TENANT_IDP_PORT: '0',
+      AUTH_PORT: '0',
+      LOG_LEVEL: 'info',
+      HUB_DEV_DIR: mkdtempSync(path.join(tmpdir(), 'hub-dev-')),
+    },
+    ['--simulators'],
+  );
   // Start-up through tsx takes tens of seconds on a loaded 2-core machine.
-  const port = await waitFor(() => /"page":"http:\/\/[^"]*:(\d+)\/demo\/"/.exec(hub.output())?.[1], 90_000, 'the demo page')
-    .catch((e: unknown) => { throw new Error(`${String(e)}; the hub printed:\n${hub.output().slice(-4_000)}`); });
+  const port = await waitFor(
+    () => /"page":"http:\/\/[^"]*:(\d+)\/demo\/"/.exec(hub.output())?.[1],
+    90_000,
+    'the demo page',
+  ).catch((e: unknown) => {
+    throw new Error(`${String(e)}; the hub printed:\n${hub.output().slice(-4_000)}`);
+  });
   base = `http://127.0.0.1:${port}`;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   const untrack = track('chromium');
   browser.on('disconnected', untrack);
@@ -51,7 +82,8 @@ afterAll(async () => {
 });
 
 const stateOf = (page: Page, service: string) => page.locator(`#service-${service} .state`);
-const button = (page: Page, service: string, name: string) => page.locator(`#service-${service} button.${name}`);
+const button = (page: Page, service: string, name: string) =>
+  page.locator(`#service-${service} button.${name}`);
 const result = (page: Page, service: string) => page.locator(`#service-${service} .result`);
 
 /** A new page whose console errors and failed or refused requests (a missing favicon, say) are kept. */
@@ -59,9 +91,13 @@ async function newPage(timeoutMs: number): Promise<{ page: Page; problems: strin
   const page = await browser.newPage();
   page.setDefaultTimeout(timeoutMs);
   const problems: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`); });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`);
+  });
   return { page, problems };
 }
 
@@ -72,12 +108,24 @@ async function signIn(page: Page, tenant: string): Promise<void> {
 }
 
 /** What another of the tenant's devices does: the tenant API with a token of its own. */
-async function tenantApi(tenant: string, method: string, apiPath: string): Promise<Record<string, unknown>> {
-  const { accessToken } = (await (await fetch(`${base}/demo/api/sign-in`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant }),
-  })).json()) as { accessToken: string };
+async function tenantApi(
+  tenant: string,
+  method: string,
+  apiPath: string,
+): Promise<Record<string, unknown>> {
+  const { accessToken } = (await (
+    await fetch(`${base}/demo/api/sign-in`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tenant }),
+    })
+  ).json()) as { accessToken: string };
   const res = await fetch(`${base}${apiPath}`, {
-    method, headers: { authorization: `Bearer ${accessToken}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+    method,
+    headers: {
+      authorization: `Bearer ${accessToken}`,
+      ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+    },
     ...(method === 'POST' ? { body: '{}' } : {}),
   });
   expect(res.status).toBeLessThan(300);
@@ -154,10 +202,18 @@ test('after the connection drops, the page says so, then reads states and result
   await expect(page.locator('body.stale').count()).resolves.toBe(1);
   // Meanwhile the tenant disconnects the intercom from another device; the page hears nothing of it.
   await tenantApi(tenantName, 'POST', '/v1/smart-home/subscriptions/intercom/disconnect');
-  await waitFor(async () => {
-    const { subscriptions } = await tenantApi(tenantName, 'GET', '/v1/smart-home/subscriptions') as { subscriptions: { service: string; state: string }[] };
-    return subscriptions.find((s) => s.service === 'intercom')?.state === 'disconnected';
-  }, 20_000, 'the intercom disconnected');
+  await waitFor(
+    async () => {
+      const { subscriptions } = (await tenantApi(
+        tenantName,
+        'GET',
+        '/v1/smart-home/subscriptions',
+      )) as { subscriptions: { service: string; state: string }[] };
+      return subscriptions.find((s) => s.service === 'intercom')?.state === 'disconnected';
+    },
+    20_000,
+    'the intercom disconnected',
+  );
 
   gate.open();
   await page.locator('#connection', { hasText: 'Live' }).waitFor();
@@ -168,7 +224,9 @@ test('after the connection drops, the page says so, then reads states and result
   await page.close();
   await gate.close();
   // Only the reconnection attempts while the gate was shut failed, in the network (no HTTP error).
-  expect(problems.filter((p) => !/^console: WebSocket connection to .* failed/.test(p))).toEqual([]);
+  expect(problems.filter((p) => !/^console: WebSocket connection to .* failed/.test(p))).toEqual(
+    [],
+  );
 }, 90_000);
 
 test('a tenant orders a dish, pays with the test card and watches the robots cook it live', async () => {
@@ -187,7 +245,8 @@ test('a tenant orders a dish, pays with the test card and watches the robots coo
   await expect(row.locator('.production').textContent()).resolves.toBe('Done');
   await expect(row.locator('button.pay').isDisabled()).resolves.toBe(true);
   const log = await page.locator('#log').innerText();
-  for (const line of [': paid', '(robots: queued)', '(robots: cooking)', ': ready']) expect(log).toContain(line);
+  for (const line of [': paid', '(robots: queued)', '(robots: cooking)', ': ready'])
+    expect(log).toContain(line);
   await page.screenshot({ path: path.join(tmpdir(), 'hub-demo-page-kitchen.png'), fullPage: true });
   await page.close();
   expect(problems).toEqual([]);

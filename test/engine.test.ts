@@ -15,7 +15,14 @@ import { RateLimiter } from '../services/core/ratelimit/limiter.js';
 import { createHttpServer } from '../services/core/http.js';
 import { pingRedis } from '../services/core/redis.js';
 import { pingDb } from '../services/core/db.js';
-import { createTestContext, DATABASE_URL, REDIS_URL, uniqueName, waitFor, type TestContext } from './support/context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  REDIS_URL,
+  uniqueName,
+  waitFor,
+  type TestContext,
+} from './support/context.js';
 import { track } from './support/leaks.js';
 
 let ctx: TestContext;
@@ -47,19 +54,31 @@ describe('migrations', () => {
 
 describe('reconcile engine', () => {
   const table = () =>
-    new WorkTable(ctx.db, ctx.metrics, ctx.logger, { table: 'periodic_runs', reconciler: 'test', leaseMs: 30_000, maxAttempts: 3 });
+    new WorkTable(ctx.db, ctx.metrics, ctx.logger, {
+      table: 'periodic_runs',
+      reconciler: 'test',
+      leaseMs: 30_000,
+      maxAttempts: 3,
+    });
 
   test('NOTIFY wakes an idle reconciler at once instead of waiting for its poll', async () => {
     const t = table();
     const handled: string[] = [];
     const filter = { sql: 'name = ?', bindings: ['notify-test'] };
     const r = new Reconciler<WorkRow>({
-      name: 'notify-test', owner: 'me', logger: ctx.logger, metrics: ctx.metrics,
-      pollMinMs: 60_000, pollMaxMs: 60_000,
+      name: 'notify-test',
+      owner: 'me',
+      logger: ctx.logger,
+      metrics: ctx.metrics,
+      pollMinMs: 60_000,
+      pollMaxMs: 60_000,
       claim: (owner) => t.claim(owner, 10, filter),
       handle: async (batch, owner) => {
         handled.push(...batch.map((b) => b.id));
-        await t.complete(batch.map((b) => b.id), owner);
+        await t.complete(
+          batch.map((b) => b.id),
+          owner,
+        );
       },
     });
     const listener = new WorkListener(DATABASE_URL, ctx.schema, ctx.logger);
@@ -84,7 +103,9 @@ describe('reconcile engine', () => {
 
   test('concurrent claimers never get the same row (SKIP LOCKED)', async () => {
     const t = table();
-    await ctx.db('periodic_runs').insert(Array.from({ length: 200 }, (_, i) => ({ name: 'claim-test', period_key: `k${i}` })));
+    await ctx
+      .db('periodic_runs')
+      .insert(Array.from({ length: 200 }, (_, i) => ({ name: 'claim-test', period_key: `k${i}` })));
     const filter = { sql: 'name = ?', bindings: ['claim-test'] };
     const other = ctx.newDb();
     const t2 = new WorkTable(other, ctx.metrics, ctx.logger, t.options);
@@ -108,7 +129,11 @@ describe('reconcile engine', () => {
     const filter = { sql: 'name = ?', bindings: ['retry-test'] };
     const [row] = await t.claim('me', 1, filter);
     if (!row) throw new Error('no row claimed');
-    const [outcome] = await t.settleError([row], 'me', Object.assign(new Error('boom'), { code: 'ECONNRESET' }));
+    const [outcome] = await t.settleError(
+      [row],
+      'me',
+      Object.assign(new Error('boom'), { code: 'ECONNRESET' }),
+    );
     expect(outcome).toMatchObject({ kind: 'retry', reason: 'connection' });
     const scheduled = await ctx.db('periodic_runs').where({ id: row.id }).first();
     expect(scheduled.status).toBe(0);
@@ -116,7 +141,10 @@ describe('reconcile engine', () => {
     // Backing off, it is not due (no backlog) but counts as retrying: what HubBacklogStuck watches
     // while a partner is down.
     expect(await t.stats(filter)).toEqual({ backlog: 0, oldestDueAgeSeconds: 0, retrying: 1 });
-    await ctx.db('periodic_runs').where({ id: row.id }).update({ next_attempt_at: ctx.db.fn.now(), attempts: 3 });
+    await ctx
+      .db('periodic_runs')
+      .where({ id: row.id })
+      .update({ next_attempt_at: ctx.db.fn.now(), attempts: 3 });
     const [again] = await t.claim('me', 1, filter);
     // attempts is now 4 > maxAttempts 3: the claim itself fails it as exhausted.
     expect(again).toBeUndefined();
@@ -127,14 +155,22 @@ describe('reconcile engine', () => {
 
   test('complete reaches rows whose text ids hold commas, quotes, backslashes and braces (ids bound as one array)', async () => {
     const name = uniqueName('text_ids');
-    await ctx.db.raw(`create table ?? (
+    await ctx.db.raw(
+      `create table ?? (
       id text primary key, status smallint not null default 0, attempts int not null default 0,
       next_attempt_at timestamptz not null default now(), locked_by text, locked_until timestamptz,
-      last_error text, updated_at timestamptz not null default now())`, [name]);
+      last_error text, updated_at timestamptz not null default now())`,
+      [name],
+    );
     try {
       const ids = ['a,b', 'q"uote', 'back\\slash', '{brace}', 'NULL', ' spaced '];
       await ctx.db(name).insert(ids.map((id) => ({ id })));
-      const t = new WorkTable(ctx.db, ctx.metrics, ctx.logger, { table: name, reconciler: 'test', leaseMs: 30_000, maxAttempts: 3 });
+      const t = new WorkTable(ctx.db, ctx.metrics, ctx.logger, {
+        table: name,
+        reconciler: 'test',
+        leaseMs: 30_000,
+        maxAttempts: 3,
+      });
       const claimed = await t.claim('me', 10);
       expect(claimed.map((r) => r.id).sort()).toEqual([...ids].sort());
       expect((await t.complete(ids, 'me')).sort()).toEqual([...ids].sort());
@@ -147,29 +183,51 @@ describe('reconcile engine', () => {
 });
 
 describe('work reconciler', () => {
-  test('rows are handled one by one, a row\'s error is settled alone, and a shutdown out of patience hands back the rows not yet started', async () => {
+  test("rows are handled one by one, a row's error is settled alone, and a shutdown out of patience hands back the rows not yet started", async () => {
     const name = 'per-row-test';
-    await ctx.db('periodic_runs').insert(['a', 'b', 'c', 'd'].map((k) => ({ name, period_key: k })));
-    const ids = (await ctx.db('periodic_runs').where({ name }).orderBy('id').select('id')).map((r: { id: string }) => String(r.id));
+    await ctx
+      .db('periodic_runs')
+      .insert(['a', 'b', 'c', 'd'].map((k) => ({ name, period_key: k })));
+    const ids = (await ctx.db('periodic_runs').where({ name }).orderBy('id').select('id')).map(
+      (r: { id: string }) => String(r.id),
+    );
     const order: string[] = [];
     let holding = false;
     const { reconciler, table } = defineWorkReconciler<WorkRow>({
-      db: ctx.db, logger: ctx.logger, metrics: ctx.metrics, owner: 'me',
-      table: 'periodic_runs', name, leaseMs: 30_000, maxAttempts: 3, batch: 10, filter: { sql: 'name = ?', bindings: [name] },
-      pollMinMs: 50, pollMaxMs: 100,
-      handle: (t) => perRow<WorkRow>(t, ctx.logger, {
-        warning: 'step did not complete',
-        async handle(row, owner, signal) {
-          order.push(String(row.id));
-          if (order.length === 1) throw Object.assign(new Error('partner away'), { code: 'ECONNRESET' });
-          // The second row is still in hand when the shutdown runs out of patience; it finishes.
-          holding = true;
-          await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-          await t.complete([row.id], owner);
-        },
-      }),
+      db: ctx.db,
+      logger: ctx.logger,
+      metrics: ctx.metrics,
+      owner: 'me',
+      table: 'periodic_runs',
+      name,
+      leaseMs: 30_000,
+      maxAttempts: 3,
+      batch: 10,
+      filter: { sql: 'name = ?', bindings: [name] },
+      pollMinMs: 50,
+      pollMaxMs: 100,
+      handle: (t) =>
+        perRow<WorkRow>(t, ctx.logger, {
+          warning: 'step did not complete',
+          async handle(row, owner, signal) {
+            order.push(String(row.id));
+            if (order.length === 1)
+              throw Object.assign(new Error('partner away'), { code: 'ECONNRESET' });
+            // The second row is still in hand when the shutdown runs out of patience; it finishes.
+            holding = true;
+            await new Promise<void>((resolve) =>
+              signal.addEventListener('abort', () => resolve(), { once: true }),
+            );
+            await t.complete([row.id], owner);
+          },
+        }),
     });
-    expect(table.options).toMatchObject({ table: 'periodic_runs', reconciler: name, leaseMs: 30_000, maxAttempts: 3 });
+    expect(table.options).toMatchObject({
+      table: 'periodic_runs',
+      reconciler: name,
+      leaseMs: 30_000,
+      maxAttempts: 3,
+    });
     const untrack = track('reconciler');
     reconciler.start();
     try {
@@ -183,17 +241,32 @@ describe('work reconciler', () => {
     const byId = new Map(rows.map((r: WorkRow) => [String(r.id), r]));
     const [first, second] = order;
     expect(order).toHaveLength(2);
-    expect(byId.get(first ?? '')).toMatchObject({ status: 0, attempts: 1, last_error: expect.stringContaining('partner away') });
+    expect(byId.get(first ?? '')).toMatchObject({
+      status: 0,
+      attempts: 1,
+      last_error: expect.stringContaining('partner away'),
+    });
     expect(byId.get(second ?? '')).toMatchObject({ status: 2, attempts: 1 });
     const untouched = ids.filter((id) => id !== first && id !== second).map((id) => byId.get(id));
-    expect(untouched).toEqual(Array.from({ length: 2 }, () => expect.objectContaining({ status: 0, attempts: 0, locked_by: null })));
+    expect(untouched).toEqual(
+      Array.from({ length: 2 }, () =>
+        expect.objectContaining({ status: 0, attempts: 0, locked_by: null }),
+      ),
+    );
   });
 });
 
 describe('leases', () => {
   const table = (leaseMs: number) =>
-    new WorkTable(ctx.db, ctx.metrics, ctx.logger, { table: 'periodic_runs', reconciler: 'lease-test', leaseMs, maxAttempts: 3 });
-  const lost = async () => (await ctx.metrics.leaseLost.get()).values.find((v) => v.labels.reconciler === 'lease-test')?.value ?? 0;
+    new WorkTable(ctx.db, ctx.metrics, ctx.logger, {
+      table: 'periodic_runs',
+      reconciler: 'lease-test',
+      leaseMs,
+      maxAttempts: 3,
+    });
+  const lost = async () =>
+    (await ctx.metrics.leaseLost.get()).values.find((v) => v.labels.reconciler === 'lease-test')
+      ?.value ?? 0;
 
   test('a holder whose lease lapsed completes nothing, even when no one took the row, and the loss is counted once', async () => {
     const t = table(30_000);
@@ -201,11 +274,17 @@ describe('leases', () => {
     const [row] = await t.claim('stale', 1, { sql: 'name = ?', bindings: ['fence-test'] });
     if (!row) throw new Error('no row claimed');
     const before = await lost();
-    await ctx.db('periodic_runs').where({ id: row.id }).update({ locked_until: ctx.db.raw(`now() - interval '1 second'`) });
+    await ctx
+      .db('periodic_runs')
+      .where({ id: row.id })
+      .update({ locked_until: ctx.db.raw(`now() - interval '1 second'`) });
     expect(await t.extend([row.id], 'stale')).toEqual([]);
     expect(await t.complete([row.id], 'stale')).toEqual([]);
     await t.fail([row.id], 'stale', 'late');
-    expect(await ctx.db('periodic_runs').where({ id: row.id }).first()).toMatchObject({ status: 1, locked_by: 'stale' });
+    expect(await ctx.db('periodic_runs').where({ id: row.id }).first()).toMatchObject({
+      status: 1,
+      locked_by: 'stale',
+    });
     expect((await lost()) - before).toBe(1);
   });
 
@@ -215,30 +294,49 @@ describe('leases', () => {
     const filter = { sql: 'name = ?', bindings: ['renew-test'] };
     const stolen: string[] = [];
     const r = new Reconciler<WorkRow>({
-      name: 'renew-test', owner: 'slow', logger: ctx.logger, metrics: ctx.metrics, pollMinMs: 50, pollMaxMs: 100,
+      name: 'renew-test',
+      owner: 'slow',
+      logger: ctx.logger,
+      metrics: ctx.metrics,
+      pollMinMs: 50,
+      pollMaxMs: 100,
       claim: (owner) => t.claim(owner, 1, filter),
       handle: async (batch, owner) => {
         await new Promise((res) => setTimeout(res, 1_800));
-        await t.complete(batch.map((b) => b.id), owner);
+        await t.complete(
+          batch.map((b) => b.id),
+          owner,
+        );
       },
       lease: t.renewal(),
     });
     const untrack = track('reconciler');
     r.start();
     try {
-      await waitFor(async () => (await ctx.db('periodic_runs').where({ name: 'renew-test', status: 1 })).length === 1, 5_000);
+      await waitFor(
+        async () =>
+          (await ctx.db('periodic_runs').where({ name: 'renew-test', status: 1 })).length === 1,
+        5_000,
+      );
       const deadline = Date.now() + 1_500;
       while (Date.now() < deadline) {
         stolen.push(...(await t.claim('thief', 1, filter)).map((x) => x.id));
         await new Promise((res) => setTimeout(res, 100));
       }
-      await waitFor(async () => (await ctx.db('periodic_runs').where({ name: 'renew-test', status: 2 })).length === 1, 5_000);
+      await waitFor(
+        async () =>
+          (await ctx.db('periodic_runs').where({ name: 'renew-test', status: 2 })).length === 1,
+        5_000,
+      );
     } finally {
       await r.stop();
       untrack();
     }
     expect(stolen).toEqual([]);
-    expect(await ctx.db('periodic_runs').where({ name: 'renew-test' }).first()).toMatchObject({ status: 2, attempts: 1 });
+    expect(await ctx.db('periodic_runs').where({ name: 'renew-test' }).first()).toMatchObject({
+      status: 2,
+      attempts: 1,
+    });
   });
 });
 
@@ -308,10 +406,16 @@ describe('rate limiter', () => {
 
 describe('http scaffold', () => {
   test('/readyz answers 503 naming the dependency that is down, /healthz stays 200', async () => {
-    const dead = new Redis('redis://127.0.0.1:1', { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 200 });
+    const dead = new Redis('redis://127.0.0.1:1', {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: 200,
+    });
     dead.on('error', () => undefined);
     const app = createHttpServer({
-      logger: ctx.logger, metrics: ctx.metrics,
+      logger: ctx.logger,
+      metrics: ctx.metrics,
       readiness: [
         { name: 'postgres', check: () => pingDb(ctx.db) },
         { name: 'redis', check: () => pingRedis(dead) },
@@ -323,7 +427,10 @@ describe('http scaffold', () => {
       expect(ready.status).toBe(503);
       expect(await ready.json()).toMatchObject({
         status: 'not_ready',
-        checks: [{ name: 'postgres', ok: true }, { name: 'redis', ok: false }],
+        checks: [
+          { name: 'postgres', ok: true },
+          { name: 'redis', ok: false },
+        ],
       });
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
       const metrics = await fetch(`${base}/metrics`);

@@ -2,7 +2,13 @@
 // quorum queues and consume them without a channel error or a stack trace in their output.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from './support/context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  REDIS_URL,
+  waitFor,
+  type TestContext,
+} from './support/context.js';
 import { expectCleanExit, startServiceProcess, type ServiceProcess } from './support/process.js';
 import { startRabbitNode, type RabbitNode } from './support/rabbitmq-node.js';
 
@@ -19,7 +25,13 @@ afterAll(async () => {
 
 /** Consumers per queue on the node, from rabbitmqctl. */
 async function consumers(): Promise<Map<string, number>> {
-  const out = await node.rabbitmqctl('list_queues', '--quiet', '--no-table-headers', 'name', 'consumers');
+  const out = await node.rabbitmqctl(
+    'list_queues',
+    '--quiet',
+    '--no-table-headers',
+    'name',
+    'consumers',
+  );
   const found = new Map<string, number>();
   for (const line of out.split('\n')) {
     const [name, n] = line.trim().split(/\s+/);
@@ -34,14 +46,23 @@ const TROUBLE = /\b541 |"code":541|INTERNAL_ERROR|\n\s+at .+:\d+:\d+\)?|"stack":
 /** The api with the kitchen and the mq-bridge, as processes against the node. */
 function startServices(): ServiceProcess[] {
   const env = {
-    DATABASE_URL, DATABASE_SCHEMA: ctx.schema, REDIS_URL, REDIS_KEY_PREFIX: ctx.keyPrefix, AMQP_URL: node.amqpUrl,
-    PORT: '0', LOG_LEVEL: 'info',
-    TENANT_JWT_ISSUER: 'http://127.0.0.1:9/', TENANT_JWKS_URL: 'http://127.0.0.1:9/jwks', TENANT_JWT_AUDIENCE: 'hub',
+    DATABASE_URL,
+    DATABASE_SCHEMA: ctx.schema,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: ctx.keyPrefix,
+    AMQP_URL: node.amqpUrl,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    TENANT_JWT_ISSUER: 'http://127.0.0.1:9/',
+    TENANT_JWKS_URL: 'http://127.0.0.1:9/jwks',
+    TENANT_JWT_AUDIENCE: 'hub',
     DATA_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
   };
   return [
     startServiceProcess('services/api/main.ts', {
-      ...env, KITCHEN_API: 'true', KITCHEN_WAREHOUSE_WEBHOOK_SECRETS: `whsec_${randomBytes(24).toString('base64')}`,
+      ...env,
+      KITCHEN_API: 'true',
+      KITCHEN_WAREHOUSE_WEBHOOK_SECRETS: `whsec_${randomBytes(24).toString('base64')}`,
     }),
     startServiceProcess('services/mq-bridge/main.ts', env),
   ];
@@ -69,7 +90,8 @@ async function stopAll(processes: ServiceProcess[]): Promise<void> {
 
 /** Runs an Erlang expression on the node for each consumed queue's quorum member (Ra server). */
 async function eachMember(fn: 'stop_server' | 'restart_server'): Promise<void> {
-  for (const q of CONSUMED) await node.rabbitmqctl('eval', `ra:${fn}(quorum_queues, {'%2F_${q}', node()}).`);
+  for (const q of CONSUMED)
+    await node.rabbitmqctl('eval', `ra:${fn}(quorum_queues, {'%2F_${q}', node()}).`);
 }
 
 test('api with the kitchen and mq-bridge start on a brand-new RabbitMQ node: no channel error, no stack trace, every queue consumed', async () => {
@@ -99,7 +121,13 @@ test('a consume the broker refuses right after the declaration (its quorum repli
     await eachMember('restart_server');
     await waitFor(allConsumed, 30_000, 'both queues consumed');
     expectNoTrouble(processes);
-    for (const p of processes) expect(p.output().split('\n').filter((l) => refusal.test(l))).toHaveLength(1);
+    for (const p of processes)
+      expect(
+        p
+          .output()
+          .split('\n')
+          .filter((l) => refusal.test(l)),
+      ).toHaveLength(1);
   } finally {
     await eachMember('restart_server').catch(() => undefined);
     await stopAll(processes);

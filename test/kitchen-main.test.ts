@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { DATABASE_URL, waitFor } from './support/context.js';
-import { GATEWAY_KEY, ROBOTS_KEY, startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import {
+  GATEWAY_KEY,
+  ROBOTS_KEY,
+  startKitchenStack,
+  type KitchenStack,
+} from './support/kitchen.js';
 import { expectCleanExit, listeningPort, startServiceProcess } from './support/process.js';
 
 let s: KitchenStack;
@@ -23,17 +28,32 @@ afterAll(async () => {
 test('the kitchen entry point names every missing variable and exits 1', async () => {
   const p = startServiceProcess('services/kitchen/main.ts', { DATABASE_URL });
   expect(await p.exited).toBe(1);
-  for (const name of ['AMQP_URL', 'KITCHEN_PAYMENT_URL', 'KITCHEN_ROBOTS_API_KEY', 'ONEC_ODATA_URL', 'ONEC_PASSWORD'])
+  for (const name of [
+    'AMQP_URL',
+    'KITCHEN_PAYMENT_URL',
+    'KITCHEN_ROBOTS_API_KEY',
+    'ONEC_ODATA_URL',
+    'ONEC_PASSWORD',
+  ])
     expect(p.output()).toContain(name);
 }, 30_000);
 
 /** What the kitchen entry point needs to start against this file's stack. */
 function kitchenEnv(): Record<string, string> {
   return {
-    DATABASE_URL, DATABASE_SCHEMA: s.ctx.schema, AMQP_URL: s.vhost.url, PORT: '0', LOG_LEVEL: 'info',
-    KITCHEN_PAYMENT_URL: s.gateway.url, KITCHEN_PAYMENT_API_KEY: GATEWAY_KEY, KITCHEN_PAYMENT_CA_FILE: caFile,
-    KITCHEN_ROBOTS_URL: s.robots.url, KITCHEN_ROBOTS_API_KEY: ROBOTS_KEY,
-    ONEC_ODATA_URL: s.onec.url, ONEC_USER: 'exchange', ONEC_PASSWORD: 'secret-1c',
+    DATABASE_URL,
+    DATABASE_SCHEMA: s.ctx.schema,
+    AMQP_URL: s.vhost.url,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    KITCHEN_PAYMENT_URL: s.gateway.url,
+    KITCHEN_PAYMENT_API_KEY: GATEWAY_KEY,
+    KITCHEN_PAYMENT_CA_FILE: caFile,
+    KITCHEN_ROBOTS_URL: s.robots.url,
+    KITCHEN_ROBOTS_API_KEY: ROBOTS_KEY,
+    ONEC_ODATA_URL: s.onec.url,
+    ONEC_USER: 'exchange',
+    ONEC_PASSWORD: 'secret-1c',
   };
 }
 
@@ -46,13 +66,20 @@ test('the kitchen entry point refuses a plain-HTTP partner URL without OUTBOUND_
 
 test('the kitchen entry point becomes ready and stops cleanly on SIGTERM', async () => {
   // The robots and 1C simulators speak plain HTTP on 127.0.0.1.
-  const p = startServiceProcess('services/kitchen/main.ts', { ...kitchenEnv(), OUTBOUND_ALLOW_HTTP: 'true' });
+  const p = startServiceProcess('services/kitchen/main.ts', {
+    ...kitchenEnv(),
+    OUTBOUND_ALLOW_HTTP: 'true',
+  });
   try {
     const port = await listeningPort(p);
-    const ready = await waitFor(async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
-      return r.status === 200 ? r.json() : undefined;
-    }, 10_000, 'ready');
+    const ready = await waitFor(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+        return r.status === 200 ? r.json() : undefined;
+      },
+      10_000,
+      'ready',
+    );
     expect(ready).toMatchObject({ status: 'ready' });
     expect(p.output()).not.toContain('secret-1c');
   } finally {

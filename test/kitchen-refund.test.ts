@@ -8,7 +8,12 @@ import { createMetrics } from '../services/core/metrics.js';
 import { PaymentClient } from '../services/domains/kitchen/payment-client.js';
 import { DECLINED_CARD } from '../services/simulators/payment-gateway/server.js';
 import { waitFor } from './support/context.js';
-import { GATEWAY_KEY, seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import {
+  GATEWAY_KEY,
+  seedMenuAndStock,
+  startKitchenStack,
+  type KitchenStack,
+} from './support/kitchen.js';
 import { testOutbound } from './support/partner-server.js';
 
 let s: KitchenStack;
@@ -19,51 +24,93 @@ beforeAll(async () => {
   // Two payment attempts, so a gateway down for two calls fails an order before any charge.
   await s.startKitchen({ metrics, env: { KITCHEN_PAYMENT_MAX_ATTEMPTS: '2' } });
   await seedMenuAndStock(s);
-  await waitFor(async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3', 10_000, 'stock applied');
+  await waitFor(
+    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
+    10_000,
+    'stock applied',
+  );
 });
 afterAll(async () => {
   await s?.close();
 });
 
 const order = (id: string) => s.ctx.db('kitchen_orders').where({ id }).first();
-const refundRow = (orderId: string) => s.ctx.db('kitchen_refunds').where({ order_id: orderId }).first();
+const refundRow = (orderId: string) =>
+  s.ctx.db('kitchen_refunds').where({ order_id: orderId }).first();
 const paymentIdOf = async (orderId: string) =>
-  (await s.ctx.db('kitchen_payments').where({ order_id: orderId, outcome: 'approved' }).first())?.gateway_payment_id as string;
-const refundsAtGateway = (paymentId: string) => s.gateway.refunds.filter((r) => r.paymentId === paymentId);
+  (await s.ctx.db('kitchen_payments').where({ order_id: orderId, outcome: 'approved' }).first())
+    ?.gateway_payment_id as string;
+const refundsAtGateway = (paymentId: string) =>
+  s.gateway.refunds.filter((r) => r.paymentId === paymentId);
 
 async function refundsCounted(outcome: string): Promise<number> {
-  const counter = (await metrics.registry.getSingleMetric('hub_kitchen_refunds_total')?.get())?.values ?? [];
+  const counter =
+    (await metrics.registry.getSingleMetric('hub_kitchen_refunds_total')?.get())?.values ?? [];
   return counter.filter((v) => v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0);
 }
 
 /** Places and pays an order, and waits until it is cooking: the charge is done, the gateway is free. */
-async function cookingOrder(tenant: string): Promise<{ orderId: string; token: string; total: number; paymentId: string }> {
+async function cookingOrder(
+  tenant: string,
+): Promise<{ orderId: string; token: string; total: number; paymentId: string }> {
   const token = await s.idp.token(tenant);
-  const placed = await s.call('POST', '/v1/kitchen/orders', { token, body: { items: [{ dishId: 'borscht', quantity: 1 }] } });
+  const placed = await s.call('POST', '/v1/kitchen/orders', {
+    token,
+    body: { items: [{ dishId: 'borscht', quantity: 1 }] },
+  });
   expect(placed.status).toBe(201);
   const orderId = placed.body.order.orderId as string;
-  const pay = await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, { token, body: { cardToken: s.gateway.tokenize('4111111111111111') } });
+  const pay = await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
+    token,
+    body: { cardToken: s.gateway.tokenize('4111111111111111') },
+  });
   expect(pay.status).toBe(202);
-  await waitFor(async () => (await order(orderId))?.state === 'in_production', 15_000, 'order cooking');
-  return { orderId, token, total: placed.body.order.totalMinor as number, paymentId: await paymentIdOf(orderId) };
+  await waitFor(
+    async () => (await order(orderId))?.state === 'in_production',
+    15_000,
+    'order cooking',
+  );
+  return {
+    orderId,
+    token,
+    total: placed.body.order.totalMinor as number,
+    paymentId: await paymentIdOf(orderId),
+  };
 }
 
 describe('refunds of failed orders', () => {
   test('an order the robots fail is refunded once, in full, and keeps why it failed', async () => {
     const { orderId, token, total, paymentId } = await cookingOrder('tenant-burnt');
     s.robots.failCooking.add(orderId);
-    const got = await waitFor(async () => {
-      const r = await s.call('GET', `/v1/kitchen/orders/${orderId}`, { token });
-      return r.body.order.state === 'refunded' ? r.body.order : undefined;
-    }, 15_000, 'order refunded');
+    const got = await waitFor(
+      async () => {
+        const r = await s.call('GET', `/v1/kitchen/orders/${orderId}`, { token });
+        return r.body.order.state === 'refunded' ? r.body.order : undefined;
+      },
+      15_000,
+      'order refunded',
+    );
     // Versions: payment_pending 1, paid 2, in_production 3, maybe cooking, failed, refunded.
-    expect(got).toMatchObject({ reason: 'the robots could not cook it', refundedAt: expect.any(String) });
+    expect(got).toMatchObject({
+      reason: 'the robots could not cook it',
+      refundedAt: expect.any(String),
+    });
     expect(got.version).toBeGreaterThanOrEqual(5);
     const refunds = refundsAtGateway(paymentId);
-    expect(refunds).toEqual([expect.objectContaining({ amount: total, currency: 'RUB', idempotencyKey: `refund:${orderId}` })]);
+    expect(refunds).toEqual([
+      expect.objectContaining({
+        amount: total,
+        currency: 'RUB',
+        idempotencyKey: `refund:${orderId}`,
+      }),
+    ]);
     expect(refunds[0]?.reason).toBe('the robots could not cook it');
     expect(await refundRow(orderId)).toMatchObject({
-      outcome: 'refunded', gateway_refund_id: refunds[0]?.refundId, status: 2, attempts: 1, amount_minor: String(total),
+      outcome: 'refunded',
+      gateway_refund_id: refunds[0]?.refundId,
+      status: 2,
+      attempts: 1,
+      amount_minor: String(total),
     });
     expect(await refundsCounted('refunded')).toBeGreaterThanOrEqual(1);
   });
@@ -76,24 +123,45 @@ describe('refunds of failed orders', () => {
     const before = s.gateway.refundCalls;
     s.gateway.faults.add(fault);
     s.robots.failCooking.add(orderId);
-    await waitFor(async () => (await order(orderId))?.state === 'refunded', 15_000, 'order refunded');
+    await waitFor(
+      async () => (await order(orderId))?.state === 'refunded',
+      15_000,
+      'order refunded',
+    );
     expect(s.gateway.refundCalls - before).toBe(2);
     const refunds = refundsAtGateway(paymentId);
     expect(refunds).toEqual([expect.objectContaining({ idempotencyKey: `refund:${orderId}` })]);
-    expect(await refundRow(orderId)).toMatchObject({ outcome: 'refunded', attempts: 2, gateway_refund_id: refunds[0]?.refundId });
+    expect(await refundRow(orderId)).toMatchObject({
+      outcome: 'refunded',
+      attempts: 2,
+      gateway_refund_id: refunds[0]?.refundId,
+    });
   });
 
   /** Places an order and pays it while the gateway has `faults` queued; resolves once the order failed. */
-  async function orderFailingPayment(tenant: string, faults: ('error' | 'timeout')[]): Promise<string> {
+  async function orderFailingPayment(
+    tenant: string,
+    faults: ('error' | 'timeout')[],
+  ): Promise<string> {
     const token = await s.idp.token(tenant);
-    const placed = await s.call('POST', '/v1/kitchen/orders', { token, body: { items: [{ dishId: 'salad', quantity: 1 }] } });
+    const placed = await s.call('POST', '/v1/kitchen/orders', {
+      token,
+      body: { items: [{ dishId: 'salad', quantity: 1 }] },
+    });
     const orderId = placed.body.order.orderId as string;
     for (const f of faults) s.gateway.faults.add(f);
-    await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, { token, body: { cardToken: s.gateway.tokenize('4111111111111111') } });
-    const failed = await waitFor(async () => {
-      const o = await order(orderId);
-      return o?.state === 'failed' || o?.state === 'refunded' ? o : undefined;
-    }, 15_000, 'order failed');
+    await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
+      token,
+      body: { cardToken: s.gateway.tokenize('4111111111111111') },
+    });
+    const failed = await waitFor(
+      async () => {
+        const o = await order(orderId);
+        return o?.state === 'failed' || o?.state === 'refunded' ? o : undefined;
+      },
+      15_000,
+      'order failed',
+    );
     expect(failed.reason).toMatch(/payment could not be processed/);
     return orderId;
   }
@@ -102,12 +170,23 @@ describe('refunds of failed orders', () => {
     const before = s.gateway.refundCalls;
     const notChargedBefore = await refundsCounted('not_charged');
     const orderId = await orderFailingPayment('tenant-uncharged', ['error', 'error']);
-    const row = await waitFor(async () => {
-      const r = await refundRow(orderId);
-      return r?.status === 2 ? r : undefined;
-    }, 15_000, 'refund settled');
-    expect(row).toMatchObject({ outcome: 'not_charged', gateway_payment_id: null, gateway_refund_id: null });
-    expect(await s.ctx.db('kitchen_payments').where({ order_id: orderId }).first()).toMatchObject({ outcome: 'unknown', card_token: null });
+    const row = await waitFor(
+      async () => {
+        const r = await refundRow(orderId);
+        return r?.status === 2 ? r : undefined;
+      },
+      15_000,
+      'refund settled',
+    );
+    expect(row).toMatchObject({
+      outcome: 'not_charged',
+      gateway_payment_id: null,
+      gateway_refund_id: null,
+    });
+    expect(await s.ctx.db('kitchen_payments').where({ order_id: orderId }).first()).toMatchObject({
+      outcome: 'unknown',
+      card_token: null,
+    });
     expect(await order(orderId)).toMatchObject({ state: 'failed', refunded_at: null });
     expect(s.gateway.charges.filter((c) => c.orderId === orderId)).toHaveLength(0);
     expect(s.gateway.refundCalls).toBe(before);
@@ -119,22 +198,43 @@ describe('refunds of failed orders', () => {
     const orderId = await orderFailingPayment('tenant-lost-answer', ['timeout', 'error']);
     const charges = s.gateway.charges.filter((c) => c.orderId === orderId);
     expect(charges).toEqual([expect.objectContaining({ status: 'approved' })]);
-    await waitFor(async () => (await order(orderId))?.state === 'refunded', 15_000, 'order refunded');
-    expect(refundsAtGateway(charges[0]!.paymentId)).toEqual([expect.objectContaining({ amount: charges[0]!.amount, idempotencyKey: `refund:${orderId}` })]);
-    expect(await refundRow(orderId)).toMatchObject({ outcome: 'refunded', gateway_payment_id: charges[0]!.paymentId });
+    await waitFor(
+      async () => (await order(orderId))?.state === 'refunded',
+      15_000,
+      'order refunded',
+    );
+    expect(refundsAtGateway(charges[0]!.paymentId)).toEqual([
+      expect.objectContaining({ amount: charges[0]!.amount, idempotencyKey: `refund:${orderId}` }),
+    ]);
+    expect(await refundRow(orderId)).toMatchObject({
+      outcome: 'refunded',
+      gateway_payment_id: charges[0]!.paymentId,
+    });
     // The payment is settled as what the gateway did, so accounting sees the charge and its refund.
     expect(await s.ctx.db('kitchen_payments').where({ order_id: orderId }).first()).toMatchObject({
-      outcome: 'approved', gateway_payment_id: charges[0]!.paymentId, settled_at: expect.any(Date),
+      outcome: 'approved',
+      gateway_payment_id: charges[0]!.paymentId,
+      settled_at: expect.any(Date),
     });
   });
 
   test('a declined payment queues no refund', async () => {
     const token = await s.idp.token('tenant-bad-token');
-    const placed = await s.call('POST', '/v1/kitchen/orders', { token, body: { items: [{ dishId: 'salad', quantity: 1 }] } });
+    const placed = await s.call('POST', '/v1/kitchen/orders', {
+      token,
+      body: { items: [{ dishId: 'salad', quantity: 1 }] },
+    });
     const orderId = placed.body.order.orderId as string;
     // A card token the gateway never issued is declined, not failed: the order may be paid again.
-    await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, { token, body: { cardToken: 'tok_unknown000000000000' } });
-    await waitFor(async () => (await order(orderId))?.state === 'payment_declined', 15_000, 'payment declined');
+    await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
+      token,
+      body: { cardToken: 'tok_unknown000000000000' },
+    });
+    await waitFor(
+      async () => (await order(orderId))?.state === 'payment_declined',
+      15_000,
+      'payment declined',
+    );
     expect(await refundRow(orderId)).toBeUndefined();
   });
 
@@ -151,11 +251,18 @@ describe('refunds of failed orders', () => {
       create trigger slow_refund_outcome before update on kitchen_refunds for each row
         when (new.outcome is distinct from old.outcome) execute function slow_refund_outcome();`);
     s.robots.failCooking.add(orderId);
-    const row = await waitFor(async () => {
-      const r = await refundRow(orderId);
-      return r?.status === 3 ? r : undefined;
-    }, 15_000, 'refund failed').finally(() =>
-      s.ctx.db.raw('drop trigger slow_refund_outcome on kitchen_refunds; drop function slow_refund_outcome()'));
+    const row = await waitFor(
+      async () => {
+        const r = await refundRow(orderId);
+        return r?.status === 3 ? r : undefined;
+      },
+      15_000,
+      'refund failed',
+    ).finally(() =>
+      s.ctx.db.raw(
+        'drop trigger slow_refund_outcome on kitchen_refunds; drop function slow_refund_outcome()',
+      ),
+    );
     expect(row).toMatchObject({ outcome: 'refused', attempts: 1, gateway_refund_id: null });
     expect(row.last_error).toMatch(/422.*refund_exceeds_charge/);
     expect(await order(orderId)).toMatchObject({ state: 'failed', refunded_at: null });
@@ -164,16 +271,36 @@ describe('refunds of failed orders', () => {
   });
 
   test('the gateway refuses to refund an unknown or a declined payment', async () => {
-    const client = new PaymentClient({ baseUrl: s.gateway.url, apiKey: GATEWAY_KEY, ca: s.certificate.cert, timeoutMs: 2_000, outbound: testOutbound() });
+    const client = new PaymentClient({
+      baseUrl: s.gateway.url,
+      apiKey: GATEWAY_KEY,
+      ca: s.certificate.cert,
+      timeoutMs: 2_000,
+      outbound: testOutbound(),
+    });
     try {
       const refund = (paymentId: string) =>
-        client.refund({ idempotencyKey: `refund:${randomUUID()}`, paymentId, amountMinor: 100, currency: 'RUB', reason: 'test' });
-      await expect(refund(randomUUID())).rejects.toMatchObject({ status: 404 } satisfies Partial<HttpError>);
+        client.refund({
+          idempotencyKey: `refund:${randomUUID()}`,
+          paymentId,
+          amountMinor: 100,
+          currency: 'RUB',
+          reason: 'test',
+        });
+      await expect(refund(randomUUID())).rejects.toMatchObject({
+        status: 404,
+      } satisfies Partial<HttpError>);
       const declined = await client.process({
-        idempotencyKey: randomUUID(), orderId: randomUUID(), amountMinor: 100, currency: 'RUB', cardToken: s.gateway.tokenize(DECLINED_CARD),
+        idempotencyKey: randomUUID(),
+        orderId: randomUUID(),
+        amountMinor: 100,
+        currency: 'RUB',
+        cardToken: s.gateway.tokenize(DECLINED_CARD),
       });
       expect(declined.status).toBe('declined');
-      await expect(refund(declined.paymentId)).rejects.toMatchObject({ status: 409 } satisfies Partial<HttpError>);
+      await expect(refund(declined.paymentId)).rejects.toMatchObject({
+        status: 409,
+      } satisfies Partial<HttpError>);
     } finally {
       client.close();
     }

@@ -11,7 +11,11 @@ beforeAll(async () => {
   s = await startKitchenStack('krobots');
   await s.startKitchen();
   await seedMenuAndStock(s);
-  await waitFor(async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3', 10_000, 'stock applied');
+  await waitFor(
+    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
+    10_000,
+    'stock applied',
+  );
 });
 afterAll(async () => {
   await s?.close();
@@ -19,23 +23,34 @@ afterAll(async () => {
 
 async function paidOrder(tenant: string): Promise<{ orderId: string; token: string }> {
   const token = await s.idp.token(tenant);
-  const r = await s.call('POST', '/v1/kitchen/orders', { token, body: { items: [{ dishId: 'borscht', quantity: 1 }] } });
+  const r = await s.call('POST', '/v1/kitchen/orders', {
+    token,
+    body: { items: [{ dishId: 'borscht', quantity: 1 }] },
+  });
   const orderId = r.body.order.orderId as string;
-  await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, { token, body: { cardToken: s.gateway.tokenize('4111111111111111') } });
+  await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
+    token,
+    body: { cardToken: s.gateway.tokenize('4111111111111111') },
+  });
   return { orderId, token };
 }
 
-const callsFor = (orderId: string) => [...s.robots.productions.values()].filter((p) => p.orderId === orderId).length;
+const callsFor = (orderId: string) =>
+  [...s.robots.productions.values()].filter((p) => p.orderId === orderId).length;
 
 describe('production on the robots', () => {
   test('robots timing out twice then answering make 3 calls and one production', async () => {
     s.robots.faults.add('timeout', 2);
     const before = { calls: s.robots.calls, duplicates: s.robots.duplicates };
     const { orderId } = await paidOrder('tenant-slow');
-    const row = await waitFor(async () => {
-      const o = await s.ctx.db('kitchen_orders').where({ id: orderId }).first();
-      return o?.state === 'produced' ? o : undefined;
-    }, 15_000, 'order produced');
+    const row = await waitFor(
+      async () => {
+        const o = await s.ctx.db('kitchen_orders').where({ id: orderId }).first();
+        return o?.state === 'produced' ? o : undefined;
+      },
+      15_000,
+      'order produced',
+    );
     expect(row.reason).toBeNull();
     expect(s.robots.calls - before.calls).toBe(3);
     // The two timed-out calls were accepted by the robots: the third was recognised as a repeat.
@@ -47,10 +62,14 @@ describe('production on the robots', () => {
     s.robots.faults.add('error', 4);
     const before = s.robots.calls;
     const { orderId, token } = await paidOrder('tenant-broken');
-    const got = await waitFor(async () => {
-      const r = await s.call('GET', `/v1/kitchen/orders/${orderId}`, { token });
-      return r.body.order.state === 'refunded' ? r.body.order : undefined;
-    }, 15_000, 'order failed and refunded');
+    const got = await waitFor(
+      async () => {
+        const r = await s.call('GET', `/v1/kitchen/orders/${orderId}`, { token });
+        return r.body.order.state === 'refunded' ? r.body.order : undefined;
+      },
+      15_000,
+      'order failed and refunded',
+    );
     // The tenant reads the hub's sentence; the robots' answer is kept for operators only.
     expect(got.reason).toBe('sending to the robots failed after 4 attempts');
     expect(s.robots.calls - before).toBe(4);
@@ -63,7 +82,12 @@ describe('production on the robots', () => {
   test('cooking that fails at the robots fails the order, keeps their free text for operators only and writes nothing off', async () => {
     const { orderId } = await paidOrder('tenant-burnt');
     s.robots.failCooking.add(orderId);
-    await waitFor(async () => (await s.ctx.db('kitchen_orders').where({ id: orderId }).first())?.state === 'refunded', 15_000, 'order failed and refunded');
+    await waitFor(
+      async () =>
+        (await s.ctx.db('kitchen_orders').where({ id: orderId }).first())?.state === 'refunded',
+      15_000,
+      'order failed and refunded',
+    );
     const o = await s.ctx.db('kitchen_orders').where({ id: orderId }).first();
     expect(o.reason).toBe('the robots could not cook it');
     const production = await s.ctx.db('kitchen_production').where({ order_id: orderId }).first();

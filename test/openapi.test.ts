@@ -12,7 +12,10 @@ import { createMetrics } from '../services/core/metrics.js';
 import { registerSmartHomeRoutes } from '../services/api/smart-home/routes.js';
 import { decideTenantAction, SUBSCRIPTION_STATES } from '../services/domains/smart-home/domain.js';
 
-const doc = parse(readFileSync(new URL('../docs/openapi.yaml', import.meta.url), 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+const doc = parse(readFileSync(new URL('../docs/openapi.yaml', import.meta.url), 'utf8')) as {
+  openapi: string;
+  paths: Record<string, Record<string, unknown>>;
+};
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 let app: FastifyInstance;
 const served: string[] = [];
@@ -20,11 +23,32 @@ const served: string[] = [];
 beforeAll(async () => {
   app = buildApi({
     // Routes only: the database is never reached by this test.
-    db: undefined as never, logger: createLogger({ level: 'silent' }), metrics: createMetrics(), readiness: [],
-    kitchen: kitchenRoutes({ authenticator: { verify: async () => { throw new Error('unused'); } }, warehouse: { secrets: [], toleranceSeconds: 300 } }),
+    db: undefined as never,
+    logger: createLogger({ level: 'silent' }),
+    metrics: createMetrics(),
+    readiness: [],
+    kitchen: kitchenRoutes({
+      authenticator: {
+        verify: async () => {
+          throw new Error('unused');
+        },
+      },
+      warehouse: { secrets: [], toleranceSeconds: 300 },
+    }),
     // Only the route table is read; no handler runs.
     tenant: {
-      register: (a: FastifyInstance) => registerSmartHomeRoutes(a, { db: undefined as never, authenticator: { verify: async () => { throw new Error('unused'); } }, cipher: undefined as never, events: undefined as never, commands: undefined as never }),
+      register: (a: FastifyInstance) =>
+        registerSmartHomeRoutes(a, {
+          db: undefined as never,
+          authenticator: {
+            verify: async () => {
+              throw new Error('unused');
+            },
+          },
+          cipher: undefined as never,
+          events: undefined as never,
+          commands: undefined as never,
+        }),
     } as never,
   });
   await app.ready();
@@ -43,8 +67,14 @@ afterAll(async () => {
   await app.close();
 });
 
-const documented = () => Object.entries(doc.paths).flatMap(([path, item]) =>
-  METHODS.filter((m) => m in item).map((m) => ({ method: m, path, url: path.replace(/\{(\w+)\}/g, ':$1') })));
+const documented = () =>
+  Object.entries(doc.paths).flatMap(([path, item]) =>
+    METHODS.filter((m) => m in item).map((m) => ({
+      method: m,
+      path,
+      url: path.replace(/\{(\w+)\}/g, ':$1'),
+    })),
+  );
 
 describe('OpenAPI document', () => {
   test('docs/openapi.yaml validates against the OpenAPI 3.1 schema', async () => {
@@ -55,9 +85,14 @@ describe('OpenAPI document', () => {
   });
 
   test('every documented smart-home and kitchen route and webhook is served by the api application', () => {
-    const ours = documented().filter((d) => /^\/(v1\/kitchen|v1\/smart-home|webhooks)\//.test(d.path));
+    const ours = documented().filter((d) =>
+      /^\/(v1\/kitchen|v1\/smart-home|webhooks)\//.test(d.path),
+    );
     expect(ours.length).toBeGreaterThanOrEqual(14);
-    for (const d of ours) expect(`${d.method} ${d.path}: ${app.hasRoute({ method: d.method.toUpperCase() as 'GET', url: d.url })}`).toBe(`${d.method} ${d.path}: true`);
+    for (const d of ours)
+      expect(
+        `${d.method} ${d.path}: ${app.hasRoute({ method: d.method.toUpperCase() as 'GET', url: d.url })}`,
+      ).toBe(`${d.method} ${d.path}: true`);
   });
 
   test('every smart-home and kitchen route the api serves is documented', () => {
@@ -70,17 +105,25 @@ describe('OpenAPI document', () => {
   });
 
   test('every refusal an open can answer is documented on the open route under its status', () => {
-    const open = (doc.paths['/v1/smart-home/subscriptions/{service}/open'] as { post: { responses: Record<string, { description?: string }> } }).post.responses;
-    const refusals = new Set([undefined, ...SUBSCRIPTION_STATES].flatMap((state) => {
-      const d = decideTenantAction(state, 'open');
-      return d.allowed ? [] : [`409 ${d.refusal.code}`];
-    }));
+    const open = (
+      doc.paths['/v1/smart-home/subscriptions/{service}/open'] as {
+        post: { responses: Record<string, { description?: string }> };
+      }
+    ).post.responses;
+    const refusals = new Set(
+      [undefined, ...SUBSCRIPTION_STATES].flatMap((state) => {
+        const d = decideTenantAction(state, 'open');
+        return d.allowed ? [] : [`409 ${d.refusal.code}`];
+      }),
+    );
     // The route's own refusal when the command cannot be handed to the broker (routes.ts).
     refusals.add('503 command_not_sent');
     expect(refusals.size).toBe(3);
     for (const r of refusals) {
       const [status, code] = r.split(' ') as [string, string];
-      expect(`${r}: ${open[status]?.description?.includes(`\`${code}\``) ?? false}`).toBe(`${r}: true`);
+      expect(`${r}: ${open[status]?.description?.includes(`\`${code}\``) ?? false}`).toBe(
+        `${r}: true`,
+      );
     }
   });
 });

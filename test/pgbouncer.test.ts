@@ -43,7 +43,10 @@ beforeAll(async () => {
   // What docs/deployment.md asks of a PgBouncer installation: knex's per-connection SET does not
   // follow transactions onto other server connections, the role's setting does.
   await admin.raw(`alter role "${role}" in database "${dbname}" set search_path = "${schema}"`);
-  bouncer = await startPgBouncer({ host: direct.hostname, port: Number(direct.port || 5432), dbname }, { users: [role, bare], serverConnections: SERVER_CONNECTIONS });
+  bouncer = await startPgBouncer(
+    { host: direct.hostname, port: Number(direct.port || 5432), dbname },
+    { users: [role, bare], serverConnections: SERVER_CONNECTIONS },
+  );
   pooledUrl = `postgres://${role}@127.0.0.1:${bouncer.port}/${dbname}`;
   sessionUrl = `postgres://${role}@${direct.host}/${dbname}`;
 }, 60_000);
@@ -60,8 +63,13 @@ afterAll(async () => {
 });
 
 /** Listens through the service's wiring on `env` and counts wake-ups for periodic_runs. */
-async function listening(env: Record<string, string>): Promise<{ wakes: () => number; stop: () => Promise<void> }> {
-  const listener = WorkListener.fromConfig(loadConfig(databaseEnv, { ...env, DATABASE_SCHEMA: schema }), logger);
+async function listening(
+  env: Record<string, string>,
+): Promise<{ wakes: () => number; stop: () => Promise<void> }> {
+  const listener = WorkListener.fromConfig(
+    loadConfig(databaseEnv, { ...env, DATABASE_SCHEMA: schema }),
+    logger,
+  );
   let wakes = 0;
   listener.on('periodic_runs', () => wakes++);
   await listener.start(10_000);
@@ -70,7 +78,9 @@ async function listening(env: Record<string, string>): Promise<{ wakes: () => nu
 
 /** A NOTIFY sent the way the hub sends it: in a transaction of a pool that goes through PgBouncer. */
 async function notifyThroughPool(db: Db): Promise<void> {
-  await db.transaction((trx) => trx.raw('select pg_notify(?, ?)', [WORK_CHANNEL, `${schema}.periodic_runs`]));
+  await db.transaction((trx) =>
+    trx.raw('select pg_notify(?, ?)', [WORK_CHANNEL, `${schema}.periodic_runs`]),
+  );
 }
 
 describe('through PgBouncer in transaction mode', () => {
@@ -78,26 +88,53 @@ describe('through PgBouncer in transaction mode', () => {
     const [a, b] = [pool(8), pool(8)];
     const [ra, rb] = await Promise.all([migrate(a, schema), migrate(b, schema)]);
     expect(ra.applied.length + rb.applied.length).toBe(migrations.length);
-    await Promise.all(Array.from({ length: 16 }, (_, i) =>
-      (i % 2 ? a : b)('periodic_runs').insert({ name: 'pgbouncer', period_key: `p${i}`, next_attempt_at: new Date() })));
+    await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        (i % 2 ? a : b)('periodic_runs').insert({
+          name: 'pgbouncer',
+          period_key: `p${i}`,
+          next_attempt_at: new Date(),
+        }),
+      ),
+    );
     // Unqualified, like every query of the hub: the role's search_path finds the schema.
-    const counted = await a.raw<{ rows: { n: number }[] }>(`select count(*)::int as n from periodic_runs where name = 'pgbouncer'`);
+    const counted = await a.raw<{ rows: { n: number }[] }>(
+      `select count(*)::int as n from periodic_runs where name = 'pgbouncer'`,
+    );
     expect(counted.rows[0]!.n).toBe(16);
-    const { rows } = await admin.raw<{ rows: { n: string }[] }>('select count(*) as n from pg_stat_activity where usename = ?', [role]);
+    const { rows } = await admin.raw<{ rows: { n: string }[] }>(
+      'select count(*) as n from pg_stat_activity where usename = ?',
+      [role],
+    );
     expect(Number(rows[0]!.n)).toBeLessThanOrEqual(SERVER_CONNECTIONS);
   }, 120_000);
 
   test('a service refuses to start through PgBouncer when its role does not set the schema, naming the ALTER ROLE to run', async () => {
-    const start = (user: string) => processBasics('pgbouncer-test', loadConfig(baseEnv.merge(databaseEnv), {
-      LOG_LEVEL: 'silent', DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: '2',
-      DATABASE_URL: `postgres://${user}@127.0.0.1:${bouncer.port}/${dbname}`, DATABASE_SESSION_URL: `postgres://${user}@${direct.host}/${dbname}`,
-    }));
-    const refused = await start(bare).then(() => undefined, (e: unknown) => e);
+    const start = (user: string) =>
+      processBasics(
+        'pgbouncer-test',
+        loadConfig(baseEnv.merge(databaseEnv), {
+          LOG_LEVEL: 'silent',
+          DATABASE_SCHEMA: schema,
+          DATABASE_POOL_MAX: '2',
+          DATABASE_URL: `postgres://${user}@127.0.0.1:${bouncer.port}/${dbname}`,
+          DATABASE_SESSION_URL: `postgres://${user}@${direct.host}/${dbname}`,
+        }),
+      );
+    const refused = await start(bare).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(refused).toBeInstanceOf(StartupDependencyError);
-    expect((refused as Error).message).toContain(`ALTER ROLE "${bare}" IN DATABASE "${dbname}" SET search_path = "${schema}"`);
+    expect((refused as Error).message).toContain(
+      `ALTER ROLE "${bare}" IN DATABASE "${dbname}" SET search_path = "${schema}"`,
+    );
     const { db } = await start(role);
     pools.push(db);
-    expect((await db.raw<{ rows: { n: number }[] }>('select count(*)::int as n from hub_migrations')).rows[0]!.n).toBe(migrations.length);
+    expect(
+      (await db.raw<{ rows: { n: number }[] }>('select count(*)::int as n from hub_migrations'))
+        .rows[0]!.n,
+    ).toBe(migrations.length);
   }, 60_000);
 
   test('the LISTEN connection on DATABASE_SESSION_URL hears a NOTIFY committed through PgBouncer', async () => {
@@ -105,10 +142,14 @@ describe('through PgBouncer in transaction mode', () => {
     const l = await listening({ DATABASE_URL: pooledUrl, DATABASE_SESSION_URL: sessionUrl });
     try {
       const before = l.wakes();
-      await waitFor(async () => {
-        await notifyThroughPool(db);
-        return l.wakes() > before;
-      }, 20_000, 'the session listener to hear the NOTIFY');
+      await waitFor(
+        async () => {
+          await notifyThroughPool(db);
+          return l.wakes() > before;
+        },
+        20_000,
+        'the session listener to hear the NOTIFY',
+      );
     } finally {
       await l.stop();
     }
@@ -121,10 +162,14 @@ describe('through PgBouncer in transaction mode', () => {
     try {
       const [throughBefore, sessionBefore] = [through.wakes(), session.wakes()];
       // Until the session listener has heard three notifications, the other had the same chances.
-      await waitFor(async () => {
-        await notifyThroughPool(db);
-        return session.wakes() >= sessionBefore + 3;
-      }, 20_000, 'three notifications to the session listener');
+      await waitFor(
+        async () => {
+          await notifyThroughPool(db);
+          return session.wakes() >= sessionBefore + 3;
+        },
+        20_000,
+        'three notifications to the session listener',
+      );
       expect(through.wakes()).toBe(throughBefore);
     } finally {
       await Promise.all([through.stop(), session.stop()]);

@@ -22,9 +22,16 @@ test('a SIGTERM during start-up is held until start-up is over, then the shutdow
 test('a SIGTERM that arrives as start-up ends (still queued when the shutdown handler takes over) is acted on, not lost', async () => {
   const p = startServiceProcess('test/support/slow-start-service.ts', { START_BUSY_MS: '1500' });
   try {
-    await waitFor(() => p.output().includes('"msg":"busy"'), 20_000, 'the last stretch of start-up');
+    await waitFor(
+      () => p.output().includes('"msg":"busy"'),
+      20_000,
+      'the last stretch of start-up',
+    );
     p.child.kill('SIGTERM');
-    const exited = await Promise.race([p.exited, new Promise((r) => setTimeout(() => r('still running 10 s after SIGTERM'), 10_000))]);
+    const exited = await Promise.race([
+      p.exited,
+      new Promise((r) => setTimeout(() => r('still running 10 s after SIGTERM'), 10_000)),
+    ]);
     if (exited !== 0) console.log(p.output());
     expect(exited).toBe(0);
     expect(p.output()).toContain('shutdown step ran');

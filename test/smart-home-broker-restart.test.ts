@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { waitFor } from './support/context.js';
 import { expectCleanExit, startServiceProcess, type ServiceProcess } from './support/process.js';
 import { startRabbitNode, type RabbitNode } from './support/rabbitmq-node.js';
-import { call, openSocket, PERSONAL, startStack, type Stack, type TenantSocket } from './support/smart-home.js';
+import {
+  call,
+  openSocket,
+  PERSONAL,
+  startStack,
+  type Stack,
+  type TenantSocket,
+} from './support/smart-home.js';
 
 let node: RabbitNode;
 let stack: Stack;
@@ -14,12 +21,26 @@ let sim: ServiceProcess;
 
 beforeAll(async () => {
   node = await startRabbitNode();
-  stack = await startStack('shrestart', { amqpUrl: node.amqpUrl, partner: false, env: { SMART_HOME_COMMAND_TTL_MS: '15000' } });
+  stack = await startStack('shrestart', {
+    amqpUrl: node.amqpUrl,
+    partner: false,
+    env: { SMART_HOME_COMMAND_TTL_MS: '15000' },
+  });
   // A reply takes 150 ms: at 25 opens a second a few commands are always in flight.
   sim = startServiceProcess('services/simulators/smart-home/main.ts', {
-    AMQP_URL: node.amqpUrl, SIM_PARTNER: stack.partnerInfo.name, SIM_DELAY_MS: '150', LOG_LEVEL: 'warn',
+    AMQP_URL: node.amqpUrl,
+    SIM_PARTNER: stack.partnerInfo.name,
+    SIM_DELAY_MS: '150',
+    LOG_LEVEL: 'warn',
   });
-  await waitFor(async () => (await node.rabbitmqctl('list_consumers', '-q', 'queue_name')).includes(stack.partnerInfo.commandQueue), 20_000, 'the simulator to consume');
+  await waitFor(
+    async () =>
+      (await node.rabbitmqctl('list_consumers', '-q', 'queue_name')).includes(
+        stack.partnerInfo.commandQueue,
+      ),
+    20_000,
+    'the simulator to consume',
+  );
 }, 90_000);
 afterAll(async () => {
   sim?.child.kill('SIGTERM');
@@ -50,7 +71,9 @@ function openStream(token: string, socket: TenantSocket, everyMs: number) {
     while (!stopped) {
       const at = Date.now();
       void call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/open', token).then(
-        (r) => { if (r.status === 202) sent.set(r.body.commandId as string, at); },
+        (r) => {
+          if (r.status === 202) sent.set(r.body.commandId as string, at);
+        },
         () => undefined,
       );
       await new Promise((r) => setTimeout(r, everyMs));
@@ -74,8 +97,20 @@ function median(xs: number[]): number {
 describe('a RabbitMQ restart under a stream of opens', () => {
   test('no channel is closed for an unknown delivery tag, round trips are back to normal within 5 s, and no abort listeners pile up', async () => {
     const token = await stack.idp.issue('tenant-restart');
-    expect((await call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL })).status).toBe(202);
-    await waitFor(async () => (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body.subscriptions[0]?.state === 'connected', 10_000, 'connected');
+    expect(
+      (
+        await call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, {
+          personalData: PERSONAL,
+        })
+      ).status,
+    ).toBe(202);
+    await waitFor(
+      async () =>
+        (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body
+          .subscriptions[0]?.state === 'connected',
+      10_000,
+      'connected',
+    );
     const socket = await openSocket(stack.api.url, token);
     const stream = openStream(token, socket, 40);
     try {
@@ -85,13 +120,21 @@ describe('a RabbitMQ restart under a stream of opens', () => {
       await node.rabbitmqctl('stop_app');
       await node.rabbitmqctl('start_app');
       const restartedAt = Date.now();
-      await waitFor(() => stream.trips.filter((t) => t.sentAt > restartedAt + 5_000).length >= 50, 30_000, '50 round trips from 5 s after the restart');
+      await waitFor(
+        () => stream.trips.filter((t) => t.sentAt > restartedAt + 5_000).length >= 50,
+        30_000,
+        '50 round trips from 5 s after the restart',
+      );
       const after = stream.trips.filter((t) => t.sentAt > restartedAt + 5_000).map((t) => t.ms);
       const closes = node.logs().slice(logBefore).match(UNKNOWN_TAG) ?? [];
       // Normal is ~150 ms (the partner's delay) plus the hops; a channel closing every 2 s made it seconds.
       const limit = Math.max(3 * before, before + 300);
-      expect({ closes, backToNormal: median(after) < limit || `median ${median(after)} ms after, ${before} ms before`, listenerWarning: /MaxListenersExceededWarning/.test(sim.output()) })
-        .toEqual({ closes: [], backToNormal: true, listenerWarning: false });
+      expect({
+        closes,
+        backToNormal:
+          median(after) < limit || `median ${median(after)} ms after, ${before} ms before`,
+        listenerWarning: /MaxListenersExceededWarning/.test(sim.output()),
+      }).toEqual({ closes: [], backToNormal: true, listenerWarning: false });
     } finally {
       await stream.stop();
       await socket.close();

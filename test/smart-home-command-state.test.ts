@@ -7,7 +7,16 @@ import { Redis } from 'ioredis';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
 import { waitFor } from './support/context.js';
 import { startOwnRedis, type OwnServer } from './support/own-servers.js';
-import { call, connectedTenant, openCommand, openSocket, replyAsPartner, startStack, type Stack, type TenantSocket } from './support/smart-home.js';
+import {
+  call,
+  connectedTenant,
+  openCommand,
+  openSocket,
+  replyAsPartner,
+  startStack,
+  type Stack,
+  type TenantSocket,
+} from './support/smart-home.js';
 
 /** Long enough for a Redis restart between an open and its reply on a loaded machine. */
 const TTL_MS = 12_000;
@@ -33,14 +42,16 @@ beforeAll(async () => {
   redis = await startOwnRedis();
   redisUp = true;
   // The api and the bridge both use this Redis: the command cache and the tenant's event channel.
-  stack = await startStack('cmdstate', { env: { REDIS_URL: redis.url, SMART_HOME_COMMAND_TTL_MS: String(TTL_MS) }, partner: { delayMs: 10 } });
+  stack = await startStack('cmdstate', {
+    env: { REDIS_URL: redis.url, SMART_HOME_COMMAND_TTL_MS: String(TTL_MS) },
+    partner: { delayMs: 10 },
+  });
   partner = stack.partner as PartnerSimulator;
 });
 afterAll(async () => {
   await stack?.close();
   await redis?.stop();
 });
-
 
 /** Every answer to a command read, to prove none was a 500 or a 404. */
 const reads: number[] = [];
@@ -52,24 +63,30 @@ async function statusOf(token: string, commandId: string): Promise<string> {
   return res.body.status as string;
 }
 
-
 /** Waits until the api's subscriber is back on the tenant's channel of the restarted Redis. */
 async function resubscribed(tenant: string): Promise<void> {
   const probe = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   try {
     const channel = `${stack.ctx.keyPrefix}tenant-events:${tenant}`;
-    await waitFor(async () => {
-      const [, n] = (await probe.pubsub('NUMSUB', channel)) as [string, number];
-      return Number(n) > 0;
-    }, 20_000, 'the api subscribed again');
+    await waitFor(
+      async () => {
+        const [, n] = (await probe.pubsub('NUMSUB', channel)) as [string, number];
+        return Number(n) > 0;
+      },
+      20_000,
+      'the api subscribed again',
+    );
   } finally {
     probe.disconnect();
   }
 }
 
-
 const resultOf = (socket: TenantSocket, id: string, status: string, what: string) =>
-  socket.next((e) => e.type === 'command.result' && e.commandId === id && e.status === status, 30_000, what);
+  socket.next(
+    (e) => e.type === 'command.result' && e.commandId === id && e.status === status,
+    30_000,
+    what,
+  );
 
 describe('open commands when Redis loses them', () => {
   test('Redis killed and restarted empty with commands pending: the commands read as pending, not 404, and one never answered ends timeout, on REST and the socket', async () => {
@@ -81,10 +98,16 @@ describe('open commands when Redis loses them', () => {
       const second = await openCommand(stack, token);
       await stopRedis();
       await startRedis();
-      expect([await statusOf(token, first.id), await statusOf(token, second.id)]).toEqual(['pending', 'pending']);
+      expect([await statusOf(token, first.id), await statusOf(token, second.id)]).toEqual([
+        'pending',
+        'pending',
+      ]);
       await resubscribed(tenant);
       await resultOf(socket, second.id, 'timeout', 'the timeout pushed');
-      expect([await statusOf(token, first.id), await statusOf(token, second.id)]).toEqual(['timeout', 'timeout']);
+      expect([await statusOf(token, first.id), await statusOf(token, second.id)]).toEqual([
+        'timeout',
+        'timeout',
+      ]);
     } finally {
       partner.behaviour.silent = false;
       await startRedis();
@@ -120,12 +143,22 @@ describe('open commands when Redis loses them', () => {
       const unanswered = await openCommand(stack, token);
       await stopRedis();
       await replyAsPartner(stack, answered.command, 'failure');
-      await waitFor(async () => (await statusOf(token, answered.id)) === 'failed', 20_000, 'failed while Redis is down');
-      await waitFor(async () => (await statusOf(token, unanswered.id)) === 'timeout', TTL_MS + 20_000, 'timed out while Redis is down');
+      await waitFor(
+        async () => (await statusOf(token, answered.id)) === 'failed',
+        20_000,
+        'failed while Redis is down',
+      );
+      await waitFor(
+        async () => (await statusOf(token, unanswered.id)) === 'timeout',
+        TTL_MS + 20_000,
+        'timed out while Redis is down',
+      );
 
       await startRedis();
       await resubscribed(tenant);
-      expect(await resultOf(socket, answered.id, 'failed', 'the reply pushed once Redis is back')).toMatchObject({ failureCode: 'partner_refused' });
+      expect(
+        await resultOf(socket, answered.id, 'failed', 'the reply pushed once Redis is back'),
+      ).toMatchObject({ failureCode: 'partner_refused' });
       await resultOf(socket, unanswered.id, 'timeout', 'the timeout pushed once Redis is back');
     } finally {
       partner.behaviour.silent = false;

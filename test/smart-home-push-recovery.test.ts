@@ -12,7 +12,16 @@ import { COMMANDS } from '../services/domains/smart-home/command-store.js';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
 import { waitFor } from './support/context.js';
 import { startOwnRedis, type OwnServer } from './support/own-servers.js';
-import { call, connectedTenant, openCommand, openSocket, replyAsPartner, startStack, type Stack, type TenantSocket } from './support/smart-home.js';
+import {
+  call,
+  connectedTenant,
+  openCommand,
+  openSocket,
+  replyAsPartner,
+  startStack,
+  type Stack,
+  type TenantSocket,
+} from './support/smart-home.js';
 import { startTcpGate, type TcpGate } from './support/tcp-gate.js';
 
 /** Long enough for a Redis restart between an open and its reply on a loaded machine. */
@@ -40,14 +49,14 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-
-
-
 /** How many connections are subscribed to the tenant's event channel on the (restarted) Redis. */
 async function subscribers(tenant: string): Promise<number> {
   const probe = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   try {
-    const [, n] = (await probe.pubsub('NUMSUB', `${stack.ctx.keyPrefix}tenant-events:${tenant}`)) as [string, number];
+    const [, n] = (await probe.pubsub(
+      'NUMSUB',
+      `${stack.ctx.keyPrefix}tenant-events:${tenant}`,
+    )) as [string, number];
     return Number(n);
   } finally {
     probe.disconnect();
@@ -60,10 +69,11 @@ async function restartRedisWithoutTheSubscriber(): Promise<void> {
   await redis.stop();
 }
 
-const isResult = (id: string) => (e: Record<string, unknown>) => e.type === 'command.result' && e.commandId === id;
+const isResult = (id: string) => (e: Record<string, unknown>) =>
+  e.type === 'command.result' && e.commandId === id;
 
 describe('a tenant socket open across a Redis restart', () => {
-  test('a command result published while the api replica\'s subscriber was away reaches the socket, from PostgreSQL, once the subscriber is back', async () => {
+  test("a command result published while the api replica's subscriber was away reaches the socket, from PostgreSQL, once the subscriber is back", async () => {
     const { tenant, token } = await connectedTenant(stack);
     const socket: TenantSocket = await openSocket(stack.api.url, token);
     partner.behaviour.silent = true;
@@ -72,16 +82,37 @@ describe('a tenant socket open across a Redis restart', () => {
       await restartRedisWithoutTheSubscriber();
       // Decided in PostgreSQL while Redis is down: the push fails and stays due.
       await replyAsPartner(stack, open.command, 'success');
-      await waitFor(async () => (await stack.ctx.db(COMMANDS).where({ command_id: open.id }).first())?.status === 'opened', 20_000, 'opened in PostgreSQL');
+      await waitFor(
+        async () =>
+          (await stack.ctx.db(COMMANDS).where({ command_id: open.id }).first())?.status ===
+          'opened',
+        20_000,
+        'opened in PostgreSQL',
+      );
       await redis.start();
       // The sweep pushes it again once Redis answers, to nobody: the subscriber is still away.
-      await waitFor(async () => (await stack.ctx.db(COMMANDS).where({ command_id: open.id }).first())?.push_due_at === null, 30_000, 'the result pushed again');
+      await waitFor(
+        async () =>
+          (await stack.ctx.db(COMMANDS).where({ command_id: open.id }).first())?.push_due_at ===
+          null,
+        30_000,
+        'the result pushed again',
+      );
       expect(await subscribers(tenant)).toBe(0);
       expect(socket.events.filter(isResult(open.id))).toEqual([]);
 
       gate.open();
-      const result = await socket.next(isResult(open.id), 20_000, 'the result re-delivered once the subscriber is back');
-      expect(result).toMatchObject({ type: 'command.result', commandId: open.id, service: 'intercom', status: 'opened' });
+      const result = await socket.next(
+        isResult(open.id),
+        20_000,
+        'the result re-delivered once the subscriber is back',
+      );
+      expect(result).toMatchObject({
+        type: 'command.result',
+        commandId: open.id,
+        service: 'intercom',
+        status: 'opened',
+      });
       expect(await subscribers(tenant)).toBe(1);
     } finally {
       partner.behaviour.silent = false;
@@ -96,17 +127,38 @@ describe('a tenant socket open across a Redis restart', () => {
     const socket = await openSocket(stack.api.url, token);
     try {
       await restartRedisWithoutTheSubscriber();
-      const res = await call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/disconnect', token);
+      const res = await call(
+        stack.api.url,
+        'POST',
+        '/v1/smart-home/subscriptions/intercom/disconnect',
+        token,
+      );
       expect(res.status).toBe(202);
-      await waitFor(async () => (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body.subscriptions[0]?.state === 'disconnected', 20_000, 'disconnected');
+      await waitFor(
+        async () =>
+          (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body
+            .subscriptions[0]?.state === 'disconnected',
+        20_000,
+        'disconnected',
+      );
       await redis.start();
       expect(socket.events.filter((e) => e.type === 'subscription.changed')).toEqual([]);
 
       gate.open();
       const changed = await socket.next(
-        (e) => e.type === 'subscription.changed' && (e.subscription as { state?: string }).state === 'disconnected', 20_000, 'the change re-delivered once the subscriber is back',
+        (e) =>
+          e.type === 'subscription.changed' &&
+          (e.subscription as { state?: string }).state === 'disconnected',
+        20_000,
+        'the change re-delivered once the subscriber is back',
       );
-      expect(changed).toMatchObject({ subscription: { service: 'intercom', state: 'disconnected', lastRequest: { kind: 'disconnect', state: 'complete' } } });
+      expect(changed).toMatchObject({
+        subscription: {
+          service: 'intercom',
+          state: 'disconnected',
+          lastRequest: { kind: 'disconnect', state: 'complete' },
+        },
+      });
       expect(await subscribers(tenant)).toBe(1);
     } finally {
       gate.open();
@@ -120,24 +172,59 @@ describe('order status re-delivered from the outbox', () => {
   test('the latest published event of each order of the tenants asked, from the window only, as the tenant event the consumer pushes', async () => {
     const db = stack.ctx.db;
     const [tenant, other] = [`kt-${randomUUID().slice(0, 8)}`, `kt-${randomUUID().slice(0, 8)}`];
-    const [cooked, paid, old, unsent, others] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-    const row = (order: string, tenantId: string, version: number, state: string, agoS: number | null, productionStatus: string | null = null) => ({
-      event_id: randomUUID(), order_id: order, tenant_id: tenantId, state, version, production_status: productionStatus,
-      status: agoS === null ? 0 : 2, finished_at: agoS === null ? null : db.raw(`now() - make_interval(secs => ?)`, [agoS]),
+    const [cooked, paid, old, unsent, others] = [
+      randomUUID(),
+      randomUUID(),
+      randomUUID(),
+      randomUUID(),
+      randomUUID(),
+    ];
+    const row = (
+      order: string,
+      tenantId: string,
+      version: number,
+      state: string,
+      agoS: number | null,
+      productionStatus: string | null = null,
+    ) => ({
+      event_id: randomUUID(),
+      order_id: order,
+      tenant_id: tenantId,
+      state,
+      version,
+      production_status: productionStatus,
+      status: agoS === null ? 0 : 2,
+      finished_at: agoS === null ? null : db.raw(`now() - make_interval(secs => ?)`, [agoS]),
     });
     const rows = [
-      row(cooked, tenant, 1, 'paid', 4), row(cooked, tenant, 2, 'in_production', 3, 'cooking'), row(paid, tenant, 1, 'paid', 2),
-      row(old, tenant, 1, 'paid', 7_200), row(unsent, tenant, 1, 'paid', null), row(others, other, 1, 'paid', 1),
+      row(cooked, tenant, 1, 'paid', 4),
+      row(cooked, tenant, 2, 'in_production', 3, 'cooking'),
+      row(paid, tenant, 1, 'paid', 2),
+      row(old, tenant, 1, 'paid', 7_200),
+      row(unsent, tenant, 1, 'paid', null),
+      row(others, other, 1, 'paid', 1),
     ];
     await db('kitchen_outbox').insert(rows);
     const source = orderStatusSource(db);
 
     const got = await source.recent([tenant], 60_000, 100);
-    expect(got.map((e) => [e.tenantId, e.event.orderId, e.event.version])).toEqual([[tenant, cooked, 2], [tenant, paid, 1]]);
+    expect(got.map((e) => [e.tenantId, e.event.orderId, e.event.version])).toEqual([
+      [tenant, cooked, 2],
+      [tenant, paid, 1],
+    ]);
     expect(got[0]?.event).toEqual({
-      type: 'order.status', at: expect.any(String), eventId: rows[1]?.event_id, orderId: cooked, state: 'in_production', version: 2, productionStatus: 'cooking',
+      type: 'order.status',
+      at: expect.any(String),
+      eventId: rows[1]?.event_id,
+      orderId: cooked,
+      state: 'in_production',
+      version: 2,
+      productionStatus: 'cooking',
     });
     // Over the limit, the events published last are kept.
-    expect((await source.recent([tenant, other], 60_000, 2)).map((e) => e.event.orderId)).toEqual([paid, others]);
+    expect((await source.recent([tenant, other], 60_000, 2)).map((e) => e.event.orderId)).toEqual([
+      paid,
+      others,
+    ]);
   });
 });

@@ -6,9 +6,24 @@ import { replayFailedRequests } from '../services/domains/smart-home/requests.js
 import { DATABASE_URL, waitFor, type TestContext } from './support/context.js';
 import { queueDepth, type TestVhost } from './support/amqp.js';
 import { REPLIES_QUEUE } from '../services/contracts/smart-home-topology.js';
-import { expectCleanExit, listeningPort, startServiceProcess, type ServiceProcess } from './support/process.js';
 import {
-  call, openSocket, PERSONAL, replyAsPartner, smartHomeEnv, startBridge, startStack, type ApiInstance, type BridgeInstance, type Stack, type TenantSocket,
+  expectCleanExit,
+  listeningPort,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/process.js';
+import {
+  call,
+  openSocket,
+  PERSONAL,
+  replyAsPartner,
+  smartHomeEnv,
+  startBridge,
+  startStack,
+  type ApiInstance,
+  type BridgeInstance,
+  type Stack,
+  type TenantSocket,
 } from './support/smart-home.js';
 import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
 import type { PartnerSimulator } from '../services/simulators/smart-home/partner.js';
@@ -45,9 +60,21 @@ async function failedConnect(): Promise<{ token: string; socket: TenantSocket; i
   const socket = await openSocket(api.url, token);
   partner.behaviour.silent = true;
   try {
-    const res = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL });
+    const res = await call(
+      api.url,
+      'POST',
+      '/v1/smart-home/subscriptions/intercom/connect',
+      token,
+      { personalData: PERSONAL },
+    );
     const id = res.body.request.id as string;
-    await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'failed', 15_000, 'failed pushed');
+    await socket.next(
+      (e) =>
+        e.type === 'subscription.changed' &&
+        (e.subscription as { state: string }).state === 'failed',
+      15_000,
+      'failed pushed',
+    );
     return { token, socket, id };
   } catch (thrown) {
     partner.behaviour.silent = false;
@@ -60,7 +87,6 @@ describe('a partner that stays silent', () => {
   test('the request is re-sent with growing delays, fails after the last attempt, the tenant sees it, and an operator replay completes it', async () => {
     const { token, socket, id } = await failedConnect();
     try {
-
       const sends = partner.received.filter((r) => r.command.correlationId === id);
       expect(sends.map((s) => s.command.attempt)).toEqual([1, 2, 3]);
       expect(new Set(sends.map((s) => s.command.messageId)).size).toBe(3);
@@ -72,14 +98,25 @@ describe('a partner that stays silent', () => {
       expect(row).toMatchObject({ state: 'failed', status: 3, attempts: 4 });
       expect(row.last_error).toMatch(/did not reply to 3 attempts/);
       const list = await call(api.url, 'GET', '/v1/smart-home/subscriptions', token);
-      expect(list.body.subscriptions[0]).toMatchObject({ state: 'failed', lastRequest: { id, state: 'failed', failureCode: 'partner_unavailable' } });
+      expect(list.body.subscriptions[0]).toMatchObject({
+        state: 'failed',
+        lastRequest: { id, state: 'failed', failureCode: 'partner_unavailable' },
+      });
       // The bridge's own error text is for operators (`hub smart-home list`), not for the tenant.
       expect(JSON.stringify(list.body)).not.toMatch(/did not reply/);
 
       partner.behaviour.silent = false;
       expect(await replayFailedRequests(ctx.db, { requestIds: [id] })).toEqual([id]);
-      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'connected', 10_000, 'connected after replay');
-      expect((await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state).toBe('complete');
+      await socket.next(
+        (e) =>
+          e.type === 'subscription.changed' &&
+          (e.subscription as { state: string }).state === 'connected',
+        10_000,
+        'connected after replay',
+      );
+      expect((await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state).toBe(
+        'complete',
+      );
       expect(await replayFailedRequests(ctx.db, { requestIds: [id] })).toEqual([]);
     } finally {
       partner.behaviour.silent = false;
@@ -92,17 +129,38 @@ describe('a reply after the request failed for want of one', () => {
   test('the partner acted after all: its late success connects the subscription and is pushed; a late reply to a superseded request changes nothing', async () => {
     const { token, socket, id } = await failedConnect();
     try {
-      const command = partner.received.filter((r) => r.command.correlationId === id).at(-1)?.command;
+      const command = partner.received
+        .filter((r) => r.command.correlationId === id)
+        .at(-1)?.command;
       if (!command) throw new Error('the partner received no command');
       await replyAsPartner(stack, command, 'success');
-      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'connected', 10_000, 'connected by the late reply');
-      expect(await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).toMatchObject({ state: 'complete', status: 2 });
+      await socket.next(
+        (e) =>
+          e.type === 'subscription.changed' &&
+          (e.subscription as { state: string }).state === 'connected',
+        10_000,
+        'connected by the late reply',
+      );
+      expect(await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).toMatchObject(
+        { state: 'complete', status: 2 },
+      );
 
       // A newer request supersedes it: another late reply to the old one is a duplicate.
       partner.behaviour.silent = false;
-      const off = await call(api.url, 'POST', '/v1/smart-home/subscriptions/intercom/disconnect', token);
+      const off = await call(
+        api.url,
+        'POST',
+        '/v1/smart-home/subscriptions/intercom/disconnect',
+        token,
+      );
       expect(off.status).toBe(202);
-      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'disconnected', 10_000, 'disconnected');
+      await socket.next(
+        (e) =>
+          e.type === 'subscription.changed' &&
+          (e.subscription as { state: string }).state === 'disconnected',
+        10_000,
+        'disconnected',
+      );
       await replyAsPartner(stack, command, 'success');
       await new Promise((resolve) => setTimeout(resolve, 500));
       const list = await call(api.url, 'GET', '/v1/smart-home/subscriptions', token);
@@ -121,19 +179,41 @@ describe('nothing is lost', () => {
     partner.behaviour.delayMs = 150;
     let stopped = false;
     try {
-      const res = await call(api.url, 'POST', '/v1/smart-home/subscriptions/barrier/connect', token, { personalData: PERSONAL });
+      const res = await call(
+        api.url,
+        'POST',
+        '/v1/smart-home/subscriptions/barrier/connect',
+        token,
+        { personalData: PERSONAL },
+      );
       const id = res.body.request.id as string;
-      await waitFor(() => partner.received.some((r) => r.command.correlationId === id), 10_000, 'command received');
+      await waitFor(
+        () => partner.received.some((r) => r.command.correlationId === id),
+        10_000,
+        'command received',
+      );
       await bridge.close();
       stopped = true;
       // The partner's reply waits in the durable queue while no bridge consumes it; from now on the
       // partner answers nothing, so only that queued reply can complete the request.
-      await waitFor(async () => (await queueDepth(vhost.url, REPLIES_QUEUE)) === 1, 10_000, 'the reply queued');
+      await waitFor(
+        async () => (await queueDepth(vhost.url, REPLIES_QUEUE)) === 1,
+        10_000,
+        'the reply queued',
+      );
       partner.behaviour.silent = true;
-      expect((await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state).toBe('requested');
+      expect((await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state).toBe(
+        'requested',
+      );
       bridge = await startBridge(ctx, vhost.url, idp, ctx.logger, env);
       stopped = false;
-      await waitFor(async () => (await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state === 'complete', 10_000, 'applied after restart');
+      await waitFor(
+        async () =>
+          (await ctx.db('smart_home_requests').where({ request_uuid: id }).first()).state ===
+          'complete',
+        10_000,
+        'applied after restart',
+      );
       expect(await queueDepth(vhost.url, REPLIES_QUEUE)).toBe(0);
     } finally {
       partner.behaviour.delayMs = 0;
@@ -151,7 +231,11 @@ describe('several api replicas', () => {
 
   beforeAll(async () => {
     const processEnv = {
-      ...smartHomeEnv(ctx, vhost.url, idp, env), DATABASE_URL, DATABASE_SCHEMA: ctx.schema, PORT: '0', LOG_LEVEL: 'info',
+      ...smartHomeEnv(ctx, vhost.url, idp, env),
+      DATABASE_URL,
+      DATABASE_SCHEMA: ctx.schema,
+      PORT: '0',
+      LOG_LEVEL: 'info',
     };
     a = startServiceProcess('services/api/main.ts', { ...processEnv, INSTANCE_ID: 'api-a' });
     b = startServiceProcess('services/api/main.ts', { ...processEnv, INSTANCE_ID: 'api-b' });
@@ -168,14 +252,29 @@ describe('several api replicas', () => {
     const token = await idp.issue(t);
     const socket = await openSocket(urlA, token);
     try {
-      const res = await call(urlB, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL });
+      const res = await call(urlB, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, {
+        personalData: PERSONAL,
+      });
       expect(res.status).toBe(202);
-      await socket.next((e) => e.type === 'subscription.changed' && (e.subscription as { state: string }).state === 'connected', 10_000, 'connected on A');
+      await socket.next(
+        (e) =>
+          e.type === 'subscription.changed' &&
+          (e.subscription as { state: string }).state === 'connected',
+        10_000,
+        'connected on A',
+      );
       const open = await call(urlB, 'POST', '/v1/smart-home/subscriptions/intercom/open', token);
       expect(open.status).toBe(202);
-      const result = await socket.next((e) => e.type === 'command.result' && e.commandId === open.body.commandId, 10_000, 'result on A');
+      const result = await socket.next(
+        (e) => e.type === 'command.result' && e.commandId === open.body.commandId,
+        10_000,
+        'result on A',
+      );
       expect(result.status).toBe('opened');
-      expect((await call(urlA, 'GET', `/v1/smart-home/commands/${open.body.commandId}`, token)).body.status).toBe('opened');
+      expect(
+        (await call(urlA, 'GET', `/v1/smart-home/commands/${open.body.commandId}`, token)).body
+          .status,
+      ).toBe('opened');
       const ready = await fetch(`${urlA}/readyz`);
       expect(ready.status).toBe(200);
     } catch (e) {

@@ -14,9 +14,19 @@ import { smartHomePartnerResource } from '../services/contracts/smart-home-partn
 import { API_VERSION } from '../services/core/resource.js';
 import { upsertPartner } from '../services/domains/smart-home/partners.js';
 import {
-  applySubscriptionReply, REQUESTS, replayFailedRequests, requestChange, SUBSCRIPTIONS, type RequestRow,
+  applySubscriptionReply,
+  REQUESTS,
+  replayFailedRequests,
+  requestChange,
+  SUBSCRIPTIONS,
+  type RequestRow,
 } from '../services/domains/smart-home/requests.js';
-import { createTestContext, DATABASE_URL, uniqueName, type TestContext } from './support/context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  uniqueName,
+  type TestContext,
+} from './support/context.js';
 
 const GENERATED_ALWAYS = '428C9';
 
@@ -25,9 +35,18 @@ describe('migration 15', () => {
     const schema = uniqueName('t_shstate');
     const db = createDb({ DATABASE_URL, DATABASE_SCHEMA: schema, DATABASE_POOL_MAX: 2 });
     try {
-      await migrate(db, schema, migrations.filter((m) => m.id <= 14));
+      await migrate(
+        db,
+        schema,
+        migrations.filter((m) => m.id <= 14),
+      );
       const [partner] = await db('smart_home_partners')
-        .insert({ name: 'acme', services: ['intercom', 'barrier'], command_queue: 'acme.commands', oauth_client_id: 'acme' })
+        .insert({
+          name: 'acme',
+          services: ['intercom', 'barrier'],
+          command_queue: 'acme.commands',
+          oauth_client_id: 'acme',
+        })
         .returning('id');
       const sentAt = new Date('2026-01-02T03:04:05Z');
       const updatedAt = new Date('2026-01-03T00:00:00Z');
@@ -37,33 +56,81 @@ describe('migration 15', () => {
         fresh: { state: 'ready_for_request', status: 0, attempts: 0, requested_at: null },
         claimedFirst: { state: 'ready_for_request', status: 1, attempts: 1, requested_at: null },
         replayed: { state: 'ready_for_request', status: 0, attempts: 0, requested_at: sentAt },
-        replayedClaimed: { state: 'ready_for_request', status: 1, attempts: 1, requested_at: sentAt },
+        replayedClaimed: {
+          state: 'ready_for_request',
+          status: 1,
+          attempts: 1,
+          requested_at: sentAt,
+        },
         waiting: { state: 'requested', status: 0, attempts: 2, requested_at: sentAt },
         resending: { state: 'requested', status: 1, attempts: 3, requested_at: sentAt },
         requestedNoTime: { state: 'requested', status: 0, attempts: 1, requested_at: null },
-        complete: { state: 'complete', status: 2, attempts: 1, requested_at: sentAt, completed_at: sentAt, reply_reason: 'ok' },
-        refused: { state: 'failed', status: 3, attempts: 1, requested_at: sentAt, completed_at: sentAt, reply_reason: 'no such flat', last_error: 'partner refused: no such flat' },
-        timedOut: { state: 'failed', status: 3, attempts: 4, requested_at: sentAt, last_error: 'the partner did not reply to 3 attempts' },
-        engineFailed: { state: 'requested', status: 3, attempts: 2, requested_at: sentAt, last_error: 'PermanentError: broken' },
+        complete: {
+          state: 'complete',
+          status: 2,
+          attempts: 1,
+          requested_at: sentAt,
+          completed_at: sentAt,
+          reply_reason: 'ok',
+        },
+        refused: {
+          state: 'failed',
+          status: 3,
+          attempts: 1,
+          requested_at: sentAt,
+          completed_at: sentAt,
+          reply_reason: 'no such flat',
+          last_error: 'partner refused: no such flat',
+        },
+        timedOut: {
+          state: 'failed',
+          status: 3,
+          attempts: 4,
+          requested_at: sentAt,
+          last_error: 'the partner did not reply to 3 attempts',
+        },
+        engineFailed: {
+          state: 'requested',
+          status: 3,
+          attempts: 2,
+          requested_at: sentAt,
+          last_error: 'PermanentError: broken',
+        },
       } as const;
       const ids: Record<string, string> = {};
       const subs: Record<string, string> = {};
       for (const [name, row] of Object.entries(old)) {
-        const [sub] = await db('smart_home_subscriptions').insert({
-          tenant_id: `t-${name}`, service: 'intercom', partner_id: partner.id, partner_ref: randomUUID(), state: 'connecting', last_operation: 'connect',
-        }).returning('id');
+        const [sub] = await db('smart_home_subscriptions')
+          .insert({
+            tenant_id: `t-${name}`,
+            service: 'intercom',
+            partner_id: partner.id,
+            partner_ref: randomUUID(),
+            state: 'connecting',
+            last_operation: 'connect',
+          })
+          .returning('id');
         subs[name] = sub.id;
         const uuid = randomUUID();
         ids[name] = uuid;
         await db('smart_home_requests').insert({
-          request_uuid: uuid, subscription_id: sub.id, tenant_id: `t-${name}`, kind: 'connect', updated_at: updatedAt, ...row,
+          request_uuid: uuid,
+          subscription_id: sub.id,
+          tenant_id: `t-${name}`,
+          kind: 'connect',
+          updated_at: updatedAt,
+          ...row,
         });
       }
-      const before = new Map((await db('smart_home_requests').select('*')).map((r) => [r.request_uuid as string, r]));
+      const before = new Map(
+        (await db('smart_home_requests').select('*')).map((r) => [r.request_uuid as string, r]),
+      );
 
       expect((await migrate(db, schema)).applied).toEqual(['000015_smart_home_request_state']);
 
-      const after = new Map((await db('smart_home_requests').select('*')).map((r) => [r.request_uuid as string, r]));
+      const after = new Map(
+        (await db('smart_home_requests').select('*')).map((r) => [r.request_uuid as string, r]),
+      );
       const expected: Record<keyof typeof old, { state: string; requested_at: Date | null }> = {
         fresh: { state: 'ready_for_request', requested_at: null },
         claimedFirst: { state: 'ready_for_request', requested_at: null },
@@ -84,12 +151,17 @@ describe('migration 15', () => {
       }
 
       // The state is no longer written by anyone.
-      await expect(db('smart_home_requests').where({ request_uuid: ids.fresh }).update({ state: 'complete' }))
-        .rejects.toMatchObject({ code: GENERATED_ALWAYS });
+      await expect(
+        db('smart_home_requests').where({ request_uuid: ids.fresh }).update({ state: 'complete' }),
+      ).rejects.toMatchObject({ code: GENERATED_ALWAYS });
       // Still at most one open request per subscription; a finished one does not count.
-      const second = (name: string) => db('smart_home_requests').insert({
-        request_uuid: randomUUID(), subscription_id: subs[name], tenant_id: `t-${name}`, kind: 'disconnect',
-      });
+      const second = (name: string) =>
+        db('smart_home_requests').insert({
+          request_uuid: randomUUID(),
+          subscription_id: subs[name],
+          tenant_id: `t-${name}`,
+          kind: 'disconnect',
+        });
       await expect(second('waiting')).rejects.toMatchObject({ code: '23505' });
       await expect(second('engineFailed')).resolves.toBeDefined();
     } finally {
@@ -107,11 +179,21 @@ describe('the derived state', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext('shstate');
-    await upsertPartner(ctx.db, smartHomePartnerResource.parse({
-      apiVersion: API_VERSION, kind: 'SmartHomePartner', metadata: { name: 'acme' }, spec: { services: ['intercom', 'barrier'] },
-    }));
+    await upsertPartner(
+      ctx.db,
+      smartHomePartnerResource.parse({
+        apiVersion: API_VERSION,
+        kind: 'SmartHomePartner',
+        metadata: { name: 'acme' },
+        spec: { services: ['intercom', 'barrier'] },
+      }),
+    );
     table = new WorkTable(ctx.db, ctx.metrics, ctx.logger, {
-      table: REQUESTS, reconciler: 'smart-home-requests', leaseMs: 30_000, maxAttempts: 3, failExhaustedOnClaim: false,
+      table: REQUESTS,
+      reconciler: 'smart-home-requests',
+      leaseMs: 30_000,
+      maxAttempts: 3,
+      failExhaustedOnClaim: false,
     });
   });
   afterAll(async () => {
@@ -120,27 +202,43 @@ describe('the derived state', () => {
 
   /** A tenant's connect request, written as the API writes it. */
   async function newRequest(): Promise<string> {
-    const r = await requestChange(ctx.db, cipher, { tenantId: `t-${++tenantSeq}`, service: 'intercom', kind: 'connect' });
+    const r = await requestChange(ctx.db, cipher, {
+      tenantId: `t-${++tenantSeq}`,
+      service: 'intercom',
+      kind: 'connect',
+    });
     if (!r.ok) throw new Error(r.refusal.message);
     expect(r.request.state).toBe('ready_for_request');
     return r.request.id;
   }
-  const row = async (uuid: string): Promise<RequestRow> => ctx.db<RequestRow>(REQUESTS).where({ request_uuid: uuid }).first() as Promise<RequestRow>;
+  const row = async (uuid: string): Promise<RequestRow> =>
+    ctx.db<RequestRow>(REQUESTS).where({ request_uuid: uuid }).first() as Promise<RequestRow>;
   const state = async (uuid: string) => (await row(uuid)).state;
   /** Claims exactly this request (others of the test may be due too). */
   const claim = async (uuid: string, owner: string) =>
     (await table.claim<WorkRow>(owner, 10, { sql: 'request_uuid = ?', bindings: [uuid] }))[0]!;
   /** The bridge's mark before it publishes the command. */
   const markSent = (id: string, owner: string) =>
-    ctx.db(REQUESTS).where({ id, locked_by: owner, status: Status.IN_PROGRESS }).update({ requested_at: ctx.db.fn.now() });
+    ctx
+      .db(REQUESTS)
+      .where({ id, locked_by: owner, status: Status.IN_PROGRESS })
+      .update({ requested_at: ctx.db.fn.now() });
   const reply = async (uuid: string, outcome: 'success' | 'failure') => {
     const r = await row(uuid);
     const sub = await ctx.db(SUBSCRIPTIONS).where({ id: r.subscription_id }).first();
-    return applySubscriptionReply(ctx.db, replyMessage.parse({
-      messageId: randomUUID(), correlationId: uuid, type: 'subscription.connect.result', service: 'intercom',
-      tenantRef: sub.partner_ref, createdAt: new Date().toISOString(),
-      payload: outcome === 'success' ? { outcome } : { outcome, reason: 'no such flat' },
-    }), 'acme');
+    return applySubscriptionReply(
+      ctx.db,
+      replyMessage.parse({
+        messageId: randomUUID(),
+        correlationId: uuid,
+        type: 'subscription.connect.result',
+        service: 'intercom',
+        tenantRef: sub.partner_ref,
+        createdAt: new Date().toISOString(),
+        payload: outcome === 'success' ? { outcome } : { outcome, reason: 'no such flat' },
+      }),
+      'acme',
+    );
   };
 
   test('follows claim, release, send, retry, the engine failing a batch, replay and completion', async () => {
@@ -148,13 +246,23 @@ describe('the derived state', () => {
     let claimed = await claim(uuid, 'o1');
     expect(claimed).toMatchObject({ status: Status.IN_PROGRESS, state: 'ready_for_request' });
     await table.release([claimed.id], 'o1');
-    expect(await row(uuid)).toMatchObject({ status: Status.NEW, attempts: 0, state: 'ready_for_request' });
+    expect(await row(uuid)).toMatchObject({
+      status: Status.NEW,
+      attempts: 0,
+      state: 'ready_for_request',
+    });
 
     claimed = await claim(uuid, 'o1');
     expect(await markSent(claimed.id, 'o1')).toBe(1);
     expect(await state(uuid)).toBe('requested');
     // The broker did not confirm: retried later, still requested.
-    await table.retryAt([claimed.id], 'o1', new Date(Date.now() - 1_000), 'Error: no confirm', 'transient');
+    await table.retryAt(
+      [claimed.id],
+      'o1',
+      new Date(Date.now() - 1_000),
+      'Error: no confirm',
+      'transient',
+    );
     expect(await row(uuid)).toMatchObject({ status: Status.NEW, state: 'requested' });
     claimed = await claim(uuid, 'o2');
     expect(claimed).toMatchObject({ status: Status.IN_PROGRESS, state: 'requested', attempts: 2 });
@@ -164,7 +272,13 @@ describe('the derived state', () => {
     expect(await row(uuid)).toMatchObject({ status: Status.ERROR, state: 'failed' });
 
     expect(await replayFailedRequests(ctx.db, { requestIds: [uuid] })).toEqual([uuid]);
-    expect(await row(uuid)).toMatchObject({ status: Status.NEW, attempts: 0, state: 'ready_for_request', requested_at: null, last_error: null });
+    expect(await row(uuid)).toMatchObject({
+      status: Status.NEW,
+      attempts: 0,
+      state: 'ready_for_request',
+      requested_at: null,
+      last_error: null,
+    });
 
     claimed = await claim(uuid, 'o3');
     await markSent(claimed.id, 'o3');
@@ -178,11 +292,19 @@ describe('the derived state', () => {
     const claimed = await claim(done, 'o1');
     await markSent(claimed.id, 'o1');
     expect((await reply(done, 'success')).result).toBe('applied');
-    expect(await row(done)).toMatchObject({ status: Status.DONE, state: 'complete', locked_by: null });
+    expect(await row(done)).toMatchObject({
+      status: Status.DONE,
+      state: 'complete',
+      locked_by: null,
+    });
 
     const refused = await newRequest();
     expect((await reply(refused, 'failure')).result).toBe('applied');
-    expect(await row(refused)).toMatchObject({ status: Status.ERROR, state: 'failed', reply_reason: 'no such flat' });
+    expect(await row(refused)).toMatchObject({
+      status: Status.ERROR,
+      state: 'failed',
+      reply_reason: 'no such flat',
+    });
 
     const late = await newRequest();
     const c = await claim(late, 'o1');
@@ -195,12 +317,20 @@ describe('the derived state', () => {
 
   test('a write of the state itself is refused, on insert and on update', async () => {
     const uuid = await newRequest();
-    await expect(ctx.db(REQUESTS).where({ request_uuid: uuid }).update({ state: 'complete' }))
-      .rejects.toMatchObject({ code: GENERATED_ALWAYS });
+    await expect(
+      ctx.db(REQUESTS).where({ request_uuid: uuid }).update({ state: 'complete' }),
+    ).rejects.toMatchObject({ code: GENERATED_ALWAYS });
     const r = await row(uuid);
-    await expect(ctx.db(REQUESTS).insert({
-      request_uuid: randomUUID(), subscription_id: r.subscription_id, tenant_id: r.tenant_id, kind: 'disconnect', state: 'failed', status: Status.ERROR,
-    })).rejects.toMatchObject({ code: GENERATED_ALWAYS });
+    await expect(
+      ctx.db(REQUESTS).insert({
+        request_uuid: randomUUID(),
+        subscription_id: r.subscription_id,
+        tenant_id: r.tenant_id,
+        kind: 'disconnect',
+        state: 'failed',
+        status: Status.ERROR,
+      }),
+    ).rejects.toMatchObject({ code: GENERATED_ALWAYS });
     expect(await row(uuid)).toMatchObject({ status: Status.NEW, state: 'ready_for_request' });
   });
 });

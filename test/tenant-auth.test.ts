@@ -30,8 +30,11 @@ beforeAll(async () => {
   idp = await startTenantIdp();
   // A JWKS endpoint that misbehaves as an identity provider in trouble does.
   jwks = createServer((req, res) => {
-    if (req.url === '/hang') return void setTimeout(() => res.end('{"keys":[]}'), JWKS_TIMEOUT_MS * 10).unref();
-    res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error at keycloak-0.keycloak.svc.cluster.local');
+    if (req.url === '/hang')
+      return void setTimeout(() => res.end('{"keys":[]}'), JWKS_TIMEOUT_MS * 10).unref();
+    res
+      .writeHead(500, { 'content-type': 'text/plain' })
+      .end('internal error at keycloak-0.keycloak.svc.cluster.local');
   });
   await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
   jwksBase = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}`;
@@ -50,18 +53,40 @@ interface Probe {
 }
 
 /** A guarded route and the tenant WebSocket, verifying tokens against `jwksUrl`. */
-async function startProbe(jwksUrl: string, o: { logger?: Logger; rolesClient?: string } = {}): Promise<Probe> {
-  const authenticator = new TenantJwtAuthenticator({
-    TENANT_JWT_ISSUER: idp.issuer, TENANT_JWKS_URL: jwksUrl, TENANT_JWT_AUDIENCE: idp.audience, TENANT_JWKS_TIMEOUT_MS: JWKS_TIMEOUT_MS,
-    TENANT_JWT_ROLES_CLIENT: o.rolesClient,
-  }, { logger: o.logger ?? ctx.logger });
+async function startProbe(
+  jwksUrl: string,
+  o: { logger?: Logger; rolesClient?: string } = {},
+): Promise<Probe> {
+  const authenticator = new TenantJwtAuthenticator(
+    {
+      TENANT_JWT_ISSUER: idp.issuer,
+      TENANT_JWKS_URL: jwksUrl,
+      TENANT_JWT_AUDIENCE: idp.audience,
+      TENANT_JWKS_TIMEOUT_MS: JWKS_TIMEOUT_MS,
+      TENANT_JWT_ROLES_CLIENT: o.rolesClient,
+    },
+    { logger: o.logger ?? ctx.logger },
+  );
   const app = createHttpServer({ logger: ctx.logger, metrics: ctx.metrics, readiness: [] });
-  guardRoutes(app, { prefix: '/v1/probe/', table: { 'probe:read': ['tenant'] }, db: ctx.db, authenticator });
-  app.get('/v1/probe/me', { config: { permission: 'probe:read' } }, async (req) => ({ caller: req.caller }));
+  guardRoutes(app, {
+    prefix: '/v1/probe/',
+    table: { 'probe:read': ['tenant'] },
+    db: ctx.db,
+    authenticator,
+  });
+  app.get('/v1/probe/me', { config: { permission: 'probe:read' } }, async (req) => ({
+    caller: req.caller,
+  }));
   const subscriber = new Redis(REDIS_URL);
   const sockets = new EventSockets({
-    authenticator, subscriber, keyPrefix: ctx.keyPrefix, logger: ctx.logger, metrics: smartHomeMetrics(ctx.metrics.registry),
-    heartbeatMs: 5_000, maxSocketsPerTenant: 5, maxBufferedBytes: 1024 * 1024,
+    authenticator,
+    subscriber,
+    keyPrefix: ctx.keyPrefix,
+    logger: ctx.logger,
+    metrics: smartHomeMetrics(ctx.metrics.registry),
+    heartbeatMs: 5_000,
+    maxSocketsPerTenant: 5,
+    maxBufferedBytes: 1024 * 1024,
   });
   sockets.attach(app.server);
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -79,14 +104,30 @@ async function startProbe(jwksUrl: string, o: { logger?: Logger; rolesClient?: s
 
 async function rest(base: string, token: string) {
   const res = await fetch(`${base}/v1/probe/me`, { headers: { authorization: `Bearer ${token}` } });
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { error?: { code: string; message: string }; caller?: { roles: string[] } } };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    body: (await res.json()) as {
+      error?: { code: string; message: string };
+      caller?: { roles: string[] };
+    },
+  };
 }
 
 /** A raw WebSocket upgrade; resolves with the refusal (or 101). */
-function upgrade(base: string, token: string): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+function upgrade(
+  base: string,
+  token: string,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}/v1/events`, {
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', authorization: `Bearer ${token}` },
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        authorization: `Bearer ${token}`,
+      },
     });
     req.on('upgrade', (res, socket) => {
       socket.destroy();
@@ -123,14 +164,24 @@ describe('tenant token claims', () => {
 });
 
 describe('staff roles from the token', () => {
-  test('only the client roles of TENANT_JWT_ROLES_CLIENT count when it is set; the audience\'s and the realm\'s do not', async () => {
+  test("only the client roles of TENANT_JWT_ROLES_CLIENT count when it is set; the audience's and the realm's do not", async () => {
     const probe = await startProbe(idp.jwksUrl, { rolesClient: 'integration-hub-staff' });
     try {
       const token = await idp.issue('staff-user', {
-        roles: ['kitchen-operator'], clientRoles: ['kitchen-operator'],
-        claims: { realm_access: { roles: ['kitchen-operator'] }, resource_access: { 'integration-hub-staff': { roles: ['kitchen-admin'] }, [idp.audience]: { roles: ['kitchen-operator'] } } },
+        roles: ['kitchen-operator'],
+        clientRoles: ['kitchen-operator'],
+        claims: {
+          realm_access: { roles: ['kitchen-operator'] },
+          resource_access: {
+            'integration-hub-staff': { roles: ['kitchen-admin'] },
+            [idp.audience]: { roles: ['kitchen-operator'] },
+          },
+        },
       });
-      expect((await rest(probe.base, token)).body.caller?.roles).toEqual(['tenant', 'kitchen-admin']);
+      expect((await rest(probe.base, token)).body.caller?.roles).toEqual([
+        'tenant',
+        'kitchen-admin',
+      ]);
     } finally {
       await probe.close();
     }
@@ -141,42 +192,67 @@ describe('identity provider outage', () => {
   const outages: [string, () => Promise<string>][] = [
     ['a JWKS endpoint that does not answer within the timeout', async () => `${jwksBase}/hang`],
     ['a JWKS endpoint that answers 500', async () => `${jwksBase}/fail`],
-    ['a JWKS endpoint that refuses connections', async () => `http://127.0.0.1:${await freePort()}/jwks`],
+    [
+      'a JWKS endpoint that refuses connections',
+      async () => `http://127.0.0.1:${await freePort()}/jwks`,
+    ],
   ];
 
-  test.each(outages)('%s: REST answers 503 identity_provider_unavailable with Retry-After, not 401', async (_what, url) => {
-    const probe = await startProbe(await url());
-    try {
-      const started = Date.now();
-      const r = await rest(probe.base, await idp.issue('tenant-outage'));
-      expect(r).toMatchObject({ status: 503, body: { error: { code: 'identity_provider_unavailable' } } });
-      expect(Number(r.retryAfter)).toBeGreaterThan(0);
-      // Nothing of the provider's own answer reaches the caller.
-      expect(JSON.stringify(r.body)).not.toMatch(/keycloak|cluster\.local|ECONNREFUSED|fetch failed/);
-      expect(Date.now() - started).toBeLessThan(JWKS_TIMEOUT_MS * 5);
-    } finally {
-      await probe.close();
-    }
-  });
+  test.each(outages)(
+    '%s: REST answers 503 identity_provider_unavailable with Retry-After, not 401',
+    async (_what, url) => {
+      const probe = await startProbe(await url());
+      try {
+        const started = Date.now();
+        const r = await rest(probe.base, await idp.issue('tenant-outage'));
+        expect(r).toMatchObject({
+          status: 503,
+          body: { error: { code: 'identity_provider_unavailable' } },
+        });
+        expect(Number(r.retryAfter)).toBeGreaterThan(0);
+        // Nothing of the provider's own answer reaches the caller.
+        expect(JSON.stringify(r.body)).not.toMatch(
+          /keycloak|cluster\.local|ECONNREFUSED|fetch failed/,
+        );
+        expect(Date.now() - started).toBeLessThan(JWKS_TIMEOUT_MS * 5);
+      } finally {
+        await probe.close();
+      }
+    },
+  );
 
-  test.each(outages)('%s: the WebSocket upgrade is refused 503 identity_provider_unavailable with Retry-After', async (_what, url) => {
-    const probe = await startProbe(await url());
-    try {
-      const ws = await upgrade(probe.base, await idp.issue('tenant-outage'));
-      expect(ws.status).toBe(503);
-      expect(Number(ws.headers['retry-after'])).toBeGreaterThan(0);
-      expect(JSON.parse(ws.body)).toMatchObject({ error: { code: 'identity_provider_unavailable' } });
-    } finally {
-      await probe.close();
-    }
-  });
+  test.each(outages)(
+    '%s: the WebSocket upgrade is refused 503 identity_provider_unavailable with Retry-After',
+    async (_what, url) => {
+      const probe = await startProbe(await url());
+      try {
+        const ws = await upgrade(probe.base, await idp.issue('tenant-outage'));
+        expect(ws.status).toBe(503);
+        expect(Number(ws.headers['retry-after'])).toBeGreaterThan(0);
+        expect(JSON.parse(ws.body)).toMatchObject({
+          error: { code: 'identity_provider_unavailable' },
+        });
+      } finally {
+        await probe.close();
+      }
+    },
+  );
 
   test('operators see the outage in the log once per interval, not once per refused request', async () => {
     const lines: string[] = [];
-    const logger = createLogger({ level: 'info', name: 'api' }, new Writable({ write(chunk, _e, cb) { lines.push(String(chunk)); cb(); } }));
+    const logger = createLogger(
+      { level: 'info', name: 'api' },
+      new Writable({
+        write(chunk, _e, cb) {
+          lines.push(String(chunk));
+          cb();
+        },
+      }),
+    );
     const probe = await startProbe(`${jwksBase}/fail`, { logger });
     try {
-      for (const tenant of ['a', 'b', 'c']) expect((await rest(probe.base, await idp.issue(`tenant-${tenant}`))).status).toBe(503);
+      for (const tenant of ['a', 'b', 'c'])
+        expect((await rest(probe.base, await idp.issue(`tenant-${tenant}`))).status).toBe(503);
       const outage = lines.filter((l) => l.includes('identity provider unavailable'));
       expect(outage).toHaveLength(1);
       expect(outage[0]).toContain(`${jwksBase}/fail`);
@@ -191,7 +267,10 @@ describe('identity provider outage', () => {
     try {
       // Same issuer and audience claims, but another provider's signing key (an unknown `kid`).
       const foreign = await other.issue('tenant-forged', { claims: { iss: idp.issuer } });
-      expect(await rest(probe.base, foreign)).toMatchObject({ status: 401, body: { error: { code: 'invalid_token' } } });
+      expect(await rest(probe.base, foreign)).toMatchObject({
+        status: 401,
+        body: { error: { code: 'invalid_token' } },
+      });
     } finally {
       await probe.close();
       await other.close();

@@ -7,7 +7,11 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import { IntegrationCache } from '../services/domains/allio/integration-cache.js';
-import { deactivateIntegration, INTEGRATIONS, upsertIntegration } from '../services/domains/allio/integrations.js';
+import {
+  deactivateIntegration,
+  INTEGRATIONS,
+  upsertIntegration,
+} from '../services/domains/allio/integrations.js';
 import { API_VERSION, allioIntegrationResource } from '../services/domains/allio/resource.js';
 import { buildApi } from '../services/api/app.js';
 import { intakeEnv, type IntakeConfig } from '../services/api/config.js';
@@ -31,27 +35,62 @@ afterAll(async () => {
   await ctx.close();
 });
 
-async function startApi(o: { intake?: Partial<IntakeConfig>; metrics?: Metrics; cache?: IntegrationCache } = {}): Promise<{ app: FastifyInstance; base: string }> {
+async function startApi(
+  o: { intake?: Partial<IntakeConfig>; metrics?: Metrics; cache?: IntegrationCache } = {},
+): Promise<{ app: FastifyInstance; base: string }> {
   const intake = { ...intakeEnv.parse({}), ...o.intake };
   const metrics = o.metrics ?? createMetrics();
-  const app = buildApi({ db: ctx.db, logger: ctx.logger, metrics, readiness: [], intake, integrations: o.cache });
-  registerWarehouseWebhook(app, { db: ctx.db, metrics, secrets: [SECRET], toleranceSeconds: 300, intake });
+  const app = buildApi({
+    db: ctx.db,
+    logger: ctx.logger,
+    metrics,
+    readiness: [],
+    intake,
+    integrations: o.cache,
+  });
+  registerWarehouseWebhook(app, {
+    db: ctx.db,
+    metrics,
+    secrets: [SECRET],
+    toleranceSeconds: 300,
+    intake,
+  });
   return { app, base: await app.listen({ port: 0, host: '127.0.0.1' }) };
 }
 
-async function postAllio(base: string, key: string, payload: unknown, headers: Record<string, string> = {}) {
+async function postAllio(
+  base: string,
+  key: string,
+  payload: unknown,
+  headers: Record<string, string> = {},
+) {
   const res = await fetch(`${base}/webhooks/allio/${key}`, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(payload),
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(payload),
   });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as { status?: string; id?: number; error?: { code: string } } };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: (await res.json()) as { status?: string; id?: number; error?: { code: string } },
+  };
 }
 
 async function postWarehouse(base: string, id: string) {
-  const body = JSON.stringify({ type: 'stock.receipt', timestamp: new Date().toISOString(), data: { ingredient: 'flour', quantity: 5, unit: 'g' } });
+  const body = JSON.stringify({
+    type: 'stock.receipt',
+    timestamp: new Date().toISOString(),
+    data: { ingredient: 'flour', quantity: 5, unit: 'g' },
+  });
   const ts = Math.floor(Date.now() / 1000);
   const res = await fetch(`${base}/webhooks/warehouse`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': sign(SECRET, id, ts, body) },
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(ts),
+      'webhook-signature': sign(SECRET, id, ts, body),
+    },
     body,
   });
   return { status: res.status, body: (await res.json()) as { status?: string } };
@@ -65,14 +104,18 @@ async function lockTable(db: Knex, table: string): Promise<{ release: () => Prom
 }
 
 const waitingInserts = (table: string) =>
-  waitFor(async () => {
-    const { rows } = await ctx.db.raw<{ rows: unknown[] }>(
-      `select 1 from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace
+  waitFor(
+    async () => {
+      const { rows } = await ctx.db.raw<{ rows: unknown[] }>(
+        `select 1 from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace
         where not l.granted and c.relname = ? and n.nspname = ?`,
-      [table, ctx.schema],
-    );
-    return rows.length > 0 || undefined;
-  }, 20_000, `an insert into ${table} waiting on the lock`);
+        [table, ctx.schema],
+      );
+      return rows.length > 0 || undefined;
+    },
+    20_000,
+    `an insert into ${table} waiting on the lock`,
+  );
 
 describe('group commit of webhooks', () => {
   test('40 concurrent ALLIO webhooks share statements, and each answer names the row stored for that request', async () => {
@@ -81,14 +124,28 @@ describe('group commit of webhooks', () => {
     try {
       const requestIds = Array.from({ length: 40 }, () => randomUUID());
       const answers = await Promise.all(
-        requestIds.map((rid, k) => postAllio(base, integration.webhookKey, { uuid: integration.uuid, command: 'RESERVE_ADD', indexes: [k + 1] }, { 'x-request-id': rid })),
+        requestIds.map((rid, k) =>
+          postAllio(
+            base,
+            integration.webhookKey,
+            { uuid: integration.uuid, command: 'RESERVE_ADD', indexes: [k + 1] },
+            { 'x-request-id': rid },
+          ),
+        ),
       );
       expect(answers.map((a) => a.status)).toEqual(Array(40).fill(200));
       for (const [k, a] of answers.entries()) {
         const row = await ctx.db('allio_webhook').where({ id: a.body.id }).first();
-        expect(row).toMatchObject({ request_id: requestIds[k], external_ids_array: `[${k + 1}]`, integration_id: integration.id });
+        expect(row).toMatchObject({
+          request_id: requestIds[k],
+          external_ids_array: `[${k + 1}]`,
+          integration_id: integration.id,
+        });
       }
-      const batches = (await metrics.webhookBatchRows.get()).values.find((v) => v.metricName === 'hub_webhook_batch_rows_count')?.value ?? 0;
+      const batches =
+        (await metrics.webhookBatchRows.get()).values.find(
+          (v) => v.metricName === 'hub_webhook_batch_rows_count',
+        )?.value ?? 0;
       expect(batches).toBeGreaterThan(0);
       expect(batches).toBeLessThan(40);
     } finally {
@@ -97,11 +154,18 @@ describe('group commit of webhooks', () => {
   });
 
   test('with the write queue full a webhook is answered 503 intake_busy with Retry-After, stores nothing, and the queued ones still commit', async () => {
-    const { app, base } = await startApi({ intake: { INTAKE_BATCH_MAX: 1, INTAKE_WRITES_IN_FLIGHT: 1, INTAKE_QUEUE_MAX: 1 } });
+    const { app, base } = await startApi({
+      intake: { INTAKE_BATCH_MAX: 1, INTAKE_WRITES_IN_FLIGHT: 1, INTAKE_QUEUE_MAX: 1 },
+    });
     const lock = await lockTable(ctx.db, 'allio_webhook');
     try {
       const before = await count(ctx.db, 'allio_webhook');
-      const send = (k: number) => postAllio(base, integration.webhookKey, { uuid: integration.uuid, command: 'RESERVE_MOD', indexes: [k] });
+      const send = (k: number) =>
+        postAllio(base, integration.webhookKey, {
+          uuid: integration.uuid,
+          command: 'RESERVE_MOD',
+          indexes: [k],
+        });
       const first = send(1);
       await waitingInserts('allio_webhook');
       // One of these waits in the queue, the other finds it full.
@@ -122,7 +186,12 @@ describe('group commit of webhooks', () => {
 
   test('a warehouse webhook-id twice in one batch is stored once: the first accepted, the second a duplicate', async () => {
     const write = writeWarehouseEvents(ctx.db);
-    const row = (id: string) => ({ webhook_id: id, type: 'stock.receipt', payload: { type: 'stock.receipt' }, occurred_at: new Date().toISOString() });
+    const row = (id: string) => ({
+      webhook_id: id,
+      type: 'stock.receipt',
+      payload: { type: 'stock.receipt' },
+      occurred_at: new Date().toISOString(),
+    });
     const [a, b] = [`msg_${randomUUID()}`, `msg_${randomUUID()}`];
     expect(await write([row(a), row(b), row(a)])).toEqual(['accepted', 'accepted', 'duplicate']);
     expect(await write([row(b), row(a)])).toEqual(['duplicate', 'duplicate']);
@@ -171,10 +240,23 @@ describe('integration cache', () => {
     await listener.stop();
   });
 
-  const resource = (it: TestIntegration, spec: Partial<{ webhookKey: string; active: boolean; integrationUuid: string }>) =>
+  const resource = (
+    it: TestIntegration,
+    spec: Partial<{ webhookKey: string; active: boolean; integrationUuid: string }>,
+  ) =>
     allioIntegrationResource.parse({
-      apiVersion: API_VERSION, kind: 'AllioIntegration', metadata: { name: it.name },
-      spec: { integrationUuid: it.uuid, webhookKey: it.webhookKey, apiBaseUrl: 'http://127.0.0.1:9', apiToken: 't', deletionControl: false, active: true, ...spec },
+      apiVersion: API_VERSION,
+      kind: 'AllioIntegration',
+      metadata: { name: it.name },
+      spec: {
+        integrationUuid: it.uuid,
+        webhookKey: it.webhookKey,
+        apiBaseUrl: 'http://127.0.0.1:9',
+        apiToken: 't',
+        deletionControl: false,
+        active: true,
+        ...spec,
+      },
     });
 
   test('repeated webhooks of one integration read it once', async () => {
@@ -182,7 +264,8 @@ describe('integration cache', () => {
     const it = await addIntegration(ctx.db, { baseUrl: 'http://127.0.0.1:9' });
     // The insert's own notification empties the cache; wait for it, so that it cannot land later.
     await waitFor(() => notified > seen || undefined, 10_000, 'the new integration notified');
-    const send = () => postAllio(base, it.webhookKey, { uuid: it.uuid, command: 'RESERVE_ADD', indexes: [1] });
+    const send = () =>
+      postAllio(base, it.webhookKey, { uuid: it.uuid, command: 'RESERVE_ADD', indexes: [1] });
     const first = reads;
     expect((await send()).status).toBe(200);
     expect(reads).toBe(first + 1);
@@ -193,12 +276,21 @@ describe('integration cache', () => {
 
   test('an integration switched off is refused 403 promptly, and accepted again once switched on', async () => {
     const it = await addIntegration(ctx.db, { baseUrl: 'http://127.0.0.1:9' });
-    const send = () => postAllio(base, it.webhookKey, { uuid: it.uuid, command: 'RESERVE_ADD', indexes: [1] });
+    const send = () =>
+      postAllio(base, it.webhookKey, { uuid: it.uuid, command: 'RESERVE_ADD', indexes: [1] });
     expect((await send()).status).toBe(200);
     await deactivateIntegration(ctx.db, it.name);
-    await waitFor(async () => (await send()).status === 403 || undefined, 10_000, 'the switched-off integration refused');
+    await waitFor(
+      async () => (await send()).status === 403 || undefined,
+      10_000,
+      'the switched-off integration refused',
+    );
     await upsertIntegration(ctx.db, resource(it, { active: true }));
-    await waitFor(async () => (await send()).status === 200 || undefined, 10_000, 'the switched-on integration accepted');
+    await waitFor(
+      async () => (await send()).status === 200 || undefined,
+      10_000,
+      'the switched-on integration accepted',
+    );
   });
 
   test('a new webhook key takes effect promptly: the old URL is 404, the new one accepted', async () => {
@@ -207,7 +299,11 @@ describe('integration cache', () => {
     expect((await postAllio(base, it.webhookKey, payload)).status).toBe(200);
     const newKey = `wh_${randomUUID().replace(/-/g, '')}`;
     await upsertIntegration(ctx.db, resource(it, { webhookKey: newKey }));
-    await waitFor(async () => (await postAllio(base, it.webhookKey, payload)).status === 404 || undefined, 10_000, 'the old key refused');
+    await waitFor(
+      async () => (await postAllio(base, it.webhookKey, payload)).status === 404 || undefined,
+      10_000,
+      'the old key refused',
+    );
     expect((await postAllio(base, newKey, payload)).status).toBe(200);
   });
 
@@ -217,6 +313,10 @@ describe('integration cache', () => {
     expect((await postAllio(base, it.webhookKey, payload)).status).toBe(200);
     await ctx.db('allio_webhook').where({ integration_id: it.id }).delete();
     await ctx.db(INTEGRATIONS).where({ id: it.id }).delete();
-    await waitFor(async () => (await postAllio(base, it.webhookKey, payload)).status === 404 || undefined, 10_000, 'the deleted integration refused');
+    await waitFor(
+      async () => (await postAllio(base, it.webhookKey, payload)).status === 404 || undefined,
+      10_000,
+      'the deleted integration refused',
+    );
   });
 });

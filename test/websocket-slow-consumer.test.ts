@@ -17,20 +17,39 @@ let stack: Stack;
 const logLines: string[] = [];
 
 beforeAll(async () => {
-  const logger = createLogger({ level: 'info', name: 'api' }, new Writable({ write(chunk, _e, cb) { logLines.push(String(chunk)); cb(); } }));
-  stack = await startStack('wsslow', { logger, bridge: false, partner: false, env: { WS_MAX_BUFFERED_BYTES: String(BOUND) } });
+  const logger = createLogger(
+    { level: 'info', name: 'api' },
+    new Writable({
+      write(chunk, _e, cb) {
+        logLines.push(String(chunk));
+        cb();
+      },
+    }),
+  );
+  stack = await startStack('wsslow', {
+    logger,
+    bridge: false,
+    partner: false,
+    env: { WS_MAX_BUFFERED_BYTES: String(BOUND) },
+  });
 });
 afterAll(async () => {
   await stack?.close();
 });
 
 const slowClosed = async () =>
-  (await stack.api.metrics.registry.getSingleMetric('hub_websocket_slow_consumers_closed_total')?.get())?.values[0]?.value ?? 0;
+  (
+    await stack.api.metrics.registry
+      .getSingleMetric('hub_websocket_slow_consumers_closed_total')
+      ?.get()
+  )?.values[0]?.value ?? 0;
 
 test('a socket whose client stops reading is closed with 1013 once its buffer passes the bound, and later events are not queued for it', async () => {
   const tenant = `tenant-slow-${Date.now().toString(36)}`;
   const token = await stack.idp.issue(tenant);
-  const ws = new WebSocket(`${stack.api.url.replace(/^http/, 'ws')}/v1/events?access_token=${token}`);
+  const ws = new WebSocket(
+    `${stack.api.url.replace(/^http/, 'ws')}/v1/events?access_token=${token}`,
+  );
   const untrack = track('slow tenant websocket');
   const seqs: number[] = [];
   let receivedBytes = 0;
@@ -49,9 +68,18 @@ test('a socket whose client stops reading is closed with 1013 once its buffer pa
     const pad = 'x'.repeat(EVENT_BYTES);
     // Order status events of one order, numbered by their version and padded by their reason.
     const orderId = randomUUID();
-    const publish = (seq: number) => events.publish(tenant, buildOrderStatus({
-      eventId: randomUUID(), orderId, state: 'failed', version: seq, occurredAtMs: Date.now(), reason: pad,
-    }));
+    const publish = (seq: number) =>
+      events.publish(
+        tenant,
+        buildOrderStatus({
+          eventId: randomUUID(),
+          orderId,
+          state: 'failed',
+          version: seq,
+          occurredAtMs: Date.now(),
+          reason: pad,
+        }),
+      );
     let seq = 0;
     // 200 events of 256 KiB: far more than loopback's kernel buffers (a few MiB) and the bound.
     while ((await slowClosed()) === 0 && seq < 200) await publish(++seq);

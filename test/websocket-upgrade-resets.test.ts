@@ -9,7 +9,12 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { createTestContext, DATABASE_URL, waitFor, type TestContext } from './support/context.js';
 import { createVhost, type TestVhost } from './support/amqp.js';
 import { track } from './support/leaks.js';
-import { expectCleanExit, listeningPort, startServiceProcess, type ServiceProcess } from './support/process.js';
+import {
+  expectCleanExit,
+  listeningPort,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/process.js';
 import { smartHomeEnv, startTenantIdp } from './support/smart-home.js';
 import type { TenantIdp } from '../services/simulators/tenant-idp/server.js';
 
@@ -29,7 +34,9 @@ async function startGatedJwks(target: string): Promise<GatedJwks> {
     g.hits += 1;
     const answer = () =>
       void fetch(target)
-        .then(async (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text()))
+        .then(async (r) =>
+          res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text()),
+        )
         .catch(() => res.destroy());
     if (isOpen) answer();
     else held.push(answer);
@@ -105,7 +112,11 @@ beforeAll(async () => {
   jwks = await startGatedJwks(idp.jwksUrl);
   api = startServiceProcess('services/api/main.ts', {
     ...smartHomeEnv(ctx, vhost.url, idp, { TENANT_JWKS_URL: jwks.url }),
-    DATABASE_URL, DATABASE_SCHEMA: ctx.schema, PORT: '0', LOG_LEVEL: 'info', INSTANCE_ID: 'api-resets',
+    DATABASE_URL,
+    DATABASE_SCHEMA: ctx.schema,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    INSTANCE_ID: 'api-resets',
   });
   void api.exited.then((code) => (exitCode = code));
   port = await listeningPort(api);
@@ -130,7 +141,8 @@ afterAll(async () => {
 /** The api process is running and answers /healthz; its output says why when it is not. */
 async function expectAlive(): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch((e: unknown) => e as Error);
-  if (exitCode !== undefined || res instanceof Error) console.log(`api exited with ${String(exitCode)}:\n${api.output()}`);
+  if (exitCode !== undefined || res instanceof Error)
+    console.log(`api exited with ${String(exitCode)}:\n${api.output()}`);
   expect(exitCode).toBeUndefined();
   expect(res instanceof Error ? res.message : res.status).toBe(200);
 }
@@ -141,11 +153,13 @@ test('TCP resets at every stage of a WebSocket upgrade, with no token, a bad tok
   const tokens = { none: undefined, bad, good };
 
   // While verification waits on the identity provider (first use of its keys): bad and good tokens.
-  const verifying = await Promise.all([bad, good, bad, good].map(async (t) => {
-    const c = await rawClient(port);
-    c.socket.write(upgradeHeaders(port, t));
-    return c;
-  }));
+  const verifying = await Promise.all(
+    [bad, good, bad, good].map(async (t) => {
+      const c = await rawClient(port);
+      c.socket.write(upgradeHeaders(port, t));
+      return c;
+    }),
+  );
   await waitFor(() => jwks.hits > 0, 10_000, 'token verification to ask for the keys');
   // A round trip on another connection: the upgrade requests written before it have been read.
   await expectAlive();
@@ -165,8 +179,13 @@ test('TCP resets at every stage of a WebSocket upgrade, with no token, a bad tok
     for (const path of ['/v1/events', '/v1/elsewhere']) {
       const answered = await rawClient(port);
       answered.socket.write(upgradeHeaders(port, token, path));
-      const status = name === 'good' && path === '/v1/events' ? '101' : path === '/v1/events' ? '401' : '404';
-      await waitFor(() => answered.received().startsWith(`HTTP/1.1 ${status}`), 5_000, `${status} for a ${name} token on ${path}`);
+      const status =
+        name === 'good' && path === '/v1/events' ? '101' : path === '/v1/events' ? '401' : '404';
+      await waitFor(
+        () => answered.received().startsWith(`HTTP/1.1 ${status}`),
+        5_000,
+        `${status} for a ${name} token on ${path}`,
+      );
       answered.socket.resetAndDestroy();
     }
     await expectAlive();
@@ -183,16 +202,23 @@ test('TCP resets at every stage of a WebSocket upgrade, with no token, a bad tok
 
 test('a refused upgrade is closed by the server within seconds even when the client never closes its side', async () => {
   // allowHalfOpen: the client keeps its side open after the server's FIN, as a silent attacker would.
-  const silent = await Promise.all([undefined, 'not-a-jwt'].map(async (t) => {
-    const c = await rawClient(port, { allowHalfOpen: true });
-    c.socket.write(upgradeHeaders(port, t));
-    return c;
-  }));
-  for (const c of silent) await waitFor(() => c.received().startsWith('HTTP/1.1 401'), 5_000, 'the 401');
+  const silent = await Promise.all(
+    [undefined, 'not-a-jwt'].map(async (t) => {
+      const c = await rawClient(port, { allowHalfOpen: true });
+      c.socket.write(upgradeHeaders(port, t));
+      return c;
+    }),
+  );
+  for (const c of silent)
+    await waitFor(() => c.received().startsWith('HTTP/1.1 401'), 5_000, 'the 401');
   // Once the server has let go of the connection, the client's next write meets a reset.
-  await waitFor(() => {
-    for (const c of silent) if (!c.closed) c.socket.write('x');
-    return silent.every((c) => c.closed);
-  }, 5_000, 'the server to close the refused sockets');
+  await waitFor(
+    () => {
+      for (const c of silent) if (!c.closed) c.socket.write('x');
+      return silent.every((c) => c.closed);
+    },
+    5_000,
+    'the server to close the refused sockets',
+  );
   await expectAlive();
 });

@@ -35,7 +35,11 @@ export interface AccessToken {
 
 /** Thrown when the authorization server answers with an OAuth error (e.g. invalid_client). */
 export class TokenRequestError extends Error {
-  constructor(readonly status: number, readonly error: string, description: string) {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    description: string,
+  ) {
     super(`token request refused (${status} ${error}): ${description}`);
     this.name = 'TokenRequestError';
   }
@@ -64,17 +68,33 @@ export class TokenSource {
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (this.o.scope) form.set('scope', this.o.scope);
     // RFC 6749 §2.3.1: client id and secret are form-encoded before Basic encoding.
-    const basic = Buffer.from(`${encodeURIComponent(this.o.clientId)}:${encodeURIComponent(this.o.clientSecret)}`).toString('base64');
+    const basic = Buffer.from(
+      `${encodeURIComponent(this.o.clientId)}:${encodeURIComponent(this.o.clientSecret)}`,
+    ).toString('base64');
     const started = Date.now();
-    const { status, body } = await postForm(this.o.tokenUrl, form.toString(), { authorization: `Basic ${basic}` }, this.o);
-    let parsed: { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown };
+    const { status, body } = await postForm(
+      this.o.tokenUrl,
+      form.toString(),
+      { authorization: `Basic ${basic}` },
+      this.o,
+    );
+    let parsed: {
+      access_token?: unknown;
+      expires_in?: unknown;
+      error?: unknown;
+      error_description?: unknown;
+    };
     try {
       parsed = JSON.parse(body) as typeof parsed;
     } catch {
       throw new TokenRequestError(status, 'invalid_response', `not JSON: ${body.slice(0, 200)}`);
     }
     if (status !== 200 || typeof parsed.access_token !== 'string')
-      throw new TokenRequestError(status, String(parsed.error ?? 'invalid_response'), String(parsed.error_description ?? ''));
+      throw new TokenRequestError(
+        status,
+        String(parsed.error ?? 'invalid_response'),
+        String(parsed.error_description ?? ''),
+      );
     const lifetimeMs = (typeof parsed.expires_in === 'number' ? parsed.expires_in : 300) * 1000;
     return {
       token: parsed.access_token,
@@ -97,7 +117,12 @@ function postForm(
       u,
       {
         method: 'POST',
-        headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: {
+          ...headers,
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
         ...(u.protocol === 'https:' ? { ca: o.ca, minVersion: 'TLSv1.2' as const } : {}),
         timeout: o.timeoutMs ?? 10_000,
       },
@@ -109,7 +134,9 @@ function postForm(
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`token request timed out after ${o.timeoutMs ?? 10_000} ms`)));
+    req.on('timeout', () =>
+      req.destroy(new Error(`token request timed out after ${o.timeoutMs ?? 10_000} ms`)),
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -200,12 +227,19 @@ export function connectPartner(o: PartnerConnectionOptions): AmqpConnectionManag
     if (!live) return;
     try {
       const { token } = await o.tokens.get();
-      await withTimeout(live.updateSecret(Buffer.from(token), 'access token refresh'), UPDATE_SECRET_TIMEOUT_MS, 'update-secret');
+      await withTimeout(
+        live.updateSecret(Buffer.from(token), 'access token refresh'),
+        UPDATE_SECRET_TIMEOUT_MS,
+        'update-secret',
+      );
       schedule();
     } catch (thrown) {
       // Until a refresh succeeds the old token serves; once it has expired the broker refuses the
       // connection's next operations, and a refusal that closes the connection brings a new token.
-      warn('token refresh on the open connection failed; trying again', thrown instanceof Error ? thrown : new Error(String(thrown)));
+      warn(
+        'token refresh on the open connection failed; trying again',
+        thrown instanceof Error ? thrown : new Error(String(thrown)),
+      );
       arm(REFRESH_RETRY_MS);
     }
   };
@@ -270,13 +304,20 @@ export interface CommandConsumer {
  * command whose channel has closed needs nothing: the broker has put it back already, and the hub
  * settles each command once, so answering it twice is harmless.
  */
-export function consumeCommands(conn: AmqpConnectionManager, o: CommandConsumerOptions): CommandConsumer {
+export function consumeCommands(
+  conn: AmqpConnectionManager,
+  o: CommandConsumerOptions,
+): CommandConsumer {
   const warn = o.onWarning ?? (() => undefined);
   const consumerTag = `partner-${randomUUID()}`;
   let current: ConfirmChannel | undefined;
   let cancelled = false;
 
-  const deliveryOn = (ch: ConfirmChannel, msg: ConsumeMessage, closed: { now: boolean }): CommandDelivery => {
+  const deliveryOn = (
+    ch: ConfirmChannel,
+    msg: ConsumeMessage,
+    closed: { now: boolean },
+  ): CommandDelivery => {
     const settle = (send: () => void): boolean => {
       if (closed.now) return false;
       try {
@@ -287,7 +328,11 @@ export function consumeCommands(conn: AmqpConnectionManager, o: CommandConsumerO
         return false;
       }
     };
-    return { msg, ack: () => settle(() => ch.ack(msg)), nack: (requeue) => settle(() => ch.nack(msg, false, requeue)) };
+    return {
+      msg,
+      ack: () => settle(() => ch.ack(msg)),
+      nack: (requeue) => settle(() => ch.nack(msg, false, requeue)),
+    };
   };
 
   const channel = conn.createChannel({
@@ -299,15 +344,21 @@ export function consumeCommands(conn: AmqpConnectionManager, o: CommandConsumerO
       current = ch;
       await o.setup?.(ch);
       await ch.prefetch(o.prefetch ?? 50);
-      await ch.consume(o.queue, (msg) => {
-        // null: the broker cancelled the consumer (queue deleted); the next reconnect consumes again.
-        if (msg) o.onCommand(deliveryOn(ch, msg, closed));
-        else warn(`the broker cancelled the consumer of ${o.queue}`);
-      }, { noAck: false, consumerTag });
+      await ch.consume(
+        o.queue,
+        (msg) => {
+          // null: the broker cancelled the consumer (queue deleted); the next reconnect consumes again.
+          if (msg) o.onCommand(deliveryOn(ch, msg, closed));
+          else warn(`the broker cancelled the consumer of ${o.queue}`);
+        },
+        { noAck: false, consumerTag },
+      );
     },
   });
   // Without a listener a failed setup would throw at the process; the next reconnect runs it again.
-  channel.on('error', (err: Error) => warn('channel setup failed; retrying after the next reconnect', err));
+  channel.on('error', (err: Error) =>
+    warn('channel setup failed; retrying after the next reconnect', err),
+  );
   return {
     channel,
     async cancel() {

@@ -2,4 +2,8 @@
 // and the daily retention purge.
 import { allioEnv, baseEnv, databaseEnv, redisEnv, retentionEnv } from '../core/config.js';
 
-export const allioSyncEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(allioEnv).merge(retentionEnv);
+export const allioSyncEnv = baseEnv
+  .merge(databaseEnv)
+  .merge(redisEnv)
+  .merge(allioEnv)
+  .merge(retentionEnv);

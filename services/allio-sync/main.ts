@@ -16,7 +16,9 @@ await runService('allio-sync', async () => {
   const sync = createAllioSync({ db, redis, config, logger, metrics, listener, owner });
   const retention = createRetention({ db, config, logger, metrics, listener, owner });
   const http = createHttpServer({
-    logger, metrics, limits: config,
+    logger,
+    metrics,
+    limits: config,
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },
       { name: 'redis', check: () => pingRedis(redis) },
@@ -30,7 +32,14 @@ await runService('allio-sync', async () => {
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     shutdown: [
-      { waitsFor: `the ALLIO tasks in hand (up to ${config.SHUTDOWN_TIMEOUT_MS / 1000} s)`, run: () => Promise.all([sync.stop(config.SHUTDOWN_TIMEOUT_MS), retention.stop(config.SHUTDOWN_TIMEOUT_MS)]) },
+      {
+        waitsFor: `the ALLIO tasks in hand (up to ${config.SHUTDOWN_TIMEOUT_MS / 1000} s)`,
+        run: () =>
+          Promise.all([
+            sync.stop(config.SHUTDOWN_TIMEOUT_MS),
+            retention.stop(config.SHUTDOWN_TIMEOUT_MS),
+          ]),
+      },
       { run: () => listener.stop() },
       { waitsFor: 'the HTTP requests in flight', run: () => http.close() },
       { waitsFor: 'the database pool', run: () => db.destroy() },

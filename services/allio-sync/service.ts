@@ -13,7 +13,11 @@ import type { Metrics } from '../core/metrics.js';
 import { OutboundPolicy } from '../core/outbound.js';
 import { RateLimiter } from '../core/ratelimit/limiter.js';
 import { AllioClient, allioLimit } from '../domains/allio/client.js';
-import { DELETION_JOB, deletionJob, deletionSweepHandler } from '../domains/allio/deletion-sweep.js';
+import {
+  DELETION_JOB,
+  deletionJob,
+  deletionSweepHandler,
+} from '../domains/allio/deletion-sweep.js';
 import { fairClaim, type FairClaim } from '../domains/allio/fair-claim.js';
 import { syncHandler, type TaskRow } from '../domains/allio/sync-worker.js';
 import { webhookHandler, type WebhookRow } from '../domains/allio/webhook-reconciler.js';
@@ -55,10 +59,22 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
     sourceAddress: config.ALLIO_SOURCE_ADDRESS,
   });
   const leaseMs = config.ALLIO_TASK_LEASE_MS;
-  const common = { db, logger, metrics, owner: d.owner, listener: d.listener, pollMaxMs: d.pollMaxMs ?? 5_000 };
+  const common = {
+    db,
+    logger,
+    metrics,
+    owner: d.owner,
+    listener: d.listener,
+    pollMaxMs: d.pollMaxMs ?? 5_000,
+  };
 
   const webhooks = defineWorkReconciler<WebhookRow>({
-    ...common, table: 'allio_webhook', name: 'allio-webhooks', leaseMs, maxAttempts: 10, batch: 50,
+    ...common,
+    table: 'allio_webhook',
+    name: 'allio-webhooks',
+    leaseMs,
+    maxAttempts: 10,
+    batch: 50,
     handle: (table) => webhookHandler(db, table, logger),
   });
   // The sync worker claims through the fair share of the quota, and its first request uses the slot
@@ -66,22 +82,48 @@ export function createAllioSync(d: AllioSyncDeps): AllioSync {
   let fair: FairClaim | undefined;
   const fairOf = (table: WorkTable) => (fair ??= fairClaim(table, client));
   const sync = defineWorkReconciler<TaskRow>({
-    ...common, table: 'allio_tasks', name: 'allio-sync', leaseMs, maxAttempts: config.ALLIO_MAX_ATTEMPTS,
+    ...common,
+    table: 'allio_tasks',
+    name: 'allio-sync',
+    leaseMs,
+    maxAttempts: config.ALLIO_MAX_ATTEMPTS,
     concurrency: config.ALLIO_WORKER_CONCURRENCY,
     filter: { sql: `op = 'upsert'`, bindings: [] },
     claim: (table) => fairOf(table).claim,
-    handle: (table) => syncHandler({ db, table, client, metrics, logger, secretsDir: config.SECRETS_DIR, takeSlot: fairOf(table).takeSlot }),
+    handle: (table) =>
+      syncHandler({
+        db,
+        table,
+        client,
+        metrics,
+        logger,
+        secretsDir: config.SECRETS_DIR,
+        takeSlot: fairOf(table).takeSlot,
+      }),
   });
   const sweep = defineWorkReconciler({
-    ...common, table: PERIODIC_RUNS, name: 'allio-deletion-sweep', leaseMs: 10 * leaseMs, maxAttempts: 5,
-    batch: 1, filter: { sql: 'name = ?', bindings: [DELETION_JOB] },
+    ...common,
+    table: PERIODIC_RUNS,
+    name: 'allio-deletion-sweep',
+    leaseMs: 10 * leaseMs,
+    maxAttempts: 5,
+    batch: 1,
+    filter: { sql: 'name = ?', bindings: [DELETION_JOB] },
     pollMaxMs: Math.max(common.pollMaxMs, 30_000),
     handle: (table) => deletionSweepHandler(db, table, metrics, logger),
   });
   const scheduler = new PeriodicScheduler(
-    db, [deletionJob(config.ALLIO_DELETION_TIME)], logger, d.schedulerIntervalMs ?? 60_000, d.now,
+    db,
+    [deletionJob(config.ALLIO_DELETION_TIME)],
+    logger,
+    d.schedulerIntervalMs ?? 60_000,
+    d.now,
   );
-  const reconcilers = [webhooks.reconciler, sync.reconciler, sweep.reconciler] as Reconciler<unknown>[];
+  const reconcilers = [
+    webhooks.reconciler,
+    sync.reconciler,
+    sweep.reconciler,
+  ] as Reconciler<unknown>[];
 
   return {
     reconcilers,

@@ -2,7 +2,11 @@
 import { describe, expect, test } from '@jest/globals';
 import { intakeQuotas, isDeleteCommand } from './allio-intake.js';
 
-const limits = { ALLIO_WEBHOOKS_PER_MINUTE: 600, ALLIO_WEBHOOK_IDS_PER_MINUTE: 100_000, ALLIO_WEBHOOK_DELETE_IDS_PER_MINUTE: 10_000 };
+const limits = {
+  ALLIO_WEBHOOKS_PER_MINUTE: 600,
+  ALLIO_WEBHOOK_IDS_PER_MINUTE: 100_000,
+  ALLIO_WEBHOOK_DELETE_IDS_PER_MINUTE: 10_000,
+};
 const costs = (command: string, ids: number) =>
   Object.fromEntries(intakeQuotas(limits, 'k', command, ids).map((q) => [q.key, q.cost]));
 
@@ -20,12 +24,19 @@ describe('allio intake quotas', () => {
   });
 
   test('every budget is per minute with the configured limit', () => {
-    expect(intakeQuotas(limits, 'k', 'RESERVE_DEL', 1).map((q) => [q.limit, q.periodMs]))
-      .toEqual([[600, 60_000], [100_000, 60_000], [10_000, 60_000]]);
+    expect(intakeQuotas(limits, 'k', 'RESERVE_DEL', 1).map((q) => [q.limit, q.periodMs])).toEqual([
+      [600, 60_000],
+      [100_000, 60_000],
+      [10_000, 60_000],
+    ]);
   });
 
-  test.each([['RESERVE_DEL', true], ['DEALCARD_DEL', true], ['RESERVE_MOD', false], ['DELIVERY_ADD', false]])(
-    '%s is a delete command: %s', (command, expected) => {
-      expect(isDeleteCommand(command)).toBe(expected);
-    });
+  test.each([
+    ['RESERVE_DEL', true],
+    ['DEALCARD_DEL', true],
+    ['RESERVE_MOD', false],
+    ['DELIVERY_ADD', false],
+  ])('%s is a delete command: %s', (command, expected) => {
+    expect(isDeleteCommand(command)).toBe(expected);
+  });
 });

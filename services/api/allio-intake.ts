@@ -26,11 +26,31 @@ type IntakeDecision =
 export const isDeleteCommand = (command: string): boolean => command.endsWith('_DEL');
 
 /** The quotas one webhook is charged against; pure, so the arithmetic is testable without Redis. */
-export function intakeQuotas(c: AllioIntakeConfig, keyBase: string, command: string, ids: number): Quota[] {
+export function intakeQuotas(
+  c: AllioIntakeConfig,
+  keyBase: string,
+  command: string,
+  ids: number,
+): Quota[] {
   return [
-    { key: `${keyBase}:webhooks`, limit: c.ALLIO_WEBHOOKS_PER_MINUTE, periodMs: MINUTE_MS, cost: 1 },
-    { key: `${keyBase}:ids`, limit: c.ALLIO_WEBHOOK_IDS_PER_MINUTE, periodMs: MINUTE_MS, cost: ids },
-    { key: `${keyBase}:delete-ids`, limit: c.ALLIO_WEBHOOK_DELETE_IDS_PER_MINUTE, periodMs: MINUTE_MS, cost: isDeleteCommand(command) ? ids : 0 },
+    {
+      key: `${keyBase}:webhooks`,
+      limit: c.ALLIO_WEBHOOKS_PER_MINUTE,
+      periodMs: MINUTE_MS,
+      cost: 1,
+    },
+    {
+      key: `${keyBase}:ids`,
+      limit: c.ALLIO_WEBHOOK_IDS_PER_MINUTE,
+      periodMs: MINUTE_MS,
+      cost: ids,
+    },
+    {
+      key: `${keyBase}:delete-ids`,
+      limit: c.ALLIO_WEBHOOK_DELETE_IDS_PER_MINUTE,
+      periodMs: MINUTE_MS,
+      cost: isDeleteCommand(command) ? ids : 0,
+    },
   ];
 }
 
@@ -56,7 +76,11 @@ export class AllioIntakeLimiter {
       const a = await this.gate.admit(intakeQuotas(this.config, keyBase, command, ids));
       this.setAvailable(true);
       if (a.admitted) return { admit: true };
-      return { admit: false, reason: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil(a.retryAfterMs / 1000)) };
+      return {
+        admit: false,
+        reason: 'rate_limited',
+        retryAfterSeconds: Math.max(1, Math.ceil(a.retryAfterMs / 1000)),
+      };
     } catch (thrown) {
       this.setAvailable(false, toError(thrown));
       this.metrics.webhookLimitUnchecked.inc({ source: 'allio' });
@@ -67,7 +91,15 @@ export class AllioIntakeLimiter {
   private setAvailable(ok: boolean, err?: Error): void {
     if (ok === this.available) return;
     this.available = ok;
-    if (ok) this.logger.info({ source: 'allio' }, 'webhook intake limiter reachable again; limits enforced');
-    else this.logger.warn({ reason: err?.message, source: 'allio' }, 'webhook intake limiter unavailable; accepting webhooks unlimited until Redis answers');
+    if (ok)
+      this.logger.info(
+        { source: 'allio' },
+        'webhook intake limiter reachable again; limits enforced',
+      );
+    else
+      this.logger.warn(
+        { reason: err?.message, source: 'allio' },
+        'webhook intake limiter unavailable; accepting webhooks unlimited until Redis answers',
+      );
   }
 }

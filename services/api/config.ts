@@ -17,8 +17,18 @@ import { smartHomeEnv } from '../domains/smart-home/config.js';
  */
 export const allioIntakeEnv = z.object({
   ALLIO_WEBHOOKS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
-  ALLIO_WEBHOOK_IDS_PER_MINUTE: z.coerce.number().int().min(10_000).max(100_000_000).default(100_000),
-  ALLIO_WEBHOOK_DELETE_IDS_PER_MINUTE: z.coerce.number().int().min(10_000).max(100_000_000).default(10_000),
+  ALLIO_WEBHOOK_IDS_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(10_000)
+    .max(100_000_000)
+    .default(100_000),
+  ALLIO_WEBHOOK_DELETE_IDS_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(10_000)
+    .max(100_000_000)
+    .default(10_000),
 });
 export type AllioIntakeConfig = z.infer<typeof allioIntakeEnv>;
 
@@ -42,7 +52,11 @@ export const intakeEnv = z.object({
 });
 export type IntakeConfig = z.infer<typeof intakeEnv>;
 
-export const apiEnv = baseEnv.merge(databaseEnv).merge(httpEnv).merge(allioIntakeEnv).merge(intakeEnv);
+export const apiEnv = baseEnv
+  .merge(databaseEnv)
+  .merge(httpEnv)
+  .merge(allioIntakeEnv)
+  .merge(intakeEnv);
 
 export const tenantApiEnv = redisEnv
   .merge(amqpEnv)
@@ -59,5 +73,10 @@ export const tenantApiEnv = redisEnv
      * reconnecting and reading the state over REST. A socket that stopped reading also misses its
      * pongs and is dropped by the heartbeat within two intervals, so only a burst can fill many.
      */
-    WS_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1_024).max(64 * 1024 * 1024).default(256 * 1024),
+    WS_MAX_BUFFERED_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1_024)
+      .max(64 * 1024 * 1024)
+      .default(256 * 1024),
   });

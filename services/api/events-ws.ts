@@ -56,7 +56,11 @@ export class EventSockets {
   // No permessage-deflate (a zlib context per socket costs far more than the small events it would
   // save) and no client set of ws's own: the sockets are tracked per tenant below.
   private readonly wss = new WebSocketServer({
-    noServer: true, maxPayload: 4096, perMessageDeflate: false, clientTracking: false, WebSocket: TenantSocket,
+    noServer: true,
+    maxPayload: 4096,
+    perMessageDeflate: false,
+    clientTracking: false,
+    WebSocket: TenantSocket,
   });
   private readonly byTenant = new Map<string, Set<TenantSocket>>();
   private readonly events: TenantEventSubscriber<TenantEvent>;
@@ -64,11 +68,21 @@ export class EventSockets {
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly o: EventSocketsOptions) {
-    const deliver = (tenantId: string, event: TenantEvent, json?: string) => this.deliver(tenantId, event, json);
+    const deliver = (tenantId: string, event: TenantEvent, json?: string) =>
+      this.deliver(tenantId, event, json);
     this.catchUp = new TenantEventCatchUp<TenantEvent>({
-      deliver, logger: o.logger, redelivered: (type, n) => o.metrics.wsRedelivered.inc({ type }, n),
+      deliver,
+      logger: o.logger,
+      redelivered: (type, n) => o.metrics.wsRedelivered.inc({ type }, n),
     });
-    this.events = new TenantEventSubscriber(o.subscriber, o.keyPrefix, o.logger, tenantEvent, deliver, (tenants, lostForMs) => this.catchUp.run(tenants, lostForMs));
+    this.events = new TenantEventSubscriber(
+      o.subscriber,
+      o.keyPrefix,
+      o.logger,
+      tenantEvent,
+      deliver,
+      (tenants, lostForMs) => this.catchUp.run(tenants, lostForMs),
+    );
     this.heartbeat = setInterval(() => this.beat(), o.heartbeatMs);
     this.heartbeat.unref();
   }
@@ -111,13 +125,23 @@ export class EventSockets {
     clearInterval(this.heartbeat);
     this.events.close();
     const open = [...this.byTenant.values()].flatMap((set) => [...set]);
-    const closed = open.map((ws) => new Promise<void>((resolve) => (ws.readyState === WebSocket.CLOSED ? resolve() : ws.once('close', () => resolve()))));
+    const closed = open.map(
+      (ws) =>
+        new Promise<void>((resolve) =>
+          ws.readyState === WebSocket.CLOSED ? resolve() : ws.once('close', () => resolve()),
+        ),
+    );
     for (const ws of open) ws.close(1001, 'server shutting down');
     let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS)));
+    const grace = new Promise<'late'>(
+      (resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS)),
+    );
     if ((await Promise.race([Promise.all(closed), grace])) === 'late') {
       const left = open.filter((ws) => ws.readyState !== WebSocket.CLOSED);
-      this.o.logger.info({ sockets: left.length }, `tenant websockets that did not answer the close frame within ${CLOSE_GRACE_MS} ms cut`);
+      this.o.logger.info(
+        { sockets: left.length },
+        `tenant websockets that did not answer the close frame within ${CLOSE_GRACE_MS} ms cut`,
+      );
       for (const ws of left) ws.terminate();
     }
     clearTimeout(timer);
@@ -126,24 +150,52 @@ export class EventSockets {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
-    if (path !== EVENTS_PATH) return refuse(socket, 404, 'not_found', `No WebSocket at ${clip(path ?? '', 200)}; use ${EVENTS_PATH}.`);
+    if (path !== EVENTS_PATH)
+      return refuse(
+        socket,
+        404,
+        'not_found',
+        `No WebSocket at ${clip(path ?? '', 200)}; use ${EVENTS_PATH}.`,
+      );
     const token = bearerToken(req.headers, req.url);
-    if (!token) return refuse(socket, 401, 'unauthenticated', 'Pass the tenant access token as Authorization: Bearer or ?access_token=.');
+    if (!token)
+      return refuse(
+        socket,
+        401,
+        'unauthenticated',
+        'Pass the tenant access token as Authorization: Bearer or ?access_token=.',
+      );
     let tenantId: string;
     try {
       tenantId = (await this.o.authenticator.verify(token)).tenantId;
     } catch (thrown) {
-      if (thrown instanceof ApiError) return refuse(socket, thrown.statusCode, thrown.code, thrown.message, thrown.headers);
+      if (thrown instanceof ApiError)
+        return refuse(socket, thrown.statusCode, thrown.code, thrown.message, thrown.headers);
       this.o.logger.error({ err: toError(thrown) }, 'websocket authentication failed');
-      return refuse(socket, 503, 'auth_unavailable', 'Token verification is unavailable; retry shortly.');
+      return refuse(
+        socket,
+        503,
+        'auth_unavailable',
+        'Token verification is unavailable; retry shortly.',
+      );
     }
     // The client may have gone while its token was being verified.
     if (socket.destroyed) return;
     if ((this.byTenant.get(tenantId)?.size ?? 0) >= this.o.maxSocketsPerTenant)
-      return refuse(socket, 429, 'too_many_sockets', `At most ${this.o.maxSocketsPerTenant} sockets per tenant; close an old one.`);
+      return refuse(
+        socket,
+        429,
+        'too_many_sockets',
+        `At most ${this.o.maxSocketsPerTenant} sockets per tenant; close an old one.`,
+      );
     // ws listens for the socket's errors from here on (and on the WebSocket once it is open).
     socket.off('error', this.onUpgradeSocketError);
-    this.wss.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws as TenantSocket, tenantId));
+    this.wss.handleUpgrade(
+      req,
+      socket,
+      head,
+      (ws) => void this.onConnection(ws as TenantSocket, tenantId),
+    );
   }
 
   private readonly onSocketError = (err: Error): void => {
@@ -175,7 +227,10 @@ export class EventSockets {
     try {
       await this.events.add(tenantId);
     } catch (thrown) {
-      this.o.logger.warn({ err: toError(thrown) }, 'could not subscribe to tenant events; closing the socket');
+      this.o.logger.warn(
+        { err: toError(thrown) },
+        'could not subscribe to tenant events; closing the socket',
+      );
       ws.close(1011, 'events unavailable');
       return;
     }
@@ -209,7 +264,10 @@ export class EventSockets {
    */
   private closeSlow(ws: WebSocket, tenantId: string): void {
     this.o.metrics.wsSlowConsumers.inc();
-    this.o.logger.warn({ tenantId, bufferedBytes: ws.bufferedAmount }, 'closing a tenant websocket: slow consumer (the client is not reading its events)');
+    this.o.logger.warn(
+      { tenantId, bufferedBytes: ws.bufferedAmount },
+      'closing a tenant websocket: slow consumer (the client is not reading its events)',
+    );
     ws.close(SLOW_CONSUMER_CLOSE, 'slow consumer; reconnect');
   }
 
@@ -242,10 +300,18 @@ function send(ws: WebSocket, event: TenantEvent): void {
 const REFUSE_LINGER_MS = 1_000;
 
 /** Answers the upgrade request with an HTTP error and lets go of the socket, whatever the client does. */
-function refuse(socket: Duplex, status: number, code: string, message: string, headers: Readonly<Record<string, string>> = {}): void {
+function refuse(
+  socket: Duplex,
+  status: number,
+  code: string,
+  message: string,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   if (socket.destroyed) return;
   const body = JSON.stringify({ error: { code, message } });
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
     `HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
   );

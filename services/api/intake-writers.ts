@@ -5,7 +5,12 @@
 import type { Knex } from 'knex';
 import { isDatabaseUnavailable } from '../core/errors.js';
 import { ApiError } from '../core/http.js';
-import { GroupCommit, GroupCommitFullError, type BatchWriter, type GroupCommitOptions } from '../core/group-commit.js';
+import {
+  GroupCommit,
+  GroupCommitFullError,
+  type BatchWriter,
+  type GroupCommitOptions,
+} from '../core/group-commit.js';
 import type { Metrics } from '../core/metrics.js';
 import { intakeEnv, type IntakeConfig } from './config.js';
 
@@ -14,7 +19,11 @@ export type { IntakeConfig };
 export const intakeDefaults: IntakeConfig = intakeEnv.parse({});
 
 function groupCommitOptions(c: IntakeConfig): GroupCommitOptions {
-  return { maxBatch: c.INTAKE_BATCH_MAX, maxInFlight: c.INTAKE_WRITES_IN_FLIGHT, maxQueued: c.INTAKE_QUEUE_MAX };
+  return {
+    maxBatch: c.INTAKE_BATCH_MAX,
+    maxInFlight: c.INTAKE_WRITES_IN_FLIGHT,
+    maxQueued: c.INTAKE_QUEUE_MAX,
+  };
 }
 
 interface AllioWebhookRow {
@@ -32,17 +41,19 @@ interface AllioWebhookRow {
  * scan below the insert's own projection, where the id default (nextval) is evaluated, so ids
  * ascend with the rows' order and the sorted returned ids map back one to one.
  */
-export const writeAllioWebhooks = (db: Knex): BatchWriter<AllioWebhookRow, number> => async (rows) => {
-  const { rows: inserted } = await db.raw<{ rows: { id: string }[] }>(
-    `insert into allio_webhook (integration_uuid, integration_id, command, external_ids_array, request_id)
+export const writeAllioWebhooks =
+  (db: Knex): BatchWriter<AllioWebhookRow, number> =>
+  async (rows) => {
+    const { rows: inserted } = await db.raw<{ rows: { id: string }[] }>(
+      `insert into allio_webhook (integration_uuid, integration_id, command, external_ids_array, request_id)
      select x.integration_uuid, x.integration_id, x.command, x.external_ids_array, x.request_id
        from jsonb_to_recordset(?::jsonb) as x(i int, integration_uuid uuid, integration_id bigint, command text, external_ids_array text, request_id text)
       order by x.i
      returning id`,
-    [JSON.stringify(rows.map((r, i) => ({ i, ...r })))],
-  );
-  return inserted.map((r) => Number(r.id)).sort((a, b) => a - b);
-};
+      [JSON.stringify(rows.map((r, i) => ({ i, ...r })))],
+    );
+    return inserted.map((r) => Number(r.id)).sort((a, b) => a - b);
+  };
 
 interface WarehouseEventRow {
   webhook_id: string;
@@ -58,23 +69,27 @@ type WarehouseOutcome = 'accepted' | 'duplicate';
  * One INSERT … ON CONFLICT DO NOTHING for the batch: a webhook-id stored before, or twice in the
  * batch, is a duplicate (the first of the batch is stored), as if the deliveries had come one by one.
  */
-export const writeWarehouseEvents = (db: Knex): BatchWriter<WarehouseEventRow, WarehouseOutcome> => async (rows) => {
-  const first = new Map<string, number>();
-  rows.forEach((r, i) => {
-    if (!first.has(r.webhook_id)) first.set(r.webhook_id, i);
-  });
-  const unique = rows.filter((r, i) => first.get(r.webhook_id) === i);
-  const { rows: inserted } = await db.raw<{ rows: { webhook_id: string }[] }>(
-    `insert into kitchen_warehouse_events (webhook_id, type, payload, occurred_at)
+export const writeWarehouseEvents =
+  (db: Knex): BatchWriter<WarehouseEventRow, WarehouseOutcome> =>
+  async (rows) => {
+    const first = new Map<string, number>();
+    rows.forEach((r, i) => {
+      if (!first.has(r.webhook_id)) first.set(r.webhook_id, i);
+    });
+    const unique = rows.filter((r, i) => first.get(r.webhook_id) === i);
+    const { rows: inserted } = await db.raw<{ rows: { webhook_id: string }[] }>(
+      `insert into kitchen_warehouse_events (webhook_id, type, payload, occurred_at)
      select x.webhook_id, x.type, x.payload, x.occurred_at
        from jsonb_to_recordset(?::jsonb) as x(webhook_id text, type text, payload jsonb, occurred_at timestamptz)
      on conflict (webhook_id) do nothing
      returning webhook_id`,
-    [JSON.stringify(unique)],
-  );
-  const stored = new Set(inserted.map((r) => r.webhook_id));
-  return rows.map((r, i) => (first.get(r.webhook_id) === i && stored.has(r.webhook_id) ? 'accepted' : 'duplicate'));
-};
+      [JSON.stringify(unique)],
+    );
+    const stored = new Set(inserted.map((r) => r.webhook_id));
+    return rows.map((r, i) =>
+      first.get(r.webhook_id) === i && stored.has(r.webhook_id) ? 'accepted' : 'duplicate',
+    );
+  };
 
 /** A webhook route's durable write: resolves once the row's batch committed. */
 interface IntakeCommitter<Row, Result> {
@@ -94,9 +109,10 @@ export function intakeCommitter<Row, Result>(
     onBatch: (rows) => metrics.webhookBatchRows.observe({ source }, rows),
   });
   return {
-    submit: (row) => commit.submit(row).catch((thrown: unknown) => {
-      throw thrown instanceof GroupCommitFullError ? intakeBusy(source, metrics) : thrown;
-    }),
+    submit: (row) =>
+      commit.submit(row).catch((thrown: unknown) => {
+        throw thrown instanceof GroupCommitFullError ? intakeBusy(source, metrics) : thrown;
+      }),
   };
 }
 
@@ -106,6 +122,11 @@ const INTAKE_BUSY_RETRY_AFTER_SECONDS = 1;
 /** The 503 for a full write queue: the database is behind, and a retry a second later is cheap. */
 function intakeBusy(source: 'allio' | 'warehouse', metrics: Metrics): ApiError {
   metrics.webhooks.inc({ source, result: 'intake_busy' });
-  return new ApiError(503, 'intake_busy', `Webhooks are arriving faster than they can be stored; retry after ${INTAKE_BUSY_RETRY_AFTER_SECONDS} s.`,
-    undefined, { 'retry-after': String(INTAKE_BUSY_RETRY_AFTER_SECONDS) });
+  return new ApiError(
+    503,
+    'intake_busy',
+    `Webhooks are arriving faster than they can be stored; retry after ${INTAKE_BUSY_RETRY_AFTER_SECONDS} s.`,
+    undefined,
+    { 'retry-after': String(INTAKE_BUSY_RETRY_AFTER_SECONDS) },
+  );
 }

@@ -20,28 +20,59 @@ await runService('api', async () => {
   const config = { ...loadConfig(apiEnv.merge(kitchenApiSwitch)), ...loadConfig(tenantApiEnv) };
   const kitchenConfig = config.KITCHEN_API ? loadConfig(kitchenApiEnv) : undefined;
   const kitchenModules = kitchenConfig
-    ? { ...await import('./kitchen/runtime.js'), ...await import('./kitchen/status-catch-up.js') }
+    ? {
+        ...(await import('./kitchen/runtime.js')),
+        ...(await import('./kitchen/status-catch-up.js')),
+      }
     : undefined;
   const { logger, metrics, db } = await processBasics('api', config);
   const redis = connectRedis(config, logger);
   const redisSubscriber = connectRedis(config, logger, { subscriber: true });
-  const amqp = connectAmqp(config.AMQP_URL, logger, { name: `api ${instanceId(config.INSTANCE_ID)}` });
+  const amqp = connectAmqp(config.AMQP_URL, logger, {
+    name: `api ${instanceId(config.INSTANCE_ID)}`,
+  });
   const authenticator = new TenantJwtAuthenticator(config, { logger });
   const tenant = createTenantApi({
-    db, redis, redisSubscriber, amqp, authenticator, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
+    db,
+    redis,
+    redisSubscriber,
+    amqp,
+    authenticator,
+    cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS),
+    config,
+    logger,
+    metrics,
   });
-  const kitchen = kitchenConfig && kitchenModules
-    ? kitchenModules.startKitchenApi(kitchenConfig, { redis, keyPrefix: config.REDIS_KEY_PREFIX, amqp, authenticator, logger, metrics })
-    : undefined;
+  const kitchen =
+    kitchenConfig && kitchenModules
+      ? kitchenModules.startKitchenApi(kitchenConfig, {
+          redis,
+          keyPrefix: config.REDIS_KEY_PREFIX,
+          amqp,
+          authenticator,
+          logger,
+          metrics,
+        })
+      : undefined;
   if (kitchen && kitchenModules) tenant.sockets.redeliverFrom(kitchenModules.orderStatusSource(db));
   // The webhook ingress keeps integrations in memory and forgets them on every change (NOTIFY).
-  const integrations = IntegrationCache.onDatabase(db, { ttlMs: config.INTAKE_INTEGRATION_CACHE_MS, maxEntries: INTEGRATION_CACHE_ENTRIES });
+  const integrations = IntegrationCache.onDatabase(db, {
+    ttlMs: config.INTAKE_INTEGRATION_CACHE_MS,
+    maxEntries: INTEGRATION_CACHE_ENTRIES,
+  });
   const listener = WorkListener.fromConfig(config, logger);
   listener.on(INTEGRATIONS, () => integrations.invalidate());
   await listener.start();
   const app = buildApi({
-    db, logger, metrics, bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES, limits: config, tenant, kitchen: kitchen?.routes,
-    integrations, intake: config,
+    db,
+    logger,
+    metrics,
+    bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
+    limits: config,
+    tenant,
+    kitchen: kitchen?.routes,
+    integrations,
+    intake: config,
     allioIntake: new AllioIntakeLimiter(redis, config.REDIS_KEY_PREFIX, config, metrics, logger),
     // Webhooks need only PostgreSQL; Redis and RabbitMQ are reported but do not take the pod out.
     readiness: [
@@ -56,7 +87,9 @@ await runService('api', async () => {
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     shutdown: [
       { waitsFor: 'the HTTP requests and WebSockets in flight', run: () => app.close() },
-      ...(kitchen ? [{ waitsFor: 'the order status events in hand', run: () => kitchen.stop() }] : []),
+      ...(kitchen
+        ? [{ waitsFor: 'the order status events in hand', run: () => kitchen.stop() }]
+        : []),
       { run: () => listener.stop() },
       { waitsFor: 'unconfirmed RabbitMQ publishes', run: () => amqp.close() },
       { waitsFor: 'the database pool', run: () => db.destroy() },

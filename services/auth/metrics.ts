@@ -3,7 +3,8 @@ import client, { type Registry } from 'prom-client';
 
 export function authMetrics(registry: Registry) {
   const name = 'hub_auth_token_requests_total';
-  const existing = registry.getSingleMetric(name) as client.Counter<'client_id' | 'outcome'> | undefined;
+  const existing = registry.getSingleMetric(name) as
+    client.Counter<'client_id' | 'outcome'> | undefined;
   return {
     tokenRequests:
       existing ??

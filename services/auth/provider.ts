@@ -4,7 +4,13 @@
 // permissions; RabbitMQ verifies it against this server's JWKS. Discovery is served at
 // /.well-known/openid-configuration, the keys at /jwks, tokens at /token.
 import type { Knex } from 'knex';
-import Provider, { errors, type Adapter, type AdapterPayload, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  errors,
+  type Adapter,
+  type AdapterPayload,
+  type JWK,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 import { MAX_RECORDED_CLIENT_ID, TokenAudit } from '../domains/partner-access/audit.js';
 import { CLIENTS, secretMatches, type AuthClient } from '../domains/partner-access/clients.js';
 
@@ -27,7 +33,8 @@ interface ProviderOptions {
 const SCOPES_METADATA = 'rabbitmq_scopes';
 
 /** The resource indicator of RabbitMQ; partners need not send it, it is the default. */
-const rabbitmqResource = (resourceServerId: string): string => `urn:integration-hub:${resourceServerId}`;
+const rabbitmqResource = (resourceServerId: string): string =>
+  `urn:integration-hub:${resourceServerId}`;
 
 /**
  * Client metadata from the auth_clients table. A disabled client, or one without a secret yet, is
@@ -42,7 +49,10 @@ function clientAdapter(db: Knex): Adapter {
       // No registered id is this long or holds a NUL (which PostgreSQL refuses in a query): such an
       // id is an unknown client, answered 401, not a failed query answered 500.
       if (id.length > MAX_RECORDED_CLIENT_ID || id.includes('\u0000')) return undefined;
-      const row = await db<AuthClient>(CLIENTS).where({ client_id: id, active: true }).whereNotNull('secret_hash').first();
+      const row = await db<AuthClient>(CLIENTS)
+        .where({ client_id: id, active: true })
+        .whereNotNull('secret_hash')
+        .first();
       if (!row?.secret_hash) return undefined;
       return {
         client_id: row.client_id,
@@ -56,7 +66,12 @@ function clientAdapter(db: Knex): Adapter {
         [SCOPES_METADATA]: row.scopes.join(' '),
       };
     },
-    upsert: unsupported, findByUid: unsupported, findByUserCode: unsupported, consume: unsupported, destroy: unsupported, revokeByGrantId: unsupported,
+    upsert: unsupported,
+    findByUid: unsupported,
+    findByUserCode: unsupported,
+    consume: unsupported,
+    destroy: unsupported,
+    revokeByGrantId: unsupported,
   };
 }
 
@@ -74,7 +89,15 @@ function adapterFactory(db: Knex): (name: string) => Adapter {
     // A look-up finds nothing, since nothing is stored: a client presenting a made-up opaque token
     // or session gets the provider's own 4xx, not a 500 from a thrown look-up.
     const none = async (): Promise<undefined> => undefined;
-    return { upsert: refuse, find: none, findByUid: none, findByUserCode: none, consume: refuse, destroy: refuse, revokeByGrantId: refuse };
+    return {
+      upsert: refuse,
+      find: none,
+      findByUid: none,
+      findByUserCode: none,
+      consume: refuse,
+      destroy: refuse,
+      revokeByGrantId: refuse,
+    };
   };
 }
 
@@ -100,7 +123,10 @@ export function createProvider(o: ProviderOptions): Provider {
         defaultResource: () => resource,
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx: KoaContextWithOIDC, indicator: string, client) => {
-          if (indicator !== resource) throw new errors.InvalidTarget(`unknown resource; this server issues tokens for ${resource}`);
+          if (indicator !== resource)
+            throw new errors.InvalidTarget(
+              `unknown resource; this server issues tokens for ${resource}`,
+            );
           const own = (client as unknown as Record<string, unknown>)[SCOPES_METADATA];
           const scope = typeof own === 'string' ? own : '';
           // Like Keycloak's default client scopes: a request that names no scope gets all of the
@@ -128,7 +154,10 @@ export function createProvider(o: ProviderOptions): Provider {
   });
   provider.proxy = o.trustProxy;
   // Secrets are stored as hashes (see clients.ts); oidc-provider exposes this comparison for that.
-  provider.Client.prototype.compareClientSecret = function compare(this: { clientSecret?: string }, actual: string) {
+  provider.Client.prototype.compareClientSecret = function compare(
+    this: { clientSecret?: string },
+    actual: string,
+  ) {
     return secretMatches(this.clientSecret, actual);
   };
   o.audit.attach(provider);

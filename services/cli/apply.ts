@@ -5,9 +5,17 @@ import { upsertIntegration } from '../domains/allio/integrations.js';
 import { problemLines } from '../core/bounds.js';
 import { allioIntegrationResource } from '../domains/allio/resource.js';
 import type { SecretReader } from '../domains/allio/webhook-key.js';
-import { DEFAULT_SCOPE_SETTINGS, syncPartnerClient, type ScopeSettings } from '../domains/partner-access/clients.js';
+import {
+  DEFAULT_SCOPE_SETTINGS,
+  syncPartnerClient,
+  type ScopeSettings,
+} from '../domains/partner-access/clients.js';
 import { upsertPartner } from '../domains/smart-home/partners.js';
-import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../contracts/smart-home-partner.js';
+import {
+  defaultCommandQueue,
+  smartHomePartnerResource,
+  type SmartHomePartnerResource,
+} from '../contracts/smart-home-partner.js';
 import type { PartnerTopology } from '../contracts/smart-home-topology.js';
 import type { SourcedDocument } from './resource-files.js';
 
@@ -55,15 +63,21 @@ interface ValidResource {
  * Validates every document against the schema of its `kind:`. Callers act on none of the set when
  * any problem is reported, so that one bad document changes nothing.
  */
-export function validateResources(docs: readonly SourcedDocument[]): { valid: ValidResource[]; problems: string[] } {
+export function validateResources(docs: readonly SourcedDocument[]): {
+  valid: ValidResource[];
+  problems: string[];
+} {
   const problems: string[] = [];
   const several = new Set(docs.map((d) => d.source)).size > 1;
-  const where = (d: SourcedDocument) => (several ? `${d.source} document ${d.index}` : `document ${d.index}`);
+  const where = (d: SourcedDocument) =>
+    several ? `${d.source} document ${d.index}` : `document ${d.index}`;
   const valid = docs.flatMap((d) => {
     const name = (d.doc as { kind?: unknown }).kind;
     const k = typeof name === 'string' && Object.hasOwn(KINDS, name) ? KINDS[name] : undefined;
     if (!k) {
-      problems.push(`${where(d)}: kind ${JSON.stringify(name)} is not supported (expected ${Object.keys(KINDS).join(' or ')})`);
+      problems.push(
+        `${where(d)}: kind ${JSON.stringify(name)} is not supported (expected ${Object.keys(KINDS).join(' or ')})`,
+      );
       return [];
     }
     const parsed = k.schema.safeParse(d.doc);
@@ -106,7 +120,10 @@ export async function applyResources(
   for (const { resource } of valid) {
     if (resource.kind !== 'SmartHomePartner') continue;
     const r = resource as SmartHomePartnerResource;
-    (r.spec.active ? partnerQueues.declare : partnerQueues.unbind).push({ name: r.metadata.name, commandQueue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name) });
+    (r.spec.active ? partnerQueues.declare : partnerQueues.unbind).push({
+      name: r.metadata.name,
+      commandQueue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name),
+    });
   }
   return { lines, partnerQueues };
 }

@@ -6,12 +6,20 @@ import { loadConfig } from '../core/config.js';
 const env = z.object({
   CHECK_URLS: z
     .string()
-    .transform((s) => s.split(',').map((u) => u.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.string().url()).min(1, 'must list at least one URL')),
   CHECK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
 });
 
-export async function checkReady(urls: string[], timeoutMs: number): Promise<{ url: string; ok: boolean; detail: string }[]> {
+export async function checkReady(
+  urls: string[],
+  timeoutMs: number,
+): Promise<{ url: string; ok: boolean; detail: string }[]> {
   return Promise.all(
     urls.map(async (url) => {
       try {
@@ -19,7 +27,11 @@ export async function checkReady(urls: string[], timeoutMs: number): Promise<{ u
         const body = await res.text();
         return { url, ok: res.status === 200, detail: `${res.status} ${body.slice(0, 200)}` };
       } catch (thrown) {
-        return { url, ok: false, detail: thrown instanceof Error ? thrown.message : String(thrown) };
+        return {
+          url,
+          ok: false,
+          detail: thrown instanceof Error ? thrown.message : String(thrown),
+        };
       }
     }),
   );

@@ -17,19 +17,25 @@ export function cliEnvironment(
 }
 
 /** A database error a newcomer can act on: a schema nobody migrated, a server that is not there. */
-export function explainDatabaseError(thrown: unknown, config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SCHEMA'>): Error {
+export function explainDatabaseError(
+  thrown: unknown,
+  config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SCHEMA'>,
+): Error {
   const err = toError(thrown);
   const url = redactUrlPassword(config.DATABASE_URL, 'DATABASE_URL');
   if ((err as { code?: unknown }).code === PgCode.UNDEFINED_TABLE) {
     return new Error(
       `schema "${config.DATABASE_SCHEMA}" at ${url} is not migrated (${err.message}). ` +
-      'Run `npx hub migrate` (npm start migrates on start), or set DATABASE_SCHEMA to the schema the hub uses.',
+        'Run `npx hub migrate` (npm start migrates on start), or set DATABASE_SCHEMA to the schema the hub uses.',
       { cause: err },
     );
   }
   if (isAbsent(err)) {
     return new Error(
-      [`PostgreSQL at ${url} (DATABASE_URL): nothing answers (${describeError(err)}).`, ...howToStart('postgres').map((l) => `  ${l}`)].join('\n'),
+      [
+        `PostgreSQL at ${url} (DATABASE_URL): nothing answers (${describeError(err)}).`,
+        ...howToStart('postgres').map((l) => `  ${l}`),
+      ].join('\n'),
       { cause: err },
     );
   }

@@ -4,7 +4,12 @@
 // an inactive one's queue as the operator does.
 import amqp from 'amqplib';
 import { toError } from '../core/errors.js';
-import { assertBaseTopology, assertPartnerTopology, unbindPartnerTopology, type PartnerTopology } from '../contracts/smart-home-topology.js';
+import {
+  assertBaseTopology,
+  assertPartnerTopology,
+  unbindPartnerTopology,
+  type PartnerTopology,
+} from '../contracts/smart-home-topology.js';
 
 /** NOT_FOUND: unbinding a queue that was never declared (a partner applied inactive from the start). */
 const AMQP_NOT_FOUND = 404;
@@ -13,7 +18,10 @@ const AMQP_NOT_FOUND = 404;
  * Declares the exchanges and each active partner's command queue and binding on the broker at
  * `amqpUrl`, and unbinds each inactive one's queue.
  */
-export async function applyPartnerTopologies(amqpUrl: string, partners: { declare: readonly PartnerTopology[]; unbind: readonly PartnerTopology[] }): Promise<void> {
+export async function applyPartnerTopologies(
+  amqpUrl: string,
+  partners: { declare: readonly PartnerTopology[]; unbind: readonly PartnerTopology[] },
+): Promise<void> {
   if (partners.declare.length + partners.unbind.length === 0) return;
   let conn: amqp.ChannelModel | undefined;
   try {
@@ -38,7 +46,10 @@ export async function applyPartnerTopologies(amqpUrl: string, partners: { declar
     }
   } catch (thrown) {
     const err = toError(thrown);
-    throw new Error(`declaring the partner queues on RabbitMQ failed (${err.message}); the partners are applied: apply again, or the running mq-bridge declares them`, { cause: thrown });
+    throw new Error(
+      `declaring the partner queues on RabbitMQ failed (${err.message}); the partners are applied: apply again, or the running mq-bridge declares them`,
+      { cause: thrown },
+    );
   } finally {
     await conn?.close().catch(() => undefined);
   }

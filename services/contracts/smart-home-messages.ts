@@ -10,9 +10,17 @@ import { parseWithReason } from '../core/validation.js';
 export const SERVICES = ['intercom', 'barrier'] as const;
 export type Service = (typeof SERVICES)[number];
 
-export const COMMAND_TYPES = ['subscription.connect', 'subscription.disconnect', 'device.open'] as const;
+export const COMMAND_TYPES = [
+  'subscription.connect',
+  'subscription.disconnect',
+  'device.open',
+] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
-export const REPLY_TYPES = ['subscription.connect.result', 'subscription.disconnect.result', 'device.open.result'] as const;
+export const REPLY_TYPES = [
+  'subscription.connect.result',
+  'subscription.disconnect.result',
+  'device.open.result',
+] as const;
 export type ReplyType = (typeof REPLY_TYPES)[number];
 
 export const replyTypeOf = (t: CommandType): ReplyType => `${t}.result` as ReplyType;
@@ -29,7 +37,10 @@ const envelope = {
 export const personalDataSchema = z
   .object({
     fullName: z.string().trim().min(1).max(200),
-    phone: z.string().trim().regex(/^\+?[0-9 ()-]{7,20}$/, 'must be a phone number'),
+    phone: z
+      .string()
+      .trim()
+      .regex(/^\+?[0-9 ()-]{7,20}$/, 'must be a phone number'),
     email: z.string().email().max(200).optional(),
     apartment: z.string().trim().min(1).max(50),
     /** A vehicle plate for the barrier's recognition. */
@@ -88,7 +99,11 @@ export const MAX_REPLY_BYTES = 16 * 1024;
  * (zod quotes a bad enum value in its message, so an unbounded reason could carry the whole body).
  */
 export function parseReply(body: Buffer): ParsedReply {
-  if (body.length > MAX_REPLY_BYTES) return { ok: false, reason: `body is ${body.length} bytes; a reply is at most ${MAX_REPLY_BYTES}` };
+  if (body.length > MAX_REPLY_BYTES)
+    return {
+      ok: false,
+      reason: `body is ${body.length} bytes; a reply is at most ${MAX_REPLY_BYTES}`,
+    };
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
@@ -125,7 +140,11 @@ export function buildCommand(o: {
 }
 
 /** A partner's answer to a command (used by the simulator and the partner SDK example). */
-export function buildReply(command: CommandMessage, outcome: 'success' | 'failure', reason?: string): ReplyMessage {
+export function buildReply(
+  command: CommandMessage,
+  outcome: 'success' | 'failure',
+  reason?: string,
+): ReplyMessage {
   return {
     messageId: randomUUID(),
     correlationId: command.correlationId,

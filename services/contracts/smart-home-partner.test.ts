@@ -5,16 +5,26 @@ import { parse } from 'yaml';
 import { API_VERSION } from '../core/resource.js';
 import { smartHomePartnerResource } from './smart-home-partner.js';
 
-const partner = (spec: unknown, name = 'acme') => ({ apiVersion: API_VERSION, kind: 'SmartHomePartner', metadata: { name }, spec });
+const partner = (spec: unknown, name = 'acme') => ({
+  apiVersion: API_VERSION,
+  kind: 'SmartHomePartner',
+  metadata: { name },
+  spec,
+});
 
 describe('SmartHomePartner', () => {
   test('the example in examples/ is valid', () => {
-    const doc = parse(readFileSync(new URL('../../examples/smart-home-partner.yaml', import.meta.url), 'utf8'));
+    const doc = parse(
+      readFileSync(new URL('../../examples/smart-home-partner.yaml', import.meta.url), 'utf8'),
+    );
     expect(smartHomePartnerResource.parse(doc).spec.services).toEqual(['intercom', 'barrier']);
   });
 
   test('defaults: active, no explicit queue or client', () => {
-    expect(smartHomePartnerResource.parse(partner({ services: ['barrier'] })).spec).toEqual({ services: ['barrier'], active: true });
+    expect(smartHomePartnerResource.parse(partner({ services: ['barrier'] })).spec).toEqual({
+      services: ['barrier'],
+      active: true,
+    });
   });
 
   test.each([
@@ -31,6 +41,8 @@ describe('SmartHomePartner', () => {
   });
 
   test('a name that is not a DNS label is refused', () => {
-    expect(smartHomePartnerResource.safeParse(partner({ services: ['intercom'] }, 'Acme_Corp')).success).toBe(false);
+    expect(
+      smartHomePartnerResource.safeParse(partner({ services: ['intercom'] }, 'Acme_Corp')).success,
+    ).toBe(false);
   });
 });

@@ -16,13 +16,20 @@ const queueName = z
 export const smartHomePartnerSpec = z
   .object({
     services: boundedArray(z.enum(SERVICES), {
-      min: 1, tooFew: 'must name at least one service (intercom, barrier)',
-      max: SERVICES.length, tooMany: `must name each service at most once (${SERVICES.join(', ')})`,
+      min: 1,
+      tooFew: 'must name at least one service (intercom, barrier)',
+      max: SERVICES.length,
+      tooMany: `must name each service at most once (${SERVICES.join(', ')})`,
     }).refine((s) => new Set(s).size === s.length, 'must not repeat a service'),
     /** The partner's command queue; defaults to `partner.<name>.commands`. */
     commandQueue: queueName.optional(),
     /** The partner's client id at the authorization server; defaults to the resource name. */
-    oauthClientId: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/).optional(),
+    oauthClientId: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[A-Za-z0-9._:-]+$/)
+      .optional(),
     active: z.boolean().default(true),
   })
   .strict();

@@ -18,7 +18,8 @@ export const REPLIES_QUEUE = 'smart-home.replies';
  * (another installation's reply names a command it does not know: acknowledged, counted `unknown`);
  * a queue shared by two installations would hand each reply to one of them at random.
  */
-export const repliesQueue = (installation?: string): string => (installation ? `${REPLIES_QUEUE}.${installation}` : REPLIES_QUEUE);
+export const repliesQueue = (installation?: string): string =>
+  installation ? `${REPLIES_QUEUE}.${installation}` : REPLIES_QUEUE;
 
 /**
  * A message redelivered this many times (its consumer kept crashing or giving it back) is
@@ -45,14 +46,20 @@ export interface PartnerTopology {
 /** The exchanges and the dead-letter queue: the vhost's, shared by every installation on it. */
 export async function assertBaseTopology(ch: Channel): Promise<void> {
   await ch.assertExchange(DEAD_LETTER_EXCHANGE, 'fanout', { durable: true });
-  await ch.assertQueue(DEAD_LETTER_QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await ch.assertQueue(DEAD_LETTER_QUEUE, {
+    durable: true,
+    arguments: { 'x-queue-type': 'quorum' },
+  });
   await ch.bindQueue(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, '');
   await ch.assertExchange(COMMANDS_EXCHANGE, 'direct', { durable: true });
   await ch.assertExchange(REPLIES_EXCHANGE, 'topic', { durable: true });
 }
 
 /** The base topology and an installation's reply queue (declared only by its reply consumer). */
-export async function assertRepliesTopology(ch: Channel, queue: string = REPLIES_QUEUE): Promise<void> {
+export async function assertRepliesTopology(
+  ch: Channel,
+  queue: string = REPLIES_QUEUE,
+): Promise<void> {
   await assertBaseTopology(ch);
   await ch.assertQueue(queue, quorum);
   // Partners publish replies with their own name as the routing key; the hub takes them all.

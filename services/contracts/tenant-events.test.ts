@@ -7,13 +7,28 @@ import { REDIS_URL } from '../../test/support/context.js';
 import { CommandCache } from '../domains/smart-home/command-cache.js';
 import { commandResultEvent, type CommandRecord } from '../domains/smart-home/command-state.js';
 import {
-  buildCommandResult, buildOrderStatus, buildReady, buildSubscriptionChanged, tenantEvent, type SubscriptionView, type TenantEvent,
+  buildCommandResult,
+  buildOrderStatus,
+  buildReady,
+  buildSubscriptionChanged,
+  tenantEvent,
+  type SubscriptionView,
+  type TenantEvent,
 } from './tenant-events.js';
 
 const at = new Date('2026-03-01T08:30:00.000Z');
 const subscription: SubscriptionView = {
-  service: 'intercom', state: 'failed', stateChangedAt: at.toISOString(),
-  lastRequest: { id: randomUUID(), kind: 'connect', state: 'failed', attempts: 3, requestedAt: at.toISOString(), failureCode: 'partner_unavailable' },
+  service: 'intercom',
+  state: 'failed',
+  stateChangedAt: at.toISOString(),
+  lastRequest: {
+    id: randomUUID(),
+    kind: 'connect',
+    state: 'failed',
+    attempts: 3,
+    requestedAt: at.toISOString(),
+    failureCode: 'partner_unavailable',
+  },
 };
 
 /** Parses as the WebSocket does, and checks nothing of the event was left out or changed. */
@@ -30,32 +45,86 @@ describe('each builder makes an event of the union', () => {
 
   test('subscription.changed, with and without a last request', () => {
     const changed = buildSubscriptionChanged(subscription);
-    expect(changed).toEqual({ type: 'subscription.changed', at: subscription.stateChangedAt, subscription });
+    expect(changed).toEqual({
+      type: 'subscription.changed',
+      at: subscription.stateChangedAt,
+      subscription,
+    });
     expectInUnion(changed);
-    expectInUnion(buildSubscriptionChanged({ ...subscription, state: 'disconnected', lastRequest: null }));
+    expectInUnion(
+      buildSubscriptionChanged({ ...subscription, state: 'disconnected', lastRequest: null }),
+    );
   });
 
   test('subscription.changed carries the view field by field, in its order', () => {
     const text = JSON.stringify(buildSubscriptionChanged(subscription));
-    expect(text).toBe(JSON.stringify({ type: 'subscription.changed', at: subscription.stateChangedAt, subscription }));
+    expect(text).toBe(
+      JSON.stringify({
+        type: 'subscription.changed',
+        at: subscription.stateChangedAt,
+        subscription,
+      }),
+    );
   });
 
   test('command.result, with a failure code only when given', () => {
-    const opened = buildCommandResult({ commandId: randomUUID(), service: 'barrier', status: 'opened', completedAt: at });
-    expect(opened).toEqual({ type: 'command.result', at: at.toISOString(), commandId: opened.commandId, service: 'barrier', status: 'opened' });
+    const opened = buildCommandResult({
+      commandId: randomUUID(),
+      service: 'barrier',
+      status: 'opened',
+      completedAt: at,
+    });
+    expect(opened).toEqual({
+      type: 'command.result',
+      at: at.toISOString(),
+      commandId: opened.commandId,
+      service: 'barrier',
+      status: 'opened',
+    });
     expectInUnion(opened);
-    const failed = buildCommandResult({ commandId: randomUUID(), service: 'intercom', status: 'failed', completedAt: at, failureCode: 'partner_refused' });
+    const failed = buildCommandResult({
+      commandId: randomUUID(),
+      service: 'intercom',
+      status: 'failed',
+      completedAt: at,
+      failureCode: 'partner_refused',
+    });
     expect(failed.failureCode).toBe('partner_refused');
     expectInUnion(failed);
-    expectInUnion(buildCommandResult({ commandId: randomUUID(), service: 'intercom', status: 'timeout', completedAt: at }));
+    expectInUnion(
+      buildCommandResult({
+        commandId: randomUUID(),
+        service: 'intercom',
+        status: 'timeout',
+        completedAt: at,
+      }),
+    );
   });
 
   test('order.status leaves out an empty reason and production status', () => {
-    const e = { eventId: randomUUID(), orderId: randomUUID(), state: 'in_production' as const, version: 2, occurredAtMs: at.getTime() };
+    const e = {
+      eventId: randomUUID(),
+      orderId: randomUUID(),
+      state: 'in_production' as const,
+      version: 2,
+      occurredAtMs: at.getTime(),
+    };
     const bare = buildOrderStatus({ ...e, reason: '', productionStatus: '' });
-    expect(bare).toEqual({ type: 'order.status', at: at.toISOString(), eventId: e.eventId, orderId: e.orderId, state: 'in_production', version: 2 });
+    expect(bare).toEqual({
+      type: 'order.status',
+      at: at.toISOString(),
+      eventId: e.eventId,
+      orderId: e.orderId,
+      state: 'in_production',
+      version: 2,
+    });
     expectInUnion(bare);
-    const full = buildOrderStatus({ ...e, state: 'failed', reason: 'robot jammed', productionStatus: 'cooking' });
+    const full = buildOrderStatus({
+      ...e,
+      state: 'failed',
+      reason: 'robot jammed',
+      productionStatus: 'cooking',
+    });
     expect(full).toMatchObject({ reason: 'robot jammed', productionStatus: 'cooking' });
     expectInUnion(full);
     expect(() => buildOrderStatus({ ...e, occurredAtMs: 2 ** 60 })).toThrow(RangeError);
@@ -65,8 +134,25 @@ describe('each builder makes an event of the union', () => {
 describe('the union refuses what the WebSocket does not send', () => {
   test('an unknown type, a missing field, a value outside its enum', () => {
     expect(tenantEvent.safeParse({ type: 'notice', at: at.toISOString() }).success).toBe(false);
-    expect(tenantEvent.safeParse({ type: 'command.result', at: at.toISOString(), commandId: randomUUID(), service: 'intercom' }).success).toBe(false);
-    expect(tenantEvent.safeParse({ ...buildCommandResult({ commandId: randomUUID(), service: 'intercom', status: 'opened', completedAt: at }), status: 'pending' }).success).toBe(false);
+    expect(
+      tenantEvent.safeParse({
+        type: 'command.result',
+        at: at.toISOString(),
+        commandId: randomUUID(),
+        service: 'intercom',
+      }).success,
+    ).toBe(false);
+    expect(
+      tenantEvent.safeParse({
+        ...buildCommandResult({
+          commandId: randomUUID(),
+          service: 'intercom',
+          status: 'opened',
+          completedAt: at,
+        }),
+        status: 'pending',
+      }).success,
+    ).toBe(false);
     expect(tenantEvent.safeParse({ type: 'ready' }).success).toBe(false);
   });
 });
@@ -99,8 +185,15 @@ describe('the command-result Lua script on the real Redis', () => {
 
     const createdAt = new Date();
     const ended = (status: CommandRecord['status'], commandId = randomUUID()): CommandRecord => ({
-      commandId, tenantId, service: 'intercom', partner: 'acme', status, reason: status === 'failed' ? 'door jammed' : undefined,
-      createdAt, deadline: new Date(createdAt.getTime() + 10_000), completedAt: new Date(createdAt.getTime() + 1_234),
+      commandId,
+      tenantId,
+      service: 'intercom',
+      partner: 'acme',
+      status,
+      reason: status === 'failed' ? 'door jammed' : undefined,
+      createdAt,
+      deadline: new Date(createdAt.getTime() + 10_000),
+      completedAt: new Date(createdAt.getTime() + 1_234),
     });
     const commands = [ended('opened'), ended('failed'), ended('timeout')];
     for (const c of commands) expect(await cache.publishResult(c)).toBe(true);
@@ -108,7 +201,8 @@ describe('the command-result Lua script on the real Redis', () => {
     expect(await cache.publishResult(commands[0] as CommandRecord)).toBe(false);
 
     const deadline = Date.now() + 5_000;
-    while (received.length < commands.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (received.length < commands.length && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     expect(received).toHaveLength(commands.length);
     received.forEach((message, i) => {
       const parsed = tenantEvent.parse(JSON.parse(message));

@@ -8,7 +8,13 @@ import { z } from 'zod';
 import { SERVICES, type Service } from './smart-home-messages.js';
 
 /** What the app shows of a smart-home subscription. `failed`: the connection failed (a failed disconnect stays `connected`). */
-export const SUBSCRIPTION_STATES = ['connecting', 'connected', 'disconnecting', 'disconnected', 'failed'] as const;
+export const SUBSCRIPTION_STATES = [
+  'connecting',
+  'connected',
+  'disconnecting',
+  'disconnected',
+  'failed',
+] as const;
 export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
 
 export const REQUEST_KINDS = ['connect', 'disconnect'] as const;
@@ -32,7 +38,14 @@ export const COMMAND_OUTCOMES = ['opened', 'failed', 'timeout'] as const;
 export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
 
 export const ORDER_STATES = [
-  'awaiting_payment', 'payment_pending', 'payment_declined', 'paid', 'in_production', 'produced', 'failed', 'refunded',
+  'awaiting_payment',
+  'payment_pending',
+  'payment_declined',
+  'paid',
+  'in_production',
+  'produced',
+  'failed',
+  'refunded',
 ] as const;
 export type OrderState = (typeof ORDER_STATES)[number];
 
@@ -104,7 +117,10 @@ export const orderStatusEventSchema = z.object({
 
 /** Every event the tenant WebSocket sends. */
 export const tenantEvent = z.discriminatedUnion('type', [
-  readyEventSchema, subscriptionChangedEventSchema, commandResultEventSchema, orderStatusEventSchema,
+  readyEventSchema,
+  subscriptionChangedEventSchema,
+  commandResultEventSchema,
+  orderStatusEventSchema,
 ]);
 export type TenantEvent = z.infer<typeof tenantEvent>;
 export type TenantEventType = TenantEvent['type'];
@@ -130,7 +146,14 @@ export function buildSubscriptionChanged(s: SubscriptionView): SubscriptionChang
       service: s.service,
       state: s.state,
       stateChangedAt: s.stateChangedAt,
-      lastRequest: r && { id: r.id, kind: r.kind, state: r.state, attempts: r.attempts, requestedAt: r.requestedAt, failureCode: r.failureCode },
+      lastRequest: r && {
+        id: r.id,
+        kind: r.kind,
+        state: r.state,
+        attempts: r.attempts,
+        requestedAt: r.requestedAt,
+        failureCode: r.failureCode,
+      },
     },
   };
 }
@@ -144,7 +167,11 @@ export function buildCommandResult(c: {
   failureCode?: FailureCode;
 }): CommandResultEvent {
   return {
-    type: 'command.result', at: c.completedAt.toISOString(), commandId: c.commandId, service: c.service, status: c.status,
+    type: 'command.result',
+    at: c.completedAt.toISOString(),
+    commandId: c.commandId,
+    service: c.service,
+    status: c.status,
     ...(c.failureCode ? { failureCode: c.failureCode } : {}),
   };
 }
@@ -164,8 +191,13 @@ export function buildOrderStatus(e: {
   productionStatus?: string;
 }): OrderStatusTenantEvent {
   return {
-    type: 'order.status', at: new Date(e.occurredAtMs).toISOString(), eventId: e.eventId,
-    orderId: e.orderId, state: e.state, version: e.version, ...(e.reason ? { reason: e.reason } : {}),
+    type: 'order.status',
+    at: new Date(e.occurredAtMs).toISOString(),
+    eventId: e.eventId,
+    orderId: e.orderId,
+    state: e.state,
+    version: e.version,
+    ...(e.reason ? { reason: e.reason } : {}),
     ...(e.productionStatus ? { productionStatus: e.productionStatus } : {}),
   };
 }

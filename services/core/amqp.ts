@@ -1,7 +1,11 @@
 // RabbitMQ connections through amqp-connection-manager: it reconnects with backoff, re-runs each
 // channel's setup (topology, consumers) after a reconnect, and holds publishes until confirmed.
 import { randomUUID } from 'node:crypto';
-import amqp, { type AmqpConnectionManager, type ChannelWrapper, type CreateChannelOpts } from 'amqp-connection-manager';
+import amqp, {
+  type AmqpConnectionManager,
+  type ChannelWrapper,
+  type CreateChannelOpts,
+} from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import { DependencyState, OUTAGE_REMINDER_MS } from './dependency-state.js';
 import { toError } from './errors.js';
@@ -22,9 +26,15 @@ function redactAmqpUrl(url: string): string {
  */
 class ConsumeWatch {
   readonly inFlight = new Set<string>();
-  private readonly refused = new Map<string, { since: number; lastLoggedAt: number; times: number }>();
+  private readonly refused = new Map<
+    string,
+    { since: number; lastLoggedAt: number; times: number }
+  >();
 
-  constructor(private readonly logger: Logger, private readonly broker: string) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly broker: string,
+  ) {}
 
   /** The connection closed with 541 while consumes were in flight: true when that explains it. */
   refusedNow(now = Date.now()): boolean {
@@ -33,13 +43,24 @@ class ConsumeWatch {
       const r = this.refused.get(queue);
       if (!r) {
         this.refused.set(queue, { since: now, lastLoggedAt: now, times: 1 });
-        this.logger.info({ broker: this.broker, queue }, `rabbitmq refused a consumer: the queue is not ready yet after its declaration; retrying every ${RECONNECT_S} s`);
+        this.logger.info(
+          { broker: this.broker, queue },
+          `rabbitmq refused a consumer: the queue is not ready yet after its declaration; retrying every ${RECONNECT_S} s`,
+        );
         continue;
       }
       r.times++;
       if (now - r.lastLoggedAt < OUTAGE_REMINDER_MS) continue;
       r.lastLoggedAt = now;
-      this.logger.warn({ broker: this.broker, queue, refusedForS: Math.round((now - r.since) / 1000), times: r.times }, 'rabbitmq still refuses a consumer on this queue');
+      this.logger.warn(
+        {
+          broker: this.broker,
+          queue,
+          refusedForS: Math.round((now - r.since) / 1000),
+          times: r.times,
+        },
+        'rabbitmq still refuses a consumer on this queue',
+      );
     }
     return true;
   }
@@ -48,7 +69,10 @@ class ConsumeWatch {
     const r = this.refused.get(queue);
     if (!r) return;
     this.refused.delete(queue);
-    this.logger.debug({ broker: this.broker, queue, times: r.times }, 'rabbitmq consumer started after refusals');
+    this.logger.debug(
+      { broker: this.broker, queue, times: r.times },
+      'rabbitmq consumer started after refusals',
+    );
   }
 }
 
@@ -58,7 +82,9 @@ const watches = new WeakMap<AmqpConnectionManager, ConsumeWatch>();
 const RECONNECT_S = 2;
 
 function amqpCode(err: unknown): unknown {
-  return typeof err === 'object' && err !== null && 'code' in err ? (err as { code: unknown }).code : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err
+    ? (err as { code: unknown }).code
+    : undefined;
 }
 
 /**
@@ -75,11 +101,16 @@ export function connectAmqp(
     reconnectTimeInSeconds: RECONNECT_S,
     // Nagle's algorithm holds small frames back waiting for an ACK; on a request/reply path that
     // added ~20 ms per hop (bare amqplib round trip at 500/s: p50 25 ms with it, 1.6 ms without).
-    connectionOptions: { noDelay: true, clientProperties: { connection_name: o.name }, ...o.connectionOptions },
+    connectionOptions: {
+      noDelay: true,
+      clientProperties: { connection_name: o.name },
+      ...o.connectionOptions,
+    },
   });
   const where = redactAmqpUrl(url);
   const state = new DependencyState(logger, {
-    name: 'rabbitmq', fields: { broker: where },
+    name: 'rabbitmq',
+    fields: { broker: where },
     effect: `reconnecting every ${RECONNECT_S} s (check the broker and AMQP_URL)`,
   });
   const watch = new ConsumeWatch(logger, where);
@@ -95,8 +126,12 @@ export function connectAmqp(
     if (amqpCode(err) === 541 && !state.isDown && watch.refusedNow()) return;
     state.down(toError(err).message, { event: 'disconnected' });
   });
-  conn.on('connectFailed', ({ err }) => state.down(toError(err).message, { event: 'connect_failed' }));
-  conn.on('blocked', ({ reason }) => logger.warn({ reason }, 'rabbitmq blocked publishing (resource alarm)'));
+  conn.on('connectFailed', ({ err }) =>
+    state.down(toError(err).message, { event: 'connect_failed' }),
+  );
+  conn.on('blocked', ({ reason }) =>
+    logger.warn({ reason }, 'rabbitmq blocked publishing (resource alarm)'),
+  );
   conn.on('unblocked', () => logger.info('rabbitmq unblocked publishing'));
   return conn;
 }
@@ -132,12 +167,21 @@ async function consumeQueue(
  * would crash it); amqp-connection-manager recreates the channel and re-runs its setup after a
  * reconnect. An error that only follows the connection's loss is left to the connection's line.
  */
-export function createChannel(conn: AmqpConnectionManager, logger: Logger, opts: CreateChannelOpts): ChannelWrapper {
+export function createChannel(
+  conn: AmqpConnectionManager,
+  logger: Logger,
+  opts: CreateChannelOpts,
+): ChannelWrapper {
   const ch = conn.createChannel(opts);
   ch.on('error', (err: Error, info: { name: string }) => {
     const channel = info?.name ?? opts.name;
-    if (!conn.isConnected()) logger.debug({ reason: err.message, channel }, 'rabbitmq channel closed with its connection');
-    else logger.warn({ err, channel }, 'rabbitmq channel error; it is re-created at the next reconnect');
+    if (!conn.isConnected())
+      logger.debug({ reason: err.message, channel }, 'rabbitmq channel closed with its connection');
+    else
+      logger.warn(
+        { err, channel },
+        'rabbitmq channel error; it is re-created at the next reconnect',
+      );
   });
   return ch;
 }
@@ -216,16 +260,28 @@ export class QueueConsumer<C extends Channel = Channel> {
       }
       // The broker cancelled the consumer (the queue was deleted or moved): consume again; if the
       // queue is gone the channel closes and the reconnect's setup declares it.
-      this.o.logger.warn({ queue: this.o.queue }, 'rabbitmq cancelled the consumer; consuming again');
+      this.o.logger.warn(
+        { queue: this.o.queue },
+        'rabbitmq cancelled the consumer; consuming again',
+      );
       if (!state.closed && !this.cancelled)
-        this.consume(ch, state).catch((e: unknown) => this.o.logger.warn({ err: toError(e), queue: this.o.queue }, 'consuming again failed; waiting for the reconnect'));
+        this.consume(ch, state).catch((e: unknown) =>
+          this.o.logger.warn(
+            { err: toError(e), queue: this.o.queue },
+            'consuming again failed; waiting for the reconnect',
+          ),
+        );
     };
     const options = { noAck: false, consumerTag: this.tag };
     if (this.o.conn) await consumeQueue(this.o.conn, ch, this.o.queue, onMessage, options);
     else await ch.consume(this.o.queue, onMessage, options);
   }
 
-  private delivery(ch: C, msg: ConsumeMessage, state: { closed: boolean; reported: boolean }): Delivery<C> {
+  private delivery(
+    ch: C,
+    msg: ConsumeMessage,
+    state: { closed: boolean; reported: boolean },
+  ): Delivery<C> {
     const settle = (send: () => void): SettleResult => {
       if (!state.closed) {
         try {
@@ -233,12 +289,19 @@ export class QueueConsumer<C extends Channel = Channel> {
           return 'settled';
         } catch (thrown) {
           // IllegalOperationError: the channel is closing, its 'close' not emitted yet.
-          if (!state.reported) this.o.logger.debug({ err: toError(thrown), queue: this.o.queue }, 'settling on a closing channel failed');
+          if (!state.reported)
+            this.o.logger.debug(
+              { err: toError(thrown), queue: this.o.queue },
+              'settling on a closing channel failed',
+            );
         }
       }
       if (!state.reported) {
         state.reported = true;
-        this.o.logger.info({ queue: this.o.queue }, 'channel closed with messages in flight; rabbitmq redelivers them');
+        this.o.logger.info(
+          { queue: this.o.queue },
+          'channel closed with messages in flight; rabbitmq redelivers them',
+        );
       }
       return 'channel_closed';
     };

@@ -14,13 +14,16 @@ export const url = (protocols: string[]) =>
   z
     .string({ required_error: 'is required' })
     .min(1, 'is required')
-    .refine((v) => {
-      try {
-        return protocols.includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    }, `must be a URL with scheme ${protocols.join(' or ')}`);
+    .refine(
+      (v) => {
+        try {
+          return protocols.includes(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      },
+      `must be a URL with scheme ${protocols.join(' or ')}`,
+    );
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -54,14 +57,18 @@ export const httpServerEnv = z.object({
 });
 
 /** Variables every service reads. */
-export const baseEnv = z.object({
-  PORT: int(0, 65535).default(8080),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Identifies this replica in leases (the pod name in Kubernetes). */
-  INSTANCE_ID: z.string().min(1).optional(),
-  /** Graceful-shutdown budget after SIGTERM before in-flight work is released. */
-  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(20_000),
-}).merge(httpServerEnv);
+export const baseEnv = z
+  .object({
+    PORT: int(0, 65535).default(8080),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+    /** Identifies this replica in leases (the pod name in Kubernetes). */
+    INSTANCE_ID: z.string().min(1).optional(),
+    /** Graceful-shutdown budget after SIGTERM before in-flight work is released. */
+    SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(20_000),
+  })
+  .merge(httpServerEnv);
 
 export const databaseEnv = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']),
@@ -85,7 +92,9 @@ export const databaseEnv = z.object({
 });
 
 /** The URL of the connections that need a session (LISTEN): DATABASE_SESSION_URL, else DATABASE_URL. */
-export function sessionDatabaseUrl(config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SESSION_URL'>): string {
+export function sessionDatabaseUrl(
+  config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SESSION_URL'>,
+): string {
   return config.DATABASE_SESSION_URL ?? config.DATABASE_URL;
 }
 
@@ -102,7 +111,10 @@ export const amqpEnv = z.object({
 /** A host allowed for outbound calls: a DNS name, an IP address, or `*.` and a domain (its subdomains). */
 const hostPattern = z
   .string()
-  .regex(/^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$|^\[[0-9a-f:.]+\]$/, 'must be host names (or *.domain), separated by commas');
+  .regex(
+    /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$|^\[[0-9a-f:.]+\]$/,
+    'must be host names (or *.domain), separated by commas',
+  );
 
 /**
  * The policy every outbound client (ALLIO, payment gateway, robots, 1C, Keycloak) applies
@@ -116,7 +128,12 @@ export const outboundEnv = z.object({
   OUTBOUND_ALLOWED_HOSTS: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter((h) => h !== ''),
+    )
     .pipe(z.array(hostPattern)),
   /**
    * Largest partner answer read, in bytes; a larger one is cut off and the call fails. Partners
@@ -131,39 +148,41 @@ export const outboundEnv = z.object({
   RETRY_AFTER_MAX_MS: int(0, 3_600_000).default(300_000),
 });
 
-export const allioEnv = z.object({
-  /** ALLIO's quota is per source IP; replicas behind one NAT share this key. */
-  EGRESS_IP: z.string().min(1).default('default'),
-  /**
-   * Local address ALLIO connections leave from, on a host with one address per egress IP: each
-   * replica group then has its own EGRESS_IP and its own quota. Unset: the system's choice.
-   */
-  ALLIO_SOURCE_ADDRESS: z.string().ip('must be an IP address of this host').optional(),
-  /** Requests ALLIO accepts in any rolling second from one source IP. */
-  ALLIO_RATE_PER_SECOND: int(1, 1000).default(2),
-  /**
-   * Added to ALLIO's one-second window, counted from each answer (architecture.md, "Rate
-   * limiting"): room for ALLIO's clock running a little faster than Redis's. The window already
-   * starts at the answer, after ALLIO stamped the request, so network delays need no margin.
-   */
-  ALLIO_RATE_SAFETY_MS: int(0, 1000).default(25),
-  ALLIO_HTTP_TIMEOUT_MS: int(100, 120_000).default(10_000),
-  /** With backoff doubling from 1 s to a 5 min cap, 15 tries span about 25 minutes of partner outage. */
-  ALLIO_MAX_ATTEMPTS: int(1, 100).default(15),
-  ALLIO_WORKER_CONCURRENCY: int(1, 64).default(2),
-  /**
-   * How long a claimed task stays with its worker before another may take it over; it must exceed
-   * the slowest batch (limiter wait + HTTP timeout + write).
-   */
-  ALLIO_TASK_LEASE_MS: int(1_000, 3_600_000).default(60_000),
-  /** UTC time of day (HH:MM) after which the daily deletion sweep runs. */
-  ALLIO_DELETION_TIME: z
-    .string()
-    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (UTC)')
-    .default('03:00'),
-  /** Directory where Kubernetes mounts Secrets referenced by integrations (<dir>/<name>/<key>). */
-  SECRETS_DIR: z.string().min(1).default('/var/run/secrets/integration-hub'),
-}).merge(outboundEnv);
+export const allioEnv = z
+  .object({
+    /** ALLIO's quota is per source IP; replicas behind one NAT share this key. */
+    EGRESS_IP: z.string().min(1).default('default'),
+    /**
+     * Local address ALLIO connections leave from, on a host with one address per egress IP: each
+     * replica group then has its own EGRESS_IP and its own quota. Unset: the system's choice.
+     */
+    ALLIO_SOURCE_ADDRESS: z.string().ip('must be an IP address of this host').optional(),
+    /** Requests ALLIO accepts in any rolling second from one source IP. */
+    ALLIO_RATE_PER_SECOND: int(1, 1000).default(2),
+    /**
+     * Added to ALLIO's one-second window, counted from each answer (architecture.md, "Rate
+     * limiting"): room for ALLIO's clock running a little faster than Redis's. The window already
+     * starts at the answer, after ALLIO stamped the request, so network delays need no margin.
+     */
+    ALLIO_RATE_SAFETY_MS: int(0, 1000).default(25),
+    ALLIO_HTTP_TIMEOUT_MS: int(100, 120_000).default(10_000),
+    /** With backoff doubling from 1 s to a 5 min cap, 15 tries span about 25 minutes of partner outage. */
+    ALLIO_MAX_ATTEMPTS: int(1, 100).default(15),
+    ALLIO_WORKER_CONCURRENCY: int(1, 64).default(2),
+    /**
+     * How long a claimed task stays with its worker before another may take it over; it must exceed
+     * the slowest batch (limiter wait + HTTP timeout + write).
+     */
+    ALLIO_TASK_LEASE_MS: int(1_000, 3_600_000).default(60_000),
+    /** UTC time of day (HH:MM) after which the daily deletion sweep runs. */
+    ALLIO_DELETION_TIME: z
+      .string()
+      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (UTC)')
+      .default('03:00'),
+    /** Directory where Kubernetes mounts Secrets referenced by integrations (<dir>/<name>/<key>). */
+    SECRETS_DIR: z.string().min(1).default('/var/run/secrets/integration-hub'),
+  })
+  .merge(outboundEnv);
 
 /** UTC time of day, HH:MM. */
 const timeOfDay = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (UTC)');
@@ -179,12 +198,15 @@ export const retentionEnv = z.object({
   /** Days failed rows and dead letters nobody replayed are kept: long enough to investigate and replay. */
   RETENTION_FAILED_DAYS: int(1, 3650).default(90),
   /** Per-table days for done rows, `table=days,table=days` (e.g. `allio_webhook=7`). */
-  RETENTION_TABLE_DAYS: z.string().default('').transform((v, c) => {
-    const parsed = parseTableDays(v);
-    if (parsed.ok) return parsed.value;
-    for (const p of parsed.problems) c.addIssue({ code: z.ZodIssueCode.custom, message: p });
-    return z.NEVER;
-  }),
+  RETENTION_TABLE_DAYS: z
+    .string()
+    .default('')
+    .transform((v, c) => {
+      const parsed = parseTableDays(v);
+      if (parsed.ok) return parsed.value;
+      for (const p of parsed.problems) c.addIssue({ code: z.ZodIssueCode.custom, message: p });
+      return z.NEVER;
+    }),
   /** UTC time of day (HH:MM) after which the day's purge runs; after the 03:00 deletion sweep. */
   RETENTION_TIME: timeOfDay.default('04:00'),
   /**
@@ -224,12 +246,12 @@ export const httpEnv = z.object({
  * failure throws a ConfigError whose lines name each variable.
  * Empty or blank values count as unset so that `FOO=` behaves like a missing variable.
  */
-export function loadConfig<S extends z.ZodObject<z.ZodRawShape> | z.ZodEffects<z.ZodObject<z.ZodRawShape>>>(
-  schema: S,
-  env: Record<string, string | undefined> = process.env,
-): z.infer<S> {
+export function loadConfig<
+  S extends z.ZodObject<z.ZodRawShape> | z.ZodEffects<z.ZodObject<z.ZodRawShape>>,
+>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
   const cleaned: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
+  for (const [k, v] of Object.entries(env))
+    if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
   const parsed = schema.safeParse(cleaned);
   if (parsed.success) return parsed.data;
   throw new ConfigError(

@@ -17,14 +17,20 @@ const CONNECTION_NOISE = /^(Connection Error|Acquire connection error)/;
 function knexLog(logger: Logger): Knex.Config['log'] {
   const text = (message: unknown) => (typeof message === 'string' ? message : String(message));
   return {
-    warn: (m: unknown) => (CONNECTION_NOISE.test(text(m)) ? logger.debug({ knex: text(m) }, 'database connection attempt failed') : logger.warn({ knex: text(m) }, 'knex warning')),
+    warn: (m: unknown) =>
+      CONNECTION_NOISE.test(text(m))
+        ? logger.debug({ knex: text(m) }, 'database connection attempt failed')
+        : logger.warn({ knex: text(m) }, 'knex warning'),
     error: (m: unknown) => logger.error({ knex: text(m) }, 'knex error'),
     deprecate: (m: unknown) => logger.warn({ knex: text(m) }, 'knex deprecation'),
     debug: (m: unknown) => logger.debug({ knex: text(m) }, 'knex debug'),
   };
 }
 
-export function createDb(config: DatabaseConfig, options: { applicationName?: string; logger?: Logger } = {}): Db {
+export function createDb(
+  config: DatabaseConfig,
+  options: { applicationName?: string; logger?: Logger } = {},
+): Db {
   return knexFactory({
     ...(options.logger ? { log: knexLog(options.logger) } : {}),
     client: 'pg',
@@ -48,8 +54,12 @@ export function createDb(config: DatabaseConfig, options: { applicationName?: st
  * fresh pooler, not always on a warm one.
  */
 export async function pooledSearchPathProblem(config: DatabaseConfig): Promise<string | undefined> {
-  if (!config.DATABASE_SESSION_URL || config.DATABASE_SESSION_URL === config.DATABASE_URL) return undefined;
-  const client = new pg.Client({ connectionString: config.DATABASE_URL, application_name: 'hub-search-path-check' });
+  if (!config.DATABASE_SESSION_URL || config.DATABASE_SESSION_URL === config.DATABASE_URL)
+    return undefined;
+  const client = new pg.Client({
+    connectionString: config.DATABASE_URL,
+    application_name: 'hub-search-path-check',
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -58,10 +68,12 @@ export async function pooledSearchPathProblem(config: DatabaseConfig): Promise<s
     );
     const { first, role, db } = rows[0] ?? { first: null, role: '?', db: '?' };
     if (first === config.DATABASE_SCHEMA) return undefined;
-    return `DATABASE_URL goes through a connection pooler (DATABASE_SESSION_URL is set apart from it) and its connections ` +
+    return (
+      `DATABASE_URL goes through a connection pooler (DATABASE_SESSION_URL is set apart from it) and its connections ` +
       `resolve tables in ${first ? `schema ${first}` : 'no schema'}, not DATABASE_SCHEMA ${config.DATABASE_SCHEMA}: a per-connection ` +
       `SET does not survive transaction pooling. Run ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(db)} SET search_path = ` +
-      `${quoteIdent(config.DATABASE_SCHEMA)} (or set it in the pooler's connect_query), after the migration has created the schema.`;
+      `${quoteIdent(config.DATABASE_SCHEMA)} (or set it in the pooler's connect_query), after the migration has created the schema.`
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -81,8 +93,14 @@ export async function pingDb(db: Db, timeoutMs = 2_000): Promise<void> {
  * Inserts `row`, or updates every other column of the row with the same `name`: how resources
  * (integrations, partners) are applied. `created` tells which happened (xmax is 0 for an insert).
  */
-export async function upsertByName(db: Knex, table: string, row: Record<string, unknown> & { name: string }): Promise<{ id: string; created: boolean }> {
-  const sets = Object.keys(row).filter((c) => c !== 'name').map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`);
+export async function upsertByName(
+  db: Knex,
+  table: string,
+  row: Record<string, unknown> & { name: string },
+): Promise<{ id: string; created: boolean }> {
+  const sets = Object.keys(row)
+    .filter((c) => c !== 'name')
+    .map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`);
   const { rows } = await db.raw<{ rows: { id: string; created: boolean }[] }>(
     `? on conflict (name) do update set ${[...sets, 'updated_at = now()'].join(', ')} returning id, (xmax = 0) as created`,
     [db(table).insert(row)],

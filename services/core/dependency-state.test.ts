@@ -6,9 +6,17 @@ import { DependencyState } from './dependency-state.js';
 
 function harness() {
   const lines: Array<{ level: number; msg: string; downForS?: number; failures?: number }> = [];
-  const logger = createLogger({ level: 'debug', name: 't' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const logger = createLogger(
+    { level: 'debug', name: 't' },
+    { write: (l: string) => void lines.push(JSON.parse(l)) },
+  );
   let now = 1_000_000;
-  const state = new DependencyState(logger, { name: 'redis', effect: 'holding calls', reminderMs: 60_000, now: () => now });
+  const state = new DependencyState(logger, {
+    name: 'redis',
+    effect: 'holding calls',
+    reminderMs: 60_000,
+    now: () => now,
+  });
   return { lines, state, advance: (ms: number) => (now += ms) };
 }
 
@@ -21,11 +29,18 @@ test('a thousand failures in a minute log one warning; a reminder after a minute
   expect(lines.map((l) => l.msg)).toEqual(['redis unavailable; holding calls']);
   advance(10_000);
   state.down('connect ECONNREFUSED');
-  expect(lines.map((l) => l.msg)).toEqual(['redis unavailable; holding calls', 'redis still unavailable']);
+  expect(lines.map((l) => l.msg)).toEqual([
+    'redis unavailable; holding calls',
+    'redis still unavailable',
+  ]);
   expect(lines[1]).toMatchObject({ downForS: 60, failures: 1_001 });
   state.up();
   state.up();
-  expect(lines.map((l) => l.msg)).toEqual(['redis unavailable; holding calls', 'redis still unavailable', 'redis available again']);
+  expect(lines.map((l) => l.msg)).toEqual([
+    'redis unavailable; holding calls',
+    'redis still unavailable',
+    'redis available again',
+  ]);
   expect(state.isDown).toBe(false);
 });
 

@@ -51,13 +51,22 @@ export class DependencyState {
       this.downSince = now;
       this.lastLoggedAt = now;
       const effect = this.o.effect ? `; ${this.o.effect}` : '';
-      this.logger.warn({ ...this.o.fields, ...fields, reason }, `${this.o.name} unavailable${effect}`);
+      this.logger.warn(
+        { ...this.o.fields, ...fields, reason },
+        `${this.o.name} unavailable${effect}`,
+      );
       return;
     }
     if (now - this.lastLoggedAt < this.reminderMs) return;
     this.lastLoggedAt = now;
     this.logger.warn(
-      { ...this.o.fields, ...fields, reason, downForS: Math.round((now - this.downSince) / 1000), failures: this.failures },
+      {
+        ...this.o.fields,
+        ...fields,
+        reason,
+        downForS: Math.round((now - this.downSince) / 1000),
+        failures: this.failures,
+      },
       `${this.o.name} still unavailable`,
     );
   }
@@ -66,7 +75,10 @@ export class DependencyState {
   up(fields: Record<string, unknown> = {}): void {
     if (this.downSince === undefined) return;
     const downForS = Math.round((this.now() - this.downSince) / 1000);
-    this.logger.info({ ...this.o.fields, ...fields, downForS, failures: this.failures }, `${this.o.name} available again`);
+    this.logger.info(
+      { ...this.o.fields, ...fields, downForS, failures: this.failures },
+      `${this.o.name} available again`,
+    );
     this.downSince = undefined;
     this.failures = 0;
   }

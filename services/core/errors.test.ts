@@ -1,6 +1,15 @@
 // Unit tests for error normalisation, retry classification and Retry-After parsing.
 import { describe, expect, test } from '@jest/globals';
-import { classifyError, describeError, HttpError, isDatabaseUnavailable, parseRetryAfter, PermanentError, PgCode, toError } from './errors.js';
+import {
+  classifyError,
+  describeError,
+  HttpError,
+  isDatabaseUnavailable,
+  parseRetryAfter,
+  PermanentError,
+  PgCode,
+  toError,
+} from './errors.js';
 
 function namedError(name: string, message = name): Error {
   const e = new Error(message);
@@ -27,25 +36,39 @@ describe('classifyError', () => {
       reason: 'http_5xx',
       retryAfterMs: 1_000,
     });
-    expect(classifyError(new HttpError(500, 'Internal Server Error'))).toMatchObject({ retryable: true, reason: 'http_5xx' });
+    expect(classifyError(new HttpError(500, 'Internal Server Error'))).toMatchObject({
+      retryable: true,
+      reason: 'http_5xx',
+    });
   });
 
   test('HTTP 408 Request Timeout is retryable', () => {
     expect(classifyError(new HttpError(408, 'Request Timeout'))).toMatchObject({ retryable: true });
   });
 
-  test.each([400, 401, 403, 404, 422])('HTTP %i is not retryable and the reason names the status', (status) => {
-    expect(classifyError(new HttpError(status, 'nope'))).toEqual({ retryable: false, reason: `http_${status}` });
-  });
+  test.each([400, 401, 403, 404, 422])(
+    'HTTP %i is not retryable and the reason names the status',
+    (status) => {
+      expect(classifyError(new HttpError(status, 'nope'))).toEqual({
+        retryable: false,
+        reason: `http_${status}`,
+      });
+    },
+  );
 
   test('a PermanentError is not retryable, even when its cause would be', () => {
-    expect(classifyError(new PermanentError('bad data'))).toEqual({ retryable: false, reason: 'permanent' });
+    expect(classifyError(new PermanentError('bad data'))).toEqual({
+      retryable: false,
+      reason: 'permanent',
+    });
     const wrapped = new PermanentError('bad config', { cause: new HttpError(503, 'x') });
     expect(classifyError(wrapped)).toEqual({ retryable: false, reason: 'permanent' });
   });
 
   test("an Error named TimeoutError is retryable as 'timeout'", () => {
-    expect(classifyError(namedError('TimeoutError', 'The operation was aborted due to timeout'))).toEqual({
+    expect(
+      classifyError(namedError('TimeoutError', 'The operation was aborted due to timeout')),
+    ).toEqual({
       retryable: true,
       reason: 'timeout',
     });
@@ -56,36 +79,54 @@ describe('classifyError', () => {
   });
 
   test("TypeError('fetch failed') with cause {code: 'ECONNREFUSED'} is retryable as 'connection'", () => {
-    const err = new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' } });
+    const err = new TypeError('fetch failed', {
+      cause: { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' },
+    });
     expect(classifyError(err)).toEqual({ retryable: true, reason: 'connection' });
   });
 
   test('a socket error code on the error itself (ECONNRESET) is retryable as connection', () => {
-    expect(classifyError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toEqual({
+    expect(
+      classifyError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })),
+    ).toEqual({
       retryable: true,
       reason: 'connection',
     });
   });
 
   test('an HttpError found deeper in the cause chain decides the classification', () => {
-    const err = new Error('sync failed', { cause: new Error('request failed', { cause: new HttpError(404, 'not found') }) });
+    const err = new Error('sync failed', {
+      cause: new Error('request failed', { cause: new HttpError(404, 'not found') }),
+    });
     expect(classifyError(err)).toEqual({ retryable: false, reason: 'http_404' });
   });
 
   test("a pg error with code 57P01 (admin shutdown) is retryable as 'database'", () => {
-    expect(classifyError(pgError(PgCode.ADMIN_SHUTDOWN, 'terminating connection due to administrator command'))).toEqual({
+    expect(
+      classifyError(
+        pgError(PgCode.ADMIN_SHUTDOWN, 'terminating connection due to administrator command'),
+      ),
+    ).toEqual({
       retryable: true,
       reason: 'database',
     });
   });
 
   test('pg serialization failure 40001 and deadlock 40P01 are retryable as database', () => {
-    expect(classifyError(pgError(PgCode.SERIALIZATION_FAILURE, 'could not serialize'))).toMatchObject({ reason: 'database' });
-    expect(classifyError(pgError(PgCode.DEADLOCK_DETECTED, 'deadlock detected'))).toMatchObject({ reason: 'database' });
+    expect(
+      classifyError(pgError(PgCode.SERIALIZATION_FAILURE, 'could not serialize')),
+    ).toMatchObject({ reason: 'database' });
+    expect(classifyError(pgError(PgCode.DEADLOCK_DETECTED, 'deadlock detected'))).toMatchObject({
+      reason: 'database',
+    });
   });
 
   test("a pg unique violation 23505 falls through to unknown (retryable, reason 'unknown')", () => {
-    expect(classifyError(pgError(PgCode.UNIQUE_VIOLATION, 'duplicate key value violates unique constraint'))).toEqual({
+    expect(
+      classifyError(
+        pgError(PgCode.UNIQUE_VIOLATION, 'duplicate key value violates unique constraint'),
+      ),
+    ).toEqual({
       retryable: true,
       reason: 'unknown',
     });
@@ -164,7 +205,12 @@ describe('HttpError and PermanentError', () => {
   test('carry their names, status and retryAfterMs', () => {
     const h = new HttpError(429, 'slow down', 1_500);
     expect(h).toBeInstanceOf(Error);
-    expect([h.name, h.status, h.retryAfterMs, h.message]).toEqual(['HttpError', 429, 1_500, 'slow down']);
+    expect([h.name, h.status, h.retryAfterMs, h.message]).toEqual([
+      'HttpError',
+      429,
+      1_500,
+      'slow down',
+    ]);
     const cause = new Error('root');
     const p = new PermanentError('nope', { cause });
     expect([p.name, p.cause]).toEqual(['PermanentError', cause]);
@@ -178,34 +224,66 @@ describe('parseRetryAfter with a negative number', () => {
 });
 
 describe('isDatabaseUnavailable', () => {
-  const socketError = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code, syscall: 'connect' });
+  const socketError = (code: string) =>
+    Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code, syscall: 'connect' });
 
-  test.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'])('a %s socket error is the database being unreachable', (code) => {
-    expect(isDatabaseUnavailable(socketError(code))).toBe(true);
-  });
+  test.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'])(
+    'a %s socket error is the database being unreachable',
+    (code) => {
+      expect(isDatabaseUnavailable(socketError(code))).toBe(true);
+    },
+  );
 
-  test.each([PgCode.ADMIN_SHUTDOWN, PgCode.CRASH_SHUTDOWN, PgCode.CANNOT_CONNECT_NOW, PgCode.TOO_MANY_CONNECTIONS, '08006', '08001'])('SQLSTATE %s is the database being unavailable', (code) => {
+  test.each([
+    PgCode.ADMIN_SHUTDOWN,
+    PgCode.CRASH_SHUTDOWN,
+    PgCode.CANNOT_CONNECT_NOW,
+    PgCode.TOO_MANY_CONNECTIONS,
+    '08006',
+    '08001',
+  ])('SQLSTATE %s is the database being unavailable', (code) => {
     expect(isDatabaseUnavailable(pgError(code, 'terminating connection'))).toBe(true);
   });
 
   test('the pool acquire timeout and a connection ended under a query count', () => {
-    expect(isDatabaseUnavailable(namedError('KnexTimeoutError', 'Knex: Timeout acquiring a connection. The pool is probably full.'))).toBe(true);
+    expect(
+      isDatabaseUnavailable(
+        namedError(
+          'KnexTimeoutError',
+          'Knex: Timeout acquiring a connection. The pool is probably full.',
+        ),
+      ),
+    ).toBe(true);
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
-    expect(isDatabaseUnavailable(new AggregateError([socketError('ECONNREFUSED'), socketError('ECONNREFUSED')], ''))).toBe(true);
+    expect(
+      isDatabaseUnavailable(
+        new AggregateError([socketError('ECONNREFUSED'), socketError('ECONNREFUSED')], ''),
+      ),
+    ).toBe(true);
   });
 
   test('a query the database answered with an error, a partner outage wrapped by fetch, and non-errors do not count', () => {
     expect(isDatabaseUnavailable(pgError(PgCode.UNIQUE_VIOLATION, 'duplicate key'))).toBe(false);
     expect(isDatabaseUnavailable(pgError('22P02', 'invalid input syntax'))).toBe(false);
-    expect(isDatabaseUnavailable(new TypeError('fetch failed', { cause: socketError('ECONNREFUSED') }))).toBe(false);
+    expect(
+      isDatabaseUnavailable(new TypeError('fetch failed', { cause: socketError('ECONNREFUSED') })),
+    ).toBe(false);
     expect(isDatabaseUnavailable('ECONNREFUSED')).toBe(false);
   });
 });
 
 describe('describeError', () => {
   test('an AggregateError with an empty message is described by its parts', () => {
-    const e = new AggregateError([new Error('connect ECONNREFUSED ::1:5432'), new Error('connect ECONNREFUSED 127.0.0.1:5432')], '');
-    expect(describeError(e)).toBe('connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432');
+    const e = new AggregateError(
+      [
+        new Error('connect ECONNREFUSED ::1:5432'),
+        new Error('connect ECONNREFUSED 127.0.0.1:5432'),
+      ],
+      '',
+    );
+    expect(describeError(e)).toBe(
+      'connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432',
+    );
     expect(describeError(new Error('plain'))).toBe('plain');
   });
 });

@@ -8,7 +8,8 @@ export function toError(thrown: unknown): Error {
 
 /** The error's message; for an AggregateError (a host name with several addresses), its parts'. */
 export function describeError(err: Error): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return [...new Set(err.errors.map((e) => toError(e).message))].join('; ');
+  if (err instanceof AggregateError && err.errors.length > 0)
+    return [...new Set(err.errors.map((e) => toError(e).message))].join('; ');
   return err.message || codeOf(err) || err.name;
 }
 
@@ -25,10 +26,20 @@ export const PgCode = {
 } as const;
 
 /** Socket errors of a connection that failed or broke (as Node reports them at the top level). */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
 
 /** What node-postgres says when a connection ends under a query or cannot be made in time. */
-const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+const PG_CONNECTION_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
 
 /**
  * Whether a failed query failed because PostgreSQL could not be reached or dropped the connection
@@ -39,12 +50,20 @@ const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when tr
  */
 export function isDatabaseUnavailable(thrown: unknown): boolean {
   if (!(thrown instanceof Error)) return false;
-  if (thrown instanceof AggregateError) return thrown.errors.length > 0 && thrown.errors.every(isDatabaseUnavailable);
+  if (thrown instanceof AggregateError)
+    return thrown.errors.length > 0 && thrown.errors.every(isDatabaseUnavailable);
   if (thrown.name === 'KnexTimeoutError') return true;
   const code = codeOf(thrown);
   if (code && SOCKET_CODES.has(code)) return true;
-  if (code && (/^08[0-9A-Z]{3}$/.test(code) || code === PgCode.ADMIN_SHUTDOWN || code === PgCode.CRASH_SHUTDOWN
-    || code === PgCode.CANNOT_CONNECT_NOW || code === PgCode.TOO_MANY_CONNECTIONS)) return true;
+  if (
+    code &&
+    (/^08[0-9A-Z]{3}$/.test(code) ||
+      code === PgCode.ADMIN_SHUTDOWN ||
+      code === PgCode.CRASH_SHUTDOWN ||
+      code === PgCode.CANNOT_CONNECT_NOW ||
+      code === PgCode.TOO_MANY_CONNECTIONS)
+  )
+    return true;
   return PG_CONNECTION_MESSAGES.test(thrown.message);
 }
 
@@ -73,12 +92,7 @@ export class PermanentError extends Error {
 }
 
 export type RetryReason =
-  | 'timeout'
-  | 'http_429'
-  | 'http_5xx'
-  | 'connection'
-  | 'database'
-  | 'unknown';
+  'timeout' | 'http_429' | 'http_5xx' | 'connection' | 'database' | 'unknown';
 
 export type Classification =
   | { retryable: true; reason: RetryReason; retryAfterMs?: number }
@@ -114,7 +128,8 @@ export function classifyError(thrown: unknown): Classification {
   for (let depth = 0; depth < 5 && err; depth++) {
     if (err instanceof PermanentError) return { retryable: false, reason: err.reason };
     if (err instanceof HttpError) {
-      if (err.status === 429) return { retryable: true, reason: 'http_429', retryAfterMs: err.retryAfterMs };
+      if (err.status === 429)
+        return { retryable: true, reason: 'http_429', retryAfterMs: err.retryAfterMs };
       if (err.status >= 500 || err.status === 408)
         return { retryable: true, reason: 'http_5xx', retryAfterMs: err.retryAfterMs };
       return { retryable: false, reason: `http_${err.status}` };
@@ -124,14 +139,18 @@ export function classifyError(thrown: unknown): Classification {
     const code = codeOf(err);
     if (code && CONNECTION_CODES.has(code)) return { retryable: true, reason: 'connection' };
     // SQLSTATE classes 08 (connection), 40 (transaction rollback), 53 (resources), 57 (operator).
-    if (code && /^(08|40|53|57)[0-9A-Z]{3}$/.test(code)) return { retryable: true, reason: 'database' };
+    if (code && /^(08|40|53|57)[0-9A-Z]{3}$/.test(code))
+      return { retryable: true, reason: 'database' };
     err = err instanceof Error ? err.cause : undefined;
   }
   return { retryable: true, reason: 'unknown' };
 }
 
 /** Parses a Retry-After header (seconds or HTTP date) into milliseconds from `now`. */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now = Date.now(),
+): number | undefined {
   if (!value) return undefined;
   const trimmed = value.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);

@@ -35,14 +35,21 @@ describe('FieldCipher', () => {
   test('after rotation the new first key encrypts and the old key still decrypts old values', () => {
     const k1 = key();
     const old = new FieldCipher(new Map([['k1', k1]])).encrypt(data, 'r');
-    const rotated = new FieldCipher(new Map([['k2', key()], ['k1', k1]]));
+    const rotated = new FieldCipher(
+      new Map([
+        ['k2', key()],
+        ['k1', k1],
+      ]),
+    );
     expect(rotated.decrypt(old, 'r')).toEqual(data);
     expect(rotated.encrypt(data, 'r').subarray(2, 4).toString()).toBe('k2');
   });
 
   test('a value sealed with a key no longer configured names the missing key', () => {
     const sealed = new FieldCipher(new Map([['gone', key()]])).encrypt(data, 'r');
-    expect(() => new FieldCipher(new Map([['k1', key()]])).decrypt(sealed, 'r')).toThrow(/"gone" is not configured/);
+    expect(() => new FieldCipher(new Map([['k1', key()]])).decrypt(sealed, 'r')).toThrow(
+      /"gone" is not configured/,
+    );
   });
 });
 
@@ -50,12 +57,18 @@ describe('DATA_ENCRYPTION_KEYS', () => {
   test('reads id:base64 pairs in order', () => {
     const a = key().toString('base64');
     const b = key().toString('base64');
-    const { DATA_ENCRYPTION_KEYS } = loadConfig(encryptionKeysEnv, { DATA_ENCRYPTION_KEYS: `new:${a}, old:${b}` });
+    const { DATA_ENCRYPTION_KEYS } = loadConfig(encryptionKeysEnv, {
+      DATA_ENCRYPTION_KEYS: `new:${a}, old:${b}`,
+    });
     expect([...DATA_ENCRYPTION_KEYS.keys()]).toEqual(['new', 'old']);
   });
 
   test('a missing variable or a short key is named in the error', () => {
     expect(() => loadConfig(encryptionKeysEnv, {})).toThrow(/DATA_ENCRYPTION_KEYS is required/);
-    expect(() => loadConfig(encryptionKeysEnv, { DATA_ENCRYPTION_KEYS: `k:${randomBytes(16).toString('base64')}` })).toThrow(ConfigError);
+    expect(() =>
+      loadConfig(encryptionKeysEnv, {
+        DATA_ENCRYPTION_KEYS: `k:${randomBytes(16).toString('base64')}`,
+      }),
+    ).toThrow(ConfigError);
   });
 });

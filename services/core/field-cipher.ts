@@ -14,11 +14,17 @@ export const encryptionKeysEnv = z.object({
     .string({ required_error: 'is required (comma-separated id:base64 32-byte keys)' })
     .transform((v, ctx) => {
       const keys = new Map<string, Buffer>();
-      for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+      for (const part of v
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)) {
         const m = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/=]+)$/.exec(part);
         const key = m?.[2] ? Buffer.from(m[2], 'base64') : undefined;
         if (!m?.[1] || !key || key.length !== 32) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be id:base64 pairs of 32-byte keys (openssl rand -base64 32)' });
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: 'must be id:base64 pairs of 32-byte keys (openssl rand -base64 32)',
+          });
           return z.NEVER;
         }
         keys.set(m[1], key);

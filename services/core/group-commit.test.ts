@@ -24,7 +24,7 @@ async function settleAll(w: ReturnType<typeof heldWriter>, done: () => boolean):
   for (let i = 0; i < 100 && !done(); i++) await w.releaseAll();
 }
 
-test('rows submitted in one turn share one write, and each caller gets its own row\'s result', async () => {
+test("rows submitted in one turn share one write, and each caller gets its own row's result", async () => {
   const w = heldWriter();
   const gc = new GroupCommit(w.write, { maxBatch: 100, maxQueued: 100, maxInFlight: 1 });
   const answers = Promise.all([1, 2, 3, 4].map((r) => gc.submit(r)));
@@ -51,10 +51,15 @@ test('rows arriving while a write runs wait for it and then go out together, up 
   expect(w.calls).toEqual([[1], [2, 3, 4], [5]]);
 });
 
-test('a batch that fails is written again row by row, and only the bad row\'s caller gets the error', async () => {
+test("a batch that fails is written again row by row, and only the bad row's caller gets the error", async () => {
   const w = heldWriter();
   const gc = new GroupCommit(w.write, { maxBatch: 100, maxQueued: 100, maxInFlight: 1 });
-  const answers = [1, -1, 3].map((r) => gc.submit(r).then((v) => ({ v }), (e: Error) => ({ e: e.message })));
+  const answers = [1, -1, 3].map((r) =>
+    gc.submit(r).then(
+      (v) => ({ v }),
+      (e: Error) => ({ e: e.message }),
+    ),
+  );
   let finished = false;
   const all = Promise.all(answers).then((x) => ((finished = true), x));
   await settleAll(w, () => finished);
@@ -92,7 +97,11 @@ test('past maxQueued waiting rows a submit is refused at once, and the queue dra
 });
 
 test('a writer that answers the wrong number of results fails the rows instead of mis-answering them', async () => {
-  const gc = new GroupCommit<number, number>(async (rows) => rows.slice(1), { maxBatch: 100, maxQueued: 100, maxInFlight: 1 });
+  const gc = new GroupCommit<number, number>(async (rows) => rows.slice(1), {
+    maxBatch: 100,
+    maxQueued: 100,
+    maxInFlight: 1,
+  });
   const answers = await Promise.allSettled([gc.submit(1), gc.submit(2)]);
   expect(answers.every((a) => a.status === 'rejected')).toBe(true);
 });

@@ -49,30 +49,38 @@ export function holdRequest(o: HeldRequestOptions): HeldRequest {
   let timer: NodeJS.Timeout | undefined;
   let req!: http.ClientRequest;
   const answer = new Promise<HeldAnswer>((resolve, reject) => {
-    req = transport.request(o.url, {
-      method: o.method,
-      agent: o.agent,
-      signal: o.signal,
-      headers: { ...o.headers, 'content-length': String(Buffer.byteLength(o.body)) },
-    }, (res) => {
-      const status = res.statusCode ?? 0;
-      try {
-        o.outbound.assertNotRedirect(o.partner, status);
-      } catch (refused) {
-        res.destroy();
-        reject(refused as Error);
-        return;
-      }
-      o.outbound.readNode(o.partner, res).then((text) => resolve({
-        status,
-        ok: status >= 200 && status < 300,
-        text,
-        header: (name) => {
-          const v = res.headers[name.toLowerCase()];
-          return Array.isArray(v) ? v[0] : v;
-        },
-      }), reject);
-    });
+    req = transport.request(
+      o.url,
+      {
+        method: o.method,
+        agent: o.agent,
+        signal: o.signal,
+        headers: { ...o.headers, 'content-length': String(Buffer.byteLength(o.body)) },
+      },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        try {
+          o.outbound.assertNotRedirect(o.partner, status);
+        } catch (refused) {
+          res.destroy();
+          reject(refused as Error);
+          return;
+        }
+        o.outbound.readNode(o.partner, res).then(
+          (text) =>
+            resolve({
+              status,
+              ok: status >= 200 && status < 300,
+              text,
+              header: (name) => {
+                const v = res.headers[name.toLowerCase()];
+                return Array.isArray(v) ? v[0] : v;
+              },
+            }),
+          reject,
+        );
+      },
+    );
     req.on('error', (e) => {
       onConnectFailed(e);
       reject(e);

@@ -11,16 +11,30 @@ let app: FastifyInstance;
 let base: string;
 
 /** Real HTTP against the listening server. */
-async function send(method: string, path: string, headers: Record<string, string> = {}, body?: string) {
+async function send(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+) {
   const res = await fetch(`${base}${path}`, { method, headers, body });
   const text = await res.text();
   return { statusCode: res.status, body: text, json: () => JSON.parse(text) as unknown };
 }
 
 beforeAll(async () => {
-  app = createHttpServer({ logger: pino({ level: 'silent' }), metrics: createMetrics(), readiness: [] });
+  app = createHttpServer({
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+    readiness: [],
+  });
   app.post('/huge-details', async () => {
-    throw new ApiError(422, 'invalid_body', 'm'.repeat(10_000), Array.from({ length: 5_000 }, (_, i) => ({ path: `items.${i}`, message: 'x'.repeat(300) })));
+    throw new ApiError(
+      422,
+      'invalid_body',
+      'm'.repeat(10_000),
+      Array.from({ length: 5_000 }, (_, i) => ({ path: `items.${i}`, message: 'x'.repeat(300) })),
+    );
   });
   app.post('/echo', async (req) => ({ ok: true, body: req.body }));
   app.post('/param/:key', async () => ({ ok: true }));
@@ -44,7 +58,12 @@ describe('error answers of the HTTP scaffold', () => {
     const notFound = await send('GET', `/${'a'.repeat(10_240)}`);
     expect(notFound.statusCode).toBe(404);
     expect(notFound.body.length).toBeLessThan(1_024);
-    const media = await send('POST', '/echo', { 'content-type': `application/${'x'.repeat(10_240)}` }, 'a');
+    const media = await send(
+      'POST',
+      '/echo',
+      { 'content-type': `application/${'x'.repeat(10_240)}` },
+      'a',
+    );
     expect(media.statusCode).toBe(415);
     expect(media.body.length).toBeLessThan(1_024);
   });
@@ -66,15 +85,26 @@ describe('error answers of the HTTP scaffold', () => {
     const json = { 'content-type': 'application/json' };
     for (const body of ['{"a":"x\\u0000y"}', '{"a\\u0000":1}', '[[{"b":["\\u0000"]}]]']) {
       const res = await send('POST', '/echo', json, body);
-      expect({ body, status: res.statusCode, code: (res.json() as { error?: { code?: string } }).error?.code }).toEqual({ body, status: 400, code: 'nul_character' });
+      expect({
+        body,
+        status: res.statusCode,
+        code: (res.json() as { error?: { code?: string } }).error?.code,
+      }).toEqual({ body, status: 400, code: 'nul_character' });
     }
     expect((await send('POST', '/echo', json, '{"a":"\\\\u0000"}')).statusCode).toBe(200);
   });
 
   test('a path that is not valid percent-encoding is answered 400 malformed_url in a small answer, not echoed', async () => {
-    for (const path of ['/param/%zz' + 'x'.repeat(12_000), '/param/%E0%A4%A', '/%C0%AF' + 'y'.repeat(12_000)]) {
+    for (const path of [
+      '/param/%zz' + 'x'.repeat(12_000),
+      '/param/%E0%A4%A',
+      '/%C0%AF' + 'y'.repeat(12_000),
+    ]) {
       const res = await send('POST', path);
-      expect({ status: res.statusCode, code: (res.json() as { error?: { code?: string } }).error?.code }).toEqual({ status: 400, code: 'malformed_url' });
+      expect({
+        status: res.statusCode,
+        code: (res.json() as { error?: { code?: string } }).error?.code,
+      }).toEqual({ status: 400, code: 'malformed_url' });
       expect(res.body.length).toBeLessThan(1_024);
     }
   });

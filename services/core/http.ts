@@ -3,7 +3,13 @@
 // limits that keep a slow or hostile client from holding connections (timeouts, a connection cap).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Knex } from 'knex';
 import { httpServerEnv, type HttpServerConfig } from './config.js';
 import { boundDetails, clip, jsonRefusal, MAX_MESSAGE_TEXT } from './bounds.js';
@@ -41,7 +47,11 @@ export class ApiError extends Error {
  */
 export const RETRY_AFTER_SECONDS = 5;
 
-export function unavailable(code: string, message: string, retryAfterSeconds = RETRY_AFTER_SECONDS): ApiError {
+export function unavailable(
+  code: string,
+  message: string,
+  retryAfterSeconds = RETRY_AFTER_SECONDS,
+): ApiError {
   return new ApiError(503, code, message, undefined, { 'retry-after': String(retryAfterSeconds) });
 }
 
@@ -85,7 +95,10 @@ function withDefaults(given: Partial<HttpServerConfig> = {}): HttpServerConfig {
  */
 function nodeServerOptions(l: HttpServerConfig) {
   const headersTimeout = Math.min(l.HTTP_HEADERS_TIMEOUT_MS, l.HTTP_REQUEST_TIMEOUT_MS);
-  return { headersTimeout, connectionsCheckingInterval: Math.max(25, Math.min(1_000, Math.floor(headersTimeout / 4))) };
+  return {
+    headersTimeout,
+    connectionsCheckingInterval: Math.max(25, Math.min(1_000, Math.floor(headersTimeout / 4))),
+  };
 }
 
 export function createHttpServer(o: HttpOptions): FastifyInstance {
@@ -120,7 +133,9 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
   // below 500 says nothing about the database: a 404, a refused token or a malformed body never
   // reached it.
   const database = new DependencyState(o.logger, {
-    name: 'postgresql', effect: 'requests that need it are answered 503 database_unavailable (check the server and DATABASE_URL)',
+    name: 'postgresql',
+    effect:
+      'requests that need it are answered 503 database_unavailable (check the server and DATABASE_URL)',
   });
   if (o.db) {
     const db = o.db;
@@ -132,7 +147,11 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
   }
   app.addHook('onResponse', async (req, reply) => {
     o.metrics.httpDuration.observe(
-      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      {
+        method: req.method,
+        route: req.routeOptions.url ?? 'unmatched',
+        status_code: String(reply.statusCode),
+      },
       reply.elapsedTime / 1000,
     );
   });
@@ -143,16 +162,27 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
     if (error instanceof ApiError) {
       if (error.headers) reply.headers(error.headers);
       const message = clip(error.message, MAX_MESSAGE_TEXT);
-      return reply
-        .status(error.statusCode)
-        .send({ error: { code: error.code, message, details: boundDetails(error.details), requestId: req.id } });
+      return reply.status(error.statusCode).send({
+        error: {
+          code: error.code,
+          message,
+          details: boundDetails(error.details),
+          requestId: req.id,
+        },
+      });
     }
     if (isDatabaseUnavailable(error)) {
       database.down(describeError(error), { route: req.routeOptions.url ?? 'unmatched' });
       return reply
         .status(503)
         .header('retry-after', String(RETRY_AFTER_SECONDS))
-        .send({ error: { code: 'database_unavailable', message: 'The database is not answering; retry in a few seconds.', requestId: req.id } });
+        .send({
+          error: {
+            code: 'database_unavailable',
+            message: 'The database is not answering; retry in a few seconds.',
+            requestId: req.id,
+          },
+        });
     }
     const status = error.statusCode ?? 500;
     if (status >= 500) req.log.error({ err: error }, 'request failed');
@@ -166,11 +196,20 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
             : status >= 500
               ? 'internal_error'
               : 'request_error';
-    const message = status >= 500 ? 'Internal error; retry later. Quote the request id when reporting it.' : clip(error.message, MAX_MESSAGE_TEXT);
+    const message =
+      status >= 500
+        ? 'Internal error; retry later. Quote the request id when reporting it.'
+        : clip(error.message, MAX_MESSAGE_TEXT);
     return reply.status(status).send({ error: { code, message, requestId: req.id } });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${clip(req.url, 200)}`, requestId: req.id } }),
+    reply.status(404).send({
+      error: {
+        code: 'not_found',
+        message: `No route ${req.method} ${clip(req.url, 200)}`,
+        requestId: req.id,
+      },
+    }),
   );
 
   // Probes and scrapes are frequent; they are logged only when something is wrong.
@@ -189,7 +228,9 @@ export function createHttpServer(o: HttpOptions): FastifyInstance {
       }),
     );
     const ready = results.every((r) => r.ok || !r.critical);
-    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: results });
+    return reply
+      .status(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : 'not_ready', checks: results });
   });
   app.get('/metrics', quiet, async (_req, reply) => {
     reply.header('content-type', o.metrics.registry.contentType);
@@ -203,7 +244,9 @@ function answerFrameworkError(error: FastifyError, req: FastifyRequest, reply: F
   void reply.status(400).send({
     error: {
       code: malformed ? 'malformed_url' : 'malformed_request',
-      message: malformed ? 'The request path is not valid percent-encoding.' : clip(error.message, MAX_MESSAGE_TEXT),
+      message: malformed
+        ? 'The request path is not valid percent-encoding.'
+        : clip(error.message, MAX_MESSAGE_TEXT),
       requestId: req.id,
     },
   });

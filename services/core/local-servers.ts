@@ -29,7 +29,8 @@ export const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
 export function inCheckout(moduleUrl: string): boolean {
   let dir = path.dirname(fileURLToPath(moduleUrl));
   for (let up = 0; up < 5; up++) {
-    if (existsSync(path.join(dir, 'package.json'))) return existsSync(path.join(dir, 'services/hub/main.ts'));
+    if (existsSync(path.join(dir, 'package.json')))
+      return existsSync(path.join(dir, 'services/hub/main.ts'));
     dir = path.dirname(dir);
   }
   return false;
@@ -38,17 +39,40 @@ export function inCheckout(moduleUrl: string): boolean {
 export type LocalServer = 'postgres' | 'redis' | 'rabbitmq';
 
 /** Each server: its name, the variable that points at it, the version CI runs, and how to get one. */
-export const LOCAL_SERVERS: Readonly<Record<LocalServer, {
-  name: string;
-  variable: 'DATABASE_URL' | 'REDIS_URL' | 'AMQP_URL';
-  /** The major (or major.minor) version CI tests against; compose.yaml pins the same. */
-  version: string;
-  debianPackage: string;
-  systemdUnit: string;
-}>> = {
-  postgres: { name: 'PostgreSQL', variable: 'DATABASE_URL', version: '15', debianPackage: 'postgresql', systemdUnit: 'postgresql' },
-  redis: { name: 'Redis', variable: 'REDIS_URL', version: '7.0', debianPackage: 'redis-server', systemdUnit: 'redis-server' },
-  rabbitmq: { name: 'RabbitMQ', variable: 'AMQP_URL', version: '3.10', debianPackage: 'rabbitmq-server', systemdUnit: 'rabbitmq-server' },
+export const LOCAL_SERVERS: Readonly<
+  Record<
+    LocalServer,
+    {
+      name: string;
+      variable: 'DATABASE_URL' | 'REDIS_URL' | 'AMQP_URL';
+      /** The major (or major.minor) version CI tests against; compose.yaml pins the same. */
+      version: string;
+      debianPackage: string;
+      systemdUnit: string;
+    }
+  >
+> = {
+  postgres: {
+    name: 'PostgreSQL',
+    variable: 'DATABASE_URL',
+    version: '15',
+    debianPackage: 'postgresql',
+    systemdUnit: 'postgresql',
+  },
+  redis: {
+    name: 'Redis',
+    variable: 'REDIS_URL',
+    version: '7.0',
+    debianPackage: 'redis-server',
+    systemdUnit: 'redis-server',
+  },
+  rabbitmq: {
+    name: 'RabbitMQ',
+    variable: 'AMQP_URL',
+    version: '3.10',
+    debianPackage: 'rabbitmq-server',
+    systemdUnit: 'rabbitmq-server',
+  },
 };
 
 /** What a probe found: the server's version, or why it could not be used. */
@@ -63,12 +87,27 @@ type Probe =
 const PROBE_TIMEOUT_MS = 3_000;
 
 /** Errors that mean nothing listens there (as opposed to a server that answers and refuses). */
-const ABSENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'PROBE_TIMEOUT']);
+const ABSENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'PROBE_TIMEOUT',
+]);
 
 /** True when the error means nothing listens at the address (nothing answered, or not in time). */
 export function isAbsent(err: Error): boolean {
-  const codes = [(err as { code?: unknown }).code, ...((err as { errors?: unknown[] }).errors ?? []).map((e) => (e as { code?: unknown }).code)];
-  return codes.some((c) => typeof c === 'string' && ABSENT.has(c)) || /timeout|timed out/i.test(err.message);
+  const codes = [
+    (err as { code?: unknown }).code,
+    ...((err as { errors?: unknown[] }).errors ?? []).map((e) => (e as { code?: unknown }).code),
+  ];
+  return (
+    codes.some((c) => typeof c === 'string' && ABSENT.has(c)) ||
+    /timeout|timed out/i.test(err.message)
+  );
 }
 
 /** Resolves when the socket has closed (at most a second later), so a probe leaves nothing open. */
@@ -89,7 +128,11 @@ async function bounded<T>(timeoutMs: number, attempt: Promise<T>, cleanup: () =>
   const deadline = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
       cleanup();
-      reject(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'PROBE_TIMEOUT' }));
+      reject(
+        Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), {
+          code: 'PROBE_TIMEOUT',
+        }),
+      );
     }, timeoutMs);
   });
   try {
@@ -110,10 +153,18 @@ async function probe(server: LocalServer, url: string, run: () => Promise<string
 
 function probePostgres(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
   return probe('postgres', url, async () => {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
+    const client = new pg.Client({
+      connectionString: url,
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
+    });
     client.on('error', () => undefined);
     try {
-      await bounded(timeoutMs + 500, client.connect(), () => void client.end().catch(() => undefined));
+      await bounded(
+        timeoutMs + 500,
+        client.connect(),
+        () => void client.end().catch(() => undefined),
+      );
       const r = await client.query<{ server_version: string }>('show server_version');
       return r.rows[0]?.server_version.split(' ')[0] ?? 'unknown';
     } finally {
@@ -125,15 +176,21 @@ function probePostgres(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe
 function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Probe> {
   return probe('redis', url, async () => {
     const redis = new Redis(url, {
-      lazyConnect: true, connectTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false,
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
     });
     // connect() rejects with a bare "Connection is closed."; the socket's own error says why.
     let socketError: Error | undefined;
     redis.on('error', (e: unknown) => (socketError = toError(e)));
     try {
-      await bounded(timeoutMs + 500, redis.connect(), () => redis.disconnect()).catch((e: unknown) => {
-        throw socketError ?? e;
-      });
+      await bounded(timeoutMs + 500, redis.connect(), () => redis.disconnect()).catch(
+        (e: unknown) => {
+          throw socketError ?? e;
+        },
+      );
       const info = await bounded(timeoutMs, redis.info('server'), () => redis.disconnect());
       return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
     } finally {
@@ -203,13 +260,22 @@ export function serversMissingMessage(failed: Extract<Probe, { ok: false }>[]): 
   const parts = failed.map((f) => {
     const s = LOCAL_SERVERS[f.server];
     const where = `${s.name} at ${redactUrlPassword(f.url, s.variable)} (${s.variable})`;
-    if (f.absent) return [`${where}: nothing answers (${f.reason}).`, ...howToStart(f.server).map((l) => `  ${l}`)].join('\n');
+    if (f.absent)
+      return [
+        `${where}: nothing answers (${f.reason}).`,
+        ...howToStart(f.server).map((l) => `  ${l}`),
+      ].join('\n');
     const fix = {
       postgres: 'check the user, password and database in DATABASE_URL',
       redis: 'check the password (and TLS: rediss://) in REDIS_URL',
       rabbitmq: 'check the user, password and vhost in AMQP_URL',
     }[f.server];
-    const extra = f.server === 'postgres' && /password/i.test(f.reason) ? howToStart('postgres').slice(2, 4).map((l) => `  ${l}`) : [];
+    const extra =
+      f.server === 'postgres' && /password/i.test(f.reason)
+        ? howToStart('postgres')
+            .slice(2, 4)
+            .map((l) => `  ${l}`)
+        : [];
     return [`${where}: answers, but refused: ${f.reason}; ${fix}.`, ...extra].join('\n');
   });
   return [head, ...parts].join('\n\n');

@@ -23,7 +23,10 @@ const REDACT_PATHS = [
  * URL parts that are credentials: the ALLIO webhook key in its path, and the access token a browser's
  * WebSocket passes as a query parameter.
  */
-const SECRET_PATHS: readonly RegExp[] = [/^(\/webhooks\/allio\/)[^/?#]+/, /([?&]access_token=)[^&#]*/g];
+const SECRET_PATHS: readonly RegExp[] = [
+  /^(\/webhooks\/allio\/)[^/?#]+/,
+  /([?&]access_token=)[^&#]*/g,
+];
 
 /** A server URL for logs and messages with its password replaced by `***` (`what` names it when it does not parse). */
 export function redactUrlPassword(url: string, what: string): string {
@@ -48,17 +51,27 @@ interface LoggedRequest {
 }
 
 /** The process logger; `destination` defaults to stdout (tests pass a stream to read the lines). */
-export function createLogger(options: { level: string; name?: string }, destination?: DestinationStream): Logger {
-  return pino({
-    level: options.level,
-    name: options.name,
-    base: { service: options.name },
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    serializers: {
-      err: stdSerializers.err,
-      req: (req: LoggedRequest) => ({ method: req.method, url: redactUrl(req.url ?? ''), remoteAddress: req.ip }),
+export function createLogger(
+  options: { level: string; name?: string },
+  destination?: DestinationStream,
+): Logger {
+  return pino(
+    {
+      level: options.level,
+      name: options.name,
+      base: { service: options.name },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: {
+        err: stdSerializers.err,
+        req: (req: LoggedRequest) => ({
+          method: req.method,
+          url: redactUrl(req.url ?? ''),
+          remoteAddress: req.ip,
+        }),
+      },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
     },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  }, destination);
+    destination,
+  );
 }

@@ -7,7 +7,10 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
  * `count` distinct free ports, held together while they are picked so none repeats; a port that
  * `accept` turns down (one another program reserves) is skipped.
  */
-export async function freePorts(count: number, o: { host?: string; accept?: (port: number) => boolean } = {}): Promise<number[]> {
+export async function freePorts(
+  count: number,
+  o: { host?: string; accept?: (port: number) => boolean } = {},
+): Promise<number[]> {
   const servers: Server[] = [];
   const ports: number[] = [];
   try {

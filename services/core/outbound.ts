@@ -7,7 +7,8 @@ import { parseRetryAfter, PermanentError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-type OutboundRefusal = 'outbound_scheme' | 'outbound_host' | 'outbound_redirect' | 'outbound_response_too_large';
+type OutboundRefusal =
+  'outbound_scheme' | 'outbound_host' | 'outbound_redirect' | 'outbound_response_too_large';
 
 /**
  * A call the policy refused or cut off; permanent, because retrying changes nothing. Its code is
@@ -15,7 +16,10 @@ type OutboundRefusal = 'outbound_scheme' | 'outbound_host' | 'outbound_redirect'
  * refused" (redirect, too large), where the partner may have acted on the request.
  */
 export class OutboundRefusedError extends PermanentError {
-  constructor(readonly code: OutboundRefusal, message: string) {
+  constructor(
+    readonly code: OutboundRefusal,
+    message: string,
+  ) {
     super(`${code}: ${message}`, { reason: code });
     this.name = 'OutboundRefusedError';
   }
@@ -38,21 +42,35 @@ export interface PartnerResponse {
 export function hostAllowed(host: string, allowed: readonly string[]): boolean {
   if (allowed.length === 0) return true;
   const h = host.toLowerCase().replace(/\.$/, '');
-  return allowed.some((p) => (p.startsWith('*.') ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p));
+  return allowed.some((p) =>
+    p.startsWith('*.') ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p,
+  );
 }
 
 /** Pure: the reason a URL may not be called under `c`, or undefined when it may. */
-export function urlRefusal(url: URL, c: Pick<OutboundConfig, 'OUTBOUND_ALLOW_HTTP' | 'OUTBOUND_ALLOWED_HOSTS'>): { code: OutboundRefusal; message: string } | undefined {
+export function urlRefusal(
+  url: URL,
+  c: Pick<OutboundConfig, 'OUTBOUND_ALLOW_HTTP' | 'OUTBOUND_ALLOWED_HOSTS'>,
+): { code: OutboundRefusal; message: string } | undefined {
   const httpOk = c.OUTBOUND_ALLOW_HTTP && url.protocol === 'http:';
   if (url.protocol !== 'https:' && !httpOk)
-    return { code: 'outbound_scheme', message: `${url.protocol}// is not allowed; partner URLs must be https (http only with OUTBOUND_ALLOW_HTTP=true in development)` };
+    return {
+      code: 'outbound_scheme',
+      message: `${url.protocol}// is not allowed; partner URLs must be https (http only with OUTBOUND_ALLOW_HTTP=true in development)`,
+    };
   if (!hostAllowed(url.hostname, c.OUTBOUND_ALLOWED_HOSTS))
-    return { code: 'outbound_host', message: `host ${url.hostname} is not in OUTBOUND_ALLOWED_HOSTS` };
+    return {
+      code: 'outbound_host',
+      message: `host ${url.hostname} is not in OUTBOUND_ALLOWED_HOSTS`,
+    };
   return undefined;
 }
 
 /** Pure: a Retry-After in ms held to `maxMs`, and whether it had to be. */
-export function clampRetryAfter(ms: number | undefined, maxMs: number): { ms: number | undefined; clamped: boolean } {
+export function clampRetryAfter(
+  ms: number | undefined,
+  maxMs: number,
+): { ms: number | undefined; clamped: boolean } {
   if (ms === undefined) return { ms: undefined, clamped: false };
   // `!(ms <= maxMs)` also catches Infinity and NaN from a header of 400 digits.
   if (!(ms <= maxMs)) return { ms: maxMs, clamped: true };
@@ -95,7 +113,10 @@ export class OutboundPolicy {
     const { ms, clamped } = clampRetryAfter(asked, this.config.RETRY_AFTER_MAX_MS);
     if (clamped) {
       this.metrics.retryAfterClamped.inc({ partner });
-      this.logger.warn({ partner, retryAfter: header?.slice(0, 64), askedMs: asked, usedMs: ms }, 'partner asked for a longer pause than RETRY_AFTER_MAX_MS; clamped');
+      this.logger.warn(
+        { partner, retryAfter: header?.slice(0, 64), askedMs: asked, usedMs: ms },
+        'partner asked for a longer pause than RETRY_AFTER_MAX_MS; clamped',
+      );
     }
     return ms;
   }
@@ -103,11 +124,20 @@ export class OutboundPolicy {
   /** A 3xx is refused, never followed: it could carry our credentials to another host. */
   assertNotRedirect(partner: string, status: number): void {
     if (status >= 300 && status < 400)
-      throw this.refuse(partner, 'outbound_redirect', `${partner} answered ${status} (a redirect); redirects are not followed`);
+      throw this.refuse(
+        partner,
+        'outbound_redirect',
+        `${partner} answered ${status} (a redirect); redirects are not followed`,
+      );
   }
 
   /** fetch under the policy: URL checked, redirects refused, the body read up to the limit. */
-  async fetch(partner: string, url: string | URL, init: RequestInit, fetchImpl: typeof fetch = fetch): Promise<PartnerResponse> {
+  async fetch(
+    partner: string,
+    url: string | URL,
+    init: RequestInit,
+    fetchImpl: typeof fetch = fetch,
+  ): Promise<PartnerResponse> {
     const res = await fetchImpl(this.check(partner, url), { ...init, redirect: 'manual' });
     try {
       this.assertNotRedirect(partner, res.status);
@@ -163,11 +193,16 @@ export class OutboundPolicy {
   }
 
   private assertDeclaredLength(partner: string, header: string | null | undefined): void {
-    if (header && Number(header) > this.config.OUTBOUND_MAX_RESPONSE_BYTES) throw this.tooLarge(partner);
+    if (header && Number(header) > this.config.OUTBOUND_MAX_RESPONSE_BYTES)
+      throw this.tooLarge(partner);
   }
 
   private tooLarge(partner: string): OutboundRefusedError {
-    return this.refuse(partner, 'outbound_response_too_large', `${partner}'s answer is larger than OUTBOUND_MAX_RESPONSE_BYTES (${this.config.OUTBOUND_MAX_RESPONSE_BYTES}); it was cut off`);
+    return this.refuse(
+      partner,
+      'outbound_response_too_large',
+      `${partner}'s answer is larger than OUTBOUND_MAX_RESPONSE_BYTES (${this.config.OUTBOUND_MAX_RESPONSE_BYTES}); it was cut off`,
+    );
   }
 
   private refuse(partner: string, code: OutboundRefusal, message: string): OutboundRefusedError {

@@ -69,8 +69,10 @@ function sharedState(logger: Logger, url: string): DependencyState {
   let state = byUrl.get(server);
   if (!state) {
     state = new DependencyState(logger, {
-      name: 'redis', fields: { server },
-      effect: 'reconnecting; what needs it waits or fails open as the runbook says (check the server and REDIS_URL)',
+      name: 'redis',
+      fields: { server },
+      effect:
+        'reconnecting; what needs it waits or fails open as the runbook says (check the server and REDIS_URL)',
     });
     byUrl.set(server, state);
   }
@@ -112,7 +114,13 @@ export function isRedisConnectionError(thrown: unknown): boolean {
  * failed, in the first line only); a refusal by Redis itself is a bug or a script's verdict and is
  * logged here with the call's context.
  */
-export function reportRedisFailure(redis: Redis, logger: Logger, thrown: unknown, during: string, fields: Record<string, unknown> = {}): void {
+export function reportRedisFailure(
+  redis: Redis,
+  logger: Logger,
+  thrown: unknown,
+  during: string,
+  fields: Record<string, unknown> = {},
+): void {
   const err = toError(thrown);
   if (!isRedisConnectionError(err)) {
     logger.warn({ err, ...fields }, `${during}: refused by Redis`);
@@ -124,7 +132,6 @@ export function reportRedisFailure(redis: Redis, logger: Logger, thrown: unknown
   if (watched.has(redis) && redis.status !== 'ready' && !state.isDown) return;
   state.down(err.message, { during, ...fields });
 }
-
 
 /**
  * What every Lua script of the hub starts with: `now_ms`, the Redis server's clock in milliseconds

@@ -26,6 +26,11 @@ const resourceMetadata = z
 /** A resource of `kind` with the given spec schema. */
 export function resourceSchema<K extends string, S extends z.ZodTypeAny>(kind: K, spec: S) {
   return z
-    .object({ apiVersion: z.literal(API_VERSION), kind: z.literal(kind), metadata: resourceMetadata, spec })
+    .object({
+      apiVersion: z.literal(API_VERSION),
+      kind: z.literal(kind),
+      metadata: resourceMetadata,
+      spec,
+    })
     .passthrough();
 }

@@ -24,7 +24,10 @@ const SLOW_STEP_MS = 3_000;
 /** Runs the steps in order; a slow one is named once, so a long shutdown is never silent. */
 async function runSteps(steps: ShutdownStep[], logger: Logger): Promise<void> {
   for (const step of steps) {
-    const slow = setTimeout(() => logger.info({ waitingFor: step.waitsFor }, 'shutdown still waiting'), SLOW_STEP_MS);
+    const slow = setTimeout(
+      () => logger.info({ waitingFor: step.waitsFor }, 'shutdown still waiting'),
+      SLOW_STEP_MS,
+    );
     slow.unref();
     try {
       await step.run();
@@ -44,7 +47,10 @@ export function instanceId(configured?: string): string {
  * and PostgreSQL answering (see requireDatabase), through a pooler with the schema set on the
  * server's side (see pooledSearchPathProblem).
  */
-export async function processBasics(name: string, config: BaseConfig & DatabaseConfig): Promise<{ logger: Logger; metrics: Metrics; db: Db }> {
+export async function processBasics(
+  name: string,
+  config: BaseConfig & DatabaseConfig,
+): Promise<{ logger: Logger; metrics: Metrics; db: Db }> {
   const logger = createLogger({ level: config.LOG_LEVEL, name });
   const metrics = createMetrics();
   collectProcessMetrics(metrics.registry);
@@ -78,7 +84,11 @@ export class StartupDependencyError extends Error {
  * with one line naming DATABASE_URL, instead of a bare ECONNREFUSED later or a process that runs
  * without doing anything.
  */
-async function requireDatabase(db: Db, url: string, waitMs = DATABASE_START_WAIT_MS): Promise<void> {
+async function requireDatabase(
+  db: Db,
+  url: string,
+  waitMs = DATABASE_START_WAIT_MS,
+): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
@@ -90,7 +100,7 @@ async function requireDatabase(db: Db, url: string, waitMs = DATABASE_START_WAIT
         await db.destroy().catch(() => undefined);
         throw new StartupDependencyError(
           `PostgreSQL at ${redactDatabaseUrl(url)} (DATABASE_URL) does not answer: ${describeError(err)}. ` +
-          'Start PostgreSQL, or set DATABASE_URL to a server that runs (host, port, user, password, database), then start again.',
+            'Start PostgreSQL, or set DATABASE_URL to a server that runs (host, port, user, password, database), then start again.',
           { cause: err },
         );
       }
@@ -108,7 +118,11 @@ function redactDatabaseUrl(url: string): string {
  * A Redis connection whose connection errors feed the process's one Redis state line (see
  * watchRedis), instead of being thrown at the process or logged per reconnect attempt.
  */
-export function connectRedis(config: RedisConfig, logger: Logger, o: { subscriber?: boolean } = {}): Redis {
+export function connectRedis(
+  config: RedisConfig,
+  logger: Logger,
+  o: { subscriber?: boolean } = {},
+): Redis {
   const redis = createRedis(config, o);
   watchRedis(redis, logger);
   return redis;
@@ -123,7 +137,11 @@ const STARTUP_SIGNAL_GRACE_MS = 10_000;
  */
 export async function runService(
   name: string,
-  start: () => Promise<{ logger: Logger; shutdown: Shutdown | ShutdownStep[]; shutdownTimeoutMs: number }>,
+  start: () => Promise<{
+    logger: Logger;
+    shutdown: Shutdown | ShutdownStep[];
+    shutdownTimeoutMs: number;
+  }>,
 ): Promise<void> {
   // A signal during start-up (a rollout or scale-down right after the pod came up; the HTTP server
   // may already answer) is held and acted on once start-up is over, instead of killing the process
@@ -139,7 +157,9 @@ export async function runService(
     // Start-up waiting on a server that is away (it waits with a line per state) has nothing to
     // hand back yet: give it a few seconds, then leave.
     startupGrace = setTimeout(() => {
-      process.stderr.write(`${name}: start-up did not finish within ${STARTUP_SIGNAL_GRACE_MS / 1000} s of ${signal}: exiting\n`);
+      process.stderr.write(
+        `${name}: start-up did not finish within ${STARTUP_SIGNAL_GRACE_MS / 1000} s of ${signal}: exiting\n`,
+      );
       process.exit(0);
     }, STARTUP_SIGNAL_GRACE_MS);
   };
@@ -157,7 +177,8 @@ export async function runService(
     started = await start();
   } catch (thrown) {
     const err = toError(thrown);
-    if (err instanceof ConfigError || err instanceof StartupDependencyError) process.stderr.write(`${name}: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof StartupDependencyError)
+      process.stderr.write(`${name}: ${err.message}\n`);
     else process.stderr.write(`${name}: start-up failed: ${err.stack ?? err.message}\n`);
     process.exit(1);
   }
@@ -171,7 +192,10 @@ export async function runService(
     stopping = true;
     const steps = Array.isArray(shutdown) ? shutdown : undefined;
     const waits = steps?.flatMap((s) => (s.waitsFor ? [s.waitsFor] : [])) ?? [];
-    logger.info({ signal }, waits.length > 0 ? `shutting down; waiting for ${waits.join(', then ')}` : 'shutting down');
+    logger.info(
+      { signal },
+      waits.length > 0 ? `shutting down; waiting for ${waits.join(', then ')}` : 'shutting down',
+    );
     // Leave room past the in-flight budget for closing pools; then give up and exit.
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');

@@ -40,10 +40,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
           resolve(false);
         })
       : () => undefined;
-    const timer = setTimeout(() => {
-      stopWaiting();
-      resolve(true);
-    }, Math.max(0, ms));
+    const timer = setTimeout(
+      () => {
+        stopWaiting();
+        resolve(true);
+      },
+      Math.max(0, ms),
+    );
   });
 }
 
@@ -52,7 +55,13 @@ export async function settledOrAborted(p: Promise<unknown>, signal: AbortSignal)
   if (signal.aborted) return;
   let stopWaiting = () => undefined as void;
   try {
-    await Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((resolve) => (stopWaiting = onAbort(signal, resolve)))]);
+    await Promise.race([
+      p.then(
+        () => undefined,
+        () => undefined,
+      ),
+      new Promise<void>((resolve) => (stopWaiting = onAbort(signal, resolve))),
+    ]);
   } finally {
     stopWaiting();
   }

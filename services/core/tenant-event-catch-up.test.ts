@@ -3,17 +3,33 @@
 import { expect, test } from '@jest/globals';
 import { createLogger } from './logger.js';
 import {
-  CATCH_UP_MARGIN_MS, catchUpWindowMs, EVENTS_PER_QUERY, MAX_CATCH_UP_MS, TENANTS_PER_QUERY, TenantEventCatchUp, type TenantEventSource,
+  CATCH_UP_MARGIN_MS,
+  catchUpWindowMs,
+  EVENTS_PER_QUERY,
+  MAX_CATCH_UP_MS,
+  TENANTS_PER_QUERY,
+  TenantEventCatchUp,
+  type TenantEventSource,
 } from './tenant-event-catch-up.js';
 import type { AnyTenantEvent } from './tenant-events.js';
 
 function harness() {
-  const lines: Array<{ level: string; msg: string; redelivered?: Record<string, number>; truncated?: string[]; lookbackMs?: number }> = [];
-  const logger = createLogger({ level: 'debug', name: 't' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const lines: Array<{
+    level: string;
+    msg: string;
+    redelivered?: Record<string, number>;
+    truncated?: string[];
+    lookbackMs?: number;
+  }> = [];
+  const logger = createLogger(
+    { level: 'debug', name: 't' },
+    { write: (l: string) => void lines.push(JSON.parse(l)) },
+  );
   const delivered: Array<[string, AnyTenantEvent]> = [];
   const counted: Record<string, number> = {};
   const catchUp = new TenantEventCatchUp({
-    deliver: (tenantId, event) => delivered.push([tenantId, event]), logger,
+    deliver: (tenantId, event) => delivered.push([tenantId, event]),
+    logger,
     redelivered: (type, n) => (counted[type] = (counted[type] ?? 0) + n),
   });
   return { lines, delivered, counted, catchUp };
@@ -33,22 +49,38 @@ test('each source is read for every tenant in bounded batches, its events delive
     type: 'command.result',
     recent: async (tenants, lookbackMs, limit) => {
       calls.push({ tenants: tenants.length, lookbackMs, limit });
-      return tenants.filter((t) => t.endsWith('7')).map((t) => ({ tenantId: t, event: { type: 'command.result', at: 'x', commandId: `c-${t}` } }));
+      return tenants
+        .filter((t) => t.endsWith('7'))
+        .map((t) => ({
+          tenantId: t,
+          event: { type: 'command.result', at: 'x', commandId: `c-${t}` },
+        }));
     },
   };
   catchUp.add(source);
   const tenants = Array.from({ length: TENANTS_PER_QUERY * 2 + 1 }, (_, i) => `t${i}`);
   await catchUp.run(tenants, 10_000);
   expect(calls).toEqual([
-    { tenants: TENANTS_PER_QUERY, lookbackMs: 10_000 + CATCH_UP_MARGIN_MS, limit: EVENTS_PER_QUERY },
-    { tenants: TENANTS_PER_QUERY, lookbackMs: 10_000 + CATCH_UP_MARGIN_MS, limit: EVENTS_PER_QUERY },
+    {
+      tenants: TENANTS_PER_QUERY,
+      lookbackMs: 10_000 + CATCH_UP_MARGIN_MS,
+      limit: EVENTS_PER_QUERY,
+    },
+    {
+      tenants: TENANTS_PER_QUERY,
+      lookbackMs: 10_000 + CATCH_UP_MARGIN_MS,
+      limit: EVENTS_PER_QUERY,
+    },
     { tenants: 1, lookbackMs: 10_000 + CATCH_UP_MARGIN_MS, limit: EVENTS_PER_QUERY },
   ]);
   const expected = tenants.filter((t) => t.endsWith('7'));
   expect(delivered.map(([t]) => t)).toEqual(expected);
   expect(counted).toEqual({ 'command.result': expected.length });
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatchObject({ level: 'info', redelivered: { 'command.result': expected.length } });
+  expect(lines[0]).toMatchObject({
+    level: 'info',
+    redelivered: { 'command.result': expected.length },
+  });
   expect(lines[0]?.truncated).toBeUndefined();
 });
 
@@ -59,11 +91,17 @@ test('a source that returns its limit is named as truncated; with no tenants not
     type: 'order.status',
     recent: async (tenants, _lookbackMs, limit) => {
       reads += 1;
-      return Array.from({ length: limit }, (_, i) => ({ tenantId: tenants[0] ?? '', event: { type: 'order.status', at: 'x', eventId: `e${i}` } }));
+      return Array.from({ length: limit }, (_, i) => ({
+        tenantId: tenants[0] ?? '',
+        event: { type: 'order.status', at: 'x', eventId: `e${i}` },
+      }));
     },
   });
   await catchUp.run(['a'], 1);
-  expect(lines[0]).toMatchObject({ redelivered: { 'order.status': EVENTS_PER_QUERY }, truncated: ['order.status'] });
+  expect(lines[0]).toMatchObject({
+    redelivered: { 'order.status': EVENTS_PER_QUERY },
+    truncated: ['order.status'],
+  });
   await catchUp.run([], 1);
   expect(reads).toBe(1);
   expect(lines).toHaveLength(2);
@@ -71,6 +109,9 @@ test('a source that returns its limit is named as truncated; with no tenants not
 
 test('a source that cannot be read rejects the run (the subscriber retries it)', async () => {
   const { catchUp } = harness();
-  catchUp.add({ type: 'command.result', recent: async () => Promise.reject(new Error('connect ECONNREFUSED')) });
+  catchUp.add({
+    type: 'command.result',
+    recent: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+  });
   await expect(catchUp.run(['a'], 1)).rejects.toThrow('ECONNREFUSED');
 });

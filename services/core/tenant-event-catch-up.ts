@@ -18,7 +18,11 @@ export interface TenantEventSource<E extends TenantEventEnvelope = AnyTenantEven
    * Events of `tenants` from the last `lookbackMs` (the database's clock, so no clock of a replica
    * matters), at most `limit`, the most recent kept when there are more, in the order they happened.
    */
-  recent(tenants: readonly string[], lookbackMs: number, limit: number): Promise<TenantEventFor<E>[]>;
+  recent(
+    tenants: readonly string[],
+    lookbackMs: number,
+    limit: number,
+  ): Promise<TenantEventFor<E>[]>;
 }
 
 /**
@@ -70,8 +74,13 @@ export class TenantEventCatchUp<E extends TenantEventEnvelope = AnyTenantEvent> 
     for (const source of tenants.length > 0 ? this.sources : []) {
       let n = 0;
       for (let i = 0; i < tenants.length; i += TENANTS_PER_QUERY) {
-        const events = await source.recent(tenants.slice(i, i + TENANTS_PER_QUERY), lookbackMs, EVENTS_PER_QUERY);
-        if (events.length >= EVENTS_PER_QUERY && !truncated.includes(source.type)) truncated.push(source.type);
+        const events = await source.recent(
+          tenants.slice(i, i + TENANTS_PER_QUERY),
+          lookbackMs,
+          EVENTS_PER_QUERY,
+        );
+        if (events.length >= EVENTS_PER_QUERY && !truncated.includes(source.type))
+          truncated.push(source.type);
         for (const e of events) this.d.deliver(e.tenantId, e.event);
         n += events.length;
       }
@@ -79,7 +88,13 @@ export class TenantEventCatchUp<E extends TenantEventEnvelope = AnyTenantEvent> 
       this.d.redelivered(source.type, n);
     }
     this.d.logger.info(
-      { tenants: tenants.length, lostForMs: Math.round(lostForMs), lookbackMs, redelivered, ...(truncated.length > 0 ? { truncated } : {}) },
+      {
+        tenants: tenants.length,
+        lostForMs: Math.round(lostForMs),
+        lookbackMs,
+        redelivered,
+        ...(truncated.length > 0 ? { truncated } : {}),
+      },
       'tenant event subscription restored; events of the time it was lost re-delivered from PostgreSQL',
     );
   }

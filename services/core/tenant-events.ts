@@ -37,7 +37,11 @@ export const anyTenantEvent: TenantEventSchema<AnyTenantEvent> = z
   .passthrough();
 
 /** `json` is the event's text as published, when it arrived that way (the same object as `event`). */
-export type TenantEventHandler<E extends TenantEventEnvelope = AnyTenantEvent> = (tenantId: string, event: E, json?: string) => void;
+export type TenantEventHandler<E extends TenantEventEnvelope = AnyTenantEvent> = (
+  tenantId: string,
+  event: E,
+  json?: string,
+) => void;
 
 /** Tenants per pipelined write of publishEach: bounds the memory of one batch. */
 const PUBLISH_BATCH = 1_000;
@@ -69,7 +73,8 @@ export class TenantEventPublisher<E extends TenantEventEnvelope = AnyTenantEvent
     let received = 0;
     for (let i = 0; i < tenantIds.length; i += PUBLISH_BATCH) {
       const pipeline = this.redis.pipeline();
-      for (const tenantId of tenantIds.slice(i, i + PUBLISH_BATCH)) pipeline.publish(this.channel(tenantId), message);
+      for (const tenantId of tenantIds.slice(i, i + PUBLISH_BATCH))
+        pipeline.publish(this.channel(tenantId), message);
       for (const [err, n] of (await pipeline.exec()) ?? []) {
         if (err) throw err;
         received += Number(n);
@@ -144,7 +149,9 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
   ) {
     this.prefix = `${keyPrefix}tenant-events:`;
     this.wasReady = subscriber.status === 'ready';
-    subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    subscriber.on('message', (channel: string, message: string) =>
+      this.onMessage(channel, message),
+    );
     subscriber.on('close', () => this.onClose());
     subscriber.on('ready', () => this.onReady());
   }
@@ -165,9 +172,11 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
       return;
     }
     this.refs.delete(tenantId);
-    await this.subscriber.unsubscribe(this.prefix + tenantId).catch((e: unknown) =>
-      this.logger.warn({ err: toError(e) }, 'could not leave a tenant channel'),
-    );
+    await this.subscriber
+      .unsubscribe(this.prefix + tenantId)
+      .catch((e: unknown) =>
+        this.logger.warn({ err: toError(e) }, 'could not leave a tenant channel'),
+      );
   }
 
   /**
@@ -184,7 +193,10 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
     if (!this.wasReady || this.lostAt !== undefined || this.stopped.signal.aborted) return;
     this.wasReady = false;
     this.lostAt = performance.now();
-    this.logger.warn({ tenants: this.refs.size }, 'tenant event subscription lost (Redis connection closed); events published until it is back are re-delivered from PostgreSQL then');
+    this.logger.warn(
+      { tenants: this.refs.size },
+      'tenant event subscription lost (Redis connection closed); events published until it is back are re-delivered from PostgreSQL then',
+    );
   }
 
   private onReady(): void {
@@ -196,13 +208,22 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
     this.recovering ??= this.recoverLoop().finally(() => {
       this.recovering = undefined;
       // Ready again while the last attempt was on its way out.
-      if (this.lostAt !== undefined && this.subscriber.status === 'ready' && !this.stopped.signal.aborted) this.recover();
+      if (
+        this.lostAt !== undefined &&
+        this.subscriber.status === 'ready' &&
+        !this.stopped.signal.aborted
+      )
+        this.recover();
     });
   }
 
   private async recoverLoop(): Promise<void> {
     let failing = false;
-    while (this.lostAt !== undefined && this.subscriber.status === 'ready' && !this.stopped.signal.aborted) {
+    while (
+      this.lostAt !== undefined &&
+      this.subscriber.status === 'ready' &&
+      !this.stopped.signal.aborted
+    ) {
       const lostAt = this.lostAt;
       const closes = this.closes;
       try {
@@ -213,7 +234,11 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
         if (this.closes === closes) this.lostAt = undefined;
         return;
       } catch (thrown) {
-        if (!failing) this.logger.warn({ err: toError(thrown) }, `tenant events not re-delivered after the subscription was lost; retrying every ${RECOVERY_RETRY_MS / 1000} s`);
+        if (!failing)
+          this.logger.warn(
+            { err: toError(thrown) },
+            `tenant events not re-delivered after the subscription was lost; retrying every ${RECOVERY_RETRY_MS / 1000} s`,
+          );
         failing = true;
         if (!(await sleep(RECOVERY_RETRY_MS, this.stopped.signal))) return;
       }

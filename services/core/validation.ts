@@ -23,16 +23,39 @@ export function boundedArray<T extends z.ZodTypeAny>(item: T, o: BoundedArrayOpt
   return z.unknown().transform((value, ctx): z.output<T>[] => {
     if (!Array.isArray(value)) {
       const received = z.getParsedType(value);
-      const message = received === 'undefined' ? 'Required' : (o.notArray ?? `Expected array, received ${received}`);
-      ctx.addIssue({ code: z.ZodIssueCode.invalid_type, expected: 'array', received, message, fatal: true });
+      const message =
+        received === 'undefined'
+          ? 'Required'
+          : (o.notArray ?? `Expected array, received ${received}`);
+      ctx.addIssue({
+        code: z.ZodIssueCode.invalid_type,
+        expected: 'array',
+        received,
+        message,
+        fatal: true,
+      });
       return z.NEVER;
     }
     if (value.length > o.max) {
-      ctx.addIssue({ code: z.ZodIssueCode.too_big, type: 'array', inclusive: true, maximum: o.max, message: o.tooMany ?? `must have at most ${o.max} elements`, fatal: true });
+      ctx.addIssue({
+        code: z.ZodIssueCode.too_big,
+        type: 'array',
+        inclusive: true,
+        maximum: o.max,
+        message: o.tooMany ?? `must have at most ${o.max} elements`,
+        fatal: true,
+      });
       return z.NEVER;
     }
     if (value.length < (o.min ?? 0)) {
-      ctx.addIssue({ code: z.ZodIssueCode.too_small, type: 'array', inclusive: true, minimum: o.min ?? 0, message: o.tooFew ?? `must have at least ${o.min} elements`, fatal: true });
+      ctx.addIssue({
+        code: z.ZodIssueCode.too_small,
+        type: 'array',
+        inclusive: true,
+        minimum: o.min ?? 0,
+        message: o.tooFew ?? `must have at least ${o.min} elements`,
+        fatal: true,
+      });
       return z.NEVER;
     }
     return parseElements(item, value, ctx);
@@ -43,7 +66,11 @@ export function boundedArray<T extends z.ZodTypeAny>(item: T, o: BoundedArrayOpt
  * Parses elements in order; stops once MAX_ISSUES problems are found. Issues are fatal so that a
  * `.refine()` chained after the array never runs on a value that failed.
  */
-function parseElements<T extends z.ZodTypeAny>(item: T, items: unknown[], ctx: z.RefinementCtx): z.output<T>[] {
+function parseElements<T extends z.ZodTypeAny>(
+  item: T,
+  items: unknown[],
+  ctx: z.RefinementCtx,
+): z.output<T>[] {
   const out: z.output<T>[] = [];
   let reported = 0;
   for (let i = 0; i < items.length && reported < MAX_ISSUES; i++) {
@@ -67,7 +94,12 @@ export function boundedRecord<V extends z.ZodTypeAny>(value: V, maxKeys: number)
 }
 
 /** Parses `value`, or gives a short reason for a log line or a dead-letter header. */
-export function parseWithReason<S extends z.ZodTypeAny>(schema: S, value: unknown): { ok: true; value: z.output<S> } | { ok: false; reason: string } {
+export function parseWithReason<S extends z.ZodTypeAny>(
+  schema: S,
+  value: unknown,
+): { ok: true; value: z.output<S> } | { ok: false; reason: string } {
   const r = schema.safeParse(value);
-  return r.success ? { ok: true, value: r.data as z.output<S> } : { ok: false, reason: describeIssues(r.error.issues) };
+  return r.success
+    ? { ok: true, value: r.data as z.output<S> }
+    : { ok: false, reason: describeIssues(r.error.issues) };
 }

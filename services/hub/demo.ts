@@ -14,18 +14,36 @@ const DEMO = {
   token: 'demo-token',
 } as const;
 
-const COMMANDS = ['RESERVE_ADD', 'RESERVE_MOD', 'DEALCARD_ADD', 'DEALCARD_MOD', 'SPACE_CHANGED'] as const;
+const COMMANDS = [
+  'RESERVE_ADD',
+  'RESERVE_MOD',
+  'DEALCARD_ADD',
+  'DEALCARD_MOD',
+  'SPACE_CHANGED',
+] as const;
 
 /**
  * The demo's n-th webhook (from 0) given the first id not used yet: the *_ADD commands bring new ids
  * (so the CRM keeps growing), the others touch the ids just added. Returns the next unused id.
  */
-export function demoWebhook(n: number, nextId: number): { command: (typeof COMMANDS)[number]; indexes: number[]; nextId: number } {
+export function demoWebhook(
+  n: number,
+  nextId: number,
+): { command: (typeof COMMANDS)[number]; indexes: number[]; nextId: number } {
   const command = COMMANDS[n % COMMANDS.length] ?? 'RESERVE_ADD';
   const size = 1 + (n % 5);
-  if (command.endsWith('_ADD')) return { command, indexes: Array.from({ length: size }, (_, i) => nextId + i), nextId: nextId + size };
+  if (command.endsWith('_ADD'))
+    return {
+      command,
+      indexes: Array.from({ length: size }, (_, i) => nextId + i),
+      nextId: nextId + size,
+    };
   const first = Math.max(1, nextId - size);
-  return { command, indexes: Array.from({ length: Math.max(1, nextId - first) }, (_, i) => first + i), nextId };
+  return {
+    command,
+    indexes: Array.from({ length: Math.max(1, nextId - first) }, (_, i) => first + i),
+    nextId,
+  };
 }
 
 /**
@@ -76,7 +94,10 @@ export async function startDemo(o: {
   const { id: integrationId } = await upsertIntegration(o.db, resource);
   let nextId = await nextDemoId(o.db, integrationId);
   const webhookUrl = `${o.apiUrl}/webhooks/allio/${DEMO.webhookKey}`;
-  o.logger.info({ simulator: simulator.url, webhookUrl, firstNewId: nextId }, 'demo: ALLIO simulator and integration "demo" ready');
+  o.logger.info(
+    { simulator: simulator.url, webhookUrl, firstNewId: nextId },
+    'demo: ALLIO simulator and integration "demo" ready',
+  );
 
   let sent = 0;
   const send = async () => {
@@ -104,7 +125,12 @@ export async function startDemo(o: {
     ]).then(
       ([r, d, c]) =>
         o.logger.info(
-          { reservations: Number(r[0]?.count), deals: Number(d[0]?.count), contacts: Number(c[0]?.count), webhooksSent: sent },
+          {
+            reservations: Number(r[0]?.count),
+            deals: Number(d[0]?.count),
+            contacts: Number(c[0]?.count),
+            webhooksSent: sent,
+          },
           'demo: CRM now holds',
         ),
       (e: unknown) => o.logger.warn({ err: toError(e) }, 'demo: could not count CRM rows'),

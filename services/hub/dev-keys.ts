@@ -23,13 +23,22 @@ const DEV_SIGNING_KID = 'hub-dev';
  * The development authorization server's RSA signing key, as AUTH_SIGNING_JWKS reads it, and its
  * public key as a PEM file (`publicKeyFile`) for a local RabbitMQ's `auth_oauth2.signing_keys`.
  */
-export function devSigningKeys(dir: string): { jwks: string; publicKeyFile: string; created: boolean } {
+export function devSigningKeys(dir: string): {
+  jwks: string;
+  publicKeyFile: string;
+  created: boolean;
+} {
   const file = path.join(dir, 'auth-signing-key.json');
   const publicKeyFile = path.join(dir, 'auth-signing-key.pub.pem');
-  if (existsSync(file) && existsSync(publicKeyFile)) return { jwks: readFileSync(file, 'utf8').trim(), publicKeyFile, created: false };
+  if (existsSync(file) && existsSync(publicKeyFile))
+    return { jwks: readFileSync(file, 'utf8').trim(), publicKeyFile, created: false };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwks = JSON.stringify({ keys: [{ ...privateKey.export({ format: 'jwk' }), kid: DEV_SIGNING_KID, alg: 'RS256', use: 'sig' }] });
+  const jwks = JSON.stringify({
+    keys: [
+      { ...privateKey.export({ format: 'jwk' }), kid: DEV_SIGNING_KID, alg: 'RS256', use: 'sig' },
+    ],
+  });
   writeFileSync(file, `${jwks}\n`, { mode: 0o600 });
   // Public: a broker running as another user copies it from here.
   writeFileSync(publicKeyFile, publicKey.export({ format: 'pem', type: 'spki' }), { mode: 0o644 });

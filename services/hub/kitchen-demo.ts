@@ -41,7 +41,11 @@ export interface KitchenDemo {
 }
 
 export async function prepareKitchenDemo(o: {
-  db: Knex; logger: Logger; metrics: Metrics; listener: WorkListener; owner: string;
+  db: Knex;
+  logger: Logger;
+  metrics: Metrics;
+  listener: WorkListener;
+  owner: string;
   env: Record<string, string | undefined>;
   /** The hub's Redis, RabbitMQ connection and tenant authenticator, shared with the smart-home part. */
   redis: Redis;
@@ -51,7 +55,11 @@ export async function prepareKitchenDemo(o: {
   /** The development identity provider, when the hub runs one: the demo tenant's token comes from it. */
   idp?: TenantIdp;
 }): Promise<KitchenDemo> {
-  const secrets = { gateway: randomBytes(12).toString('hex'), robots: randomBytes(12).toString('hex'), onec: randomBytes(12).toString('hex') };
+  const secrets = {
+    gateway: randomBytes(12).toString('hex'),
+    robots: randomBytes(12).toString('hex'),
+    onec: randomBytes(12).toString('hex'),
+  };
   const warehouseSecret = `whsec_${randomBytes(24).toString('base64')}`;
   const certificate = await selfSignedCertificate();
   const gateway = await startPaymentGateway({ certificate, apiKey: secrets.gateway });
@@ -59,7 +67,14 @@ export async function prepareKitchenDemo(o: {
   const onec = await startOneCSimulator({ user: 'exchange', password: secrets.onec });
   const api = startKitchenApi(
     { KITCHEN_WAREHOUSE_WEBHOOK_SECRETS: [warehouseSecret], KITCHEN_WAREHOUSE_TOLERANCE_S: 300 },
-    { redis: o.redis, keyPrefix: o.keyPrefix, amqp: o.amqp, authenticator: o.authenticator, logger: o.logger, metrics: o.metrics },
+    {
+      redis: o.redis,
+      keyPrefix: o.keyPrefix,
+      amqp: o.amqp,
+      authenticator: o.authenticator,
+      logger: o.logger,
+      metrics: o.metrics,
+    },
   );
   const stops: (() => Promise<void>)[] = [api.stop, gateway.close, robots.close, onec.close];
 
@@ -69,12 +84,29 @@ export async function prepareKitchenDemo(o: {
     async start(apiUrl) {
       const config = loadConfig(kitchenEnv, {
         ...o.env,
-        KITCHEN_PAYMENT_URL: gateway.url, KITCHEN_PAYMENT_API_KEY: secrets.gateway,
-        KITCHEN_ROBOTS_URL: robots.url, KITCHEN_ROBOTS_API_KEY: secrets.robots, KITCHEN_PRODUCTION_POLL_MS: '1000',
-        ONEC_ODATA_URL: onec.url, ONEC_USER: 'exchange', ONEC_PASSWORD: secrets.onec,
+        KITCHEN_PAYMENT_URL: gateway.url,
+        KITCHEN_PAYMENT_API_KEY: secrets.gateway,
+        KITCHEN_ROBOTS_URL: robots.url,
+        KITCHEN_ROBOTS_API_KEY: secrets.robots,
+        KITCHEN_PRODUCTION_POLL_MS: '1000',
+        ONEC_ODATA_URL: onec.url,
+        ONEC_USER: 'exchange',
+        ONEC_PASSWORD: secrets.onec,
       });
-      const kitchen = createKitchen({ db: o.db, config, paymentCa: certificate.cert, amqp: o.amqp, logger: o.logger, metrics: o.metrics, listener: o.listener, owner: o.owner });
-      const warehouse = await startWarehouseSimulator({ targetUrl: `${apiUrl}/webhooks/warehouse`, secret: warehouseSecret });
+      const kitchen = createKitchen({
+        db: o.db,
+        config,
+        paymentCa: certificate.cert,
+        amqp: o.amqp,
+        logger: o.logger,
+        metrics: o.metrics,
+        listener: o.listener,
+        owner: o.owner,
+      });
+      const warehouse = await startWarehouseSimulator({
+        targetUrl: `${apiUrl}/webhooks/warehouse`,
+        secret: warehouseSecret,
+      });
       stops.unshift(async () => {
         await kitchen.stop(5_000);
         await warehouse.close();
@@ -82,18 +114,42 @@ export async function prepareKitchenDemo(o: {
       await kitchen.start();
       for (const xml of [BORSCHT, SALAD]) await saveTechCard(o.db, await parseTechCard(xml), xml);
       const expiresAt = new Date(Date.now() + 3 * 86_400_000).toISOString();
-      for (const [ingredient, quantity] of [['beet', 20_000], ['beef', 10_000], ['walnut', 2_000]] as const)
+      for (const [ingredient, quantity] of [
+        ['beet', 20_000],
+        ['beef', 10_000],
+        ['walnut', 2_000],
+      ] as const)
         await warehouse.send('stock.level', { ingredient, quantity, unit: 'g', expiresAt });
       const operator = await createApiKey(o.db, 'demo kitchen terminal', ['kitchen-operator']);
       const admin = await createApiKey(o.db, 'demo back office', ['kitchen-admin']);
       // Credentials stay out of the log: they go to a file only this user can read.
       const file = path.join(tmpdir(), 'hub-kitchen-demo.json');
-      await writeFile(file, JSON.stringify({
-        ...(o.idp ? { tenantToken: await o.idp.issue('demo-tenant', { ttlSeconds: 12 * 3600 }) } : {}), operatorKey: operator.key, adminKey: admin.key,
-        cardToken: gateway.tokenize(TEST_CARD),
-      }, null, 2), { mode: 0o600 });
-      o.logger.info({ paymentGateway: gateway.url, robots: robots.url, onec: onec.url, warehouse: warehouse.url, credentials: file },
-        'demo: kitchen ready (docs/kitchen.md lists calls to try)');
+      await writeFile(
+        file,
+        JSON.stringify(
+          {
+            ...(o.idp
+              ? { tenantToken: await o.idp.issue('demo-tenant', { ttlSeconds: 12 * 3600 }) }
+              : {}),
+            operatorKey: operator.key,
+            adminKey: admin.key,
+            cardToken: gateway.tokenize(TEST_CARD),
+          },
+          null,
+          2,
+        ),
+        { mode: 0o600 },
+      );
+      o.logger.info(
+        {
+          paymentGateway: gateway.url,
+          robots: robots.url,
+          onec: onec.url,
+          warehouse: warehouse.url,
+          credentials: file,
+        },
+        'demo: kitchen ready (docs/kitchen.md lists calls to try)',
+      );
     },
     async stop() {
       for (const stop of stops) await stop();

@@ -16,18 +16,34 @@ import type { TenantIdp } from '../simulators/tenant-idp/server.js';
 
 const DEMO_PARTNER = 'demo-partner';
 
-const signIn = z.object({ tenant: z.string().trim().regex(/^[a-z0-9][a-z0-9-]{1,40}$/, 'must be 2–41 lower-case letters, digits or "-"') });
+const signIn = z.object({
+  tenant: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9-]{1,40}$/, 'must be 2–41 lower-case letters, digits or "-"'),
+});
 
-export async function startSmartHomeDemo(o: { db: Knex; amqpUrl: string; logger: Logger; replyDelayMs?: number }): Promise<{ stop(): Promise<void> }> {
+export async function startSmartHomeDemo(o: {
+  db: Knex;
+  amqpUrl: string;
+  logger: Logger;
+  replyDelayMs?: number;
+}): Promise<{ stop(): Promise<void> }> {
   const resource = smartHomePartnerResource.parse({
-    apiVersion: API_VERSION, kind: 'SmartHomePartner', metadata: { name: DEMO_PARTNER }, spec: { services: ['intercom', 'barrier'] },
+    apiVersion: API_VERSION,
+    kind: 'SmartHomePartner',
+    metadata: { name: DEMO_PARTNER },
+    spec: { services: ['intercom', 'barrier'] },
   });
   await upsertPartner(o.db, resource);
   // Its client at the development authorization server (`hub auth secret demo-partner` issues a
   // secret); the local broker itself accepts the simulator as guest.
   await syncPartnerClient(o.db, resource, DEFAULT_SCOPE_SETTINGS);
   const partner = new PartnerSimulator({
-    amqpUrl: o.amqpUrl, partner: DEMO_PARTNER, commandQueue: defaultCommandQueue(DEMO_PARTNER), logger: o.logger,
+    amqpUrl: o.amqpUrl,
+    partner: DEMO_PARTNER,
+    commandQueue: defaultCommandQueue(DEMO_PARTNER),
+    logger: o.logger,
     behaviour: { delayMs: o.replyDelayMs ?? 400 },
   });
   await partner.start();
@@ -40,18 +56,40 @@ export async function startSmartHomeDemo(o: { db: Knex; amqpUrl: string; logger:
  * a card token: the app tokenizes the card at the gateway itself, which the page cannot do here
  * because the gateway simulator's certificate is a throw-away one the browser does not trust.
  */
-export function registerDemoPage(app: FastifyInstance, idp: TenantIdp, kitchen?: { tokenizeTestCard(): string }): void {
+export function registerDemoPage(
+  app: FastifyInstance,
+  idp: TenantIdp,
+  kitchen?: { tokenizeTestCard(): string },
+): void {
   const page = new URL('./demo-page/index.html', import.meta.url);
   const icon = new URL('./demo-page/favicon.svg', import.meta.url);
-  app.get('/demo/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(page, 'utf8')));
+  app.get('/demo/', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(await readFile(page, 'utf8')),
+  );
   app.get('/demo/favicon.svg', async (_req, reply) =>
-    reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(await readFile(icon, 'utf8')));
+    reply
+      .type('image/svg+xml')
+      .header('cache-control', 'public, max-age=86400')
+      .send(await readFile(icon, 'utf8')),
+  );
   app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
   app.post('/demo/api/sign-in', async (req) => {
     const body = signIn.safeParse(req.body);
-    if (!body.success) throw new ApiError(422, 'invalid_body', `tenant ${body.error.issues[0]?.message ?? 'is invalid'}`);
-    return { accessToken: await idp.issue(body.data.tenant, { ttlSeconds: 8 * 3600 }), tenant: body.data.tenant };
+    if (!body.success)
+      throw new ApiError(
+        422,
+        'invalid_body',
+        `tenant ${body.error.issues[0]?.message ?? 'is invalid'}`,
+      );
+    return {
+      accessToken: await idp.issue(body.data.tenant, { ttlSeconds: 8 * 3600 }),
+      tenant: body.data.tenant,
+    };
   });
   app.get('/demo/api/features', async () => ({ kitchen: Boolean(kitchen) }));
-  if (kitchen) app.post('/demo/api/card-token', async () => ({ cardToken: kitchen.tokenizeTestCard(), card: 'test card •••• 1111' }));
+  if (kitchen)
+    app.post('/demo/api/card-token', async () => ({
+      cardToken: kitchen.tokenizeTestCard(),
+      card: 'test card •••• 1111',
+    }));
 }

@@ -17,13 +17,32 @@ await runService('kitchen', async () => {
   const listener = WorkListener.fromConfig(config, logger);
   const owner = instanceId(config.INSTANCE_ID);
   const kitchen = createKitchen({
-    db, config, paymentCa: readCa(config.KITCHEN_PAYMENT_CA_FILE), amqp, logger, metrics, listener, owner,
+    db,
+    config,
+    paymentCa: readCa(config.KITCHEN_PAYMENT_CA_FILE),
+    amqp,
+    logger,
+    metrics,
+    listener,
+    owner,
   });
   const retention = createRetention({ db, config, logger, metrics, listener, owner });
   // Order status events hold no personal data: their bodies are kept as published.
-  const deadLetters = new DeadLetterKeeper({ enabled: config.DEAD_LETTERS_KEEP, maxBodyBytes: config.DEAD_LETTER_MAX_BODY_BYTES, amqp, db, logger, metrics, listener, owner, queues: [{ queue: DEAD_QUEUE, setup: assertStatusTopology }] });
+  const deadLetters = new DeadLetterKeeper({
+    enabled: config.DEAD_LETTERS_KEEP,
+    maxBodyBytes: config.DEAD_LETTER_MAX_BODY_BYTES,
+    amqp,
+    db,
+    logger,
+    metrics,
+    listener,
+    owner,
+    queues: [{ queue: DEAD_QUEUE, setup: assertStatusTopology }],
+  });
   const http = createHttpServer({
-    logger, metrics, limits: config,
+    logger,
+    metrics,
+    limits: config,
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },
       { name: 'rabbitmq', check: () => pingAmqp(amqp) },
@@ -38,7 +57,15 @@ await runService('kitchen', async () => {
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     shutdown: [
-      { waitsFor: `the kitchen work in hand (up to ${config.SHUTDOWN_TIMEOUT_MS / 1000} s)`, run: () => Promise.all([kitchen.stop(config.SHUTDOWN_TIMEOUT_MS), deadLetters.stop(config.SHUTDOWN_TIMEOUT_MS), retention.stop(config.SHUTDOWN_TIMEOUT_MS)]) },
+      {
+        waitsFor: `the kitchen work in hand (up to ${config.SHUTDOWN_TIMEOUT_MS / 1000} s)`,
+        run: () =>
+          Promise.all([
+            kitchen.stop(config.SHUTDOWN_TIMEOUT_MS),
+            deadLetters.stop(config.SHUTDOWN_TIMEOUT_MS),
+            retention.stop(config.SHUTDOWN_TIMEOUT_MS),
+          ]),
+      },
       { run: () => listener.stop() },
       { waitsFor: 'the HTTP requests in flight', run: () => http.close() },
       { waitsFor: 'unconfirmed RabbitMQ publishes', run: () => amqp.close() },

@@ -15,18 +15,41 @@ await runService('mq-bridge', async () => {
   const config = loadConfig(mqBridgeEnv);
   const { logger, metrics, db } = await processBasics('mq-bridge', config);
   const redis = connectRedis(config, logger);
-  const amqp = connectAmqp(config.AMQP_URL, logger, { name: `mq-bridge ${instanceId(config.INSTANCE_ID)}` });
+  const amqp = connectAmqp(config.AMQP_URL, logger, {
+    name: `mq-bridge ${instanceId(config.INSTANCE_ID)}`,
+  });
   const listener = WorkListener.fromConfig(config, logger);
   const owner = instanceId(config.INSTANCE_ID);
   const cipher = new FieldCipher(config.DATA_ENCRYPTION_KEYS);
-  const bridge = createMqBridge({ db, redis, amqp, cipher, config, logger, metrics, listener, owner });
+  const bridge = createMqBridge({
+    db,
+    redis,
+    amqp,
+    cipher,
+    config,
+    logger,
+    metrics,
+    listener,
+    owner,
+  });
   // Dead letters may be partners' connect commands with personal data: their bodies are sealed.
   const deadLetters = new DeadLetterKeeper({
-    enabled: config.DEAD_LETTERS_KEEP, maxBodyBytes: config.DEAD_LETTER_MAX_BODY_BYTES, amqp, db, cipher, logger, metrics, listener, owner, queues: [{ queue: DEAD_LETTER_QUEUE, setup: assertBaseTopology }],
+    enabled: config.DEAD_LETTERS_KEEP,
+    maxBodyBytes: config.DEAD_LETTER_MAX_BODY_BYTES,
+    amqp,
+    db,
+    cipher,
+    logger,
+    metrics,
+    listener,
+    owner,
+    queues: [{ queue: DEAD_LETTER_QUEUE, setup: assertBaseTopology }],
   });
   const retention = createRetention({ db, config, logger, metrics, listener, owner });
   const http = createHttpServer({
-    logger, metrics, limits: config,
+    logger,
+    metrics,
+    limits: config,
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },
       { name: 'redis', check: () => pingRedis(redis) },
@@ -42,7 +65,15 @@ await runService('mq-bridge', async () => {
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     shutdown: [
-      { waitsFor: `the requests and replies in hand (up to ${config.SHUTDOWN_TIMEOUT_MS / 1000} s)`, run: () => Promise.all([bridge.stop(config.SHUTDOWN_TIMEOUT_MS), deadLetters.stop(config.SHUTDOWN_TIMEOUT_MS), retention.stop(config.SHUTDOWN_TIMEOUT_MS)]) },
+      {
+        waitsFor: `the requests and replies in hand (up to ${config.SHUTDOWN_TIMEOUT_MS / 1000} s)`,
+        run: () =>
+          Promise.all([
+            bridge.stop(config.SHUTDOWN_TIMEOUT_MS),
+            deadLetters.stop(config.SHUTDOWN_TIMEOUT_MS),
+            retention.stop(config.SHUTDOWN_TIMEOUT_MS),
+          ]),
+      },
       { run: () => listener.stop() },
       { waitsFor: 'the HTTP requests in flight', run: () => http.close() },
       { waitsFor: 'unconfirmed RabbitMQ publishes', run: () => amqp.close() },

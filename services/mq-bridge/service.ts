@@ -23,7 +23,11 @@ import { activePartners, PARTNERS } from '../domains/smart-home/partners.js';
 import { CommandPublisher } from '../domains/smart-home/publisher.js';
 import { ReplyConsumer } from '../domains/smart-home/reply-consumer.js';
 import { REQUESTS } from '../domains/smart-home/requests.js';
-import { RECONCILER, requestSender, type ClaimedRequest } from '../domains/smart-home/request-sender.js';
+import {
+  RECONCILER,
+  requestSender,
+  type ClaimedRequest,
+} from '../domains/smart-home/request-sender.js';
 import { repliesQueue } from '../contracts/smart-home-topology.js';
 
 interface MqBridgeDeps {
@@ -59,7 +63,11 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
   const events = new TenantEventPublisher<TenantEvent>(d.redis, config.REDIS_KEY_PREFIX);
   const publisher = new CommandPublisher(d.amqp, logger, shMetrics);
   const { table: requests, reconciler } = defineWorkReconciler<ClaimedRequest>({
-    db, logger, metrics, owner: d.owner, listener: d.listener,
+    db,
+    logger,
+    metrics,
+    owner: d.owner,
+    listener: d.listener,
     table: REQUESTS,
     name: RECONCILER,
     // Covers one publish (5 s confirm timeout) with room to spare.
@@ -68,13 +76,21 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
     failExhaustedOnClaim: false,
     batch: 20,
     pollMaxMs: d.pollMaxMs ?? 1_000,
-    handle: (table) => requestSender({ db, table, publisher, cipher: d.cipher, events, config, logger, metrics }),
+    handle: (table) =>
+      requestSender({ db, table, publisher, cipher: d.cipher, events, config, logger, metrics }),
   });
   const commands = new CommandStore(db);
   const cache = new CommandCache(d.redis, config.REDIS_KEY_PREFIX, commandRetentionMs(config));
   const replies = new ReplyConsumer({
-    conn: d.amqp, db, commands, push: new CommandPush({ store: commands, cache, logger, metrics: shMetrics }), events,
-    metrics: shMetrics, logger, prefetch: config.SMART_HOME_REPLY_PREFETCH, queue: repliesQueue(config.HUB_INSTALLATION),
+    conn: d.amqp,
+    db,
+    commands,
+    push: new CommandPush({ store: commands, cache, logger, metrics: shMetrics }),
+    events,
+    metrics: shMetrics,
+    logger,
+    prefetch: config.SMART_HOME_REPLY_PREFETCH,
+    queue: repliesQueue(config.HUB_INSTALLATION),
   });
   // A partner applied (`hub apply`, the operator) gets its queue within moments, not at the next refresh.
   const partnersChanged = new Waker();
@@ -84,14 +100,18 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
   let refreshing: Promise<void> | undefined;
   const declarePartners = async () => {
     try {
-      for (const p of await activePartners(db)) await publisher.ensurePartner({ name: p.name, commandQueue: p.command_queue });
+      for (const p of await activePartners(db))
+        await publisher.ensurePartner({ name: p.name, commandQueue: p.command_queue });
     } catch (thrown) {
       logger.warn({ err: toError(thrown) }, 'could not declare partner queues; retrying later');
     }
   };
 
   return {
-    requests, reconciler, replies, publisher,
+    requests,
+    reconciler,
+    replies,
+    publisher,
     async start() {
       await declarePartners();
       await replies.start();

@@ -9,7 +9,15 @@ import { Waker } from '../core/sleep.js';
 import { execute, type ExecutorDeps } from './executor.js';
 import { toObserved, type KubeResources, type ResourceInformer } from './kube.js';
 import type { OperatorMetrics } from './metrics.js';
-import { FINALIZER, KINDS, nextStatus, plan, statusChanged, type Kind, type Observed } from './reconcile.js';
+import {
+  FINALIZER,
+  KINDS,
+  nextStatus,
+  plan,
+  statusChanged,
+  type Kind,
+  type Observed,
+} from './reconcile.js';
 
 interface ControllerOptions {
   kube: KubeResources;
@@ -49,9 +57,16 @@ export class Controller {
       informer.on('delete', (obj) => this.forget(toObserved(kind, obj)));
       informer.on('error', (err: unknown) => {
         if (this.stopped) return;
-        this.o.logger.warn({ err: toError(err ?? 'watch ended'), kind }, 'watch failed; restarting the informer');
+        this.o.logger.warn(
+          { err: toError(err ?? 'watch ended'), kind },
+          'watch failed; restarting the informer',
+        );
         this.later(this.o.informerRestartMs ?? 5_000, () => {
-          informer.start().catch((e: unknown) => this.o.logger.warn({ err: toError(e), kind }, 'informer restart failed'));
+          informer
+            .start()
+            .catch((e: unknown) =>
+              this.o.logger.warn({ err: toError(e), kind }, 'informer restart failed'),
+            );
         });
       });
       this.informers.set(kind, informer);
@@ -93,7 +108,8 @@ export class Controller {
 
   private scheduleResync(): void {
     this.later(this.o.resyncMs ?? 5 * 60_000, () => {
-      for (const [kind, informer] of this.informers) for (const obj of informer.list()) this.enqueue(toObserved(kind, obj));
+      for (const [kind, informer] of this.informers)
+        for (const obj of informer.list()) this.enqueue(toObserved(kind, obj));
       this.scheduleResync();
     });
   }
@@ -125,7 +141,9 @@ export class Controller {
     const attempt = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, attempt);
     this.later(retryDelayMs(attempt, this.o.backoff ?? DEFAULT_OPERATOR_BACKOFF), () => {
-      const latest = this.informers.get(observed.kind)?.get(observed.metadata.name, observed.metadata.namespace);
+      const latest = this.informers
+        .get(observed.kind)
+        ?.get(observed.metadata.name, observed.metadata.namespace);
       if (latest && !this.queue.has(key)) this.enqueue(toObserved(observed.kind, latest));
     });
   }
@@ -133,7 +151,10 @@ export class Controller {
   /** One resource: plan, execute, write status. Returns whether it must be retried. */
   private async reconcile(observed: Observed): Promise<boolean> {
     const p = plan(observed);
-    const log = this.o.logger.child({ kind: observed.kind, resource: `${observed.metadata.namespace}/${observed.metadata.name}` });
+    const log = this.o.logger.child({
+      kind: observed.kind,
+      resource: `${observed.metadata.namespace}/${observed.metadata.name}`,
+    });
     if (p.kind === 'skip') {
       log.debug({ reason: p.reason }, 'nothing to do');
       this.o.metrics.reconciles.inc({ kind: observed.kind, result: 'skipped' });
@@ -142,16 +163,30 @@ export class Controller {
     let current = observed;
     const finalizers = {
       add: async () => {
-        current = await this.o.kube.setFinalizers(current, [...(current.metadata.finalizers ?? []), FINALIZER]);
+        current = await this.o.kube.setFinalizers(current, [
+          ...(current.metadata.finalizers ?? []),
+          FINALIZER,
+        ]);
       },
       remove: async () => {
-        current = await this.o.kube.setFinalizers(current, (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER));
+        current = await this.o.kube.setFinalizers(
+          current,
+          (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+        );
       },
     };
     const outcomes = p.kind === 'invalid' ? [] : await execute(p.actions, this.o.deps, finalizers);
     const failed = outcomes.filter((x) => x.result === 'failed');
-    const released = outcomes.some((x) => x.action.type === 'removeFinalizer' && x.result === 'done');
-    const result = failed.length ? 'failed' : p.kind === 'delete' ? 'deleted' : p.kind === 'invalid' ? 'invalid' : 'applied';
+    const released = outcomes.some(
+      (x) => x.action.type === 'removeFinalizer' && x.result === 'done',
+    );
+    const result = failed.length
+      ? 'failed'
+      : p.kind === 'delete'
+        ? 'deleted'
+        : p.kind === 'invalid'
+          ? 'invalid'
+          : 'applied';
     this.o.metrics.reconciles.inc({ kind: observed.kind, result });
     if (failed.length) log.warn({ failed }, 'some actions failed; retrying with backoff');
     else log.info({ result, actions: outcomes.map((x) => x.action.type) }, 'reconciled');

@@ -6,7 +6,11 @@ import type { ConfirmChannel } from 'amqplib';
 import { deactivateIntegration, upsertIntegration } from '../domains/allio/integrations.js';
 import type { SecretReader } from '../domains/allio/webhook-key.js';
 import { deactivatePartner, upsertPartner } from '../domains/smart-home/partners.js';
-import { assertBaseTopology, assertPartnerTopology, unbindPartnerTopology } from '../contracts/smart-home-topology.js';
+import {
+  assertBaseTopology,
+  assertPartnerTopology,
+  unbindPartnerTopology,
+} from '../contracts/smart-home-topology.js';
 import { createChannel } from '../core/amqp.js';
 import { toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -28,12 +32,20 @@ interface FinalizerWriter {
 export class TopologyRunner {
   private readonly channel: ChannelWrapper;
 
-  constructor(private readonly conn: AmqpConnectionManager, logger: Logger) {
-    this.channel = createChannel(conn, logger, { name: 'operator-topology', json: false, setup: (ch: ConfirmChannel) => assertBaseTopology(ch) });
+  constructor(
+    private readonly conn: AmqpConnectionManager,
+    logger: Logger,
+  ) {
+    this.channel = createChannel(conn, logger, {
+      name: 'operator-topology',
+      json: false,
+      setup: (ch: ConfirmChannel) => assertBaseTopology(ch),
+    });
   }
 
   async run(fn: (ch: ConfirmChannel) => Promise<void>): Promise<void> {
-    if (!this.conn.isConnected()) throw new Error('not connected to RabbitMQ; the topology change will be retried');
+    if (!this.conn.isConnected())
+      throw new Error('not connected to RabbitMQ; the topology change will be retried');
     await this.channel.waitForConnect();
     const once = (ch: ConfirmChannel) => fn(ch);
     try {
@@ -62,7 +74,11 @@ export interface ExecutorDeps {
 const NO_OAUTH =
   'partner clients at the authorization server are not managed by the operator yet; create the client (and its queue permissions) in the authorization server';
 
-async function runOne(a: Action, d: ExecutorDeps, finalizers: FinalizerWriter): Promise<ActionOutcome> {
+async function runOne(
+  a: Action,
+  d: ExecutorDeps,
+  finalizers: FinalizerWriter,
+): Promise<ActionOutcome> {
   switch (a.type) {
     case 'addFinalizer':
       await finalizers.add();
@@ -105,7 +121,11 @@ async function runOne(a: Action, d: ExecutorDeps, finalizers: FinalizerWriter): 
  * Runs actions in order and stops at the first failure: later actions may depend on earlier ones
  * (the finalizer must be in place before anything is created; it is released only after the undo).
  */
-export async function execute(actions: Action[], d: ExecutorDeps, finalizers: FinalizerWriter): Promise<ActionOutcome[]> {
+export async function execute(
+  actions: Action[],
+  d: ExecutorDeps,
+  finalizers: FinalizerWriter,
+): Promise<ActionOutcome[]> {
   const out: ActionOutcome[] = [];
   for (const a of actions) {
     try {

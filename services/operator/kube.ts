@@ -1,10 +1,24 @@
 // The operator's Kubernetes calls: list/watch of the hub's custom resources (informers), merge
 // patches of their finalizers and of their status subresource.
 import {
-  CustomObjectsApi, makeInformer, PatchStrategy, setHeaderOptions,
-  type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache,
+  CustomObjectsApi,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
 } from '@kubernetes/client-node';
-import { GROUP, KINDS, VERSION, type Kind, type Observed, type ResourceStatus } from './reconcile.js';
+import {
+  GROUP,
+  KINDS,
+  VERSION,
+  type Kind,
+  type Observed,
+  type ResourceStatus,
+} from './reconcile.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -23,7 +37,8 @@ export function toObserved(kind: Kind, o: KubernetesObject): Observed {
     kind,
     metadata: {
       ...raw.metadata,
-      deletionTimestamp: ts instanceof Date ? ts.toISOString() : typeof ts === 'string' ? ts : undefined,
+      deletionTimestamp:
+        ts instanceof Date ? ts.toISOString() : typeof ts === 'string' ? ts : undefined,
     },
   };
 }
@@ -31,7 +46,10 @@ export function toObserved(kind: Kind, o: KubernetesObject): Observed {
 export class KubeResources {
   private readonly api: CustomObjectsApi;
 
-  constructor(private readonly kc: KubeConfig, readonly namespace: string) {
+  constructor(
+    private readonly kc: KubeConfig,
+    readonly namespace: string,
+  ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
   }
 
@@ -40,7 +58,12 @@ export class KubeResources {
     const path = `/apis/${GROUP}/${VERSION}/namespaces/${this.namespace}/${plural}`;
     const list = async () => {
       // The generated client types custom objects as `any`; the list has the Kubernetes list shape.
-      return (await this.api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural })) as KubernetesListObject<KubernetesObject>;
+      return (await this.api.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural,
+      })) as KubernetesListObject<KubernetesObject>;
     };
     return makeInformer(this.kc, path, list);
   }
@@ -49,7 +72,14 @@ export class KubeResources {
   async setFinalizers(o: Observed, finalizers: string[]): Promise<Observed> {
     const body = { metadata: { finalizers, resourceVersion: o.metadata.resourceVersion } };
     const patched = (await this.api.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace: o.metadata.namespace, plural: KINDS[o.kind].plural, name: o.metadata.name, body },
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: o.metadata.namespace,
+        plural: KINDS[o.kind].plural,
+        name: o.metadata.name,
+        body,
+      },
       mergePatch,
     )) as KubernetesObject;
     return toObserved(o.kind, patched);
@@ -57,7 +87,14 @@ export class KubeResources {
 
   async patchStatus(o: Observed, status: ResourceStatus): Promise<void> {
     await this.api.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace: o.metadata.namespace, plural: KINDS[o.kind].plural, name: o.metadata.name, body: { status } },
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: o.metadata.namespace,
+        plural: KINDS[o.kind].plural,
+        name: o.metadata.name,
+        body: { status },
+      },
       mergePatch,
     );
   }

@@ -21,7 +21,12 @@ interface LeaseView {
   leaseDurationSeconds?: number | null;
 }
 
-export function decide(lease: LeaseView | undefined, me: string, now: Date, durationSeconds: number): LeaseDecision {
+export function decide(
+  lease: LeaseView | undefined,
+  me: string,
+  now: Date,
+  durationSeconds: number,
+): LeaseDecision {
   if (!lease) return { kind: 'create' };
   const holder = lease.holderIdentity ?? '';
   if (holder === me) return { kind: 'renew' };
@@ -33,7 +38,15 @@ export function decide(lease: LeaseView | undefined, me: string, now: Date, dura
 }
 
 /** The Lease to write for a decision to hold it. */
-export function heldLease(current: V1Lease | undefined, name: string, namespace: string, me: string, now: Date, durationSeconds: number, takeover: boolean): V1Lease {
+export function heldLease(
+  current: V1Lease | undefined,
+  name: string,
+  namespace: string,
+  me: string,
+  now: Date,
+  durationSeconds: number,
+  takeover: boolean,
+): V1Lease {
   const spec = current?.spec ?? {};
   return {
     apiVersion: 'coordination.k8s.io/v1',
@@ -43,7 +56,7 @@ export function heldLease(current: V1Lease | undefined, name: string, namespace:
       ...spec,
       holderIdentity: me,
       leaseDurationSeconds: durationSeconds,
-      acquireTime: takeover || !current ? now : spec.acquireTime ?? now,
+      acquireTime: takeover || !current ? now : (spec.acquireTime ?? now),
       renewTime: now,
       leaseTransitions: (spec.leaseTransitions ?? 0) + (takeover ? 1 : 0),
     },
@@ -96,7 +109,10 @@ export class LeaderElector {
     try {
       await this.release();
     } catch (thrown) {
-      this.o.logger.warn({ err: toError(thrown) }, 'could not release the operator lease; a standby takes over when it expires');
+      this.o.logger.warn(
+        { err: toError(thrown) },
+        'could not release the operator lease; a standby takes over when it expires',
+      );
     }
   }
 
@@ -104,7 +120,11 @@ export class LeaderElector {
     const { api, name, namespace, identity } = this.o;
     const current = await api.readNamespacedLease({ name, namespace });
     if (current.spec?.holderIdentity !== identity) return;
-    await api.replaceNamespacedLease({ name, namespace, body: { ...current, spec: { ...current.spec, holderIdentity: undefined } } });
+    await api.replaceNamespacedLease({
+      name,
+      namespace,
+      body: { ...current, spec: { ...current.spec, holderIdentity: undefined } },
+    });
   }
 
   /** One round: read, decide, write. Exposed for tests that drive the elector step by step. */
@@ -118,7 +138,15 @@ export class LeaderElector {
     }
     const d = decide(current?.spec, identity, now, durationSeconds);
     if (d.kind === 'wait') return false;
-    const body = heldLease(current, name, namespace, identity, now, durationSeconds, d.kind === 'takeover');
+    const body = heldLease(
+      current,
+      name,
+      namespace,
+      identity,
+      now,
+      durationSeconds,
+      d.kind === 'takeover',
+    );
     try {
       if (d.kind === 'create') await api.createNamespacedLease({ namespace, body });
       else await api.replaceNamespacedLease({ name, namespace, body });
@@ -127,7 +155,8 @@ export class LeaderElector {
       if (statusOf(e) === 409) return false;
       throw e;
     }
-    if (d.kind === 'takeover') this.o.logger.info({ from: d.from || '(nobody)' }, 'took over the operator lease');
+    if (d.kind === 'takeover')
+      this.o.logger.info({ from: d.from || '(nobody)' }, 'took over the operator lease');
     return true;
   }
 
@@ -150,7 +179,10 @@ export class LeaderElector {
 
   private async setLeading(leading: boolean): Promise<void> {
     this.leading = leading;
-    this.o.logger.info({ identity: this.o.identity }, leading ? 'leading: reconciling resources' : 'no longer leading');
+    this.o.logger.info(
+      { identity: this.o.identity },
+      leading ? 'leading: reconciling resources' : 'no longer leading',
+    );
     try {
       await (leading ? this.o.onStartedLeading() : this.o.onStoppedLeading());
     } catch (thrown) {

@@ -19,21 +19,31 @@ await runService('operator', async () => {
   const amqp = connectAmqp(config.AMQP_URL, logger, { name: 'hub-operator' });
   const outbound = new OutboundPolicy(config, logger, metrics);
   // The refinement of operatorConfig guarantees the secret whenever the URL is set.
-  const oauthClients = config.KEYCLOAK_URL && config.KEYCLOAK_CLIENT_SECRET
-    ? new KeycloakClientRegistry({
-      url: config.KEYCLOAK_URL,
-      realm: config.KEYCLOAK_REALM,
-      clientId: config.KEYCLOAK_CLIENT_ID,
-      clientSecret: config.KEYCLOAK_CLIENT_SECRET,
-      target: { vhost: config.RABBITMQ_PARTNER_VHOST, resourceServerId: config.RABBITMQ_RESOURCE_SERVER_ID },
-      timeoutMs: config.KEYCLOAK_HTTP_TIMEOUT_MS,
-      logger,
-      outbound,
-    })
-    : undefined;
-  if (!oauthClients) logger.warn('KEYCLOAK_URL is not set: partner clients at the authorization server are not managed (OAuthClientReady=Unknown)');
+  const oauthClients =
+    config.KEYCLOAK_URL && config.KEYCLOAK_CLIENT_SECRET
+      ? new KeycloakClientRegistry({
+          url: config.KEYCLOAK_URL,
+          realm: config.KEYCLOAK_REALM,
+          clientId: config.KEYCLOAK_CLIENT_ID,
+          clientSecret: config.KEYCLOAK_CLIENT_SECRET,
+          target: {
+            vhost: config.RABBITMQ_PARTNER_VHOST,
+            resourceServerId: config.RABBITMQ_RESOURCE_SERVER_ID,
+          },
+          timeoutMs: config.KEYCLOAK_HTTP_TIMEOUT_MS,
+          logger,
+          outbound,
+        })
+      : undefined;
+  if (!oauthClients)
+    logger.warn(
+      'KEYCLOAK_URL is not set: partner clients at the authorization server are not managed (OAuthClientReady=Unknown)',
+    );
   const operator = createOperator({
-    kc, db, amqp, logger,
+    kc,
+    db,
+    amqp,
+    logger,
     registry: metrics.registry,
     identity: instanceId(config.INSTANCE_ID),
     watchNamespace: config.WATCH_NAMESPACE,
@@ -45,7 +55,9 @@ await runService('operator', async () => {
     outbound,
   });
   const http = createHttpServer({
-    logger, metrics, limits: config,
+    logger,
+    metrics,
+    limits: config,
     // A standby is ready too: readiness says its dependencies answer, not that it leads.
     readiness: [
       { name: 'postgres', check: () => pingDb(db) },

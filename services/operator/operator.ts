@@ -46,7 +46,11 @@ export function createOperator(o: OperatorOptions): Operator {
   // beside the elector so that a slow start never delays the Lease renewals.
   let transition: Promise<void> = Promise.resolve();
   const then = (step: () => Promise<void>) => {
-    transition = transition.then(step).catch((e: unknown) => o.logger.error({ err: toError(e) }, 'operator controller start or stop failed'));
+    transition = transition
+      .then(step)
+      .catch((e: unknown) =>
+        o.logger.error({ err: toError(e) }, 'operator controller start or stop failed'),
+      );
   };
   const stopController = async () => {
     const c = controller;
@@ -65,7 +69,13 @@ export function createOperator(o: OperatorOptions): Operator {
       then(async () => {
         controller = new Controller({
           kube: new KubeResources(o.kc, o.watchNamespace),
-          deps: { db: o.db, topology, oauthClients: o.oauthClients, secrets: kubeSecretReader(o.kc, o.watchNamespace), outbound: o.outbound },
+          deps: {
+            db: o.db,
+            topology,
+            oauthClients: o.oauthClients,
+            secrets: kubeSecretReader(o.kc, o.watchNamespace),
+            outbound: o.outbound,
+          },
           logger: o.logger,
           metrics,
           resyncMs: o.resyncMs,

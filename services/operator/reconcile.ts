@@ -2,8 +2,15 @@
 // that make the hub match it, and from the actions' outcome to the status written back.
 import type { z } from 'zod';
 import { problemLines } from '../core/bounds.js';
-import { allioIntegrationResource, type AllioIntegrationResource } from '../domains/allio/resource.js';
-import { defaultCommandQueue, smartHomePartnerResource, type SmartHomePartnerResource } from '../contracts/smart-home-partner.js';
+import {
+  allioIntegrationResource,
+  type AllioIntegrationResource,
+} from '../domains/allio/resource.js';
+import {
+  defaultCommandQueue,
+  smartHomePartnerResource,
+  type SmartHomePartnerResource,
+} from '../contracts/smart-home-partner.js';
 import type { PartnerTopology } from '../contracts/smart-home-topology.js';
 
 export const GROUP = 'integration-hub.io';
@@ -71,7 +78,10 @@ export type Plan =
   /** Nothing to do, and why (logged and counted). */
   | { kind: 'skip'; reason: string };
 
-function validate<S extends z.ZodTypeAny>(schema: S, o: Observed): { ok: true; value: z.infer<S> } | { ok: false; problems: string[] } {
+function validate<S extends z.ZodTypeAny>(
+  schema: S,
+  o: Observed,
+): { ok: true; value: z.infer<S> } | { ok: false; problems: string[] } {
   const parsed = schema.safeParse({
     apiVersion: o.apiVersion,
     kind: o.kind,
@@ -110,13 +120,22 @@ export function plan(o: Observed): Plan {
   const previous = o.status?.commandQueue;
   // A renamed queue: stop routing to the old one first, so no command lands in both.
   if (previous && previous !== queue)
-    actions.push({ type: 'unbindPartnerTopology', topology: { name: r.metadata.name, commandQueue: previous } });
+    actions.push({
+      type: 'unbindPartnerTopology',
+      topology: { name: r.metadata.name, commandQueue: previous },
+    });
   if (r.spec.active) {
-    actions.push({ type: 'assertPartnerTopology', topology: { name: r.metadata.name, commandQueue: queue } });
+    actions.push({
+      type: 'assertPartnerTopology',
+      topology: { name: r.metadata.name, commandQueue: queue },
+    });
     actions.push({ type: 'ensureOAuthClient', partner: r.metadata.name, clientId, queue });
   } else {
     // An inactive partner keeps its queue (and what is in it) but receives nothing new.
-    actions.push({ type: 'unbindPartnerTopology', topology: { name: r.metadata.name, commandQueue: queue } });
+    actions.push({
+      type: 'unbindPartnerTopology',
+      topology: { name: r.metadata.name, commandQueue: queue },
+    });
     actions.push({ type: 'removeOAuthClient', partner: r.metadata.name, clientId });
   }
   actions.push({ type: 'upsertPartner', resource: r });
@@ -128,7 +147,9 @@ function undo(o: Observed): Action[] {
   const name = o.metadata.name;
   if (o.kind === 'AllioIntegration') return [{ type: 'deactivateIntegration', name }];
   const spec = (o.spec ?? {}) as { commandQueue?: unknown; oauthClientId?: unknown };
-  const queue = o.status?.commandQueue ?? (typeof spec.commandQueue === 'string' ? spec.commandQueue : defaultCommandQueue(name));
+  const queue =
+    o.status?.commandQueue ??
+    (typeof spec.commandQueue === 'string' ? spec.commandQueue : defaultCommandQueue(name));
   const clientId = typeof spec.oauthClientId === 'string' ? spec.oauthClientId : name;
   return [
     { type: 'unbindPartnerTopology', topology: { name, commandQueue: queue } },
@@ -154,46 +175,90 @@ interface ConditionInput {
 /** The conditions an apply produces: Ready overall, plus one per concern the resource has. */
 function conditionsFor(o: Observed, p: Plan, outcomes: ActionOutcome[]): ConditionInput[] {
   if (p.kind === 'invalid')
-    return [{ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: p.problems.join('; ') }];
+    return [
+      { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: p.problems.join('; ') },
+    ];
   if (p.kind === 'skip') return [];
-  const failed = outcomes.filter((x): x is Extract<ActionOutcome, { result: 'failed' }> => x.result === 'failed');
+  const failed = outcomes.filter(
+    (x): x is Extract<ActionOutcome, { result: 'failed' }> => x.result === 'failed',
+  );
   if (p.kind === 'delete')
     return [
       failed.length
-        ? { type: 'Ready', status: 'False', reason: 'DeletionFailed', message: failed.map((f) => `${f.action.type}: ${f.error}`).join('; ') }
-        : { type: 'Ready', status: 'False', reason: 'Deleting', message: 'undoing what the hub set up for this resource' },
+        ? {
+            type: 'Ready',
+            status: 'False',
+            reason: 'DeletionFailed',
+            message: failed.map((f) => `${f.action.type}: ${f.error}`).join('; '),
+          }
+        : {
+            type: 'Ready',
+            status: 'False',
+            reason: 'Deleting',
+            message: 'undoing what the hub set up for this resource',
+          },
     ];
   const of = (types: Action['type'][]) => outcomes.filter((x) => types.includes(x.action.type));
-  const concern = (type: string, types: Action['type'][], okReason: string, okMessage: string): ConditionInput | undefined => {
+  const concern = (
+    type: string,
+    types: Action['type'][],
+    okReason: string,
+    okMessage: string,
+  ): ConditionInput | undefined => {
     const mine = of(types);
     if (mine.length === 0) return undefined;
     const bad = mine.find((x) => x.result === 'failed');
-    if (bad && bad.result === 'failed') return { type, status: 'False', reason: 'ApplyFailed', message: bad.error };
+    if (bad && bad.result === 'failed')
+      return { type, status: 'False', reason: 'ApplyFailed', message: bad.error };
     const unsupported = mine.find((x) => x.result === 'unsupported');
     if (unsupported && unsupported.result === 'unsupported')
       return { type, status: 'Unknown', reason: 'NotManaged', message: unsupported.reason };
     return { type, status: 'True', reason: okReason, message: okMessage };
   };
   const out: ConditionInput[] = [];
-  const stored = concern('Stored', ['upsertIntegration', 'upsertPartner'], 'Upserted', 'the hub database holds this resource');
+  const stored = concern(
+    'Stored',
+    ['upsertIntegration', 'upsertPartner'],
+    'Upserted',
+    'the hub database holds this resource',
+  );
   if (stored) out.push(stored);
   if (o.kind === 'SmartHomePartner') {
     const q = p.kind === 'apply' ? p.commandQueue : undefined;
     const active = of(['assertPartnerTopology']).length > 0;
     const topo = concern(
-      'TopologyReady', ['assertPartnerTopology', 'unbindPartnerTopology'],
+      'TopologyReady',
+      ['assertPartnerTopology', 'unbindPartnerTopology'],
       active ? 'Bound' : 'Unbound',
-      active ? `queue ${q} is bound to the commands exchange` : `queue ${q} is kept but receives no commands (inactive)`,
+      active
+        ? `queue ${q} is bound to the commands exchange`
+        : `queue ${q} is kept but receives no commands (inactive)`,
     );
     if (topo) out.push(topo);
-    const oauth = concern('OAuthClientReady', ['ensureOAuthClient', 'removeOAuthClient'], active ? 'Registered' : 'Removed',
-      active ? 'the partner can obtain access tokens' : 'the partner can no longer obtain access tokens');
+    const oauth = concern(
+      'OAuthClientReady',
+      ['ensureOAuthClient', 'removeOAuthClient'],
+      active ? 'Registered' : 'Removed',
+      active
+        ? 'the partner can obtain access tokens'
+        : 'the partner can no longer obtain access tokens',
+    );
     if (oauth) out.push(oauth);
   }
   out.unshift(
     failed.length
-      ? { type: 'Ready', status: 'False', reason: 'ApplyFailed', message: failed.map((f) => `${f.action.type}: ${f.error}`).join('; ') }
-      : { type: 'Ready', status: 'True', reason: 'Reconciled', message: 'the hub matches this resource' },
+      ? {
+          type: 'Ready',
+          status: 'False',
+          reason: 'ApplyFailed',
+          message: failed.map((f) => `${f.action.type}: ${f.error}`).join('; '),
+        }
+      : {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Reconciled',
+          message: 'the hub matches this resource',
+        },
   );
   return out;
 }
@@ -202,22 +267,35 @@ function conditionsFor(o: Observed, p: Plan, outcomes: ActionOutcome[]): Conditi
  * The status to write: conditions keep their lastTransitionTime while their status stays the same
  * (Kubernetes convention), observedGeneration says which spec they describe.
  */
-export function nextStatus(o: Observed, p: Plan, outcomes: ActionOutcome[], now: Date): ResourceStatus {
+export function nextStatus(
+  o: Observed,
+  p: Plan,
+  outcomes: ActionOutcome[],
+  now: Date,
+): ResourceStatus {
   const previous = new Map((o.status?.conditions ?? []).map((c) => [c.type, c]));
   const generation = o.metadata.generation;
   const conditions = conditionsFor(o, p, outcomes).map((c): Condition => {
     const before = previous.get(c.type);
     return {
       ...c,
-      lastTransitionTime: before && before.status === c.status ? before.lastTransitionTime : now.toISOString(),
+      lastTransitionTime:
+        before && before.status === c.status ? before.lastTransitionTime : now.toISOString(),
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
     };
   });
-  const status: ResourceStatus = { ...(generation !== undefined ? { observedGeneration: generation } : {}), conditions };
+  const status: ResourceStatus = {
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    conditions,
+  };
   if (o.kind === 'SmartHomePartner') {
     // Remember the queue only once it was really bound or unbound; otherwise keep the old one so a
     // later pass can still unbind it.
-    const topoFailed = outcomes.some((x) => x.result === 'failed' && (x.action.type === 'assertPartnerTopology' || x.action.type === 'unbindPartnerTopology'));
+    const topoFailed = outcomes.some(
+      (x) =>
+        x.result === 'failed' &&
+        (x.action.type === 'assertPartnerTopology' || x.action.type === 'unbindPartnerTopology'),
+    );
     const q = p.kind === 'apply' && !topoFailed ? p.commandQueue : o.status?.commandQueue;
     if (q) status.commandQueue = q;
   }
@@ -230,7 +308,13 @@ export function statusChanged(current: ResourceStatus | undefined, next: Resourc
     observedGeneration: s?.observedGeneration,
     commandQueue: s?.commandQueue,
     conditions: (s?.conditions ?? [])
-      .map(({ type, status, reason, message, observedGeneration }) => ({ type, status, reason, message, observedGeneration }))
+      .map(({ type, status, reason, message, observedGeneration }) => ({
+        type,
+        status,
+        reason,
+        message,
+        observedGeneration,
+      }))
       .sort((a, b) => a.type.localeCompare(b.type)),
   });
   return JSON.stringify(strip(current)) !== JSON.stringify(strip(next));

@@ -27,31 +27,49 @@ export const url = (protocols: string[]) =>
   z
     .string({ required_error: 'is required' })
     .min(1, 'is required')
-    .refine((v) => {
-      try {
-        return protocols.includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    }, `must be a URL with scheme ${protocols.join(' or ')}`);
+    .refine(
+      (v) => {
+        try {
+          return protocols.includes(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      },
+      `must be a URL with scheme ${protocols.join(' or ')}`,
+    );
 
 /**
  * Parses the environment with `schema`; on failure throws a ConfigError naming each variable.
  * Empty or blank values count as unset, so that `FOO=` behaves like a missing variable.
  */
-export function loadConfig<S extends z.ZodObject<z.ZodRawShape>>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
+export function loadConfig<S extends z.ZodObject<z.ZodRawShape>>(
+  schema: S,
+  env: Record<string, string | undefined> = process.env,
+): z.infer<S> {
   const cleaned: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
+  for (const [k, v] of Object.entries(env))
+    if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
   const parsed = schema.safeParse(cleaned);
   if (parsed.success) return parsed.data;
-  throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`));
+  throw new ConfigError(
+    parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`),
+  );
 }
 
 /** Paths whose values never reach a log line. */
 const REDACT_PATHS = [
-  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization',
-  '*.apiToken', '*.api_token', '*.password', '*.token', '*.secret',
-  'apiToken', 'api_token', 'password', 'token',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  '*.apiToken',
+  '*.api_token',
+  '*.password',
+  '*.token',
+  '*.secret',
+  'apiToken',
+  'api_token',
+  'password',
+  'token',
 ];
 
 /** The process logger: JSON lines on stdout. */
@@ -87,7 +105,11 @@ const OUTAGE_REMINDER_MS = 60_000;
  * A reconnecting RabbitMQ connection that logs one line per change of state (connected, lost, back,
  * a reminder while down) with the reason and no stack: a broker that is away is not a bug here.
  */
-export function connectAmqp(amqpUrl: string, logger: Logger, o: { name: string }): AmqpConnectionManager {
+export function connectAmqp(
+  amqpUrl: string,
+  logger: Logger,
+  o: { name: string },
+): AmqpConnectionManager {
   const conn = amqp.connect([amqpUrl], {
     heartbeatIntervalInSeconds: 10,
     reconnectTimeInSeconds: RECONNECT_S,
@@ -101,23 +123,41 @@ export function connectAmqp(amqpUrl: string, logger: Logger, o: { name: string }
     const now = Date.now();
     if (!down) {
       down = { since: now, loggedAt: now, failures: 1 };
-      logger.warn({ broker, event, reason }, `rabbitmq unavailable; reconnecting every ${RECONNECT_S} s (check the broker and AMQP_URL)`);
+      logger.warn(
+        { broker, event, reason },
+        `rabbitmq unavailable; reconnecting every ${RECONNECT_S} s (check the broker and AMQP_URL)`,
+      );
       return;
     }
     down.failures++;
     if (now - down.loggedAt < OUTAGE_REMINDER_MS) return;
     down.loggedAt = now;
-    logger.warn({ broker, event, reason, downForS: Math.round((now - down.since) / 1000), failures: down.failures }, 'rabbitmq still unavailable');
+    logger.warn(
+      {
+        broker,
+        event,
+        reason,
+        downForS: Math.round((now - down.since) / 1000),
+        failures: down.failures,
+      },
+      'rabbitmq still unavailable',
+    );
   };
   conn.on('connect', () => {
     if (!connectedOnce) logger.info({ broker }, 'rabbitmq connected');
     connectedOnce = true;
-    if (down) logger.info({ broker, downForS: Math.round((Date.now() - down.since) / 1000), failures: down.failures }, 'rabbitmq available again');
+    if (down)
+      logger.info(
+        { broker, downForS: Math.round((Date.now() - down.since) / 1000), failures: down.failures },
+        'rabbitmq available again',
+      );
     down = undefined;
   });
   conn.on('disconnect', ({ err }) => lost(toError(err).message, 'disconnected'));
   conn.on('connectFailed', ({ err }) => lost(toError(err).message, 'connect_failed'));
-  conn.on('blocked', ({ reason }) => logger.warn({ reason }, 'rabbitmq blocked publishing (resource alarm)'));
+  conn.on('blocked', ({ reason }) =>
+    logger.warn({ reason }, 'rabbitmq blocked publishing (resource alarm)'),
+  );
   conn.on('unblocked', () => logger.info('rabbitmq unblocked publishing'));
   return conn;
 }
@@ -133,7 +173,11 @@ const STARTUP_SIGNAL_GRACE_MS = 10_000;
  */
 export async function runProcess(
   name: string,
-  start: () => Promise<{ logger: Logger; shutdown: () => Promise<void>; shutdownTimeoutMs: number }>,
+  start: () => Promise<{
+    logger: Logger;
+    shutdown: () => Promise<void>;
+    shutdownTimeoutMs: number;
+  }>,
 ): Promise<void> {
   let early: NodeJS.Signals | undefined;
   let startupGrace: NodeJS.Timeout | undefined;
@@ -145,7 +189,9 @@ export async function runProcess(
     early = signal;
     process.stderr.write(`${name}: ${signal} during start-up: stopping once start-up is over\n`);
     startupGrace = setTimeout(() => {
-      process.stderr.write(`${name}: start-up did not finish within ${STARTUP_SIGNAL_GRACE_MS / 1000} s of ${signal}: exiting\n`);
+      process.stderr.write(
+        `${name}: start-up did not finish within ${STARTUP_SIGNAL_GRACE_MS / 1000} s of ${signal}: exiting\n`,
+      );
       process.exit(0);
     }, STARTUP_SIGNAL_GRACE_MS);
   };

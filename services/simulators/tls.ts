@@ -52,12 +52,18 @@ function subject(commonName: string): string {
 }
 
 function altNameList(names: SubjectAltNames): string {
-  return [...(names.dns ?? []).map((n) => `DNS:${n}`), ...(names.ip ?? []).map((n) => `IP:${n}`)].join(',');
+  return [
+    ...(names.dns ?? []).map((n) => `DNS:${n}`),
+    ...(names.ip ?? []).map((n) => `IP:${n}`),
+  ].join(',');
 }
 
 /** The key and certificate openssl wrote as key.pem and cert.pem. */
 async function readCertificate(file: (name: string) => string): Promise<Certificate> {
-  return { key: await readFile(file('key.pem'), 'utf8'), cert: await readFile(file('cert.pem'), 'utf8') };
+  return {
+    key: await readFile(file('key.pem'), 'utf8'),
+    cert: await readFile(file('cert.pem'), 'utf8'),
+  };
 }
 
 async function inTempDir<T>(fn: (file: (name: string) => string) => Promise<T>): Promise<T> {
@@ -72,27 +78,56 @@ async function inTempDir<T>(fn: (file: (name: string) => string) => Promise<T>):
 export async function selfSignedCertificate(commonName = 'localhost'): Promise<Certificate> {
   return inTempDir(async (file) => {
     await run('openssl', [
-      'req', '-x509', ...EC_KEY, '-days', VALIDITY_DAYS,
-      '-subj', subject(commonName), '-addext', `subjectAltName=${altNameList(DEFAULT_ALT_NAMES)}`,
-      '-keyout', file('key.pem'), '-out', file('cert.pem'),
+      'req',
+      '-x509',
+      ...EC_KEY,
+      '-days',
+      VALIDITY_DAYS,
+      '-subj',
+      subject(commonName),
+      '-addext',
+      `subjectAltName=${altNameList(DEFAULT_ALT_NAMES)}`,
+      '-keyout',
+      file('key.pem'),
+      '-out',
+      file('cert.pem'),
     ]);
     return readCertificate(file);
   });
 }
 
-export async function createCertificateAuthority(commonName = 'Integration Hub test CA'): Promise<CertificateAuthority> {
+export async function createCertificateAuthority(
+  commonName = 'Integration Hub test CA',
+): Promise<CertificateAuthority> {
   const ca = await inTempDir(async (file) => {
     await writeFile(file('openssl.cnf'), REQUEST_CONFIG);
     await run('openssl', [
-      'req', '-x509', '-config', file('openssl.cnf'), '-extensions', 'ca', ...EC_KEY, '-days', VALIDITY_DAYS,
-      '-subj', subject(commonName), '-keyout', file('key.pem'), '-out', file('cert.pem'),
+      'req',
+      '-x509',
+      '-config',
+      file('openssl.cnf'),
+      '-extensions',
+      'ca',
+      ...EC_KEY,
+      '-days',
+      VALIDITY_DAYS,
+      '-subj',
+      subject(commonName),
+      '-keyout',
+      file('key.pem'),
+      '-out',
+      file('cert.pem'),
     ]);
     return readCertificate(file);
   });
 
-  async function issue(leafName: string, altNames: SubjectAltNames = DEFAULT_ALT_NAMES): Promise<Certificate> {
+  async function issue(
+    leafName: string,
+    altNames: SubjectAltNames = DEFAULT_ALT_NAMES,
+  ): Promise<Certificate> {
     const names = altNameList(altNames);
-    if (names === '') throw new Error('a server certificate needs at least one subject alternative name');
+    if (names === '')
+      throw new Error('a server certificate needs at least one subject alternative name');
     return inTempDir(async (file) => {
       await writeFile(file('openssl.cnf'), REQUEST_CONFIG);
       await writeFile(file('ca.pem'), ca.cert);
@@ -110,13 +145,35 @@ export async function createCertificateAuthority(commonName = 'Integration Hub t
         ].join('\n'),
       );
       await run('openssl', [
-        'req', '-new', '-config', file('openssl.cnf'), ...EC_KEY, '-subj', subject(leafName),
-        '-keyout', file('key.pem'), '-out', file('leaf.csr'),
+        'req',
+        '-new',
+        '-config',
+        file('openssl.cnf'),
+        ...EC_KEY,
+        '-subj',
+        subject(leafName),
+        '-keyout',
+        file('key.pem'),
+        '-out',
+        file('leaf.csr'),
       ]);
       await run('openssl', [
-        'x509', '-req', '-in', file('leaf.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca-key.pem'),
-        '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', VALIDITY_DAYS,
-        '-extfile', file('leaf.ext'), '-out', file('cert.pem'),
+        'x509',
+        '-req',
+        '-in',
+        file('leaf.csr'),
+        '-CA',
+        file('ca.pem'),
+        '-CAkey',
+        file('ca-key.pem'),
+        '-set_serial',
+        `0x${randomBytes(16).toString('hex')}`,
+        '-days',
+        VALIDITY_DAYS,
+        '-extfile',
+        file('leaf.ext'),
+        '-out',
+        file('cert.pem'),
       ]);
       return readCertificate(file);
     });

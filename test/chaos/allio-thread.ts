@@ -36,7 +36,10 @@ import(workerData.module).then(async ({ startAllioSimulator }) => {
 `;
 
 /** `host`: the address to listen on (default 127.0.0.1). */
-export async function startAllioSimulatorThread(token: string, host = '127.0.0.1'): Promise<AllioSimulatorThread> {
+export async function startAllioSimulatorThread(
+  token: string,
+  host = '127.0.0.1',
+): Promise<AllioSimulatorThread> {
   const module = pathToFileURL(path.join(ROOT, 'dist/services/simulators/allio/server.js')).href;
   const worker = new Worker(WORKER, { eval: true, workerData: { module, token, host } });
   const pending = new Map<number, (value: unknown) => void>();
@@ -61,7 +64,8 @@ export async function startAllioSimulatorThread(token: string, host = '127.0.0.1
   return {
     url,
     stats: () => call<AllioSimulatorStats>('stats'),
-    failNext: (n, status, retryAfterSeconds) => void call('failNext', [n, status, retryAfterSeconds]),
+    failNext: (n, status, retryAfterSeconds) =>
+      void call('failNext', [n, status, retryAfterSeconds]),
     setLatency: (ms) => void call('setLatency', [ms]),
     async close() {
       await call('close');

@@ -7,16 +7,36 @@
 // fast the hub served at its normal latency again after a server came back.
 import { firstClaim, isolatedWrites, workTables } from './fencing.js';
 import { createRng, type Rng } from './rng.js';
-import { DEPLOYMENTS, ISOLATABLE, LEASE_MS, type ChaosStack, type DeploymentName, type Pod } from './stack.js';
+import {
+  DEPLOYMENTS,
+  ISOLATABLE,
+  LEASE_MS,
+  type ChaosStack,
+  type DeploymentName,
+  type Pod,
+} from './stack.js';
 import type { Traffic } from './traffic.js';
 
 export const FAULT_KINDS = [
-  'crash', 'pause', 'partition', 'rollout', 'rabbitmq-restart', 'redis-restart', 'postgres-restart', 'postgres-kill-backends', 'partner-silence',
+  'crash',
+  'pause',
+  'partition',
+  'rollout',
+  'rabbitmq-restart',
+  'redis-restart',
+  'postgres-restart',
+  'postgres-kill-backends',
+  'partner-silence',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number] | 'allio-outage';
 
 /** Server faults after which the recovery latency is measured. */
-const SERVER_FAULTS = new Set<FaultKind>(['rabbitmq-restart', 'redis-restart', 'postgres-restart', 'postgres-kill-backends']);
+const SERVER_FAULTS = new Set<FaultKind>([
+  'rabbitmq-restart',
+  'redis-restart',
+  'postgres-restart',
+  'postgres-kill-backends',
+]);
 
 export interface PlannedFault {
   at: number;
@@ -96,7 +116,16 @@ export function planFaults(o: ScheduleOptions): PlannedFault[] {
   const rng = createRng(o.seed);
   const plan: PlannedFault[] = [];
   let t = 2_000;
-  const estimate = (k: FaultKind) => (k === 'rollout' ? 25_000 : k === 'partner-silence' ? o.partnerSilenceMs + 10_000 : k === 'pause' ? 15_000 : k === 'partition' ? 45_000 : 8_000);
+  const estimate = (k: FaultKind) =>
+    k === 'rollout'
+      ? 25_000
+      : k === 'partner-silence'
+        ? o.partnerSilenceMs + 10_000
+        : k === 'pause'
+          ? 15_000
+          : k === 'partition'
+            ? 45_000
+            : 8_000;
   do {
     const order: FaultKind[] = (o.kinds ?? FAULT_KINDS).filter((k) => k !== 'allio-outage');
     for (let i = order.length - 1; i > 0; i--) {
@@ -110,7 +139,8 @@ export function planFaults(o: ScheduleOptions): PlannedFault[] {
     }
   } while (t < o.durationMs);
   if (!o.kinds || o.kinds.includes('allio-outage'))
-    for (let a = 1_000; a < Math.max(o.durationMs, t) - o.allioOutageMs; a += o.allioOutageMs * 4) plan.push({ at: a, kind: 'allio-outage', pick: rng.int(1_000_000) });
+    for (let a = 1_000; a < Math.max(o.durationMs, t) - o.allioOutageMs; a += o.allioOutageMs * 4)
+      plan.push({ at: a, kind: 'allio-outage', pick: rng.int(1_000_000) });
   return plan.sort((x, y) => x.at - y.at);
 }
 
@@ -140,7 +170,13 @@ export class FaultRunner {
   private tables: string[] = [];
   private readonly rng: Rng;
 
-  constructor(private readonly s: ChaosStack, private readonly traffic: Traffic, private readonly probes: Probes, private readonly o: ScheduleOptions, private readonly log: (l: string) => void) {
+  constructor(
+    private readonly s: ChaosStack,
+    private readonly traffic: Traffic,
+    private readonly probes: Probes,
+    private readonly o: ScheduleOptions,
+    private readonly log: (l: string) => void,
+  ) {
     this.rng = createRng(o.seed ^ 0x5eed);
   }
 
@@ -165,10 +201,22 @@ export class FaultRunner {
       rec.error = (e as Error).message.slice(0, 500);
     }
     rec.endedAt = Date.now();
-    const took = rec.takeovers.map((t) => `${t.pod}: ${t.rows} held row(s) taken over in ${t.ms === undefined ? 'NEVER' : `${(t.ms / 1000).toFixed(1)} s`}`).join('; ');
-    const rec2 = rec.recoveries.map((r) => `${r.probe} normal after ${r.ms === undefined ? 'NEVER' : `${(r.ms / 1000).toFixed(1)} s`}`).join(', ');
+    const took = rec.takeovers
+      .map(
+        (t) =>
+          `${t.pod}: ${t.rows} held row(s) taken over in ${t.ms === undefined ? 'NEVER' : `${(t.ms / 1000).toFixed(1)} s`}`,
+      )
+      .join('; ');
+    const rec2 = rec.recoveries
+      .map(
+        (r) =>
+          `${r.probe} normal after ${r.ms === undefined ? 'NEVER' : `${(r.ms / 1000).toFixed(1)} s`}`,
+      )
+      .join(', ');
     if (rec.skipped) return this.log(`fault ${rec.kind}: SKIPPED, ${rec.skipped}`);
-    this.log(`fault ${rec.kind}${rec.target ? ` ${rec.target}` : ''}: ${((rec.endedAt - rec.startedAt) / 1000).toFixed(1)} s${rec.detail ? `, ${rec.detail}` : ''}${took ? `; ${took}` : ''}${rec2 ? `; ${rec2}` : ''}${rec.error ? `; ERROR ${rec.error}` : ''}`);
+    this.log(
+      `fault ${rec.kind}${rec.target ? ` ${rec.target}` : ''}: ${((rec.endedAt - rec.startedAt) / 1000).toFixed(1)} s${rec.detail ? `, ${rec.detail}` : ''}${took ? `; ${took}` : ''}${rec2 ? `; ${rec2}` : ''}${rec.error ? `; ERROR ${rec.error}` : ''}`,
+    );
   }
 
   private pickPod(p: PlannedFault, deployments: readonly DeploymentName[]): Pod {
@@ -187,11 +235,20 @@ export class FaultRunner {
     this.s.sims.allio.setLatency(2_500);
     const deadline = Date.now() + 5_000;
     while (Date.now() < deadline) {
-      const { rows } = await this.s.db.raw<{ rows: Array<{ owner: string }> }>(
-        this.tables.map((t) => `select distinct locked_by as owner from "${t}" where status = 1 and locked_until > now()`).join(' union '),
-      ).catch(() => ({ rows: [] as Array<{ owner: string }> }));
+      const { rows } = await this.s.db
+        .raw<{ rows: Array<{ owner: string }> }>(
+          this.tables
+            .map(
+              (t) =>
+                `select distinct locked_by as owner from "${t}" where status = 1 and locked_until > now()`,
+            )
+            .join(' union '),
+        )
+        .catch(() => ({ rows: [] as Array<{ owner: string }> }));
       const owners = new Set(rows.map((r) => String(r.owner).split('/')[0]));
-      const holders = this.s.live().filter((x) => deployments.includes(x.deployment) && !x.paused && owners.has(x.name));
+      const holders = this.s
+        .live()
+        .filter((x) => deployments.includes(x.deployment) && !x.paused && owners.has(x.name));
       const pod = holders[p.pick % Math.max(1, holders.length)];
       if (pod) return pod;
       await sleep(100);
@@ -210,7 +267,10 @@ export class FaultRunner {
   private async strike(p: PlannedFault, rec: FaultRecord): Promise<void> {
     switch (p.kind) {
       case 'crash': {
-        const pod = p.pick % 3 === 0 ? this.pickPod(p, ['api']) : await this.pickHolder(p, ['allio-sync', 'kitchen', 'mq-bridge']);
+        const pod =
+          p.pick % 3 === 0
+            ? this.pickPod(p, ['api'])
+            : await this.pickHolder(p, ['allio-sync', 'kitchen', 'mq-bridge']);
         rec.target = pod.name;
         const held = pod.deployment === 'api' ? [] : await this.holding(pod.name);
         const at = Date.now();
@@ -245,15 +305,17 @@ export class FaultRunner {
         const before = this.s.live().length;
         const starts: number[] = [];
         const stops: number[] = [];
-        await Promise.all(DEPLOYMENTS.map(async (d) => {
-          for (const old of this.s.live(d)) {
-            const fresh = await this.s.startPod(d);
-            starts.push((fresh.readyAt ?? Date.now()) - fresh.startedAt);
-            const t = Date.now();
-            await this.s.terminate(old);
-            stops.push(Date.now() - t);
-          }
-        }));
+        await Promise.all(
+          DEPLOYMENTS.map(async (d) => {
+            for (const old of this.s.live(d)) {
+              const fresh = await this.s.startPod(d);
+              starts.push((fresh.readyAt ?? Date.now()) - fresh.startedAt);
+              const t = Date.now();
+              await this.s.terminate(old);
+              stops.push(Date.now() - t);
+            }
+          }),
+        );
         rec.detail = `${before} pods replaced; start to /healthz up to ${(Math.max(...starts) / 1000).toFixed(1)} s, graceful stop up to ${(Math.max(...stops) / 1000).toFixed(1)} s`;
         return;
       }
@@ -297,7 +359,8 @@ export class FaultRunner {
    */
   private async partition(p: PlannedFault, rec: FaultRecord): Promise<void> {
     if (!this.s.net) {
-      rec.skipped = this.s.netSkipped ?? 'the run was started without the network for pods in namespaces';
+      rec.skipped =
+        this.s.netSkipped ?? 'the run was started without the network for pods in namespaces';
       return;
     }
     const deployment: DeploymentName = ISOLATABLE[p.pick % ISOLATABLE.length] ?? 'allio-sync';
@@ -305,7 +368,13 @@ export class FaultRunner {
     const net = pod.net;
     if (!net) throw new Error(`${pod.name} was started outside a network namespace`);
     rec.target = `${pod.name} at ${pod.host}`;
-    const out: PartitionOutcome = { pod: pod.name, address: pod.host, leaseMs: LEASE_MS[deployment], cutMs: LEASE_MS[deployment] + 4_000, limitMs: PARTITION_RECOVERY_MS };
+    const out: PartitionOutcome = {
+      pod: pod.name,
+      address: pod.host,
+      leaseMs: LEASE_MS[deployment],
+      cutMs: LEASE_MS[deployment] + 4_000,
+      limitMs: PARTITION_RECOVERY_MS,
+    };
     rec.partition = out;
     try {
       // ALLIO answering slowly keeps an allio-sync pod mid-request when its link goes.
@@ -326,27 +395,45 @@ export class FaultRunner {
       await this.s.terminate(pod);
     }
     const s = (ms?: number) => (ms === undefined ? 'NEVER' : `${(ms / 1000).toFixed(1)} s`);
-    rec.detail = `link cut ${out.cutMs / 1000} s (lease ${out.leaseMs / 1000} s); once back: ready after ${s(out.readyMs)}, claiming work after ${s(out.claimMs)}; `
-      + `${out.leaseLost ?? '?'} write(s) of its own refused for a lost lease${out.exited ? `; EXITED ${out.exited}` : ''}`;
+    rec.detail =
+      `link cut ${out.cutMs / 1000} s (lease ${out.leaseMs / 1000} s); once back: ready after ${s(out.readyMs)}, claiming work after ${s(out.claimMs)}; ` +
+      `${out.leaseLost ?? '?'} write(s) of its own refused for a lost lease${out.exited ? `; EXITED ${out.exited}` : ''}`;
   }
 
   /** Waits until the pod answers /readyz and has claimed work since `since`, up to the limit. */
   private async recovered(pod: Pod, since: number, out: PartitionOutcome): Promise<void> {
     const base = `http://${pod.host}:${pod.port}`;
-    while (Date.now() - since < out.limitMs && !pod.exit && (out.readyMs === undefined || out.claimMs === undefined)) {
+    while (
+      Date.now() - since < out.limitMs &&
+      !pod.exit &&
+      (out.readyMs === undefined || out.claimMs === undefined)
+    ) {
       if (out.readyMs === undefined) {
-        const ok = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(async (r) => (await r.arrayBuffer(), r.status === 200), () => false);
+        const ok = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(
+          async (r) => (await r.arrayBuffer(), r.status === 200),
+          () => false,
+        );
         if (ok) out.readyMs = Date.now() - since;
       }
       if (out.claimMs === undefined) {
-        const claim = firstClaim(await isolatedWrites(this.s.db, pod.host, new Date(since)).catch(() => []), pod.name, since);
+        const claim = firstClaim(
+          await isolatedWrites(this.s.db, pod.host, new Date(since)).catch(() => []),
+          pod.name,
+          since,
+        );
         if (claim) out.claimMs = Math.max(0, claim.at.getTime() - since);
       }
       await sleep(250);
     }
-    const metrics = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(3_000) }).then((r) => r.text(), () => undefined);
+    const metrics = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(3_000) }).then(
+      (r) => r.text(),
+      () => undefined,
+    );
     if (metrics !== undefined)
-      out.leaseLost = [...metrics.matchAll(/^hub_lease_lost_total(?:\{[^}]*\})? (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      out.leaseLost = [...metrics.matchAll(/^hub_lease_lost_total(?:\{[^}]*\})? (\S+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
   }
 
   /**
@@ -367,14 +454,24 @@ export class FaultRunner {
     const out: Array<{ table: string; id: string }> = [];
     for (const table of this.tables) {
       // A claim's owner is `<instance>/<reconciler>/<slot>`.
-      const rows = await this.s.db(table).where({ status: 1 }).andWhere('locked_by', 'like', `${pod}/%`).select('id').catch(() => []);
+      const rows = await this.s
+        .db(table)
+        .where({ status: 1 })
+        .andWhere('locked_by', 'like', `${pod}/%`)
+        .select('id')
+        .catch(() => []);
       for (const r of rows as Array<{ id: string }>) out.push({ table, id: String(r.id) });
     }
     return out;
   }
 
   /** Waits until none of `rows` is still held by the pod: taken over, finished, or released. */
-  private async takeover(pod: Pod, rows: Array<{ table: string; id: string }>, at: number, minWait = 0): Promise<Takeover> {
+  private async takeover(
+    pod: Pod,
+    rows: Array<{ table: string; id: string }>,
+    at: number,
+    minWait = 0,
+  ): Promise<Takeover> {
     const limitMs = LEASE_MS[pod.deployment] + 5_000;
     const result: Takeover = { pod: pod.name, rows: rows.length, limitMs };
     if (rows.length === 0) {
@@ -385,8 +482,16 @@ export class FaultRunner {
     while (Date.now() < deadline) {
       let still = 0;
       for (const r of rows) {
-        const row = await this.s.db(r.table).where({ id: r.id }).first('locked_by', 'status').catch(() => undefined);
-        if (row === undefined || (row.status === 1 && String(row.locked_by).startsWith(`${pod.name}/`))) still++;
+        const row = await this.s
+          .db(r.table)
+          .where({ id: r.id })
+          .first('locked_by', 'status')
+          .catch(() => undefined);
+        if (
+          row === undefined ||
+          (row.status === 1 && String(row.locked_by).startsWith(`${pod.name}/`))
+        )
+          still++;
       }
       if (still === 0) {
         result.ms = Date.now() - at;
@@ -401,15 +506,21 @@ export class FaultRunner {
   private async recovery(): Promise<Recovery[]> {
     const back = Date.now();
     const kinds: Recovery['probe'][] = ['webhook', 'open', 'connect'];
-    return Promise.all(kinds.map(async (probe) => {
-      const normal = Math.max(this.probes.baseline[probe] * 3, this.probes.baseline[probe] + 1_000);
-      while (Date.now() - back < 20_000) {
-        const start = Date.now();
-        const latency = await this.probes[probe]().catch(() => undefined);
-        if (latency !== undefined && latency <= normal) return { probe, ms: start - back, latencyMs: latency };
-        await sleep(200);
-      }
-      return { probe };
-    }));
+    return Promise.all(
+      kinds.map(async (probe) => {
+        const normal = Math.max(
+          this.probes.baseline[probe] * 3,
+          this.probes.baseline[probe] + 1_000,
+        );
+        while (Date.now() - back < 20_000) {
+          const start = Date.now();
+          const latency = await this.probes[probe]().catch(() => undefined);
+          if (latency !== undefined && latency <= normal)
+            return { probe, ms: start - back, latencyMs: latency };
+          await sleep(200);
+        }
+        return { probe };
+      }),
+    );
   }
 }

@@ -33,14 +33,22 @@ export interface IsolatedWrite {
 
 /** Work tables: every table with the engine's lease columns. */
 export async function workTables(db: Db): Promise<string[]> {
-  const rows = await db('information_schema.columns').where({ table_schema: 'public', column_name: 'locked_by' }).select('table_name');
+  const rows = await db('information_schema.columns')
+    .where({ table_schema: 'public', column_name: 'locked_by' })
+    .select('table_name');
   return rows.map((r: { table_name: string }) => r.table_name).sort();
 }
 
 /** Installs the trigger on every work table; only connections from `subnet` (but `hostAddress`) are recorded. */
-export async function installWriteAudit(db: Db, tables: readonly string[], subnet: string, hostAddress: string): Promise<void> {
+export async function installWriteAudit(
+  db: Db,
+  tables: readonly string[],
+  subnet: string,
+  hostAddress: string,
+): Promise<void> {
   // Inlined in the function body (no bind parameters there): checked to be an address and a CIDR.
-  if (!/^[\d.]+\/\d+$/.test(subnet) || !/^[\d.]+$/.test(hostAddress)) throw new Error(`not an IPv4 subnet and address: ${subnet} ${hostAddress}`);
+  if (!/^[\d.]+\/\d+$/.test(subnet) || !/^[\d.]+$/.test(hostAddress))
+    throw new Error(`not an IPv4 subnet and address: ${subnet} ${hostAddress}`);
   await db.raw(`create table if not exists ${AUDIT_TABLE} (
     seq bigserial primary key, at timestamptz not null default clock_timestamp(), client inet not null, tbl text not null,
     row_id text not null, old_status int, new_status int, old_locked_by text, new_locked_by text,
@@ -56,12 +64,22 @@ export async function installWriteAudit(db: Db, tables: readonly string[], subne
       return new;
     end $$`);
   for (const t of tables)
-    await db.raw(`create or replace trigger chaos_isolated_write before update on ?? for each row execute function chaos_note_isolated_write()`, [t]);
+    await db.raw(
+      `create or replace trigger chaos_isolated_write before update on ?? for each row execute function chaos_note_isolated_write()`,
+      [t],
+    );
 }
 
 /** The writes of the pod at `address` from `since` on, oldest first. */
-export async function isolatedWrites(db: Db, address: string, since: Date): Promise<IsolatedWrite[]> {
-  return db(AUDIT_TABLE).where('client', address).andWhere('at', '>=', since).orderBy('seq') as Promise<IsolatedWrite[]>;
+export async function isolatedWrites(
+  db: Db,
+  address: string,
+  since: Date,
+): Promise<IsolatedWrite[]> {
+  return db(AUDIT_TABLE)
+    .where('client', address)
+    .andWhere('at', '>=', since)
+    .orderBy('seq') as Promise<IsolatedWrite[]>;
 }
 
 /** Why a write of the pod `pod` (owners are `<pod>/<reconciler>/<slot>`) broke the lease contract; undefined when it did not. */
@@ -69,10 +87,13 @@ export function staleWrite(w: IsolatedWrite, pod: string): string | undefined {
   const mine = (owner: string | null) => owner !== null && owner.startsWith(`${pod}/`);
   const at = `${w.tbl} ${w.row_id} at ${w.at.toISOString().slice(11, 23)}`;
   if (mine(w.new_locked_by) && w.new_status === 1 && !mine(w.old_locked_by)) {
-    return w.claimable ? undefined : `${at}: claimed it while ${w.old_locked_by ?? 'another worker'} held it under a live lease`;
+    return w.claimable
+      ? undefined
+      : `${at}: claimed it while ${w.old_locked_by ?? 'another worker'} held it under a live lease`;
   }
   if (mine(w.old_locked_by)) {
-    if (w.lease_valid || (w.claimable && mine(w.new_locked_by) && w.new_status === 1)) return undefined;
+    if (w.lease_valid || (w.claimable && mine(w.new_locked_by) && w.new_status === 1))
+      return undefined;
     // Giving a row back (status new, no owner) writes no result: allowed after the lease, too.
     if (w.new_status === 0 && w.new_locked_by === null) return undefined;
     return `${at}: wrote status ${w.new_status} after its lease had lapsed`;
@@ -83,6 +104,16 @@ export function staleWrite(w: IsolatedWrite, pod: string): string | undefined {
 }
 
 /** The first claim of the pod after `since` (it works again), or undefined. */
-export function firstClaim(writes: readonly IsolatedWrite[], pod: string, since: number): IsolatedWrite | undefined {
-  return writes.find((w) => w.at.getTime() >= since && w.new_status === 1 && w.new_locked_by?.startsWith(`${pod}/`) && w.claimable);
+export function firstClaim(
+  writes: readonly IsolatedWrite[],
+  pod: string,
+  since: number,
+): IsolatedWrite | undefined {
+  return writes.find(
+    (w) =>
+      w.at.getTime() >= since &&
+      w.new_status === 1 &&
+      w.new_locked_by?.startsWith(`${pod}/`) &&
+      w.claimable,
+  );
 }

@@ -50,13 +50,18 @@ async function ip(args: string[]): Promise<string> {
     return (await run('ip', args, { timeout: 15_000 })).stdout;
   } catch (e) {
     const err = e as Error & { stderr?: string };
-    throw new Error(`ip ${args.join(' ')}: ${(err.stderr ?? '').trim() || err.message}`, { cause: e });
+    throw new Error(`ip ${args.join(' ')}: ${(err.stderr ?? '').trim() || err.message}`, {
+      cause: e,
+    });
   }
 }
 
 function ipNow(args: string[]): string {
   try {
-    return execFileSync('ip', args, { timeout: 15_000, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return execFileSync('ip', args, {
+      timeout: 15_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).toString();
   } catch {
     return '';
   }
@@ -106,7 +111,11 @@ export function removeLeftovers(): string[] {
 
 /** A /24 of 10.213.0.0/16 that no interface of the machine is in (another run's bridge, say). */
 async function freeSubnet(): Promise<number> {
-  const used = new Set([...(await ip(['-o', '-4', 'addr', 'show'])).matchAll(/inet 10\.213\.(\d+)\./g)].map((m) => Number(m[1])));
+  const used = new Set(
+    [...(await ip(['-o', '-4', 'addr', 'show'])).matchAll(/inet 10\.213\.(\d+)\./g)].map((m) =>
+      Number(m[1]),
+    ),
+  );
   for (let i = 0; i < 254; i++) {
     const third = ((process.pid + i) % 254) + 1;
     if (!used.has(third)) return third;
@@ -131,7 +140,8 @@ export async function createIsolationNet(): Promise<IsolationNet> {
     const name = `${bridge}-${n}`;
     const address = `${NET_BASE}.${third}.${(n % POD_ADDRESSES) + 2}`;
     const pod: PodNet = {
-      name, address,
+      name,
+      address,
       wrap: (argv) => ['ip', 'netns', 'exec', name, ...argv],
       cut: async () => void (await ip(['link', 'set', name, 'down'])),
       restore: async () => void (await ip(['link', 'set', name, 'up'])),
@@ -177,7 +187,10 @@ export async function createIsolationNet(): Promise<IsolationNet> {
     throw e;
   }
   return {
-    bridge, hostAddress, subnet: `${NET_BASE}.${third}.0/24`, addPod,
+    bridge,
+    hostAddress,
+    subnet: `${NET_BASE}.${third}.0/24`,
+    addPod,
     // Synchronous (tens of ms at the end of a run): an async `ip` child would still be listed among
     // the process's open handles for a tick after it resolved.
     close: async () => removeNow(),

@@ -25,7 +25,8 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_0
 
 function toMs(d: string): number {
   let ms = 0;
-  for (const m of d.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0);
+  for (const m of d.matchAll(/(\d+)(ms|s|m|h|d)/g))
+    ms += Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0);
   return ms;
 }
 
@@ -45,15 +46,26 @@ export interface RenderedRules {
 
 /** The chart's rules with time divided by `scale`; every change is listed for the run's output. */
 export function renderRules(scale: number, scrapeMs: number): RenderedRules {
-  const doc = parse(readFileSync(RULES_FILE, 'utf8')) as { groups: Array<{ name: string; rules: Rule[] }> };
+  const doc = parse(readFileSync(RULES_FILE, 'utf8')) as {
+    groups: Array<{ name: string; rules: Rule[] }>;
+  };
   const changes: string[] = [];
   for (const g of doc.groups)
     for (const r of g.rules) {
       const before = r.expr;
-      r.expr = r.expr.replace(/\[(\d+(?:ms|s|m|h|d))\]/g, (_, d: string) => `[${scaleDuration(d, scale, scrapeMs * 4)}]`);
+      r.expr = r.expr.replace(
+        /\[(\d+(?:ms|s|m|h|d))\]/g,
+        (_, d: string) => `[${scaleDuration(d, scale, scrapeMs * 4)}]`,
+      );
       if (r.alert === 'HubBacklogStuck')
-        r.expr = r.expr.replace(/(hub_reconcile_oldest_due_age_seconds\)\s*>\s*)(\d+)/, (_, head: string, n: string) => `${head}${Math.round(Number(n) / scale)}`);
-      if (r.expr !== before) changes.push(`${r.alert}: ${before.replace(/\s+/g, ' ').trim()}  →  ${r.expr.replace(/\s+/g, ' ').trim()}`);
+        r.expr = r.expr.replace(
+          /(hub_reconcile_oldest_due_age_seconds\)\s*>\s*)(\d+)/,
+          (_, head: string, n: string) => `${head}${Math.round(Number(n) / scale)}`,
+        );
+      if (r.expr !== before)
+        changes.push(
+          `${r.alert}: ${before.replace(/\s+/g, ' ').trim()}  →  ${r.expr.replace(/\s+/g, ' ').trim()}`,
+        );
       if (r.for) {
         const f = scaleDuration(r.for, scale, scrapeMs);
         changes.push(`${r.alert}: for ${r.for} → ${f}`);
@@ -79,14 +91,20 @@ export interface PrometheusRun {
   stop(): Promise<void>;
 }
 
-export async function startPrometheus(s: ChaosStack, o: { scale: number; scrapeMs: number; log: (l: string) => void }): Promise<PrometheusRun> {
+export async function startPrometheus(
+  s: ChaosStack,
+  o: { scale: number; scrapeMs: number; log: (l: string) => void },
+): Promise<PrometheusRun> {
   const dir = path.join(s.runDir, 'prometheus');
   mkdirSync(path.join(dir, 'data'), { recursive: true });
   const rules = renderRules(o.scale, o.scrapeMs);
   writeFileSync(path.join(dir, 'alerts.yaml'), rules.yaml);
   const targetsFile = path.join(dir, 'targets.json');
   const writeTargets = () => {
-    const groups = s.live().map((p) => ({ targets: [`${p.host}:${p.port}`], labels: { job: p.deployment, pod: p.name, namespace: 'chaos' } }));
+    const groups = s.live().map((p) => ({
+      targets: [`${p.host}:${p.port}`],
+      labels: { job: p.deployment, pod: p.name, namespace: 'chaos' },
+    }));
     // Written aside and renamed: Prometheus never reads a half-written file.
     writeFileSync(`${targetsFile}.tmp`, JSON.stringify(groups));
     renameSync(`${targetsFile}.tmp`, targetsFile);
@@ -94,16 +112,32 @@ export async function startPrometheus(s: ChaosStack, o: { scale: number; scrapeM
   writeTargets();
   s.onPodsChanged(writeTargets);
   const interval = fromMs(o.scrapeMs);
-  writeFileSync(path.join(dir, 'prometheus.yml'), stringify({
-    global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: fromMs(Math.max(500, o.scrapeMs - 200)) },
-    rule_files: [path.join(dir, 'alerts.yaml')],
-    scrape_configs: [{ job_name: 'hub', file_sd_configs: [{ files: [targetsFile], refresh_interval: '1s' }] }],
-  }));
+  writeFileSync(
+    path.join(dir, 'prometheus.yml'),
+    stringify({
+      global: {
+        scrape_interval: interval,
+        evaluation_interval: interval,
+        scrape_timeout: fromMs(Math.max(500, o.scrapeMs - 200)),
+      },
+      rule_files: [path.join(dir, 'alerts.yaml')],
+      scrape_configs: [
+        { job_name: 'hub', file_sd_configs: [{ files: [targetsFile], refresh_interval: '1s' }] },
+      ],
+    }),
+  );
   const port = await freePort();
-  const child: ChildProcess = spawn('prometheus', [
-    `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=1d', '--log.level=warn',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    'prometheus',
+    [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--storage.tsdb.retention.time=1d',
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
@@ -112,12 +146,18 @@ export async function startPrometheus(s: ChaosStack, o: { scale: number; scrapeM
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`prometheus did not start:\n${out}`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`prometheus did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  o.log(`prometheus :${port} scraping every ${interval}; rules rendered with time ÷${o.scale}:\n${rules.changes.map((c) => `    ${c}`).join('\n')}`);
+  o.log(
+    `prometheus :${port} scraping every ${interval}; rules rendered with time ÷${o.scale}:\n${rules.changes.map((c) => `    ${c}`).join('\n')}`,
+  );
 
   const samples: AlertSample[] = [];
   let polling = true;
@@ -125,8 +165,15 @@ export async function startPrometheus(s: ChaosStack, o: { scale: number; scrapeM
     while (polling) {
       try {
         const res = await fetch(`${url}/api/v1/alerts`, { signal: AbortSignal.timeout(3_000) });
-        const body = (await res.json()) as { data: { alerts: Array<{ labels: Record<string, string>; state: string }> } };
-        samples.push({ at: Date.now(), firing: body.data.alerts.filter((a) => a.state === 'firing').map((a) => ({ name: a.labels.alertname ?? '?', labels: a.labels })) });
+        const body = (await res.json()) as {
+          data: { alerts: Array<{ labels: Record<string, string>; state: string }> };
+        };
+        samples.push({
+          at: Date.now(),
+          firing: body.data.alerts
+            .filter((a) => a.state === 'firing')
+            .map((a) => ({ name: a.labels.alertname ?? '?', labels: a.labels })),
+        });
       } catch {
         // Prometheus busy for a moment; the next poll tells.
       }
@@ -135,7 +182,9 @@ export async function startPrometheus(s: ChaosStack, o: { scale: number; scrapeM
   })();
 
   return {
-    url, rules, samples,
+    url,
+    rules,
+    samples,
     periods(name, labels = {}) {
       const out: Array<{ from: number; to?: number }> = [];
       let open: { from: number; to?: number } | undefined;
@@ -153,7 +202,9 @@ export async function startPrometheus(s: ChaosStack, o: { scale: number; scrapeM
     },
     async query(q) {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
-      const body = (await res.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+      const body = (await res.json()) as {
+        data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      };
       return body.data.result;
     },
     async stop() {

@@ -17,11 +17,16 @@ const run = promisify(execFile);
 const PG_BIN = process.env.CHAOS_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(100);
   }
 }
@@ -29,7 +34,9 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
 /** Runs a PostgreSQL binary as the postgres user when we are root (initdb refuses root). */
 function pgCommand(bin: string, args: string[]): [string, string[]] {
   const exe = path.join(PG_BIN, bin);
-  return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', exe, ...args]] : [exe, args];
+  return process.getuid?.() === 0
+    ? ['runuser', ['-u', 'postgres', '--', exe, ...args]]
+    : [exe, args];
 }
 
 /** The run's bridge (netns.ts): an address to listen on besides 127.0.0.1, and the subnet its pods come from. */
@@ -60,24 +67,47 @@ export async function startPgCluster(bridge?: Bridge): Promise<PgCluster> {
   }
   const data = path.join(dir, 'data');
   const port = await freePort();
-  const [initCmd, initArgs] = pgCommand('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+  const [initCmd, initArgs] = pgCommand('initdb', [
+    '-D',
+    data,
+    '-A',
+    'trust',
+    '-U',
+    'postgres',
+    '--no-sync',
+    '-E',
+    'UTF8',
+  ]);
   await run(initCmd, initArgs);
   // initdb trusts local connections only; the pods behind the bridge are trusted the same way.
-  if (bridge) appendFileSync(path.join(data, 'pg_hba.conf'), `host all all ${bridge.subnet} trust\n`);
+  if (bridge)
+    appendFileSync(path.join(data, 'pg_hba.conf'), `host all all ${bridge.subnet} trust\n`);
   const listen = ['127.0.0.1', ...(bridge ? [bridge.address] : [])].join(',');
   const opts = `-p ${port} -k ${dir} -c listen_addresses=${listen} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB`;
   const ctl = async (...args: string[]) => {
-    const [cmd, a] = pgCommand('pg_ctl', ['-D', data, '-l', path.join(dir, 'server.log'), '-o', opts, ...args]);
+    const [cmd, a] = pgCommand('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      path.join(dir, 'server.log'),
+      '-o',
+      opts,
+      ...args,
+    ]);
     await run(cmd, a, { timeout: 60_000 });
   };
   await ctl('-w', 'start');
-  const admin = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres` });
+  const admin = new pg.Client({
+    connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+  });
   await admin.connect();
   await admin.query('create database hub');
   await admin.end();
   const url = `postgres://postgres@127.0.0.1:${port}/hub`;
   return {
-    port, url, dir,
+    port,
+    url,
+    dir,
     async restart() {
       await ctl('-w', '-m', 'fast', 'restart');
     },
@@ -85,7 +115,8 @@ export async function startPgCluster(bridge?: Bridge): Promise<PgCluster> {
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       try {
-        const r = await c.query(`select count(*) filter (where pg_terminate_backend(pid)) as n from pg_stat_activity
+        const r =
+          await c.query(`select count(*) filter (where pg_terminate_backend(pid)) as n from pg_stat_activity
           where datname = 'hub' and pid <> pg_backend_pid() and backend_type = 'client backend'`);
         return Number((r.rows[0] as { n: string }).n);
       } finally {
@@ -117,14 +148,35 @@ export async function startRedis(bridge?: Bridge): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'chaos-redis-'));
   let child: ChildProcess | undefined;
-  const ping = () => new Promise<boolean>((resolve) => {
-    execFile('redis-cli', ['-p', String(port), 'ping'], (err, out) => resolve(!err && out.trim() === 'PONG'));
-  });
+  const ping = () =>
+    new Promise<boolean>((resolve) => {
+      execFile('redis-cli', ['-p', String(port), 'ping'], (err, out) =>
+        resolve(!err && out.trim() === 'PONG'),
+      );
+    });
   const launch = async () => {
     // Protected mode refuses every client but loopback ones when there is no password; the bridge is
     // the run's own network (netns.ts), with no route from its namespaces anywhere else.
-    const bind = bridge ? ['--bind', '127.0.0.1', bridge.address, '--protected-mode', 'no'] : ['--bind', '127.0.0.1'];
-    child = spawn('redis-server', ['--port', String(port), ...bind, '--save', '', '--appendonly', 'no', '--dir', dir, '--maxclients', '2000'], { stdio: 'ignore' });
+    const bind = bridge
+      ? ['--bind', '127.0.0.1', bridge.address, '--protected-mode', 'no']
+      : ['--bind', '127.0.0.1'];
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        ...bind,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--maxclients',
+        '2000',
+      ],
+      { stdio: 'ignore' },
+    );
     await until(ping, 15_000, 'redis-server to answer PING');
   };
   const kill = async () => {
@@ -136,7 +188,8 @@ export async function startRedis(bridge?: Bridge): Promise<RedisServer> {
   };
   await launch();
   return {
-    port, url: `redis://127.0.0.1:${port}`,
+    port,
+    url: `redis://127.0.0.1:${port}`,
     async restart(downMs = 1_000) {
       await kill();
       await sleep(downMs);
@@ -163,10 +216,16 @@ export interface Rabbit {
 
 export async function startRabbit(bridge?: Bridge): Promise<Rabbit> {
   // guest may log in from the bridge too (by default only over loopback): it is the run's own network.
-  const config = bridge ? ({ port }: { port: number }) => [`listeners.tcp.bridge = ${bridge.address}:${port}`, 'loopback_users = none'] : undefined;
+  const config = bridge
+    ? ({ port }: { port: number }) => [
+        `listeners.tcp.bridge = ${bridge.address}:${port}`,
+        'loopback_users = none',
+      ]
+    : undefined;
   const node = await startRabbitNode({ startTimeoutMs: 120_000, config });
   return {
-    node, url: node.amqpUrl,
+    node,
+    url: node.amqpUrl,
     async restart(downMs = 2_000) {
       const t0 = Date.now();
       await node.rabbitmqctl('stop_app');

@@ -80,13 +80,24 @@ export interface Answer {
 }
 
 export class Traffic {
-  readonly stats: TrafficStats = { webhooks: [], opens: [], orders: [], sockets: new Map(), refusals: new Map(), changes: [] };
+  readonly stats: TrafficStats = {
+    webhooks: [],
+    opens: [],
+    orders: [],
+    sockets: new Map(),
+    refusals: new Map(),
+    changes: [],
+  };
   private running = false;
   private readonly loops: Promise<void>[] = [];
   private readonly sockets = new Map<string, WebSocket>();
   private readonly tokens = new Map<string, string>();
 
-  constructor(private readonly s: ChaosStack, private readonly rng: Rng, private readonly o: TrafficOptions) {}
+  constructor(
+    private readonly s: ChaosStack,
+    private readonly rng: Rng,
+    private readonly o: TrafficOptions,
+  ) {}
 
   private refuse(what: string): void {
     this.stats.refusals.set(what, (this.stats.refusals.get(what) ?? 0) + 1);
@@ -96,7 +107,18 @@ export class Traffic {
    * One HTTP call through the Service. A connection that fails before an answer, or a 502/503 of a
    * pod going away, is tried again on another pod while `retryFor` lasts; the last answer is returned.
    */
-  async call(method: string, path: string, o: { token?: string; apiKey?: string; body?: unknown; headers?: Record<string, string>; retryFor?: number; route?: string } = {}): Promise<Answer | undefined> {
+  async call(
+    method: string,
+    path: string,
+    o: {
+      token?: string;
+      apiKey?: string;
+      body?: unknown;
+      headers?: Record<string, string>;
+      retryFor?: number;
+      route?: string;
+    } = {},
+  ): Promise<Answer | undefined> {
     const deadline = Date.now() + (o.retryFor ?? 0);
     const route = o.route ?? path;
     for (;;) {
@@ -107,7 +129,10 @@ export class Traffic {
         if (o.apiKey) headers['x-api-key'] = o.apiKey;
         if (o.body !== undefined) headers['content-type'] = 'application/json';
         const res = await fetch(`${this.s.apiUrl(this.rng.next)}${path}`, {
-          method, headers, body: o.body !== undefined ? JSON.stringify(o.body) : undefined, signal: AbortSignal.timeout(15_000),
+          method,
+          headers,
+          body: o.body !== undefined ? JSON.stringify(o.body) : undefined,
+          signal: AbortSignal.timeout(15_000),
         });
         const text = await res.text();
         let body: Record<string, unknown> = {};
@@ -120,7 +145,9 @@ export class Traffic {
         if (res.status < 500) return answer;
         this.refuse(`${method} ${route} ${res.status}`);
       } catch (e) {
-        this.refuse(`${method} ${route} ${(e as Error).cause ? String(((e as Error).cause as { code?: string }).code ?? 'error') : (e as Error).name}`);
+        this.refuse(
+          `${method} ${route} ${(e as Error).cause ? String(((e as Error).cause as { code?: string }).code ?? 'error') : (e as Error).name}`,
+        );
       }
       if (Date.now() > deadline) return answer;
       await sleep(250 + this.rng.int(250));
@@ -140,10 +167,16 @@ export class Traffic {
     }
     // Sockets subscribe before the first action, so that they see its result.
     const deadline = Date.now() + 20_000;
-    while ([...this.stats.sockets.values()].some((st) => st.up.length === 0) && Date.now() < deadline) await sleep(100);
+    while (
+      [...this.stats.sockets.values()].some((st) => st.up.length === 0) &&
+      Date.now() < deadline
+    )
+      await sleep(100);
     this.loops.push(this.webhookLoop());
-    for (let i = 0; i < this.o.smartHomeTenants; i++) this.loops.push(this.smartHomeLoop(`sh-tenant-${i}`, i % 2 === 0 ? 'intercom' : 'barrier'));
-    for (let i = 0; i < this.o.kitchenTenants; i++) this.loops.push(this.kitchenLoop(`kitchen-tenant-${i}`));
+    for (let i = 0; i < this.o.smartHomeTenants; i++)
+      this.loops.push(this.smartHomeLoop(`sh-tenant-${i}`, i % 2 === 0 ? 'intercom' : 'barrier'));
+    for (let i = 0; i < this.o.kitchenTenants; i++)
+      this.loops.push(this.kitchenLoop(`kitchen-tenant-${i}`));
   }
 
   /** Stops new actions and waits for the started ones to end (their own deadlines bound it). */
@@ -179,7 +212,9 @@ export class Traffic {
       setTimeout(() => this.openSocket(tenant), 500);
       return;
     }
-    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/events?access_token=${encodeURIComponent(this.token(tenant))}`);
+    const ws = new WebSocket(
+      `${base.replace(/^http/, 'ws')}/v1/events?access_token=${encodeURIComponent(this.token(tenant))}`,
+    );
     this.sockets.set(tenant, ws);
     let period: { from: number; to?: number } | undefined;
     ws.on('message', (data) => {
@@ -211,7 +246,11 @@ export class Traffic {
       const it = this.s.integrations[this.rng.int(this.s.integrations.length)];
       if (!it) break;
       const command = ALLIO_COMMANDS[this.rng.int(ALLIO_COMMANDS.length)] ?? 'RESERVE_ADD';
-      const ids = [...new Set(Array.from({ length: 1 + this.rng.int(5) }, () => 1 + this.rng.int(this.o.idRange)))];
+      const ids = [
+        ...new Set(
+          Array.from({ length: 1 + this.rng.int(5) }, () => 1 + this.rng.int(this.o.idRange)),
+        ),
+      ];
       inFlight.push(this.sendWebhook(it, command, ids).then(() => undefined));
       await sleep(gap * (0.5 + this.rng.next()));
     }
@@ -219,13 +258,21 @@ export class Traffic {
   }
 
   /** A webhook as ALLIO sends it: retried for up to a minute until a 200. */
-  async sendWebhook(it: { name: string; uuid: string; webhookKey: string }, command: string, ids: number[], retryFor = 60_000): Promise<WebhookRecord> {
+  async sendWebhook(
+    it: { name: string; uuid: string; webhookKey: string },
+    command: string,
+    ids: number[],
+    retryFor = 60_000,
+  ): Promise<WebhookRecord> {
     const rec: WebhookRecord = { integration: it.name, command, ids, sentAt: Date.now(), tries: 0 };
     this.stats.webhooks.push(rec);
     const deadline = Date.now() + retryFor;
     for (;;) {
       rec.tries++;
-      const a = await this.call('POST', `/webhooks/allio/${it.webhookKey}`, { body: { uuid: it.uuid, command, indexes: ids }, route: '/webhooks/allio' });
+      const a = await this.call('POST', `/webhooks/allio/${it.webhookKey}`, {
+        body: { uuid: it.uuid, command, indexes: ids },
+        route: '/webhooks/allio',
+      });
       if (a?.status === 200) {
         rec.acceptedAt = Date.now();
         return rec;
@@ -240,9 +287,14 @@ export class Traffic {
   }
 
   private async subscriptionState(tenant: string, service: string): Promise<string | undefined> {
-    const a = await this.call('GET', '/v1/smart-home/subscriptions', { token: this.token(tenant), retryFor: 10_000 });
+    const a = await this.call('GET', '/v1/smart-home/subscriptions', {
+      token: this.token(tenant),
+      retryFor: 10_000,
+    });
     if (a?.status !== 200) return undefined;
-    const sub = (a.body.subscriptions as Array<{ service: string; state: string }>).find((x) => x.service === service);
+    const sub = (a.body.subscriptions as Array<{ service: string; state: string }>).find(
+      (x) => x.service === service,
+    );
     return sub?.state ?? 'none';
   }
 
@@ -250,7 +302,8 @@ export class Traffic {
     await sleep(this.rng.int(this.o.thinkMs * 2));
     while (this.running) {
       const state = await this.subscriptionState(tenant, service);
-      if (state === 'none' || state === 'disconnected' || state === 'failed') await this.change(tenant, service, 'connect');
+      if (state === 'none' || state === 'disconnected' || state === 'failed')
+        await this.change(tenant, service, 'connect');
       else if (state === 'connected') {
         if (this.rng.next() < 0.75) await this.open(tenant, service);
         else await this.change(tenant, service, 'disconnect');
@@ -260,19 +313,46 @@ export class Traffic {
     }
   }
 
-  async change(tenant: string, service: string, kind: 'connect' | 'disconnect'): Promise<Answer | undefined> {
-    const body = kind === 'connect' ? { personalData: { fullName: `Tenant ${tenant}`, phone: '+7 916 555-01-02', apartment: '12' }, biometricsConsent: service === 'intercom' } : undefined;
+  async change(
+    tenant: string,
+    service: string,
+    kind: 'connect' | 'disconnect',
+  ): Promise<Answer | undefined> {
+    const body =
+      kind === 'connect'
+        ? {
+            personalData: {
+              fullName: `Tenant ${tenant}`,
+              phone: '+7 916 555-01-02',
+              apartment: '12',
+            },
+            biometricsConsent: service === 'intercom',
+          }
+        : undefined;
     const a = await this.call('POST', `/v1/smart-home/subscriptions/${service}/${kind}`, {
-      token: this.token(tenant), body, headers: { 'idempotency-key': `chaos-${randomUUID()}` }, retryFor: 10_000, route: `/v1/smart-home/subscriptions/:service/${kind}`,
+      token: this.token(tenant),
+      body,
+      headers: { 'idempotency-key': `chaos-${randomUUID()}` },
+      retryFor: 10_000,
+      route: `/v1/smart-home/subscriptions/:service/${kind}`,
     });
-    if (a?.status === 202) this.stats.changes.push({ tenant, kind, requestId: String((a.body.request as { id?: string })?.id ?? ''), at: Date.now() });
+    if (a?.status === 202)
+      this.stats.changes.push({
+        tenant,
+        kind,
+        requestId: String((a.body.request as { id?: string })?.id ?? ''),
+        at: Date.now(),
+      });
     return a;
   }
 
   /** Opens the door or barrier and waits for the result: a socket event, else a REST read. */
   async open(tenant: string, service: string, record = true): Promise<OpenRecord | undefined> {
     const sentAt = Date.now();
-    const a = await this.call('POST', `/v1/smart-home/subscriptions/${service}/open`, { token: this.token(tenant), route: '/v1/smart-home/subscriptions/:service/open' });
+    const a = await this.call('POST', `/v1/smart-home/subscriptions/${service}/open`, {
+      token: this.token(tenant),
+      route: '/v1/smart-home/subscriptions/:service/open',
+    });
     if (a?.status !== 202) return undefined;
     const rec: OpenRecord = { tenant, commandId: String(a.body.commandId), sentAt };
     if (record) this.stats.opens.push(rec);
@@ -280,7 +360,9 @@ export class Traffic {
     const deadline = sentAt + 4_000 + 10_000;
     let nextRest = Date.now() + 5_000;
     while (Date.now() < deadline) {
-      const seen = sock?.events.find((e) => e.event.type === 'command.result' && e.event.commandId === rec.commandId);
+      const seen = sock?.events.find(
+        (e) => e.event.type === 'command.result' && e.event.commandId === rec.commandId,
+      );
       if (seen) {
         Object.assign(rec, { result: String(seen.event.status), endedAt: seen.at, via: 'socket' });
         return rec;
@@ -288,7 +370,10 @@ export class Traffic {
       if (Date.now() >= nextRest) {
         // The app reads the result over REST when the socket says nothing (it may have reconnected).
         nextRest = Date.now() + 2_000;
-        const r = await this.call('GET', `/v1/smart-home/commands/${rec.commandId}`, { token: this.token(tenant), route: '/v1/smart-home/commands/:id' });
+        const r = await this.call('GET', `/v1/smart-home/commands/${rec.commandId}`, {
+          token: this.token(tenant),
+          route: '/v1/smart-home/commands/:id',
+        });
         if (r?.status === 200 && r.body.status !== 'pending') {
           Object.assign(rec, { result: String(r.body.status), endedAt: Date.now(), via: 'rest' });
           return rec;
@@ -297,9 +382,17 @@ export class Traffic {
       await sleep(50);
     }
     // Past the deadline: one last read, so that a late result is told apart from none at all.
-    const r = await this.call('GET', `/v1/smart-home/commands/${rec.commandId}`, { token: this.token(tenant), retryFor: 10_000, route: '/v1/smart-home/commands/:id' });
-    if (r?.status === 200 && r.body.status !== 'pending') Object.assign(rec, { result: String(r.body.status), endedAt: Date.now(), via: 'rest' });
-    else rec.result = r ? `${String(r.status)} ${String(r.body.status ?? r.body.code ?? '')}`.trim() : undefined;
+    const r = await this.call('GET', `/v1/smart-home/commands/${rec.commandId}`, {
+      token: this.token(tenant),
+      retryFor: 10_000,
+      route: '/v1/smart-home/commands/:id',
+    });
+    if (r?.status === 200 && r.body.status !== 'pending')
+      Object.assign(rec, { result: String(r.body.status), endedAt: Date.now(), via: 'rest' });
+    else
+      rec.result = r
+        ? `${String(r.status)} ${String(r.body.status ?? r.body.code ?? '')}`.trim()
+        : undefined;
     return rec;
   }
 
@@ -315,7 +408,11 @@ export class Traffic {
     const token = this.token(tenant);
     const dish = this.rng.next() < 0.5 ? 'borscht' : 'salad';
     const placed = await this.call('POST', '/v1/kitchen/orders', {
-      token, body: { items: [{ dishId: dish, quantity: 1 + this.rng.int(2) }] }, headers: { 'idempotency-key': `chaos-${randomUUID()}` }, retryFor: 10_000, route: '/v1/kitchen/orders',
+      token,
+      body: { items: [{ dishId: dish, quantity: 1 + this.rng.int(2) }] },
+      headers: { 'idempotency-key': `chaos-${randomUUID()}` },
+      retryFor: 10_000,
+      route: '/v1/kitchen/orders',
     });
     if (placed?.status !== 201 && placed?.status !== 200) return;
     const orderId = String((placed.body.order as { orderId: string }).orderId);
@@ -323,7 +420,10 @@ export class Traffic {
     const failCooking = this.rng.next() < 0.1;
     if (failCooking) this.s.sims.robots.failCooking.add(orderId);
     const pay = await this.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
-      token, body: { cardToken: this.s.sims.gateway.tokenize('4111111111111111') }, retryFor: 10_000, route: '/v1/kitchen/orders/:id/payment',
+      token,
+      body: { cardToken: this.s.sims.gateway.tokenize('4111111111111111') },
+      retryFor: 10_000,
+      route: '/v1/kitchen/orders/:id/payment',
     });
     if (pay?.status !== 202 && pay?.status !== 200) return;
     const rec: OrderRecord = { tenant, orderId, paidAt: Date.now(), failCooking };
@@ -331,7 +431,10 @@ export class Traffic {
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
       await sleep(500);
-      const got = await this.call('GET', `/v1/kitchen/orders/${orderId}`, { token, route: '/v1/kitchen/orders/:id' });
+      const got = await this.call('GET', `/v1/kitchen/orders/${orderId}`, {
+        token,
+        route: '/v1/kitchen/orders/:id',
+      });
       const state = (got?.body.order as { state?: string } | undefined)?.state;
       if (state && FINAL_ORDER.has(state)) {
         rec.final = state;

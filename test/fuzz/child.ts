@@ -15,7 +15,8 @@ function newestSource(dir: string): number {
     const file = path.join(dir, name);
     const st = statSync(file);
     if (st.isDirectory()) newest = Math.max(newest, newestSource(file));
-    else if (/\.(ts|lua|proto|xsd|html)$/.test(name) && !name.endsWith('.test.ts')) newest = Math.max(newest, st.mtimeMs);
+    else if (/\.(ts|lua|proto|xsd|html)$/.test(name) && !name.endsWith('.test.ts'))
+      newest = Math.max(newest, st.mtimeMs);
   }
   return newest;
 }
@@ -23,7 +24,10 @@ function newestSource(dir: string): number {
 /** Runs `npm run build` when an entry is missing or older than the newest source file. */
 export function ensureBuilt(entries: readonly string[]): void {
   const built = entries.map((e) => path.join(ROOT, e));
-  const newest = Math.max(newestSource(path.join(ROOT, 'services')), newestSource(path.join(ROOT, 'proto')));
+  const newest = Math.max(
+    newestSource(path.join(ROOT, 'services')),
+    newestSource(path.join(ROOT, 'proto')),
+  );
   if (built.every((f) => existsSync(f) && statSync(f).mtimeMs >= newest)) return;
   const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stdout}\n${r.stderr}`);
@@ -42,7 +46,12 @@ export interface Child {
   stop(): Promise<number | string>;
 }
 
-export function spawnBuilt(name: string, entry: string, env: Record<string, string>, args: string[] = []): Child {
+export function spawnBuilt(
+  name: string,
+  entry: string,
+  env: Record<string, string>,
+  args: string[] = [],
+): Child {
   const child = spawn(process.execPath, [path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
@@ -61,7 +70,10 @@ export function spawnBuilt(name: string, entry: string, env: Record<string, stri
     }),
   );
   return {
-    name, entry, child, exited,
+    name,
+    entry,
+    child,
+    exited,
     output: () => out,
     exitCode: () => code,
     rss: () => readRss(child.pid),
@@ -89,10 +101,18 @@ export function readRss(pid: number | undefined): number {
 
 /** The port of the child's first `listening at http://…:<port>` log line (fastify's own). */
 export async function listeningPort(c: Child, timeoutMs = 20_000): Promise<number> {
-  const port = await waitFor(() => {
-    if (c.exitCode() !== undefined) throw new Error(`${c.name} exited with ${String(c.exitCode())}:\n${c.output()}`);
-    return /listening at https?:\/\/[^\s"]*:(\d+)/i.exec(c.output())?.[1] ?? /"address":"https?:\/\/[^"]*:(\d+)"/.exec(c.output())?.[1];
-  }, timeoutMs, `${c.name} to listen`).catch((e: unknown) => {
+  const port = await waitFor(
+    () => {
+      if (c.exitCode() !== undefined)
+        throw new Error(`${c.name} exited with ${String(c.exitCode())}:\n${c.output()}`);
+      return (
+        /listening at https?:\/\/[^\s"]*:(\d+)/i.exec(c.output())?.[1] ??
+        /"address":"https?:\/\/[^"]*:(\d+)"/.exec(c.output())?.[1]
+      );
+    },
+    timeoutMs,
+    `${c.name} to listen`,
+  ).catch((e: unknown) => {
     throw new Error(`${String(e)}\n${c.output().slice(-4000)}`);
   });
   return Number(port);

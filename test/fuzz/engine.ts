@@ -79,10 +79,31 @@ function fdCount(pid: number | undefined): number {
 
 /** Rows in the tables an input could write to, and a digest of the small ones it could change. */
 export async function fingerprint(stack: FuzzStack): Promise<{ rows: number; digest: string }> {
-  const appendOnly = ['allio_webhook', 'kitchen_orders', 'kitchen_payments', 'kitchen_warehouse_events', 'kitchen_outbox', 'smart_home_requests', 'auth_clients', 'api_keys', 'allio_integrations'];
-  const mutable = ['kitchen_dishes', 'kitchen_stock', 'smart_home_subscriptions', 'allio_integrations', 'auth_clients'];
+  const appendOnly = [
+    'allio_webhook',
+    'kitchen_orders',
+    'kitchen_payments',
+    'kitchen_warehouse_events',
+    'kitchen_outbox',
+    'smart_home_requests',
+    'auth_clients',
+    'api_keys',
+    'allio_integrations',
+  ];
+  const mutable = [
+    'kitchen_dishes',
+    'kitchen_stock',
+    'smart_home_subscriptions',
+    'allio_integrations',
+    'auth_clients',
+  ];
   const counts = appendOnly.map((t) => `(select count(*) from ${t})`).join(' + ');
-  const digests = mutable.map((t) => `(select coalesce(md5(string_agg(md5(x::text), ',' order by md5(x::text))), '') from ${t} x)`).join(" || ':' || ");
+  const digests = mutable
+    .map(
+      (t) =>
+        `(select coalesce(md5(string_agg(md5(x::text), ',' order by md5(x::text))), '') from ${t} x)`,
+    )
+    .join(" || ':' || ");
   const opens = stack.commands.get('device.open') ?? 0;
   const r = await stack.ctx.db.raw(`select (${counts})::int as rows, ${digests} as digest`);
   const row = r.rows[0] as { rows: number; digest: string };
@@ -92,7 +113,7 @@ export async function fingerprint(stack: FuzzStack): Promise<{ rows: number; dig
 /** Waits until the stored state stops changing (two equal readings 100 ms apart, 3 s at most). */
 async function settle(stack: FuzzStack): Promise<void> {
   let last = await fingerprint(stack);
-  for (const deadline = Date.now() + 3_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 3_000; Date.now() < deadline;) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const now = await fingerprint(stack);
     if (now.digest === last.digest && now.rows === last.rows) return;
@@ -107,20 +128,44 @@ export interface RunOptions {
 }
 
 export function emptyStats(target: string): TargetStats {
-  return { target, cases: 0, s2xx: 0, s4xx: 0, s5xx: 0, silent: 0, deaths: 0, rowsStoredOnReject: 0, peakRssMb: 0, rssGrowthMb: 0, violations: [], violationCount: 0, ms: 0 };
+  return {
+    target,
+    cases: 0,
+    s2xx: 0,
+    s4xx: 0,
+    s5xx: 0,
+    silent: 0,
+    deaths: 0,
+    rowsStoredOnReject: 0,
+    peakRssMb: 0,
+    rssGrowthMb: 0,
+    violations: [],
+    violationCount: 0,
+    ms: 0,
+  };
 }
 
 /** Checks one case's outcome and the processes; returns what broke. */
-async function checkCase(stack: FuzzStack, target: Target<unknown>, o: Outcome, before: { rows: number; digest: string }, stats: TargetStats): Promise<string[]> {
+async function checkCase(
+  stack: FuzzStack,
+  target: Target<unknown>,
+  o: Outcome,
+  before: { rows: number; digest: string },
+  stats: TargetStats,
+): Promise<string[]> {
   const broken = [...(o.violations ?? [])];
   if (o.status >= 500) broken.push(`answered ${o.status}`);
-  if (o.status === 0 && !o.silent) broken.push('no answer (connection closed or 10 s passed without a response)');
-  if (o.status >= 400 && (o.bodyBytes ?? 0) > ERROR_BODY_LIMIT) broken.push(`error answer of ${o.bodyBytes} bytes (limit ${ERROR_BODY_LIMIT})`);
+  if (o.status === 0 && !o.silent)
+    broken.push('no answer (connection closed or 10 s passed without a response)');
+  if (o.status >= 400 && (o.bodyBytes ?? 0) > ERROR_BODY_LIMIT)
+    broken.push(`error answer of ${o.bodyBytes} bytes (limit ${ERROR_BODY_LIMIT})`);
   if ((o.status >= 400 || (o.status === 0 && o.silent)) && !o.mayHaveLanded) {
     const after = await fingerprint(stack);
     if (after.digest !== before.digest || after.rows !== before.rows) {
       stats.rowsStoredOnReject += Math.max(1, after.rows - before.rows);
-      broken.push(`rejected (${o.status}) but stored or published something (${after.rows - before.rows} rows)`);
+      broken.push(
+        `rejected (${o.status}) but stored or published something (${after.rows - before.rows} rows)`,
+      );
     }
   }
   for (const name of target.services) {
@@ -129,7 +174,9 @@ async function checkCase(stack: FuzzStack, target: Target<unknown>, o: Outcome, 
     if (!alive) {
       stats.deaths++;
       await stack.ensureAlive(name);
-      broken.push(`${name} died or stopped answering /healthz: ${s.obituaries.at(-1)?.slice(0, 1500) ?? ''}`);
+      broken.push(
+        `${name} died or stopped answering /healthz: ${s.obituaries.at(-1)?.slice(0, 1500) ?? ''}`,
+      );
     }
   }
   return broken;
@@ -143,7 +190,11 @@ function tally(stats: TargetStats, o: Outcome): void {
   else stats.s5xx++;
 }
 
-export async function runTarget<C>(stack: FuzzStack, target: Target<C>, o: RunOptions): Promise<TargetStats> {
+export async function runTarget<C>(
+  stack: FuzzStack,
+  target: Target<C>,
+  o: RunOptions,
+): Promise<TargetStats> {
   const t0 = Date.now();
   const stats = emptyStats(target.name);
   const seed = o.seed ?? Date.now() ^ (Math.random() * 0x7fffffff);
@@ -171,7 +222,8 @@ export async function runTarget<C>(stack: FuzzStack, target: Target<C>, o: RunOp
     if (broken.length === 0) return true;
     stats.firstViolation ??= { seed, index: i, case: (target.describe ?? describeCase)(c) };
     stats.violationCount += broken.length;
-    for (const b of broken) if (stats.violations.length < 20) stats.violations.push(`case ${i}: ${b}`);
+    for (const b of broken)
+      if (stats.violations.length < 20) stats.violations.push(`case ${i}: ${b}`);
     return o.mode === 'census';
   });
   try {
@@ -181,7 +233,10 @@ export async function runTarget<C>(stack: FuzzStack, target: Target<C>, o: RunOp
   } catch (thrown) {
     const text = thrown instanceof Error ? thrown.message : String(thrown);
     const replay = /seed: (-?\d+), path: "([^"]*)"/.exec(text);
-    if (replay) stats.violations.push(`replay with FUZZ_SEED=${replay[1]} (fast-check path ${replay[2]}); first failing case: ${stats.firstViolation?.case ?? '?'}`);
+    if (replay)
+      stats.violations.push(
+        `replay with FUZZ_SEED=${replay[1]} (fast-check path ${replay[2]}); first failing case: ${stats.firstViolation?.case ?? '?'}`,
+      );
     else stats.violations.push(`the property threw: ${text.slice(0, 2000)}`);
   } finally {
     sample(index);
@@ -198,9 +253,13 @@ export async function runTarget<C>(stack: FuzzStack, target: Target<C>, o: RunOp
       await new Promise((r) => setTimeout(r, 100));
       now = fdCount(s.child.child.pid);
     }
-    if (now > start + FD_SLACK) endOfRun.push(`${name} holds ${now - start} more open files than before the run`);
+    if (now > start + FD_SLACK)
+      endOfRun.push(`${name} holds ${now - start} more open files than before the run`);
   }
-  if (stats.rssGrowthMb > RSS_GROWTH_LIMIT_MB) endOfRun.push(`RSS grew ${stats.rssGrowthMb.toFixed(0)} MB after warm-up (limit ${RSS_GROWTH_LIMIT_MB})`);
+  if (stats.rssGrowthMb > RSS_GROWTH_LIMIT_MB)
+    endOfRun.push(
+      `RSS grew ${stats.rssGrowthMb.toFixed(0)} MB after warm-up (limit ${RSS_GROWTH_LIMIT_MB})`,
+    );
   if (target.after) endOfRun.push(...(await target.after(stack)));
   stats.violations.push(...endOfRun);
   stats.violationCount += endOfRun.length;
@@ -209,15 +268,44 @@ export async function runTarget<C>(stack: FuzzStack, target: Target<C>, o: RunOp
 
 /** The Markdown table `npm run fuzz` prints (and the README keeps). */
 export function table(rows: TargetStats[]): string {
-  const head = ['target', 'cases', '2xx', '4xx', '5xx', 'no answer', 'deaths', 'rows stored on reject', 'peak RSS MB', 'RSS growth MB', 'violations', 'seconds'];
-  const body = rows.map((r) => [r.target, r.cases, r.s2xx, r.s4xx, r.s5xx, r.silent, r.deaths, r.rowsStoredOnReject, r.peakRssMb.toFixed(0), r.rssGrowthMb.toFixed(0), r.violationCount, (r.ms / 1000).toFixed(0)].map(String));
+  const head = [
+    'target',
+    'cases',
+    '2xx',
+    '4xx',
+    '5xx',
+    'no answer',
+    'deaths',
+    'rows stored on reject',
+    'peak RSS MB',
+    'RSS growth MB',
+    'violations',
+    'seconds',
+  ];
+  const body = rows.map((r) =>
+    [
+      r.target,
+      r.cases,
+      r.s2xx,
+      r.s4xx,
+      r.s5xx,
+      r.silent,
+      r.deaths,
+      r.rowsStoredOnReject,
+      r.peakRssMb.toFixed(0),
+      r.rssGrowthMb.toFixed(0),
+      r.violationCount,
+      (r.ms / 1000).toFixed(0),
+    ].map(String),
+  );
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...body.map(line)].join('\n');
 }
 
 function describeCase(c: unknown): string {
   const s = JSON.stringify(c, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') return `<${(v as { data: number[] }).data.length} bytes>`;
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer')
+      return `<${(v as { data: number[] }).data.length} bytes>`;
     if (typeof v === 'string' && v.length > 200) return `${v.slice(0, 120)}…(${v.length} chars)`;
     return v;
   });

@@ -25,7 +25,11 @@ describe('hostile input never crashes, exhausts or fools a service', () => {
   test.each(selectedTargets().map((t) => [t.name, t] as const))(
     '%s: no 5xx, no process death, nothing stored for a rejected input, small errors, bounded memory',
     async (_name, target) => {
-      const stats = await runTarget(stack, target, { numRuns: RUNS, mode: 'assert', seed: fuzzSeed() });
+      const stats = await runTarget(stack, target, {
+        numRuns: RUNS,
+        mode: 'assert',
+        seed: fuzzSeed(),
+      });
       results.push(stats);
       expect(stats.violations).toEqual([]);
     },

@@ -15,7 +15,11 @@ export interface RawAnswer {
 }
 
 /** Where a hostile client drops the connection: never, part-way through its request, or after the answer started. */
-export type ResetPoint = { at: 'never' } | { at: 'mid-request'; fraction: number } | { at: 'after-request' } | { at: 'after-answer-start' };
+export type ResetPoint =
+  | { at: 'never' }
+  | { at: 'mid-request'; fraction: number }
+  | { at: 'after-request' }
+  | { at: 'after-answer-start' };
 
 export interface RawRequest {
   method: string;
@@ -31,7 +35,8 @@ export function encodeRequest(r: RawRequest, host: string): Buffer {
   const headers = [...r.headers];
   const has = (n: string) => headers.some(([k]) => k.toLowerCase() === n);
   if (!has('host')) headers.unshift(['Host', host]);
-  if (r.autoLength !== false && r.body && !has('content-length') && !has('transfer-encoding')) headers.push(['Content-Length', String(r.body.length)]);
+  if (r.autoLength !== false && r.body && !has('content-length') && !has('transfer-encoding'))
+    headers.push(['Content-Length', String(r.body.length)]);
   if (!has('connection')) headers.push(['Connection', 'close']);
   const head = `${r.method} ${r.path} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), r.body ?? Buffer.alloc(0)]);
@@ -41,7 +46,12 @@ function parseAnswer(buf: Buffer): RawAnswer {
   const end = buf.indexOf('\r\n\r\n');
   const head = (end < 0 ? buf : buf.subarray(0, end)).toString('latin1');
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
-  return { status: m ? Number(m[1]) : 0, headers: head, body: end < 0 ? Buffer.alloc(0) : buf.subarray(end + 4), bytes: buf.length };
+  return {
+    status: m ? Number(m[1]) : 0,
+    headers: head,
+    body: end < 0 ? Buffer.alloc(0) : buf.subarray(end + 4),
+    bytes: buf.length,
+  };
 }
 
 /** Sends `bytes` to port, honours `reset`, and resolves with what came back (never rejects). */

@@ -27,10 +27,15 @@ try {
 process.stdout.write(`\n${table(results)}\n`);
 const failed = results.filter((r) => r.violations.length > 0);
 if (failed.length > 0) {
-  process.stdout.write(`\nFirst violation per target (replay: FUZZ_TARGET=<name> FUZZ_SEED=<seed> FUZZ_RUNS=<index+1> npm run fuzz):\n`);
+  process.stdout.write(
+    `\nFirst violation per target (replay: FUZZ_TARGET=<name> FUZZ_SEED=<seed> FUZZ_RUNS=<index+1> npm run fuzz):\n`,
+  );
   for (const r of failed) {
-    process.stdout.write(`- ${r.target}: seed ${r.firstViolation?.seed ?? '?'}, case ${r.firstViolation?.index ?? '?'}: ${r.violations[0]}\n`);
-    if (r.firstViolation) process.stdout.write(`  the case: ${r.firstViolation.case.slice(0, 2_000)}\n`);
+    process.stdout.write(
+      `- ${r.target}: seed ${r.firstViolation?.seed ?? '?'}, case ${r.firstViolation?.index ?? '?'}: ${r.violations[0]}\n`,
+    );
+    if (r.firstViolation)
+      process.stdout.write(`  the case: ${r.firstViolation.case.slice(0, 2_000)}\n`);
   }
 }
 process.exit(failed.length > 0 ? 1 : 0);

@@ -12,11 +12,20 @@ import { BORSCHT, SALAD } from '../../services/hub/demo-cards.js';
 import { assertStatusTopology, DEAD_QUEUE } from '../../services/domains/kitchen/status-events.js';
 import { applyEvent, warehouseEvent } from '../../services/domains/kitchen/warehouse-events.js';
 import { buildReply, commandMessage } from '../../services/contracts/smart-home-messages.js';
-import { DEAD_LETTER_QUEUE, REPLIES_EXCHANGE } from '../../services/contracts/smart-home-topology.js';
+import {
+  DEAD_LETTER_QUEUE,
+  REPLIES_EXCHANGE,
+} from '../../services/contracts/smart-home-topology.js';
 import { startTenantIdp, type TenantIdp } from '../../services/simulators/tenant-idp/server.js';
 import { addIntegration } from '../support/allio.js';
 import { createVhost, type TestVhost } from '../support/amqp.js';
-import { createTestContext, DATABASE_URL, REDIS_URL, waitFor, type TestContext } from '../support/context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  REDIS_URL,
+  waitFor,
+  type TestContext,
+} from '../support/context.js';
 import { addPartner, TEST_KEY } from '../support/smart-home.js';
 import { ensureBuilt, spawnBuilt, type Child } from './child.js';
 
@@ -69,7 +78,14 @@ export interface FuzzStack {
   close(): Promise<void>;
 }
 
-export const TOKEN_KINDS = ['tenant', 'tenantB', 'staffClaims', 'expired', 'wrongAudience', 'forged'] as const;
+export const TOKEN_KINDS = [
+  'tenant',
+  'tenantB',
+  'staffClaims',
+  'expired',
+  'wrongAudience',
+  'forged',
+] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
 
 export interface StackOptions {
@@ -83,14 +99,21 @@ export interface StackOptions {
 
 function baseEnv(ctx: TestContext, vhost: TestVhost, logLevel: string): Record<string, string> {
   return {
-    DATABASE_URL, DATABASE_SCHEMA: ctx.schema, REDIS_URL, REDIS_KEY_PREFIX: ctx.keyPrefix, AMQP_URL: vhost.url,
-    LOG_LEVEL: logLevel, DATA_ENCRYPTION_KEYS: `k1:${TEST_KEY}`,
+    DATABASE_URL,
+    DATABASE_SCHEMA: ctx.schema,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: ctx.keyPrefix,
+    AMQP_URL: vhost.url,
+    LOG_LEVEL: logLevel,
+    DATA_ENCRYPTION_KEYS: `k1:${TEST_KEY}`,
   };
 }
 
 export async function healthy(port: number): Promise<boolean> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+      signal: AbortSignal.timeout(5_000),
+    });
     return res.status === 200;
   } catch {
     return false;
@@ -98,14 +121,24 @@ export async function healthy(port: number): Promise<boolean> {
 }
 
 /** Starts a built entry point on a free port and waits for its /healthz. */
-export async function startService<N extends string>(name: N, entry: string, env: Record<string, string>): Promise<Omit<Service, 'name'> & { name: N }> {
+export async function startService<N extends string>(
+  name: N,
+  entry: string,
+  env: Record<string, string>,
+): Promise<Omit<Service, 'name'> & { name: N }> {
   const port = await freePort();
-  const extra: Record<string, string> = name === 'auth' ? { AUTH_ISSUER: `http://127.0.0.1:${port}` } : {};
+  const extra: Record<string, string> =
+    name === 'auth' ? { AUTH_ISSUER: `http://127.0.0.1:${port}` } : {};
   const child = spawnBuilt(name, entry, { ...env, ...extra, PORT: String(port) });
-  await waitFor(async () => {
-    if (child.exitCode() !== undefined) throw new Error(`${name} exited with ${String(child.exitCode())}:\n${child.output()}`);
-    return healthy(port);
-  }, 30_000, `${name} to answer /healthz`).catch(async (e: unknown) => {
+  await waitFor(
+    async () => {
+      if (child.exitCode() !== undefined)
+        throw new Error(`${name} exited with ${String(child.exitCode())}:\n${child.output()}`);
+      return healthy(port);
+    },
+    30_000,
+    `${name} to answer /healthz`,
+  ).catch(async (e: unknown) => {
     await child.stop();
     throw new Error(`${String(e)}\n${child.output().slice(-4000)}`);
   });
@@ -113,14 +146,32 @@ export async function startService<N extends string>(name: N, entry: string, env
 }
 
 /** Signs a warehouse webhook body the way the warehouse does (Standard Webhooks). */
-export function warehouseHeaders(secret: string, body: string | Buffer, o: { id?: string; timestamp?: number } = {}): Array<[string, string]> {
+export function warehouseHeaders(
+  secret: string,
+  body: string | Buffer,
+  o: { id?: string; timestamp?: number } = {},
+): Array<[string, string]> {
   const id = o.id ?? `msg_${randomUUID()}`;
   const ts = o.timestamp ?? Math.floor(Date.now() / 1000);
-  return [['content-type', 'application/json'], ['webhook-id', id], ['webhook-timestamp', String(ts)], ['webhook-signature', sign(secret, id, ts, body)]];
+  return [
+    ['content-type', 'application/json'],
+    ['webhook-id', id],
+    ['webhook-timestamp', String(ts)],
+    ['webhook-signature', sign(secret, id, ts, body)],
+  ];
 }
 
-async function call(port: number, method: string, path: string, o: { headers?: Record<string, string>; body?: string } = {}) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: o.headers, body: o.body });
+async function call(
+  port: number,
+  method: string,
+  path: string,
+  o: { headers?: Record<string, string>; body?: string } = {},
+) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: o.headers,
+    body: o.body,
+  });
   const text = await res.text();
   if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${text}`);
   return JSON.parse(text || '{}') as Record<string, unknown>;
@@ -134,16 +185,26 @@ export async function startFuzzStack(o: StackOptions = {}): Promise<FuzzStack> {
   const warehouseSecret = `whsec_${randomBytes(24).toString('base64')}`;
   const env = {
     ...baseEnv(ctx, vhost, o.logLevel ?? 'warn'),
-    TENANT_JWT_ISSUER: idp.issuer, TENANT_JWKS_URL: idp.jwksUrl, TENANT_JWT_AUDIENCE: idp.audience,
-    KITCHEN_API: 'true', KITCHEN_WAREHOUSE_WEBHOOK_SECRETS: warehouseSecret,
+    TENANT_JWT_ISSUER: idp.issuer,
+    TENANT_JWKS_URL: idp.jwksUrl,
+    TENANT_JWT_AUDIENCE: idp.audience,
+    KITCHEN_API: 'true',
+    KITCHEN_WAREHOUSE_WEBHOOK_SECRETS: warehouseSecret,
     // Requests the fuzz accepts are sent once and not again during the run.
-    SMART_HOME_REPLY_TIMEOUT_MS: '3600000', SMART_HOME_COMMAND_TTL_MS: '300000',
+    SMART_HOME_REPLY_TIMEOUT_MS: '3600000',
+    SMART_HOME_COMMAND_TTL_MS: '300000',
     // The run reads the dead-letter queues itself (watchDeadLetters): the bridge leaves them there.
     DEAD_LETTERS_KEEP: 'false',
     ...(await o.childEnv?.(vhost)),
   };
-  const { name: partner, commandQueue } = await addPartner(ctx, `fuzz-${randomBytes(3).toString('hex')}`);
-  const allio = o.allio ?? { baseUrl: 'https://allio.invalid/api', token: `allio-${randomBytes(12).toString('hex')}` };
+  const { name: partner, commandQueue } = await addPartner(
+    ctx,
+    `fuzz-${randomBytes(3).toString('hex')}`,
+  );
+  const allio = o.allio ?? {
+    baseUrl: 'https://allio.invalid/api',
+    token: `allio-${randomBytes(12).toString('hex')}`,
+  };
   const integration = await addIntegration(ctx.db, allio);
   const adminKey = (await createApiKey(ctx.db, 'fuzz back office', ['kitchen-admin'])).key;
   const operatorKey = (await createApiKey(ctx.db, 'fuzz terminal', ['kitchen-operator'])).key;
@@ -159,17 +220,44 @@ export async function startFuzzStack(o: StackOptions = {}): Promise<FuzzStack> {
   const commands = new Map<string, number>();
   const partnerAnswers = { on: true };
   const stack: FuzzStack = {
-    ctx, vhost, idp, services, tenantId: `tenant-${randomBytes(4).toString('hex')}`, tenantToken: '', tokens: {} as Record<TokenKind, string>, adminKey, operatorKey,
-    webhookKey: integration.webhookKey, integrationUuid: integration.uuid, warehouseSecret, partner, authClient, orderId: '',
-    amqp: { conn: amqpConn, ch }, commands, partnerAnswers, deadLetters: new Map(),
-    secrets: () => [adminKey, operatorKey, integration.webhookKey, warehouseSecret, authClient.secret, TEST_KEY, allio.token, ...Object.values(stack.tokens)],
+    ctx,
+    vhost,
+    idp,
+    services,
+    tenantId: `tenant-${randomBytes(4).toString('hex')}`,
+    tenantToken: '',
+    tokens: {} as Record<TokenKind, string>,
+    adminKey,
+    operatorKey,
+    webhookKey: integration.webhookKey,
+    integrationUuid: integration.uuid,
+    warehouseSecret,
+    partner,
+    authClient,
+    orderId: '',
+    amqp: { conn: amqpConn, ch },
+    commands,
+    partnerAnswers,
+    deadLetters: new Map(),
+    secrets: () => [
+      adminKey,
+      operatorKey,
+      integration.webhookKey,
+      warehouseSecret,
+      authClient.secret,
+      TEST_KEY,
+      allio.token,
+      ...Object.values(stack.tokens),
+    ],
     async ensureAlive(name) {
       const s = services[name];
       if (s.child.exitCode() === undefined && (await healthy(s.port))) return true;
       s.deaths++;
       // A dying process stops answering a moment before it exits: give it that moment.
       await Promise.race([s.child.exited, new Promise((r) => setTimeout(r, 1_000))]);
-      s.obituaries.push(`${name} exit ${String(s.child.exitCode() ?? 'none (unresponsive)')}:\n${s.child.output().slice(-3000)}`);
+      s.obituaries.push(
+        `${name} exit ${String(s.child.exitCode() ?? 'none (unresponsive)')}:\n${s.child.output().slice(-3000)}`,
+      );
       await s.child.stop();
       const again = await startService(name, ENTRIES[name], { ...env });
       s.child = again.child;
@@ -185,7 +273,8 @@ export async function startFuzzStack(o: StackOptions = {}): Promise<FuzzStack> {
     },
   };
   try {
-    for (const name of Object.keys(ENTRIES) as ServiceName[]) services[name] = await startService(name, ENTRIES[name], env);
+    for (const name of Object.keys(ENTRIES) as ServiceName[])
+      services[name] = await startService(name, ENTRIES[name], env);
     await playPartner(stack, commandQueue);
     await watchDeadLetters(stack);
     await seed(stack);
@@ -199,13 +288,20 @@ export async function startFuzzStack(o: StackOptions = {}): Promise<FuzzStack> {
 /** The partner's side of the queue: counts every command, and answers them while setting up. */
 async function playPartner(s: FuzzStack, queue: string): Promise<void> {
   // A failed checkQueue closes its channel, so each look uses a channel of its own.
-  await waitFor(async () => {
-    const probe = await s.amqp.conn.createChannel();
-    probe.on('error', () => undefined);
-    const found = await probe.checkQueue(queue).then(() => true, () => false);
-    await probe.close().catch(() => undefined);
-    return found;
-  }, 15_000, 'the partner command queue');
+  await waitFor(
+    async () => {
+      const probe = await s.amqp.conn.createChannel();
+      probe.on('error', () => undefined);
+      const found = await probe.checkQueue(queue).then(
+        () => true,
+        () => false,
+      );
+      await probe.close().catch(() => undefined);
+      return found;
+    },
+    15_000,
+    'the partner command queue',
+  );
   const ch = await s.amqp.conn.createChannel();
   await ch.consume(queue, (msg) => {
     if (!msg) return;
@@ -213,7 +309,12 @@ async function playPartner(s: FuzzStack, queue: string): Promise<void> {
     const type = parsed.success ? parsed.data.type : 'unknown';
     s.commands.set(type, (s.commands.get(type) ?? 0) + 1);
     if (parsed.success && s.partnerAnswers.on)
-      ch.publish(REPLIES_EXCHANGE, s.partner, Buffer.from(JSON.stringify(buildReply(parsed.data, 'success'))), { contentType: 'application/json' });
+      ch.publish(
+        REPLIES_EXCHANGE,
+        s.partner,
+        Buffer.from(JSON.stringify(buildReply(parsed.data, 'success'))),
+        { contentType: 'application/json' },
+      );
     ch.ack(msg);
   });
 }
@@ -237,38 +338,80 @@ async function seed(s: FuzzStack): Promise<void> {
   const api = s.services.api.port;
   const day = 24 * 3600;
   s.tenantToken = await s.idp.issue(s.tenantId, { ttlSeconds: day });
-  const forgedPayload = Buffer.from(JSON.stringify({ sub: s.tenantId, aud: s.idp.audience, iss: s.idp.issuer, roles: ['kitchen-admin'] })).toString('base64url');
+  const forgedPayload = Buffer.from(
+    JSON.stringify({
+      sub: s.tenantId,
+      aud: s.idp.audience,
+      iss: s.idp.issuer,
+      roles: ['kitchen-admin'],
+    }),
+  ).toString('base64url');
   s.tokens = {
     tenant: s.tenantToken,
     // A second tenant: it may disconnect and connect without touching the first one's subscription.
     tenantB: await s.idp.issue(`${s.tenantId}-b`, { ttlSeconds: day }),
     // Signed by the tenant IdP, claiming staff roles: a tenant must never get staff rights from it.
-    staffClaims: await s.idp.issue(s.tenantId, { ttlSeconds: day, roles: ['tenant', 'kitchen-admin', 'kitchen-operator'] }),
+    staffClaims: await s.idp.issue(s.tenantId, {
+      ttlSeconds: day,
+      roles: ['tenant', 'kitchen-admin', 'kitchen-operator'],
+    }),
     expired: await s.idp.issue(s.tenantId, { ttlSeconds: -600 }),
     wrongAudience: await s.idp.issue(s.tenantId, { ttlSeconds: day, audience: 'another-api' }),
     forged: `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${forgedPayload}.`,
   };
-  for (const [dish, xml] of [['borscht', BORSCHT], ['salad', SALAD]] as const)
-    await call(api, 'PUT', `/v1/kitchen/tech-cards/${dish}`, { headers: { 'x-api-key': s.adminKey, 'content-type': 'application/xml' }, body: xml });
+  for (const [dish, xml] of [
+    ['borscht', BORSCHT],
+    ['salad', SALAD],
+  ] as const)
+    await call(api, 'PUT', `/v1/kitchen/tech-cards/${dish}`, {
+      headers: { 'x-api-key': s.adminKey, 'content-type': 'application/xml' },
+      body: xml,
+    });
   const expiresAt = new Date(Date.now() + 7 * 86_400_000).toISOString();
-  for (const [ingredient, quantity] of [['beet', 10_000_000], ['beef', 10_000_000], ['walnut', 10_000_000]] as const) {
-    const event = { type: 'stock.level', timestamp: new Date().toISOString(), data: { ingredient, quantity, unit: 'g', expiresAt } };
+  for (const [ingredient, quantity] of [
+    ['beet', 10_000_000],
+    ['beef', 10_000_000],
+    ['walnut', 10_000_000],
+  ] as const) {
+    const event = {
+      type: 'stock.level',
+      timestamp: new Date().toISOString(),
+      data: { ingredient, quantity, unit: 'g', expiresAt },
+    };
     const body = JSON.stringify(event);
-    await call(api, 'POST', '/webhooks/warehouse', { headers: Object.fromEntries(warehouseHeaders(s.warehouseSecret, body)), body });
+    await call(api, 'POST', '/webhooks/warehouse', {
+      headers: Object.fromEntries(warehouseHeaders(s.warehouseSecret, body)),
+      body,
+    });
     // The kitchen service applies stored events; it does not run here, so the stock is applied as it would.
     await s.ctx.db.transaction((trx) => applyEvent(trx, warehouseEvent.parse(event)));
   }
   const auth = { authorization: `Bearer ${s.tenantToken}`, 'content-type': 'application/json' };
-  const order = await call(api, 'POST', '/v1/kitchen/orders', { headers: auth, body: JSON.stringify({ items: [{ dishId: 'borscht', quantity: 1 }] }) });
+  const order = await call(api, 'POST', '/v1/kitchen/orders', {
+    headers: auth,
+    body: JSON.stringify({ items: [{ dishId: 'borscht', quantity: 1 }] }),
+  });
   s.orderId = String((order.order as { orderId: string }).orderId);
   await call(api, 'POST', '/v1/smart-home/subscriptions/intercom/connect', {
-    headers: auth, body: JSON.stringify({ personalData: { fullName: 'Fuzz Tenant', phone: '+15550100', apartment: '1' }, biometricsConsent: true }),
+    headers: auth,
+    body: JSON.stringify({
+      personalData: { fullName: 'Fuzz Tenant', phone: '+15550100', apartment: '1' },
+      biometricsConsent: true,
+    }),
   });
-  await waitFor(async () => {
-    const subs = await call(api, 'GET', '/v1/smart-home/subscriptions', { headers: auth });
-    return (subs.subscriptions as Array<{ service: string; state: string }>).some((x) => x.service === 'intercom' && x.state === 'connected');
-  }, 20_000, 'the intercom subscription to be connected').catch((e: unknown) => {
-    throw new Error(`${String(e)}; partner saw ${JSON.stringify([...s.commands])}; mq-bridge said:\n${s.services.bridge.child.output().slice(-3000)}`);
+  await waitFor(
+    async () => {
+      const subs = await call(api, 'GET', '/v1/smart-home/subscriptions', { headers: auth });
+      return (subs.subscriptions as Array<{ service: string; state: string }>).some(
+        (x) => x.service === 'intercom' && x.state === 'connected',
+      );
+    },
+    20_000,
+    'the intercom subscription to be connected',
+  ).catch((e: unknown) => {
+    throw new Error(
+      `${String(e)}; partner saw ${JSON.stringify([...s.commands])}; mq-bridge said:\n${s.services.bridge.child.output().slice(-3000)}`,
+    );
   });
   s.partnerAnswers.on = false;
   // The status consumer's topology, so that fuzzed events can be published before it is up.

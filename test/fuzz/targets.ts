@@ -6,7 +6,13 @@ import { repliesTarget, statusTarget } from './queue-targets.js';
 import { wsTarget } from './ws-target.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- targets differ in their case type
-export const TARGETS: Target<any>[] = [...HTTP_TARGETS, wsTarget, authTarget, repliesTarget, statusTarget];
+export const TARGETS: Target<any>[] = [
+  ...HTTP_TARGETS,
+  wsTarget,
+  authTarget,
+  repliesTarget,
+  statusTarget,
+];
 
 /** Cases per target: FUZZ_RUNS, else the given default (small in `npm test`, 10,000 in `npm run fuzz`). */
 export function runsPerTarget(fallback: number): number {

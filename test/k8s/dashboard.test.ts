@@ -5,7 +5,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from '@jest/globals';
-import { metricCatalogue, seriesOf, type CodeMetric, type MetricCatalogue } from '../support/metric-catalogue.js';
+import {
+  metricCatalogue,
+  seriesOf,
+  type CodeMetric,
+  type MetricCatalogue,
+} from '../support/metric-catalogue.js';
 import { PENDING_METRICS } from '../support/pending.js';
 import { mustRun, promtool, ROOT } from '../support/tools.js';
 
@@ -13,13 +18,39 @@ const DASHBOARD = path.join(ROOT, 'charts/integration-hub/dashboards/integration
 const OPERATIONS = path.join(ROOT, 'docs/operations.md');
 
 /** Labels Prometheus adds to every scraped series (ServiceMonitor target labels), and histogram buckets. */
-const TARGET_LABELS = ['namespace', 'pod', 'service', 'job', 'instance', 'container', 'endpoint', 'le'];
+const TARGET_LABELS = [
+  'namespace',
+  'pod',
+  'service',
+  'job',
+  'instance',
+  'container',
+  'endpoint',
+  'le',
+];
 
-interface Target { refId: string; expr: string; legendFormat?: string }
-interface Panel { id: number; type: string; title: string; gridPos: { h: number; w: number; x: number; y: number }; targets?: Target[] }
-interface Dashboard { panels: Panel[]; templating: { list: { name: string; definition?: string }[] } }
+interface Target {
+  refId: string;
+  expr: string;
+  legendFormat?: string;
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { h: number; w: number; x: number; y: number };
+  targets?: Target[];
+}
+interface Dashboard {
+  panels: Panel[];
+  templating: { list: { name: string; definition?: string }[] };
+}
 
-interface DocRow { name: string; type: string; labels: string[] }
+interface DocRow {
+  name: string;
+  type: string;
+  labels: string[];
+}
 
 /** The rows of the metric table under "## Probes and metrics" in docs/operations.md. */
 function documentedMetrics(markdown: string): DocRow[] {
@@ -31,18 +62,32 @@ function documentedMetrics(markdown: string): DocRow[] {
     // "reconciler, outcome (`done`, `retry`)": the label names, without their values; "—" is none.
     let column = m[3]!;
     while (/\([^()]*\)/.test(column)) column = column.replace(/\([^()]*\)/g, '');
-    const labels = column.split(',').map((l) => l.trim()).filter((l) => l && l !== '—');
+    const labels = column
+      .split(',')
+      .map((l) => l.trim())
+      .filter((l) => l && l !== '—');
     rows.push({ name: m[1]!, type: m[2]!, labels });
   }
   return rows;
 }
 
 /** Metric names in a PromQL expression: our families and the Node process families. */
-const metricsIn = (expr: string) => [...new Set(expr.match(/\b(?:hub|process|nodejs)_[a-z0-9_]+\b/g) ?? [])];
+const metricsIn = (expr: string) => [
+  ...new Set(expr.match(/\b(?:hub|process|nodejs)_[a-z0-9_]+\b/g) ?? []),
+];
 /** Labels an expression aggregates by. */
-const byLabels = (expr: string) => [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim()).filter(Boolean));
+const byLabels = (expr: string) =>
+  [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) =>
+    m[1]!
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean),
+  );
 /** Labels inside `{…}` selectors. */
-const selectorLabels = (expr: string) => [...expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) => [...m[1]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!));
+const selectorLabels = (expr: string) =>
+  [...expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) =>
+    [...m[1]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!),
+  );
 
 let catalogue: MetricCatalogue;
 let hubMetrics: CodeMetric[];
@@ -54,12 +99,17 @@ let docs: DocRow[];
 beforeAll(async () => {
   catalogue = await metricCatalogue();
   hubMetrics = [...catalogue.metrics.values()].filter((m) => m.name.startsWith('hub_'));
-  seriesIndex = new Map([...catalogue.metrics.values()].flatMap((m) => seriesOf(m).map((s) => [s, m] as const)));
+  seriesIndex = new Map(
+    [...catalogue.metrics.values()].flatMap((m) => seriesOf(m).map((s) => [s, m] as const)),
+  );
   dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as Dashboard;
   docs = documentedMetrics(await readFile(OPERATIONS, 'utf8'));
 });
 
-const queries = () => dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, id: p.id, ...t })));
+const queries = () =>
+  dashboard.panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ panel: p.title, id: p.id, ...t })),
+  );
 
 describe('metrics in the code', () => {
   test('every hub_ metric named in a module that uses prom-client is registered by a metrics factory', () => {
@@ -72,11 +122,20 @@ describe('metrics in the code', () => {
 describe('docs/operations.md metric table', () => {
   test('lists every metric the code defines, with its type and labels', () => {
     const documented = new Map(docs.map((d) => [d.name, d]));
-    const missing = hubMetrics.filter((m) => !documented.has(m.name)).map((m) => `${m.name} (${m.type}; ${m.labels.join(', ') || '—'}) — ${m.factory}`);
+    const missing = hubMetrics
+      .filter((m) => !documented.has(m.name))
+      .map((m) => `${m.name} (${m.type}; ${m.labels.join(', ') || '—'}) — ${m.factory}`);
     expect(missing).toEqual([]);
     const wrong = hubMetrics
       .filter((m) => documented.has(m.name))
-      .map((m) => ({ name: m.name, code: { type: m.type, labels: [...m.labels].sort() }, docs: { type: documented.get(m.name)!.type, labels: [...documented.get(m.name)!.labels].sort() } }))
+      .map((m) => ({
+        name: m.name,
+        code: { type: m.type, labels: [...m.labels].sort() },
+        docs: {
+          type: documented.get(m.name)!.type,
+          labels: [...documented.get(m.name)!.labels].sort(),
+        },
+      }))
       .filter((r) => JSON.stringify(r.code) !== JSON.stringify(r.docs));
     expect(wrong).toEqual([]);
   });
@@ -89,19 +148,33 @@ describe('docs/operations.md metric table', () => {
 
 describe('Grafana dashboard', () => {
   test('every metric in the docs table has a panel', () => {
-    const queried = new Set(queries().flatMap((q) => metricsIn(q.expr)).map((s) => seriesIndex.get(s)?.name ?? s));
+    const queried = new Set(
+      queries()
+        .flatMap((q) => metricsIn(q.expr))
+        .map((s) => seriesIndex.get(s)?.name ?? s),
+    );
     expect(docs.map((d) => d.name).filter((n) => !queried.has(n))).toEqual([]);
   });
 
   test('every query names metrics the services export', () => {
-    const known = new Set([...seriesIndex.keys(), ...PENDING_METRICS.flatMap((m) => seriesOf({ name: m, type: 'histogram' }))]);
+    const known = new Set([
+      ...seriesIndex.keys(),
+      ...PENDING_METRICS.flatMap((m) => seriesOf({ name: m, type: 'histogram' })),
+    ]);
     const exprs = [
       ...queries().map((q) => ({ where: q.panel, expr: q.expr })),
-      ...dashboard.templating.list.filter((v) => v.definition).map((v) => ({ where: `variable ${v.name}`, expr: v.definition! })),
+      ...dashboard.templating.list
+        .filter((v) => v.definition)
+        .map((v) => ({ where: `variable ${v.name}`, expr: v.definition! })),
     ];
     for (const { where, expr } of exprs) {
       const names = metricsIn(expr);
-      expect({ where, expr, unknown: names.filter((n) => !known.has(n)), none: names.length === 0 }).toEqual({ where, expr, unknown: [], none: false });
+      expect({
+        where,
+        expr,
+        unknown: names.filter((n) => !known.has(n)),
+        none: names.length === 0,
+      }).toEqual({ where, expr, unknown: [], none: false });
     }
   });
 
@@ -114,7 +187,9 @@ describe('Grafana dashboard', () => {
     try {
       const file = path.join(dir, 'queries.yaml');
       await writeFile(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
-      expect(await mustRun(promtool(), ['check', 'rules', file])).toContain(`SUCCESS: ${rules.length} rules found`);
+      expect(await mustRun(promtool(), ['check', 'rules', file])).toContain(
+        `SUCCESS: ${rules.length} rules found`,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -127,11 +202,15 @@ describe('Grafana dashboard', () => {
         const m = seriesIndex.get(series);
         if (!m) continue;
         const rated = new RegExp(`\\b(?:rate|increase)\\(\\s*${series}\\b`).test(expr);
-        const kind = m.type === 'histogram' && series !== m.name ? series.slice(m.name.length) : m.type;
+        const kind =
+          m.type === 'histogram' && series !== m.name ? series.slice(m.name.length) : m.type;
         if (kind === 'counter' || kind === '_count' || kind === '_sum') {
           if (!rated) misuse.push(`${panel}: ${series} is a counter without rate()/increase()`);
         } else if (kind === '_bucket') {
-          if (!rated || !/histogram_quantile\(/.test(expr) || !byLabels(expr).includes('le')) misuse.push(`${panel}: ${series} outside histogram_quantile(…, sum by (…, le) (rate(…)))`);
+          if (!rated || !/histogram_quantile\(/.test(expr) || !byLabels(expr).includes('le'))
+            misuse.push(
+              `${panel}: ${series} outside histogram_quantile(…, sum by (…, le) (rate(…)))`,
+            );
         } else if (kind === 'histogram' || kind === 'summary') {
           misuse.push(`${panel}: ${series} is a ${kind}; query its _bucket, _count or _sum`);
         } else if (rated) {
@@ -145,11 +224,15 @@ describe('Grafana dashboard', () => {
   test('queries aggregate and filter by labels their metrics have, and legends name aggregated labels', () => {
     const wrong: string[] = [];
     for (const { panel, expr, legendFormat } of queries()) {
-      const metrics = metricsIn(expr).map((s) => seriesIndex.get(s)).filter((m): m is CodeMetric => m !== undefined);
+      const metrics = metricsIn(expr)
+        .map((s) => seriesIndex.get(s))
+        .filter((m): m is CodeMetric => m !== undefined);
       const allowed = new Set([...TARGET_LABELS, ...metrics.flatMap((m) => m.labels)]);
-      for (const l of [...byLabels(expr), ...selectorLabels(expr)]) if (!allowed.has(l)) wrong.push(`${panel}: ${expr} uses label ${l}`);
+      for (const l of [...byLabels(expr), ...selectorLabels(expr)])
+        if (!allowed.has(l)) wrong.push(`${panel}: ${expr} uses label ${l}`);
       const by = new Set(byLabels(expr));
-      for (const [, l] of (legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g)) if (!by.has(l!)) wrong.push(`${panel}: legend {{${l}}} is not aggregated by in ${expr}`);
+      for (const [, l] of (legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g))
+        if (!by.has(l!)) wrong.push(`${panel}: legend {{${l}}} is not aggregated by in ${expr}`);
     }
     expect(wrong).toEqual([]);
   });
@@ -162,7 +245,10 @@ describe('Grafana dashboard', () => {
     const overlaps: string[] = [];
     for (const p of dashboard.panels) {
       const g = p.gridPos;
-      expect({ title: p.title, fits: g.x >= 0 && g.x + g.w <= 24 }).toEqual({ title: p.title, fits: true });
+      expect({ title: p.title, fits: g.x >= 0 && g.x + g.w <= 24 }).toEqual({
+        title: p.title,
+        fits: true,
+      });
       for (let y = g.y; y < g.y + g.h; y++) {
         for (let x = g.x; x < g.x + g.w; x++) {
           const other = cells.get(`${x},${y}`);

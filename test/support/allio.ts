@@ -4,7 +4,11 @@ import { allioEnv, loadConfig } from '../../services/core/config.js';
 import type { Db } from '../../services/core/db.js';
 import { upsertIntegration } from '../../services/domains/allio/integrations.js';
 import { API_VERSION, allioIntegrationResource } from '../../services/domains/allio/resource.js';
-import { createAllioSync, type AllioSync, type AllioSyncDeps } from '../../services/allio-sync/service.js';
+import {
+  createAllioSync,
+  type AllioSync,
+  type AllioSyncDeps,
+} from '../../services/allio-sync/service.js';
 import { createMetrics } from '../../services/core/metrics.js';
 import type { TestContext } from './context.js';
 import { track } from './leaks.js';
@@ -18,7 +22,14 @@ export interface TestIntegration {
 
 export async function addIntegration(
   db: Db,
-  o: { baseUrl: string; token?: string; deletionControl?: boolean; active?: boolean; name?: string; webhookKey?: string },
+  o: {
+    baseUrl: string;
+    token?: string;
+    deletionControl?: boolean;
+    active?: boolean;
+    name?: string;
+    webhookKey?: string;
+  },
 ): Promise<TestIntegration> {
   const name = o.name ?? `it-${randomUUID().slice(0, 8)}`;
   const uuid = randomUUID();
@@ -43,7 +54,12 @@ export async function addIntegration(
 export function allioTestConfig(ctx: TestContext, overrides: Record<string, string> = {}) {
   return {
     // The simulators speak plain HTTP on 127.0.0.1: the development switch allows it.
-    ...loadConfig(allioEnv, { ALLIO_HTTP_TIMEOUT_MS: '2000', ALLIO_MAX_ATTEMPTS: '5', OUTBOUND_ALLOW_HTTP: 'true', ...overrides }),
+    ...loadConfig(allioEnv, {
+      ALLIO_HTTP_TIMEOUT_MS: '2000',
+      ALLIO_MAX_ATTEMPTS: '5',
+      OUTBOUND_ALLOW_HTTP: 'true',
+      ...overrides,
+    }),
     REDIS_KEY_PREFIX: ctx.keyPrefix,
   };
 }
@@ -75,7 +91,11 @@ export async function startSync(
   return sync;
 }
 
-export async function count(db: Db, table: string, where: Record<string, unknown> = {}): Promise<number> {
+export async function count(
+  db: Db,
+  table: string,
+  where: Record<string, unknown> = {},
+): Promise<number> {
   const row = await db(table).where(where).count<{ count: string }[]>('* as count').first();
   return Number(row?.count ?? 0);
 }

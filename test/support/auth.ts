@@ -18,7 +18,12 @@ export interface TestAuthServer {
 
 export async function startAuthServer(
   ctx: TestContext,
-  o: { tls?: { cert: string; key: string }; ttlSeconds?: number; vhost?: string; signingKeys?: JWK[] } = {},
+  o: {
+    tls?: { cert: string; key: string };
+    ttlSeconds?: number;
+    vhost?: string;
+    signingKeys?: JWK[];
+  } = {},
 ): Promise<TestAuthServer> {
   const port = await freePort();
   const dir = o.tls ? await mkdtemp(path.join(tmpdir(), 'hub-auth-')) : undefined;
@@ -28,7 +33,9 @@ export async function startAuthServer(
   }
   const issuer = `${o.tls ? 'https' : 'http'}://${o.tls ? 'localhost' : '127.0.0.1'}:${port}`;
   const service = await createAuthService({
-    db: ctx.db, logger: ctx.logger, metrics: ctx.metrics,
+    db: ctx.db,
+    logger: ctx.logger,
+    metrics: ctx.metrics,
     config: {
       AUTH_ISSUER: issuer,
       AUTH_SIGNING_JWKS: o.signingKeys as Array<Record<string, unknown>> | undefined,

@@ -9,5 +9,7 @@ export const PRODUCTION = path.join(CHART, 'ci/production-values.yaml');
 
 /** The chart's objects for release `hub` in namespace `hub`, with `args` (`-f`, `--set`, …). */
 export async function renderChart(args: string[] = []): Promise<KubeObject[]> {
-  return parseYamlDocs(await mustRun(await helm(), ['template', 'hub', CHART, '--namespace', 'hub', ...args]));
+  return parseYamlDocs(
+    await mustRun(await helm(), ['template', 'hub', CHART, '--namespace', 'hub', ...args]),
+  );
 }

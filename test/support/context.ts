@@ -10,7 +10,8 @@ import { markRateLimitEpoch } from '../../services/core/ratelimit/limiter.js';
 import type { Logger } from '../../services/core/logger.js';
 import { track } from './leaks.js';
 
-export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -67,7 +68,11 @@ export async function createTestContext(label = 't'): Promise<TestContext> {
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes; never a fixed sleep. */
-export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = 'condition'): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -78,7 +83,9 @@ export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000
       last = e;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -59,27 +59,49 @@ export interface FakeKeycloak {
 
 const SCOPE_NAME = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
-export async function startFakeKeycloak(o: { realm: string; clientId: string; clientSecret: string; tokenLifetimeSeconds?: number }): Promise<FakeKeycloak> {
+export async function startFakeKeycloak(o: {
+  realm: string;
+  clientId: string;
+  clientSecret: string;
+  tokenLifetimeSeconds?: number;
+}): Promise<FakeKeycloak> {
   const requests: string[] = [];
   const bodies: string[] = [];
   const clients = new Map<string, FakeClient>(); // id -> client
   // Keycloak's built-in scopes, which a realm created by hand has and partner clients must not get.
-  const scopes = new Map<string, FakeScope>(['profile', 'email'].map((name) => {
-    const id = randomUUID();
-    return [id, { id, name, protocol: 'openid-connect', attributes: { 'include.in.token.scope': 'true' } }];
-  }));
-  const links = { default: new Map<string, Set<string>>(), optional: new Map<string, Set<string>>() }; // client id -> scope ids
+  const scopes = new Map<string, FakeScope>(
+    ['profile', 'email'].map((name) => {
+      const id = randomUUID();
+      return [
+        id,
+        { id, name, protocol: 'openid-connect', attributes: { 'include.in.token.scope': 'true' } },
+      ];
+    }),
+  );
+  const links = {
+    default: new Map<string, Set<string>>(),
+    optional: new Map<string, Set<string>>(),
+  }; // client id -> scope ids
   const tokens = new Set<string>();
   let issued = 0;
   const failures: { match: RegExp; status: number; body: unknown }[] = [];
   const stalls: RegExp[] = [];
   const stalled = new Set<http.ServerResponse>();
 
-  const send = (res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) => {
-    res.writeHead(status, body === undefined ? headers : { 'content-type': 'application/json', ...headers });
+  const send = (
+    res: http.ServerResponse,
+    status: number,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    res.writeHead(
+      status,
+      body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    );
     res.end(body === undefined ? undefined : JSON.stringify(body));
   };
-  const byClientId = (clientId: string) => [...clients.values()].find((c) => c.clientId === clientId);
+  const byClientId = (clientId: string) =>
+    [...clients.values()].find((c) => c.clientId === clientId);
   const linked = (kind: 'default' | 'optional', id: string) => {
     let s = links[kind].get(id);
     if (!s) links[kind].set(id, (s = new Set()));
@@ -108,31 +130,54 @@ export async function startFakeKeycloak(o: { realm: string; clientId: string; cl
       const failure = failures.find((f) => f.match.test(line));
       if (failure) return send(res, failure.status, failure.body);
 
-      if (req.method === 'POST' && url.pathname === `/realms/${o.realm}/protocol/openid-connect/token`) {
+      if (
+        req.method === 'POST' &&
+        url.pathname === `/realms/${o.realm}/protocol/openid-connect/token`
+      ) {
         const form = new URLSearchParams(raw);
-        if (form.get('grant_type') !== 'client_credentials') return send(res, 400, { error: 'unsupported_grant_type', error_description: 'Unsupported grant_type' });
+        if (form.get('grant_type') !== 'client_credentials')
+          return send(res, 400, {
+            error: 'unsupported_grant_type',
+            error_description: 'Unsupported grant_type',
+          });
         if (form.get('client_id') !== o.clientId || form.get('client_secret') !== o.clientSecret)
-          return send(res, 401, { error: 'unauthorized_client', error_description: 'Invalid client or Invalid client credentials' });
+          return send(res, 401, {
+            error: 'unauthorized_client',
+            error_description: 'Invalid client or Invalid client credentials',
+          });
         const token = randomBytes(24).toString('base64url');
         tokens.add(token);
         issued++;
-        return send(res, 200, { access_token: token, expires_in: o.tokenLifetimeSeconds ?? 300, token_type: 'Bearer', scope: '' });
+        return send(res, 200, {
+          access_token: token,
+          expires_in: o.tokenLifetimeSeconds ?? 300,
+          token_type: 'Bearer',
+          scope: '',
+        });
       }
 
       const prefix = `/admin/realms/${o.realm}`;
-      if (!url.pathname.startsWith(`${prefix}/`)) return send(res, 404, { error: 'Unable to find matching target resource method' });
+      if (!url.pathname.startsWith(`${prefix}/`))
+        return send(res, 404, { error: 'Unable to find matching target resource method' });
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       if (!bearer || !tokens.has(bearer)) return send(res, 401, { error: 'HTTP 401 Unauthorized' });
       const body = raw ? (JSON.parse(raw) as Json) : undefined;
-      const parts = url.pathname.slice(prefix.length + 1).split('/').map(decodeURIComponent);
-      const location = (...p: string[]) => ({ location: `http://${req.headers.host}${prefix}/${p.map(encodeURIComponent).join('/')}` });
+      const parts = url.pathname
+        .slice(prefix.length + 1)
+        .split('/')
+        .map(decodeURIComponent);
+      const location = (...p: string[]) => ({
+        location: `http://${req.headers.host}${prefix}/${p.map(encodeURIComponent).join('/')}`,
+      });
 
       if (parts[0] === 'client-scopes') {
         if (parts.length === 1 && req.method === 'GET') return send(res, 200, [...scopes.values()]);
         if (parts.length === 1 && req.method === 'POST' && body) {
           const name = String(body.name);
-          if (!SCOPE_NAME.test(name)) return send(res, 400, { errorMessage: `Unexpected name "${name}" for ClientScope` });
-          if (scopeByName(name)) return send(res, 409, { errorMessage: `Client Scope ${name} already exists` });
+          if (!SCOPE_NAME.test(name))
+            return send(res, 400, { errorMessage: `Unexpected name "${name}" for ClientScope` });
+          if (scopeByName(name))
+            return send(res, 409, { errorMessage: `Client Scope ${name} already exists` });
           const s: FakeScope = { ...body, id: randomUUID(), name };
           scopes.set(s.id, s);
           return send(res, 201, undefined, location('client-scopes', s.id));
@@ -146,17 +191,26 @@ export async function startFakeKeycloak(o: { realm: string; clientId: string; cl
         return send(res, 405, { error: 'HTTP 405 Method Not Allowed' });
       }
 
-      if (parts[0] !== 'clients') return send(res, 404, { error: 'Unable to find matching target resource method' });
+      if (parts[0] !== 'clients')
+        return send(res, 404, { error: 'Unable to find matching target resource method' });
       if (parts.length === 1 && req.method === 'GET') {
         const wanted = url.searchParams.get('clientId');
-        return send(res, 200, [...clients.values()].filter((c) => wanted === null || c.clientId === wanted).map(view));
+        return send(
+          res,
+          200,
+          [...clients.values()].filter((c) => wanted === null || c.clientId === wanted).map(view),
+        );
       }
       if (parts.length === 1 && req.method === 'POST' && body) {
         const clientId = String(body.clientId);
-        if (byClientId(clientId)) return send(res, 409, { errorMessage: `Client ${clientId} already exists` });
-        const { defaultClientScopes, optionalClientScopes, protocolMappers, ...rest } = body as Json & {
-          defaultClientScopes?: string[]; optionalClientScopes?: string[]; protocolMappers?: MapperFields[];
-        };
+        if (byClientId(clientId))
+          return send(res, 409, { errorMessage: `Client ${clientId} already exists` });
+        const { defaultClientScopes, optionalClientScopes, protocolMappers, ...rest } =
+          body as Json & {
+            defaultClientScopes?: string[];
+            optionalClientScopes?: string[];
+            protocolMappers?: MapperFields[];
+          };
         const c: FakeClient = {
           enabled: true,
           attributes: {},
@@ -164,13 +218,20 @@ export async function startFakeKeycloak(o: { realm: string; clientId: string; cl
           id: randomUUID(),
           clientId,
           // Keycloak generates a confidential client's secret when none is given.
-          secret: typeof rest.secret === 'string' ? rest.secret : randomBytes(24).toString('base64url'),
+          secret:
+            typeof rest.secret === 'string' ? rest.secret : randomBytes(24).toString('base64url'),
           protocolMappers: (protocolMappers ?? []).map((m) => ({ ...m, id: randomUUID() })),
         };
         clients.set(c.id, c);
         // Named scopes that do not exist are skipped, as Keycloak does (with a warning in its log).
-        for (const n of defaultClientScopes ?? ['profile', 'email']) { const s = scopeByName(n); if (s) linked('default', c.id).add(s.id); }
-        for (const n of optionalClientScopes ?? []) { const s = scopeByName(n); if (s) linked('optional', c.id).add(s.id); }
+        for (const n of defaultClientScopes ?? ['profile', 'email']) {
+          const s = scopeByName(n);
+          if (s) linked('default', c.id).add(s.id);
+        }
+        for (const n of optionalClientScopes ?? []) {
+          const s = scopeByName(n);
+          if (s) linked('optional', c.id).add(s.id);
+        }
         return send(res, 201, undefined, location('clients', c.id));
       }
       const c = clients.get(parts[1] ?? '');
@@ -178,13 +239,26 @@ export async function startFakeKeycloak(o: { realm: string; clientId: string; cl
       if (parts.length === 2 && req.method === 'GET') return send(res, 200, view(c));
       if (parts.length === 2 && req.method === 'PUT' && body) {
         // Keycloak's client update sets the fields given and leaves mappers and scope links alone.
-        const { protocolMappers: _m, defaultClientScopes: _d, optionalClientScopes: _o, id: _id, access: _a, attributes, ...rest } = body as Json & { attributes?: Record<string, string> };
+        const {
+          protocolMappers: _m,
+          defaultClientScopes: _d,
+          optionalClientScopes: _o,
+          id: _id,
+          access: _a,
+          attributes,
+          ...rest
+        } = body as Json & { attributes?: Record<string, string> };
         Object.assign(c, rest, { attributes: { ...c.attributes, ...(attributes ?? {}) } });
         return send(res, 204);
       }
       if (parts[2] === 'default-client-scopes' || parts[2] === 'optional-client-scopes') {
         const kind = parts[2] === 'default-client-scopes' ? 'default' : 'optional';
-        if (parts.length === 3 && req.method === 'GET') return send(res, 200, [...linked(kind, c.id)].map((id) => ({ id, name: scopes.get(id)!.name })));
+        if (parts.length === 3 && req.method === 'GET')
+          return send(
+            res,
+            200,
+            [...linked(kind, c.id)].map((id) => ({ id, name: scopes.get(id)!.name })),
+          );
         const s = scopes.get(parts[3] ?? '');
         if (!s) return send(res, 404, { error: 'Could not find client scope' });
         if (req.method === 'PUT') linked(kind, c.id).add(s.id);
@@ -194,10 +268,16 @@ export async function startFakeKeycloak(o: { realm: string; clientId: string; cl
       }
       if (parts[2] === 'protocol-mappers' && parts[3] === 'models') {
         if (parts.length === 4 && req.method === 'POST' && body) {
-          if (c.protocolMappers.some((m) => m.name === body.name)) return send(res, 409, { errorMessage: `Protocol mapper exists with same name` });
+          if (c.protocolMappers.some((m) => m.name === body.name))
+            return send(res, 409, { errorMessage: `Protocol mapper exists with same name` });
           const m: FakeMapper = { ...(body as unknown as MapperFields), id: randomUUID() };
           c.protocolMappers.push(m);
-          return send(res, 201, undefined, location('clients', c.id, 'protocol-mappers', 'models', m.id));
+          return send(
+            res,
+            201,
+            undefined,
+            location('clients', c.id, 'protocol-mappers', 'models', m.id),
+          );
         }
         const m = c.protocolMappers.find((x) => x.id === parts[4]);
         if (!m) return send(res, 404, { error: 'Model not found' });

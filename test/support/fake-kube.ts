@@ -37,7 +37,8 @@ interface WatchEvent {
 /** RFC 7386 JSON merge patch. */
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Json = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Json) } : {};
+  const out: Json =
+    target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Json) } : {};
   for (const [k, v] of Object.entries(patch as Json)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -51,9 +52,22 @@ export interface FakeKube {
   url: string;
   kubeConfig(): KubeConfig;
   /** Creates or updates an object as `kubectl apply` would (a spec change bumps the generation). */
-  apply(o: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec?: unknown }, plural: string): StoredObject;
+  apply(
+    o: {
+      apiVersion: string;
+      kind: string;
+      metadata: { name: string; namespace?: string };
+      spec?: unknown;
+    },
+    plural: string,
+  ): StoredObject;
   /** Creates or replaces a core v1 Secret; `data` values are plain text (stored base64, as the API server does). */
-  putSecret(namespace: string, name: string, data: Record<string, string>, labels?: Record<string, string>): void;
+  putSecret(
+    namespace: string,
+    name: string,
+    data: Record<string, string>,
+    labels?: Record<string, string>,
+  ): void;
   /** Deletes as the API server does: with finalizers only marks it, without removes it. */
   remove(plural: string, namespace: string, name: string): void;
   get(plural: string, namespace: string, name: string): StoredObject | undefined;
@@ -81,9 +95,15 @@ export async function startFakeKube(): Promise<FakeKube> {
     return m;
   };
   const emit = (c: string, type: WatchEvent['type'], object: StoredObject) => {
-    const e: WatchEvent = { rv: Number(object.metadata.resourceVersion), collection: c, type, object: clone(object) };
+    const e: WatchEvent = {
+      rv: Number(object.metadata.resourceVersion),
+      collection: c,
+      type,
+      object: clone(object),
+    };
     events.push(e);
-    for (const w of watchers) if (w.collection === c) w.res.write(`${JSON.stringify({ type, object: e.object })}\n`);
+    for (const w of watchers)
+      if (w.collection === c) w.res.write(`${JSON.stringify({ type, object: e.object })}\n`);
   };
   const store = (c: string, o: StoredObject, type: WatchEvent['type']) => {
     o.metadata.resourceVersion = String(++rv);
@@ -93,7 +113,8 @@ export async function startFakeKube(): Promise<FakeKube> {
   };
   /** An object marked for deletion goes once its last finalizer is removed. */
   const settle = (c: string, o: StoredObject) => {
-    if (o.metadata.deletionTimestamp && !(o.metadata.finalizers ?? []).length) store(c, o, 'DELETED');
+    if (o.metadata.deletionTimestamp && !(o.metadata.finalizers ?? []).length)
+      store(c, o, 'DELETED');
   };
 
   const send = (res: http.ServerResponse, code: number, body: unknown) => {
@@ -108,23 +129,41 @@ export async function startFakeKube(): Promise<FakeKube> {
     req.on('data', (c: Buffer) => (raw += c.toString()));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://fake');
-      requests.push(`${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
+      requests.push(
+        `${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`,
+      );
       const body = raw ? (JSON.parse(raw) as Json) : undefined;
-      const m = /^\/(?:apis\/([^/]+)|api)\/([^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(url.pathname);
+      const m =
+        /^\/(?:apis\/([^/]+)|api)\/([^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/(status))?$/.exec(
+          url.pathname,
+        );
       if (!m) return status(res, 404, 'NotFound', `no route ${url.pathname}`);
-      const [, group = '', version, ns, plural, name, sub] = m as unknown as [string, string | undefined, string, string, string, string | undefined, string | undefined];
+      const [, group = '', version, ns, plural, name, sub] = m as unknown as [
+        string,
+        string | undefined,
+        string,
+        string,
+        string,
+        string | undefined,
+        string | undefined,
+      ];
       const c = collection(group, version, ns, plural);
       const items = bucket(c);
 
       if (req.method === 'GET' && !name) {
         if (url.searchParams.get('watch')) {
           const from = Number(url.searchParams.get('resourceVersion') ?? rv);
-          res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'transfer-encoding': 'chunked',
+          });
           // The API server answers a watch at once and streams events later.
           res.flushHeaders();
           const w = { collection: c, res, from };
           watchers.add(w);
-          for (const e of events) if (e.collection === c && e.rv > from) res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
+          for (const e of events)
+            if (e.collection === c && e.rv > from)
+              res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
           req.socket.on('close', () => watchers.delete(w));
           return;
         }
@@ -136,19 +175,33 @@ export async function startFakeKube(): Promise<FakeKube> {
         });
       }
       const current = name ? items.get(name) : undefined;
-      if (req.method === 'GET') return current ? send(res, 200, current) : status(res, 404, 'NotFound', `${plural} ${name} not found`);
+      if (req.method === 'GET')
+        return current
+          ? send(res, 200, current)
+          : status(res, 404, 'NotFound', `${plural} ${name} not found`);
 
       if (req.method === 'POST' && !name && body) {
         const o = body as StoredObject;
-        if (items.has(o.metadata.name)) return status(res, 409, 'AlreadyExists', `${plural} ${o.metadata.name} already exists`);
-        o.metadata = { ...o.metadata, namespace: ns, uid: `uid-${++uid}`, creationTimestamp: new Date().toISOString() };
+        if (items.has(o.metadata.name))
+          return status(res, 409, 'AlreadyExists', `${plural} ${o.metadata.name} already exists`);
+        o.metadata = {
+          ...o.metadata,
+          namespace: ns,
+          uid: `uid-${++uid}`,
+          creationTimestamp: new Date().toISOString(),
+        };
         store(c, o, 'ADDED');
         return send(res, 201, o);
       }
       if (!current) return status(res, 404, 'NotFound', `${plural} ${name} not found`);
       const sentRv = (body?.metadata as Meta | undefined)?.resourceVersion;
       if (sentRv !== undefined && sentRv !== current.metadata.resourceVersion)
-        return status(res, 409, 'Conflict', `the object has been modified; please apply your changes to the latest version`);
+        return status(
+          res,
+          409,
+          'Conflict',
+          `the object has been modified; please apply your changes to the latest version`,
+        );
 
       if (req.method === 'PUT' && body) {
         const o = body as StoredObject;
@@ -158,16 +211,26 @@ export async function startFakeKube(): Promise<FakeKube> {
       }
       if (req.method === 'PATCH' && body) {
         if (req.headers['content-type'] !== 'application/merge-patch+json')
-          return status(res, 415, 'UnsupportedMediaType', `expected application/merge-patch+json, got ${req.headers['content-type']}`);
+          return status(
+            res,
+            415,
+            'UnsupportedMediaType',
+            `expected application/merge-patch+json, got ${req.headers['content-type']}`,
+          );
         const next = clone(current);
         if (sub === 'status') {
           // The status subresource changes status only.
           next.status = mergePatch(current.status, body.status);
         } else {
-          const { metadata, status: _ignored, ...rest } = body as { metadata?: Json; status?: unknown };
+          const {
+            metadata,
+            status: _ignored,
+            ...rest
+          } = body as { metadata?: Json; status?: unknown };
           const patched = mergePatch(next, rest) as StoredObject;
           patched.status = current.status;
-          if (metadata?.finalizers !== undefined) patched.metadata.finalizers = metadata.finalizers as string[];
+          if (metadata?.finalizers !== undefined)
+            patched.metadata.finalizers = metadata.finalizers as string[];
           Object.assign(next, patched);
         }
         store(c, next, 'MODIFIED');
@@ -182,7 +245,9 @@ export async function startFakeKube(): Promise<FakeKube> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const untrack = track(`fake Kubernetes API ${url}`);
   const collectionOf = (apiVersion: string, ns: string, plural: string) => {
-    const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
+    const [group, version] = apiVersion.includes('/')
+      ? (apiVersion.split('/') as [string, string])
+      : ['', apiVersion];
     return collection(group, version, ns, plural);
   };
 
@@ -204,10 +269,20 @@ export async function startFakeKube(): Promise<FakeKube> {
       const c = collectionOf(o.apiVersion, ns, plural);
       const current = bucket(c).get(o.metadata.name);
       if (!current) {
-        store(c, {
-          ...clone(o),
-          metadata: { ...clone(o.metadata), namespace: ns, generation: 1, uid: `uid-${++uid}`, creationTimestamp: new Date().toISOString() },
-        } as StoredObject, 'ADDED');
+        store(
+          c,
+          {
+            ...clone(o),
+            metadata: {
+              ...clone(o.metadata),
+              namespace: ns,
+              generation: 1,
+              uid: `uid-${++uid}`,
+              creationTimestamp: new Date().toISOString(),
+            },
+          } as StoredObject,
+          'ADDED',
+        );
         return clone(bucket(c).get(o.metadata.name)!);
       }
       const next = clone(current);
@@ -220,10 +295,24 @@ export async function startFakeKube(): Promise<FakeKube> {
     },
     putSecret(ns, name, data, labels) {
       const c = collection('', 'v1', ns, 'secrets');
-      const encoded = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+      const encoded = Object.fromEntries(
+        Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+      );
       const current = bucket(c).get(name);
-      const metadata = { ...(current?.metadata ?? { uid: `uid-${++uid}`, creationTimestamp: new Date().toISOString() }), name, namespace: ns, labels };
-      store(c, { apiVersion: 'v1', kind: 'Secret', metadata, data: encoded } as StoredObject, current ? 'MODIFIED' : 'ADDED');
+      const metadata = {
+        ...(current?.metadata ?? {
+          uid: `uid-${++uid}`,
+          creationTimestamp: new Date().toISOString(),
+        }),
+        name,
+        namespace: ns,
+        labels,
+      };
+      store(
+        c,
+        { apiVersion: 'v1', kind: 'Secret', metadata, data: encoded } as StoredObject,
+        current ? 'MODIFIED' : 'ADDED',
+      );
     },
     remove(plural, ns, name) {
       for (const [c, items] of objects) {
@@ -238,7 +327,9 @@ export async function startFakeKube(): Promise<FakeKube> {
       }
     },
     get(plural, ns, name) {
-      for (const [c, items] of objects) if (c.endsWith(`/namespaces/${ns}/${plural}`) && items.has(name)) return clone(items.get(name)!);
+      for (const [c, items] of objects)
+        if (c.endsWith(`/namespaces/${ns}/${plural}`) && items.has(name))
+          return clone(items.get(name)!);
       return undefined;
     },
     dropWatches() {

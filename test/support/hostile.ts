@@ -10,7 +10,12 @@ export const MAX_LISTED_ISSUES = 20;
  * A JSON text of about `bytes` bytes: `fields` with `arrayField` set to as many copies of `element`
  * as fit. Every copy fails validation, so an unbounded validator reports one issue per copy.
  */
-export function invalidArrayBody(fields: Record<string, unknown>, arrayField: string, element: unknown, bytes = 256 * 1024 - 512): string {
+export function invalidArrayBody(
+  fields: Record<string, unknown>,
+  arrayField: string,
+  element: unknown,
+  bytes = 256 * 1024 - 512,
+): string {
   const head = JSON.stringify({ ...fields, [arrayField]: [] }).slice(0, -3);
   const one = JSON.stringify(element);
   const copies = Math.max(1, Math.floor((bytes - head.length - 3) / (one.length + 1)));
@@ -27,9 +32,18 @@ export interface TimedAnswer {
 }
 
 /** Sends `body` as-is and measures the answer's size and the time to its last byte. */
-export async function timedPost(url: string, body: string, headers: Record<string, string> = {}, method = 'POST'): Promise<TimedAnswer> {
+export async function timedPost(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+  method = 'POST',
+): Promise<TimedAnswer> {
   const started = performance.now();
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/json', ...headers }, body });
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
   const text = await res.text();
   const ms = performance.now() - started;
   let json: TimedAnswer['json'];
@@ -45,6 +59,7 @@ export async function timedPost(url: string, body: string, headers: Record<strin
 export function listedIssues(a: TimedAnswer): number {
   const d = a.json?.error?.details;
   if (Array.isArray(d)) return d.length;
-  if (d && typeof d === 'object' && Array.isArray((d as { issues?: unknown }).issues)) return (d as { issues: unknown[] }).issues.length;
+  if (d && typeof d === 'object' && Array.isArray((d as { issues?: unknown }).issues))
+    return (d as { issues: unknown[] }).issues.length;
   return 0;
 }

@@ -11,17 +11,30 @@ import { connectAmqp } from '../../services/core/amqp.js';
 import { createApiKey } from '../../services/core/auth/api-keys.js';
 import { WorkListener } from '../../services/core/engine/notify.js';
 import { createMetrics, type Metrics } from '../../services/core/metrics.js';
-import { orderStatusEventSchema, type OrderStatusTenantEvent, type TenantEvent } from '../../services/contracts/tenant-events.js';
+import {
+  orderStatusEventSchema,
+  type OrderStatusTenantEvent,
+  type TenantEvent,
+} from '../../services/contracts/tenant-events.js';
 import { TenantEventPublisher, TenantEventSubscriber } from '../../services/core/tenant-events.js';
 import { loadConfig } from '../../services/core/config.js';
 import { kitchenEnv } from '../../services/kitchen/config.js';
 import { createKitchenMetrics } from '../../services/domains/kitchen/metrics.js';
 import { createKitchen, type Kitchen } from '../../services/kitchen/service.js';
 import { startOneCSimulator, type OneCSimulator } from '../../services/simulators/onec/server.js';
-import { startPaymentGateway, type PaymentGatewaySimulator } from '../../services/simulators/payment-gateway/server.js';
-import { startRobotsSimulator, type RobotsSimulator } from '../../services/simulators/robots/server.js';
+import {
+  startPaymentGateway,
+  type PaymentGatewaySimulator,
+} from '../../services/simulators/payment-gateway/server.js';
+import {
+  startRobotsSimulator,
+  type RobotsSimulator,
+} from '../../services/simulators/robots/server.js';
 import { selfSignedCertificate, type Certificate } from '../../services/simulators/tls.js';
-import { startWarehouseSimulator, type WarehouseSimulator } from '../../services/simulators/warehouse/server.js';
+import {
+  startWarehouseSimulator,
+  type WarehouseSimulator,
+} from '../../services/simulators/warehouse/server.js';
 import { createVhost, type TestVhost } from './amqp.js';
 import { createTestContext, DATABASE_URL, REDIS_URL, type TestContext } from './context.js';
 import { track } from './leaks.js';
@@ -56,34 +69,79 @@ export interface KitchenStack {
   events: { tenantId: string; event: OrderStatusTenantEvent }[];
   watchTenant(tenantId: string): Promise<void>;
   /** Starts a kitchen replica (its own pool, metrics and AMQP connection); stopped by close(). */
-  startKitchen(o?: { env?: Record<string, string>; now?: () => Date; start?: boolean; metrics?: Metrics }): Promise<Kitchen>;
-  call(method: string, path: string, o?: { token?: string; apiKey?: string; body?: unknown; headers?: Record<string, string> }): Promise<Answer>;
+  startKitchen(o?: {
+    env?: Record<string, string>;
+    now?: () => Date;
+    start?: boolean;
+    metrics?: Metrics;
+  }): Promise<Kitchen>;
+  call(
+    method: string,
+    path: string,
+    o?: { token?: string; apiKey?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<Answer>;
   close(): Promise<void>;
 }
 
-export async function startKitchenStack(label: string, o: { cookMs?: number; hangMs?: number } = {}): Promise<KitchenStack> {
+export async function startKitchenStack(
+  label: string,
+  o: { cookMs?: number; hangMs?: number } = {},
+): Promise<KitchenStack> {
   const ctx = await createTestContext(label);
   const vhost = await createVhost(label);
   const idp = await startIdentityProvider();
   const certificate = await selfSignedCertificate();
-  const gateway = await startPaymentGateway({ certificate, apiKey: GATEWAY_KEY, hangMs: o.hangMs ?? 1_500 });
-  const robots = await startRobotsSimulator({ apiKey: ROBOTS_KEY, cookMs: o.cookMs ?? 300, hangMs: o.hangMs ?? 1_500 });
-  const onec = await startOneCSimulator({ user: 'exchange', password: 'secret-1c', hangMs: o.hangMs ?? 1_500 });
+  const gateway = await startPaymentGateway({
+    certificate,
+    apiKey: GATEWAY_KEY,
+    hangMs: o.hangMs ?? 1_500,
+  });
+  const robots = await startRobotsSimulator({
+    apiKey: ROBOTS_KEY,
+    cookMs: o.cookMs ?? 300,
+    hangMs: o.hangMs ?? 1_500,
+  });
+  const onec = await startOneCSimulator({
+    user: 'exchange',
+    password: 'secret-1c',
+    hangMs: o.hangMs ?? 1_500,
+  });
 
-  const api = buildApi({ db: ctx.db, logger: ctx.logger, metrics: ctx.metrics, readiness: [],
-    kitchen: kitchenRoutes({ authenticator: idp.authenticator, warehouse: { secrets: [WAREHOUSE_SECRET, WAREHOUSE_NEXT_SECRET], toleranceSeconds: 300 } }) });
+  const api = buildApi({
+    db: ctx.db,
+    logger: ctx.logger,
+    metrics: ctx.metrics,
+    readiness: [],
+    kitchen: kitchenRoutes({
+      authenticator: idp.authenticator,
+      warehouse: { secrets: [WAREHOUSE_SECRET, WAREHOUSE_NEXT_SECRET], toleranceSeconds: 300 },
+    }),
+  });
   const apiUrl = await api.listen({ port: 0, host: '127.0.0.1' });
-  const warehouse = await startWarehouseSimulator({ targetUrl: `${apiUrl}/webhooks/warehouse`, secret: WAREHOUSE_SECRET });
+  const warehouse = await startWarehouseSimulator({
+    targetUrl: `${apiUrl}/webhooks/warehouse`,
+    secret: WAREHOUSE_SECRET,
+  });
 
   const apiAmqp = connectAmqp(vhost.url, ctx.logger, { name: 'test-api' });
   const consumer = startOrderStatusConsumer({
-    amqp: apiAmqp, publisher: new TenantEventPublisher<TenantEvent>(ctx.redis, ctx.keyPrefix), redis: ctx.redis, keyPrefix: ctx.keyPrefix,
-    logger: ctx.logger, metrics: createKitchenMetrics(ctx.metrics.registry),
+    amqp: apiAmqp,
+    publisher: new TenantEventPublisher<TenantEvent>(ctx.redis, ctx.keyPrefix),
+    redis: ctx.redis,
+    keyPrefix: ctx.keyPrefix,
+    logger: ctx.logger,
+    metrics: createKitchenMetrics(ctx.metrics.registry),
   });
   await consumer.waitForConnect();
   const events: KitchenStack['events'] = [];
   const subRedis = new Redis(REDIS_URL);
-  const subscriber = new TenantEventSubscriber(subRedis, ctx.keyPrefix, ctx.logger, orderStatusEventSchema, (tenantId, event) => events.push({ tenantId, event }));
+  const subscriber = new TenantEventSubscriber(
+    subRedis,
+    ctx.keyPrefix,
+    ctx.logger,
+    orderStatusEventSchema,
+    (tenantId, event) => events.push({ tenantId, event }),
+  );
 
   const operatorKey = (await createApiKey(ctx.db, 'kitchen terminal', ['kitchen-operator'])).key;
   const adminKey = (await createApiKey(ctx.db, 'back office', ['kitchen-admin'])).key;
@@ -92,15 +150,38 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
   const untrack = track(`kitchen stack ${label}`);
 
   return {
-    ctx, vhost, idp, certificate, gateway, robots, onec, warehouse, api, apiUrl, operatorKey, adminKey, events,
+    ctx,
+    vhost,
+    idp,
+    certificate,
+    gateway,
+    robots,
+    onec,
+    warehouse,
+    api,
+    apiUrl,
+    operatorKey,
+    adminKey,
+    events,
     watchTenant: (tenantId) => subscriber.add(tenantId),
     async startKitchen(k = {}) {
       const config = loadConfig(kitchenEnv, {
-        DATABASE_URL, DATABASE_SCHEMA: ctx.schema, AMQP_URL: vhost.url,
-        KITCHEN_PAYMENT_URL: gateway.url, KITCHEN_PAYMENT_API_KEY: GATEWAY_KEY, KITCHEN_PAYMENT_TIMEOUT_MS: '500',
-        KITCHEN_ROBOTS_URL: robots.url, KITCHEN_ROBOTS_API_KEY: ROBOTS_KEY, KITCHEN_ROBOTS_TIMEOUT_MS: '400',
-        KITCHEN_ROBOTS_BACKOFF_MS: '50', KITCHEN_PRODUCTION_POLL_MS: '100', KITCHEN_LEASE_MS: '10000',
-        ONEC_ODATA_URL: onec.url, ONEC_USER: 'exchange', ONEC_PASSWORD: 'secret-1c', ONEC_TIMEOUT_MS: '500',
+        DATABASE_URL,
+        DATABASE_SCHEMA: ctx.schema,
+        AMQP_URL: vhost.url,
+        KITCHEN_PAYMENT_URL: gateway.url,
+        KITCHEN_PAYMENT_API_KEY: GATEWAY_KEY,
+        KITCHEN_PAYMENT_TIMEOUT_MS: '500',
+        KITCHEN_ROBOTS_URL: robots.url,
+        KITCHEN_ROBOTS_API_KEY: ROBOTS_KEY,
+        KITCHEN_ROBOTS_TIMEOUT_MS: '400',
+        KITCHEN_ROBOTS_BACKOFF_MS: '50',
+        KITCHEN_PRODUCTION_POLL_MS: '100',
+        KITCHEN_LEASE_MS: '10000',
+        ONEC_ODATA_URL: onec.url,
+        ONEC_USER: 'exchange',
+        ONEC_PASSWORD: 'secret-1c',
+        ONEC_TIMEOUT_MS: '500',
         KITCHEN_ONEC_CATCHUP_HOURS: '6',
         // The robots and 1C simulators speak plain HTTP on 127.0.0.1.
         OUTBOUND_ALLOW_HTTP: 'true',
@@ -110,10 +191,26 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
       const amqp = connectAmqp(vhost.url, ctx.logger, { name: `test-kitchen-${replicas.length}` });
       const listener = new WorkListener(DATABASE_URL, ctx.schema, ctx.logger);
       const kitchen = createKitchen({
-        db, config, paymentCa: certificate.cert, amqp, logger: ctx.logger, metrics: k.metrics ?? createMetrics(), listener,
-        owner: `replica-${replicas.length}`, now: k.now, pollMaxMs: 200, schedulerIntervalMs: 60_000,
+        db,
+        config,
+        paymentCa: certificate.cert,
+        amqp,
+        logger: ctx.logger,
+        metrics: k.metrics ?? createMetrics(),
+        listener,
+        owner: `replica-${replicas.length}`,
+        now: k.now,
+        pollMaxMs: 200,
+        schedulerIntervalMs: 60_000,
       });
-      replicas.push({ kitchen, stop: async () => { await kitchen.stop(2_000); await listener.stop(); await amqp.close(); } });
+      replicas.push({
+        kitchen,
+        stop: async () => {
+          await kitchen.stop(2_000);
+          await listener.stop();
+          await amqp.close();
+        },
+      });
       if (k.start !== false) {
         await listener.start();
         await kitchen.start();
@@ -146,7 +243,13 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
       await apiAmqp.close();
       subRedis.disconnect();
       await api.close();
-      await Promise.all([gateway.close(), robots.close(), onec.close(), warehouse.close(), idp.close()]);
+      await Promise.all([
+        gateway.close(),
+        robots.close(),
+        onec.close(),
+        warehouse.close(),
+        idp.close(),
+      ]);
       await vhost.close();
       await ctx.close();
       untrack();
@@ -155,10 +258,20 @@ export async function startKitchenStack(label: string, o: { cookMs?: number; han
 }
 
 /** The demo menu through the API (as the back office) and stock through signed warehouse webhooks. */
-export async function seedMenuAndStock(s: KitchenStack, stock: Record<string, number> = { beet: 5_000, beef: 5_000, walnut: 1_000 }): Promise<void> {
+export async function seedMenuAndStock(
+  s: KitchenStack,
+  stock: Record<string, number> = { beet: 5_000, beef: 5_000, walnut: 1_000 },
+): Promise<void> {
   const { BORSCHT, SALAD } = await import('../../services/hub/demo-cards.js');
-  for (const [dish, xml] of [['borscht', BORSCHT], ['salad', SALAD]] as const) {
-    const r = await s.call('PUT', `/v1/kitchen/tech-cards/${dish}`, { apiKey: s.adminKey, body: xml, headers: { 'content-type': 'application/xml' } });
+  for (const [dish, xml] of [
+    ['borscht', BORSCHT],
+    ['salad', SALAD],
+  ] as const) {
+    const r = await s.call('PUT', `/v1/kitchen/tech-cards/${dish}`, {
+      apiKey: s.adminKey,
+      body: xml,
+      headers: { 'content-type': 'application/xml' },
+    });
     if (r.status !== 200) throw new Error(`tech card ${dish} refused: ${r.text}`);
   }
   const expiresAt = new Date(Date.now() + 86_400_000).toISOString();

@@ -10,14 +10,20 @@ import { ROOT } from './tools.js';
 export interface KubeObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   [field: string]: unknown;
 }
 
 /** Module that holds the model of an apiVersion, by API group. */
 function modelModule(apiVersion: string, kind: string): string {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
-  if (group === 'monitoring.coreos.com') return `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`;
+  if (group === 'monitoring.coreos.com')
+    return `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`;
   if (group === 'cert-manager.io') return `@kubernetes-models/cert-manager/${apiVersion}/${kind}`;
   return group ? `kubernetes-models/${group}/${version}/${kind}` : `kubernetes-models/v1/${kind}`;
 }
@@ -33,7 +39,10 @@ export async function validateKubeObject(obj: KubeObject): Promise<void> {
   try {
     new Model(obj).validate();
   } catch (thrown) {
-    throw new Error(`${obj.kind}/${obj.metadata.name}: ${thrown instanceof Error ? thrown.message : String(thrown)}`, { cause: thrown });
+    throw new Error(
+      `${obj.kind}/${obj.metadata.name}: ${thrown instanceof Error ? thrown.message : String(thrown)}`,
+      { cause: thrown },
+    );
   }
 }
 
@@ -46,10 +55,15 @@ export function parseYamlDocs<T = KubeObject>(text: string): T[] {
     .filter((d): d is T => d !== null && d !== undefined);
 }
 
-export const CRD_FILES = ['crds/alliointegrations.integration-hub.io.yaml', 'crds/smarthomepartners.integration-hub.io.yaml'];
+export const CRD_FILES = [
+  'crds/alliointegrations.integration-hub.io.yaml',
+  'crds/smarthomepartners.integration-hub.io.yaml',
+];
 
 export async function loadCrds(): Promise<KubeObject[]> {
-  return Promise.all(CRD_FILES.map(async (f) => parseYamlDocs(await readFile(path.join(ROOT, f), 'utf8'))[0]!));
+  return Promise.all(
+    CRD_FILES.map(async (f) => parseYamlDocs(await readFile(path.join(ROOT, f), 'utf8'))[0]!),
+  );
 }
 
 type Schema = Record<string, unknown>;
@@ -64,14 +78,22 @@ function strictFields(s: Schema): Schema {
   for (const [k, v] of Object.entries(s)) {
     if (k.startsWith('x-kubernetes-')) continue;
     if (k === 'properties' && v && typeof v === 'object')
-      out[k] = Object.fromEntries(Object.entries(v as Record<string, Schema>).map(([p, ps]) => [p, strictFields(ps)]));
-    else if ((k === 'items' || k === 'additionalProperties') && v && typeof v === 'object') out[k] = strictFields(v as Schema);
-    else if ((k === 'oneOf' || k === 'anyOf' || k === 'allOf') && Array.isArray(v)) out[k] = v.map((x: Schema) => strictFields(x));
+      out[k] = Object.fromEntries(
+        Object.entries(v as Record<string, Schema>).map(([p, ps]) => [p, strictFields(ps)]),
+      );
+    else if ((k === 'items' || k === 'additionalProperties') && v && typeof v === 'object')
+      out[k] = strictFields(v as Schema);
+    else if ((k === 'oneOf' || k === 'anyOf' || k === 'allOf') && Array.isArray(v))
+      out[k] = v.map((x: Schema) => strictFields(x));
     else out[k] = v;
   }
   // The API server rejects duplicates in a list of type set.
   if (s['x-kubernetes-list-type'] === 'set') out.uniqueItems = true;
-  if (out.properties && out.additionalProperties === undefined && !s['x-kubernetes-preserve-unknown-fields'])
+  if (
+    out.properties &&
+    out.additionalProperties === undefined &&
+    !s['x-kubernetes-preserve-unknown-fields']
+  )
     out.additionalProperties = false;
   return out;
 }
@@ -81,13 +103,23 @@ export async function crdValidators(): Promise<Map<string, ValidateFunction>> {
   const ajv = new Ajv({
     strict: false,
     allErrors: true,
-    formats: { int64: true, 'date-time': /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/ },
+    formats: {
+      int64: true,
+      'date-time': /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/,
+    },
   });
   const out = new Map<string, ValidateFunction>();
   for (const crd of await loadCrds()) {
-    const spec = crd.spec as { group: string; names: { kind: string }; versions: { name: string; storage: boolean; schema: { openAPIV3Schema: Schema } }[] };
+    const spec = crd.spec as {
+      group: string;
+      names: { kind: string };
+      versions: { name: string; storage: boolean; schema: { openAPIV3Schema: Schema } }[];
+    };
     for (const v of spec.versions)
-      out.set(`${spec.group}/${v.name}/${spec.names.kind}`, ajv.compile(strictFields(v.schema.openAPIV3Schema)));
+      out.set(
+        `${spec.group}/${v.name}/${spec.names.kind}`,
+        ajv.compile(strictFields(v.schema.openAPIV3Schema)),
+      );
   }
   return out;
 }

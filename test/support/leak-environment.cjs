@@ -8,7 +8,9 @@ class LeakCheckingEnvironment extends TestEnvironment {
     const open = this.global.__hubOpenResources;
     if (open && open.size > 0) {
       state.unhandledErrors.push(
-        new Error(`test file left resources open: ${[...open.values()].join(', ')} (stop workers, close pools)`),
+        new Error(
+          `test file left resources open: ${[...open.values()].join(', ')} (stop workers, close pools)`,
+        ),
       );
     }
   }

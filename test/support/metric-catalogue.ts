@@ -49,8 +49,17 @@ export async function metricCatalogue(): Promise<MetricCatalogue> {
       const factory = `${rel}:${name}`;
       factories.push(factory);
       // prom-client keeps each metric's label names on the metric object; its typings omit them.
-      for (const m of registry.getMetricsAsArray() as unknown as { name: string; type: CodeMetric['type']; labelNames?: string[] }[]) {
-        metrics.set(m.name, { name: m.name, type: m.type, labels: [...(m.labelNames ?? [])], factory });
+      for (const m of registry.getMetricsAsArray() as unknown as {
+        name: string;
+        type: CodeMetric['type'];
+        labelNames?: string[];
+      }[]) {
+        metrics.set(m.name, {
+          name: m.name,
+          type: m.type,
+          labels: [...(m.labelNames ?? [])],
+          factory,
+        });
       }
     }
   }
@@ -59,7 +68,8 @@ export async function metricCatalogue(): Promise<MetricCatalogue> {
 
 /** The series names a metric is queried by: a histogram's _bucket/_sum/_count, a summary's _sum/_count. */
 export function seriesOf(m: Pick<CodeMetric, 'name' | 'type'>): string[] {
-  if (m.type === 'histogram') return [m.name, ...['_bucket', '_sum', '_count'].map((s) => `${m.name}${s}`)];
+  if (m.type === 'histogram')
+    return [m.name, ...['_bucket', '_sum', '_count'].map((s) => `${m.name}${s}`)];
   if (m.type === 'summary') return [m.name, ...['_sum', '_count'].map((s) => `${m.name}${s}`)];
   return [m.name];
 }

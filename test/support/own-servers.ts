@@ -16,7 +16,6 @@ import { track } from './leaks.js';
 const run = promisify(execFile);
 const PG_BIN = process.env.TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
-
 /** True when a server at `url` accepts a connection and answers `select 1`. */
 async function answersSql(url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url });
@@ -50,14 +49,30 @@ export async function startOwnRedis(): Promise<OwnServer> {
   let untrack: () => void = () => undefined;
   const start = async () => {
     if (child && child.exitCode === null && child.signalCode === null) return;
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
     untrack = track(`own redis-server :${port}`);
     const c = child;
     exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const probe = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     probe.on('error', () => undefined);
     try {
-      await waitFor(async () => (await probe.connect().then(() => probe.ping(), () => undefined)) === 'PONG', 10_000, 'own redis-server up');
+      await waitFor(
+        async () =>
+          (await probe.connect().then(
+            () => probe.ping(),
+            () => undefined,
+          )) === 'PONG',
+        10_000,
+        'own redis-server up',
+      );
     } finally {
       probe.disconnect();
     }
@@ -77,16 +92,32 @@ export async function startOwnPostgres(): Promise<OwnServer> {
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-pg-'));
   const data = path.join(dir, 'data');
   const asRoot = userInfo().uid === 0;
-  if (asRoot) chownSync(dir, Number((await run('id', ['-u', 'postgres'])).stdout.trim()), Number((await run('id', ['-g', 'postgres'])).stdout.trim()));
+  if (asRoot)
+    chownSync(
+      dir,
+      Number((await run('id', ['-u', 'postgres'])).stdout.trim()),
+      Number((await run('id', ['-g', 'postgres'])).stdout.trim()),
+    );
   const pgRun = (bin: string, args: string[]) =>
-    asRoot ? run('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, bin), ...args]) : run(path.join(PG_BIN, bin), args);
+    asRoot
+      ? run('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, bin), ...args])
+      : run(path.join(PG_BIN, bin), args);
   await pgRun('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   const untrack = track(`own postgres :${port}`);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let running = false;
   const start = async () => {
     if (running) return;
-    await pgRun('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    await pgRun('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      path.join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      'start',
+    ]);
     running = true;
     await waitFor(() => answersSql(url), 15_000, 'own postgres up');
   };
@@ -97,7 +128,9 @@ export async function startOwnPostgres(): Promise<OwnServer> {
   };
   await start();
   return {
-    url, start, stop,
+    url,
+    start,
+    stop,
     async close() {
       await stop().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
@@ -111,32 +144,44 @@ export async function startOwnPostgres(): Promise<OwnServer> {
  * of PostgreSQL at `target` (`host`, `port`, `dbname`), with trust authentication for `users`.
  * It runs as the `postgres` user when the tests run as root (PgBouncer refuses root).
  */
-export async function startPgBouncer(target: { host: string; port: number; dbname: string }, o: { users: string[]; serverConnections: number; poolMode?: 'transaction' | 'session' }): Promise<{ port: number; close(): Promise<void> }> {
+export async function startPgBouncer(
+  target: { host: string; port: number; dbname: string },
+  o: { users: string[]; serverConnections: number; poolMode?: 'transaction' | 'session' },
+): Promise<{ port: number; close(): Promise<void> }> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-pgbouncer-'));
   const ini = path.join(dir, 'pgbouncer.ini');
   await writeFile(path.join(dir, 'users.txt'), o.users.map((u) => `"${u}" ""\n`).join(''));
-  await writeFile(ini, [
-    '[databases]',
-    `${target.dbname} = host=${target.host} port=${target.port} dbname=${target.dbname}`,
-    '[pgbouncer]',
-    'listen_addr = 127.0.0.1',
-    `listen_port = ${port}`,
-    'unix_socket_dir =',
-    'auth_type = trust',
-    `auth_file = ${path.join(dir, 'users.txt')}`,
-    `pool_mode = ${o.poolMode ?? 'transaction'}`,
-    `default_pool_size = ${o.serverConnections}`,
-    'reserve_pool_size = 0',
-    'max_client_conn = 200',
-    '',
-  ].join('\n'));
+  await writeFile(
+    ini,
+    [
+      '[databases]',
+      `${target.dbname} = host=${target.host} port=${target.port} dbname=${target.dbname}`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      'unix_socket_dir =',
+      'auth_type = trust',
+      `auth_file = ${path.join(dir, 'users.txt')}`,
+      `pool_mode = ${o.poolMode ?? 'transaction'}`,
+      `default_pool_size = ${o.serverConnections}`,
+      'reserve_pool_size = 0',
+      'max_client_conn = 200',
+      '',
+    ].join('\n'),
+  );
   const asRoot = userInfo().uid === 0;
   if (asRoot) {
-    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-    for (const f of [dir, ini, path.join(dir, 'users.txt')]) chownSync(f, Number(uid.stdout.trim()), Number(gid.stdout.trim()));
+    const [uid, gid] = await Promise.all([
+      run('id', ['-u', 'postgres']),
+      run('id', ['-g', 'postgres']),
+    ]);
+    for (const f of [dir, ini, path.join(dir, 'users.txt')])
+      chownSync(f, Number(uid.stdout.trim()), Number(gid.stdout.trim()));
   }
-  const child = spawn('pgbouncer', [...(asRoot ? ['-u', 'postgres'] : []), ini], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('pgbouncer', [...(asRoot ? ['-u', 'postgres'] : []), ini], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -148,10 +193,14 @@ export async function startPgBouncer(target: { host: string; port: number; dbnam
     untrack();
   };
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`pgbouncer exited: ${log}`);
-      return answersSql(`postgres://${o.users[0]}@127.0.0.1:${port}/${target.dbname}`);
-    }, 15_000, `own pgbouncer up (${log})`);
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`pgbouncer exited: ${log}`);
+        return answersSql(`postgres://${o.users[0]}@127.0.0.1:${port}/${target.dbname}`);
+      },
+      15_000,
+      `own pgbouncer up (${log})`,
+    );
   } catch (err) {
     await close();
     throw err;

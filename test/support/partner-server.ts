@@ -16,7 +16,11 @@ export interface ReceivedRequest {
   headers: http.IncomingHttpHeaders;
 }
 
-export type PartnerHandler = (req: http.IncomingMessage, res: http.ServerResponse, server: PartnerServer) => void | Promise<void>;
+export type PartnerHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  server: PartnerServer,
+) => void | Promise<void>;
 
 export interface PartnerServer {
   url: string;
@@ -28,25 +32,33 @@ export interface PartnerServer {
 }
 
 /** Answers `status` with `headers` and a JSON body. */
-export const answer = (status: number, body: unknown, headers: Record<string, string> = {}): PartnerHandler => (_req, res) => {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
-};
+export const answer =
+  (status: number, body: unknown, headers: Record<string, string> = {}): PartnerHandler =>
+  (_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
 
 /**
  * Streams `totalBytes` of a JSON-looking body in 64 KiB chunks, honouring backpressure, so that
  * `bytesSent` shows how much the client really read before it hung up.
  */
-export const hugeBody = (totalBytes: number, status = 200): PartnerHandler => async (_req, res, server) => {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  const chunk = Buffer.alloc(64 * 1024, 0x20);
-  res.write('{"items":[');
-  while (server.bytesSent < totalBytes && !res.destroyed) {
-    server.bytesSent += chunk.length;
-    if (!res.write(chunk)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
-  }
-  res.end(']}');
-};
+export const hugeBody =
+  (totalBytes: number, status = 200): PartnerHandler =>
+  async (_req, res, server) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    res.write('{"items":[');
+    while (server.bytesSent < totalBytes && !res.destroyed) {
+      server.bytesSent += chunk.length;
+      if (!res.write(chunk))
+        await new Promise<void>((r) => {
+          res.once('drain', r);
+          res.once('close', r);
+        });
+    }
+    res.end(']}');
+  };
 
 export async function startPartnerServer(o: { tls?: Certificate } = {}): Promise<PartnerServer> {
   let handler: PartnerHandler = answer(200, { items: [] });
@@ -57,8 +69,14 @@ export async function startPartnerServer(o: { tls?: Certificate } = {}): Promise
     res.on('error', () => undefined);
     req.on('end', () => void Promise.resolve(handler(req, res, self)).catch(() => res.destroy()));
   };
-  const server = o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }, listener) : http.createServer(listener);
-  server.on('connection', (s) => { sockets.add(s); s.on('error', () => undefined); s.on('close', () => sockets.delete(s)); });
+  const server = o.tls
+    ? https.createServer({ key: o.tls.key, cert: o.tls.cert }, listener)
+    : http.createServer(listener);
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const untrack = track('partner server');
@@ -66,7 +84,9 @@ export async function startPartnerServer(o: { tls?: Certificate } = {}): Promise
     url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests: [],
     bytesSent: 0,
-    handle(h) { handler = h; },
+    handle(h) {
+      handler = h;
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -78,5 +98,9 @@ export async function startPartnerServer(o: { tls?: Certificate } = {}): Promise
 
 /** The outbound policy as tests run it: http allowed (the simulators), otherwise the defaults. */
 export function testOutbound(env: Record<string, string> = {}): OutboundPolicy {
-  return new OutboundPolicy(loadConfig(outboundEnv, { OUTBOUND_ALLOW_HTTP: 'true', ...env }), pino({ level: 'silent' }), createMetrics());
+  return new OutboundPolicy(
+    loadConfig(outboundEnv, { OUTBOUND_ALLOW_HTTP: 'true', ...env }),
+    pino({ level: 'silent' }),
+    createMetrics(),
+  );
 }

@@ -16,7 +16,11 @@ export interface ServiceProcess {
   exited: Promise<number | string>;
 }
 
-export function startServiceProcess(entry: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
+export function startServiceProcess(
+  entry: string,
+  env: Record<string, string>,
+  args: string[] = [],
+): ServiceProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry), ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
@@ -49,8 +53,16 @@ export async function expectCleanExit(p: ServiceProcess): Promise<void> {
  */
 export async function listeningPort(p: ServiceProcess, timeoutMs = 45_000): Promise<number> {
   try {
-    return Number(await waitFor(() => /Server listening at http:\/\/[^\s"]*:(\d+)/.exec(p.output())?.[1], timeoutMs, `${p.entry} to listen`));
+    return Number(
+      await waitFor(
+        () => /Server listening at http:\/\/[^\s"]*:(\d+)/.exec(p.output())?.[1],
+        timeoutMs,
+        `${p.entry} to listen`,
+      ),
+    );
   } catch (thrown) {
-    throw new Error(`${String(thrown)}; it printed:\n${p.output().slice(-4_000)}`, { cause: thrown });
+    throw new Error(`${String(thrown)}; it printed:\n${p.output().slice(-4_000)}`, {
+      cause: thrown,
+    });
   }
 }

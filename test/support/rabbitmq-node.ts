@@ -109,7 +109,9 @@ function scriptsDir(): string {
     const real = realpathSync(existsSync(beside) ? beside : candidate);
     return path.dirname(real);
   }
-  throw new Error('rabbitmq-server is not on PATH (set TEST_RABBITMQ_SCRIPTS_DIR to its sbin directory)');
+  throw new Error(
+    'rabbitmq-server is not on PATH (set TEST_RABBITMQ_SCRIPTS_DIR to its sbin directory)',
+  );
 }
 
 /** pids of all processes descending from `root` now (the Erlang VM's helpers start own sessions). */
@@ -172,7 +174,11 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
  * internal users, partners with OAuth 2.0 tokens whose keys come from `jwksUrl` (https, its
  * certificate checked against the same CA) and whose audience is RabbitMQ's resource server id.
  */
-export function startPartnerBroker(o: { tls: RabbitNodeTls; jwksUrl: string; resourceServerId?: string }): Promise<RabbitTlsNode> {
+export function startPartnerBroker(o: {
+  tls: RabbitNodeTls;
+  jwksUrl: string;
+  resourceServerId?: string;
+}): Promise<RabbitTlsNode> {
   return startRabbitNode({
     tls: o.tls,
     plugins: ['rabbitmq_auth_backend_oauth2'],
@@ -187,7 +193,9 @@ export function startPartnerBroker(o: { tls: RabbitNodeTls; jwksUrl: string; res
   });
 }
 
-export async function startRabbitNode(options: RabbitNodeOptions & { tls: RabbitNodeTls }): Promise<RabbitTlsNode>;
+export async function startRabbitNode(
+  options: RabbitNodeOptions & { tls: RabbitNodeTls },
+): Promise<RabbitTlsNode>;
 export async function startRabbitNode(options?: RabbitNodeOptions): Promise<RabbitNode>;
 export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<RabbitNode> {
   const sbin = scriptsDir();
@@ -201,7 +209,13 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
 
   // The log goes to the console (captured here) rather than to a file: the file handler buffers
   // its writes until a later one, so a test could not read what just happened.
-  const config = [`listeners.tcp.default = 127.0.0.1:${port}`, 'log.file = false', 'log.console = true', 'log.console.level = info', 'log.console.use_colors = off'];
+  const config = [
+    `listeners.tcp.default = 127.0.0.1:${port}`,
+    'log.file = false',
+    'log.console = true',
+    'log.console.level = info',
+    'log.console.use_colors = off',
+  ];
   let caFile: string | undefined;
   if (options.tls && tlsPort !== undefined) {
     caFile = file('ca.pem');
@@ -217,13 +231,20 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
       'ssl_options.fail_if_no_peer_cert = false',
     );
   }
-  (options.authBackends ?? []).forEach((backend, i) => config.push(`auth_backends.${i + 1} = ${backend}`));
-  const extra = typeof options.config === 'function' ? options.config({ dir, caFile, port }) : (options.config ?? []);
+  (options.authBackends ?? []).forEach((backend, i) =>
+    config.push(`auth_backends.${i + 1} = ${backend}`),
+  );
+  const extra =
+    typeof options.config === 'function'
+      ? options.config({ dir, caFile, port })
+      : (options.config ?? []);
   config.push(...extra);
   await writeFile(file('rabbitmq.conf'), `${config.join('\n')}\n`);
   await writeFile(file('enabled_plugins'), `[${(options.plugins ?? []).join(',')}].\n`);
   await writeFile(file('rabbitmq-env.conf'), '');
-  await writeFile(file('.erlang.cookie'), randomBytes(20).toString('hex').toUpperCase(), { mode: 0o400 });
+  await writeFile(file('.erlang.cookie'), randomBytes(20).toString('hex').toUpperCase(), {
+    mode: 0o400,
+  });
   await mkdir(file('mnesia'));
   await mkdir(file('log'));
 
@@ -248,17 +269,22 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
   };
 
-  const child = spawn('/bin/sh', ['-c', SUPERVISOR, 'rabbitmq-node', path.join(sbin, 'rabbitmq-server'), dir], {
-    cwd: dir,
-    env,
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    '/bin/sh',
+    ['-c', SUPERVISOR, 'rabbitmq-node', path.join(sbin, 'rabbitmq-server'), dir],
+    {
+      cwd: dir,
+      env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   const untrack = track(`rabbitmq node ${nodeName}`);
   // A forgotten node must not keep the test process alive: the leak check reports it, and the
   // supervisor halts it when the process exits. (Child stdio pipes are net.Sockets.)
   child.unref();
-  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as net.Socket | null)?.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr])
+    (stream as net.Socket | null)?.unref();
   let output = '';
   const collect = (d: Buffer) => {
     output += d.toString();
@@ -279,7 +305,13 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
   const logs = () => output;
 
   const rabbitmqctl = async (...args: string[]) =>
-    (await run(path.join(sbin, 'rabbitmqctl'), ['-n', nodeName, ...args], { env, cwd: dir, timeout: 30_000 })).stdout;
+    (
+      await run(path.join(sbin, 'rabbitmqctl'), ['-n', nodeName, ...args], {
+        env,
+        cwd: dir,
+        timeout: 30_000,
+      })
+    ).stdout;
 
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= halt());
@@ -297,14 +329,26 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     child.stdin?.end();
     if (pgid !== undefined) signal(-pgid, 'SIGKILL');
     // The VM's port helpers run in sessions of their own and end when the VM does.
-    if (!(await waitUntil(() => !pids.some(alive), 5000))) pids.forEach((pid) => signal(pid, 'SIGKILL'));
+    if (!(await waitUntil(() => !pids.some(alive), 5000)))
+      pids.forEach((pid) => signal(pid, 'SIGKILL'));
     await waitUntil(() => !pids.some(alive), 5000);
     await rm(dir, { recursive: true, force: true });
     untrack();
   }
 
   const amqpUrl = `amqp://guest:guest@127.0.0.1:${port}`;
-  const node: RabbitNode = { nodeName, pid: 0, port, tlsPort, amqpUrl, dir, caFile, rabbitmqctl, logs, stop };
+  const node: RabbitNode = {
+    nodeName,
+    pid: 0,
+    port,
+    tlsPort,
+    amqpUrl,
+    dir,
+    caFile,
+    rabbitmqctl,
+    logs,
+    stop,
+  };
 
   try {
     await awaitStartup(node, options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, () => exitCode);
@@ -312,26 +356,40 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     // A plugin that cannot be found is only warned about; here it fails the start.
     const complete = /Server startup complete; \d+ plugins started\.\n((?:.* \* \S+\n)*)/;
     await waitUntil(() => complete.test(output), 5000);
-    const started = new Set([...(complete.exec(output)?.[1] ?? '').matchAll(/ \* (\S+)\n/g)].map((m) => m[1]));
+    const started = new Set(
+      [...(complete.exec(output)?.[1] ?? '').matchAll(/ \* (\S+)\n/g)].map((m) => m[1]),
+    );
     const missing = (options.plugins ?? []).filter((p) => !started.has(p));
-    if (missing.length > 0) throw new Error(`RabbitMQ node ${nodeName} started without the plugins ${missing.join(', ')}`);
+    if (missing.length > 0)
+      throw new Error(
+        `RabbitMQ node ${nodeName} started without the plugins ${missing.join(', ')}`,
+      );
   } catch (err) {
     const text = logs();
     await stop();
-    throw new Error(`${(err as Error).message}\n--- node ${nodeName} ---\n${text.slice(-20_000)}`, { cause: err });
+    throw new Error(`${(err as Error).message}\n--- node ${nodeName} ---\n${text.slice(-20_000)}`, {
+      cause: err,
+    });
   }
   return node;
 }
 
 /** Until the node takes an AMQP connection (as guest) and reports its boot, plugins included, done. */
-async function awaitStartup(node: RabbitNode, timeoutMs: number, exitCode: () => number | string | undefined): Promise<void> {
+async function awaitStartup(
+  node: RabbitNode,
+  timeoutMs: number,
+  exitCode: () => number | string | undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     const code = exitCode();
-    if (code !== undefined) throw new Error(`RabbitMQ node ${node.nodeName} exited (${String(code)}) while starting`);
+    if (code !== undefined)
+      throw new Error(`RabbitMQ node ${node.nodeName} exited (${String(code)}) while starting`);
     if (Date.now() > deadline) {
-      throw new Error(`RabbitMQ node ${node.nodeName} did not accept AMQP connections within ${timeoutMs} ms (${String(lastError)})`);
+      throw new Error(
+        `RabbitMQ node ${node.nodeName} did not accept AMQP connections within ${timeoutMs} ms (${String(lastError)})`,
+      );
     }
     try {
       const conn = await amqplib.connect(node.amqpUrl, { timeout: 2000 });

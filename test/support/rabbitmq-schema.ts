@@ -11,8 +11,13 @@ const RABBITMQ_LIB = '/usr/lib/rabbitmq/lib';
 
 /** The plugins directory of the installed server (Debian's rabbitmq-server package). */
 export async function rabbitmqPluginsDir(): Promise<string> {
-  const servers = existsSync(RABBITMQ_LIB) ? (await readdir(RABBITMQ_LIB)).filter((d) => d.startsWith('rabbitmq_server-')).sort() : [];
-  if (!servers.length) throw new Error(`no RabbitMQ server under ${RABBITMQ_LIB}: install Debian's rabbitmq-server package`);
+  const servers = existsSync(RABBITMQ_LIB)
+    ? (await readdir(RABBITMQ_LIB)).filter((d) => d.startsWith('rabbitmq_server-')).sort()
+    : [];
+  if (!servers.length)
+    throw new Error(
+      `no RabbitMQ server under ${RABBITMQ_LIB}: install Debian's rabbitmq-server package`,
+    );
   return path.join(RABBITMQ_LIB, servers[servers.length - 1]!, 'plugins');
 }
 
@@ -29,9 +34,16 @@ export async function pluginDir(name: string): Promise<string> {
  * /etc/rabbitmq/ (certificates, definitions) are stood in for by empty files in a temporary
  * directory, since the schemas check that they can be read.
  */
-export async function checkRabbitConf(conf: string, plugins: string[]): Promise<{ ok: boolean; output: string }> {
+export async function checkRabbitConf(
+  conf: string,
+  plugins: string[],
+): Promise<{ ok: boolean; output: string }> {
   const pluginsDir = await rabbitmqPluginsDir();
-  const schemas = await Promise.all(['rabbit', ...plugins].map(async (p) => path.join(await pluginDir(p), 'priv/schema', `${p}.schema`)));
+  const schemas = await Promise.all(
+    ['rabbit', ...plugins].map(async (p) =>
+      path.join(await pluginDir(p), 'priv/schema', `${p}.schema`),
+    ),
+  );
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-rabbit-conf-'));
   try {
     const local = conf.replace(/\/etc\/rabbitmq\//g, `${dir}/`);
@@ -41,7 +53,9 @@ export async function checkRabbitConf(conf: string, plugins: string[]): Promise<
     }
     const confFile = path.join(dir, 'rabbitmq.conf');
     await writeFile(confFile, local);
-    const ebins = (await readdir(pluginsDir)).map((d) => path.join(pluginsDir, d, 'ebin')).filter((d) => existsSync(d));
+    const ebins = (await readdir(pluginsDir))
+      .map((d) => path.join(pluginsDir, d, 'ebin'))
+      .filter((d) => existsSync(d));
     const erlString = (s: string) => JSON.stringify(s);
     const program = [
       `Schema = cuttlefish_schema:files([${schemas.map(erlString).join(', ')}]),`,

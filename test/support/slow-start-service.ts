@@ -20,6 +20,14 @@ await runService('slow-start', async () => {
   return {
     logger,
     shutdownTimeoutMs: 5_000,
-    shutdown: [{ waitsFor: 'nothing much', run: async () => { clearInterval(serving); logger.info('shutdown step ran'); } }],
+    shutdown: [
+      {
+        waitsFor: 'nothing much',
+        run: async () => {
+          clearInterval(serving);
+          logger.info('shutdown step ran');
+        },
+      },
+    ],
   };
 });

@@ -17,9 +17,15 @@ import { buildReply, type CommandMessage } from '../../services/contracts/smart-
 import { createMqBridge, type MqBridge } from '../../services/mq-bridge/service.js';
 import { REPLIES_EXCHANGE } from '../../services/contracts/smart-home-topology.js';
 import { upsertPartner } from '../../services/domains/smart-home/partners.js';
-import { smartHomePartnerResource, defaultCommandQueue } from '../../services/contracts/smart-home-partner.js';
+import {
+  smartHomePartnerResource,
+  defaultCommandQueue,
+} from '../../services/contracts/smart-home-partner.js';
 import { API_VERSION } from '../../services/core/resource.js';
-import { PartnerSimulator, type PartnerBehaviour } from '../../services/simulators/smart-home/partner.js';
+import {
+  PartnerSimulator,
+  type PartnerBehaviour,
+} from '../../services/simulators/smart-home/partner.js';
 import { startTenantIdp, type TenantIdp } from '../../services/simulators/tenant-idp/server.js';
 import type { Logger } from '../../services/core/logger.js';
 import type { Db } from '../../services/core/db.js';
@@ -30,21 +36,42 @@ import { track } from './leaks.js';
 export const TEST_KEY = randomBytes(32).toString('base64');
 
 /** Environment of a tenant API / bridge for this test context. */
-export function smartHomeEnv(ctx: TestContext, amqpUrl: string, idp: TenantIdp, overrides: Record<string, string> = {}) {
+export function smartHomeEnv(
+  ctx: TestContext,
+  amqpUrl: string,
+  idp: TenantIdp,
+  overrides: Record<string, string> = {},
+) {
   return {
-    REDIS_URL, REDIS_KEY_PREFIX: ctx.keyPrefix, AMQP_URL: amqpUrl,
-    TENANT_JWT_ISSUER: idp.issuer, TENANT_JWKS_URL: idp.jwksUrl, TENANT_JWT_AUDIENCE: idp.audience,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: ctx.keyPrefix,
+    AMQP_URL: amqpUrl,
+    TENANT_JWT_ISSUER: idp.issuer,
+    TENANT_JWKS_URL: idp.jwksUrl,
+    TENANT_JWT_AUDIENCE: idp.audience,
     DATA_ENCRYPTION_KEYS: `k1:${TEST_KEY}`,
-    SMART_HOME_REPLY_TIMEOUT_MS: '2000', SMART_HOME_MAX_ATTEMPTS: '3', SMART_HOME_COMMAND_TTL_MS: '3000',
+    SMART_HOME_REPLY_TIMEOUT_MS: '2000',
+    SMART_HOME_MAX_ATTEMPTS: '3',
+    SMART_HOME_COMMAND_TTL_MS: '3000',
     WS_HEARTBEAT_MS: '5000',
     ...overrides,
   };
 }
 
-export async function addPartner(ctx: TestContext, name = 'acme', services: ('intercom' | 'barrier')[] = ['intercom', 'barrier']) {
-  await upsertPartner(ctx.db, smartHomePartnerResource.parse({
-    apiVersion: API_VERSION, kind: 'SmartHomePartner', metadata: { name }, spec: { services },
-  }));
+export async function addPartner(
+  ctx: TestContext,
+  name = 'acme',
+  services: ('intercom' | 'barrier')[] = ['intercom', 'barrier'],
+) {
+  await upsertPartner(
+    ctx.db,
+    smartHomePartnerResource.parse({
+      apiVersion: API_VERSION,
+      kind: 'SmartHomePartner',
+      metadata: { name },
+      spec: { services },
+    }),
+  );
   return { name, commandQueue: defaultCommandQueue(name) };
 }
 
@@ -60,7 +87,14 @@ export interface ApiInstance {
  * context's PostgreSQL pool unless `o.db` names another, and REDIS_URL for its subscriber unless
  * `o.subscriberUrl` names another way to the same Redis.
  */
-export async function startApi(ctx: TestContext, amqpUrl: string, idp: TenantIdp, logger: Logger = ctx.logger, env: Record<string, string> = {}, o: { db?: Db; subscriberUrl?: string } = {}): Promise<ApiInstance> {
+export async function startApi(
+  ctx: TestContext,
+  amqpUrl: string,
+  idp: TenantIdp,
+  logger: Logger = ctx.logger,
+  env: Record<string, string> = {},
+  o: { db?: Db; subscriberUrl?: string } = {},
+): Promise<ApiInstance> {
   const config = loadConfig(tenantApiEnv, smartHomeEnv(ctx, amqpUrl, idp, env));
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
   const redisSubscriber = new Redis(o.subscriberUrl ?? config.REDIS_URL);
@@ -68,14 +102,23 @@ export async function startApi(ctx: TestContext, amqpUrl: string, idp: TenantIdp
   const metrics = createMetrics();
   const db = o.db ?? ctx.db;
   const tenant = createTenantApi({
-    db, redis, redisSubscriber, amqp, authenticator: new TenantJwtAuthenticator(config),
-    cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
+    db,
+    redis,
+    redisSubscriber,
+    amqp,
+    authenticator: new TenantJwtAuthenticator(config),
+    cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS),
+    config,
+    logger,
+    metrics,
   });
   const app = buildApi({ db, logger, metrics, readiness: [], tenant });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const untrack = track('test api');
   return {
-    app, url, metrics,
+    app,
+    url,
+    metrics,
     async close() {
       await app.close();
       await amqp.close();
@@ -94,20 +137,38 @@ export interface BridgeInstance {
 }
 
 /** `redis`: the bridge's Redis (smart-home-cache, tenant events) when not the context's; `env.REDIS_URL` opens one of its own. */
-export async function startBridge(ctx: TestContext, amqpUrl: string, idp: TenantIdp, logger: Logger = ctx.logger, env: Record<string, string> = {}, redis: Redis = ctx.redis): Promise<BridgeInstance> {
+export async function startBridge(
+  ctx: TestContext,
+  amqpUrl: string,
+  idp: TenantIdp,
+  logger: Logger = ctx.logger,
+  env: Record<string, string> = {},
+  redis: Redis = ctx.redis,
+): Promise<BridgeInstance> {
   const config = loadConfig(tenantApiEnv, smartHomeEnv(ctx, amqpUrl, idp, env));
   const amqp = connectAmqp(amqpUrl, logger, { name: 'test bridge' });
   const metrics = createMetrics();
-  const ownRedis = env.REDIS_URL ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1 }) : undefined;
+  const ownRedis = env.REDIS_URL
+    ? new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1 })
+    : undefined;
   ownRedis?.on('error', () => undefined);
   const bridge = createMqBridge({
-    db: ctx.db, redis: ownRedis ?? redis, amqp, cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS), config, logger, metrics,
-    owner: `bridge-${randomUUID().slice(0, 6)}`, pollMaxMs: 100,
+    db: ctx.db,
+    redis: ownRedis ?? redis,
+    amqp,
+    cipher: new FieldCipher(config.DATA_ENCRYPTION_KEYS),
+    config,
+    logger,
+    metrics,
+    owner: `bridge-${randomUUID().slice(0, 6)}`,
+    pollMaxMs: 100,
   });
   await bridge.start();
   const untrack = track('test bridge');
   return {
-    bridge, metrics, amqp,
+    bridge,
+    metrics,
+    amqp,
     async close() {
       await bridge.stop(5_000);
       await amqp.close();
@@ -117,8 +178,19 @@ export async function startBridge(ctx: TestContext, amqpUrl: string, idp: Tenant
   };
 }
 
-export async function startPartner(ctx: TestContext, amqpUrl: string, partner: { name: string; commandQueue: string }, behaviour: Partial<PartnerBehaviour> = {}) {
-  const sim = new PartnerSimulator({ amqpUrl, partner: partner.name, commandQueue: partner.commandQueue, logger: ctx.logger, behaviour });
+export async function startPartner(
+  ctx: TestContext,
+  amqpUrl: string,
+  partner: { name: string; commandQueue: string },
+  behaviour: Partial<PartnerBehaviour> = {},
+) {
+  const sim = new PartnerSimulator({
+    amqpUrl,
+    partner: partner.name,
+    commandQueue: partner.commandQueue,
+    logger: ctx.logger,
+    behaviour,
+  });
   await sim.start();
   const untrack = track('partner simulator');
   const stop = sim.stop.bind(sim);
@@ -135,7 +207,14 @@ export { startTenantIdp };
 type JsonAnswer = Record<string, any>;
 
 /** Calls the API as a tenant. */
-export async function call(base: string, method: string, path: string, token: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
   const res = await fetch(`${base}${path}`, {
     method,
     headers: {
@@ -151,13 +230,19 @@ export async function call(base: string, method: string, path: string, token: st
 
 export interface TenantSocket {
   events: Record<string, unknown>[];
-  next(pred: (e: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string): Promise<Record<string, unknown>>;
+  next(
+    pred: (e: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
 /** Opens the tenant's WebSocket and resolves once the server says it is subscribed (`ready`). */
 export async function openSocket(base: string, token: string): Promise<TenantSocket> {
-  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/events?access_token=${encodeURIComponent(token)}`);
+  const ws = new WebSocket(
+    `${base.replace(/^http/, 'ws')}/v1/events?access_token=${encodeURIComponent(token)}`,
+  );
   const events: Record<string, unknown>[] = [];
   ws.on('message', (data) => events.push(JSON.parse(data.toString()) as Record<string, unknown>));
   const untrack = track('tenant websocket');
@@ -177,7 +262,11 @@ export async function openSocket(base: string, token: string): Promise<TenantSoc
   const sock: TenantSocket = {
     events,
     next: (pred, timeoutMs = 10_000, what = 'a websocket event') =>
-      waitFor(() => events.find(pred), timeoutMs, `${what} (got ${JSON.stringify(events.map((e) => e.type))})`),
+      waitFor(
+        () => events.find(pred),
+        timeoutMs,
+        `${what} (got ${JSON.stringify(events.map((e) => e.type))})`,
+      ),
     async close() {
       ws.close();
       await closed;
@@ -188,7 +277,12 @@ export async function openSocket(base: string, token: string): Promise<TenantSoc
   return sock;
 }
 
-export const PERSONAL = { fullName: 'Anna Petrova', phone: '+7 916 555-01-02', apartment: '117', vehiclePlate: 'A123BC77' };
+export const PERSONAL = {
+  fullName: 'Anna Petrova',
+  phone: '+7 916 555-01-02',
+  apartment: '117',
+  vehiclePlate: 'A123BC77',
+};
 
 export interface Stack {
   ctx: TestContext;
@@ -206,27 +300,44 @@ export interface Stack {
  * The whole smart-home stack for one test file: schema, vhost, identity provider, partner row,
  * bridge, api and partner simulator (each optional), closed in reverse order.
  */
-export async function startStack(label: string, o: {
-  env?: Record<string, string>;
-  logger?: Logger;
-  bridge?: boolean;
-  partner?: false | Partial<PartnerBehaviour>;
-  partnerName?: string;
-  /** A broker of the test's own (test/support/rabbitmq-node.ts) instead of a vhost on the machine's. */
-  amqpUrl?: string;
-  /** The api's subscriber connects here instead of REDIS_URL (e.g. through a test/support/tcp-gate.ts). */
-  apiSubscriberUrl?: string;
-} = {}): Promise<Stack> {
+export async function startStack(
+  label: string,
+  o: {
+    env?: Record<string, string>;
+    logger?: Logger;
+    bridge?: boolean;
+    partner?: false | Partial<PartnerBehaviour>;
+    partnerName?: string;
+    /** A broker of the test's own (test/support/rabbitmq-node.ts) instead of a vhost on the machine's. */
+    amqpUrl?: string;
+    /** The api's subscriber connects here instead of REDIS_URL (e.g. through a test/support/tcp-gate.ts). */
+    apiSubscriberUrl?: string;
+  } = {},
+): Promise<Stack> {
   const ctx = await createTestContext(label);
-  const vhost: TestVhost = o.amqpUrl ? { vhost: '/', url: o.amqpUrl, close: async () => undefined } : await createVhost(label);
+  const vhost: TestVhost = o.amqpUrl
+    ? { vhost: '/', url: o.amqpUrl, close: async () => undefined }
+    : await createVhost(label);
   const idp = await startTenantIdp();
   const logger = o.logger ?? ctx.logger;
   const partnerInfo = await addPartner(ctx, o.partnerName ?? 'acme');
-  const bridge = o.bridge === false ? undefined : await startBridge(ctx, vhost.url, idp, logger, o.env);
-  const api = await startApi(ctx, vhost.url, idp, logger, o.env, { subscriberUrl: o.apiSubscriberUrl });
-  const partner = o.partner === false ? undefined : await startPartner(ctx, vhost.url, partnerInfo, o.partner ?? {});
+  const bridge =
+    o.bridge === false ? undefined : await startBridge(ctx, vhost.url, idp, logger, o.env);
+  const api = await startApi(ctx, vhost.url, idp, logger, o.env, {
+    subscriberUrl: o.apiSubscriberUrl,
+  });
+  const partner =
+    o.partner === false
+      ? undefined
+      : await startPartner(ctx, vhost.url, partnerInfo, o.partner ?? {});
   const stack: Stack = {
-    ctx, vhost, idp, api, bridge, partner, partnerInfo,
+    ctx,
+    vhost,
+    idp,
+    api,
+    bridge,
+    partner,
+    partnerInfo,
     async close() {
       await partner?.stop();
       await api.close();
@@ -243,30 +354,65 @@ export async function startStack(label: string, o: {
 export async function connectedTenant(stack: Stack): Promise<{ tenant: string; token: string }> {
   const tenant = `tenant-${Math.random().toString(36).slice(2, 10)}`;
   const token = await stack.idp.issue(tenant);
-  const res = await call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/connect', token, { personalData: PERSONAL, biometricsConsent: true });
-  if (res.status !== 202) throw new Error(`connect answered ${res.status}: ${JSON.stringify(res.body)}`);
-  await waitFor(async () => (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body.subscriptions[0]?.state === 'connected', 10_000, 'connected');
+  const res = await call(
+    stack.api.url,
+    'POST',
+    '/v1/smart-home/subscriptions/intercom/connect',
+    token,
+    { personalData: PERSONAL, biometricsConsent: true },
+  );
+  if (res.status !== 202)
+    throw new Error(`connect answered ${res.status}: ${JSON.stringify(res.body)}`);
+  await waitFor(
+    async () =>
+      (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body
+        .subscriptions[0]?.state === 'connected',
+    10_000,
+    'connected',
+  );
   return { tenant, token };
 }
 
 /** Opens the tenant's intercom and waits until the stack's partner simulator received the command. */
-export async function openCommand(stack: Stack, token: string): Promise<{ id: string; command: CommandMessage }> {
-  const res = await call(stack.api.url, 'POST', '/v1/smart-home/subscriptions/intercom/open', token);
-  if (res.status !== 202) throw new Error(`open answered ${res.status}: ${JSON.stringify(res.body)}`);
+export async function openCommand(
+  stack: Stack,
+  token: string,
+): Promise<{ id: string; command: CommandMessage }> {
+  const res = await call(
+    stack.api.url,
+    'POST',
+    '/v1/smart-home/subscriptions/intercom/open',
+    token,
+  );
+  if (res.status !== 202)
+    throw new Error(`open answered ${res.status}: ${JSON.stringify(res.body)}`);
   const id = res.body.commandId as string;
   const partner = stack.partner;
   if (!partner) throw new Error('the stack runs no partner simulator');
-  const command = await waitFor(() => partner.received.find((r) => r.command.correlationId === id)?.command, 10_000, 'the partner received the open');
+  const command = await waitFor(
+    () => partner.received.find((r) => r.command.correlationId === id)?.command,
+    10_000,
+    'the partner received the open',
+  );
   return { id, command };
 }
 
 /** Publishes the partner's reply to `command` as the partner does (confirmed). */
-export async function replyAsPartner(stack: Stack, command: CommandMessage, outcome: 'success' | 'failure'): Promise<void> {
+export async function replyAsPartner(
+  stack: Stack,
+  command: CommandMessage,
+  outcome: 'success' | 'failure',
+): Promise<void> {
   const conn = connectAmqp(stack.vhost.url, stack.ctx.logger, { name: 'test partner reply' });
   const ch = conn.createChannel({ confirm: true });
   try {
     const r = buildReply(command, outcome);
-    await ch.publish(REPLIES_EXCHANGE, stack.partnerInfo.name, Buffer.from(JSON.stringify(r)), { persistent: true, type: r.type, messageId: r.messageId, correlationId: r.correlationId });
+    await ch.publish(REPLIES_EXCHANGE, stack.partnerInfo.name, Buffer.from(JSON.stringify(r)), {
+      persistent: true,
+      type: r.type,
+      messageId: r.messageId,
+      correlationId: r.correlationId,
+    });
   } finally {
     await ch.close();
     await conn.close();

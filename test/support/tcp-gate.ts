@@ -34,7 +34,10 @@ function forward(from: net.Socket, to: net.Socket, chunkDelayMs: (() => number) 
   });
 }
 
-export async function startTcpGate(target: { host: string; port: number }, o: TcpGateOptions = {}): Promise<TcpGate> {
+export async function startTcpGate(
+  target: { host: string; port: number },
+  o: TcpGateOptions = {},
+): Promise<TcpGate> {
   const live = new Set<net.Socket>();
   let shut = false;
   const server = net.createServer((client) => {

@@ -1,7 +1,11 @@
 // Tenant tokens for tests: the development identity provider's JWKS on a real port, and an
 // authenticator verifying against it.
 import { TenantJwtAuthenticator } from '../../services/core/auth/tenant-jwt.js';
-import { startTenantIdp, type IssueOptions, type TenantIdp } from '../../services/simulators/tenant-idp/server.js';
+import {
+  startTenantIdp,
+  type IssueOptions,
+  type TenantIdp,
+} from '../../services/simulators/tenant-idp/server.js';
 import { track } from './leaks.js';
 
 export interface TestIdentityProvider {
@@ -17,7 +21,11 @@ export async function startIdentityProvider(): Promise<TestIdentityProvider> {
   const idp = await startTenantIdp();
   const untrack = track('tenant identity provider');
   return {
-    authenticator: new TenantJwtAuthenticator({ TENANT_JWKS_URL: idp.jwksUrl, TENANT_JWT_ISSUER: idp.issuer, TENANT_JWT_AUDIENCE: idp.audience }),
+    authenticator: new TenantJwtAuthenticator({
+      TENANT_JWKS_URL: idp.jwksUrl,
+      TENANT_JWT_ISSUER: idp.issuer,
+      TENANT_JWT_AUDIENCE: idp.audience,
+    }),
     token: (tenantId, roles) => idp.issue(tenantId, { roles: roles ?? [] }),
     issue: (tenantId, o) => idp.issue(tenantId, o),
     idp,

@@ -18,12 +18,21 @@ export interface RunResult {
 }
 
 /** Runs a command to completion; a non-zero exit is a result, not an exception. */
-export function run(cmd: string, args: string[], o: { input?: string; cwd?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  o: { input?: string; cwd?: string; env?: Record<string, string> } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { cwd: o.cwd ?? ROOT, env: o.env ?? process.env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(err);
-      resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      cmd,
+      args,
+      { cwd: o.cwd ?? ROOT, env: o.env ?? process.env, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(err);
+        resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+      },
+    );
     if (o.input !== undefined) child.stdin?.end(o.input);
   });
 }
@@ -47,19 +56,36 @@ export const kubectl = () => layerTool('kubectl');
 
 export function promtool(): string {
   for (const p of ['/usr/bin/promtool', '/usr/local/bin/promtool']) if (existsSync(p)) return p;
-  throw new Error('promtool is missing: install Debian\'s prometheus package (.ci/run does)');
+  throw new Error("promtool is missing: install Debian's prometheus package (.ci/run does)");
 }
 
 /** Runs a tool and throws with its output when it exits non-zero. */
-export async function mustRun(cmd: string, args: string[], o: { input?: string } = {}): Promise<string> {
+export async function mustRun(
+  cmd: string,
+  args: string[],
+  o: { input?: string } = {},
+): Promise<string> {
   const r = await run(cmd, args, o);
-  if (r.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${r.code}:\n${r.stderr}${r.stdout}`);
+  if (r.code !== 0)
+    throw new Error(
+      `${path.basename(cmd)} ${args.join(' ')} exited ${r.code}:\n${r.stderr}${r.stdout}`,
+    );
   return r.stdout;
 }
 
 /** The `hub` CLI from its sources against `schema`: exit code and output, never a throw. */
-export function runHubCli(databaseUrl: string, schema: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+export function runHubCli(
+  databaseUrl: string,
+  schema: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<RunResult> {
   return run(process.execPath, ['--import', 'tsx', 'services/cli/main.ts', ...args], {
-    env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema,
+      ...env,
+    },
   });
 }

@@ -32,13 +32,24 @@ export interface KitchenRoutes {
 }
 
 /** The kitchen routes with their own dependencies; the api adds its database, logger and metrics. */
-export function kitchenRoutes(own: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>): KitchenRoutes {
+export function kitchenRoutes(
+  own: Omit<KitchenRoutesDeps, 'db' | 'logger' | 'metrics'>,
+): KitchenRoutes {
   return { register: (app, base) => registerKitchenRoutes(app, { ...base, ...own }) };
 }
 
 function registerKitchenRoutes(app: FastifyInstance, d: KitchenRoutesDeps): void {
-  guardRoutes(app, { prefix: KITCHEN_PREFIX, table: KITCHEN_PERMISSIONS, db: d.db, authenticator: d.authenticator });
-  app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string', bodyLimit: MAX_CARD_BYTES }, (_req, body, done) => done(null, body));
+  guardRoutes(app, {
+    prefix: KITCHEN_PREFIX,
+    table: KITCHEN_PERMISSIONS,
+    db: d.db,
+    authenticator: d.authenticator,
+  });
+  app.addContentTypeParser(
+    ['application/xml', 'text/xml'],
+    { parseAs: 'string', bodyLimit: MAX_CARD_BYTES },
+    (_req, body, done) => done(null, body),
+  );
   app.addHook('preValidation', async (req) => {
     if (req.routeOptions.url?.startsWith(KITCHEN_PREFIX)) await refuseCardNumbers(req);
   });

@@ -20,16 +20,30 @@ interface KitchenApiRuntime {
 
 export function startKitchenApi(
   config: KitchenApiConfig,
-  o: { redis: Redis; keyPrefix: string; amqp: AmqpConnectionManager; authenticator: Authenticator; logger: Logger; metrics: Metrics },
+  o: {
+    redis: Redis;
+    keyPrefix: string;
+    amqp: AmqpConnectionManager;
+    authenticator: Authenticator;
+    logger: Logger;
+    metrics: Metrics;
+  },
 ): KitchenApiRuntime {
   const consumer = startOrderStatusConsumer({
-    amqp: o.amqp, publisher: new TenantEventPublisher<TenantEvent>(o.redis, o.keyPrefix), redis: o.redis, keyPrefix: o.keyPrefix,
-    logger: o.logger, metrics: createKitchenMetrics(o.metrics.registry),
+    amqp: o.amqp,
+    publisher: new TenantEventPublisher<TenantEvent>(o.redis, o.keyPrefix),
+    redis: o.redis,
+    keyPrefix: o.keyPrefix,
+    logger: o.logger,
+    metrics: createKitchenMetrics(o.metrics.registry),
   });
   return {
     routes: kitchenRoutes({
       authenticator: o.authenticator,
-      warehouse: { secrets: config.KITCHEN_WAREHOUSE_WEBHOOK_SECRETS, toleranceSeconds: config.KITCHEN_WAREHOUSE_TOLERANCE_S },
+      warehouse: {
+        secrets: config.KITCHEN_WAREHOUSE_WEBHOOK_SECRETS,
+        toleranceSeconds: config.KITCHEN_WAREHOUSE_TOLERANCE_S,
+      },
     }),
     stop: () => consumer.close(),
   };

@@ -10,6 +10,9 @@ export function orderStatusSource(db: Knex): TenantEventSource<OrderStatusTenant
   return {
     type: 'order.status',
     recent: async (tenants, lookbackMs, limit) =>
-      (await publishedSince(db, tenants, lookbackMs, limit)).map((e) => ({ tenantId: e.tenantId, event: buildOrderStatus(e) })),
+      (await publishedSince(db, tenants, lookbackMs, limit)).map((e) => ({
+        tenantId: e.tenantId,
+        event: buildOrderStatus(e),
+      })),
   };
 }

@@ -16,9 +16,18 @@ import { reportRedisFailure } from '../../core/redis.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
 import { buildOrderStatus, type TenantEvent } from '../../contracts/tenant-events.js';
 import type { KitchenMetrics } from '../../domains/kitchen/metrics.js';
-import { assertStatusTopology, DEAD_EXCHANGE, decodeStatusOrReason, STATUS_QUEUE, type OrderStatusEvent } from '../../domains/kitchen/status-events.js';
+import {
+  assertStatusTopology,
+  DEAD_EXCHANGE,
+  decodeStatusOrReason,
+  STATUS_QUEUE,
+  type OrderStatusEvent,
+} from '../../domains/kitchen/status-events.js';
 
-const DELIVER_LUA = readFileSync(new URL('./lua/order-status-deliver.lua', import.meta.url), 'utf8');
+const DELIVER_LUA = readFileSync(
+  new URL('./lua/order-status-deliver.lua', import.meta.url),
+  'utf8',
+);
 
 /**
  * How long an order's last delivered version (and an unversioned event's id) is remembered. Stale
@@ -30,7 +39,14 @@ const REMEMBER_S = 24 * 3600;
 type DeliveryResult = 'delivered' | 'duplicate' | 'stale';
 
 type DeliverRedis = Redis & {
-  hubOrderStatusDeliver(versionKey: string, eventKey: string, version: number, ttlS: number, channel: string, event: string): Promise<DeliveryResult>;
+  hubOrderStatusDeliver(
+    versionKey: string,
+    eventKey: string,
+    version: number,
+    ttlS: number,
+    channel: string,
+    event: string,
+  ): Promise<DeliveryResult>;
 };
 
 interface StatusConsumerDeps {
@@ -49,21 +65,35 @@ interface StatusConsumerDeps {
  * Publishes the tenant event of an order status event unless it repeats or is older than what its
  * order delivered already; one Redis step. The script is registered once, on the connection.
  */
-function orderStatusDeliverer(d: Pick<StatusConsumerDeps, 'redis' | 'keyPrefix' | 'publisher'>): (e: OrderStatusEvent, tenantEvent: string) => Promise<DeliveryResult> {
-  if (!('hubOrderStatusDeliver' in d.redis)) d.redis.defineCommand('hubOrderStatusDeliver', { numberOfKeys: 2, lua: DELIVER_LUA });
+function orderStatusDeliverer(
+  d: Pick<StatusConsumerDeps, 'redis' | 'keyPrefix' | 'publisher'>,
+): (e: OrderStatusEvent, tenantEvent: string) => Promise<DeliveryResult> {
+  if (!('hubOrderStatusDeliver' in d.redis))
+    d.redis.defineCommand('hubOrderStatusDeliver', { numberOfKeys: 2, lua: DELIVER_LUA });
   const redis = d.redis as DeliverRedis;
-  return (e, tenantEvent) => redis.hubOrderStatusDeliver(
-    `${d.keyPrefix}kitchen-status-version:${e.orderId}`, `${d.keyPrefix}kitchen-status-seen:${e.eventId}`,
-    e.version, REMEMBER_S, d.publisher.channel(e.tenantId), tenantEvent,
-  );
+  return (e, tenantEvent) =>
+    redis.hubOrderStatusDeliver(
+      `${d.keyPrefix}kitchen-status-version:${e.orderId}`,
+      `${d.keyPrefix}kitchen-status-seen:${e.eventId}`,
+      e.version,
+      REMEMBER_S,
+      d.publisher.channel(e.tenantId),
+      tenantEvent,
+    );
 }
 
 /** The event and its tenant event (`order.status`) as JSON, or why these bytes can never become one (retrying cannot help). */
-function prepare(bytes: Buffer): { ok: true; event: OrderStatusEvent; json: string } | { ok: false; reason: string } {
+function prepare(
+  bytes: Buffer,
+): { ok: true; event: OrderStatusEvent; json: string } | { ok: false; reason: string } {
   const decoded = decodeStatusOrReason(bytes);
   if (!decoded.ok) return decoded;
   try {
-    return { ok: true, event: decoded.event, json: JSON.stringify(buildOrderStatus(decoded.event)) };
+    return {
+      ok: true,
+      event: decoded.event,
+      json: JSON.stringify(buildOrderStatus(decoded.event)),
+    };
   } catch (thrown) {
     return { ok: false, reason: `the tenant event cannot be built: ${toError(thrown).message}` };
   }
@@ -79,14 +109,29 @@ async function deadLetter(d: Delivery<ConfirmChannel>, reason: string, log: Logg
   try {
     await new Promise<void>((resolve, reject) => {
       // Throws at once when the channel has closed; the broker then redelivers the message.
-      ch.publish(DEAD_EXCHANGE, msg.fields.routingKey, msg.content, {
-        ...msg.properties, persistent: true,
-        headers: { ...msg.properties.headers, 'x-hub-reason': clip(reason, MAX_REASON_TEXT), 'x-hub-source-queue': STATUS_QUEUE, 'x-hub-source-exchange': msg.fields.exchange },
-      }, (err: unknown) => (err ? reject(toError(err)) : resolve()));
+      ch.publish(
+        DEAD_EXCHANGE,
+        msg.fields.routingKey,
+        msg.content,
+        {
+          ...msg.properties,
+          persistent: true,
+          headers: {
+            ...msg.properties.headers,
+            'x-hub-reason': clip(reason, MAX_REASON_TEXT),
+            'x-hub-source-queue': STATUS_QUEUE,
+            'x-hub-source-exchange': msg.fields.exchange,
+          },
+        },
+        (err: unknown) => (err ? reject(toError(err)) : resolve()),
+      );
     });
     d.ack();
   } catch (thrown) {
-    log.warn({ err: toError(thrown) }, 'could not publish to the dead-letter exchange; rejecting instead');
+    log.warn(
+      { err: toError(thrown) },
+      'could not publish to the dead-letter exchange; rejecting instead',
+    );
     d.nack(false);
   }
 }
@@ -98,7 +143,10 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
     const { msg } = delivery;
     const prepared = prepare(msg.content);
     if (!prepared.ok) {
-      log.warn({ messageId: msg.properties.messageId, bytes: msg.content.length, reason: prepared.reason }, 'malformed order status event sent to the dead-letter queue');
+      log.warn(
+        { messageId: msg.properties.messageId, bytes: msg.content.length, reason: prepared.reason },
+        'malformed order status event sent to the dead-letter queue',
+      );
       d.metrics.statusEvents.inc({ result: 'dead_lettered' });
       await deadLetter(delivery, prepared.reason, log);
       return;
@@ -107,19 +155,32 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
     try {
       const result = await deliver(event, json);
       d.metrics.statusEvents.inc({ result });
-      if (result !== 'delivered') log.debug({ eventId: event.eventId, orderId: event.orderId, version: event.version, result }, 'order status event dropped');
+      if (result !== 'delivered')
+        log.debug(
+          { eventId: event.eventId, orderId: event.orderId, version: event.version, result },
+          'order status event dropped',
+        );
       delivery.ack();
     } catch (thrown) {
       const err = toError(thrown);
       // Redis answered with an error: the script refused this event, and would refuse it again.
       if (err instanceof ReplyError) {
-        log.warn({ err, eventId: event.eventId }, 'order status event refused by the delivery script; sent to the dead-letter queue');
+        log.warn(
+          { err, eventId: event.eventId },
+          'order status event refused by the delivery script; sent to the dead-letter queue',
+        );
         d.metrics.statusEvents.inc({ result: 'dead_lettered' });
-        await deadLetter(delivery, clip(`the delivery script refused it: ${err.message}`, MAX_REASON_TEXT), log);
+        await deadLetter(
+          delivery,
+          clip(`the delivery script refused it: ${err.message}`, MAX_REASON_TEXT),
+          log,
+        );
         return;
       }
       // Redis is unreachable: the script did nothing, so the redelivery is decided afresh.
-      reportRedisFailure(d.redis, log, err, 'order status event delivery (requeued)', { eventId: event.eventId });
+      reportRedisFailure(d.redis, log, err, 'order status event delivery (requeued)', {
+        eventId: event.eventId,
+      });
       setTimeout(() => delivery.nack(true), 1_000).unref();
     }
   };
@@ -128,7 +189,13 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
     prefetch: d.prefetch ?? 50,
     logger: log,
     conn: d.amqp,
-    onMessage: (delivery) => void onMessage(delivery).catch((e: unknown) => log.error({ err: toError(e) }, 'order status event handling failed; rabbitmq redelivers it')),
+    onMessage: (delivery) =>
+      void onMessage(delivery).catch((e: unknown) =>
+        log.error(
+          { err: toError(e) },
+          'order status event handling failed; rabbitmq redelivers it',
+        ),
+      ),
   });
   return createChannel(d.amqp, log, {
     name: 'api-kitchen-status',

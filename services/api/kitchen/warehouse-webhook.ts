@@ -10,7 +10,12 @@ import type { Metrics } from '../../core/metrics.js';
 import { verify } from '../../contracts/standard-webhooks.js';
 import { validationError } from '../../core/validation-errors.js';
 import { warehouseEvent } from '../../domains/kitchen/warehouse-events.js';
-import { intakeCommitter, intakeDefaults, writeWarehouseEvents, type IntakeConfig } from '../intake-writers.js';
+import {
+  intakeCommitter,
+  intakeDefaults,
+  writeWarehouseEvents,
+  type IntakeConfig,
+} from '../intake-writers.js';
 
 interface WarehouseWebhookDeps {
   db: Knex;
@@ -30,17 +35,33 @@ export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebho
     d.metrics.webhooks.inc({ source: 'warehouse', result: code });
     throw new ApiError(status, code, message, details);
   };
-  const committer = intakeCommitter(writeWarehouseEvents(d.db), d.intake ?? intakeDefaults, d.metrics, 'warehouse');
+  const committer = intakeCommitter(
+    writeWarehouseEvents(d.db),
+    d.intake ?? intakeDefaults,
+    d.metrics,
+    'warehouse',
+  );
   // The signature covers the exact bytes, so this scope keeps the JSON body as text.
   void app.register(async (scope) => {
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) =>
+      done(null, body),
+    );
     scope.post('/webhooks/warehouse', async (req, reply) => {
       const raw = typeof req.body === 'string' ? req.body : '';
-      const result = verify(d.secrets, {
-        id: header(req.headers['webhook-id']), timestamp: header(req.headers['webhook-timestamp']), signature: header(req.headers['webhook-signature']),
-      }, raw, (d.nowSeconds ?? (() => Math.floor(Date.now() / 1000)))(), d.toleranceSeconds);
-      if (!result.ok) return reject(result.code === 'missing_headers' ? 400 : 401, result.code, result.message);
+      const result = verify(
+        d.secrets,
+        {
+          id: header(req.headers['webhook-id']),
+          timestamp: header(req.headers['webhook-timestamp']),
+          signature: header(req.headers['webhook-signature']),
+        },
+        raw,
+        (d.nowSeconds ?? (() => Math.floor(Date.now() / 1000)))(),
+        d.toleranceSeconds,
+      );
+      if (!result.ok)
+        return reject(result.code === 'missing_headers' ? 400 : 401, result.code, result.message);
       let json: unknown;
       try {
         json = JSON.parse(raw);
@@ -52,10 +73,17 @@ export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebho
       const event = warehouseEvent.safeParse(json);
       if (!event.success) {
         d.metrics.webhooks.inc({ source: 'warehouse', result: 'invalid_event' });
-        throw validationError(event.error, { code: 'invalid_event', message: 'The body is not a warehouse event {type: stock.level|stock.receipt|stock.expiry, timestamp, data}.' });
+        throw validationError(event.error, {
+          code: 'invalid_event',
+          message:
+            'The body is not a warehouse event {type: stock.level|stock.receipt|stock.expiry, timestamp, data}.',
+        });
       }
       const status = await committer.submit({
-        webhook_id: result.id, type: event.data.type, payload: event.data, occurred_at: new Date(event.data.timestamp).toISOString(),
+        webhook_id: result.id,
+        type: event.data.type,
+        payload: event.data,
+        occurred_at: new Date(event.data.timestamp).toISOString(),
       });
       d.metrics.webhooks.inc({ source: 'warehouse', result: status });
       return reply.status(200).send({ status });

@@ -2,7 +2,11 @@
 // subscription was lost: open command results (smart_home_commands) and subscription changes
 // (smart_home_subscriptions, each row's latest state).
 import type { Knex } from 'knex';
-import { buildSubscriptionChanged, type CommandResultEvent, type SubscriptionChangedEvent } from '../../contracts/tenant-events.js';
+import {
+  buildSubscriptionChanged,
+  type CommandResultEvent,
+  type SubscriptionChangedEvent,
+} from '../../contracts/tenant-events.js';
 import type { TenantEventSource } from '../../core/tenant-event-catch-up.js';
 import { commandResultEvent } from '../../domains/smart-home/command-state.js';
 import type { CommandStore } from '../../domains/smart-home/command-store.js';
@@ -12,7 +16,10 @@ export function commandResultSource(store: CommandStore): TenantEventSource<Comm
   return {
     type: 'command.result',
     recent: async (tenants, lookbackMs, limit) =>
-      (await store.endedSince(tenants, lookbackMs, limit)).map((c) => ({ tenantId: c.tenantId, event: commandResultEvent(c) })),
+      (await store.endedSince(tenants, lookbackMs, limit)).map((c) => ({
+        tenantId: c.tenantId,
+        event: commandResultEvent(c),
+      })),
   };
 }
 
@@ -21,6 +28,9 @@ export function subscriptionChangeSource(db: Knex): TenantEventSource<Subscripti
   return {
     type: 'subscription.changed',
     recent: async (tenants, lookbackMs, limit) =>
-      (await subscriptionsChangedSince(db, tenants, lookbackMs, limit)).map((s) => ({ tenantId: s.tenantId, event: buildSubscriptionChanged(s.subscription) })),
+      (await subscriptionsChangedSince(db, tenants, lookbackMs, limit)).map((s) => ({
+        tenantId: s.tenantId,
+        event: buildSubscriptionChanged(s.subscription),
+      })),
   };
 }

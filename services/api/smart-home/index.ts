@@ -28,7 +28,12 @@ interface TenantApiDeps {
   amqp: AmqpConnectionManager;
   authenticator: Authenticator;
   cipher: FieldCipher;
-  config: SmartHomeConfig & { REDIS_KEY_PREFIX: string; WS_HEARTBEAT_MS: number; WS_MAX_SOCKETS_PER_TENANT: number; WS_MAX_BUFFERED_BYTES: number };
+  config: SmartHomeConfig & {
+    REDIS_KEY_PREFIX: string;
+    WS_HEARTBEAT_MS: number;
+    WS_MAX_SOCKETS_PER_TENANT: number;
+    WS_MAX_BUFFERED_BYTES: number;
+  };
   logger: Logger;
   metrics: Metrics;
 }
@@ -47,12 +52,23 @@ export function createTenantApi(d: TenantApiDeps): TenantApi {
   const store = new CommandStore(d.db);
   const cache = new CommandCache(d.redis, d.config.REDIS_KEY_PREFIX, retentionMs);
   const commands = new OpenCommands({
-    store, cache, push: new CommandPush({ store, cache, logger: d.logger, metrics: shMetrics }), publisher, logger: d.logger,
-    metrics: shMetrics, ttlMs: d.config.SMART_HOME_COMMAND_TTL_MS, retentionMs,
+    store,
+    cache,
+    push: new CommandPush({ store, cache, logger: d.logger, metrics: shMetrics }),
+    publisher,
+    logger: d.logger,
+    metrics: shMetrics,
+    ttlMs: d.config.SMART_HOME_COMMAND_TTL_MS,
+    retentionMs,
   });
   const sockets = new EventSockets({
-    authenticator: d.authenticator, subscriber: d.redisSubscriber, keyPrefix: d.config.REDIS_KEY_PREFIX,
-    logger: d.logger, metrics: shMetrics, heartbeatMs: d.config.WS_HEARTBEAT_MS, maxSocketsPerTenant: d.config.WS_MAX_SOCKETS_PER_TENANT,
+    authenticator: d.authenticator,
+    subscriber: d.redisSubscriber,
+    keyPrefix: d.config.REDIS_KEY_PREFIX,
+    logger: d.logger,
+    metrics: shMetrics,
+    heartbeatMs: d.config.WS_HEARTBEAT_MS,
+    maxSocketsPerTenant: d.config.WS_MAX_SOCKETS_PER_TENANT,
     maxBufferedBytes: d.config.WS_MAX_BUFFERED_BYTES,
   });
   sockets.redeliverFrom(commandResultSource(store));
@@ -61,7 +77,13 @@ export function createTenantApi(d: TenantApiDeps): TenantApi {
     events,
     sockets,
     register(app) {
-      registerSmartHomeRoutes(app, { db: d.db, authenticator: d.authenticator, cipher: d.cipher, events, commands });
+      registerSmartHomeRoutes(app, {
+        db: d.db,
+        authenticator: d.authenticator,
+        cipher: d.cipher,
+        events,
+        commands,
+      });
       sockets.attach(app.server);
       commands.start();
       // Before the server closes: it waits for every connection, and an open WebSocket would hold

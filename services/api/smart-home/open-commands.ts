@@ -63,23 +63,42 @@ export class OpenCommands {
     const commandId = randomUUID();
     const target = { commandId, tenantId: t.tenantId, service: t.service, partner: t.partner };
     // Both stores at once: the cache's pending entry needs nothing from the record.
-    const [stored, cached] = await Promise.allSettled([this.d.store.create({ ...target, ttlMs: this.d.ttlMs }), this.d.cache.create(target, this.d.ttlMs)]);
+    const [stored, cached] = await Promise.allSettled([
+      this.d.store.create({ ...target, ttlMs: this.d.ttlMs }),
+      this.d.cache.create(target, this.d.ttlMs),
+    ]);
     try {
       if (stored.status === 'rejected') throw stored.reason;
       if (cached.status === 'rejected') throw cached.reason;
       const record = stored.value;
       const command = buildCommand({
-        type: 'device.open', correlationId: commandId, service: t.service, tenantRef: t.partnerRef, createdAt: record.createdAt, attempt: 1,
+        type: 'device.open',
+        correlationId: commandId,
+        service: t.service,
+        tenantRef: t.partnerRef,
+        createdAt: record.createdAt,
+        attempt: 1,
         payload: { expiresAt: record.deadline.toISOString() },
       });
-      await this.d.publisher.publish({ name: t.partner, commandQueue: t.commandQueue }, command, this.d.ttlMs);
+      await this.d.publisher.publish(
+        { name: t.partner, commandQueue: t.commandQueue },
+        command,
+        this.d.ttlMs,
+      );
       this.sweeping ??= this.sweepLoop();
       return { commandId, expiresAt: record.deadline };
     } catch (thrown) {
       await Promise.all([
         this.d.cache.discard(commandId).catch(() => undefined),
         // Left behind, the row would only time out; the tenant never learnt its id.
-        this.d.store.discard(commandId).catch((e: unknown) => this.d.logger.warn({ err: toError(e), commandId }, 'unsent command not forgotten; it will time out')),
+        this.d.store
+          .discard(commandId)
+          .catch((e: unknown) =>
+            this.d.logger.warn(
+              { err: toError(e), commandId },
+              'unsent command not forgotten; it will time out',
+            ),
+          ),
       ]);
       throw thrown;
     }
@@ -92,7 +111,10 @@ export class OpenCommands {
    */
   async get(commandId: string, tenantId: string): Promise<CommandRecord | undefined> {
     const cached = await this.d.cache.get(commandId).catch((e: unknown) => {
-      this.d.logger.debug({ err: toError(e), commandId }, 'command cache not readable; reading PostgreSQL');
+      this.d.logger.debug(
+        { err: toError(e), commandId },
+        'command cache not readable; reading PostgreSQL',
+      );
       return undefined;
     });
     const mine = cached?.tenantId === tenantId ? cached : undefined;
@@ -134,7 +156,11 @@ export class OpenCommands {
         if (this.sweepFailing) this.d.logger.info('timeout sweep works again');
         this.sweepFailing = false;
       } catch (thrown) {
-        if (!this.sweepFailing) this.d.logger.warn({ reason: toError(thrown).message }, 'open command timeout sweep failed (PostgreSQL or Redis unreachable); retrying every sweep');
+        if (!this.sweepFailing)
+          this.d.logger.warn(
+            { reason: toError(thrown).message },
+            'open command timeout sweep failed (PostgreSQL or Redis unreachable); retrying every sweep',
+          );
         this.sweepFailing = true;
       }
     }
@@ -146,13 +172,18 @@ export class OpenCommands {
     await this.d.push.push(ended);
     if (n % REPUSH_EVERY === 0) {
       const due = await this.d.store.claimUnpushed(100);
-      if (due.length > 0) this.d.logger.info({ commands: due.length }, 'pushing command results again');
+      if (due.length > 0)
+        this.d.logger.info({ commands: due.length }, 'pushing command results again');
       await this.d.push.push(due);
     }
-    if (n % CLEANUP_EVERY === 0) await this.d.store.deleteExpired(this.d.retentionMs, CLEANUP_LIMIT);
+    if (n % CLEANUP_EVERY === 0)
+      await this.d.store.deleteExpired(this.d.retentionMs, CLEANUP_LIMIT);
   }
 
   private timedOut(c: CommandRecord): void {
-    this.d.logger.warn({ commandId: c.commandId, correlationId: c.commandId, service: c.service }, 'open command timed out: no partner reply');
+    this.d.logger.warn(
+      { commandId: c.commandId, correlationId: c.commandId, service: c.service },
+      'open command timed out: no partner reply',
+    );
   }
 }

@@ -2,7 +2,8 @@
 // Machine clients (API keys) hold none of these, so they are refused like any unlisted role.
 import { permissionConfig, type PermissionTable } from '../../core/auth/rbac.js';
 
-type SmartHomePermission = 'subscriptions:read' | 'subscriptions:change' | 'devices:open' | 'commands:read';
+type SmartHomePermission =
+  'subscriptions:read' | 'subscriptions:change' | 'devices:open' | 'commands:read';
 
 export const SMART_HOME_PERMISSIONS: PermissionTable<SmartHomePermission> = {
   'subscriptions:read': ['tenant'],

@@ -6,7 +6,10 @@ import { type ApiError, unavailable } from '../http.js';
 
 /** jose refetches the JWKS on the next request, so a retry after the provider is back succeeds. */
 function identityProviderUnavailable(): ApiError {
-  return unavailable('identity_provider_unavailable', 'The identity provider does not answer, so the access token cannot be checked; retry shortly.');
+  return unavailable(
+    'identity_provider_unavailable',
+    'The identity provider does not answer, so the access token cannot be checked; retry shortly.',
+  );
 }
 
 /**
@@ -14,10 +17,12 @@ function identityProviderUnavailable(): ApiError {
  * publish) stay token errors (401); every other failure to get a key is the provider's.
  */
 function isTokenFault(err: unknown): boolean {
-  return err instanceof joseErrors.JWKSNoMatchingKey
-    || err instanceof joseErrors.JWKSMultipleMatchingKeys
-    || err instanceof joseErrors.JOSENotSupported
-    || err instanceof joseErrors.JOSEAlgNotAllowed;
+  return (
+    err instanceof joseErrors.JWKSNoMatchingKey ||
+    err instanceof joseErrors.JWKSMultipleMatchingKeys ||
+    err instanceof joseErrors.JOSENotSupported ||
+    err instanceof joseErrors.JOSEAlgNotAllowed
+  );
 }
 
 /**
@@ -30,7 +35,10 @@ const LOG_EVERY_MS = 10_000;
  * Wraps a remote JWKS so that its fetch failures surface as `identity_provider_unavailable`, and
  * tells `onOutage` (throttled) with the cause and how many failures it stands for.
  */
-export function identityProviderKeys(jwks: JWTVerifyGetKey, onOutage?: (err: unknown, failures: number) => void): JWTVerifyGetKey {
+export function identityProviderKeys(
+  jwks: JWTVerifyGetKey,
+  onOutage?: (err: unknown, failures: number) => void,
+): JWTVerifyGetKey {
   let lastLogged = 0;
   let failures = 0;
   return async (header, token) => {

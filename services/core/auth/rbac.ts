@@ -19,7 +19,11 @@ type Caller =
 export type PermissionTable<P extends string> = Readonly<Record<P, readonly string[]>>;
 
 /** Pure: whether any of the caller's roles holds the permission. Unknown permissions hold for no one. */
-function allows<P extends string>(table: PermissionTable<P>, permission: P | undefined, roles: readonly string[]): boolean {
+function allows<P extends string>(
+  table: PermissionTable<P>,
+  permission: P | undefined,
+  roles: readonly string[],
+): boolean {
   if (!permission) return false;
   const allowed = table[permission];
   return Array.isArray(allowed) && roles.some((r) => allowed.includes(r));
@@ -47,9 +51,18 @@ async function authenticate(req: FastifyRequest, o: RbacOptions<string>): Promis
   const key = req.headers['x-api-key'];
   if (typeof key === 'string' && key.length > 0) return verifyApiKey(o.db, key);
   const token = bearerToken(req.headers);
-  if (!token) throw new ApiError(401, 'unauthenticated', 'Send a tenant access token (Authorization: Bearer) or an API key (X-API-Key).');
+  if (!token)
+    throw new ApiError(
+      401,
+      'unauthenticated',
+      'Send a tenant access token (Authorization: Bearer) or an API key (X-API-Key).',
+    );
   const p = await o.authenticator.verify(token);
-  return { kind: 'tenant', tenantId: p.tenantId, roles: [TENANT_ROLE, ...p.roles.filter((r) => r !== TENANT_ROLE)] };
+  return {
+    kind: 'tenant',
+    tenantId: p.tenantId,
+    roles: [TENANT_ROLE, ...p.roles.filter((r) => r !== TENANT_ROLE)],
+  };
 }
 
 /** Adds authentication and the permission check to every route under `prefix`. */
@@ -61,9 +74,14 @@ export function guardRoutes<P extends string>(app: FastifyInstance, o: RbacOptio
     req.caller = caller;
     const permission = req.routeOptions.config.permission as P | undefined;
     if (!allows(o.table, permission, caller.roles))
-      throw new ApiError(403, 'forbidden', `Your roles (${caller.roles.join(', ') || 'none'}) do not allow this operation.`, {
-        required: permission ?? 'none (route not open to anyone)',
-      });
+      throw new ApiError(
+        403,
+        'forbidden',
+        `Your roles (${caller.roles.join(', ') || 'none'}) do not allow this operation.`,
+        {
+          required: permission ?? 'none (route not open to anyone)',
+        },
+      );
   });
 }
 
@@ -76,11 +94,18 @@ export function callerOf(req: FastifyRequest): Caller {
 /** The tenant calling a guarded route; machine clients are refused (403 `tenant_only`). */
 export function tenantOf(req: FastifyRequest, what = 'This operation'): string {
   const caller = callerOf(req);
-  if (caller.kind !== 'tenant') throw new ApiError(403, 'tenant_only', `${what} is for tenants only; use a tenant access token.`);
+  if (caller.kind !== 'tenant')
+    throw new ApiError(
+      403,
+      'tenant_only',
+      `${what} is for tenants only; use a tenant access token.`,
+    );
   return caller.tenantId;
 }
 
 /** Route config naming the permission, typed by the table's permissions so a misspelt one does not compile. */
-export function permissionConfig<P extends string>(): (permission: P) => { config: { permission: P } } {
+export function permissionConfig<P extends string>(): (permission: P) => {
+  config: { permission: P };
+} {
   return (permission) => ({ config: { permission } });
 }

@@ -14,8 +14,12 @@ import { identityProviderKeys } from './idp-outage.js';
 const DEFAULT_JWKS_TIMEOUT_MS = 3_000;
 
 export const tenantAuthEnv = z.object({
-  TENANT_JWT_ISSUER: z.string({ required_error: 'is required (the identity provider issuer URL)' }).url(),
-  TENANT_JWKS_URL: z.string({ required_error: 'is required (the identity provider JWKS URL)' }).url(),
+  TENANT_JWT_ISSUER: z
+    .string({ required_error: 'is required (the identity provider issuer URL)' })
+    .url(),
+  TENANT_JWKS_URL: z
+    .string({ required_error: 'is required (the identity provider JWKS URL)' })
+    .url(),
   TENANT_JWT_AUDIENCE: z.string().min(1).default('integration-hub'),
   /**
    * The client whose client roles grant staff roles (`resource_access[<client>].roles`); defaults to
@@ -24,11 +28,18 @@ export const tenantAuthEnv = z.object({
    */
   TENANT_JWT_ROLES_CLIENT: z.string().min(1).optional(),
   /** How long a JWKS fetch may take before the provider counts as unavailable (503, not 401). */
-  TENANT_JWKS_TIMEOUT_MS: z.coerce.number().int().positive().max(60_000).default(DEFAULT_JWKS_TIMEOUT_MS),
+  TENANT_JWKS_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(60_000)
+    .default(DEFAULT_JWKS_TIMEOUT_MS),
 });
 type TenantAuthConfig = z.infer<typeof tenantAuthEnv>;
 /** The configuration as callers hand it over; the JWKS timeout has its default. */
-type TenantAuthOptions = Omit<TenantAuthConfig, 'TENANT_JWKS_TIMEOUT_MS'> & { TENANT_JWKS_TIMEOUT_MS?: number };
+type TenantAuthOptions = Omit<TenantAuthConfig, 'TENANT_JWKS_TIMEOUT_MS'> & {
+  TENANT_JWKS_TIMEOUT_MS?: number;
+};
 
 export interface Principal {
   /** The tenant (JWT `sub`). */
@@ -77,10 +88,16 @@ export class TenantJwtAuthenticator implements Authenticator {
   ) {
     // A key unknown to the cache triggers a refetch at most every 30 s (key rotation without restarts).
     this.jwks = createRemoteJWKSet(new URL(config.TENANT_JWKS_URL), {
-      cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: config.TENANT_JWKS_TIMEOUT_MS ?? DEFAULT_JWKS_TIMEOUT_MS,
+      cooldownDuration: 30_000,
+      cacheMaxAge: 10 * 60_000,
+      timeoutDuration: config.TENANT_JWKS_TIMEOUT_MS ?? DEFAULT_JWKS_TIMEOUT_MS,
     });
     this.keys = identityProviderKeys(this.jwks, (err, failures) =>
-      o.logger?.warn({ err: toError(err), jwksUrl: config.TENANT_JWKS_URL, failures }, 'identity provider unavailable: tenant tokens cannot be verified'));
+      o.logger?.warn(
+        { err: toError(err), jwksUrl: config.TENANT_JWKS_URL, failures },
+        'identity provider unavailable: tenant tokens cannot be verified',
+      ),
+    );
   }
 
   async verify(token: string): Promise<Principal> {
@@ -89,7 +106,8 @@ export class TenantJwtAuthenticator implements Authenticator {
     if (hit && hit.until > now) return hit.principal;
     if (hit) this.verified.delete(token);
     const { principal, expiresAt } = await this.verifyNow(token);
-    if (this.verified.size >= CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
+    if (this.verified.size >= CACHE_SIZE)
+      this.verified.delete(this.verified.keys().next().value as string);
     this.verified.set(token, { principal, until: Math.min(expiresAt, now + CACHE_MS) });
     return principal;
   }
@@ -110,15 +128,27 @@ export class TenantJwtAuthenticator implements Authenticator {
       if (thrown instanceof joseErrors.JWTExpired)
         throw new ApiError(401, 'token_expired', 'The access token has expired; sign in again.');
       if (thrown instanceof joseErrors.JWTClaimValidationFailed)
-        throw new ApiError(401, 'invalid_token', `The access token was refused: its "${thrown.claim}" claim is ${thrown.reason === 'missing' ? 'missing' : 'not valid'}.`);
+        throw new ApiError(
+          401,
+          'invalid_token',
+          `The access token was refused: its "${thrown.claim}" claim is ${thrown.reason === 'missing' ? 'missing' : 'not valid'}.`,
+        );
       if (thrown instanceof joseErrors.JOSEError)
         throw new ApiError(401, 'invalid_token', `The access token was refused (${thrown.code}).`);
       throw thrown;
     }
-    if (!payload.sub) throw new ApiError(401, 'invalid_token', 'The access token names no subject.');
+    if (!payload.sub)
+      throw new ApiError(401, 'invalid_token', 'The access token names no subject.');
     const scope = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
     return {
-      principal: { tenantId: payload.sub, roles: clientRolesOf(payload, this.config.TENANT_JWT_ROLES_CLIENT ?? this.config.TENANT_JWT_AUDIENCE), scopes: scope },
+      principal: {
+        tenantId: payload.sub,
+        roles: clientRolesOf(
+          payload,
+          this.config.TENANT_JWT_ROLES_CLIENT ?? this.config.TENANT_JWT_AUDIENCE,
+        ),
+        scopes: scope,
+      },
       // jwtVerify has required and checked `exp`.
       expiresAt: (payload.exp ?? 0) * 1000,
     };
@@ -126,7 +156,10 @@ export class TenantJwtAuthenticator implements Authenticator {
 }
 
 /** The bearer token of a request: the Authorization header, else `access_token` (browsers' WebSockets cannot set headers). */
-export function bearerToken(headers: Record<string, string | string[] | undefined>, url?: string): string | undefined {
+export function bearerToken(
+  headers: Record<string, string | string[] | undefined>,
+  url?: string,
+): string | undefined {
   const h = headers.authorization;
   const value = Array.isArray(h) ? h[0] : h;
   const m = value ? /^Bearer\s+(\S+)$/i.exec(value) : null;

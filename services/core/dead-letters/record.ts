@@ -13,9 +13,17 @@ export const HUB_REPLAY_OF = 'x-hub-replay-of';
 
 /** Headers that describe a death or a delivery, not the message: dropped on replay. */
 const DEATH_HEADERS = [
-  'x-death', 'x-first-death-queue', 'x-first-death-exchange', 'x-first-death-reason',
-  'x-last-death-queue', 'x-last-death-exchange', 'x-last-death-reason',
-  HUB_REASON, HUB_SOURCE_QUEUE, HUB_SOURCE_EXCHANGE, HUB_REPLAY_OF,
+  'x-death',
+  'x-first-death-queue',
+  'x-first-death-exchange',
+  'x-first-death-reason',
+  'x-last-death-queue',
+  'x-last-death-exchange',
+  'x-last-death-reason',
+  HUB_REASON,
+  HUB_SOURCE_QUEUE,
+  HUB_SOURCE_EXCHANGE,
+  HUB_REPLAY_OF,
 ];
 /** Headers the broker changes on every redelivery: left out of the fingerprint. */
 const DELIVERY_HEADERS = ['x-delivery-count', 'x-acquired-count'];
@@ -41,7 +49,8 @@ interface XDeath {
   time?: unknown;
 }
 
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : null);
+const str = (v: unknown): string | null =>
+  typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : null;
 
 /**
  * Text PostgreSQL cannot hold: NUL, refused in text and jsonb alike. A message may carry it anywhere
@@ -60,9 +69,11 @@ function storableText<T extends string | null>(s: T): T {
  */
 export function toJsonSafe(v: unknown): unknown {
   if (Buffer.isBuffer(v)) return { $bytes: v.toString('base64') };
-  if (typeof v === 'string' && v.includes('\u0000')) return { $string: Buffer.from(v, 'utf8').toString('base64') };
+  if (typeof v === 'string' && v.includes('\u0000'))
+    return { $string: Buffer.from(v, 'utf8').toString('base64') };
   if (Array.isArray(v)) return v.map(toJsonSafe);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonSafe(x)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonSafe(x)]));
   return v;
 }
 
@@ -71,7 +82,8 @@ export function fromJsonSafe(v: unknown, o: { bytes: boolean } = { bytes: true }
   if (v && typeof v === 'object') {
     const m = v as Record<string, unknown>;
     const only = Object.keys(m).length === 1;
-    if (only && typeof m.$string === 'string') return Buffer.from(m.$string, 'base64').toString('utf8');
+    if (only && typeof m.$string === 'string')
+      return Buffer.from(m.$string, 'base64').toString('utf8');
     if (only && o.bytes && typeof m.$bytes === 'string') return Buffer.from(m.$bytes, 'base64');
     return Object.fromEntries(Object.entries(m).map(([k, x]) => [k, fromJsonSafe(x, o)]));
   }
@@ -99,19 +111,27 @@ export function describeDeadLetter(
   const headers = (properties.headers ?? {}) as Record<string, unknown>;
   const deaths = Array.isArray(headers['x-death']) ? (headers['x-death'] as XDeath[]) : [];
   const hubReason = str(headers[HUB_REASON]);
-  let where: Pick<DeadLetterRecord, 'sourceQueue' | 'exchange' | 'routingKey' | 'reason' | 'deadAt'>;
+  let where: Pick<
+    DeadLetterRecord,
+    'sourceQueue' | 'exchange' | 'routingKey' | 'reason' | 'deadAt'
+  >;
   if (hubReason !== null) {
     // Moved here by a hub consumer: it names the queue (and exchange) it took the message from.
     where = {
-      sourceQueue: str(headers[HUB_SOURCE_QUEUE]), exchange: str(headers[HUB_SOURCE_EXCHANGE]),
-      routingKey: fields.routingKey, reason: hubReason, deadAt: null,
+      sourceQueue: str(headers[HUB_SOURCE_QUEUE]),
+      exchange: str(headers[HUB_SOURCE_EXCHANGE]),
+      routingKey: fields.routingKey,
+      reason: hubReason,
+      deadAt: null,
     };
   } else if (deaths.length > 0) {
     // Dead-lettered by the broker: x-death lists each death, most recent first; the first death
     // names the queue, exchange and routing keys of the original publish.
     const firstQueue = str(headers['x-first-death-queue']) ?? str(deaths[deaths.length - 1]?.queue);
     const first = deaths.find((d) => str(d.queue) === firstQueue) ?? deaths[deaths.length - 1];
-    const keys = Array.isArray(first?.['routing-keys']) ? (first['routing-keys'] as unknown[]).map(str) : [];
+    const keys = Array.isArray(first?.['routing-keys'])
+      ? (first['routing-keys'] as unknown[]).map(str)
+      : [];
     where = {
       sourceQueue: firstQueue,
       exchange: str(headers['x-first-death-exchange']) ?? str(first?.exchange),
@@ -120,13 +140,24 @@ export function describeDeadLetter(
       deadAt: deathTime(first),
     };
   } else {
-    where = { sourceQueue: null, exchange: null, routingKey: fields.routingKey, reason: 'unknown (no x-death or x-hub-reason header)', deadAt: null };
+    where = {
+      sourceQueue: null,
+      exchange: null,
+      routingKey: fields.routingKey,
+      reason: 'unknown (no x-death or x-hub-reason header)',
+      deadAt: null,
+    };
   }
   const safe = toJsonSafe(properties) as Record<string, unknown>;
   return {
-    queue, deadAt: where.deadAt, properties: safe, fingerprint: fingerprint(queue, fields, safe, body),
-    sourceQueue: storableText(where.sourceQueue), exchange: storableText(where.exchange),
-    routingKey: storableText(where.routingKey), reason: storableText(where.reason),
+    queue,
+    deadAt: where.deadAt,
+    properties: safe,
+    fingerprint: fingerprint(queue, fields, safe, body),
+    sourceQueue: storableText(where.sourceQueue),
+    exchange: storableText(where.exchange),
+    routingKey: storableText(where.routingKey),
+    reason: storableText(where.reason),
   };
 }
 
@@ -134,7 +165,12 @@ export function describeDeadLetter(
  * The same dead letter delivered again (after a crash before its ack) hashes the same: the headers
  * that count deliveries are left out. x-death carries the death's time, so two deaths differ.
  */
-function fingerprint(queue: string, fields: { exchange: string; routingKey: string }, properties: Record<string, unknown>, body: Buffer): string {
+function fingerprint(
+  queue: string,
+  fields: { exchange: string; routingKey: string },
+  properties: Record<string, unknown>,
+  body: Buffer,
+): string {
   const headers = { ...((properties.headers ?? {}) as Record<string, unknown>) };
   for (const h of DELIVERY_HEADERS) delete headers[h];
   return createHash('sha256')
@@ -190,10 +226,19 @@ type ReplayPlan =
 export const NOT_REPLAYABLE_SQL = `(reason = 'expired' or (exchange is null and source_queue is null) or body_truncated)`;
 
 /** Why `row` is never replayed, or null when it can be. */
-export function notReplayable(row: Pick<StoredDeadLetter, 'reason' | 'exchange' | 'source_queue' | 'body_bytes' | 'body_truncated'>): NotReplayable | null {
+export function notReplayable(
+  row: Pick<
+    StoredDeadLetter,
+    'reason' | 'exchange' | 'source_queue' | 'body_bytes' | 'body_truncated'
+  >,
+): NotReplayable | null {
   // An expired message outlived its TTL on purpose: a door-open command acted on late would open a
   // door nobody is waiting at.
-  if (row.reason === 'expired') return { code: 'expired', reason: 'it expired in its queue; a message past its TTL is not sent again' };
+  if (row.reason === 'expired')
+    return {
+      code: 'expired',
+      reason: 'it expired in its queue; a message past its TTL is not sent again',
+    };
   if (row.body_truncated) {
     return {
       code: 'body_truncated',
@@ -201,7 +246,10 @@ export function notReplayable(row: Pick<StoredDeadLetter, 'reason' | 'exchange' 
     };
   }
   if (row.exchange === null && row.source_queue === null)
-    return { code: 'origin_unknown', reason: 'where it came from is unknown (no x-death or x-hub-source-queue header)' };
+    return {
+      code: 'origin_unknown',
+      reason: 'where it came from is unknown (no x-death or x-hub-source-queue header)',
+    };
   return null;
 }
 
@@ -217,9 +265,16 @@ export function replayPlan(row: StoredDeadLetter): ReplayPlan {
   for (const h of [...DEATH_HEADERS, ...DELIVERY_HEADERS]) delete headers[h];
   headers[HUB_REPLAY_OF] = row.id;
   // The user id is checked against the publishing connection's user, which is the hub's now.
-  const { expiration: _expiration, headers: _headers, deliveryMode: _mode, userId: _user, ...rest } = properties;
+  const {
+    expiration: _expiration,
+    headers: _headers,
+    deliveryMode: _mode,
+    userId: _user,
+    ...rest
+  } = properties;
   const replayed = { ...dropNulls(rest), headers, persistent: true };
-  if (row.exchange !== null) return { ok: true, exchange: row.exchange, routingKey: row.routing_key, properties: replayed };
+  if (row.exchange !== null)
+    return { ok: true, exchange: row.exchange, routingKey: row.routing_key, properties: replayed };
   // Without an exchange the source queue is known (notReplayable refused a row with neither).
   return { ok: true, exchange: '', routingKey: row.source_queue ?? '', properties: replayed };
 }

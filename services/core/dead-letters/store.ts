@@ -4,31 +4,63 @@
 import type { Knex } from 'knex';
 import { notifyWork } from '../engine/work-table.js';
 import type { FieldCipher } from '../field-cipher.js';
-import { NOT_REPLAYABLE_SQL, notReplayable, type DeadLetterRecord, type KeptBody, type StoredDeadLetter } from './record.js';
+import {
+  NOT_REPLAYABLE_SQL,
+  notReplayable,
+  type DeadLetterRecord,
+  type KeptBody,
+  type StoredDeadLetter,
+} from './record.js';
 
 export const DEAD_LETTERS = 'dead_letters';
 
 /** The replay's state as operators read it, from the row's work status. */
 export type DeadLetterState = 'dead' | 'replaying' | 'replayed' | 'replay_failed';
 export const stateOf = (status: number | null): DeadLetterState =>
-  status === null ? 'dead' : status === 2 ? 'replayed' : status === 3 ? 'replay_failed' : 'replaying';
+  status === null
+    ? 'dead'
+    : status === 2
+      ? 'replayed'
+      : status === 3
+        ? 'replay_failed'
+        : 'replaying';
 const STATUS_SQL: Record<DeadLetterState, string> = {
-  dead: 'status is null', replaying: 'status in (0, 1)', replayed: 'status = 2', replay_failed: 'status = 3',
+  dead: 'status is null',
+  replaying: 'status in (0, 1)',
+  replayed: 'status = 2',
+  replay_failed: 'status = 3',
 };
 
 /** Context of a sealed body: it decrypts only as this dead letter's body. */
 const bodyContext = (fingerprint: string) => `dead_letters.body:${fingerprint}`;
 
 /** Stores a dead letter unless it is there already; returns its id, or null for a redelivery. */
-export async function storeDeadLetter(db: Knex, r: DeadLetterRecord, kept: KeptBody, cipher?: FieldCipher): Promise<string | null> {
-  const sealed = cipher ? cipher.encrypt(kept.body.toString('base64'), bodyContext(r.fingerprint)) : kept.body;
+export async function storeDeadLetter(
+  db: Knex,
+  r: DeadLetterRecord,
+  kept: KeptBody,
+  cipher?: FieldCipher,
+): Promise<string | null> {
+  const sealed = cipher
+    ? cipher.encrypt(kept.body.toString('base64'), bodyContext(r.fingerprint))
+    : kept.body;
   const rows: { id: string }[] = await db(DEAD_LETTERS)
     .insert({
-      fingerprint: r.fingerprint, queue: r.queue, source_queue: r.sourceQueue, exchange: r.exchange, routing_key: r.routingKey,
-      reason: r.reason, properties: JSON.stringify(r.properties), body: sealed, body_encrypted: cipher !== undefined,
-      body_bytes: kept.bytes, body_truncated: kept.truncated, dead_at: r.deadAt,
+      fingerprint: r.fingerprint,
+      queue: r.queue,
+      source_queue: r.sourceQueue,
+      exchange: r.exchange,
+      routing_key: r.routingKey,
+      reason: r.reason,
+      properties: JSON.stringify(r.properties),
+      body: sealed,
+      body_encrypted: cipher !== undefined,
+      body_bytes: kept.bytes,
+      body_truncated: kept.truncated,
+      dead_at: r.deadAt,
     })
-    .onConflict('fingerprint').ignore()
+    .onConflict('fingerprint')
+    .ignore()
     .returning('id');
   return rows[0] ? String(rows[0].id) : null;
 }
@@ -47,7 +79,10 @@ export interface DeadLetterRow extends StoredDeadLetter {
 }
 
 /** The body as kept (as published, or its beginning), decrypted when it was sealed (throws without the key). */
-export function openBody(row: Pick<DeadLetterRow, 'body' | 'body_encrypted' | 'fingerprint'>, cipher?: FieldCipher): Buffer {
+export function openBody(
+  row: Pick<DeadLetterRow, 'body' | 'body_encrypted' | 'fingerprint'>,
+  cipher?: FieldCipher,
+): Buffer {
   if (!row.body_encrypted) return row.body;
   if (!cipher) throw new Error('the body is encrypted; DATA_ENCRYPTION_KEYS is needed to read it');
   return Buffer.from(cipher.decrypt<string>(row.body, bodyContext(row.fingerprint)), 'base64');
@@ -63,16 +98,35 @@ interface DeadLetterListing {
   stored: Date;
 }
 
-export async function listDeadLetters(db: Knex, o: { queue?: string; state?: DeadLetterState; limit: number }): Promise<DeadLetterListing[]> {
+export async function listDeadLetters(
+  db: Knex,
+  o: { queue?: string; state?: DeadLetterState; limit: number },
+): Promise<DeadLetterListing[]> {
   const q = db(DEAD_LETTERS)
-    .select('id', 'queue', 'source_queue', 'exchange', 'routing_key', 'reason', 'status', 'body_bytes', 'created_at')
-    .orderBy('id', 'desc').limit(o.limit);
+    .select(
+      'id',
+      'queue',
+      'source_queue',
+      'exchange',
+      'routing_key',
+      'reason',
+      'status',
+      'body_bytes',
+      'created_at',
+    )
+    .orderBy('id', 'desc')
+    .limit(o.limit);
   if (o.queue) void q.where({ queue: o.queue });
   if (o.state) void q.whereRaw(STATUS_SQL[o.state]);
-  const rows: (Omit<DeadLetterRow, 'properties' | 'body'>)[] = await q;
+  const rows: Omit<DeadLetterRow, 'properties' | 'body'>[] = await q;
   return rows.map((r) => ({
-    id: String(r.id), queue: r.queue, source: r.source_queue ?? '?', reason: r.reason, state: stateOf(r.status),
-    bytes: r.body_bytes, stored: r.created_at,
+    id: String(r.id),
+    queue: r.queue,
+    source: r.source_queue ?? '?',
+    reason: r.reason,
+    state: stateOf(r.status),
+    bytes: r.body_bytes,
+    stored: r.created_at,
   }));
 }
 
@@ -95,7 +149,14 @@ function select(q: Knex.QueryBuilder, s: Selection): Knex.QueryBuilder {
 
 /** Why a dead letter asked for was not queued for replay: a stable code and a sentence. */
 type Refusal = {
-  code: 'not_found' | 'other_queue' | 'replayed' | 'replaying' | 'expired' | 'origin_unknown' | 'body_truncated';
+  code:
+    | 'not_found'
+    | 'other_queue'
+    | 'replayed'
+    | 'replaying'
+    | 'expired'
+    | 'origin_unknown'
+    | 'body_truncated';
   why: string;
 };
 
@@ -115,24 +176,41 @@ export async function requestReplay(db: Knex, s: Selection): Promise<ReplayReque
   const rows: { id: string }[] = await select(db(DEAD_LETTERS), s)
     .where((q) => q.whereNull('status').orWhere({ status: 3 }))
     .whereRaw(`not ${NOT_REPLAYABLE_SQL}`)
-    .update({ status: 0, attempts: 0, next_attempt_at: db.fn.now(), last_error: null, updated_at: db.fn.now() })
+    .update({
+      status: 0,
+      attempts: 0,
+      next_attempt_at: db.fn.now(),
+      last_error: null,
+      updated_at: db.fn.now(),
+    })
     .returning('id');
   const queued = rows.map((r) => String(r.id));
   if (queued.length > 0) await notifyWork(db, DEAD_LETTERS);
   const refused: ReplayRequest['refused'] = [];
   for (const id of s.all ? [] : s.ids.filter((i) => !queued.includes(i))) {
     const row = await getDeadLetter(db, id);
-    refused.push({ id, ...(row ? whyNot(row, s.queue) : { code: 'not_found', why: 'no such dead letter' }) });
+    refused.push({
+      id,
+      ...(row ? whyNot(row, s.queue) : { code: 'not_found', why: 'no such dead letter' }),
+    });
   }
   return { queued, refused };
 }
 
 function whyNot(row: DeadLetterRow, queue: string | undefined): Refusal {
-  if (queue && row.queue !== queue) return { code: 'other_queue', why: `it is in ${row.queue}, not ${queue}` };
-  if (row.status === 2) return { code: 'replayed', why: `already replayed at ${row.replayed_at?.toISOString() ?? '?'}` };
-  if (row.status === 0 || row.status === 1) return { code: 'replaying', why: 'its replay is under way' };
+  if (queue && row.queue !== queue)
+    return { code: 'other_queue', why: `it is in ${row.queue}, not ${queue}` };
+  if (row.status === 2)
+    return {
+      code: 'replayed',
+      why: `already replayed at ${row.replayed_at?.toISOString() ?? '?'}`,
+    };
+  if (row.status === 0 || row.status === 1)
+    return { code: 'replaying', why: 'its replay is under way' };
   const never = notReplayable(row);
-  return never ? { code: never.code, why: never.reason } : { code: 'replaying', why: 'its replay was asked for at the same moment' };
+  return never
+    ? { code: never.code, why: never.reason }
+    : { code: 'replaying', why: 'its replay was asked for at the same moment' };
 }
 
 /** Deletes dead letters that are not being replayed; returns the ids deleted. */
@@ -145,14 +223,23 @@ export async function purgeDeadLetters(db: Knex, s: Selection): Promise<string[]
 }
 
 /** The states of `ids` now. */
-export async function replayStates(db: Knex, ids: string[]): Promise<{ id: string; state: DeadLetterState; error: string | null }[]> {
-  const rows: Pick<DeadLetterRow, 'id' | 'status' | 'last_error'>[] = await db(DEAD_LETTERS).whereIn('id', ids).select('id', 'status', 'last_error').orderBy('id');
+export async function replayStates(
+  db: Knex,
+  ids: string[],
+): Promise<{ id: string; state: DeadLetterState; error: string | null }[]> {
+  const rows: Pick<DeadLetterRow, 'id' | 'status' | 'last_error'>[] = await db(DEAD_LETTERS)
+    .whereIn('id', ids)
+    .select('id', 'status', 'last_error')
+    .orderBy('id');
   return rows.map((r) => ({ id: String(r.id), state: stateOf(r.status), error: r.last_error }));
 }
 
 /** Dead letters kept and not replayed (nobody asked, or the replay failed), per queue. */
 export async function waitingCount(db: Knex): Promise<{ queue: string; n: number }[]> {
-  const rows: { queue: string; n: string }[] = await db(DEAD_LETTERS).whereNull('status').orWhere({ status: 3 })
-    .groupBy('queue').select('queue', db.raw('count(*) as n'));
+  const rows: { queue: string; n: string }[] = await db(DEAD_LETTERS)
+    .whereNull('status')
+    .orWhere({ status: 3 })
+    .groupBy('queue')
+    .select('queue', db.raw('count(*) as n'));
   return rows.map((r) => ({ queue: r.queue, n: Number(r.n) }));
 }

@@ -1,6 +1,12 @@
 // Unit tests for retry and idle-polling backoff maths (the random source is injected).
 import { describe, expect, test } from '@jest/globals';
-import { DEFAULT_BACKOFF, nextIdleDelayMs, RETRY_AFTER_CEILING_MS, retryDelayMs, type BackoffPolicy } from './backoff.js';
+import {
+  DEFAULT_BACKOFF,
+  nextIdleDelayMs,
+  RETRY_AFTER_CEILING_MS,
+  retryDelayMs,
+  type BackoffPolicy,
+} from './backoff.js';
 
 const policy: BackoffPolicy = { baseMs: 1_000, maxMs: 60_000, factor: 2 };
 const low = () => 0;
@@ -9,11 +15,15 @@ const mid = () => 0.5;
 
 describe('retryDelayMs', () => {
   test('grows exponentially with the attempt: with random 1 the delay is base * factor^(attempt-1)', () => {
-    expect([1, 2, 3, 4, 5].map((a) => retryDelayMs(a, policy, undefined, high))).toEqual([1_000, 2_000, 4_000, 8_000, 16_000]);
+    expect([1, 2, 3, 4, 5].map((a) => retryDelayMs(a, policy, undefined, high))).toEqual([
+      1_000, 2_000, 4_000, 8_000, 16_000,
+    ]);
   });
 
   test('with random 0 the delay is half the exponential delay, never zero', () => {
-    expect([1, 2, 3].map((a) => retryDelayMs(a, policy, undefined, low))).toEqual([500, 1_000, 2_000]);
+    expect([1, 2, 3].map((a) => retryDelayMs(a, policy, undefined, low))).toEqual([
+      500, 1_000, 2_000,
+    ]);
   });
 
   test('stays within [exp/2, exp] for any random value in [0, 1]', () => {
@@ -59,8 +69,10 @@ describe('retryDelayMs', () => {
     expect(retryDelayMs(1, policy, 120_000, low)).toBe(120_000);
   });
 
-  test('a Retry-After of years is held to the policy\'s retryAfterMaxMs, so a partner cannot park a task', () => {
-    expect(retryDelayMs(1, { ...policy, retryAfterMaxMs: 90_000 }, 99_999_999_000, high)).toBe(90_000);
+  test("a Retry-After of years is held to the policy's retryAfterMaxMs, so a partner cannot park a task", () => {
+    expect(retryDelayMs(1, { ...policy, retryAfterMaxMs: 90_000 }, 99_999_999_000, high)).toBe(
+      90_000,
+    );
     expect(retryDelayMs(1, { ...policy, retryAfterMaxMs: 90_000 }, 80_000, low)).toBe(80_000);
   });
 
@@ -83,7 +95,11 @@ describe('retryDelayMs', () => {
   });
 
   test('returns whole milliseconds', () => {
-    expect(Number.isInteger(retryDelayMs(1, { baseMs: 333, maxMs: 10_000, factor: 2 }, undefined, () => 0.123))).toBe(true);
+    expect(
+      Number.isInteger(
+        retryDelayMs(1, { baseMs: 333, maxMs: 10_000, factor: 2 }, undefined, () => 0.123),
+      ),
+    ).toBe(true);
   });
 
   test('the default policy starts at 0.5–1 s and is capped at 5 minutes', () => {

@@ -33,9 +33,13 @@ export function retryDelayMs(
 ): number {
   const exp = Math.min(policy.maxMs, policy.baseMs * policy.factor ** Math.max(0, attempt - 1));
   const jittered = exp / 2 + random() * (exp / 2);
-  const ceiling = Math.min(policy.retryAfterMaxMs ?? RETRY_AFTER_CEILING_MS, RETRY_AFTER_CEILING_MS);
+  const ceiling = Math.min(
+    policy.retryAfterMaxMs ?? RETRY_AFTER_CEILING_MS,
+    RETRY_AFTER_CEILING_MS,
+  );
   // `> 0` leaves out NaN; Infinity is held to the ceiling like any other absurd ask.
-  const asked = retryAfterMs !== undefined && retryAfterMs > 0 ? Math.min(retryAfterMs, ceiling) : 0;
+  const asked =
+    retryAfterMs !== undefined && retryAfterMs > 0 ? Math.min(retryAfterMs, ceiling) : 0;
   return Math.round(Math.min(Math.max(asked, jittered), Math.max(policy.maxMs, asked)));
 }
 

@@ -29,7 +29,10 @@ export class WorkListener {
   }
 
   /** The listener of a service: on the session URL, in the service's schema. */
-  static fromConfig(config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SESSION_URL' | 'DATABASE_SCHEMA'>, logger: Logger): WorkListener {
+  static fromConfig(
+    config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SESSION_URL' | 'DATABASE_SCHEMA'>,
+    logger: Logger,
+  ): WorkListener {
     return new WorkListener(sessionDatabaseUrl(config), config.DATABASE_SCHEMA, logger);
   }
 
@@ -69,12 +72,18 @@ export class WorkListener {
     let failures = 0;
     let interrupted = false;
     while (!stop.aborted) {
-      const client = new pg.Client({ connectionString: this.connectionString, application_name: 'hub-listener' });
+      const client = new pg.Client({
+        connectionString: this.connectionString,
+        application_name: 'hub-listener',
+      });
       const ended = new Promise<void>((resolve) => {
         client.once('end', resolve);
         client.on('error', (err) => {
           // An expected outage: its reason, not a stack trace.
-          this.logger.warn({ reason: describeError(err) }, 'listener connection lost; polling covers the gap');
+          this.logger.warn(
+            { reason: describeError(err) },
+            'listener connection lost; polling covers the gap',
+          );
           interrupted = true;
           resolve();
         });
@@ -104,7 +113,8 @@ export class WorkListener {
       } finally {
         await client.end().catch(() => undefined);
       }
-      if (!stop.aborted) await sleep(retryDelayMs(failures + 1, { baseMs: 500, maxMs: 30_000, factor: 2 }), stop);
+      if (!stop.aborted)
+        await sleep(retryDelayMs(failures + 1, { baseMs: 500, maxMs: 30_000, factor: 2 }), stop);
     }
   }
 }

@@ -34,7 +34,10 @@ export async function eachRow<R extends WorkRow>(
 ): Promise<void> {
   for (const [i, row] of batch.entries()) {
     if (signal.aborted) {
-      await table.release(batch.slice(i).map((r) => r.id), owner);
+      await table.release(
+        batch.slice(i).map((r) => r.id),
+        owner,
+      );
       return;
     }
     try {
@@ -43,11 +46,28 @@ export async function eachRow<R extends WorkRow>(
       const err = toError(thrown);
       const outcome = o.settle
         ? await o.settle(row, owner, err)
-        : (await table.settleError([row], owner, err, o.onFailed && (async ([failed], trx) => {
-            if (failed) await o.onFailed?.(row, failed, trx);
-          })))[0];
+        : (
+            await table.settleError(
+              [row],
+              owner,
+              err,
+              o.onFailed &&
+                (async ([failed], trx) => {
+                  if (failed) await o.onFailed?.(row, failed, trx);
+                }),
+            )
+          )[0];
       if (o.warning)
-        logger.warn({ err, ...o.describe?.(row), attempt: row.attempts, outcome: outcome?.kind, reason: outcome?.reason }, o.warning);
+        logger.warn(
+          {
+            err,
+            ...o.describe?.(row),
+            attempt: row.attempts,
+            outcome: outcome?.kind,
+            reason: outcome?.reason,
+          },
+          o.warning,
+        );
     }
   }
 }
@@ -55,5 +75,6 @@ export async function eachRow<R extends WorkRow>(
 /** A reconciler handler that works through each claimed batch one row at a time (see PerRow). */
 export function perRow<R extends WorkRow>(table: WorkTable, logger: Logger, o: PerRow<R>) {
   const log = logger.child({ reconciler: table.reconciler });
-  return (batch: R[], owner: string, signal: AbortSignal): Promise<void> => eachRow(table, log, o, batch, owner, signal);
+  return (batch: R[], owner: string, signal: AbortSignal): Promise<void> =>
+    eachRow(table, log, o, batch, owner, signal);
 }

@@ -10,7 +10,9 @@ describe('dailyPeriod', () => {
   });
 
   test('dueAt may lie later the same day than now', () => {
-    expect(dailyPeriod(new Date('2025-10-30T01:00:00Z'), '22:30').dueAt.toISOString()).toBe('2025-10-30T22:30:00.000Z');
+    expect(dailyPeriod(new Date('2025-10-30T01:00:00Z'), '22:30').dueAt.toISOString()).toBe(
+      '2025-10-30T22:30:00.000Z',
+    );
   });
 
   test('23:59Z and 00:01Z the next day give different keys', () => {

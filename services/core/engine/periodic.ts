@@ -52,9 +52,15 @@ export class PeriodicScheduler {
       const period = job.period(this.now());
       try {
         if (await ensurePeriod(this.db, job.name, period))
-          this.logger.info({ job: job.name, period: period.key, dueAt: period.dueAt }, 'periodic run scheduled');
+          this.logger.info(
+            { job: job.name, period: period.key, dueAt: period.dueAt },
+            'periodic run scheduled',
+          );
       } catch (thrown) {
-        this.logger.warn({ err: toError(thrown), job: job.name }, 'could not schedule periodic run; will try next tick');
+        this.logger.warn(
+          { err: toError(thrown), job: job.name },
+          'could not schedule periodic run; will try next tick',
+        );
       }
     }
   }

@@ -62,7 +62,8 @@ export class Reconciler<T> {
   }
 
   start(): this {
-    if (this._state !== 'idle') throw new Error(`reconciler ${this.name} cannot start from ${this._state}`);
+    if (this._state !== 'idle')
+      throw new Error(`reconciler ${this.name} cannot start from ${this._state}`);
     this._state = 'running';
     const n = this.o.concurrency ?? 1;
     for (let slot = 0; slot < n; slot++) this.loops.push(this.loop(slot));
@@ -109,7 +110,10 @@ export class Reconciler<T> {
       try {
         batch = await this.o.claim(owner);
         if (claimFailures > 0)
-          this.log.info({ failures: claimFailures, forMs: Date.now() - failingSince }, 'claims succeed again');
+          this.log.info(
+            { failures: claimFailures, forMs: Date.now() - failingSince },
+            'claims succeed again',
+          );
         claimFailures = 0;
       } catch (thrown) {
         // A failed fetch counts as "nothing to do" and waits instead of spinning, but never long: a
@@ -118,9 +122,16 @@ export class Reconciler<T> {
         // then a reminder every 30 failures (about a minute).
         if (claimFailures++ === 0) failingSince = Date.now();
         this.o.metrics.reconcileClaimErrors.inc({ reconciler: this.name });
-        const delay = retryDelayMs(claimFailures, { baseMs: 250, maxMs: CLAIM_RETRY_MAX_MS, factor: 2 });
+        const delay = retryDelayMs(claimFailures, {
+          baseMs: 250,
+          maxMs: CLAIM_RETRY_MAX_MS,
+          factor: 2,
+        });
         if (claimFailures === 1 || claimFailures % 30 === 0)
-          this.log.error({ err: toError(thrown), failures: claimFailures, delayMs: delay }, `claim failed; retrying every ${CLAIM_RETRY_MAX_MS / 1000} s at most`);
+          this.log.error(
+            { err: toError(thrown), failures: claimFailures, delayMs: delay },
+            `claim failed; retrying every ${CLAIM_RETRY_MAX_MS / 1000} s at most`,
+          );
         await sleep(delay, stop);
         continue;
       }
@@ -137,9 +148,14 @@ export class Reconciler<T> {
       } catch (thrown) {
         const err = toError(thrown);
         this.log.error({ err, size: batch.length }, 'handler threw');
-        await this.o.onHandlerError?.(batch, owner, err).catch((e: unknown) =>
-          this.log.error({ err: toError(e) }, 'recording the handler error failed; the lease will expire'),
-        );
+        await this.o
+          .onHandlerError?.(batch, owner, err)
+          .catch((e: unknown) =>
+            this.log.error(
+              { err: toError(e) },
+              'recording the handler error failed; the lease will expire',
+            ),
+          );
       } finally {
         await heartbeat.stop();
         end();
@@ -162,7 +178,8 @@ export class Reconciler<T> {
           () => void (failures = 0),
           // One line when renewals start failing; the lease lapses after three misses in a row.
           (thrown: unknown) => {
-            if (failures++ === 0) this.log.warn({ err: toError(thrown) }, 'lease renewal failed; trying again');
+            if (failures++ === 0)
+              this.log.warn({ err: toError(thrown) }, 'lease renewal failed; trying again');
           },
         )
         .then(() => {
@@ -188,7 +205,8 @@ export class Reconciler<T> {
       const s = await this.o.stats();
       this.o.metrics.backlog.set({ reconciler: this.name }, s.backlog);
       this.o.metrics.oldestDueAge.set({ reconciler: this.name }, s.oldestDueAgeSeconds);
-      if (s.retrying !== undefined) this.o.metrics.retrying.set({ reconciler: this.name }, s.retrying);
+      if (s.retrying !== undefined)
+        this.o.metrics.retrying.set({ reconciler: this.name }, s.retrying);
     } catch (thrown) {
       this.log.warn({ err: toError(thrown) }, 'backlog stats failed');
     }

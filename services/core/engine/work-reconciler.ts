@@ -56,7 +56,9 @@ export interface WorkReconciler<R extends WorkRow> {
  * what the claim set up. A handler that throws (it should record every outcome itself) has its
  * batch settled as a retry or a failure.
  */
-export function defineWorkReconciler<R extends WorkRow>(o: WorkReconcilerOptions<R>): WorkReconciler<R> {
+export function defineWorkReconciler<R extends WorkRow>(
+  o: WorkReconcilerOptions<R>,
+): WorkReconciler<R> {
   const table = new WorkTable(o.db, o.metrics, o.logger, {
     table: o.table,
     reconciler: o.name,
@@ -65,7 +67,8 @@ export function defineWorkReconciler<R extends WorkRow>(o: WorkReconcilerOptions
     backoff: o.backoff,
     failExhaustedOnClaim: o.failExhaustedOnClaim,
   });
-  const claim = o.claim?.(table) ?? ((owner: string) => table.claim<R>(owner, o.batch ?? 1, o.filter));
+  const claim =
+    o.claim?.(table) ?? ((owner: string) => table.claim<R>(owner, o.batch ?? 1, o.filter));
   const reconciler = new Reconciler<R>({
     name: o.name,
     owner: o.owner,
@@ -77,7 +80,8 @@ export function defineWorkReconciler<R extends WorkRow>(o: WorkReconcilerOptions
     statsIntervalMs: o.statsIntervalMs,
     claim,
     handle: o.handle(table),
-    onHandlerError: (batch, owner, err) => table.settleError(batch, owner, err).then(() => undefined),
+    onHandlerError: (batch, owner, err) =>
+      table.settleError(batch, owner, err).then(() => undefined),
     lease: o.renewLeases === false ? undefined : table.renewal<R>(),
     stats: () => table.stats(o.filter),
   });

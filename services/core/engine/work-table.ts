@@ -69,7 +69,9 @@ const DUE = dueCondition();
  */
 export function heldBy(owner: string) {
   return (q: Knex.QueryBuilder): Knex.QueryBuilder =>
-    q.where({ locked_by: owner, status: Status.IN_PROGRESS }).andWhereRaw('locked_until > clock_timestamp()');
+    q
+      .where({ locked_by: owner, status: Status.IN_PROGRESS })
+      .andWhereRaw('locked_until > clock_timestamp()');
 }
 
 /**
@@ -141,12 +143,23 @@ export class WorkTable {
         where id = any(array(select id from ?? where ${DUE} ${where}
                               order by next_attempt_at, id limit ? for update skip locked))
         returning *`,
-      [this.table, owner, this.options.leaseMs / 1000, this.table, ...(filter?.bindings ?? []), limit],
+      [
+        this.table,
+        owner,
+        this.options.leaseMs / 1000,
+        this.table,
+        ...(filter?.bindings ?? []),
+        limit,
+      ],
     );
   }
 
   /** Claims with a caller-built statement (batching by group); it must return full rows. */
-  async claimRaw<R extends WorkRow>(owner: string, sql: string, bindings: readonly Knex.Value[]): Promise<R[]> {
+  async claimRaw<R extends WorkRow>(
+    owner: string,
+    sql: string,
+    bindings: readonly Knex.Value[],
+  ): Promise<R[]> {
     this.forget(owner);
     const { rows } = await this.db.raw<{ rows: R[] }>(sql, bindings as Knex.Value[]);
     return this.dropExhausted(rows, owner);
@@ -217,17 +230,28 @@ export class WorkTable {
    * counted and logged once, and no longer renewed.
    */
   async extend(ids: readonly string[], owner: string): Promise<string[]> {
-    const pending = ids.filter((id) => !this.settled.get(owner)?.has(id) && !this.lost.get(owner)?.has(id));
+    const pending = ids.filter(
+      (id) => !this.settled.get(owner)?.has(id) && !this.lost.get(owner)?.has(id),
+    );
     if (pending.length === 0) return [];
     const rows: { id: string }[] = await this.db(this.table)
       .whereIn('id', pending)
       .where(heldBy(owner))
-      .update({ locked_until: this.db.raw('clock_timestamp() + make_interval(secs => ?)', [this.options.leaseMs / 1000]) })
+      .update({
+        locked_until: this.db.raw('clock_timestamp() + make_interval(secs => ?)', [
+          this.options.leaseMs / 1000,
+        ]),
+      })
       .returning('id');
     const kept = rows.map((r) => String(r.id));
     // Checked after the answer: an outcome written meanwhile (the lock made this update wait for it)
     // marked its ids settled before its statement ran, so they are not taken for lost.
-    this.noteLost(pending.filter((id) => !this.settled.get(owner)?.has(id)), kept, owner, 'renewal');
+    this.noteLost(
+      pending.filter((id) => !this.settled.get(owner)?.has(id)),
+      kept,
+      owner,
+      'renewal',
+    );
     return kept;
   }
 
@@ -253,7 +277,12 @@ export class WorkTable {
   }
 
   /** Counts and logs, once per row, the rows of `asked` that a fenced write did not reach. */
-  private noteLost(asked: readonly string[], reached: readonly string[], owner: string, during: string): void {
+  private noteLost(
+    asked: readonly string[],
+    reached: readonly string[],
+    owner: string,
+    during: string,
+  ): void {
     if (reached.length >= asked.length) return;
     const got = new Set(reached.map(String));
     const seen = this.lost.get(owner) ?? new Set<string>();
@@ -282,7 +311,8 @@ export class WorkTable {
     const error = toError(thrown);
     const classification = classifyError(error);
     const byAttempts = new Map<number, WorkRow[]>();
-    for (const row of rows) byAttempts.set(row.attempts, [...(byAttempts.get(row.attempts) ?? []), row]);
+    for (const row of rows)
+      byAttempts.set(row.attempts, [...(byAttempts.get(row.attempts) ?? []), row]);
     const outcomes: Outcome[] = [];
     const failed: FailedOutcome[] = [];
     for (const group of byAttempts.values()) {
@@ -320,10 +350,22 @@ export class WorkTable {
     if (row.attempts >= this.options.maxAttempts)
       return { kind: 'failed', id: row.id, reason: 'attempts_exhausted', error: message };
     const delay = retryDelayMs(row.attempts, this.backoff, c.retryAfterMs);
-    return { kind: 'retry', id: row.id, at: new Date(Date.now() + delay), reason: c.reason, error: message };
+    return {
+      kind: 'retry',
+      id: row.id,
+      at: new Date(Date.now() + delay),
+      reason: c.reason,
+      error: message,
+    };
   }
 
-  async retryAt(ids: readonly string[], owner: string, at: Date, error: string, reason = 'unknown'): Promise<void> {
+  async retryAt(
+    ids: readonly string[],
+    owner: string,
+    at: Date,
+    error: string,
+    reason = 'unknown',
+  ): Promise<void> {
     this.markSettled(ids, owner);
     const updated: { id: string }[] = await this.db(this.table)
       .whereIn('id', ids as string[])
@@ -338,7 +380,12 @@ export class WorkTable {
       })
       .returning('id');
     const n = updated.length;
-    this.noteLost(ids, updated.map((r) => String(r.id)), owner, 'retry');
+    this.noteLost(
+      ids,
+      updated.map((r) => String(r.id)),
+      owner,
+      'retry',
+    );
     this.metrics.reconcileAttempts.inc({ reconciler: this.reconciler, outcome: 'retry' }, n);
     this.metrics.reconcileRetries.inc({ reconciler: this.reconciler, reason }, n);
   }
@@ -347,7 +394,12 @@ export class WorkTable {
    * Marks rows failed for good where this owner still holds them; returns the ids it wrote (pass
    * the transaction that records the failure's consequences, and write them only for those ids).
    */
-  async fail(ids: readonly string[], owner: string, error: string, executor: Executor = this.db): Promise<string[]> {
+  async fail(
+    ids: readonly string[],
+    owner: string,
+    error: string,
+    executor: Executor = this.db,
+  ): Promise<string[]> {
     this.markSettled(ids, owner);
     const updated: { id: string }[] = await executor(this.table)
       .whereIn('id', ids as string[])
@@ -362,8 +414,15 @@ export class WorkTable {
       .returning('id');
     const failed = updated.map((r) => String(r.id));
     const count = () => {
-      this.metrics.reconcileAttempts.inc({ reconciler: this.reconciler, outcome: 'failed' }, failed.length);
-      if (failed.length > 0) this.logger.warn({ reconciler: this.reconciler, ids: failed, error }, 'work failed permanently');
+      this.metrics.reconcileAttempts.inc(
+        { reconciler: this.reconciler, outcome: 'failed' },
+        failed.length,
+      );
+      if (failed.length > 0)
+        this.logger.warn(
+          { reconciler: this.reconciler, ids: failed, error },
+          'work failed permanently',
+        );
     };
     // Inside a transaction the rows have failed only once it commits; count and log them then.
     afterCommit(executor, count);
@@ -394,9 +453,13 @@ export class WorkTable {
    * wait for a retry after a failed attempt (work that is due later, so not in the backlog, but not
    * progressing while a partner is down).
    */
-  async stats(filter?: Filter): Promise<{ backlog: number; oldestDueAgeSeconds: number; retrying: number }> {
+  async stats(
+    filter?: Filter,
+  ): Promise<{ backlog: number; oldestDueAgeSeconds: number; retrying: number }> {
     const where = filter ? `and (${filter.sql})` : '';
-    const { rows } = await this.db.raw<{ rows: { backlog: string; age: string | null; retrying: string }[] }>(
+    const { rows } = await this.db.raw<{
+      rows: { backlog: string; age: string | null; retrying: string }[];
+    }>(
       `select count(*) filter (where ${DUE}) as backlog,
               extract(epoch from now() - min(greatest(next_attempt_at, created_at)) filter (where ${DUE})) as age,
               count(*) filter (where status = 0 and attempts > 0 and last_error is not null) as retrying
@@ -454,7 +517,13 @@ export async function replayFailedRows<R extends { id: string }>(
   o: ReplayOptions = {},
 ): Promise<R[]> {
   const rows: R[] = await where(executor(table).where({ status: Status.ERROR }))
-    .update({ ...o.reset, status: Status.NEW, attempts: 0, next_attempt_at: executor.fn.now(), updated_at: executor.fn.now() })
+    .update({
+      ...o.reset,
+      status: Status.NEW,
+      attempts: 0,
+      next_attempt_at: executor.fn.now(),
+      updated_at: executor.fn.now(),
+    })
     .returning('*');
   if (rows.length > 0) await notifyWork(executor, table);
   return rows;

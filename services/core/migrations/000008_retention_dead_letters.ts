@@ -11,8 +11,16 @@ export const retentionDeadLetters: Migration = {
   id: 8,
   name: 'retention_dead_letters',
   sql: `
-${['allio_webhook', 'allio_tasks', 'smart_home_requests', 'kitchen_warehouse_events', 'kitchen_outbox', 'periodic_runs']
-  .map(finished).join('')}
+${[
+  'allio_webhook',
+  'allio_tasks',
+  'smart_home_requests',
+  'kitchen_warehouse_events',
+  'kitchen_outbox',
+  'periodic_runs',
+]
+  .map(finished)
+  .join('')}
 -- A webhook is kept while a task it planned is open (its request id is the task's correlation id),
 -- and deleting one sets allio_tasks.webhook_id to null: both look tasks up by webhook.
 create index allio_tasks_webhook on allio_tasks (webhook_id) where webhook_id is not null;

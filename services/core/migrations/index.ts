@@ -21,4 +21,20 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, allio, smartHome, kitchen, kitchenRefunds, auth, webhookKeyHash, retentionDeadLetters, smartHomeCommands, tenantEventCatchUp, deadLetterBodyLimit, smartHomePartnerNotify, allioFairShare, integrationChangeNotify, smartHomeRequestState];
+export const migrations: readonly Migration[] = [
+  core,
+  allio,
+  smartHome,
+  kitchen,
+  kitchenRefunds,
+  auth,
+  webhookKeyHash,
+  retentionDeadLetters,
+  smartHomeCommands,
+  tenantEventCatchUp,
+  deadLetterBodyLimit,
+  smartHomePartnerNotify,
+  allioFairShare,
+  integrationChangeNotify,
+  smartHomeRequestState,
+];

@@ -19,7 +19,15 @@ const WINDOW_END_LUA = loadLua(new URL('./window-end.lua', import.meta.url));
 const PENALTY_LUA = loadLua(new URL('./penalty.lua', import.meta.url));
 
 type WindowRedis = Redis & {
-  hubWindowTake(zset: string, pause: string, epoch: string, perWindow: number, windowMs: number, holdMs: number, id: string): Promise<[number, number, string]>;
+  hubWindowTake(
+    zset: string,
+    pause: string,
+    epoch: string,
+    perWindow: number,
+    windowMs: number,
+    holdMs: number,
+    id: string,
+  ): Promise<[number, number, string]>;
   hubWindowEnd(zset: string, id: string, unused: '0' | '1'): Promise<number>;
   hubWindowPause(pause: string, pauseMs: number): Promise<number>;
 };
@@ -92,15 +100,24 @@ export class RateLimiter {
    * calls `end(grant)` once its answer (or failure) is in. Rejects when `signal` aborts, or with
    * RateLimiterClosedError once close() was called. Redis errors make it wait and try again.
    */
-  async acquire(provider: string, egressIp: string, spec: LimitSpec, signal?: AbortSignal): Promise<Grant> {
+  async acquire(
+    provider: string,
+    egressIp: string,
+    spec: LimitSpec,
+    signal?: AbortSignal,
+  ): Promise<Grant> {
     if (this.closing.signal.aborted) throw new RateLimiterClosedError('the rate limiter is closed');
     const wait = Symbol(provider);
     const stop = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
     try {
-      return await this.take(provider, egressIp, spec, stop, (what) => this.waits.set(wait, { provider, for: what }));
+      return await this.take(provider, egressIp, spec, stop, (what) =>
+        this.waits.set(wait, { provider, for: what }),
+      );
     } catch (thrown) {
       if (this.closing.signal.aborted && !signal?.aborted)
-        throw new RateLimiterClosedError('the rate limiter was closed while waiting', { cause: thrown });
+        throw new RateLimiterClosedError('the rate limiter was closed while waiting', {
+          cause: thrown,
+        });
       throw thrown;
     } finally {
       this.waits.delete(wait);
@@ -108,7 +125,11 @@ export class RateLimiter {
   }
 
   private async take(
-    provider: string, egressIp: string, spec: LimitSpec, signal: AbortSignal, waiting: (what: Waiting) => void,
+    provider: string,
+    egressIp: string,
+    spec: LimitSpec,
+    signal: AbortSignal,
+    waiting: (what: Waiting) => void,
   ): Promise<Grant> {
     const key = this.key(provider, egressIp);
     const windowMs = spec.windowMs + (spec.safetyMs ?? 0);
@@ -124,7 +145,15 @@ export class RateLimiter {
       try {
         waiting('redis');
         answer = await untilAborted(
-          this.redis.hubWindowTake(key, `${key}:pause`, `${this.keyPrefix}ratelimit:epoch`, spec.perWindow, windowMs, hold, id),
+          this.redis.hubWindowTake(
+            key,
+            `${key}:pause`,
+            `${this.keyPrefix}ratelimit:epoch`,
+            spec.perWindow,
+            windowMs,
+            hold,
+            id,
+          ),
           signal,
         );
         redisFailures = 0;
@@ -133,15 +162,28 @@ export class RateLimiter {
         redisFailures++;
         this.metrics.rateLimitErrors.inc({ provider });
         const delay = retryDelayMs(redisFailures, { baseMs: 200, maxMs: 5_000, factor: 2 });
-        if (isRedisConnectionError(thrown)) reportRedisFailure(this.redis, this.logger, thrown, 'rate limiter: holding calls', { provider });
+        if (isRedisConnectionError(thrown))
+          reportRedisFailure(this.redis, this.logger, thrown, 'rate limiter: holding calls', {
+            provider,
+          });
         else if (redisFailures === 1 || redisFailures % 20 === 0)
-          this.logger.error({ err: toError(thrown), provider, delayMs: delay }, 'rate limiter unavailable; holding calls');
+          this.logger.error(
+            { err: toError(thrown), provider, delayMs: delay },
+            'rate limiter unavailable; holding calls',
+          );
         await sleep(delay, signal);
         continue;
       }
       const [granted, waitMs, why] = answer;
       if (granted === 1) {
-        const grant: Grant = { id, key, provider, waitedMs: performance.now() - started, sendBy: asked + spec.sendWithinMs, ended: false };
+        const grant: Grant = {
+          id,
+          key,
+          provider,
+          waitedMs: performance.now() - started,
+          sendBy: asked + spec.sendWithinMs,
+          ended: false,
+        };
         this.metrics.rateLimitWait.observe({ provider }, grant.waitedMs / 1000);
         return grant;
       }
@@ -168,7 +210,11 @@ export class RateLimiter {
     this.lateSinceLog++;
     if (now - this.lastLateLog >= 60_000) {
       this.logger.warn(
-        { provider: grant.provider, lateMs: Math.round(now - grant.sendBy), givenUp: this.lateSinceLog },
+        {
+          provider: grant.provider,
+          lateMs: Math.round(now - grant.sendBy),
+          givenUp: this.lateSinceLog,
+        },
         'rate limiter slot given back: the caller reached its send too late (paused or starved); asking again',
       );
       this.lastLateLog = now;
@@ -188,7 +234,13 @@ export class RateLimiter {
     grant.ended = true;
     this.redis.hubWindowEnd(grant.key, grant.id, o.sent ? '0' : '1').catch((thrown: unknown) => {
       this.metrics.rateLimitErrors.inc({ provider: grant.provider });
-      reportRedisFailure(this.redis, this.logger, thrown, 'rate limiter: recording the end of a request', { provider: grant.provider });
+      reportRedisFailure(
+        this.redis,
+        this.logger,
+        thrown,
+        'rate limiter: recording the end of a request',
+        { provider: grant.provider },
+      );
     });
   }
 
@@ -220,7 +272,9 @@ export class RateLimiter {
       await this.redis.hubWindowPause(`${this.key(provider, egressIp)}:pause`, ms);
     } catch (thrown) {
       this.metrics.rateLimitErrors.inc({ provider });
-      reportRedisFailure(this.redis, this.logger, thrown, 'recording a partner pause', { provider });
+      reportRedisFailure(this.redis, this.logger, thrown, 'recording a partner pause', {
+        provider,
+      });
     }
   }
 }
@@ -247,5 +301,7 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function abortError(signal?: AbortSignal): Error {
   const reason: unknown = signal?.reason;
-  return reason instanceof Error ? reason : Object.assign(new Error('rate limiter wait aborted'), { name: 'AbortError' });
+  return reason instanceof Error
+    ? reason
+    : Object.assign(new Error('rate limiter wait aborted'), { name: 'AbortError' });
 }

@@ -7,7 +7,9 @@ import { loadLua } from '../redis.js';
 
 const QUOTA_LUA = loadLua(new URL('./quota.lua', import.meta.url));
 
-type QuotaRedis = Redis & { hubQuotaAdmit(...args: (string | number)[]): Promise<[number, number]> };
+type QuotaRedis = Redis & {
+  hubQuotaAdmit(...args: (string | number)[]): Promise<[number, number]>;
+};
 
 export interface Quota {
   key: string;
@@ -23,7 +25,10 @@ type Admission = { admitted: true } | { admitted: false; retryAfterMs: number };
 export class QuotaGate {
   private readonly redis: QuotaRedis;
 
-  constructor(redis: Redis, private readonly timeoutMs: number) {
+  constructor(
+    redis: Redis,
+    private readonly timeoutMs: number,
+  ) {
     if (!('hubQuotaAdmit' in redis)) redis.defineCommand('hubQuotaAdmit', { lua: QUOTA_LUA });
     this.redis = redis as QuotaRedis;
   }

@@ -4,8 +4,13 @@
 
 /** Tables the purge may be configured for (RETENTION_TABLE_DAYS names them). */
 export const RETENTION_TABLES = [
-  'allio_webhook', 'allio_tasks', 'smart_home_requests', 'kitchen_warehouse_events', 'kitchen_outbox',
-  'periodic_runs', 'dead_letters',
+  'allio_webhook',
+  'allio_tasks',
+  'smart_home_requests',
+  'kitchen_warehouse_events',
+  'kitchen_outbox',
+  'periodic_runs',
+  'dead_letters',
 ] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 
@@ -52,17 +57,23 @@ interface TablePolicy {
 
 const POLICIES: readonly TablePolicy[] = [
   {
-    table: 'allio_webhook', done: 't.status = 2', failed: 't.status = 3',
+    table: 'allio_webhook',
+    done: 't.status = 2',
+    failed: 't.status = 3',
     // The sync worker logs a task with its webhook's request id: kept while a task it planned is open.
-    purgeable: 'not exists (select 1 from allio_tasks k where k.webhook_id = t.id and k.status in (0, 1))',
+    purgeable:
+      'not exists (select 1 from allio_tasks k where k.webhook_id = t.id and k.status in (0, 1))',
   },
   // Pending duplicates are checked against open tasks only (status 0); finished ones are history.
   { table: 'allio_tasks', done: 't.status = 2', failed: 't.status = 3' },
   {
-    table: 'smart_home_requests', done: 't.status = 2', failed: 't.status = 3',
+    table: 'smart_home_requests',
+    done: 't.status = 2',
+    failed: 't.status = 3',
     // The latest request of a subscription is what the app shows, what a replay re-sends and what
     // answers a repeated Idempotency-Key: only requests superseded by a newer one go.
-    purgeable: 'exists (select 1 from smart_home_requests n where n.subscription_id = t.subscription_id and n.id > t.id)',
+    purgeable:
+      'exists (select 1 from smart_home_requests n where n.subscription_id = t.subscription_id and n.id > t.id)',
   },
   { table: 'kitchen_warehouse_events', done: 't.status = 2', failed: 't.status = 3' },
   { table: 'kitchen_outbox', done: 't.status = 2', failed: 't.status = 3' },
@@ -79,7 +90,13 @@ export function purgeRules(s: RetentionSettings): PurgeRule[] {
     const failed = Math.max(s.failedDays, floor);
     return [
       { table: p.table, kind: 'done' as const, where: p.done, purgeable: p.purgeable, days: done },
-      { table: p.table, kind: 'failed' as const, where: p.failed, purgeable: p.purgeable, days: failed },
+      {
+        table: p.table,
+        kind: 'failed' as const,
+        where: p.failed,
+        purgeable: p.purgeable,
+        days: failed,
+      },
     ];
   });
 }
@@ -99,10 +116,16 @@ export function purgeBatchSql(r: PurgeRule): string {
 }
 
 /** `name=days,name=days` (RETENTION_TABLE_DAYS) into per-table days, or the problems found. */
-export function parseTableDays(text: string): { ok: true; value: Partial<Record<RetentionTable, number>> } | { ok: false; problems: string[] } {
+export function parseTableDays(
+  text: string,
+):
+  { ok: true; value: Partial<Record<RetentionTable, number>> } | { ok: false; problems: string[] } {
   const value: Partial<Record<RetentionTable, number>> = {};
   const problems: string[] = [];
-  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
     const m = /^([a-z_]+)\s*=\s*(\d{1,4})$/.exec(part);
     const table = m?.[1] as RetentionTable | undefined;
     if (!m || !table) {
@@ -115,7 +138,8 @@ export function parseTableDays(text: string): { ok: true; value: Partial<Record<
     }
     const days = Number(m[2]);
     const floor = FLOOR_DAYS[table] ?? 1;
-    if (days < floor || days > 3650) problems.push(`${table} keeps its rows from ${floor} to 3650 days, not ${days}`);
+    if (days < floor || days > 3650)
+      problems.push(`${table} keeps its rows from ${floor} to 3650 days, not ${days}`);
     else value[table] = days;
   }
   return problems.length ? { ok: false, problems } : { ok: true, value };

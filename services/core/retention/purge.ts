@@ -26,13 +26,21 @@ export interface PurgeResult {
   stopped?: 'lease_lost' | 'shutdown';
 }
 
-export async function purge(db: Knex, rules: readonly PurgeRule[], o: PurgeOptions): Promise<PurgeResult> {
+export async function purge(
+  db: Knex,
+  rules: readonly PurgeRule[],
+  o: PurgeOptions,
+): Promise<PurgeResult> {
   const result: PurgeResult = { purged: {}, batches: 0 };
   for (const rule of rules) {
     for (;;) {
       if (o.signal?.aborted) return { ...result, stopped: 'shutdown' };
       if (o.renew && !(await o.renew())) return { ...result, stopped: 'lease_lost' };
-      const deleted = await db.raw<{ rowCount: number }>(purgeBatchSql(rule), [rule.days, o.batchSize, rule.days]);
+      const deleted = await db.raw<{ rowCount: number }>(purgeBatchSql(rule), [
+        rule.days,
+        o.batchSize,
+        rule.days,
+      ]);
       const n = deleted.rowCount ?? 0;
       result.batches++;
       result.purged[rule.table] = (result.purged[rule.table] ?? 0) + n;
@@ -48,11 +56,13 @@ export async function purge(db: Knex, rules: readonly PurgeRule[], o: PurgeOptio
 export function retentionMetrics(registry: Registry): { purged: Counter<'table'> } {
   const name = 'hub_retention_rows_purged_total';
   return {
-    purged: (registry.getSingleMetric(name) as Counter<'table'> | undefined) ?? new client.Counter({
-      name,
-      help: 'Finished work rows deleted by the daily retention purge, by table.',
-      labelNames: ['table'] as const,
-      registers: [registry],
-    }),
+    purged:
+      (registry.getSingleMetric(name) as Counter<'table'> | undefined) ??
+      new client.Counter({
+        name,
+        help: 'Finished work rows deleted by the daily retention purge, by table.',
+        labelNames: ['table'] as const,
+        registers: [registry],
+      }),
   };
 }

@@ -22,7 +22,11 @@ const listResponse = z.object({ items: z.array(z.unknown()) });
 const SEND_WITHIN_MS = 1_000;
 
 /** ALLIO's quota as the limiter keeps it: `ALLIO_RATE_PER_SECOND` requests in any rolling second. */
-export function allioLimit(config: { ALLIO_RATE_PER_SECOND: number; ALLIO_RATE_SAFETY_MS: number; ALLIO_HTTP_TIMEOUT_MS: number }): LimitSpec {
+export function allioLimit(config: {
+  ALLIO_RATE_PER_SECOND: number;
+  ALLIO_RATE_SAFETY_MS: number;
+  ALLIO_HTTP_TIMEOUT_MS: number;
+}): LimitSpec {
   return {
     perWindow: config.ALLIO_RATE_PER_SECOND,
     windowMs: 1_000,
@@ -49,7 +53,10 @@ export class AllioClient {
   private readonly agents: { 'http:': http.Agent; 'https:': https.Agent };
 
   constructor(private readonly o: AllioClientOptions) {
-    const agent = { keepAlive: true, ...(o.sourceAddress ? { localAddress: o.sourceAddress } : {}) };
+    const agent = {
+      keepAlive: true,
+      ...(o.sourceAddress ? { localAddress: o.sourceAddress } : {}),
+    };
     this.agents = { 'http:': new http.Agent(agent), 'https:': new https.Agent(agent) };
   }
 
@@ -80,7 +87,10 @@ export class AllioClient {
     let url: URL;
     try {
       // Refused before taking a slot of the shared quota or opening a connection.
-      url = this.o.outbound.check(ALLIO_PROVIDER, `${baseUrl.replace(/\/+$/, '')}/${PATHS[entity]}`);
+      url = this.o.outbound.check(
+        ALLIO_PROVIDER,
+        `${baseUrl.replace(/\/+$/, '')}/${PATHS[entity]}`,
+      );
     } catch (thrown) {
       if (grant) this.unusedSlot(grant);
       throw thrown;
@@ -101,7 +111,11 @@ export class AllioClient {
       partner: ALLIO_PROVIDER,
       url,
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json',
+      },
       body: JSON.stringify(body),
       agent: url.protocol === 'https:' ? this.agents['https:'] : this.agents['http:'],
       timeoutMs: this.o.timeoutMs,
@@ -120,27 +134,41 @@ export class AllioClient {
       request.cancel(toError(thrown));
       throw thrown;
     }
-    const end = this.o.metrics.partnerRequests.startTimer({ partner: ALLIO_PROVIDER, operation: PATHS[entity] });
+    const end = this.o.metrics.partnerRequests.startTimer({
+      partner: ALLIO_PROVIDER,
+      operation: PATHS[entity],
+    });
     let result = 'error';
     try {
       const res = await request.answer.finally(() => this.o.limiter.end(grant, { sent: true }));
       result = String(res.status);
       const { text } = res;
       if (!res.ok) {
-        const retryAfterMs = this.o.outbound.retryAfterMs(ALLIO_PROVIDER, res.header('retry-after') ?? null);
+        const retryAfterMs = this.o.outbound.retryAfterMs(
+          ALLIO_PROVIDER,
+          res.header('retry-after') ?? null,
+        );
         // ALLIO counts the quota per IP: when it says "too many", every replica must pause.
         if (res.status === 429)
           await this.o.limiter.pause(ALLIO_PROVIDER, this.o.egressIp, retryAfterMs ?? 1_000);
-        throw new HttpError(res.status, `ALLIO ${PATHS[entity]} answered ${res.status}: ${excerpt(text)}`, retryAfterMs);
+        throw new HttpError(
+          res.status,
+          `ALLIO ${PATHS[entity]} answered ${res.status}: ${excerpt(text)}`,
+          retryAfterMs,
+        );
       }
       let json: unknown;
       try {
         json = JSON.parse(text);
       } catch (cause) {
-        throw new PermanentError(`ALLIO ${PATHS[entity]} answered 200 with a body that is not JSON`, { cause });
+        throw new PermanentError(
+          `ALLIO ${PATHS[entity]} answered 200 with a body that is not JSON`,
+          { cause },
+        );
       }
       const parsed = listResponse.safeParse(json);
-      if (!parsed.success) throw new PermanentError(`ALLIO ${PATHS[entity]} answered 200 without an items array`);
+      if (!parsed.success)
+        throw new PermanentError(`ALLIO ${PATHS[entity]} answered 200 without an items array`);
       return parsed.data.items;
     } finally {
       end({ result });

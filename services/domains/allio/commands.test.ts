@@ -1,7 +1,13 @@
 // Unit tests for the pure webhook → task planning of ALLIO commands.
 import { describe, expect, test } from '@jest/globals';
 import {
-  batchIds, MAX_IDS_PER_REQUEST, parseIds, planTasks, type Entity, type Op, type TaskDraft,
+  batchIds,
+  MAX_IDS_PER_REQUEST,
+  parseIds,
+  planTasks,
+  type Entity,
+  type Op,
+  type TaskDraft,
 } from './commands.js';
 
 function tasksOf(command: string, ids: string): TaskDraft[] {
@@ -10,7 +16,8 @@ function tasksOf(command: string, ids: string): TaskDraft[] {
   return plan.tasks;
 }
 
-const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
+const range = (from: number, count: number): number[] =>
+  Array.from({ length: count }, (_, i) => from + i);
 
 describe('planTasks', () => {
   const cases: [string, Entity, Op][] = [
@@ -21,9 +28,14 @@ describe('planTasks', () => {
     ['DEALCARD_MOD', 'dealcard', 'upsert'],
     ['DEALCARD_DEL', 'dealcard', 'delete'],
   ];
-  test.each(cases)('%s becomes one %s/%s task carrying the command and the ids', (command, entity, op) => {
-    expect(tasksOf(command, '[1,2,3]')).toEqual([{ entity, op, command, external_ids: '[1,2,3]' }]);
-  });
+  test.each(cases)(
+    '%s becomes one %s/%s task carrying the command and the ids',
+    (command, entity, op) => {
+      expect(tasksOf(command, '[1,2,3]')).toEqual([
+        { entity, op, command, external_ids: '[1,2,3]' },
+      ]);
+    },
+  );
 
   test('an unknown command such as SPACE_CHANGED is skipped with a reason naming it', () => {
     const plan = planTasks('SPACE_CHANGED', '[1,2]');
@@ -98,7 +110,9 @@ describe('parseIds', () => {
   });
 
   test('drops ids beyond Number.MAX_SAFE_INTEGER, whether numbers or strings', () => {
-    expect(parseIds('[9007199254740993, "9007199254740993", 9007199254740991]')).toEqual([9007199254740991]);
+    expect(parseIds('[9007199254740993, "9007199254740993", 9007199254740991]')).toEqual([
+      9007199254740991,
+    ]);
   });
 
   test('a JSON value that is not an array throws', () => {
@@ -113,7 +127,13 @@ describe('parseIds', () => {
 
 describe('batchIds', () => {
   test('ids repeated across tasks appear once, in first-seen order', () => {
-    expect(batchIds([[1, 2, 3], [3, 4], [1, 5]])).toEqual([[1, 2, 3, 4, 5]]);
+    expect(
+      batchIds([
+        [1, 2, 3],
+        [3, 4],
+        [1, 5],
+      ]),
+    ).toEqual([[1, 2, 3, 4, 5]]);
   });
 
   test('250 distinct ids over several tasks are split into chunks of 100, 100 and 50', () => {
@@ -134,7 +154,14 @@ describe('batchIds', () => {
 
 describe('known commands', () => {
   test('the six synchronised commands are planned; others, and other spellings, are skipped', () => {
-    for (const c of ['RESERVE_ADD', 'RESERVE_MOD', 'RESERVE_DEL', 'DEALCARD_ADD', 'DEALCARD_MOD', 'DEALCARD_DEL'])
+    for (const c of [
+      'RESERVE_ADD',
+      'RESERVE_MOD',
+      'RESERVE_DEL',
+      'DEALCARD_ADD',
+      'DEALCARD_MOD',
+      'DEALCARD_DEL',
+    ])
       expect(planTasks(c, '[1]')).not.toHaveProperty('skip');
     expect(planTasks('SPACE_CHANGED', '[1]')).toHaveProperty('skip');
     expect(planTasks('reserve_add', '[1]')).toHaveProperty('skip');

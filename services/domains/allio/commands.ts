@@ -37,7 +37,11 @@ export function planTasks(command: string, externalIdsArray: string): TaskPlan {
   if (ids.length === 0) return { skip: 'webhook carries no ids' };
   const tasks: TaskDraft[] = [];
   for (let i = 0; i < ids.length; i += MAX_IDS_PER_REQUEST) {
-    tasks.push({ ...kind, command, external_ids: JSON.stringify(ids.slice(i, i + MAX_IDS_PER_REQUEST)) });
+    tasks.push({
+      ...kind,
+      command,
+      external_ids: JSON.stringify(ids.slice(i, i + MAX_IDS_PER_REQUEST)),
+    });
   }
   return { tasks };
 }
@@ -58,6 +62,7 @@ export function parseIds(json: string): number[] {
 export function batchIds(taskIdLists: readonly number[][]): number[][] {
   const all = [...new Set(taskIdLists.flat())];
   const chunks: number[][] = [];
-  for (let i = 0; i < all.length; i += MAX_IDS_PER_REQUEST) chunks.push(all.slice(i, i + MAX_IDS_PER_REQUEST));
+  for (let i = 0; i < all.length; i += MAX_IDS_PER_REQUEST)
+    chunks.push(all.slice(i, i + MAX_IDS_PER_REQUEST));
   return chunks;
 }

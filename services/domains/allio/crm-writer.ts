@@ -58,7 +58,9 @@ export async function writeRecords(
         recordRows.map((r) => ({
           integration_id: integrationId,
           external_id: r.external_id,
-          contact_id: r.contact_external_id ? (contactIds.get(r.contact_external_id) ?? null) : null,
+          contact_id: r.contact_external_id
+            ? (contactIds.get(r.contact_external_id) ?? null)
+            : null,
           created_at: r.created_at,
           custom_fields: JSON.stringify(r.custom_fields),
         })),

@@ -27,7 +27,9 @@ interface SweepResult {
 /** Runs the sweep over every active integration; each integration is one transaction. */
 async function runDeletionSweep(db: Knex, metrics: Metrics, logger: Logger): Promise<SweepResult> {
   const result: SweepResult = { integrations: 0, tasks: 0, deleted: 0, skipped: 0 };
-  const integrations: { id: string; name: string; deletion_control: boolean }[] = await db('allio_integrations')
+  const integrations: { id: string; name: string; deletion_control: boolean }[] = await db(
+    'allio_integrations',
+  )
     .where({ active: true })
     .select('id', 'name', 'deletion_control');
   for (const integration of integrations) {
@@ -42,7 +44,11 @@ async function runDeletionSweep(db: Knex, metrics: Metrics, logger: Logger): Pro
       result.tasks += tasks.length;
       if (integration.deletion_control) {
         for (const entity of ['reserve', 'dealcard'] as const) {
-          const ids = [...new Set(tasks.filter((t) => t.entity === entity).flatMap((t) => parseIds(t.external_ids)))];
+          const ids = [
+            ...new Set(
+              tasks.filter((t) => t.entity === entity).flatMap((t) => parseIds(t.external_ids)),
+            ),
+          ];
           const n = await softDelete(trx, integration.id, entity, ids.map(String));
           result.deleted += n;
           if (n > 0) metrics.allioDeleted.inc({ entity }, n);
@@ -51,7 +57,10 @@ async function runDeletionSweep(db: Knex, metrics: Metrics, logger: Logger): Pro
         result.skipped += tasks.length;
       }
       await trx('allio_tasks')
-        .whereIn('id', tasks.map((t) => t.id))
+        .whereIn(
+          'id',
+          tasks.map((t) => t.id),
+        )
         .update({
           status: 2,
           attempts: trx.raw('attempts + 1'),
@@ -60,7 +69,11 @@ async function runDeletionSweep(db: Knex, metrics: Metrics, logger: Logger): Pro
           updated_at: trx.fn.now(),
         });
       logger.info(
-        { integration: integration.name, tasks: tasks.length, deletionControl: integration.deletion_control },
+        {
+          integration: integration.name,
+          tasks: tasks.length,
+          deletionControl: integration.deletion_control,
+        },
         'deletion sweep applied',
       );
     });
@@ -72,7 +85,10 @@ export function deletionSweepHandler(db: Knex, table: WorkTable, metrics: Metric
   return perRow<WorkRow>(table, logger, {
     async handle(run, owner) {
       const result = await runDeletionSweep(db, metrics, logger);
-      await table.complete([run.id], owner, db, { result: JSON.stringify(result), finished_at: db.fn.now() });
+      await table.complete([run.id], owner, db, {
+        result: JSON.stringify(result),
+        finished_at: db.fn.now(),
+      });
     },
   });
 }

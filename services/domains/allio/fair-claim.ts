@@ -104,7 +104,10 @@ export function fairClaim(table: WorkTable, quota: QuotaSlots): FairClaim {
       }
       let rows: TaskRow[] = [];
       try {
-        rows = await table.claimRaw<TaskRow>(owner, FAIR_CLAIM_SQL, [owner, table.options.leaseMs / 1000]);
+        rows = await table.claimRaw<TaskRow>(owner, FAIR_CLAIM_SQL, [
+          owner,
+          table.options.leaseMs / 1000,
+        ]);
       } finally {
         if (rows.length > 0) slots.set(owner, grant);
         else quota.unusedSlot(grant);

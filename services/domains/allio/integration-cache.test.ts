@@ -6,8 +6,17 @@ import type { Integration } from './integrations.js';
 import { hashWebhookKey } from './webhook-key.js';
 
 const integration = (name: string, active = true): Integration => ({
-  id: '1', name, integration_uuid: '00000000-0000-4000-8000-000000000001', webhook_key_hash: 'h', api_base_url: 'http://x',
-  api_token: 't', api_token_secret_name: null, api_token_secret_key: null, deletion_control: false, active, weight: 1,
+  id: '1',
+  name,
+  integration_uuid: '00000000-0000-4000-8000-000000000001',
+  webhook_key_hash: 'h',
+  api_base_url: 'http://x',
+  api_token: 't',
+  api_token_secret_name: null,
+  api_token_secret_key: null,
+  deletion_control: false,
+  active,
+  weight: 1,
 });
 
 function source(initial: Integration | undefined) {
@@ -20,13 +29,21 @@ function source(initial: Integration | undefined) {
     await hold;
     return seen;
   };
-  return { load, reads, set: (r: Integration | undefined) => (row = r), holdUntil: (p: Promise<void> | undefined) => (hold = p) };
+  return {
+    load,
+    reads,
+    set: (r: Integration | undefined) => (row = r),
+    holdUntil: (p: Promise<void> | undefined) => (hold = p),
+  };
 }
 
 test('concurrent and repeated lookups of one key read it once, by its hash', async () => {
   const s = source(integration('a'));
   const cache = new IntegrationCache(s.load, { ttlMs: 60_000, maxEntries: 10 });
-  const found = await Promise.all([cache.findByWebhookKey('key-a'), cache.findByWebhookKey('key-a')]);
+  const found = await Promise.all([
+    cache.findByWebhookKey('key-a'),
+    cache.findByWebhookKey('key-a'),
+  ]);
   expect(found.map((f) => f?.name)).toEqual(['a', 'a']);
   expect((await cache.findByWebhookKey('key-a'))?.name).toBe('a');
   expect(s.reads).toEqual([hashWebhookKey('key-a')]);

@@ -26,7 +26,10 @@ export interface Integration {
 
 export const INTEGRATIONS = 'allio_integrations';
 
-export async function findByWebhookKeyHash(db: Knex, keyHash: string): Promise<Integration | undefined> {
+export async function findByWebhookKeyHash(
+  db: Knex,
+  keyHash: string,
+): Promise<Integration | undefined> {
   return db<Integration>(INTEGRATIONS).where({ webhook_key_hash: keyHash }).first();
 }
 
@@ -66,7 +69,10 @@ export function mountedSecretReader(secretsDir: string): SecretReader {
     try {
       return await readFile(file, 'utf8');
     } catch (cause) {
-      throw new PermanentError(`integration ${owner.name}: Secret ${ref.name}/${ref.key} is not mounted at ${file}`, { cause });
+      throw new PermanentError(
+        `integration ${owner.name}: Secret ${ref.name}/${ref.key} is not mounted at ${file}`,
+        { cause },
+      );
     }
   };
 }
@@ -86,7 +92,9 @@ export async function resolveToken(i: Integration, secretsDir: string): Promise<
     const dir = path.resolve(secretsDir, i.api_token_secret_name);
     const file = path.resolve(dir, i.api_token_secret_key);
     if (path.dirname(file) !== dir)
-      throw new PermanentError(`integration ${i.name}: Secret key ${i.api_token_secret_key} is not a file name`);
+      throw new PermanentError(
+        `integration ${i.name}: Secret key ${i.api_token_secret_key} is not a file name`,
+      );
     try {
       return (await readFile(file, 'utf8')).trim();
     } catch (cause) {
@@ -104,6 +112,8 @@ export async function resolveToken(i: Integration, secretsDir: string): Promise<
  * wait. The row stays, because tasks and CRM rows refer to it. Returns whether a row existed.
  */
 export async function deactivateIntegration(db: Knex, name: string): Promise<boolean> {
-  const updated = await db(INTEGRATIONS).where({ name }).update({ active: false, updated_at: db.fn.now() });
+  const updated = await db(INTEGRATIONS)
+    .where({ name })
+    .update({ active: false, updated_at: db.fn.now() });
   return updated > 0;
 }

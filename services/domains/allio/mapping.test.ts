@@ -23,7 +23,13 @@ function reservation(overrides: Record<string, unknown> = {}): AllioReservation 
     space_id: 3120,
     manager: { id: 5, fullname: 'Иванов Сергей Петрович', city: 'Самара', is_agency: false },
     comment: 'Оплата по безналу',
-    client: { id: 100123, first: 'Елена', middle: 'Ивановна', last: 'Смирнова', phone: '+7 (912) 345-67-89' },
+    client: {
+      id: 100123,
+      first: 'Елена',
+      middle: 'Ивановна',
+      last: 'Смирнова',
+      phone: '+7 (912) 345-67-89',
+    },
     floor_plan: 'A-12',
     ...overrides,
   });
@@ -33,7 +39,13 @@ function dealCard(overrides: Record<string, unknown> = {}): AllioDealCard {
   return allioDealCardSchema.parse({
     ...reservation(),
     id: 9001,
-    buyer: { id: 100456, first: 'Андрей', middle: 'Сергеевич', last: 'Попов', phone: '8 (922) 111-22-33' },
+    buyer: {
+      id: 100456,
+      first: 'Андрей',
+      middle: 'Сергеевич',
+      last: 'Попов',
+      phone: '8 (922) 111-22-33',
+    },
     sum: 2_450_000,
     contract_number: 'ДКП-2025/009001',
     ...overrides,
@@ -52,12 +64,18 @@ describe('normalizePhone', () => {
     expect(normalizePhone(raw)).toBe(expected);
   });
 
-  test.each([['#ERROR!'], [''], ['-'], ['12345'], ['   '], ['call me'], ['+7 912 345 67 89 доб. 12'], ['1234567890123456']])(
-    'a non-phone such as %j maps to null',
-    (raw) => {
-      expect(normalizePhone(raw)).toBeNull();
-    },
-  );
+  test.each([
+    ['#ERROR!'],
+    [''],
+    ['-'],
+    ['12345'],
+    ['   '],
+    ['call me'],
+    ['+7 912 345 67 89 доб. 12'],
+    ['1234567890123456'],
+  ])('a non-phone such as %j maps to null', (raw) => {
+    expect(normalizePhone(raw)).toBeNull();
+  });
 
   test('null, undefined and non-string non-number values map to null', () => {
     expect(normalizePhone(null)).toBeNull();
@@ -85,12 +103,15 @@ describe('parseAllioTime', () => {
     expect(parseAllioTime('2025-10-30T20:08')?.toISOString()).toBe('2025-10-30T17:08:00.000Z');
   });
 
-  test.each([['garbage'], ['30.10.2025 20:08:10'], ['2025-13-01 10:00:00'], ['2025-10-30 25:00:00'], ['']])(
-    'garbage such as %j maps to null',
-    (value) => {
-      expect(parseAllioTime(value)).toBeNull();
-    },
-  );
+  test.each([
+    ['garbage'],
+    ['30.10.2025 20:08:10'],
+    ['2025-13-01 10:00:00'],
+    ['2025-10-30 25:00:00'],
+    [''],
+  ])('garbage such as %j maps to null', (value) => {
+    expect(parseAllioTime(value)).toBeNull();
+  });
 
   test('an impossible calendar date such as 2025-02-30 maps to null instead of rolling into March', () => {
     // Regression: V8 accepts new Date('2025-02-30T10:00:00+03:00') as 2025-03-02.
@@ -142,7 +163,15 @@ describe('mapReservation', () => {
 
   test('a garbage phone such as #ERROR! maps to null and keeps the raw value', () => {
     const { contact } = mapReservation(
-      reservation({ client: { id: 100123, first: 'Елена', middle: 'Ивановна', last: 'Смирнова', phone: '#ERROR!' } }),
+      reservation({
+        client: {
+          id: 100123,
+          first: 'Елена',
+          middle: 'Ивановна',
+          last: 'Смирнова',
+          phone: '#ERROR!',
+        },
+      }),
     );
     expect(contact?.phone).toBeNull();
     expect(contact?.phone_raw).toBe('#ERROR!');
@@ -177,7 +206,9 @@ describe('mapReservation', () => {
     const source = makeReservation(1);
     const { record, contact } = mapReservation(allioReservationSchema.parse(source));
     expect(record.external_id).toBe('1');
-    expect(record.created_at?.toISOString()).toBe(new Date(`${source.till.replace(' ', 'T')}+03:00`).toISOString());
+    expect(record.created_at?.toISOString()).toBe(
+      new Date(`${source.till.replace(' ', 'T')}+03:00`).toISOString(),
+    );
     expect(contact?.external_id).toBe(String(source.client.id));
     expect(contact?.phone).toMatch(/^\+79\d{9}$/);
     expect(contact?.phone_raw).toBe(source.client.phone);
@@ -194,7 +225,11 @@ describe('mapReservation', () => {
 describe('mapDealCard', () => {
   test('the contact comes from `buyer`, not from `client`', () => {
     const { record, contact } = mapDealCard(dealCard());
-    expect(contact).toMatchObject({ external_id: '100456', phone: '+79221112233', phone_raw: '8 (922) 111-22-33' });
+    expect(contact).toMatchObject({
+      external_id: '100456',
+      phone: '+79221112233',
+      phone_raw: '8 (922) 111-22-33',
+    });
     expect(record.contact_external_id).toBe('100456');
     expect(record.external_id).toBe('9001');
   });
@@ -210,7 +245,11 @@ describe('mapDealCard', () => {
     });
     expect(record.custom_fields).not.toHaveProperty('buyer');
     expect(record.custom_fields).not.toHaveProperty('id');
-    expect(record.custom_fields).toMatchObject({ sum: 2_450_000, contract_number: 'ДКП-2025/009001', till: '2025-10-30 20:08:10' });
+    expect(record.custom_fields).toMatchObject({
+      sum: 2_450_000,
+      contract_number: 'ДКП-2025/009001',
+      till: '2025-10-30 20:08:10',
+    });
   });
 
   test('a deal card without buyer has no contact even when it has a client', () => {

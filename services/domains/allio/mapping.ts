@@ -21,7 +21,9 @@ export const allioReservationSchema = z
   })
   .passthrough();
 
-export const allioDealCardSchema = allioReservationSchema.extend({ buyer: contactSchema.nullish() }).passthrough();
+export const allioDealCardSchema = allioReservationSchema
+  .extend({ buyer: contactSchema.nullish() })
+  .passthrough();
 
 type AllioContact = z.infer<typeof contactSchema>;
 export type AllioReservation = z.infer<typeof allioReservationSchema>;
@@ -79,7 +81,12 @@ export function parseAllioTime(value: string | null | undefined): Date | null {
 export function mapContact(c: AllioContact): CrmContactRow {
   const { id, phone, ...rest } = c;
   const raw = phone === null || phone === undefined ? null : String(phone);
-  return { external_id: String(id), phone: normalizePhone(raw), phone_raw: raw, custom_fields: rest };
+  return {
+    external_id: String(id),
+    phone: normalizePhone(raw),
+    phone_raw: raw,
+    custom_fields: rest,
+  };
 }
 
 function mapRecord(r: AllioReservation, contactField: 'client' | 'buyer'): MappedRecord {

@@ -2,7 +2,10 @@
 import { describe, expect, test } from '@jest/globals';
 import { allioIntegrationResource, API_VERSION } from './resource.js';
 
-function resource(spec: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, unknown> {
+function resource(
+  spec: Record<string, unknown> = {},
+  top: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     apiVersion: 'integration-hub.io/v1alpha1',
     kind: 'AllioIntegration',
@@ -46,26 +49,33 @@ describe('allioIntegrationResource', () => {
   });
 
   test('explicit deletionControl true and active false are kept', () => {
-    const parsed = allioIntegrationResource.parse(resource({ deletionControl: true, active: false }));
+    const parsed = allioIntegrationResource.parse(
+      resource({ deletionControl: true, active: false }),
+    );
     expect([parsed.spec.deletionControl, parsed.spec.active]).toEqual([true, false]);
   });
 
   test('apiTokenSecretRef instead of apiToken is valid', () => {
     const parsed = allioIntegrationResource.parse(
-      resource({ apiToken: undefined, apiTokenSecretRef: { name: 'allio-samara', key: 'api-token' } }),
+      resource({
+        apiToken: undefined,
+        apiTokenSecretRef: { name: 'allio-samara', key: 'api-token' },
+      }),
     );
     expect(parsed.spec.apiTokenSecretRef).toEqual({ name: 'allio-samara', key: 'api-token' });
     expect(parsed.spec.apiToken).toBeUndefined();
   });
 
   test('both apiToken and apiTokenSecretRef is an error', () => {
-    expect(issuesOf(resource({ apiTokenSecretRef: { name: 'allio-samara', key: 'api-token' } }))).toEqual([
-      'spec.apiToken: set exactly one of apiToken or apiTokenSecretRef',
-    ]);
+    expect(
+      issuesOf(resource({ apiTokenSecretRef: { name: 'allio-samara', key: 'api-token' } })),
+    ).toEqual(['spec.apiToken: set exactly one of apiToken or apiTokenSecretRef']);
   });
 
   test('neither apiToken nor apiTokenSecretRef is an error', () => {
-    expect(issuesOf(resource({ apiToken: undefined }))).toEqual(['spec.apiToken: set exactly one of apiToken or apiTokenSecretRef']);
+    expect(issuesOf(resource({ apiToken: undefined }))).toEqual([
+      'spec.apiToken: set exactly one of apiToken or apiTokenSecretRef',
+    ]);
   });
 
   test('a webhookKey shorter than 16 characters is an error naming webhookKey', () => {
@@ -82,7 +92,10 @@ describe('allioIntegrationResource', () => {
 
   test('webhookKeySecretRef instead of an inline webhookKey is valid', () => {
     const parsed = allioIntegrationResource.parse(
-      resource({ webhookKey: undefined, webhookKeySecretRef: { name: 'allio-samara', key: 'webhook-key' } }),
+      resource({
+        webhookKey: undefined,
+        webhookKeySecretRef: { name: 'allio-samara', key: 'webhook-key' },
+      }),
     );
     expect(parsed.spec.webhookKeySecretRef).toEqual({ name: 'allio-samara', key: 'webhook-key' });
     expect(parsed.spec.webhookKey).toBeUndefined();
@@ -90,12 +103,16 @@ describe('allioIntegrationResource', () => {
 
   test('both webhookKey and webhookKeySecretRef, or neither, is an error naming webhookKey', () => {
     const message = 'spec.webhookKey: set exactly one of webhookKey or webhookKeySecretRef';
-    expect(issuesOf(resource({ webhookKeySecretRef: { name: 'allio-samara', key: 'webhook-key' } }))).toEqual([message]);
+    expect(
+      issuesOf(resource({ webhookKeySecretRef: { name: 'allio-samara', key: 'webhook-key' } })),
+    ).toEqual([message]);
     expect(issuesOf(resource({ webhookKey: undefined }))).toEqual([message]);
   });
 
   test('a wrong apiVersion is rejected', () => {
-    expect(issuesOf(resource({}, { apiVersion: 'integration-hub.io/v1' }))[0]).toMatch(/^apiVersion: /);
+    expect(issuesOf(resource({}, { apiVersion: 'integration-hub.io/v1' }))[0]).toMatch(
+      /^apiVersion: /,
+    );
   });
 
   test('a wrong kind is rejected', () => {
@@ -116,11 +133,15 @@ describe('allioIntegrationResource', () => {
   });
 
   test('an integrationUuid that is not a UUID is rejected', () => {
-    expect(issuesOf(resource({ integrationUuid: 'allio-1' }))).toEqual(['spec.integrationUuid: must be a UUID']);
+    expect(issuesOf(resource({ integrationUuid: 'allio-1' }))).toEqual([
+      'spec.integrationUuid: must be a UUID',
+    ]);
   });
 
   test('an apiBaseUrl with a non-http scheme is rejected', () => {
-    expect(issuesOf(resource({ apiBaseUrl: 'ftp://allio.example.ru' }))).toEqual(['spec.apiBaseUrl: must be an http(s) URL']);
+    expect(issuesOf(resource({ apiBaseUrl: 'ftp://allio.example.ru' }))).toEqual([
+      'spec.apiBaseUrl: must be an http(s) URL',
+    ]);
   });
 
   test('an unknown spec field is rejected (spec is strict)', () => {
@@ -128,20 +149,36 @@ describe('allioIntegrationResource', () => {
   });
 
   test('a bad Secret name in apiTokenSecretRef is rejected', () => {
-    expect(issuesOf(resource({ apiToken: undefined, apiTokenSecretRef: { name: 'Allio Secret', key: 'token' } }))).toEqual([
-      'spec.apiTokenSecretRef.name: must be a Kubernetes Secret name',
-    ]);
+    expect(
+      issuesOf(
+        resource({
+          apiToken: undefined,
+          apiTokenSecretRef: { name: 'Allio Secret', key: 'token' },
+        }),
+      ),
+    ).toEqual(['spec.apiTokenSecretRef.name: must be a Kubernetes Secret name']);
   });
 
-  test('an apiTokenSecretRef naming another integration\'s Secret is rejected with the bound name to use', () => {
-    expect(issuesOf(resource({ apiToken: undefined, apiTokenSecretRef: { name: 'allio-kazan', key: 'api-token' } }))).toEqual([
+  test("an apiTokenSecretRef naming another integration's Secret is rejected with the bound name to use", () => {
+    expect(
+      issuesOf(
+        resource({
+          apiToken: undefined,
+          apiTokenSecretRef: { name: 'allio-kazan', key: 'api-token' },
+        }),
+      ),
+    ).toEqual([
       'spec.apiTokenSecretRef.name: must be allio-samara: an integration may only read the Secret bound to it by name',
     ]);
   });
 
   test('a Secret key of "." or ".." (a directory, not a file) is rejected', () => {
     for (const key of ['.', '..', '..data'])
-      expect(issuesOf(resource({ apiToken: undefined, apiTokenSecretRef: { name: 'allio-samara', key } }))).toEqual([
+      expect(
+        issuesOf(
+          resource({ apiToken: undefined, apiTokenSecretRef: { name: 'allio-samara', key } }),
+        ),
+      ).toEqual([
         'spec.apiTokenSecretRef.key: must be a Secret data key (letters, digits, "-", "_", "."; not starting with ".")',
       ]);
   });

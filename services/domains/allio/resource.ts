@@ -5,12 +5,19 @@ import { API_VERSION, resourceSchema } from '../../core/resource.js';
 
 export { API_VERSION };
 
-const secretName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes Secret name');
+const secretName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes Secret name');
 
 const secretKeyRef = z.object({
   name: secretName,
   // No leading dot: "." and ".." are directories, and "..data" is the Secret volume's own link.
-  key: z.string().regex(/^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$/, 'must be a Secret data key (letters, digits, "-", "_", "."; not starting with ".")'),
+  key: z
+    .string()
+    .regex(
+      /^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$/,
+      'must be a Secret data key (letters, digits, "-", "_", "."; not starting with ".")',
+    ),
 });
 
 /** The last segment of the public webhook URL, and the only secret in it. */
@@ -38,7 +45,10 @@ const allioIntegrationSpec = z
     /** Inline key: for development and `hub apply` on a workstation; production uses the Secret. */
     webhookKey: webhookKeyValue.optional(),
     webhookKeySecretRef: secretKeyRef.optional(),
-    apiBaseUrl: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
+    apiBaseUrl: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
     apiToken: z.string().min(1).optional(),
     apiTokenSecretRef: secretKeyRef.optional(),
     deletionControl: z.boolean().default(false),
@@ -59,10 +69,17 @@ const allioIntegrationSpec = z
     path: ['webhookKey'],
   });
 
-export const allioIntegrationResource = resourceSchema('AllioIntegration', allioIntegrationSpec).superRefine((r, ctx) => {
+export const allioIntegrationResource = resourceSchema(
+  'AllioIntegration',
+  allioIntegrationSpec,
+).superRefine((r, ctx) => {
   const ref = r.spec.apiTokenSecretRef;
   // A malformed name already has its issue; the binding is only worth saying about a real name.
-  if (ref && secretName.safeParse(ref.name).success && ref.name !== boundSecretName(r.metadata.name))
+  if (
+    ref &&
+    secretName.safeParse(ref.name).success &&
+    ref.name !== boundSecretName(r.metadata.name)
+  )
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
       path: ['spec', 'apiTokenSecretRef', 'name'],

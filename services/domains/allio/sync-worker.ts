@@ -52,14 +52,17 @@ export function syncHandler(d: SyncWorkerDeps) {
     let slot = d.takeSlot?.(owner);
     try {
       const integration = first.integration ?? (await findById(d.db, first.integration_id));
-      if (!integration) throw new PermanentError(`integration ${first.integration_id} no longer exists`);
+      if (!integration)
+        throw new PermanentError(`integration ${first.integration_id} no longer exists`);
       const token = await resolveToken(integration, d.secretsDir);
       const chunks = batchIds(batch.map((t) => parseIds(t.external_ids)));
       const items: unknown[] = [];
       for (const ids of chunks) {
         const grant = slot;
         slot = undefined;
-        items.push(...(await d.client.list(integration.api_base_url, token, entity, { ids }, signal, grant)));
+        items.push(
+          ...(await d.client.list(integration.api_base_url, token, entity, { ids }, signal, grant)),
+        );
       }
       const mapped = mapItems(entity, items, log);
       const requested = chunks.reduce((n, c) => n + c.length, 0);
@@ -68,7 +71,9 @@ export function syncHandler(d: SyncWorkerDeps) {
         // The fence: tasks first, and only while this worker still holds their leases. Records are
         // written only for the tasks it completed; a task taken over by another replica gets that
         // replica's (newer) answer, never this one's.
-        const done = new Set(await d.table.complete(taskIds, owner, trx, { finished_at: trx.fn.now() }));
+        const done = new Set(
+          await d.table.complete(taskIds, owner, trx, { finished_at: trx.fn.now() }),
+        );
         if (done.size === 0) return [];
         const owned = done.size === batch.length ? mapped : ownedRecords(batch, done, mapped);
         await writeRecords(trx, integration.id, entity, owned);
@@ -78,9 +83,14 @@ export function syncHandler(d: SyncWorkerDeps) {
       if (written.length < mapped.length) return;
       d.metrics.allioRecords.inc({ entity }, mapped.length);
       if (missing > 0) d.metrics.allioRecordsMissing.inc({ entity }, missing);
-      const invalidPhones = mapped.filter((m) => m.contact && m.contact.phone === null && m.contact.phone_raw).length;
+      const invalidPhones = mapped.filter(
+        (m) => m.contact && m.contact.phone === null && m.contact.phone_raw,
+      ).length;
       if (invalidPhones > 0) d.metrics.allioInvalidPhones.inc(invalidPhones);
-      log.debug({ tasks: taskIds, webhookIds: webhookIds(batch), records: mapped.length, missing, entity }, 'tasks synced');
+      log.debug(
+        { tasks: taskIds, webhookIds: webhookIds(batch), records: mapped.length, missing, entity },
+        'tasks synced',
+      );
     } catch (thrown) {
       // Shutdown: before the request went out (the limiter was closed) or after patience ran out.
       if (signal.aborted || thrown instanceof RateLimiterClosedError) {
@@ -90,7 +100,13 @@ export function syncHandler(d: SyncWorkerDeps) {
       const err = toError(thrown);
       const outcomes = await d.table.settleError(batch, owner, err);
       log.warn(
-        { err, tasks: taskIds, webhookIds: webhookIds(batch), outcome: outcomes[0]?.kind, reason: outcomes[0]?.reason },
+        {
+          err,
+          tasks: taskIds,
+          webhookIds: webhookIds(batch),
+          outcome: outcomes[0]?.kind,
+          reason: outcomes[0]?.reason,
+        },
         'sync batch did not complete',
       );
     } finally {
@@ -101,8 +117,16 @@ export function syncHandler(d: SyncWorkerDeps) {
 }
 
 /** The records whose ids belong to one of the `done` tasks of the batch. */
-function ownedRecords(batch: readonly TaskRow[], done: ReadonlySet<string>, mapped: readonly MappedRecord[]): MappedRecord[] {
-  const ids = new Set(batch.filter((t) => done.has(String(t.id))).flatMap((t) => parseIds(t.external_ids).map(String)));
+function ownedRecords(
+  batch: readonly TaskRow[],
+  done: ReadonlySet<string>,
+  mapped: readonly MappedRecord[],
+): MappedRecord[] {
+  const ids = new Set(
+    batch
+      .filter((t) => done.has(String(t.id)))
+      .flatMap((t) => parseIds(t.external_ids).map(String)),
+  );
   return mapped.filter((m) => ids.has(m.record.external_id));
 }
 
@@ -118,11 +142,19 @@ function mapItems(entity: Entity, items: readonly unknown[], log?: Logger): Mapp
     if (entity === 'reserve') {
       const r = allioReservationSchema.safeParse(item);
       if (r.success) out.push(mapReservation(r.data));
-      else log?.warn({ entity, issues: r.error.issues.slice(0, 3) }, 'ALLIO item left out: not a reservation');
+      else
+        log?.warn(
+          { entity, issues: r.error.issues.slice(0, 3) },
+          'ALLIO item left out: not a reservation',
+        );
     } else {
       const r = allioDealCardSchema.safeParse(item);
       if (r.success) out.push(mapDealCard(r.data));
-      else log?.warn({ entity, issues: r.error.issues.slice(0, 3) }, 'ALLIO item left out: not a deal card');
+      else
+        log?.warn(
+          { entity, issues: r.error.issues.slice(0, 3) },
+          'ALLIO item left out: not a deal card',
+        );
     }
   }
   return out;

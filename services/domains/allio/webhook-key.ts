@@ -20,15 +20,26 @@ export interface SecretKeyRef {
  * Kubernetes API (and insists the Secret is bound to the integration); `hub apply` reads the file
  * Kubernetes mounts at SECRETS_DIR/<name>/<key>. Errors name the Secret, never its value.
  */
-export type SecretReader = (ref: SecretKeyRef, owner: { name: string; namespace?: string }) => Promise<string>;
+export type SecretReader = (
+  ref: SecretKeyRef,
+  owner: { name: string; namespace?: string },
+) => Promise<string>;
 
 /** The webhook key of a resource: inline, or read through `readSecret` and checked like an inline one. */
-export async function resolveWebhookKey(r: AllioIntegrationResource, readSecret?: SecretReader): Promise<string> {
+export async function resolveWebhookKey(
+  r: AllioIntegrationResource,
+  readSecret?: SecretReader,
+): Promise<string> {
   if (r.spec.webhookKey !== undefined) return r.spec.webhookKey;
   const ref = r.spec.webhookKeySecretRef;
-  if (!ref) throw new PermanentError(`integration ${r.metadata.name}: set webhookKey or webhookKeySecretRef`);
+  if (!ref)
+    throw new PermanentError(
+      `integration ${r.metadata.name}: set webhookKey or webhookKeySecretRef`,
+    );
   if (!readSecret)
-    throw new PermanentError(`integration ${r.metadata.name}: webhookKeySecretRef ${ref.name}/${ref.key} cannot be read here`);
+    throw new PermanentError(
+      `integration ${r.metadata.name}: webhookKeySecretRef ${ref.name}/${ref.key} cannot be read here`,
+    );
   // Secrets written with `echo` or an editor end with a newline that is no part of the key.
   const key = (await readSecret(ref, r.metadata)).trim();
   const checked = webhookKeyValue.safeParse(key);

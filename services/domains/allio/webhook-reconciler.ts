@@ -18,7 +18,11 @@ export interface WebhookRow extends WorkRow {
 export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
   return perRow<WebhookRow>(table, logger, {
     warning: 'webhook not planned into tasks yet',
-    describe: (webhook) => ({ webhookId: webhook.id, correlationId: webhook.request_id, command: webhook.command }),
+    describe: (webhook) => ({
+      webhookId: webhook.id,
+      correlationId: webhook.request_id,
+      command: webhook.command,
+    }),
     async handle(webhook, owner) {
       let plan: ReturnType<typeof planTasks>;
       try {
@@ -28,9 +32,17 @@ export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
       }
       await db.transaction(async (trx) => {
         if ('skip' in plan) {
-          await table.complete([webhook.id], owner, trx, { skip_reason: plan.skip, processed_at: trx.fn.now() });
+          await table.complete([webhook.id], owner, trx, {
+            skip_reason: plan.skip,
+            processed_at: trx.fn.now(),
+          });
           logger.info(
-            { webhookId: webhook.id, correlationId: webhook.request_id, command: webhook.command, reason: plan.skip },
+            {
+              webhookId: webhook.id,
+              correlationId: webhook.request_id,
+              command: webhook.command,
+              reason: plan.skip,
+            },
             'webhook skipped',
           );
           return;
@@ -44,8 +56,17 @@ export function webhookHandler(db: Knex, table: WorkTable, logger: Logger) {
              select ?, ?, ?, ?, ?, ?
               where not exists (select 1 from allio_tasks where integration_id = ? and command = ?
                                    and external_ids = ? and status = 0)`,
-            [webhook.integration_id, webhook.id, t.command, t.entity, t.op, t.external_ids,
-             webhook.integration_id, t.command, t.external_ids],
+            [
+              webhook.integration_id,
+              webhook.id,
+              t.command,
+              t.entity,
+              t.op,
+              t.external_ids,
+              webhook.integration_id,
+              t.command,
+              t.external_ids,
+            ],
           );
         }
         logger.debug(

@@ -17,7 +17,8 @@ export const CATALOGS = {
   item: 'Catalog_Номенклатура',
   counterparty: 'Catalog_Контрагенты',
 } as const;
-export type DocType = (typeof DOC_TYPES)[keyof typeof DOC_TYPES] | (typeof CATALOGS)[keyof typeof CATALOGS];
+export type DocType =
+  (typeof DOC_TYPES)[keyof typeof DOC_TYPES] | (typeof CATALOGS)[keyof typeof CATALOGS];
 
 /** Every kitchen sale and card payment is to a retail buyer; 1C keeps them under one counterparty. */
 const RETAIL_BUYER = { sourceId: 'retail-buyer', description: 'Розничный покупатель' } as const;
@@ -39,10 +40,34 @@ export function refKeyOf(docType: string, sourceId: string): string {
 }
 
 export interface HourData {
-  orders: { id: string; producedAt: Date; totalMinor: number; currency: string; items: { dishId: string; name: string; quantity: number; priceMinor: number }[] }[];
-  payments: { id: string; orderId: string; settledAt: Date; amountMinor: number; currency: string; gatewayPaymentId: string }[];
-  refunds: { orderId: string; refundedAt: Date; amountMinor: number; currency: string; gatewayPaymentId: string; gatewayRefundId: string }[];
-  writeOffs: { orderId: string; at: Date; lines: { ingredient: string; quantity: number; unit: string }[] }[];
+  orders: {
+    id: string;
+    producedAt: Date;
+    totalMinor: number;
+    currency: string;
+    items: { dishId: string; name: string; quantity: number; priceMinor: number }[];
+  }[];
+  payments: {
+    id: string;
+    orderId: string;
+    settledAt: Date;
+    amountMinor: number;
+    currency: string;
+    gatewayPaymentId: string;
+  }[];
+  refunds: {
+    orderId: string;
+    refundedAt: Date;
+    amountMinor: number;
+    currency: string;
+    gatewayPaymentId: string;
+    gatewayRefundId: string;
+  }[];
+  writeOffs: {
+    orderId: string;
+    at: Date;
+    lines: { ingredient: string; quantity: number; unit: string }[];
+  }[];
 }
 
 const money = (minor: number) => Math.round(minor) / 100;
@@ -55,7 +80,8 @@ const doc = (docType: DocType, sourceId: string, body: Record<string, unknown>):
 
 /** The item's Ref_Key: dishes and ingredients share the catalog, so their ids are kept apart. */
 const itemSource = (kind: 'dish' | 'ingredient', id: string) => `${kind}:${id}`;
-const itemKey = (kind: 'dish' | 'ingredient', id: string) => refKeyOf(CATALOGS.item, itemSource(kind, id));
+const itemKey = (kind: 'dish' | 'ingredient', id: string) =>
+  refKeyOf(CATALOGS.item, itemSource(kind, id));
 
 /** The catalog entries the hour's documents reference, each once. */
 function catalogEntries(data: HourData): OneCDocument[] {
@@ -63,13 +89,28 @@ function catalogEntries(data: HourData): OneCDocument[] {
   const item = (kind: 'dish' | 'ingredient', id: string, description: string, unit?: string) => {
     const source = itemSource(kind, id);
     if (!items.has(source))
-      items.set(source, doc(CATALOGS.item, source, { Description: description, Артикул: id, ЭтоУслуга: false, ...(unit ? { ЕдиницаИзмерения: unit } : {}) }));
+      items.set(
+        source,
+        doc(CATALOGS.item, source, {
+          Description: description,
+          Артикул: id,
+          ЭтоУслуга: false,
+          ...(unit ? { ЕдиницаИзмерения: unit } : {}),
+        }),
+      );
   };
   for (const o of data.orders) for (const i of o.items) item('dish', i.dishId, i.name);
-  for (const w of data.writeOffs) for (const l of w.lines) item('ingredient', l.ingredient, l.ingredient, l.unit);
-  const buyer = data.orders.length + data.payments.length + data.refunds.length > 0
-    ? [doc(CATALOGS.counterparty, RETAIL_BUYER.sourceId, { Description: RETAIL_BUYER.description, ЮридическоеФизическоеЛицо: 'ФизическоеЛицо' })]
-    : [];
+  for (const w of data.writeOffs)
+    for (const l of w.lines) item('ingredient', l.ingredient, l.ingredient, l.unit);
+  const buyer =
+    data.orders.length + data.payments.length + data.refunds.length > 0
+      ? [
+          doc(CATALOGS.counterparty, RETAIL_BUYER.sourceId, {
+            Description: RETAIL_BUYER.description,
+            ЮридическоеФизическоеЛицо: 'ФизическоеЛицо',
+          }),
+        ]
+      : [];
   return [...buyer, ...items.values()];
 }
 
@@ -77,30 +118,65 @@ export function hourDocuments(data: HourData): OneCDocument[] {
   const buyerKey = refKeyOf(CATALOGS.counterparty, RETAIL_BUYER.sourceId);
   return [
     ...catalogEntries(data),
-    ...data.orders.map((o) => doc(DOC_TYPES.sale, o.id, {
-      Date: date1c(o.producedAt), Posted: false, Комментарий: `Kitchen order ${o.id}`, Контрагент_Key: buyerKey,
-      ВалютаДокумента: o.currency, СуммаДокумента: money(o.totalMinor),
-      Товары: o.items.map((i, n) => ({
-        LineNumber: String(n + 1), Номенклатура_Key: itemKey('dish', i.dishId), Содержание: i.name, Артикул: i.dishId,
-        Количество: i.quantity, Цена: money(i.priceMinor), Сумма: money(i.priceMinor * i.quantity),
-      })),
-    })),
-    ...data.payments.map((p) => doc(DOC_TYPES.payment, p.id, {
-      Date: date1c(p.settledAt), Posted: false, Комментарий: `Kitchen order ${p.orderId}`, Контрагент_Key: buyerKey,
-      ВидОперации: 'ОплатаПокупателя', ВалютаДокумента: p.currency, СуммаДокумента: money(p.amountMinor), НомерПлатежаЭквайера: p.gatewayPaymentId,
-    })),
+    ...data.orders.map((o) =>
+      doc(DOC_TYPES.sale, o.id, {
+        Date: date1c(o.producedAt),
+        Posted: false,
+        Комментарий: `Kitchen order ${o.id}`,
+        Контрагент_Key: buyerKey,
+        ВалютаДокумента: o.currency,
+        СуммаДокумента: money(o.totalMinor),
+        Товары: o.items.map((i, n) => ({
+          LineNumber: String(n + 1),
+          Номенклатура_Key: itemKey('dish', i.dishId),
+          Содержание: i.name,
+          Артикул: i.dishId,
+          Количество: i.quantity,
+          Цена: money(i.priceMinor),
+          Сумма: money(i.priceMinor * i.quantity),
+        })),
+      }),
+    ),
+    ...data.payments.map((p) =>
+      doc(DOC_TYPES.payment, p.id, {
+        Date: date1c(p.settledAt),
+        Posted: false,
+        Комментарий: `Kitchen order ${p.orderId}`,
+        Контрагент_Key: buyerKey,
+        ВидОперации: 'ОплатаПокупателя',
+        ВалютаДокумента: p.currency,
+        СуммаДокумента: money(p.amountMinor),
+        НомерПлатежаЭквайера: p.gatewayPaymentId,
+      }),
+    ),
     // Source `refund:<order>` keeps the refund's Ref_Key apart from the payment's in the same document type.
-    ...data.refunds.map((r) => doc(DOC_TYPES.refund, `refund:${r.orderId}`, {
-      Date: date1c(r.refundedAt), Posted: false, Комментарий: `Refund of kitchen order ${r.orderId}`, Контрагент_Key: buyerKey,
-      ВидОперации: 'ВозвратПокупателю', ВалютаДокумента: r.currency, СуммаДокумента: money(r.amountMinor),
-      НомерПлатежаЭквайера: r.gatewayPaymentId, НомерВозвратаЭквайера: r.gatewayRefundId,
-    })),
-    ...data.writeOffs.map((w) => doc(DOC_TYPES.writeOff, w.orderId, {
-      Date: date1c(w.at), Posted: false, Комментарий: `Ingredients of kitchen order ${w.orderId}`,
-      Материалы: w.lines.map((l, n) => ({
-        LineNumber: String(n + 1), Номенклатура_Key: itemKey('ingredient', l.ingredient), Артикул: l.ingredient, Количество: l.quantity, ЕдиницаИзмерения: l.unit,
-      })),
-    })),
+    ...data.refunds.map((r) =>
+      doc(DOC_TYPES.refund, `refund:${r.orderId}`, {
+        Date: date1c(r.refundedAt),
+        Posted: false,
+        Комментарий: `Refund of kitchen order ${r.orderId}`,
+        Контрагент_Key: buyerKey,
+        ВидОперации: 'ВозвратПокупателю',
+        ВалютаДокумента: r.currency,
+        СуммаДокумента: money(r.amountMinor),
+        НомерПлатежаЭквайера: r.gatewayPaymentId,
+        НомерВозвратаЭквайера: r.gatewayRefundId,
+      }),
+    ),
+    ...data.writeOffs.map((w) =>
+      doc(DOC_TYPES.writeOff, w.orderId, {
+        Date: date1c(w.at),
+        Posted: false,
+        Комментарий: `Ingredients of kitchen order ${w.orderId}`,
+        Материалы: w.lines.map((l, n) => ({
+          LineNumber: String(n + 1),
+          Номенклатура_Key: itemKey('ingredient', l.ingredient),
+          Артикул: l.ingredient,
+          Количество: l.quantity,
+          ЕдиницаИзмерения: l.unit,
+        })),
+      }),
+    ),
   ];
 }
 
@@ -108,7 +184,8 @@ export function hourDocuments(data: HourData): OneCDocument[] {
 export function completedHours(now: Date, lookBackHours: number): string[] {
   const current = Math.floor(now.getTime() / 3_600_000) * 3_600_000;
   const keys: string[] = [];
-  for (let h = lookBackHours; h >= 1; h--) keys.push(new Date(current - h * 3_600_000).toISOString().slice(0, 13));
+  for (let h = lookBackHours; h >= 1; h--)
+    keys.push(new Date(current - h * 3_600_000).toISOString().slice(0, 13));
   return keys;
 }
 

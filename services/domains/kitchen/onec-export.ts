@@ -9,7 +9,13 @@ import type { WorkRow, WorkTable } from '../../core/engine/work-table.js';
 import type { Logger } from '../../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 import type { OneCClient } from './onec-client.js';
-import { completedHours, hourDocuments, hourStart, type HourData, type OneCDocument } from './onec-documents.js';
+import {
+  completedHours,
+  hourDocuments,
+  hourStart,
+  type HourData,
+  type OneCDocument,
+} from './onec-documents.js';
 
 export const ONEC_EXPORT_JOB = 'kitchen-1c-export';
 
@@ -38,27 +44,90 @@ export async function scheduleHours(db: Knex, now: Date, lookBackHours: number):
 async function loadHour(db: Knex, key: string): Promise<HourData> {
   const from = hourStart(key);
   const to = new Date(from.getTime() + 3_600_000);
-  const orders = await db('kitchen_orders').where('produced_at', '>=', from).andWhere('produced_at', '<', to).orderBy('produced_at');
-  const payments = await db('kitchen_payments').where({ outcome: 'approved' }).andWhere('settled_at', '>=', from).andWhere('settled_at', '<', to).orderBy('settled_at');
-  const refunds = await db('kitchen_refunds').where({ outcome: 'refunded' }).andWhere('refunded_at', '>=', from).andWhere('refunded_at', '<', to).orderBy('refunded_at');
-  const offs = await db('kitchen_write_offs').where('written_off_at', '>=', from).andWhere('written_off_at', '<', to).orderBy(['order_id', 'ingredient']);
+  const orders = await db('kitchen_orders')
+    .where('produced_at', '>=', from)
+    .andWhere('produced_at', '<', to)
+    .orderBy('produced_at');
+  const payments = await db('kitchen_payments')
+    .where({ outcome: 'approved' })
+    .andWhere('settled_at', '>=', from)
+    .andWhere('settled_at', '<', to)
+    .orderBy('settled_at');
+  const refunds = await db('kitchen_refunds')
+    .where({ outcome: 'refunded' })
+    .andWhere('refunded_at', '>=', from)
+    .andWhere('refunded_at', '<', to)
+    .orderBy('refunded_at');
+  const offs = await db('kitchen_write_offs')
+    .where('written_off_at', '>=', from)
+    .andWhere('written_off_at', '<', to)
+    .orderBy(['order_id', 'ingredient']);
   const byOrder = new Map<string, HourData['writeOffs'][number]>();
-  for (const w of offs as { order_id: string; ingredient: string; quantity: string; unit: string; written_off_at: Date }[]) {
-    const entry = byOrder.get(w.order_id) ?? { orderId: w.order_id, at: w.written_off_at, lines: [] };
+  for (const w of offs as {
+    order_id: string;
+    ingredient: string;
+    quantity: string;
+    unit: string;
+    written_off_at: Date;
+  }[]) {
+    const entry = byOrder.get(w.order_id) ?? {
+      orderId: w.order_id,
+      at: w.written_off_at,
+      lines: [],
+    };
     entry.lines.push({ ingredient: w.ingredient, quantity: Number(w.quantity), unit: w.unit });
     byOrder.set(w.order_id, entry);
   }
   return {
-    orders: orders.map((o: { id: string; produced_at: Date; total_minor: string; currency: string; items: HourData['orders'][number]['items'] }) => ({
-      id: o.id, producedAt: o.produced_at, totalMinor: Number(o.total_minor), currency: o.currency, items: o.items,
-    })),
-    payments: payments.map((p: { id: string; order_id: string; settled_at: Date; amount_minor: string; currency: string; gateway_payment_id: string }) => ({
-      id: String(p.id), orderId: p.order_id, settledAt: p.settled_at, amountMinor: Number(p.amount_minor), currency: p.currency, gatewayPaymentId: p.gateway_payment_id,
-    })),
-    refunds: refunds.map((r: { order_id: string; refunded_at: Date; amount_minor: string; currency: string; gateway_payment_id: string; gateway_refund_id: string }) => ({
-      orderId: r.order_id, refundedAt: r.refunded_at, amountMinor: Number(r.amount_minor), currency: r.currency,
-      gatewayPaymentId: r.gateway_payment_id, gatewayRefundId: r.gateway_refund_id,
-    })),
+    orders: orders.map(
+      (o: {
+        id: string;
+        produced_at: Date;
+        total_minor: string;
+        currency: string;
+        items: HourData['orders'][number]['items'];
+      }) => ({
+        id: o.id,
+        producedAt: o.produced_at,
+        totalMinor: Number(o.total_minor),
+        currency: o.currency,
+        items: o.items,
+      }),
+    ),
+    payments: payments.map(
+      (p: {
+        id: string;
+        order_id: string;
+        settled_at: Date;
+        amount_minor: string;
+        currency: string;
+        gateway_payment_id: string;
+      }) => ({
+        id: String(p.id),
+        orderId: p.order_id,
+        settledAt: p.settled_at,
+        amountMinor: Number(p.amount_minor),
+        currency: p.currency,
+        gatewayPaymentId: p.gateway_payment_id,
+      }),
+    ),
+    refunds: refunds.map(
+      (r: {
+        order_id: string;
+        refunded_at: Date;
+        amount_minor: string;
+        currency: string;
+        gateway_payment_id: string;
+        gateway_refund_id: string;
+      }) => ({
+        orderId: r.order_id,
+        refundedAt: r.refunded_at,
+        amountMinor: Number(r.amount_minor),
+        currency: r.currency,
+        gatewayPaymentId: r.gateway_payment_id,
+        gatewayRefundId: r.gateway_refund_id,
+      }),
+    ),
     writeOffs: [...byOrder.values()],
   };
 }
@@ -71,27 +140,46 @@ type Sent = 'sent' | 'already_there' | 'skipped';
  * that one sender at a time handles a document: runs of two hours on two replicas share catalog
  * entries (the retail buyer, a dish sold in both), and the second waits, then finds it sent.
  */
-async function exportDocument(db: Knex, client: OneCClient, period: string, doc: OneCDocument, signal: AbortSignal): Promise<Sent> {
+async function exportDocument(
+  db: Knex,
+  client: OneCClient,
+  period: string,
+  doc: OneCDocument,
+  signal: AbortSignal,
+): Promise<Sent> {
   const key = { doc_type: doc.docType, source_id: doc.sourceId };
   const created = await db('kitchen_onec_documents')
     .insert({ period_key: period, ...key, ref_key: doc.refKey, state: 'sending' })
-    .onConflict(['doc_type', 'source_id']).ignore()
+    .onConflict(['doc_type', 'source_id'])
+    .ignore()
     .returning('id');
   return db.transaction(async (trx) => {
     // A holder cut off from PostgreSQL mid-call would keep the lock until TCP gave up: the server
     // ends the transaction once it has waited past both calls' timeouts.
-    await trx.raw(`set local idle_in_transaction_session_timeout = ${2 * client.timeoutMs + 5_000}`);
-    const entry = await trx('kitchen_onec_documents').where(key).forUpdate().first<{ state: string }>();
+    await trx.raw(
+      `set local idle_in_transaction_session_timeout = ${2 * client.timeoutMs + 5_000}`,
+    );
+    const entry = await trx('kitchen_onec_documents')
+      .where(key)
+      .forUpdate()
+      .first<{ state: string }>();
     if (entry?.state === 'sent') return 'skipped';
     // An entry this call did not write may be an earlier attempt's that reached 1C: ask first.
-    const there = created.length === 0 ? await client.exists(doc.docType, doc.refKey, signal) : false;
+    const there =
+      created.length === 0 ? await client.exists(doc.docType, doc.refKey, signal) : false;
     if (!there) await client.create(doc.docType, doc.body, signal);
     await trx('kitchen_onec_documents').where(key).update({ state: 'sent', sent_at: trx.fn.now() });
     return there ? 'already_there' : 'sent';
   });
 }
 
-export function exportHandler(d: { db: Knex; table: WorkTable; client: OneCClient; logger: Logger; metrics: KitchenMetrics }) {
+export function exportHandler(d: {
+  db: Knex;
+  table: WorkTable;
+  client: OneCClient;
+  logger: Logger;
+  metrics: KitchenMetrics;
+}) {
   const log = d.logger.child({ reconciler: d.table.reconciler });
   // The documents of each run's hour by result so far, for the log line of an interrupted run.
   const progress = new WeakMap<RunRow, Record<Sent, number>>();
@@ -107,8 +195,12 @@ export function exportHandler(d: { db: Knex; table: WorkTable; client: OneCClien
         counts[r]++;
         if (r !== 'skipped') d.metrics.onecDocuments.inc({ doc_type: doc.docType, result: r });
       }
-      await d.table.complete([run.id], owner, d.db, { result: JSON.stringify({ documents: docs.length, ...counts }), finished_at: d.db.fn.now() });
-      if (docs.length > 0) log.info({ hour: run.period_key, ...counts }, '1C export of the hour done');
+      await d.table.complete([run.id], owner, d.db, {
+        result: JSON.stringify({ documents: docs.length, ...counts }),
+        finished_at: d.db.fn.now(),
+      });
+      if (docs.length > 0)
+        log.info({ hour: run.period_key, ...counts }, '1C export of the hour done');
     },
   });
 }

@@ -28,13 +28,25 @@ export interface OrderRow {
 
 /** What a status event carries of the order, as the change left it. */
 const EVENT_COLUMNS = ['tenant_id', 'state', 'reason', 'version', 'production_status'];
-type EventColumns = Pick<OrderRow, 'tenant_id' | 'state' | 'reason' | 'version' | 'production_status'>;
+type EventColumns = Pick<
+  OrderRow,
+  'tenant_id' | 'state' | 'reason' | 'version' | 'production_status'
+>;
 
 /** Queues the order's status event in the transaction of the change. */
-async function queueStatusEvent(trx: Knex.Transaction, orderId: string, row: EventColumns): Promise<void> {
+async function queueStatusEvent(
+  trx: Knex.Transaction,
+  orderId: string,
+  row: EventColumns,
+): Promise<void> {
   await trx('kitchen_outbox').insert({
-    event_id: randomUUID(), order_id: orderId, tenant_id: row.tenant_id, state: row.state, reason: row.reason,
-    version: row.version, production_status: row.production_status,
+    event_id: randomUUID(),
+    order_id: orderId,
+    tenant_id: row.tenant_id,
+    state: row.state,
+    reason: row.reason,
+    version: row.version,
+    production_status: row.production_status,
   });
 }
 
@@ -53,7 +65,13 @@ export async function transition(
   const rows = await trx('kitchen_orders')
     .where({ id: orderId })
     .whereIn('state', allowedFrom(to))
-    .update({ state: to, reason, version: trx.raw('version + 1'), updated_at: trx.fn.now(), ...o.set })
+    .update({
+      state: to,
+      reason,
+      version: trx.raw('version + 1'),
+      updated_at: trx.fn.now(),
+      ...o.set,
+    })
     .returning(EVENT_COLUMNS);
   const row = rows[0] as EventColumns | undefined;
   if (!row) return false;
@@ -69,11 +87,19 @@ export async function transition(
  * unchanged, version one more); false, changing nothing, when the order already has that status
  * or is no longer in production.
  */
-export async function recordProductionStatus(trx: Knex.Transaction, orderId: string, status: string): Promise<boolean> {
+export async function recordProductionStatus(
+  trx: Knex.Transaction,
+  orderId: string,
+  status: string,
+): Promise<boolean> {
   const rows = await trx('kitchen_orders')
     .where({ id: orderId, state: 'in_production' })
     .andWhereRaw('production_status is distinct from ?', [status])
-    .update({ production_status: status, version: trx.raw('version + 1'), updated_at: trx.fn.now() })
+    .update({
+      production_status: status,
+      version: trx.raw('version + 1'),
+      updated_at: trx.fn.now(),
+    })
     .returning(EVENT_COLUMNS);
   const row = rows[0] as EventColumns | undefined;
   if (!row) return false;
@@ -81,18 +107,36 @@ export async function recordProductionStatus(trx: Knex.Transaction, orderId: str
   return true;
 }
 
-export async function loadCards(db: Knex, dishIds: readonly string[]): Promise<Map<string, TechCard>> {
-  const rows = await db('kitchen_dishes').whereIn('id', dishIds as string[]).andWhere({ active: true }).select('id', 'card');
+export async function loadCards(
+  db: Knex,
+  dishIds: readonly string[],
+): Promise<Map<string, TechCard>> {
+  const rows = await db('kitchen_dishes')
+    .whereIn('id', dishIds as string[])
+    .andWhere({ active: true })
+    .select('id', 'card');
   return new Map(rows.map((r: { id: string; card: unknown }) => [r.id, techCard.parse(r.card)]));
 }
 
 /** Stores a dish from its card; false (nothing written) when a newer version is already stored. */
 export async function saveTechCard(db: Knex, card: TechCard, xml: string): Promise<boolean> {
   const row = {
-    id: card.dishId, name: card.name, price_minor: card.price.minor, currency: card.price.currency,
-    card: JSON.stringify(card), card_xml: xml, card_version: card.version, active: true, updated_at: db.fn.now(),
+    id: card.dishId,
+    name: card.name,
+    price_minor: card.price.minor,
+    currency: card.price.currency,
+    card: JSON.stringify(card),
+    card_xml: xml,
+    card_version: card.version,
+    active: true,
+    updated_at: db.fn.now(),
   };
   // Production systems may resend stale cards; the version decides.
-  const saved = await db('kitchen_dishes').insert(row).onConflict('id').merge().where('kitchen_dishes.card_version', '<=', card.version).returning('id');
+  const saved = await db('kitchen_dishes')
+    .insert(row)
+    .onConflict('id')
+    .merge()
+    .where('kitchen_dishes.card_version', '<=', card.version)
+    .returning('id');
   return saved.length > 0;
 }

@@ -27,26 +27,49 @@ export function mayHaveCharged(reason: string): boolean {
   return !refusedByGateway(reason) && reason !== 'permanent' && !refusedBeforeSending(reason);
 }
 
-export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentClient; logger: Logger; metrics: KitchenMetrics; productionDeadlineMs: number }) {
+export function paymentHandler(d: {
+  db: Knex;
+  table: WorkTable;
+  client: PaymentClient;
+  logger: Logger;
+  metrics: KitchenMetrics;
+  productionDeadlineMs: number;
+}) {
   const settle = async (p: PaymentRow, owner: string, signal: AbortSignal) => {
     if (!p.card_token) throw new PermanentError('payment has no card token left');
     const result = await d.client.process(
-      { idempotencyKey: p.idempotency_key, orderId: p.order_id, amountMinor: Number(p.amount_minor), currency: p.currency, cardToken: p.card_token },
+      {
+        idempotencyKey: p.idempotency_key,
+        orderId: p.order_id,
+        amountMinor: Number(p.amount_minor),
+        currency: p.currency,
+        cardToken: p.card_token,
+      },
       signal,
     );
     await d.db.transaction(async (trx) => {
       const done = await d.table.complete([p.id], owner, trx, {
-        outcome: result.status, gateway_payment_id: result.paymentId, decline_code: result.declineCode ?? null,
-        card_token: null, settled_at: trx.fn.now(), finished_at: trx.fn.now(),
+        outcome: result.status,
+        gateway_payment_id: result.paymentId,
+        decline_code: result.declineCode ?? null,
+        card_token: null,
+        settled_at: trx.fn.now(),
+        finished_at: trx.fn.now(),
       });
       if (done.length === 0) return;
       if (result.status === 'approved') {
         await transition(trx, p.order_id, 'paid', { set: { paid_at: trx.fn.now() } });
         await trx('kitchen_production')
-          .insert({ order_id: p.order_id, deadline_at: new Date(Date.now() + d.productionDeadlineMs) })
-          .onConflict('order_id').ignore();
+          .insert({
+            order_id: p.order_id,
+            deadline_at: new Date(Date.now() + d.productionDeadlineMs),
+          })
+          .onConflict('order_id')
+          .ignore();
       } else {
-        await transition(trx, p.order_id, 'payment_declined', { reason: `card declined (${result.declineCode ?? 'no code'})` });
+        await transition(trx, p.order_id, 'payment_declined', {
+          reason: `card declined (${result.declineCode ?? 'no code'})`,
+        });
       }
     });
     d.metrics.payments.inc({ outcome: result.status });
@@ -60,8 +83,12 @@ export function paymentHandler(d: { db: Knex; table: WorkTable; client: PaymentC
       // Out of attempts on timeouts or gateway errors, the charge may have gone through: the
       // failed order's refund asks the gateway and gives any charge back.
       const paymentOutcome = mayHaveCharged(outcome.reason) ? 'unknown' : 'failed';
-      await trx('kitchen_payments').where({ id: p.id }).update({ outcome: paymentOutcome, card_token: null });
-      await transition(trx, p.order_id, 'failed', { reason: `payment could not be processed: ${outcome.reason}` });
+      await trx('kitchen_payments')
+        .where({ id: p.id })
+        .update({ outcome: paymentOutcome, card_token: null });
+      await transition(trx, p.order_id, 'failed', {
+        reason: `payment could not be processed: ${outcome.reason}`,
+      });
       afterCommit(trx, () => d.metrics.payments.inc({ outcome: 'failed' }));
     },
   });

@@ -5,7 +5,13 @@
 import { permissionConfig, type PermissionTable } from '../../core/auth/rbac.js';
 
 type KitchenPermission =
-  | 'menu:read' | 'orders:create' | 'orders:pay' | 'orders:read' | 'stock:read' | 'tech-cards:read' | 'tech-cards:write';
+  | 'menu:read'
+  | 'orders:create'
+  | 'orders:pay'
+  | 'orders:read'
+  | 'stock:read'
+  | 'tech-cards:read'
+  | 'tech-cards:write';
 
 export const KITCHEN_ROLES = ['tenant', 'kitchen-operator', 'kitchen-admin'] as const;
 

@@ -26,22 +26,55 @@ export function unrefundedOutcome(failure: { reason: string }): 'refused' | 'fai
   return refusedByGateway(failure.reason) ? 'refused' : 'failed';
 }
 
-export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentClient; logger: Logger; metrics: KitchenMetrics }) {
+export function refundHandler(d: {
+  db: Knex;
+  table: WorkTable;
+  client: PaymentClient;
+  logger: Logger;
+  metrics: KitchenMetrics;
+}) {
   /** Settles an unknown payment from the gateway's charges of the order; the approved one's id, or null (finished as not charged). */
-  const settleUnknownPayment = async (r: RefundRow, owner: string, signal: AbortSignal): Promise<string | null> => {
-    const approved = (await d.client.findPayments(r.order_id, signal)).filter((p) => p.status === 'approved');
+  const settleUnknownPayment = async (
+    r: RefundRow,
+    owner: string,
+    signal: AbortSignal,
+  ): Promise<string | null> => {
+    const approved = (await d.client.findPayments(r.order_id, signal)).filter(
+      (p) => p.status === 'approved',
+    );
     const charge = approved[0];
-    if (approved.length > 1) d.logger.warn({ orderId: r.order_id, charges: approved.map((p) => p.paymentId) }, 'the gateway holds several approved charges of one order; refunding the first');
+    if (approved.length > 1)
+      d.logger.warn(
+        { orderId: r.order_id, charges: approved.map((p) => p.paymentId) },
+        'the gateway holds several approved charges of one order; refunding the first',
+      );
     const notCharged = await d.db.transaction(async (trx) => {
-      if (!charge) return (await d.table.complete([r.id], owner, trx, { outcome: 'not_charged', finished_at: trx.fn.now() })).length > 0;
-      const held = await trx('kitchen_refunds').where({ id: r.id }).where(heldBy(owner)).update({ gateway_payment_id: charge.paymentId, updated_at: trx.fn.now() });
+      if (!charge)
+        return (
+          (
+            await d.table.complete([r.id], owner, trx, {
+              outcome: 'not_charged',
+              finished_at: trx.fn.now(),
+            })
+          ).length > 0
+        );
+      const held = await trx('kitchen_refunds')
+        .where({ id: r.id })
+        .where(heldBy(owner))
+        .update({ gateway_payment_id: charge.paymentId, updated_at: trx.fn.now() });
       if (held === 0) return false;
-      await trx('kitchen_payments').where({ order_id: r.order_id, outcome: 'unknown' })
-        .update({ outcome: 'approved', gateway_payment_id: charge.paymentId, settled_at: trx.fn.now() });
+      await trx('kitchen_payments').where({ order_id: r.order_id, outcome: 'unknown' }).update({
+        outcome: 'approved',
+        gateway_payment_id: charge.paymentId,
+        settled_at: trx.fn.now(),
+      });
       return false;
     });
     if (notCharged) d.metrics.refunds.inc({ outcome: 'not_charged' });
-    d.logger.info({ orderId: r.order_id, charged: Boolean(charge) }, 'payment of unknown outcome settled from the gateway');
+    d.logger.info(
+      { orderId: r.order_id, charged: Boolean(charge) },
+      'payment of unknown outcome settled from the gateway',
+    );
     return charge?.paymentId ?? null;
   };
 
@@ -49,12 +82,21 @@ export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentCl
     const paymentId = r.gateway_payment_id ?? (await settleUnknownPayment(r, owner, signal));
     if (!paymentId) return;
     const result = await d.client.refund(
-      { idempotencyKey: r.idempotency_key, paymentId, amountMinor: Number(r.amount_minor), currency: r.currency, reason: r.reason },
+      {
+        idempotencyKey: r.idempotency_key,
+        paymentId,
+        amountMinor: Number(r.amount_minor),
+        currency: r.currency,
+        reason: r.reason,
+      },
       signal,
     );
     const recorded = await d.db.transaction(async (trx) => {
       const done = await d.table.complete([r.id], owner, trx, {
-        outcome: 'refunded', gateway_refund_id: result.refundId, refunded_at: trx.fn.now(), finished_at: trx.fn.now(),
+        outcome: 'refunded',
+        gateway_refund_id: result.refundId,
+        refunded_at: trx.fn.now(),
+        finished_at: trx.fn.now(),
       });
       if (done.length === 0) return false;
       await transition(trx, r.order_id, 'refunded', { set: { refunded_at: trx.fn.now() } });
@@ -62,7 +104,10 @@ export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentCl
     });
     if (!recorded) return;
     d.metrics.refunds.inc({ outcome: 'refunded' });
-    d.logger.info({ orderId: r.order_id, refundId: result.refundId, attempt: r.attempts }, 'order refunded');
+    d.logger.info(
+      { orderId: r.order_id, refundId: result.refundId, attempt: r.attempts },
+      'order refunded',
+    );
   };
   return perRow<RefundRow>(d.table, d.logger, {
     warning: 'step did not complete',
@@ -73,7 +118,10 @@ export function refundHandler(d: { db: Knex; table: WorkTable; client: PaymentCl
       await trx('kitchen_refunds').where({ id: r.id }).update({ outcome });
       afterCommit(trx, () => {
         d.metrics.refunds.inc({ outcome });
-        d.logger.error({ orderId: r.order_id, outcome, error: failure.error }, 'refund not made; the order stays failed');
+        d.logger.error(
+          { orderId: r.order_id, outcome, error: failure.error },
+          'refund not made; the order stays failed',
+        );
       });
     },
   });

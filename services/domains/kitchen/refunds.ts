@@ -13,7 +13,11 @@ const REASON_MAX = 500;
  * refund first asks the gateway whether it charged); nothing when the order was never charged or
  * its refund is already queued.
  */
-export async function queueRefund(trx: Knex.Transaction, orderId: string, reason: string): Promise<boolean> {
+export async function queueRefund(
+  trx: Knex.Transaction,
+  orderId: string,
+  reason: string,
+): Promise<boolean> {
   const { rowCount } = await trx.raw<{ rowCount: number }>(
     `insert into kitchen_refunds (order_id, idempotency_key, gateway_payment_id, amount_minor, currency, reason)
      select order_id, ?, gateway_payment_id, amount_minor, currency, ?

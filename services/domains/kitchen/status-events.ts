@@ -13,9 +13,12 @@ export const STATUS_ROUTING_KEY = 'order.status';
 export const STATUS_QUEUE = 'kitchen.order-status';
 export const DEAD_EXCHANGE = 'kitchen.events.dlx';
 export const DEAD_QUEUE = 'kitchen.order-status.dead';
-export const CONTENT_TYPE = 'application/x-protobuf; proto=integrationhub.kitchen.v1.OrderStatusChanged';
+export const CONTENT_TYPE =
+  'application/x-protobuf; proto=integrationhub.kitchen.v1.OrderStatusChanged';
 
-const root = protobuf.loadSync(fileURLToPath(new URL('../../../proto/kitchen/v1/order_status.proto', import.meta.url)));
+const root = protobuf.loadSync(
+  fileURLToPath(new URL('../../../proto/kitchen/v1/order_status.proto', import.meta.url)),
+);
 const Message = root.lookupType('integrationhub.kitchen.v1.OrderStatusChanged');
 
 /** The largest time in milliseconds a JavaScript Date can represent. */
@@ -52,21 +55,38 @@ type DecodedStatus = { ok: true; event: OrderStatusEvent } | { ok: false; reason
 /** Decodes and validates; bytes that are not a complete, valid event give a short reason. */
 export function decodeStatusOrReason(bytes: Uint8Array): DecodedStatus {
   if (bytes.length > MAX_STATUS_EVENT_BYTES)
-    return { ok: false, reason: `message is ${bytes.length} bytes; an order status event is at most ${MAX_STATUS_EVENT_BYTES}` };
+    return {
+      ok: false,
+      reason: `message is ${bytes.length} bytes; an order status event is at most ${MAX_STATUS_EVENT_BYTES}`,
+    };
   let obj: unknown;
   try {
     obj = Message.toObject(Message.decode(bytes), { longs: Number, defaults: true });
   } catch (thrown) {
-    return { ok: false, reason: clip(`not an OrderStatusChanged message: ${toError(thrown).message}`, MAX_REASON_TEXT) };
+    return {
+      ok: false,
+      reason: clip(
+        `not an OrderStatusChanged message: ${toError(thrown).message}`,
+        MAX_REASON_TEXT,
+      ),
+    };
   }
   const parsed = parseWithReason(orderStatusEvent, obj);
-  return parsed.ok ? { ok: true, event: parsed.value } : { ok: false, reason: clip(`not a valid order status event: ${parsed.reason}`, MAX_REASON_TEXT) };
+  return parsed.ok
+    ? { ok: true, event: parsed.value }
+    : {
+        ok: false,
+        reason: clip(`not a valid order status event: ${parsed.reason}`, MAX_REASON_TEXT),
+      };
 }
 
 /** Minimal channel surface used for the topology (amqplib's Channel and ConfirmChannel have it). */
 interface TopologyChannel {
   assertExchange(name: string, type: string, o: { durable: boolean }): Promise<unknown>;
-  assertQueue(name: string, o: { durable: boolean; arguments?: Record<string, unknown> }): Promise<unknown>;
+  assertQueue(
+    name: string,
+    o: { durable: boolean; arguments?: Record<string, unknown> },
+  ): Promise<unknown>;
   bindQueue(queue: string, exchange: string, key: string): Promise<unknown>;
 }
 

@@ -8,7 +8,13 @@ import type { Knex } from 'knex';
 import { Status, type WorkRow, type WorkTable } from '../../core/engine/work-table.js';
 import type { KitchenMetrics } from './metrics.js';
 import type { OrderState } from './order-state.js';
-import { CONTENT_TYPE, encodeStatus, STATUS_EXCHANGE, STATUS_ROUTING_KEY, type OrderStatusEvent } from './status-events.js';
+import {
+  CONTENT_TYPE,
+  encodeStatus,
+  STATUS_EXCHANGE,
+  STATUS_ROUTING_KEY,
+  type OrderStatusEvent,
+} from './status-events.js';
 
 export interface OutboxRow extends WorkRow {
   event_id: string;
@@ -25,8 +31,13 @@ export interface OutboxRow extends WorkRow {
 /** The status event a row carries. */
 function statusEventOf(r: OutboxRow): OrderStatusEvent {
   return {
-    eventId: r.event_id, orderId: r.order_id, tenantId: r.tenant_id, state: r.state,
-    reason: r.reason ?? '', occurredAtMs: r.occurred_at.getTime(), version: Number(r.version),
+    eventId: r.event_id,
+    orderId: r.order_id,
+    tenantId: r.tenant_id,
+    state: r.state,
+    reason: r.reason ?? '',
+    occurredAtMs: r.occurred_at.getTime(),
+    version: Number(r.version),
     productionStatus: r.production_status ?? '',
   };
 }
@@ -37,26 +48,59 @@ function statusEventOf(r: OutboxRow): OrderStatusEvent {
  * WebSocket re-delivers after its Redis subscription was lost (the latest state is all a client
  * keeps). One scan of kitchen_outbox_tenant_published.
  */
-export async function publishedSince(db: Knex, tenants: readonly string[], lookbackMs: number, limit: number): Promise<OrderStatusEvent[]> {
+export async function publishedSince(
+  db: Knex,
+  tenants: readonly string[],
+  lookbackMs: number,
+  limit: number,
+): Promise<OrderStatusEvent[]> {
   if (tenants.length === 0) return [];
   const latest = db('kitchen_outbox')
     .distinctOn('order_id')
     .whereIn('tenant_id', tenants)
     .where('status', Status.DONE)
-    .where('finished_at', '>=', db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]))
-    .orderBy([{ column: 'order_id' }, { column: 'version', order: 'desc' }, { column: 'id', order: 'desc' }]);
-  const rows: OutboxRow[] = await db.select('*').from(latest.as('latest')).orderBy('finished_at', 'desc').limit(limit);
+    .where(
+      'finished_at',
+      '>=',
+      db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]),
+    )
+    .orderBy([
+      { column: 'order_id' },
+      { column: 'version', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ]);
+  const rows: OutboxRow[] = await db
+    .select('*')
+    .from(latest.as('latest'))
+    .orderBy('finished_at', 'desc')
+    .limit(limit);
   return rows.reverse().map(statusEventOf);
 }
 
-export function outboxHandler(d: { db: Knex; table: WorkTable; channel: ChannelWrapper; metrics: KitchenMetrics }) {
+export function outboxHandler(d: {
+  db: Knex;
+  table: WorkTable;
+  channel: ChannelWrapper;
+  metrics: KitchenMetrics;
+}) {
   return async (batch: OutboxRow[], owner: string): Promise<void> => {
     try {
-      await Promise.all(batch.map((r) =>
-        d.channel.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, encodeStatus(statusEventOf(r)),
-          { persistent: true, messageId: r.event_id, contentType: CONTENT_TYPE, timestamp: Math.floor(r.occurred_at.getTime() / 1000) }),
-      ));
-      await d.table.complete(batch.map((r) => r.id), owner, d.db, { finished_at: d.db.fn.now() });
+      await Promise.all(
+        batch.map((r) =>
+          d.channel.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, encodeStatus(statusEventOf(r)), {
+            persistent: true,
+            messageId: r.event_id,
+            contentType: CONTENT_TYPE,
+            timestamp: Math.floor(r.occurred_at.getTime() / 1000),
+          }),
+        ),
+      );
+      await d.table.complete(
+        batch.map((r) => r.id),
+        owner,
+        d.db,
+        { finished_at: d.db.fn.now() },
+      );
       d.metrics.statusEvents.inc({ result: 'published' }, batch.length);
     } catch (thrown) {
       await d.table.settleError(batch, owner, thrown);

@@ -16,15 +16,29 @@ export const techCard = z.object({
   version: z.number().int().positive(),
   name: z.string(),
   price: z.object({ minor: z.number().int().nonnegative(), currency: z.string().length(3) }),
-  ingredients: z.array(
-    z.object({ code: z.string(), unit: z.enum(['g', 'ml', 'pcs']), gross: z.number().positive(), net: z.number().positive() }),
-  ).min(1),
-  cooking: z.object({ program: z.string(), temperatureC: z.number().int().nonnegative(), durationSec: z.number().int().positive() }),
+  ingredients: z
+    .array(
+      z.object({
+        code: z.string(),
+        unit: z.enum(['g', 'ml', 'pcs']),
+        gross: z.number().positive(),
+        net: z.number().positive(),
+      }),
+    )
+    .min(1),
+  cooking: z.object({
+    program: z.string(),
+    temperatureC: z.number().int().nonnegative(),
+    durationSec: z.number().int().positive(),
+  }),
 });
 export type TechCard = z.infer<typeof techCard>;
 
 export class TechCardError extends Error {
-  constructor(message: string, readonly problems: string[]) {
+  constructor(
+    message: string,
+    readonly problems: string[],
+  ) {
     super(message);
     this.name = 'TechCardError';
   }
@@ -43,9 +57,14 @@ const parser = new XMLParser({
 
 /** Validates against the XSD, then maps to a TechCard; throws TechCardError listing what is wrong. */
 export async function parseTechCard(xml: string): Promise<TechCard> {
-  if (Buffer.byteLength(xml) > MAX_CARD_BYTES) throw new TechCardError(`A technology card must be under ${MAX_CARD_BYTES} bytes.`, []);
-  if (/<!DOCTYPE/i.test(xml)) throw new TechCardError('Technology cards must not contain a DOCTYPE.', []);
-  const result = await validateXML({ xml: [{ fileName: 'card.xml', contents: xml }], schema: [{ fileName: 'tech-card.xsd', contents: XSD }] });
+  if (Buffer.byteLength(xml) > MAX_CARD_BYTES)
+    throw new TechCardError(`A technology card must be under ${MAX_CARD_BYTES} bytes.`, []);
+  if (/<!DOCTYPE/i.test(xml))
+    throw new TechCardError('Technology cards must not contain a DOCTYPE.', []);
+  const result = await validateXML({
+    xml: [{ fileName: 'card.xml', contents: xml }],
+    schema: [{ fileName: 'tech-card.xsd', contents: XSD }],
+  });
   if (!result.valid)
     throw new TechCardError(
       'The technology card does not match the schema (tech-card.xsd).',
@@ -54,9 +73,13 @@ export async function parseTechCard(xml: string): Promise<TechCard> {
     );
   const doc = parser.parse(xml) as { technologyCard: Record<string, unknown> };
   const c = doc.technologyCard as {
-    '@dishId': string; '@version': string; name: string;
+    '@dishId': string;
+    '@version': string;
+    name: string;
     price: { '#text': string; '@currency': string };
-    ingredients: { ingredient: { '@code': string; '@unit': string; '@gross': string; '@net': string }[] };
+    ingredients: {
+      ingredient: { '@code': string; '@unit': string; '@gross': string; '@net': string }[];
+    };
     cooking: { '@program': string; '@temperatureC': string; '@durationSec': string };
   };
   return techCard.parse({
@@ -64,12 +87,26 @@ export async function parseTechCard(xml: string): Promise<TechCard> {
     version: Number(c['@version']),
     name: String(c.name),
     price: { minor: Number(c.price['#text']), currency: c.price['@currency'] },
-    ingredients: c.ingredients.ingredient.map((i) => ({ code: i['@code'], unit: i['@unit'], gross: Number(i['@gross']), net: Number(i['@net']) })),
-    cooking: { program: c.cooking['@program'], temperatureC: Number(c.cooking['@temperatureC']), durationSec: Number(c.cooking['@durationSec']) },
+    ingredients: c.ingredients.ingredient.map((i) => ({
+      code: i['@code'],
+      unit: i['@unit'],
+      gross: Number(i['@gross']),
+      net: Number(i['@net']),
+    })),
+    cooking: {
+      program: c.cooking['@program'],
+      temperatureC: Number(c.cooking['@temperatureC']),
+      durationSec: Number(c.cooking['@durationSec']),
+    },
   });
 }
 
-const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', format: true, suppressEmptyNode: true });
+const builder = new XMLBuilder({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  format: true,
+  suppressEmptyNode: true,
+});
 
 export function techCardToXml(card: TechCard): string {
   const body = builder.build({
@@ -80,9 +117,18 @@ export function techCardToXml(card: TechCard): string {
       name: card.name,
       price: { '#text': card.price.minor, '@currency': card.price.currency },
       ingredients: {
-        ingredient: card.ingredients.map((i) => ({ '@code': i.code, '@unit': i.unit, '@gross': i.gross, '@net': i.net })),
+        ingredient: card.ingredients.map((i) => ({
+          '@code': i.code,
+          '@unit': i.unit,
+          '@gross': i.gross,
+          '@net': i.net,
+        })),
       },
-      cooking: { '@program': card.cooking.program, '@temperatureC': card.cooking.temperatureC, '@durationSec': card.cooking.durationSec },
+      cooking: {
+        '@program': card.cooking.program,
+        '@temperatureC': card.cooking.temperatureC,
+        '@durationSec': card.cooking.durationSec,
+      },
     },
   }) as string;
   return `<?xml version="1.0" encoding="UTF-8"?>\n${body}`;

@@ -7,14 +7,38 @@ import type { WorkRow, WorkTable } from '../../core/engine/work-table.js';
 import type { Logger } from '../../core/logger.js';
 import type { KitchenMetrics } from './metrics.js';
 
-const ingredient = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be an ingredient code such as beet');
+const ingredient = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be an ingredient code such as beet');
 const unit = z.enum(['g', 'ml', 'pcs']);
 const at = z.string().datetime({ offset: true });
 
 export const warehouseEvent = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('stock.level'), timestamp: at, data: z.object({ ingredient, quantity: z.number().nonnegative(), unit, expiresAt: at.nullable().optional() }) }),
-  z.object({ type: z.literal('stock.receipt'), timestamp: at, data: z.object({ ingredient, quantity: z.number().positive(), unit, expiresAt: at.nullable().optional() }) }),
-  z.object({ type: z.literal('stock.expiry'), timestamp: at, data: z.object({ ingredient, expiresAt: at }) }),
+  z.object({
+    type: z.literal('stock.level'),
+    timestamp: at,
+    data: z.object({
+      ingredient,
+      quantity: z.number().nonnegative(),
+      unit,
+      expiresAt: at.nullable().optional(),
+    }),
+  }),
+  z.object({
+    type: z.literal('stock.receipt'),
+    timestamp: at,
+    data: z.object({
+      ingredient,
+      quantity: z.number().positive(),
+      unit,
+      expiresAt: at.nullable().optional(),
+    }),
+  }),
+  z.object({
+    type: z.literal('stock.expiry'),
+    timestamp: at,
+    data: z.object({ ingredient, expiresAt: at }),
+  }),
 ]);
 type WarehouseEvent = z.infer<typeof warehouseEvent>;
 
@@ -49,20 +73,31 @@ export async function applyEvent(trx: Knex.Transaction, e: WarehouseEvent): Prom
       );
       return;
     case 'stock.expiry':
-      await trx('kitchen_stock').where({ ingredient: e.data.ingredient }).update({ expires_at: new Date(e.data.expiresAt), updated_at: trx.fn.now() });
+      await trx('kitchen_stock')
+        .where({ ingredient: e.data.ingredient })
+        .update({ expires_at: new Date(e.data.expiresAt), updated_at: trx.fn.now() });
       return;
   }
 }
 
 /** The warehouse event applier: each stored event changes the stock once, in its own transaction. */
-export function warehouseHandler(d: { db: Knex; table: WorkTable; logger: Logger; metrics: KitchenMetrics }) {
+export function warehouseHandler(d: {
+  db: Knex;
+  table: WorkTable;
+  logger: Logger;
+  metrics: KitchenMetrics;
+}) {
   return perRow<WarehouseEventRow>(d.table, d.logger, {
     warning: 'warehouse event not applied yet',
     describe: (row) => ({ webhookId: row.webhook_id }),
     async handle(row, owner) {
       const parsed = warehouseEvent.safeParse(row.payload);
       if (!parsed.success) {
-        await d.table.fail([row.id], owner, `not a warehouse event: ${parsed.error.issues[0]?.message ?? ''}`);
+        await d.table.fail(
+          [row.id],
+          owner,
+          `not a warehouse event: ${parsed.error.issues[0]?.message ?? ''}`,
+        );
         return;
       }
       await d.db.transaction(async (trx) => {

@@ -14,7 +14,10 @@ export interface Requirement {
 }
 
 /** Sums gross amounts per ingredient; rounded to 3 decimals like the card (no float dust in 1C). */
-export function requirements(lines: readonly OrderLine[], cards: ReadonlyMap<string, TechCard>): Requirement[] {
+export function requirements(
+  lines: readonly OrderLine[],
+  cards: ReadonlyMap<string, TechCard>,
+): Requirement[] {
   const sum = new Map<string, Requirement>();
   for (const line of lines) {
     const card = cards.get(line.dishId);
@@ -41,16 +44,35 @@ export type Shortage =
   | { ingredient: string; reason: 'unit_mismatch'; needed: string; stocked: string };
 
 /** Every ingredient the stock cannot serve, with the reason; empty when the order can be cooked. */
-export function shortages(needed: readonly Requirement[], stock: ReadonlyMap<string, StockLevel>, now: Date): Shortage[] {
+export function shortages(
+  needed: readonly Requirement[],
+  stock: ReadonlyMap<string, StockLevel>,
+  now: Date,
+): Shortage[] {
   const out: Shortage[] = [];
   for (const r of needed) {
     const s = stock.get(r.ingredient);
     if (!s || s.quantity < r.quantity) {
-      out.push({ ingredient: r.ingredient, reason: 'out_of_stock', needed: r.quantity, available: s?.quantity ?? 0, unit: r.unit });
+      out.push({
+        ingredient: r.ingredient,
+        reason: 'out_of_stock',
+        needed: r.quantity,
+        available: s?.quantity ?? 0,
+        unit: r.unit,
+      });
     } else if (s.unit !== r.unit) {
-      out.push({ ingredient: r.ingredient, reason: 'unit_mismatch', needed: r.unit, stocked: s.unit });
+      out.push({
+        ingredient: r.ingredient,
+        reason: 'unit_mismatch',
+        needed: r.unit,
+        stocked: s.unit,
+      });
     } else if (s.expiresAt && s.expiresAt.getTime() <= now.getTime()) {
-      out.push({ ingredient: r.ingredient, reason: 'expired', expiresAt: s.expiresAt.toISOString() });
+      out.push({
+        ingredient: r.ingredient,
+        reason: 'expired',
+        expiresAt: s.expiresAt.toISOString(),
+      });
     }
   }
   return out;

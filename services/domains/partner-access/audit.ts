@@ -15,7 +15,13 @@ import { CLIENTS, type AuthClient } from './clients.js';
 export const TOKEN_EVENTS = 'auth_token_events';
 
 type TokenOutcome =
-  | 'issued' | 'unknown_client' | 'bad_secret' | 'disabled_client' | 'invalid_request' | 'invalid_scope' | 'server_error';
+  | 'issued'
+  | 'unknown_client'
+  | 'bad_secret'
+  | 'disabled_client'
+  | 'invalid_request'
+  | 'invalid_scope'
+  | 'server_error';
 
 interface TokenEvent {
   client_id: string | null;
@@ -39,12 +45,18 @@ const UNREGISTERED = '(unregistered)';
 export const MAX_RECORDED_CLIENT_ID = 200;
 
 /** The client id a failed request presented: HTTP Basic (form-encoded, RFC 6749 §2.3.1) or the body. */
-export function presentedClientId(authorization: string | undefined, bodyClientId: unknown): string | null {
+export function presentedClientId(
+  authorization: string | undefined,
+  bodyClientId: unknown,
+): string | null {
   const id = presentedClientIdWhole(authorization, bodyClientId);
   return id === null ? null : storable(id, MAX_RECORDED_CLIENT_ID);
 }
 
-function presentedClientIdWhole(authorization: string | undefined, bodyClientId: unknown): string | null {
+function presentedClientIdWhole(
+  authorization: string | undefined,
+  bodyClientId: unknown,
+): string | null {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization ?? '');
   if (m?.[1]) {
     const decoded = Buffer.from(m[1], 'base64').toString('utf8');
@@ -60,7 +72,10 @@ function presentedClientIdWhole(authorization: string | undefined, bodyClientId:
 }
 
 /** The failure's outcome from the OAuth error code; for invalid_client, what the client row says. */
-export function classifyFailure(error: string, client: Pick<AuthClient, 'active' | 'secret_hash'> | undefined): TokenOutcome {
+export function classifyFailure(
+  error: string,
+  client: Pick<AuthClient, 'active' | 'secret_hash'> | undefined,
+): TokenOutcome {
   if (error === 'invalid_client') {
     if (!client) return 'unknown_client';
     if (!client.active) return 'disabled_client';
@@ -89,7 +104,12 @@ export class TokenAudit {
       this.pending.set(ctx, event);
     };
     provider.on('grant.success', (ctx) => hold(ctx, Promise.resolve(this.issued(ctx))));
-    provider.on('grant.error', (ctx, err) => hold(ctx, this.failed(ctx, err.error ?? 'server_error', err.error_description ?? err.message)));
+    provider.on('grant.error', (ctx, err) =>
+      hold(
+        ctx,
+        this.failed(ctx, err.error ?? 'server_error', err.error_description ?? err.message),
+      ),
+    );
     // An unexpected failure is reported as server_error instead of grant.error.
     provider.on('server_error', (ctx, err) => {
       if (ctx.oidc?.route === 'token') hold(ctx, this.failed(ctx, 'server_error', err.message));
@@ -101,19 +121,31 @@ export class TokenAudit {
       try {
         const e = await event;
         await this.db(TOKEN_EVENTS).insert(e);
-        this.requests.inc({ client_id: e.outcome === 'unknown_client' || !e.client_id ? UNREGISTERED : e.client_id, outcome: e.outcome });
+        this.requests.inc({
+          client_id: e.outcome === 'unknown_client' || !e.client_id ? UNREGISTERED : e.client_id,
+          outcome: e.outcome,
+        });
       } catch (thrown) {
-        this.logger.error({ err: toError(thrown) }, 'token request not recorded; answering 503 without a token');
+        this.logger.error(
+          { err: toError(thrown) },
+          'token request not recorded; answering 503 without a token',
+        );
         ctx.status = 503;
         ctx.set('Retry-After', '1');
-        ctx.body = { error: 'temporarily_unavailable', error_description: 'the request could not be recorded; retry' };
+        ctx.body = {
+          error: 'temporarily_unavailable',
+          error_description: 'the request could not be recorded; retry',
+        };
       }
     });
   }
 
   private base(ctx: KoaContextWithOIDC): Pick<TokenEvent, 'source_address' | 'grant_type'> {
     const grant = (ctx.oidc?.params as { grant_type?: unknown } | undefined)?.grant_type;
-    return { source_address: ctx.ip || null, grant_type: typeof grant === 'string' ? storable(grant, 100) : null };
+    return {
+      source_address: ctx.ip || null,
+      grant_type: typeof grant === 'string' ? storable(grant, 100) : null,
+    };
   }
 
   /** From the token just answered (signed here a moment ago): its id, scope and expiry exactly. */
@@ -131,12 +163,18 @@ export class TokenAudit {
     };
   }
 
-  private async failed(ctx: KoaContextWithOIDC, error: string, description: string): Promise<TokenEvent> {
+  private async failed(
+    ctx: KoaContextWithOIDC,
+    error: string,
+    description: string,
+  ): Promise<TokenEvent> {
     const params = ctx.oidc?.params as { client_id?: unknown } | undefined;
-    const clientId = ctx.oidc?.client?.clientId ?? presentedClientId(ctx.get('authorization'), params?.client_id);
-    const row = error === 'invalid_client' && clientId
-      ? await this.db<AuthClient>(CLIENTS).where({ client_id: clientId }).first()
-      : undefined;
+    const clientId =
+      ctx.oidc?.client?.clientId ?? presentedClientId(ctx.get('authorization'), params?.client_id);
+    const row =
+      error === 'invalid_client' && clientId
+        ? await this.db<AuthClient>(CLIENTS).where({ client_id: clientId }).first()
+        : undefined;
     return {
       ...this.base(ctx),
       client_id: clientId,
@@ -153,7 +191,13 @@ export class TokenAudit {
     let total = 0;
     for (;;) {
       const n = await this.db(TOKEN_EVENTS)
-        .whereIn('id', this.db(TOKEN_EVENTS).select('id').where('at', '<', this.db.raw(`now() - make_interval(days => ?)`, [days])).limit(5_000))
+        .whereIn(
+          'id',
+          this.db(TOKEN_EVENTS)
+            .select('id')
+            .where('at', '<', this.db.raw(`now() - make_interval(days => ?)`, [days]))
+            .limit(5_000),
+        )
         .delete();
       total += n;
       if (n < 5_000) return total;

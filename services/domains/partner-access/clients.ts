@@ -3,7 +3,10 @@
 // scopes, and is disabled, never deleted, when the partner goes: its audit history stays readable.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
-import { defaultCommandQueue, type SmartHomePartnerResource } from '../../contracts/smart-home-partner.js';
+import {
+  defaultCommandQueue,
+  type SmartHomePartnerResource,
+} from '../../contracts/smart-home-partner.js';
 import { DEFAULT_RESOURCE_SERVER_ID, partnerScopes } from './scopes.js';
 
 export const CLIENTS = 'auth_clients';
@@ -41,7 +44,10 @@ export interface ScopeSettings {
   resourceServerId: string;
 }
 
-export const DEFAULT_SCOPE_SETTINGS: ScopeSettings = { vhost: '/', resourceServerId: DEFAULT_RESOURCE_SERVER_ID };
+export const DEFAULT_SCOPE_SETTINGS: ScopeSettings = {
+  vhost: '/',
+  resourceServerId: DEFAULT_RESOURCE_SERVER_ID,
+};
 
 export class AuthClientStore {
   constructor(
@@ -53,26 +59,45 @@ export class AuthClientStore {
    * Creates the partner's client or brings its scopes up to date and enables it. A new client has no
    * secret yet: an operator issues one with `hub auth secret <client>` and hands it to the partner.
    */
-  async ensure(o: { partner: string; clientId: string; queue: string }): Promise<{ created: boolean }> {
+  async ensure(o: {
+    partner: string;
+    clientId: string;
+    queue: string;
+  }): Promise<{ created: boolean }> {
     const scopes = partnerScopes({ partner: o.partner, commandQueue: o.queue, ...this.scopes });
     return this.db.transaction(async (trx) => {
       const inserted = await trx(CLIENTS)
         .insert({ client_id: o.clientId, partner: o.partner, scopes, active: true })
-        .onConflict('client_id').ignore().returning('client_id');
+        .onConflict('client_id')
+        .ignore()
+        .returning('client_id');
       if (inserted.length > 0) return { created: true };
-      const existing = await trx<AuthClient>(CLIENTS).where({ client_id: o.clientId }).forUpdate().first();
+      const existing = await trx<AuthClient>(CLIENTS)
+        .where({ client_id: o.clientId })
+        .forUpdate()
+        .first();
       if (!existing) throw new Error(`client "${o.clientId}" vanished while being updated`);
       if (existing.partner !== o.partner)
-        throw new Error(`client "${o.clientId}" belongs to partner "${existing.partner}", not "${o.partner}"`);
-      const same = existing.active && existing.scopes.length === scopes.length && existing.scopes.every((s, i) => s === scopes[i]);
-      if (!same) await trx(CLIENTS).where({ client_id: o.clientId }).update({ scopes, active: true, updated_at: trx.fn.now() });
+        throw new Error(
+          `client "${o.clientId}" belongs to partner "${existing.partner}", not "${o.partner}"`,
+        );
+      const same =
+        existing.active &&
+        existing.scopes.length === scopes.length &&
+        existing.scopes.every((s, i) => s === scopes[i]);
+      if (!same)
+        await trx(CLIENTS)
+          .where({ client_id: o.clientId })
+          .update({ scopes, active: true, updated_at: trx.fn.now() });
       return { created: false };
     });
   }
 
   /** Disables the client (no new tokens); tokens already issued run out within their lifetime. */
   async disable(clientId: string): Promise<boolean> {
-    const n = await this.db(CLIENTS).where({ client_id: clientId, active: true }).update({ active: false, updated_at: this.db.fn.now() });
+    const n = await this.db(CLIENTS)
+      .where({ client_id: clientId, active: true })
+      .update({ active: false, updated_at: this.db.fn.now() });
     return n > 0;
   }
 
@@ -81,7 +106,11 @@ export class AuthClientStore {
     const secret = newSecret();
     const n = await this.db(CLIENTS)
       .where({ client_id: clientId })
-      .update({ secret_hash: hashSecret(secret), secret_rotated_at: this.db.fn.now(), updated_at: this.db.fn.now() });
+      .update({
+        secret_hash: hashSecret(secret),
+        secret_rotated_at: this.db.fn.now(),
+        updated_at: this.db.fn.now(),
+      });
     if (n === 0) throw new Error(`no client "${clientId}"`);
     return secret;
   }
@@ -96,9 +125,18 @@ export class AuthClientStore {
 }
 
 /** `hub apply`: an active partner's client is created or updated, an inactive one's disabled. */
-export async function syncPartnerClient(db: Knex, r: SmartHomePartnerResource, settings: ScopeSettings): Promise<void> {
+export async function syncPartnerClient(
+  db: Knex,
+  r: SmartHomePartnerResource,
+  settings: ScopeSettings,
+): Promise<void> {
   const store = new AuthClientStore(db, settings);
   const clientId = r.spec.oauthClientId ?? r.metadata.name;
-  if (r.spec.active) await store.ensure({ partner: r.metadata.name, clientId, queue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name) });
+  if (r.spec.active)
+    await store.ensure({
+      partner: r.metadata.name,
+      clientId,
+      queue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name),
+    });
   else await store.disable(clientId);
 }

@@ -85,7 +85,12 @@ function partnerClientOf(r: SmartHomePartnerResource): PartnerClient {
 
 /** The RabbitMQ scopes a partner's tokens carry: read on its queue, write of its own replies. */
 const partnerClientScopes = (p: PartnerClient, t: RabbitMqTarget): string[] =>
-  partnerScopes({ partner: p.partner, commandQueue: p.commandQueue, vhost: t.vhost, resourceServerId: t.resourceServerId });
+  partnerScopes({
+    partner: p.partner,
+    commandQueue: p.commandQueue,
+    vhost: t.vhost,
+    resourceServerId: t.resourceServerId,
+  });
 
 /** A client scope per RabbitMQ scope string; its name is what lands in the token's `scope` claim. */
 export function rabbitMqClientScope(name: string): KeycloakClientScope {
@@ -104,7 +109,11 @@ function audienceMapper(resourceServerId: string): KeycloakProtocolMapper {
     protocol: 'openid-connect',
     protocolMapper: 'oidc-audience-mapper',
     consentRequired: false,
-    config: { 'included.custom.audience': resourceServerId, 'access.token.claim': 'true', 'id.token.claim': 'false' },
+    config: {
+      'included.custom.audience': resourceServerId,
+      'access.token.claim': 'true',
+      'id.token.claim': 'false',
+    },
   };
 }
 
@@ -133,7 +142,14 @@ function clientIdClaimMapper(clientId: string): KeycloakProtocolMapper {
 }
 
 /** A confidential client for the client-credentials grant only, with nothing but the given scopes. */
-function serviceClient(o: { clientId: string; name: string; description: string; fullScopeAllowed: boolean; scopes: string[]; mappers: KeycloakProtocolMapper[] }): KeycloakClient {
+function serviceClient(o: {
+  clientId: string;
+  name: string;
+  description: string;
+  fullScopeAllowed: boolean;
+  scopes: string[];
+  mappers: KeycloakProtocolMapper[];
+}): KeycloakClient {
   return {
     clientId: o.clientId,
     name: o.name,
@@ -233,18 +249,29 @@ export interface KeycloakRealm {
  * holds none. A realm that already exists is not imported again; partners added later are
  * registered by the operator.
  */
-export function keycloakRealm(partners: readonly SmartHomePartnerResource[], o: RealmOptions): KeycloakRealm {
+export function keycloakRealm(
+  partners: readonly SmartHomePartnerResource[],
+  o: RealmOptions,
+): KeycloakRealm {
   const target = { vhost: o.vhost, resourceServerId: o.resourceServerId };
-  const active = partners.filter((p) => p.spec.active).map(partnerClientOf).sort((a, b) => a.clientId.localeCompare(b.clientId));
+  const active = partners
+    .filter((p) => p.spec.active)
+    .map(partnerClientOf)
+    .sort((a, b) => a.clientId.localeCompare(b.clientId));
   const clients = new Set([OPERATOR_CLIENT_ID]);
   const variables = new Map<string, string>();
   for (const p of active) {
-    if (clients.has(p.clientId)) throw new Error(`partner ${p.partner}: client ${p.clientId} is already taken; give the partner another oauthClientId`);
+    if (clients.has(p.clientId))
+      throw new Error(
+        `partner ${p.partner}: client ${p.clientId} is already taken; give the partner another oauthClientId`,
+      );
     clients.add(p.clientId);
     const variable = partnerSecretVariable(p.clientId);
     const taken = variables.get(variable);
     if (taken !== undefined)
-      throw new Error(`partner ${p.partner}: clients ${taken} and ${p.clientId} would both read their secret from ${variable}; give one another oauthClientId`);
+      throw new Error(
+        `partner ${p.partner}: clients ${taken} and ${p.clientId} would both read their secret from ${variable}; give one another oauthClientId`,
+      );
     variables.set(variable, p.clientId);
   }
   const scopeNames = [...new Set(active.flatMap((p) => partnerClientScopes(p, target)))].sort();
@@ -282,7 +309,10 @@ export function keycloakRealm(partners: readonly SmartHomePartnerResource[], o: 
     defaultDefaultClientScopes: [],
     defaultOptionalClientScopes: [],
     clients: [
-      ...active.map((p) => ({ ...partnerClientRepresentation(p, target), secret: placeholder(partnerSecretVariable(p.clientId)) })),
+      ...active.map((p) => ({
+        ...partnerClientRepresentation(p, target),
+        secret: placeholder(partnerSecretVariable(p.clientId)),
+      })),
       { ...operatorClientRepresentation(), secret: placeholder(OPERATOR_SECRET_VARIABLE) },
     ],
     users: [
@@ -297,4 +327,5 @@ export function keycloakRealm(partners: readonly SmartHomePartnerResource[], o: 
 }
 
 /** The realm as the committed file and `hub keycloak-realm` write it. */
-export const realmFileText = (realm: KeycloakRealm): string => `${JSON.stringify(realm, null, 2)}\n`;
+export const realmFileText = (realm: KeycloakRealm): string =>
+  `${JSON.stringify(realm, null, 2)}\n`;

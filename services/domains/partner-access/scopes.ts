@@ -33,7 +33,10 @@ export function partnerScopes(a: PartnerAccess): string[] {
 
 /** Where partners' RabbitMQ scopes point: read by the auth server, the operator and `hub apply`. */
 export const partnerScopeEnv = z.object({
-  RABBITMQ_RESOURCE_SERVER_ID: z.string().regex(/^[A-Za-z0-9_-]+$/, 'may contain only letters, digits, "_" and "-"').default(DEFAULT_RESOURCE_SERVER_ID),
+  RABBITMQ_RESOURCE_SERVER_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'may contain only letters, digits, "_" and "-"')
+    .default(DEFAULT_RESOURCE_SERVER_ID),
   /** The RabbitMQ virtual host partners use; part of their scopes. */
   RABBITMQ_PARTNER_VHOST: z.string().min(1).default('/'),
 });

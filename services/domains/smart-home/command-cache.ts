@@ -31,7 +31,8 @@ export class CommandCache {
     private readonly retentionMs: number,
   ) {
     this.eventsPrefix = new TenantEventPublisher(redis, keyPrefix).channel('');
-    if (!('hubCommandResult' in redis)) redis.defineCommand('hubCommandResult', { numberOfKeys: 1, lua: RESULT_LUA });
+    if (!('hubCommandResult' in redis))
+      redis.defineCommand('hubCommandResult', { numberOfKeys: 1, lua: RESULT_LUA });
     this.redis = redis as CacheRedis;
   }
 
@@ -49,11 +50,22 @@ export class CommandCache {
    * record's times are PostgreSQL's, and arrive with the outcome (publishResult). Reads of a
    * pending command go to PostgreSQL, so these approximate times are for operators only.
    */
-  async create(c: Pick<CommandRecord, 'commandId' | 'tenantId' | 'service' | 'partner'>, ttlMs: number): Promise<void> {
+  async create(
+    c: Pick<CommandRecord, 'commandId' | 'tenantId' | 'service' | 'partner'>,
+    ttlMs: number,
+  ): Promise<void> {
     const key = this.key(c.commandId);
     const now = Date.now();
-    const replies = await this.redis.multi()
-      .hset(key, { tenant: c.tenantId, service: c.service, partner: c.partner, status: 'pending', createdAt: now, deadline: now + ttlMs })
+    const replies = await this.redis
+      .multi()
+      .hset(key, {
+        tenant: c.tenantId,
+        service: c.service,
+        partner: c.partner,
+        status: 'pending',
+        createdAt: now,
+        deadline: now + ttlMs,
+      })
       .pexpireat(key, this.expiresAt(now))
       .exec();
     const failed = replies?.find(([err]) => err)?.[0];
@@ -68,9 +80,18 @@ export class CommandCache {
     const event = commandResultEvent(c);
     const completedAtMs = Date.parse(event.at);
     const published = await this.redis.hubCommandResult(
-      this.key(c.commandId), event.status, c.reason ?? '', c.tenantId, c.service, c.partner,
-      c.createdAt.getTime(), c.deadline.getTime(), completedAtMs, this.expiresAt(c.createdAt.getTime()),
-      this.eventsPrefix, JSON.stringify(event),
+      this.key(c.commandId),
+      event.status,
+      c.reason ?? '',
+      c.tenantId,
+      c.service,
+      c.partner,
+      c.createdAt.getTime(),
+      c.deadline.getTime(),
+      completedAtMs,
+      this.expiresAt(c.createdAt.getTime()),
+      this.eventsPrefix,
+      JSON.stringify(event),
     );
     return published === 1;
   }

@@ -9,7 +9,14 @@ import type { CommandStore } from './command-store.js';
 import type { SmartHomeMetrics } from './metrics.js';
 
 export class CommandPush {
-  constructor(private readonly d: { store: CommandStore; cache: CommandCache; logger: Logger; metrics: SmartHomeMetrics }) {}
+  constructor(
+    private readonly d: {
+      store: CommandStore;
+      cache: CommandCache;
+      logger: Logger;
+      metrics: SmartHomeMetrics;
+    },
+  ) {}
 
   /** Pushes each result; never throws (the outcome is committed; a failed push stays due). */
   async push(ended: CommandRecord[]): Promise<void> {
@@ -22,14 +29,25 @@ export class CommandPush {
       } catch (thrown) {
         this.d.metrics.resultPushes.inc({ result: 'failed' });
         // Redis is down or failing: the rest would fail alike, and the sweep retries them all.
-        this.d.logger.warn({ err: toError(thrown), commandId: c.commandId, correlationId: c.commandId, left: ended.length - pushed.length }, 'command result not pushed; the sweep pushes it again');
+        this.d.logger.warn(
+          {
+            err: toError(thrown),
+            commandId: c.commandId,
+            correlationId: c.commandId,
+            left: ended.length - pushed.length,
+          },
+          'command result not pushed; the sweep pushes it again',
+        );
         break;
       }
     }
     try {
       await this.d.store.markPushed(pushed);
     } catch (thrown) {
-      this.d.logger.warn({ err: toError(thrown), commands: pushed.length }, 'pushed command results not noted; they may be pushed twice');
+      this.d.logger.warn(
+        { err: toError(thrown), commands: pushed.length },
+        'pushed command results not noted; they may be pushed twice',
+      );
     }
   }
 }

@@ -23,16 +23,24 @@ export interface CommandRecord {
 }
 
 /** What a partner's reply to an open command does; everything but `settled` changes nothing of the reply's. */
-export type SettleResult = 'settled' | 'unknown' | 'mismatched_partner' | 'mismatched_service' | 'duplicate' | 'late';
+export type SettleResult =
+  'settled' | 'unknown' | 'mismatched_partner' | 'mismatched_service' | 'duplicate' | 'late';
 
 /** A reply's verdict: apply it, time the command out (the reply came after the deadline), or ignore it, with the reason. */
-type ReplyVerdict = { action: 'apply' } | { action: 'time_out' } | { action: 'ignore'; result: Exclude<SettleResult, 'settled'> };
+type ReplyVerdict =
+  | { action: 'apply' }
+  | { action: 'time_out' }
+  | { action: 'ignore'; result: Exclude<SettleResult, 'settled'> };
 
 /**
  * Decides what a reply from `partner` naming `service` does to `command` at `now`. Only the partner
  * asked, for the command's service, before the deadline, settles a pending command.
  */
-export function replyVerdict(command: CommandRecord | undefined, reply: { partner: string; service: string }, now: Date): ReplyVerdict {
+export function replyVerdict(
+  command: CommandRecord | undefined,
+  reply: { partner: string; service: string },
+  now: Date,
+): ReplyVerdict {
   if (!command) return { action: 'ignore', result: 'unknown' };
   if (reply.partner !== command.partner) return { action: 'ignore', result: 'mismatched_partner' };
   if (reply.service !== command.service) return { action: 'ignore', result: 'mismatched_service' };
@@ -54,9 +62,13 @@ export function statusOfOutcome(outcome: 'success' | 'failure'): 'opened' | 'fai
  * partner's words.
  */
 export function commandResultEvent(c: CommandRecord): CommandResultEvent {
-  if (c.status === 'pending' || !c.completedAt) throw new Error(`command ${c.commandId} has no outcome to publish`);
+  if (c.status === 'pending' || !c.completedAt)
+    throw new Error(`command ${c.commandId} has no outcome to publish`);
   return buildCommandResult({
-    commandId: c.commandId, service: c.service, status: c.status, completedAt: c.completedAt,
+    commandId: c.commandId,
+    service: c.service,
+    status: c.status,
+    completedAt: c.completedAt,
     ...(c.status === 'failed' ? { failureCode: 'partner_refused' as const } : {}),
   });
 }

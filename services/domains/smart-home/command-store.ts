@@ -53,11 +53,22 @@ export class CommandStore {
   constructor(private readonly db: Knex) {}
 
   /** Records a pending command; its times are PostgreSQL's, shared by every replica. */
-  async create(o: { commandId: string; tenantId: string; service: Service; partner: string; ttlMs: number }): Promise<CommandRecord> {
+  async create(o: {
+    commandId: string;
+    tenantId: string;
+    service: Service;
+    partner: string;
+    ttlMs: number;
+  }): Promise<CommandRecord> {
     const [row]: CommandRow[] = await this.db(COMMANDS)
       .insert({
-        command_id: o.commandId, tenant_id: o.tenantId, service: o.service, partner: o.partner,
-        deadline: this.db.raw(`now() + make_interval(secs => ?::double precision / 1000)`, [o.ttlMs]),
+        command_id: o.commandId,
+        tenant_id: o.tenantId,
+        service: o.service,
+        partner: o.partner,
+        deadline: this.db.raw(`now() + make_interval(secs => ?::double precision / 1000)`, [
+          o.ttlMs,
+        ]),
       })
       .returning('*');
     if (!row) throw new Error('command insert returned no row');
@@ -74,7 +85,9 @@ export class CommandStore {
 
   /** The tenant's command (another tenant's reads as absent). */
   async get(commandId: string, tenantId: string): Promise<CommandRecord | undefined> {
-    const row: CommandRow | undefined = await this.db(COMMANDS).where({ command_id: commandId, tenant_id: tenantId }).first();
+    const row: CommandRow | undefined = await this.db(COMMANDS)
+      .where({ command_id: commandId, tenant_id: tenantId })
+      .first();
     return row && toRecord(row);
   }
 
@@ -82,20 +95,37 @@ export class CommandStore {
    * Applies the partner's outcome if `partner` was asked, for this `service`, and the deadline has
    * not passed; otherwise says why nothing changed (a reply past the deadline times the command out).
    */
-  async settle(commandId: string, status: 'opened' | 'failed', o: { reason?: string; partner: string; service: Service }): Promise<Settled> {
+  async settle(
+    commandId: string,
+    status: 'opened' | 'failed',
+    o: { reason?: string; partner: string; service: Service },
+  ): Promise<Settled> {
     // The common case in one statement; its conditions are replyVerdict's `apply`.
     const [row]: CommandRow[] = await this.db(COMMANDS)
       .where({ command_id: commandId, status: 'pending', partner: o.partner, service: o.service })
       .where('deadline', '>=', this.db.fn.now())
-      .update({ status, reason: o.reason ?? null, completed_at: this.db.fn.now(), push_due_at: this.db.raw(`now() + ${PUSH_LEASE}`) })
+      .update({
+        status,
+        reason: o.reason ?? null,
+        completed_at: this.db.fn.now(),
+        push_due_at: this.db.raw(`now() + ${PUSH_LEASE}`),
+      })
       .returning('*');
     if (row) return { result: 'settled', command: toRecord(row), ended: toRecord(row) };
-    const { rows } = await this.db.raw<{ rows: (CommandRow & { now: Date })[] }>(`select *, now() as now from ${COMMANDS} where command_id = ?`, [commandId]);
+    const { rows } = await this.db.raw<{ rows: (CommandRow & { now: Date })[] }>(
+      `select *, now() as now from ${COMMANDS} where command_id = ?`,
+      [commandId],
+    );
     const found = rows[0];
     const command = found && toRecord(found);
-    const verdict = replyVerdict(command, { partner: o.partner, service: o.service }, found?.now ?? new Date());
+    const verdict = replyVerdict(
+      command,
+      { partner: o.partner, service: o.service },
+      found?.now ?? new Date(),
+    );
     if (verdict.action === 'ignore') return { result: verdict.result, command };
-    if (verdict.action === 'apply') throw new Error(`command ${commandId} changed while its reply was applied; try again`);
+    if (verdict.action === 'apply')
+      throw new Error(`command ${commandId} changed while its reply was applied; try again`);
     const ended = await this.timeOut(commandId);
     return { result: 'late', command: ended ?? command, ended };
   }
@@ -105,7 +135,11 @@ export class CommandStore {
     const [row]: CommandRow[] = await this.db(COMMANDS)
       .where({ command_id: commandId, status: 'pending' })
       .where('deadline', '<', this.db.fn.now())
-      .update({ status: 'timeout', completed_at: this.db.fn.now(), push_due_at: this.db.raw(`now() + ${PUSH_LEASE}`) })
+      .update({
+        status: 'timeout',
+        completed_at: this.db.fn.now(),
+        push_due_at: this.db.raw(`now() + ${PUSH_LEASE}`),
+      })
       .returning('*');
     return row && toRecord(row);
   }
@@ -140,25 +174,47 @@ export class CommandStore {
    * order they ended: what a replica's sockets may have missed while its subscription was away.
    * One scan of smart_home_commands_tenant_ended.
    */
-  async endedSince(tenants: readonly string[], lookbackMs: number, limit: number): Promise<CommandRecord[]> {
+  async endedSince(
+    tenants: readonly string[],
+    lookbackMs: number,
+    limit: number,
+  ): Promise<CommandRecord[]> {
     if (tenants.length === 0) return [];
     const rows: CommandRow[] = await this.db(COMMANDS)
       .whereIn('tenant_id', tenants)
-      .where('completed_at', '>=', this.db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]))
+      .where(
+        'completed_at',
+        '>=',
+        this.db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]),
+      )
       .orderBy('completed_at', 'desc')
       .limit(limit);
     return rows.reverse().map(toRecord);
   }
 
   async markPushed(commandIds: string[]): Promise<void> {
-    if (commandIds.length > 0) await this.db(COMMANDS).whereIn('command_id', commandIds).whereNot({ status: 'pending' }).update({ push_due_at: null });
+    if (commandIds.length > 0)
+      await this.db(COMMANDS)
+        .whereIn('command_id', commandIds)
+        .whereNot({ status: 'pending' })
+        .update({ push_due_at: null });
   }
 
   /** Deletes at most `limit` ended commands older than `retentionMs` (their results are no longer readable). */
   async deleteExpired(retentionMs: number, limit: number): Promise<number> {
     return this.db(COMMANDS)
-      .whereIn('command_id', this.db(COMMANDS).select('command_id').whereNot({ status: 'pending' })
-        .where('created_at', '<', this.db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [retentionMs])).limit(limit))
+      .whereIn(
+        'command_id',
+        this.db(COMMANDS)
+          .select('command_id')
+          .whereNot({ status: 'pending' })
+          .where(
+            'created_at',
+            '<',
+            this.db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [retentionMs]),
+          )
+          .limit(limit),
+      )
       .delete();
   }
 }

@@ -1,7 +1,14 @@
 // Smart-home settings shared by the api (open commands) and the mq-bridge (subscription requests),
 // and the mq-bridge service's whole configuration.
 import { z } from 'zod';
-import { amqpEnv, baseEnv, databaseEnv, deadLetterEnv, redisEnv, retentionEnv } from '../../core/config.js';
+import {
+  amqpEnv,
+  baseEnv,
+  databaseEnv,
+  deadLetterEnv,
+  redisEnv,
+  retentionEnv,
+} from '../../core/config.js';
 import { encryptionKeysEnv } from '../../core/field-cipher.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -14,7 +21,10 @@ export const smartHomeEnv = z.object({
    */
   HUB_INSTALLATION: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'must be 1-40 lower-case letters, digits or "-", starting with a letter or digit')
+    .regex(
+      /^[a-z0-9][a-z0-9-]{0,39}$/,
+      'must be 1-40 lower-case letters, digits or "-", starting with a letter or digit',
+    )
     .optional(),
   /**
    * How long the bridge waits for a partner's reply to a connect/disconnect before sending it
@@ -33,8 +43,17 @@ export const smartHomeEnv = z.object({
 export type SmartHomeConfig = z.infer<typeof smartHomeEnv>;
 
 /** How long an open command stays readable: the configured retention, and always past its deadline. */
-export function commandRetentionMs(c: Pick<SmartHomeConfig, 'SMART_HOME_COMMAND_TTL_MS' | 'SMART_HOME_RESULT_RETENTION_MS'>): number {
+export function commandRetentionMs(
+  c: Pick<SmartHomeConfig, 'SMART_HOME_COMMAND_TTL_MS' | 'SMART_HOME_RESULT_RETENTION_MS'>,
+): number {
   return Math.max(c.SMART_HOME_RESULT_RETENTION_MS, c.SMART_HOME_COMMAND_TTL_MS + 1_000);
 }
 
-export const mqBridgeEnv = baseEnv.merge(databaseEnv).merge(redisEnv).merge(amqpEnv).merge(encryptionKeysEnv).merge(smartHomeEnv).merge(retentionEnv).merge(deadLetterEnv);
+export const mqBridgeEnv = baseEnv
+  .merge(databaseEnv)
+  .merge(redisEnv)
+  .merge(amqpEnv)
+  .merge(encryptionKeysEnv)
+  .merge(smartHomeEnv)
+  .merge(retentionEnv)
+  .merge(deadLetterEnv);

@@ -1,11 +1,18 @@
 // Unit tests for the smart-home state machine and the reply-deadline maths.
 import { describe, expect, test } from '@jest/globals';
 import {
-  decideTenantAction, erasesPersonalData, replyDeadlineMs, subscriptionAfter, subscriptionDuring,
-  SUBSCRIPTION_STATES, type SubscriptionState, type TenantAction,
+  decideTenantAction,
+  erasesPersonalData,
+  replyDeadlineMs,
+  subscriptionAfter,
+  subscriptionDuring,
+  SUBSCRIPTION_STATES,
+  type SubscriptionState,
+  type TenantAction,
 } from './domain.js';
 
-const allowed = (state: SubscriptionState | undefined, action: TenantAction) => decideTenantAction(state, action).allowed;
+const allowed = (state: SubscriptionState | undefined, action: TenantAction) =>
+  decideTenantAction(state, action).allowed;
 const refusal = (state: SubscriptionState | undefined, action: TenantAction) => {
   const d = decideTenantAction(state, action);
   return d.allowed ? undefined : d.refusal.code;
@@ -24,11 +31,17 @@ describe('tenant actions by subscription state', () => {
 
   test('only a connected subscription may be disconnected, and it moves to disconnecting', () => {
     expect(SUBSCRIPTION_STATES.filter((s) => allowed(s, 'disconnect'))).toEqual(['connected']);
-    expect(decideTenantAction('connected', 'disconnect')).toEqual({ allowed: true, next: 'disconnecting' });
+    expect(decideTenantAction('connected', 'disconnect')).toEqual({
+      allowed: true,
+      next: 'disconnecting',
+    });
   });
 
   test('connect is allowed again after a disconnection or a failed connection, never while connected', () => {
-    expect(SUBSCRIPTION_STATES.filter((s) => allowed(s, 'connect'))).toEqual(['disconnected', 'failed']);
+    expect(SUBSCRIPTION_STATES.filter((s) => allowed(s, 'connect'))).toEqual([
+      'disconnected',
+      'failed',
+    ]);
     expect(refusal('connected', 'connect')).toBe('already_connected');
   });
 
@@ -75,7 +88,9 @@ describe('request outcomes', () => {
 
 describe('replyDeadlineMs', () => {
   test('doubles with each attempt from the reply timeout', () => {
-    expect([1, 2, 3, 4].map((a) => replyDeadlineMs(a, 30_000))).toEqual([30_000, 60_000, 120_000, 240_000]);
+    expect([1, 2, 3, 4].map((a) => replyDeadlineMs(a, 30_000))).toEqual([
+      30_000, 60_000, 120_000, 240_000,
+    ]);
   });
   test('is capped, and attempt 0 or below counts as the first', () => {
     expect(replyDeadlineMs(30, 30_000)).toBe(15 * 60_000);

@@ -7,7 +7,11 @@ export { SERVICES, type Service };
 
 // The states, kinds and failure codes tenants see are part of the tenant event contract.
 export {
-  FAILURE_CODES, REQUEST_STATES, SUBSCRIPTION_STATES, type FailureCode, type RequestState,
+  FAILURE_CODES,
+  REQUEST_STATES,
+  SUBSCRIPTION_STATES,
+  type FailureCode,
+  type RequestState,
 } from '../../contracts/tenant-events.js';
 export type { RequestKind, SubscriptionState };
 // A request's state is never written: PostgreSQL computes `smart_home_requests.state` from the
@@ -25,11 +29,17 @@ type Decision = { allowed: true; next?: SubscriptionState } | { allowed: false; 
 
 const inProgress: Decision = {
   allowed: false,
-  refusal: { code: 'request_in_progress', message: 'A request for this service is still in progress; wait for its result.' },
+  refusal: {
+    code: 'request_in_progress',
+    message: 'A request for this service is still in progress; wait for its result.',
+  },
 };
 const notConnected: Decision = {
   allowed: false,
-  refusal: { code: 'not_connected', message: 'This service is not connected for the tenant; connect it first.' },
+  refusal: {
+    code: 'not_connected',
+    message: 'This service is not connected for the tenant; connect it first.',
+  },
 };
 const alreadyConnected: Decision = {
   allowed: false,
@@ -38,15 +48,34 @@ const alreadyConnected: Decision = {
 
 /** Tenant actions by subscription state; `none` is a tenant who never asked for the service. */
 const TENANT_ACTIONS: Record<SubscriptionState | 'none', Record<TenantAction, Decision>> = {
-  none: { connect: { allowed: true, next: 'connecting' }, disconnect: notConnected, open: notConnected },
+  none: {
+    connect: { allowed: true, next: 'connecting' },
+    disconnect: notConnected,
+    open: notConnected,
+  },
   connecting: { connect: inProgress, disconnect: inProgress, open: notConnected },
-  connected: { connect: alreadyConnected, disconnect: { allowed: true, next: 'disconnecting' }, open: { allowed: true } },
+  connected: {
+    connect: alreadyConnected,
+    disconnect: { allowed: true, next: 'disconnecting' },
+    open: { allowed: true },
+  },
   disconnecting: { connect: inProgress, disconnect: inProgress, open: inProgress },
-  disconnected: { connect: { allowed: true, next: 'connecting' }, disconnect: notConnected, open: notConnected },
-  failed: { connect: { allowed: true, next: 'connecting' }, disconnect: notConnected, open: notConnected },
+  disconnected: {
+    connect: { allowed: true, next: 'connecting' },
+    disconnect: notConnected,
+    open: notConnected,
+  },
+  failed: {
+    connect: { allowed: true, next: 'connecting' },
+    disconnect: notConnected,
+    open: notConnected,
+  },
 };
 
-export function decideTenantAction(state: SubscriptionState | undefined, action: TenantAction): Decision {
+export function decideTenantAction(
+  state: SubscriptionState | undefined,
+  action: TenantAction,
+): Decision {
   return TENANT_ACTIONS[state ?? 'none'][action];
 }
 
@@ -56,7 +85,10 @@ const OUTCOMES: Record<RequestKind, Record<'complete' | 'failed', SubscriptionSt
   disconnect: { complete: 'disconnected', failed: 'connected' },
 };
 
-export function subscriptionAfter(kind: RequestKind, outcome: 'complete' | 'failed'): SubscriptionState {
+export function subscriptionAfter(
+  kind: RequestKind,
+  outcome: 'complete' | 'failed',
+): SubscriptionState {
   return OUTCOMES[kind][outcome];
 }
 
@@ -74,6 +106,11 @@ export function erasesPersonalData(kind: RequestKind, outcome: 'complete' | 'fai
  * When to re-send a request nobody answered: the reply timeout grows by `factor` per attempt
  * (seed: the Retry pattern). `attempt` is the number of sends so far (1 after the first).
  */
-export function replyDeadlineMs(attempt: number, replyTimeoutMs: number, factor = 2, maxMs = 15 * 60_000): number {
+export function replyDeadlineMs(
+  attempt: number,
+  replyTimeoutMs: number,
+  factor = 2,
+  maxMs = 15 * 60_000,
+): number {
   return Math.min(maxMs, replyTimeoutMs * factor ** Math.max(0, attempt - 1));
 }

@@ -31,7 +31,7 @@ function create(registry: Registry) {
     }),
     resultPushes: new client.Counter({
       name: 'hub_smart_home_command_result_pushes_total',
-      help: 'Pushes of an open command\'s result to its tenant, by result (published; repeated: the cache already held it, nothing sent; failed: left to the sweep).',
+      help: "Pushes of an open command's result to its tenant, by result (published; repeated: the cache already held it, nothing sent; failed: left to the sweep).",
       labelNames: ['result'] as const,
       registers: [registry],
     }),
@@ -53,7 +53,7 @@ function create(registry: Registry) {
     }),
     wsRedelivered: new client.Counter({
       name: 'hub_tenant_events_redelivered_total',
-      help: 'Tenant events re-delivered from PostgreSQL to this replica\'s sockets after its Redis subscription was lost, by event type.',
+      help: "Tenant events re-delivered from PostgreSQL to this replica's sockets after its Redis subscription was lost, by event type.",
       labelNames: ['type'] as const,
       registers: [registry],
     }),

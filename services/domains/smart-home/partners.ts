@@ -3,7 +3,10 @@
 import type { Knex } from 'knex';
 import { upsertByName } from '../../core/db.js';
 import type { Service } from './domain.js';
-import { defaultCommandQueue, type SmartHomePartnerResource } from '../../contracts/smart-home-partner.js';
+import {
+  defaultCommandQueue,
+  type SmartHomePartnerResource,
+} from '../../contracts/smart-home-partner.js';
 
 interface Partner {
   id: string;
@@ -17,7 +20,10 @@ interface Partner {
 export const PARTNERS = 'smart_home_partners';
 
 /** Creates or updates the partner named by the resource; returns whether it was created. */
-export async function upsertPartner(db: Knex, r: SmartHomePartnerResource): Promise<{ id: string; created: boolean }> {
+export async function upsertPartner(
+  db: Knex,
+  r: SmartHomePartnerResource,
+): Promise<{ id: string; created: boolean }> {
   const row = {
     name: r.metadata.name,
     services: r.spec.services,
@@ -30,7 +36,11 @@ export async function upsertPartner(db: Knex, r: SmartHomePartnerResource): Prom
 
 /** The active partner that runs `service` (the first by name when several do). */
 export async function partnerForService(db: Knex, service: Service): Promise<Partner | undefined> {
-  return db<Partner>(PARTNERS).where({ active: true }).whereRaw('? = any(services)', [service]).orderBy('name').first();
+  return db<Partner>(PARTNERS)
+    .where({ active: true })
+    .whereRaw('? = any(services)', [service])
+    .orderBy('name')
+    .first();
 }
 
 export async function activePartners(db: Knex): Promise<Partner[]> {
@@ -43,6 +53,8 @@ export async function activePartners(db: Knex): Promise<Partner[]> {
  * a row existed.
  */
 export async function deactivatePartner(db: Knex, name: string): Promise<boolean> {
-  const updated = await db(PARTNERS).where({ name }).update({ active: false, updated_at: db.fn.now() });
+  const updated = await db(PARTNERS)
+    .where({ name })
+    .update({ active: false, updated_at: db.fn.now() });
   return updated > 0;
 }

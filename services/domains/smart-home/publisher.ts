@@ -8,7 +8,12 @@ import { createChannel } from '../../core/amqp.js';
 import type { Logger } from '../../core/logger.js';
 import type { CommandMessage } from '../../contracts/smart-home-messages.js';
 import type { SmartHomeMetrics } from './metrics.js';
-import { assertBaseTopology, assertPartnerTopology, COMMANDS_EXCHANGE, type PartnerTopology } from '../../contracts/smart-home-topology.js';
+import {
+  assertBaseTopology,
+  assertPartnerTopology,
+  COMMANDS_EXCHANGE,
+  type PartnerTopology,
+} from '../../contracts/smart-home-topology.js';
 
 class UnroutableError extends Error {
   constructor(partner: string) {
@@ -59,20 +64,29 @@ export class CommandPublisher {
    * Publishes `command` to `partner` and waits for the broker's confirm. `expirationMs` drops a
    * command nobody consumed in time (an open command must not open a door minutes later).
    */
-  async publish(partner: PartnerTopology, command: CommandMessage, expirationMs?: number): Promise<void> {
+  async publish(
+    partner: PartnerTopology,
+    command: CommandMessage,
+    expirationMs?: number,
+  ): Promise<void> {
     await this.ensurePartner(partner);
     try {
-      await this.channel.publish(COMMANDS_EXCHANGE, partner.name, Buffer.from(JSON.stringify(command)), {
-        persistent: true,
-        mandatory: true,
-        contentType: 'application/json',
-        messageId: command.messageId,
-        correlationId: command.correlationId,
-        type: command.type,
-        timestamp: Math.floor(Date.now() / 1000),
-        appId: 'integration-hub',
-        ...(expirationMs ? { expiration: String(expirationMs) } : {}),
-      });
+      await this.channel.publish(
+        COMMANDS_EXCHANGE,
+        partner.name,
+        Buffer.from(JSON.stringify(command)),
+        {
+          persistent: true,
+          mandatory: true,
+          contentType: 'application/json',
+          messageId: command.messageId,
+          correlationId: command.correlationId,
+          type: command.type,
+          timestamp: Math.floor(Date.now() / 1000),
+          appId: 'integration-hub',
+          ...(expirationMs ? { expiration: String(expirationMs) } : {}),
+        },
+      );
     } catch (thrown) {
       this.metrics.commandsPublished.inc({ type: command.type, result: 'failed' });
       throw new Error(`publishing ${command.type} to ${partner.name} failed`, { cause: thrown });
@@ -87,6 +101,10 @@ export class CommandPublisher {
   }
 
   async close(): Promise<void> {
-    await this.channel.close().catch((e: unknown) => this.logger.warn({ err: toError(e) }, 'closing the command channel failed'));
+    await this.channel
+      .close()
+      .catch((e: unknown) =>
+        this.logger.warn({ err: toError(e) }, 'closing the command channel failed'),
+      );
   }
 }

@@ -24,7 +24,11 @@ import type { CommandStore } from './command-store.js';
 import { parseReply, REPLY_TYPES, type ReplyMessage } from '../../contracts/smart-home-messages.js';
 import type { SmartHomeMetrics } from './metrics.js';
 import { applySubscriptionReply, pushSubscriptionChange } from './requests.js';
-import { assertRepliesTopology, DEAD_LETTER_EXCHANGE, REPLIES_QUEUE } from '../../contracts/smart-home-topology.js';
+import {
+  assertRepliesTopology,
+  DEAD_LETTER_EXCHANGE,
+  REPLIES_QUEUE,
+} from '../../contracts/smart-home-topology.js';
 
 interface ReplyConsumerDeps {
   conn: AmqpConnectionManager;
@@ -56,7 +60,10 @@ export class ReplyConsumer {
   constructor(private readonly d: ReplyConsumerDeps) {
     this.queue = d.queue ?? REPLIES_QUEUE;
     this.consumer = new QueueConsumer<ConfirmChannel>({
-      queue: this.queue, prefetch: d.prefetch, logger: d.logger, conn: d.conn,
+      queue: this.queue,
+      prefetch: d.prefetch,
+      logger: d.logger,
+      conn: d.conn,
       onMessage: (delivery) => this.track(this.onMessage(delivery)),
     });
   }
@@ -86,7 +93,9 @@ export class ReplyConsumer {
 
   /** Holds the handling until stop(); a failure is logged (the broker redelivers the reply). */
   private track(p: Promise<void>): void {
-    const handled = p.catch((e: unknown) => this.d.logger.error({ err: toError(e) }, 'reply handling failed; rabbitmq redelivers it'));
+    const handled = p.catch((e: unknown) =>
+      this.d.logger.error({ err: toError(e) }, 'reply handling failed; rabbitmq redelivers it'),
+    );
     this.inFlight.add(handled);
     void handled.finally(() => this.inFlight.delete(handled));
   }
@@ -100,8 +109,19 @@ export class ReplyConsumer {
       ? parseReply(msg.content)
       : { ok: false as const, reason: 'the routing key is not a partner name' };
     if (!parsed.ok) {
-      this.d.metrics.replies.inc({ type: replyTypeLabel(msg.properties.type), result: 'malformed' });
-      this.d.logger.warn({ partner: clip(partner, 100), messageId: clip(String(msg.properties.messageId ?? ''), 100), bytes: msg.content.length, reason: parsed.reason }, 'malformed reply dead-lettered');
+      this.d.metrics.replies.inc({
+        type: replyTypeLabel(msg.properties.type),
+        result: 'malformed',
+      });
+      this.d.logger.warn(
+        {
+          partner: clip(partner, 100),
+          messageId: clip(String(msg.properties.messageId ?? ''), 100),
+          bytes: msg.content.length,
+          reason: parsed.reason,
+        },
+        'malformed reply dead-lettered',
+      );
       await this.deadLetter(delivery, parsed.reason);
       return;
     }
@@ -111,23 +131,49 @@ export class ReplyConsumer {
         const result = await this.apply(reply, partner);
         this.d.metrics.replies.inc({ type: reply.type, result });
         // The partner's reason is for operators (tenants get a failure code): it is logged here.
-        const log = { partner, messageId: reply.messageId, correlationId: reply.correlationId, type: reply.type, result, outcome: reply.payload.outcome, reason: reply.payload.reason };
+        const log = {
+          partner,
+          messageId: reply.messageId,
+          correlationId: reply.correlationId,
+          type: reply.type,
+          result,
+          outcome: reply.payload.outcome,
+          reason: reply.payload.reason,
+        };
         if (result === 'applied') this.d.logger.info(log, 'partner reply applied');
-        else if (result === 'applied_late') this.d.logger.warn(log, 'partner reply applied after the request had failed for want of a reply: the partner acted on it');
+        else if (result === 'applied_late')
+          this.d.logger.warn(
+            log,
+            'partner reply applied after the request had failed for want of a reply: the partner acted on it',
+          );
         // Another installation on the vhost receives every reply too: one to a command this one
         // never sent (or no longer keeps) is routine, not a warning.
-        else if (result === 'unknown') this.d.logger.info(log, 'reply to a command this installation does not know; acknowledged');
+        else if (result === 'unknown')
+          this.d.logger.info(
+            log,
+            'reply to a command this installation does not know; acknowledged',
+          );
         else this.d.logger.warn(log, 'partner reply changed nothing');
         delivery.ack();
         return;
       } catch (thrown) {
         const err = toError(thrown);
         const transient = classifyError(err).retryable;
-        if (transient && attempt <= (this.d.transientRetries ?? 5) && !this.stopping.signal.aborted) {
-          await sleep(retryDelayMs(attempt, { baseMs: 200, maxMs: 5_000, factor: 2 }), this.stopping.signal);
+        if (
+          transient &&
+          attempt <= (this.d.transientRetries ?? 5) &&
+          !this.stopping.signal.aborted
+        ) {
+          await sleep(
+            retryDelayMs(attempt, { baseMs: 200, maxMs: 5_000, factor: 2 }),
+            this.stopping.signal,
+          );
           continue;
         }
-        this.d.logger.error({ err, partner, messageId: reply.messageId, correlationId: reply.correlationId }, 'reply not applied; handed back to the queue');
+        this.d.logger.error(
+          { err, partner, messageId: reply.messageId, correlationId: reply.correlationId },
+          'reply not applied; handed back to the queue',
+        );
         if (transient) delivery.nack(true);
         else {
           this.d.metrics.replies.inc({ type: reply.type, result: 'not_applied' });
@@ -141,17 +187,33 @@ export class ReplyConsumer {
   private async apply(reply: ReplyMessage, partner: string): Promise<string> {
     if (reply.type === 'device.open.result') return this.applyOpen(reply, partner);
     const applied = await applySubscriptionReply(this.d.db, reply, partner);
-    if ((applied.result === 'applied' || applied.result === 'applied_late') && applied.tenantId && applied.subscription)
-      await pushSubscriptionChange(this.d.events, this.d.logger, applied.tenantId, applied.subscription);
+    if (
+      (applied.result === 'applied' || applied.result === 'applied_late') &&
+      applied.tenantId &&
+      applied.subscription
+    )
+      await pushSubscriptionChange(
+        this.d.events,
+        this.d.logger,
+        applied.tenantId,
+        applied.subscription,
+      );
     return applied.result;
   }
 
   private async applyOpen(reply: ReplyMessage, partner: string): Promise<string> {
     const status = statusOfOutcome(reply.payload.outcome);
-    const settled = await this.d.commands.settle(reply.correlationId, status, { reason: reply.payload.reason, partner, service: reply.service });
+    const settled = await this.d.commands.settle(reply.correlationId, status, {
+      reason: reply.payload.reason,
+      partner,
+      service: reply.service,
+    });
     if (settled.ended) await this.d.push.push([settled.ended]);
     if (settled.result !== 'settled' || !settled.ended?.completedAt) return settled.result;
-    this.d.metrics.roundTrip.observe({ service: reply.service }, (settled.ended.completedAt.getTime() - settled.ended.createdAt.getTime()) / 1000);
+    this.d.metrics.roundTrip.observe(
+      { service: reply.service },
+      (settled.ended.completedAt.getTime() - settled.ended.createdAt.getTime()) / 1000,
+    );
     return 'applied';
   }
 
@@ -167,12 +229,20 @@ export class ReplyConsumer {
       await ch.publish(DEAD_LETTER_EXCHANGE, msg.fields.routingKey, msg.content, {
         ...msg.properties,
         persistent: true,
-        headers: { ...msg.properties.headers, 'x-hub-reason': clip(reason, MAX_REASON_TEXT), 'x-hub-source-queue': this.queue, 'x-hub-source-exchange': msg.fields.exchange },
+        headers: {
+          ...msg.properties.headers,
+          'x-hub-reason': clip(reason, MAX_REASON_TEXT),
+          'x-hub-source-queue': this.queue,
+          'x-hub-source-exchange': msg.fields.exchange,
+        },
       });
       delivery.ack();
     } catch (thrown) {
       // The broker dead-letters a rejected message through the queue's own dead-letter exchange.
-      this.d.logger.warn({ err: toError(thrown) }, 'could not publish to the dead-letter exchange; rejecting instead');
+      this.d.logger.warn(
+        { err: toError(thrown) },
+        'could not publish to the dead-letter exchange; rejecting instead',
+      );
       delivery.nack(false);
     }
   }

@@ -8,11 +8,25 @@ import { PgCode, toError } from '../../core/errors.js';
 import type { TenantEventPublisher } from '../../core/tenant-events.js';
 import type { FieldCipher } from '../../core/field-cipher.js';
 import {
-  decideTenantAction, erasesPersonalData, REQUEST_STATES, subscriptionAfter, subscriptionDuring,
-  type FailureCode, type Refusal, type RequestKind, type RequestState, type Service, type SubscriptionState,
+  decideTenantAction,
+  erasesPersonalData,
+  REQUEST_STATES,
+  subscriptionAfter,
+  subscriptionDuring,
+  type FailureCode,
+  type Refusal,
+  type RequestKind,
+  type RequestState,
+  type Service,
+  type SubscriptionState,
 } from './domain.js';
 import type { PersonalData, ReplyMessage } from '../../contracts/smart-home-messages.js';
-import { buildSubscriptionChanged, type RequestView, type SubscriptionView, type TenantEvent } from '../../contracts/tenant-events.js';
+import {
+  buildSubscriptionChanged,
+  type RequestView,
+  type SubscriptionView,
+  type TenantEvent,
+} from '../../contracts/tenant-events.js';
 import { partnerForService } from './partners.js';
 
 export const SUBSCRIPTIONS = 'smart_home_subscriptions';
@@ -75,7 +89,10 @@ function requestView(r: RequestRow): RequestView {
   };
 }
 
-export function subscriptionView(s: SubscriptionRow, last: RequestRow | undefined): SubscriptionView {
+export function subscriptionView(
+  s: SubscriptionRow,
+  last: RequestRow | undefined,
+): SubscriptionView {
   return {
     service: s.service,
     state: s.state,
@@ -89,10 +106,20 @@ export function subscriptionView(s: SubscriptionRow, last: RequestRow | undefine
  * retried: the state is committed, an api replica whose subscription was lost re-delivers it from
  * the row when it is back, and the app reads it over REST after its socket's `ready`.
  */
-export async function pushSubscriptionChange(events: TenantEventPublisher<TenantEvent>, logger: { warn(obj: object, msg: string): void }, tenantId: string, subscription: SubscriptionView): Promise<void> {
+export async function pushSubscriptionChange(
+  events: TenantEventPublisher<TenantEvent>,
+  logger: { warn(obj: object, msg: string): void },
+  tenantId: string,
+  subscription: SubscriptionView,
+): Promise<void> {
   await events
     .publish(tenantId, buildSubscriptionChanged(subscription))
-    .catch((e: unknown) => logger.warn({ err: toError(e) }, 'could not push a subscription change; the app reads it over REST'));
+    .catch((e: unknown) =>
+      logger.warn(
+        { err: toError(e) },
+        'could not push a subscription change; the app reads it over REST',
+      ),
+    );
 }
 
 type ChangeRefusal = Refusal | { code: 'no_partner' | 'idempotency_key_reused'; message: string };
@@ -111,14 +138,19 @@ interface ChangeInput {
 }
 
 /** Context of the personal-data ciphertext: it decrypts only on its own request. */
-export const personalDataContext = (requestUuid: string) => `smart_home_requests.personal_data:${requestUuid}`;
+export const personalDataContext = (requestUuid: string) =>
+  `smart_home_requests.personal_data:${requestUuid}`;
 
 /**
  * A tenant asks to connect or disconnect. The state machine decides; an allowed change moves the
  * subscription to connecting/disconnecting and inserts a `ready_for_request` row for the bridge.
  * A repeated Idempotency-Key returns the first answer and changes nothing.
  */
-export async function requestChange(db: Knex, cipher: FieldCipher, input: ChangeInput): Promise<ChangeResult> {
+export async function requestChange(
+  db: Knex,
+  cipher: FieldCipher,
+  input: ChangeInput,
+): Promise<ChangeResult> {
   try {
     return await changeOnce(db, cipher, input);
   } catch (thrown) {
@@ -129,19 +161,41 @@ export async function requestChange(db: Knex, cipher: FieldCipher, input: Change
   }
 }
 
-async function changeOnce(db: Knex, cipher: FieldCipher, input: ChangeInput): Promise<ChangeResult> {
+async function changeOnce(
+  db: Knex,
+  cipher: FieldCipher,
+  input: ChangeInput,
+): Promise<ChangeResult> {
   return db.transaction(async (trx) => {
     // The lock serialises requests on an existing subscription, so the key is looked up after it:
     // a request that waited sees the committed request of the one it waited for.
     const existing = await trx<SubscriptionRow>(SUBSCRIPTIONS)
-      .where({ tenant_id: input.tenantId, service: input.service }).forUpdate().first();
+      .where({ tenant_id: input.tenantId, service: input.service })
+      .forUpdate()
+      .first();
     if (input.idempotencyKey) {
-      const seen: RequestRow | undefined = await trx(REQUESTS).where({ tenant_id: input.tenantId, idempotency_key: input.idempotencyKey }).first();
-      const sub = seen && await trx<SubscriptionRow>(SUBSCRIPTIONS).where({ id: seen.subscription_id }).first();
+      const seen: RequestRow | undefined = await trx(REQUESTS)
+        .where({ tenant_id: input.tenantId, idempotency_key: input.idempotencyKey })
+        .first();
+      const sub =
+        seen &&
+        (await trx<SubscriptionRow>(SUBSCRIPTIONS).where({ id: seen.subscription_id }).first());
       if (seen && sub) {
         if (seen.kind !== input.kind || sub.service !== input.service)
-          return { ok: false, refusal: { code: 'idempotency_key_reused', message: 'This Idempotency-Key was used for another request; use a new key for each request.' } };
-        return { ok: true, created: false, subscription: subscriptionView(sub, seen), request: requestView(seen) };
+          return {
+            ok: false,
+            refusal: {
+              code: 'idempotency_key_reused',
+              message:
+                'This Idempotency-Key was used for another request; use a new key for each request.',
+            },
+          };
+        return {
+          ok: true,
+          created: false,
+          subscription: subscriptionView(sub, seen),
+          request: requestView(seen),
+        };
       }
     }
     const decision = decideTenantAction(existing?.state, input.kind);
@@ -152,15 +206,33 @@ async function changeOnce(db: Knex, cipher: FieldCipher, input: ChangeInput): Pr
     if (input.kind === 'connect') {
       const partner = await partnerForService(trx, input.service);
       if (!partner)
-        return { ok: false, refusal: { code: 'no_partner', message: `No partner runs the ${input.service} service yet; try again later.` } };
+        return {
+          ok: false,
+          refusal: {
+            code: 'no_partner',
+            message: `No partner runs the ${input.service} service yet; try again later.`,
+          },
+        };
       partnerId = partner.id;
     }
     const next = subscriptionDuring(input.kind);
-    const change = { partner_id: partnerId, state: next, last_operation: input.kind, last_error: null, state_changed_at: trx.fn.now(), updated_at: trx.fn.now() };
+    const change = {
+      partner_id: partnerId,
+      state: next,
+      last_operation: input.kind,
+      last_error: null,
+      state_changed_at: trx.fn.now(),
+      updated_at: trx.fn.now(),
+    };
     const [sub]: SubscriptionRow[] = existing
       ? await trx(SUBSCRIPTIONS).where({ id: existing.id }).update(change).returning('*')
       : await trx(SUBSCRIPTIONS)
-          .insert({ ...change, tenant_id: input.tenantId, service: input.service, partner_ref: randomUUID() })
+          .insert({
+            ...change,
+            tenant_id: input.tenantId,
+            service: input.service,
+            partner_ref: randomUUID(),
+          })
           .returning('*');
     if (!sub) throw new Error('subscription write returned no row');
 
@@ -173,17 +245,26 @@ async function changeOnce(db: Knex, cipher: FieldCipher, input: ChangeInput): Pr
         kind: input.kind,
         idempotency_key: input.idempotencyKey ?? null,
         biometrics_consent: input.biometricsConsent ?? false,
-        personal_data: input.personalData ? cipher.encrypt(input.personalData, personalDataContext(requestUuid)) : null,
+        personal_data: input.personalData
+          ? cipher.encrypt(input.personalData, personalDataContext(requestUuid))
+          : null,
       })
       .returning('*');
     if (!request) throw new Error('request insert returned no row');
-    return { ok: true, created: true, subscription: subscriptionView(sub, request), request: requestView(request) };
+    return {
+      ok: true,
+      created: true,
+      subscription: subscriptionView(sub, request),
+      request: requestView(request),
+    };
   });
 }
 
 /** The tenant's subscriptions with their latest request each. */
 export async function listSubscriptions(db: Knex, tenantId: string): Promise<SubscriptionView[]> {
-  const subs = await db<SubscriptionRow>(SUBSCRIPTIONS).where({ tenant_id: tenantId }).orderBy('service');
+  const subs = await db<SubscriptionRow>(SUBSCRIPTIONS)
+    .where({ tenant_id: tenantId })
+    .orderBy('service');
   const latest = await latestRequests(db, subs);
   return subs.map((s) => subscriptionView(s, latest.get(s.id)));
 }
@@ -193,28 +274,46 @@ export async function listSubscriptions(db: Knex, tenantId: string): Promise<Sub
  * changes, in the order they changed, with their latest request each. A tenant has a row per
  * service, found by the (tenant_id, service) index.
  */
-export async function subscriptionsChangedSince(db: Knex, tenants: readonly string[], lookbackMs: number, limit: number): Promise<{ tenantId: string; subscription: SubscriptionView }[]> {
+export async function subscriptionsChangedSince(
+  db: Knex,
+  tenants: readonly string[],
+  lookbackMs: number,
+  limit: number,
+): Promise<{ tenantId: string; subscription: SubscriptionView }[]> {
   if (tenants.length === 0) return [];
   const subs = await db<SubscriptionRow>(SUBSCRIPTIONS)
     .whereIn('tenant_id', tenants)
-    .where('state_changed_at', '>=', db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]))
+    .where(
+      'state_changed_at',
+      '>=',
+      db.raw(`now() - make_interval(secs => ?::double precision / 1000)`, [lookbackMs]),
+    )
     .orderBy('state_changed_at', 'desc')
     .limit(limit);
   const latest = await latestRequests(db, subs);
-  return subs.reverse().map((s) => ({ tenantId: s.tenant_id, subscription: subscriptionView(s, latest.get(s.id)) }));
+  return subs
+    .reverse()
+    .map((s) => ({ tenantId: s.tenant_id, subscription: subscriptionView(s, latest.get(s.id)) }));
 }
 
 /** Each subscription's latest request, by subscription id (smart_home_requests_subscription). */
-async function latestRequests(db: Knex, subs: readonly SubscriptionRow[]): Promise<Map<string, RequestRow>> {
+async function latestRequests(
+  db: Knex,
+  subs: readonly SubscriptionRow[],
+): Promise<Map<string, RequestRow>> {
   if (subs.length === 0) return new Map();
   const latest = await db<RequestRow>(REQUESTS)
     .distinctOn('subscription_id')
-    .whereIn('subscription_id', subs.map((s) => s.id))
+    .whereIn(
+      'subscription_id',
+      subs.map((s) => s.id),
+    )
     .orderBy([{ column: 'subscription_id' }, { column: 'id', order: 'desc' }]);
   return new Map(latest.map((r) => [r.subscription_id, r]));
 }
 
-type ReplyResult = 'applied' | 'applied_late' | 'duplicate' | 'unknown' | 'mismatched_partner' | 'mismatched_type';
+type ReplyResult =
+  'applied' | 'applied_late' | 'duplicate' | 'unknown' | 'mismatched_partner' | 'mismatched_type';
 
 interface AppliedReply {
   result: ReplyResult;
@@ -234,16 +333,38 @@ const KIND_OF_REPLY: Record<string, RequestKind | undefined> = {
  * while it is still its subscription's latest request: the partner did act on it, and its state
  * wins over our timeout. Any other reply for a finished request is a duplicate.
  */
-export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, partnerName: string): Promise<AppliedReply> {
+export async function applySubscriptionReply(
+  db: Knex,
+  reply: ReplyMessage,
+  partnerName: string,
+): Promise<AppliedReply> {
   return db.transaction(async (trx) => {
     const row = await trx(`${REQUESTS} as r`)
       .join(`${SUBSCRIPTIONS} as s`, 's.id', 'r.subscription_id')
       .join('smart_home_partners as p', 'p.id', 's.partner_id')
       .where('r.request_uuid', reply.correlationId)
-      .select('r.id', 'r.kind', 'r.state', 'r.subscription_id', 'r.completed_at', 'p.name as partner')
+      .select(
+        'r.id',
+        'r.kind',
+        'r.state',
+        'r.subscription_id',
+        'r.completed_at',
+        'p.name as partner',
+      )
       .select(trx.raw(`${isLatestRequest('r')} as latest`))
       .forUpdate()
-      .first<{ id: string; kind: RequestKind; state: RequestState; subscription_id: string; completed_at: Date | null; partner: string; latest: boolean } | undefined>();
+      .first<
+        | {
+            id: string;
+            kind: RequestKind;
+            state: RequestState;
+            subscription_id: string;
+            completed_at: Date | null;
+            partner: string;
+            latest: boolean;
+          }
+        | undefined
+      >();
     if (!row) return { result: 'unknown' };
     if (row.partner !== partnerName) return { result: 'mismatched_partner' };
     if (KIND_OF_REPLY[reply.type] !== row.kind) return { result: 'mismatched_type' };
@@ -267,7 +388,11 @@ export async function applySubscriptionReply(db: Knex, reply: ReplyMessage, part
       })
       .returning('*');
     const sub = await finishSubscription(trx, row.subscription_id, row.kind, outcome, reason);
-    return { result: waiting ? 'applied' : 'applied_late', tenantId: sub.tenant_id, subscription: subscriptionView(sub, request) };
+    return {
+      result: waiting ? 'applied' : 'applied_late',
+      tenantId: sub.tenant_id,
+      subscription: subscriptionView(sub, request),
+    };
   });
 }
 
@@ -290,7 +415,10 @@ export async function finishSubscription(
     .returning('*');
   if (!sub) throw new Error(`subscription ${subscriptionId} vanished`);
   if (erasesPersonalData(kind, outcome))
-    await trx(REQUESTS).where({ subscription_id: subscriptionId }).whereNotNull('personal_data').update({ personal_data: null });
+    await trx(REQUESTS)
+      .where({ subscription_id: subscriptionId })
+      .whereNotNull('personal_data')
+      .update({ personal_data: null });
   return sub;
 }
 
@@ -299,16 +427,29 @@ export async function finishSubscription(
  * fresh attempts and no send time, and their subscriptions back to connecting/disconnecting. Only a
  * subscription's latest request is replayed: an older failure was superseded by what the tenant did since.
  */
-export async function replayFailedRequests(db: Knex, o: { requestIds?: string[] } = {}): Promise<string[]> {
+export async function replayFailedRequests(
+  db: Knex,
+  o: { requestIds?: string[] } = {},
+): Promise<string[]> {
   return db.transaction(async (trx) => {
-    const rows = await replayFailedRows<RequestRow>(trx, REQUESTS, (q) => {
-      q.whereRaw(isLatestRequest(REQUESTS));
-      return o.requestIds?.length ? q.whereIn('request_uuid', o.requestIds) : q;
-    }, { reset: { requested_at: null, completed_at: null, reply_reason: null, last_error: null } });
+    const rows = await replayFailedRows<RequestRow>(
+      trx,
+      REQUESTS,
+      (q) => {
+        q.whereRaw(isLatestRequest(REQUESTS));
+        return o.requestIds?.length ? q.whereIn('request_uuid', o.requestIds) : q;
+      },
+      { reset: { requested_at: null, completed_at: null, reply_reason: null, last_error: null } },
+    );
     for (const r of rows)
-      await trx(SUBSCRIPTIONS).where({ id: r.subscription_id }).update({
-        state: subscriptionDuring(r.kind), last_error: null, state_changed_at: trx.fn.now(), updated_at: trx.fn.now(),
-      });
+      await trx(SUBSCRIPTIONS)
+        .where({ id: r.subscription_id })
+        .update({
+          state: subscriptionDuring(r.kind),
+          last_error: null,
+          state_changed_at: trx.fn.now(),
+          updated_at: trx.fn.now(),
+        });
     return rows.map((r) => r.request_uuid);
   });
 }
@@ -324,19 +465,38 @@ interface RequestListing {
   lastError: string | null;
 }
 
-export async function listRequests(db: Knex, o: { state?: RequestState; limit: number }): Promise<RequestListing[]> {
-  const q = db(`${REQUESTS} as r`).join(`${SUBSCRIPTIONS} as s`, 's.id', 'r.subscription_id')
-    .select('r.request_uuid as id', 'r.tenant_id as tenant', 's.service', 'r.kind', 'r.state', 'r.attempts',
-      'r.requested_at as requestedAt', 'r.last_error as lastError')
-    .orderBy('r.id', 'desc').limit(o.limit);
+export async function listRequests(
+  db: Knex,
+  o: { state?: RequestState; limit: number },
+): Promise<RequestListing[]> {
+  const q = db(`${REQUESTS} as r`)
+    .join(`${SUBSCRIPTIONS} as s`, 's.id', 'r.subscription_id')
+    .select(
+      'r.request_uuid as id',
+      'r.tenant_id as tenant',
+      's.service',
+      'r.kind',
+      'r.state',
+      'r.attempts',
+      'r.requested_at as requestedAt',
+      'r.last_error as lastError',
+    )
+    .orderBy('r.id', 'desc')
+    .limit(o.limit);
   if (o.state) q.where('r.state', o.state);
   return q;
 }
 
 /** Requests per state, every state present (0 when none): the summary above `hub smart-home list`. */
 export async function countRequests(db: Knex): Promise<Record<RequestState, number>> {
-  const rows = await db(REQUESTS).select('state').count<{ state: RequestState; count: string }[]>('* as count').groupBy('state');
-  const counts = Object.fromEntries(REQUEST_STATES.map((s) => [s, 0])) as Record<RequestState, number>;
+  const rows = await db(REQUESTS)
+    .select('state')
+    .count<{ state: RequestState; count: string }[]>('* as count')
+    .groupBy('state');
+  const counts = Object.fromEntries(REQUEST_STATES.map((s) => [s, 0])) as Record<
+    RequestState,
+    number
+  >;
   for (const r of rows) counts[r.state] = Number(r.count);
   return counts;
 }

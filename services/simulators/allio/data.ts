@@ -195,7 +195,8 @@ const YEAR_2025_START_MS = Date.UTC(2025, 0, 1);
 const DAY_MS = 86_400_000;
 
 function till2025(rng: Rng): string {
-  const ms = YEAR_2025_START_MS + intBetween(rng, 0, 364) * DAY_MS + intBetween(rng, 0, 86_399) * 1000;
+  const ms =
+    YEAR_2025_START_MS + intBetween(rng, 0, 364) * DAY_MS + intBetween(rng, 0, 86_399) * 1000;
   // Formatting a UTC instant keeps the output independent of the machine's time zone.
   return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
 }

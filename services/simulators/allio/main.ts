@@ -15,7 +15,14 @@ async function main(): Promise<void> {
   const port = parsePort(process.env.ALLIO_SIM_PORT);
   const token = process.env.ALLIO_SIM_TOKEN || 'demo-token';
   const sim = await startAllioSimulator({ port, token });
-  console.log(JSON.stringify({ level: 'info', time: Date.now(), msg: 'allio simulator listening', url: sim.url }));
+  console.log(
+    JSON.stringify({
+      level: 'info',
+      time: Date.now(),
+      msg: 'allio simulator listening',
+      url: sim.url,
+    }),
+  );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -24,7 +31,14 @@ async function main(): Promise<void> {
     sim.close().then(
       () => process.exit(0),
       (err: unknown) => {
-        console.error(JSON.stringify({ level: 'error', msg: 'allio simulator close failed', signal, err: String(err) }));
+        console.error(
+          JSON.stringify({
+            level: 'error',
+            msg: 'allio simulator close failed',
+            signal,
+            err: String(err),
+          }),
+        );
         process.exit(1);
       },
     );
@@ -34,6 +48,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(JSON.stringify({ level: 'error', msg: 'allio simulator failed to start', err: String(err) }));
+  console.error(
+    JSON.stringify({ level: 'error', msg: 'allio simulator failed to start', err: String(err) }),
+  );
   process.exit(1);
 });

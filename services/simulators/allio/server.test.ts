@@ -32,8 +32,15 @@ function postFrom(s: AllioSimulator, localAddress: string, ids: number[]): Promi
   const url = new URL(`${s.url}/reserve/list`);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', localAddress, agent: false,
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } },
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        localAddress,
+        agent: false,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      },
       (res) => {
         res.resume();
         res.once('end', () => resolve(res.statusCode ?? 0));
@@ -53,11 +60,19 @@ describe('ALLIO simulator server', () => {
     expect(body.items.map((r) => r.id).sort()).toEqual([1, 2, 3]);
     expect(body.items.find((r) => r.id === 2)).toEqual(makeReservation(2));
 
-    const deals = (await (await post(s, '/dealcard/list', { ids: [5] })).json()) as { items: unknown[] };
+    const deals = (await (await post(s, '/dealcard/list', { ids: [5] })).json()) as {
+      items: unknown[];
+    };
     expect(deals.items).toEqual([makeDealCard(5)]);
 
     const st = s.stats();
-    expect(st).toMatchObject({ requests: 2, served: 2, recordsServed: 4, idsRequested: 5, violations: 0 });
+    expect(st).toMatchObject({
+      requests: 2,
+      served: 2,
+      recordsServed: 4,
+      idsRequested: 5,
+      violations: 0,
+    });
   });
 
   it('answers a date query with 20 deterministic records', async () => {
@@ -74,7 +89,9 @@ describe('ALLIO simulator server', () => {
     const s = await start();
     const res = await post(s, '/reserve/list', { ids: [1] }, 'wrong');
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+    expect(await res.json()).toEqual({
+      error: { code: 'unauthorized', message: expect.any(String) },
+    });
   });
 
   it('rejects more than 100 ids with 400', async () => {
@@ -130,15 +147,26 @@ describe('ALLIO simulator server', () => {
 
   it('counts each caller address under its own quota, or all of them as one egress with oneEgress', async () => {
     const perCaller = await start();
-    const a = [await postFrom(perCaller, '127.0.0.1', [1]), await postFrom(perCaller, '127.0.0.1', [2]), await postFrom(perCaller, '127.0.0.2', [3])];
+    const a = [
+      await postFrom(perCaller, '127.0.0.1', [1]),
+      await postFrom(perCaller, '127.0.0.1', [2]),
+      await postFrom(perCaller, '127.0.0.2', [3]),
+    ];
     expect(a).toEqual([200, 200, 200]);
     await perCaller.close();
 
     const shared = await start({ oneEgress: true });
-    const b = [await postFrom(shared, '127.0.0.1', [1]), await postFrom(shared, '127.0.0.1', [2]), await postFrom(shared, '127.0.0.2', [3])];
+    const b = [
+      await postFrom(shared, '127.0.0.1', [1]),
+      await postFrom(shared, '127.0.0.1', [2]),
+      await postFrom(shared, '127.0.0.2', [3]),
+    ];
     expect(b).toEqual([200, 200, 429]);
     expect(shared.stats()).toMatchObject({ requests: 3, violations: 1, maxInWindow: 2 });
-    expect(shared.stats().byIp).toEqual({ '127.0.0.1': { requests: 2, violations: 0 }, '127.0.0.2': { requests: 1, violations: 1 } });
+    expect(shared.stats().byIp).toEqual({
+      '127.0.0.1': { requests: 2, violations: 0 },
+      '127.0.0.2': { requests: 1, violations: 1 },
+    });
   });
 
   it('does not return missing ids', async () => {

@@ -89,7 +89,15 @@ class HttpError extends Error {
 }
 
 function emptyStats(): AllioSimulatorStats {
-  return { requests: 0, served: 0, violations: 0, recordsServed: 0, idsRequested: 0, maxInWindow: 0, byIp: {} };
+  return {
+    requests: 0,
+    served: 0,
+    violations: 0,
+    recordsServed: 0,
+    idsRequested: 0,
+    maxInWindow: 0,
+    byIp: {},
+  };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -108,7 +116,8 @@ function parseListBody(raw: string): ListQuery {
   if (!isPlainObject(body)) throw new HttpError(400, 'invalid_body', 'body must be a JSON object');
   const hasIds = 'ids' in body;
   const hasDate = 'date' in body;
-  if (hasIds === hasDate) throw new HttpError(400, 'invalid_body', 'body must have exactly one of "ids" or "date"');
+  if (hasIds === hasDate)
+    throw new HttpError(400, 'invalid_body', 'body must have exactly one of "ids" or "date"');
   if (hasDate) {
     const ids = typeof body.date === 'string' ? idsForDate(body.date) : undefined;
     if (!ids) throw new HttpError(400, 'invalid_date', '"date" must be a valid YYYY-MM-DD date');
@@ -119,7 +128,11 @@ function parseListBody(raw: string): ListQuery {
     throw new HttpError(400, 'invalid_ids', '"ids" must be a non-empty array');
   }
   if (ids.length > ALLIO_MAX_IDS_PER_REQUEST) {
-    throw new HttpError(400, 'too_many_ids', `at most ${ALLIO_MAX_IDS_PER_REQUEST} ids per request`);
+    throw new HttpError(
+      400,
+      'too_many_ids',
+      `at most ${ALLIO_MAX_IDS_PER_REQUEST} ids per request`,
+    );
   }
   for (const id of ids) {
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
@@ -140,7 +153,9 @@ function readBody(req: http.IncomingMessage): Promise<{ text: string; tooLarge: 
       if (size > MAX_BODY_BYTES) tooLarge = true;
       else chunks.push(chunk);
     });
-    req.on('end', () => resolve({ text: tooLarge ? '' : Buffer.concat(chunks).toString('utf8'), tooLarge }));
+    req.on('end', () =>
+      resolve({ text: tooLarge ? '' : Buffer.concat(chunks).toString('utf8'), tooLarge }),
+    );
     req.on('error', reject);
   });
 }
@@ -187,7 +202,12 @@ export async function startAllioSimulator(opts: AllioSimulatorOptions): Promise<
     return true;
   }
 
-  function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  function send(
+    res: http.ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
     if (res.headersSent || res.destroyed || res.writableEnded) return;
     if (closing) {
       res.destroy();
@@ -202,11 +222,19 @@ export async function startAllioSimulator(opts: AllioSimulatorOptions): Promise<
     res.end(payload);
   }
 
-  function sendError(res: http.ServerResponse, err: HttpError, headers?: Record<string, string>): void {
+  function sendError(
+    res: http.ServerResponse,
+    err: HttpError,
+    headers?: Record<string, string>,
+  ): void {
     send(res, err.status, { error: { code: err.code, message: err.message } }, headers);
   }
 
-  async function handleList(req: http.IncomingMessage, res: http.ServerResponse, kind: ListKind): Promise<void> {
+  async function handleList(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    kind: ListKind,
+  ): Promise<void> {
     const ip = req.socket.remoteAddress ?? 'unknown';
     const ipStats = (stats.byIp[ip] ??= { requests: 0, violations: 0 });
     stats.requests++;
@@ -220,9 +248,13 @@ export async function startAllioSimulator(opts: AllioSimulatorOptions): Promise<
       stats.violations++;
       ipStats.violations++;
       logger?.warn({ ip, kind }, 'allio-sim: quota exceeded');
-      sendError(res, new HttpError(429, 'rate_limited', `more than ${rate} requests per ${windowMs} ms`), {
-        'retry-after': '1',
-      });
+      sendError(
+        res,
+        new HttpError(429, 'rate_limited', `more than ${rate} requests per ${windowMs} ms`),
+        {
+          'retry-after': '1',
+        },
+      );
       return;
     }
     if (req.method !== 'POST') {
@@ -239,16 +271,24 @@ export async function startAllioSimulator(opts: AllioSimulatorOptions): Promise<
       if (failure.remaining === 0) failure = undefined;
       const headers: Record<string, string> =
         retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) };
-      sendError(res, new HttpError(status, 'simulated_failure', `simulated failure ${status}`), headers);
+      sendError(
+        res,
+        new HttpError(status, 'simulated_failure', `simulated failure ${status}`),
+        headers,
+      );
       return;
     }
     if (tooLarge) {
-      sendError(res, new HttpError(413, 'payload_too_large', `body exceeds ${MAX_BODY_BYTES} bytes`));
+      sendError(
+        res,
+        new HttpError(413, 'payload_too_large', `body exceeds ${MAX_BODY_BYTES} bytes`),
+      );
       return;
     }
     const query = parseListBody(text);
     if (!('date' in query)) stats.idsRequested += query.ids.length;
-    const make: (id: number) => AllioReservation | AllioDealCard = kind === 'reserve' ? makeReservation : makeDealCard;
+    const make: (id: number) => AllioReservation | AllioDealCard =
+      kind === 'reserve' ? makeReservation : makeDealCard;
     const items = [...new Set(query.ids)].filter((id) => !missing.has(id)).map(make);
     stats.served++;
     stats.recordsServed += items.length;
@@ -283,7 +323,10 @@ export async function startAllioSimulator(opts: AllioSimulatorOptions): Promise<
         sendError(res, err);
         return;
       }
-      logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'allio-sim: request failed');
+      logger?.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'allio-sim: request failed',
+      );
       if (!res.headersSent) sendError(res, new HttpError(500, 'internal', 'simulator error'));
       else res.destroy();
     });

@@ -24,33 +24,63 @@ export interface OneCSimulator {
 const BASE = '/odata/standard.odata/';
 const ENTITY = /^((?:Document|Catalog)_[^(/?]+)(?:\(guid'([0-9a-f-]{36})'\))?$/;
 
-export async function startOneCSimulator(o: { user: string; password: string; port?: number; hangMs?: number }): Promise<OneCSimulator> {
-  const sim = { documents: [] as ReceivedDocument[], faults: new FaultQueue<'error' | 'lost'>(), writeMs: 0 };
+export async function startOneCSimulator(o: {
+  user: string;
+  password: string;
+  port?: number;
+  hangMs?: number;
+}): Promise<OneCSimulator> {
+  const sim = {
+    documents: [] as ReceivedDocument[],
+    faults: new FaultQueue<'error' | 'lost'>(),
+    writeMs: 0,
+  };
   const auth = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}`;
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const text = await readBody(req);
-    if (req.headers.authorization !== auth) return sendJson(res, 401, { 'odata.error': { code: '', message: { lang: 'en', value: 'Authentication failed' } } });
+    if (req.headers.authorization !== auth)
+      return sendJson(res, 401, {
+        'odata.error': { code: '', message: { lang: 'en', value: 'Authentication failed' } },
+      });
     const url = new URL(req.url ?? '/', 'http://x');
-    const m = url.pathname.startsWith(BASE) ? ENTITY.exec(decodeURIComponent(url.pathname.slice(BASE.length))) : null;
-    if (!m?.[1] || url.searchParams.get('$format') !== 'json') return sendJson(res, 404, { 'odata.error': { code: '', message: { value: 'not found' } } });
+    const m = url.pathname.startsWith(BASE)
+      ? ENTITY.exec(decodeURIComponent(url.pathname.slice(BASE.length)))
+      : null;
+    if (!m?.[1] || url.searchParams.get('$format') !== 'json')
+      return sendJson(res, 404, { 'odata.error': { code: '', message: { value: 'not found' } } });
     const entity = m[1];
     if (req.method === 'GET' && m[2]) {
       const doc = sim.documents.find((d) => d.entity === entity && d.refKey === m[2]);
-      return doc ? sendJson(res, 200, doc.body) : sendJson(res, 404, { 'odata.error': { code: '', message: { value: 'object not found' } } });
+      return doc
+        ? sendJson(res, 200, doc.body)
+        : sendJson(res, 404, {
+            'odata.error': { code: '', message: { value: 'object not found' } },
+          });
     }
     if (req.method !== 'POST' || m[2]) return sendJson(res, 405, {});
     const fault = sim.faults.take();
-    if (fault === 'error') return sendJson(res, 500, { 'odata.error': { code: '-1', message: { value: 'database locked' } } });
+    if (fault === 'error')
+      return sendJson(res, 500, {
+        'odata.error': { code: '-1', message: { value: 'database locked' } },
+      });
     const body = parseJson(text) as Record<string, unknown> | undefined;
-    if (!body || typeof body.Ref_Key !== 'string') return sendJson(res, 400, { 'odata.error': { code: '', message: { value: 'Ref_Key required' } } });
+    if (!body || typeof body.Ref_Key !== 'string')
+      return sendJson(res, 400, {
+        'odata.error': { code: '', message: { value: 'Ref_Key required' } },
+      });
     if (sim.writeMs > 0) await new Promise((r) => setTimeout(r, sim.writeMs));
     sim.documents.push({ entity, refKey: body.Ref_Key, body });
     if (fault === 'lost') await hang(res, o.hangMs ?? 10_000);
     sendJson(res, 201, body);
   };
 
-  const server = http.createServer((req, res) => void handle(req, res).catch(() => sendJson(res, 500, {})));
+  const server = http.createServer(
+    (req, res) => void handle(req, res).catch(() => sendJson(res, 500, {})),
+  );
   const port = await listen(server, o.port);
-  return Object.assign(sim, { url: `http://127.0.0.1:${port}${BASE.slice(0, -1)}`, close: () => close(server) });
+  return Object.assign(sim, {
+    url: `http://127.0.0.1:${port}${BASE.slice(0, -1)}`,
+    close: () => close(server),
+  });
 }

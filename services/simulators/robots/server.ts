@@ -28,31 +28,58 @@ export interface RobotsSimulator {
   close(): Promise<void>;
 }
 
-export async function startRobotsSimulator(o: { apiKey: string; port?: number; cookMs?: number; hangMs?: number }): Promise<RobotsSimulator> {
+export async function startRobotsSimulator(o: {
+  apiKey: string;
+  port?: number;
+  cookMs?: number;
+  hangMs?: number;
+}): Promise<RobotsSimulator> {
   const byOrder = new Map<string, Production>();
-  const sim = { calls: 0, duplicates: 0, productions: new Map<string, Production>(), faults: new FaultQueue<'timeout' | 'error'>(), failCooking: new Set<string>(), holdCooking: new Set<string>() };
+  const sim = {
+    calls: 0,
+    duplicates: 0,
+    productions: new Map<string, Production>(),
+    faults: new FaultQueue<'timeout' | 'error'>(),
+    failCooking: new Set<string>(),
+    holdCooking: new Set<string>(),
+  };
   const cookMs = o.cookMs ?? 3_000;
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const text = await readBody(req);
-    if (req.headers['x-api-key'] !== o.apiKey) return sendJson(res, 401, { error: 'invalid_api_key' });
+    if (req.headers['x-api-key'] !== o.apiKey)
+      return sendJson(res, 401, { error: 'invalid_api_key' });
     const status = req.url?.match(/^\/api\/v1\/production\/orders\/([0-9a-f-]{36})$/);
     if (req.method === 'GET' && status?.[1]) {
       const p = sim.productions.get(status[1]);
       if (!p) return sendJson(res, 404, { error: 'production_not_found' });
       const age = Date.now() - p.createdAt;
-      const state = sim.failCooking.has(p.orderId) ? 'failed'
-        : sim.holdCooking.has(p.orderId) ? (age >= cookMs / 4 ? 'cooking' : 'queued')
-        : age >= cookMs ? 'done' : age >= cookMs / 4 ? 'cooking' : 'queued';
-      return sendJson(res, 200, { productionId: p.productionId, status: state, ...(state === 'failed' ? { reason: 'fryer fault' } : {}) });
+      const state = sim.failCooking.has(p.orderId)
+        ? 'failed'
+        : sim.holdCooking.has(p.orderId)
+          ? age >= cookMs / 4
+            ? 'cooking'
+            : 'queued'
+          : age >= cookMs
+            ? 'done'
+            : age >= cookMs / 4
+              ? 'cooking'
+              : 'queued';
+      return sendJson(res, 200, {
+        productionId: p.productionId,
+        status: state,
+        ...(state === 'failed' ? { reason: 'fryer fault' } : {}),
+      });
     }
-    if (req.method !== 'POST' || req.url !== '/api/v1/production/orders') return sendJson(res, 404, { error: 'not_found' });
+    if (req.method !== 'POST' || req.url !== '/api/v1/production/orders')
+      return sendJson(res, 404, { error: 'not_found' });
     sim.calls++;
     const fault = sim.faults.take();
     if (fault === 'error') return sendJson(res, 503, { error: 'line_busy' });
     const body = parseJson(text) as { orderId?: string; items?: unknown[] } | undefined;
     const orderId = (req.headers['idempotency-key'] as string | undefined) ?? body?.orderId;
-    if (!orderId || !Array.isArray(body?.items) || body.items.length === 0) return sendJson(res, 400, { error: 'invalid_order' });
+    if (!orderId || !Array.isArray(body?.items) || body.items.length === 0)
+      return sendJson(res, 400, { error: 'invalid_order' });
     let p = byOrder.get(orderId);
     const duplicate = p !== undefined;
     if (p) sim.duplicates++;
@@ -65,7 +92,9 @@ export async function startRobotsSimulator(o: { apiKey: string; port?: number; c
     sendJson(res, duplicate ? 200 : 202, { productionId: p.productionId, status: 'queued' });
   };
 
-  const server = http.createServer((req, res) => void handle(req, res).catch(() => sendJson(res, 500, { error: 'internal' })));
+  const server = http.createServer(
+    (req, res) => void handle(req, res).catch(() => sendJson(res, 500, { error: 'internal' })),
+  );
   const port = await listen(server, o.port);
   return Object.assign(sim, { url: `http://127.0.0.1:${port}`, close: () => close(server) });
 }

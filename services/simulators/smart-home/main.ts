@@ -28,12 +28,32 @@ await runProcess('partner-simulator', async () => {
   const ca = c.SIM_CA_FILE ? await readFile(c.SIM_CA_FILE, 'utf8') : undefined;
   let auth;
   if (c.SIM_TOKEN_URL) {
-    if (!c.SIM_CLIENT_ID || !c.SIM_CLIENT_SECRET) throw new ConfigError(['SIM_CLIENT_ID and SIM_CLIENT_SECRET are required with SIM_TOKEN_URL']);
-    auth = { ca, tokens: new TokenSource({ tokenUrl: c.SIM_TOKEN_URL, clientId: c.SIM_CLIENT_ID, clientSecret: c.SIM_CLIENT_SECRET, ca }) };
+    if (!c.SIM_CLIENT_ID || !c.SIM_CLIENT_SECRET)
+      throw new ConfigError([
+        'SIM_CLIENT_ID and SIM_CLIENT_SECRET are required with SIM_TOKEN_URL',
+      ]);
+    auth = {
+      ca,
+      tokens: new TokenSource({
+        tokenUrl: c.SIM_TOKEN_URL,
+        clientId: c.SIM_CLIENT_ID,
+        clientSecret: c.SIM_CLIENT_SECRET,
+        ca,
+      }),
+    };
   }
   const sim = new PartnerSimulator({
-    amqpUrl: c.AMQP_URL, auth, declareTopology: !auth, partner: c.SIM_PARTNER, commandQueue: c.SIM_COMMAND_QUEUE ?? defaultCommandQueue(c.SIM_PARTNER), logger,
-    behaviour: { delayMs: c.SIM_DELAY_MS, failureRate: c.SIM_FAILURE_RATE, silent: c.SIM_SILENT === 'true' },
+    amqpUrl: c.AMQP_URL,
+    auth,
+    declareTopology: !auth,
+    partner: c.SIM_PARTNER,
+    commandQueue: c.SIM_COMMAND_QUEUE ?? defaultCommandQueue(c.SIM_PARTNER),
+    logger,
+    behaviour: {
+      delayMs: c.SIM_DELAY_MS,
+      failureRate: c.SIM_FAILURE_RATE,
+      silent: c.SIM_SILENT === 'true',
+    },
   });
   await sim.start();
   logger.info({ partner: c.SIM_PARTNER }, 'partner simulator consuming');

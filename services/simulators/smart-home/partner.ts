@@ -4,9 +4,23 @@
 // through the partner example client, as partners do.
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
-import { connectPartner, consumeCommands, type CommandConsumer, type CommandDelivery, type TokenSource } from '../../../docs/examples/partner-client.js';
-import { buildReply, commandMessage, type CommandMessage } from '../../contracts/smart-home-messages.js';
-import { assertBaseTopology, assertPartnerTopology, REPLIES_EXCHANGE } from '../../contracts/smart-home-topology.js';
+import {
+  connectPartner,
+  consumeCommands,
+  type CommandConsumer,
+  type CommandDelivery,
+  type TokenSource,
+} from '../../../docs/examples/partner-client.js';
+import {
+  buildReply,
+  commandMessage,
+  type CommandMessage,
+} from '../../contracts/smart-home-messages.js';
+import {
+  assertBaseTopology,
+  assertPartnerTopology,
+  REPLIES_EXCHANGE,
+} from '../../contracts/smart-home-topology.js';
 import { connectAmqp, toError, type Logger } from '../process-kit.js';
 
 export interface PartnerBehaviour {
@@ -65,8 +79,12 @@ export class PartnerSimulator {
     const auth = this.o.auth;
     this.conn = auth
       ? connectPartner({
-          url: this.o.amqpUrl, tokens: auth.tokens, ca: auth.ca, connectionName: name,
-          onWarning: (message, err) => this.o.logger.warn({ err, partner: this.o.partner }, `partner simulator: ${message}`),
+          url: this.o.amqpUrl,
+          tokens: auth.tokens,
+          ca: auth.ca,
+          connectionName: name,
+          onWarning: (message, err) =>
+            this.o.logger.warn({ err, partner: this.o.partner }, `partner simulator: ${message}`),
         })
       : connectAmqp(this.o.amqpUrl, this.o.logger, { name });
     const topology = { name: this.o.partner, commandQueue: this.o.commandQueue };
@@ -80,7 +98,8 @@ export class PartnerSimulator {
         }
       },
       onCommand: (delivery) => this.track(this.onCommand(delivery)),
-      onWarning: (message, err) => this.o.logger.warn({ err, partner: this.o.partner }, `partner simulator: ${message}`),
+      onWarning: (message, err) =>
+        this.o.logger.warn({ err, partner: this.o.partner }, `partner simulator: ${message}`),
     });
   }
 
@@ -94,7 +113,9 @@ export class PartnerSimulator {
   }
 
   private track(p: Promise<void>): void {
-    const handled = p.catch((e: unknown) => this.o.logger.warn({ err: toError(e) }, 'partner simulator: command handling failed'));
+    const handled = p.catch((e: unknown) =>
+      this.o.logger.warn({ err: toError(e) }, 'partner simulator: command handling failed'),
+    );
     this.inFlight.add(handled);
     void handled.finally(() => this.inFlight.delete(handled));
   }
@@ -133,15 +154,26 @@ export class PartnerSimulator {
     }
     if (b.delayMs > 0) await this.pause(b.delayMs);
     const fail = (this.o.random ?? Math.random)() < b.failureRate;
-    const reply = buildReply(command, fail ? 'failure' : 'success', fail ? 'simulated partner failure' : undefined);
+    const reply = buildReply(
+      command,
+      fail ? 'failure' : 'success',
+      fail ? 'simulated partner failure' : undefined,
+    );
     try {
       await ch.publish(REPLIES_EXCHANGE, this.o.partner, Buffer.from(JSON.stringify(reply)), {
-        persistent: true, contentType: 'application/json', messageId: reply.messageId,
-        correlationId: reply.correlationId, type: reply.type, timestamp: Math.floor(Date.now() / 1000),
+        persistent: true,
+        contentType: 'application/json',
+        messageId: reply.messageId,
+        correlationId: reply.correlationId,
+        type: reply.type,
+        timestamp: Math.floor(Date.now() / 1000),
       });
       delivery.ack();
     } catch (thrown) {
-      this.o.logger.warn({ err: toError(thrown) }, 'partner simulator: reply not confirmed; the command will be redelivered');
+      this.o.logger.warn(
+        { err: toError(thrown) },
+        'partner simulator: reply not confirmed; the command will be redelivered',
+      );
       delivery.nack(true);
     }
   }

@@ -34,7 +34,8 @@ const DEV_TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
 /** The `POST /dev/token` body is `{"tenant": "…", "ttlSeconds": n}`: a few dozen bytes. */
 const MAX_DEV_TOKEN_BODY = 1024;
 const MAX_DEV_TOKEN_TTL = 24 * 3600;
-const TENANT_RULE = 'tenant must be 1-100 letters, digits or . _ : - (starting with a letter or digit)';
+const TENANT_RULE =
+  'tenant must be 1-100 letters, digits or . _ : - (starting with a letter or digit)';
 const TTL_RULE = `ttlSeconds must be a whole number from 60 to ${MAX_DEV_TOKEN_TTL}`;
 
 /** Reads at most `limit` bytes of the body; undefined when it is longer. */
@@ -51,11 +52,18 @@ async function readSmallBody(req: IncomingMessage, limit: number): Promise<strin
 
 const devTokenRequest = z.object({
   tenant: z.string({ message: TENANT_RULE }).regex(DEV_TENANT_ID, TENANT_RULE),
-  ttlSeconds: z.number({ message: TTL_RULE }).int(TTL_RULE).min(60, TTL_RULE).max(MAX_DEV_TOKEN_TTL, TTL_RULE).default(3600),
+  ttlSeconds: z
+    .number({ message: TTL_RULE })
+    .int(TTL_RULE)
+    .min(60, TTL_RULE)
+    .max(MAX_DEV_TOKEN_TTL, TTL_RULE)
+    .default(3600),
 });
 
 /** The tenant and lifetime of a `POST /dev/token` body, or the reason it is refused. */
-function parseDevTokenRequest(body: string | undefined): { tenant: string; ttlSeconds: number } | { error: string } {
+function parseDevTokenRequest(
+  body: string | undefined,
+): { tenant: string; ttlSeconds: number } | { error: string } {
   if (body === undefined) return { error: `the body is larger than ${MAX_DEV_TOKEN_BODY} bytes` };
   let json: unknown;
   try {
@@ -70,7 +78,9 @@ function parseDevTokenRequest(body: string | undefined): { tenant: string; ttlSe
   return { error: (tenantIssue ?? r.error.issues[0])!.message };
 }
 
-export async function startTenantIdp(o: { port?: number; audience?: string; host?: string } = {}): Promise<TenantIdp> {
+export async function startTenantIdp(
+  o: { port?: number; audience?: string; host?: string } = {},
+): Promise<TenantIdp> {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const kid = `idp-${Date.now().toString(36)}`;
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
@@ -80,18 +90,38 @@ export async function startTenantIdp(o: { port?: number; audience?: string; host
     // Only the public discovery documents are readable from other origins: a web page the developer
     // opens must not read a token minted by `POST /dev/token`.
     const json = (status: number, body: unknown, crossOrigin = false) => {
-      res.writeHead(status, { 'content-type': 'application/json', ...(crossOrigin ? { 'access-control-allow-origin': '*' } : {}) });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        ...(crossOrigin ? { 'access-control-allow-origin': '*' } : {}),
+      });
       res.end(JSON.stringify(body));
     };
-    if (req.method === 'GET' && req.url === '/.well-known/jwks.json') return json(200, { keys: [jwk] }, true);
+    if (req.method === 'GET' && req.url === '/.well-known/jwks.json')
+      return json(200, { keys: [jwk] }, true);
     if (req.method === 'GET' && req.url === '/.well-known/openid-configuration')
-      return json(200, { issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, id_token_signing_alg_values_supported: ['ES256'] }, true);
+      return json(
+        200,
+        {
+          issuer,
+          jwks_uri: `${issuer}/.well-known/jwks.json`,
+          id_token_signing_alg_values_supported: ['ES256'],
+        },
+        true,
+      );
     if (req.method === 'POST' && req.url === '/dev/token') {
-      void readSmallBody(req, MAX_DEV_TOKEN_BODY).then(async (body) => {
-        const r = parseDevTokenRequest(body);
-        if ('error' in r) return json(400, { error: 'invalid_request', message: r.error });
-        return json(200, { accessToken: await idp.issue(r.tenant, { ttlSeconds: r.ttlSeconds }), tokenType: 'Bearer', expiresIn: r.ttlSeconds, tenant: r.tenant });
-      }, () => json(400, { error: 'invalid_request', message: 'the body could not be read' }));
+      void readSmallBody(req, MAX_DEV_TOKEN_BODY).then(
+        async (body) => {
+          const r = parseDevTokenRequest(body);
+          if ('error' in r) return json(400, { error: 'invalid_request', message: r.error });
+          return json(200, {
+            accessToken: await idp.issue(r.tenant, { ttlSeconds: r.ttlSeconds }),
+            tokenType: 'Bearer',
+            expiresIn: r.ttlSeconds,
+            tenant: r.tenant,
+          });
+        },
+        () => json(400, { error: 'invalid_request', message: 'the body could not be read' }),
+      );
       return;
     }
     return json(404, { error: 'not_found' });
@@ -108,17 +138,23 @@ export async function startTenantIdp(o: { port?: number; audience?: string; host
       const now = Math.floor(Date.now() / 1000);
       const aud = opts.audience ?? audience;
       const payload: Record<string, unknown> = {
-        roles: opts.roles ?? ['tenant'], scope: 'openid smart-home', iss: issuer, aud, sub: tenantId, iat: now,
+        roles: opts.roles ?? ['tenant'],
+        scope: 'openid smart-home',
+        iss: issuer,
+        aud,
+        sub: tenantId,
+        iat: now,
         ...(opts.withoutExpiry ? {} : { exp: now + (opts.ttlSeconds ?? 3600) }),
         ...(opts.clientRoles ? { resource_access: { [aud]: { roles: opts.clientRoles } } } : {}),
         ...opts.claims,
       };
       return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid }).sign(key);
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   return idp;
 }

@@ -22,22 +22,36 @@ export interface SendOptions {
 
 export interface WarehouseSimulator {
   url: string;
-  send(type: WarehouseEventType, data: Record<string, unknown>, o?: SendOptions): Promise<{ status: number; body: unknown; id: string }>;
+  send(
+    type: WarehouseEventType,
+    data: Record<string, unknown>,
+    o?: SendOptions,
+  ): Promise<{ status: number; body: unknown; id: string }>;
   close(): Promise<void>;
 }
 
-export async function startWarehouseSimulator(o: { targetUrl: string; secret: string; port?: number }): Promise<WarehouseSimulator> {
+export async function startWarehouseSimulator(o: {
+  targetUrl: string;
+  secret: string;
+  port?: number;
+}): Promise<WarehouseSimulator> {
   const send: WarehouseSimulator['send'] = async (type, data, s = {}) => {
     const id = s.id ?? `msg_${randomUUID()}`;
     const timestamp = s.timestamp ?? Math.floor(Date.now() / 1000);
-    const body = JSON.stringify({ type, timestamp: new Date(timestamp * 1000).toISOString(), data });
+    const body = JSON.stringify({
+      type,
+      timestamp: new Date(timestamp * 1000).toISOString(),
+      data,
+    });
     const res = await fetch(o.targetUrl, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         'webhook-id': id,
         'webhook-timestamp': String(timestamp),
-        'webhook-signature': s.signature ?? (s.secrets ?? [s.secret ?? o.secret]).map((k) => sign(k, id, timestamp, body)).join(' '),
+        'webhook-signature':
+          s.signature ??
+          (s.secrets ?? [s.secret ?? o.secret]).map((k) => sign(k, id, timestamp, body)).join(' '),
       },
       body,
     });
@@ -45,10 +59,17 @@ export async function startWarehouseSimulator(o: { targetUrl: string; secret: st
   };
   const server = http.createServer((req, res) => {
     void (async () => {
-      const m = req.method === 'POST' ? req.url?.match(/^\/simulate\/(stock\.(?:level|receipt|expiry))$/) : null;
-      if (!m?.[1]) return sendJson(res, 404, { error: 'POST /simulate/stock.level|stock.receipt|stock.expiry with the event data' });
+      const m =
+        req.method === 'POST'
+          ? req.url?.match(/^\/simulate\/(stock\.(?:level|receipt|expiry))$/)
+          : null;
+      if (!m?.[1])
+        return sendJson(res, 404, {
+          error: 'POST /simulate/stock.level|stock.receipt|stock.expiry with the event data',
+        });
       const data = parseJson(await readBody(req));
-      if (!data || typeof data !== 'object') return sendJson(res, 400, { error: 'body must be the event data object' });
+      if (!data || typeof data !== 'object')
+        return sendJson(res, 400, { error: 'body must be the event data object' });
       sendJson(res, 200, await send(m[1] as WarehouseEventType, data as Record<string, unknown>));
     })().catch((e: unknown) => sendJson(res, 502, { error: String(e) }));
   });
