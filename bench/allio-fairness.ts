@@ -356,11 +356,12 @@ async function latencies(
   let lost = 0;
   for (const r of rows) {
     if (r.ms === null) lost++;
-    else
+    else {
       byIt.set(String(r.integration_id), [
         ...(byIt.get(String(r.integration_id)) ?? []),
         Number(r.ms),
       ]);
+    }
   }
   const { rows: served } = await db.raw<{ rows: { integration_id: string; n: string }[] }>(
     `select integration_id, count(*) as n from allio_tasks where status = 2 group by integration_id`,
@@ -392,11 +393,12 @@ function printFair(r: FairPart, options: FairnessOptions): void {
   console.log(
     `  ${'integration'.padEnd(12)} ${'webhooks'.padStart(8)} ${'tasks done'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)}`,
   );
-  for (const row of [...r.rows, r.webhooks])
+  for (const row of [...r.rows, r.webhooks]) {
     console.log(
       `  ${row.integration.padEnd(12)} ${fmt(row.webhooks).padStart(8)} ${fmt(row.requests).padStart(10)} ` +
         `${ms(row.p50).padStart(8)} ${ms(row.p99).padStart(8)} ${ms(row.max).padStart(8)}`,
     );
+  }
   console.log(`  webhooks lost        ${r.lost}`);
   console.log(`  webhook p99          ${ms(r.webhooks.p99)} ms (goal < 5,000)`);
   console.log(

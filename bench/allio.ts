@@ -149,8 +149,9 @@ export async function runAllioBench(): Promise<AllioResult> {
       )[0]?.n ?? 0,
     );
     const lastDoneAt = Number(rows[0]?.last_ms ?? NaN);
-    if (firstRequestAt === undefined || !Number.isFinite(lastDoneAt))
+    if (firstRequestAt === undefined || !Number.isFinite(lastDoneAt)) {
       throw new Error('no ALLIO request was made');
+    }
     const ms = lastDoneAt - firstRequestAt;
     const stats = sim.stats();
     const recordsPerSecond = (synced * 1000) / ms;

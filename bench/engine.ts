@@ -119,21 +119,23 @@ export function engineConfig(flags: ReadonlyMap<string, string>): EngineConfig {
   for (const [flag, raw] of flags) {
     if (flag === 'tiny') continue;
     const key = FLAGS[flag];
-    if (!key)
+    if (!key) {
       throw new Error(
         `engine: unknown flag --${flag}; known: --tiny, ${Object.keys(FLAGS)
           .map((f) => `--${f}`)
           .join(', ')}`,
       );
+    }
     const ints = raw === '' ? [] : raw.split(',').map((s) => Number(s.replaceAll('_', '')));
-    if (ints.some((n) => !Number.isInteger(n) || n < (key === 'finished' ? 0 : 1)))
+    if (ints.some((n) => !Number.isInteger(n) || n < (key === 'finished' ? 0 : 1))) {
       throw new Error(
         `engine: --${flag} takes ${key === 'graphile' ? 'a list of ' : ''}positive integers, got "${raw}"`,
       );
+    }
     if (key === 'graphile') config.graphile = ints;
-    else if (ints.length !== 1)
+    else if (ints.length !== 1) {
       throw new Error(`engine: --${flag} takes one integer, got "${raw}"`);
-    else config[key] = ints[0]!;
+    } else config[key] = ints[0]!;
   }
   return config;
 }
@@ -285,8 +287,9 @@ export async function runEngineBench(
     console.log(
       `  ours/pgbench (rows sent) at ${fmt(c.due)} due: ${result.pgbenchRowsRatio.toFixed(2)}`,
     );
-    for (const g of graphile)
+    for (const g of graphile) {
       console.log(`  ours/graphile-worker at ${fmt(g.jobs)}: ${g.ratio.toFixed(2)}`);
+    }
     return result;
   } finally {
     await bench.drop();
@@ -400,10 +403,11 @@ class BenchDatabase {
                      from generate_series(?::bigint, ?::bigint) g) s`,
           [rows.finished, from + 1, from + n],
         );
-        if (rows.finished > LOAD_CHUNK)
+        if (rows.finished > LOAD_CHUNK) {
           process.stdout.write(
             `  loading finished rows: ${fmt(from + n)} in ${fmt(performance.now() - loadStarted)} ms\r`,
           );
+        }
       }
       await this.db.raw(
         `insert into ${t} (next_attempt_at) select now() from generate_series(1, ?)`,
@@ -423,8 +427,9 @@ class BenchDatabase {
       const { rows: left } = await this.db.raw<{ rows: { n: string }[] }>(
         `select count(*) as n from ${t} where status <> 2`,
       );
-      if (Number(left[0]?.n) !== 0)
+      if (Number(left[0]?.n) !== 0) {
         throw new Error(`${left[0]?.n} rows of ${table} not done after the drain`);
+      }
       return {
         drained,
         load: {
@@ -464,10 +469,11 @@ class BenchDatabase {
   }> {
     const unit = o.batch * o.concurrency;
     const turn = Math.floor(rows / (3 * rounds) / unit) * unit;
-    if (turn === 0)
+    if (turn === 0) {
       throw new Error(
         `engine: ${fmt(rows)} rows do not make ${3 * rounds} turns of ${fmt(unit)} (batch × concurrency)`,
       );
+    }
     const first = await this.claimBuffers(table, o.batch);
     let explained = first.updated;
     const ours: DrainResult[] = [];
@@ -527,8 +533,9 @@ class BenchDatabase {
         if (typeof node !== 'object' || node === null) return;
         if (Array.isArray(node)) return node.forEach(walk);
         const n = node as Record<string, unknown>;
-        if (n['Index Name'] === index)
+        if (n['Index Name'] === index) {
           pages += Number(n['Shared Hit Blocks'] ?? 0) + Number(n['Shared Read Blocks'] ?? 0);
+        }
         if (n['Node Type'] === 'ModifyTable') updated += Number(n['Actual Rows'] ?? 0);
         Object.values(n).forEach(walk);
       };
@@ -864,7 +871,8 @@ async function waitUntilEmpty(db: Knex, schema: string): Promise<void> {
 /** graphile-worker logs every start and stop at info level; only its warnings and errors matter here. */
 function quietGraphileLogger(): GraphileLogger {
   return new GraphileLogger(() => (level, message) => {
-    if (level === 'error' || level === 'warning')
+    if (level === 'error' || level === 'warning') {
       console.error(`graphile-worker ${level}: ${message}`);
+    }
   });
 }

@@ -35,10 +35,11 @@ export interface IntakeChildConfig {
 }
 
 const raw = process.env.BENCH_INTAKE_CHILD;
-if (!raw || !process.send)
+if (!raw || !process.send) {
   throw new Error(
     'intake-server is started by the intake benchmark (fork with BENCH_INTAKE_CHILD)',
   );
+}
 const cfg = JSON.parse(raw) as IntakeChildConfig;
 
 const config = {

@@ -303,13 +303,15 @@ export async function runIntakeBench(): Promise<IntakeResult> {
   const processList = (process.env.BENCH_INTAKE_PROCESSES ?? '1,2')
     .split(',')
     .map((s) => Number(s.trim()));
-  if (processList.some((p) => !Number.isInteger(p) || p < 1 || p > 8))
+  if (processList.some((p) => !Number.isInteger(p) || p < 1 || p > 8)) {
     throw new Error('BENCH_INTAKE_PROCESSES must list integers 1-8, e.g. "1,2"');
+  }
   const sources = (process.env.BENCH_INTAKE_SOURCES ?? 'allio,warehouse')
     .split(',')
     .map((s) => s.trim()) as IntakeSource[];
-  if (sources.some((s) => s !== 'allio' && s !== 'warehouse'))
+  if (sources.some((s) => s !== 'allio' && s !== 'warehouse')) {
     throw new Error('BENCH_INTAKE_SOURCES must list allio and/or warehouse');
+  }
   const warmup = envInt('BENCH_INTAKE_WARMUP_SECONDS', WARMUP_SECONDS, 0);
   console.log(
     `\n== intake: wrk -c${connections} and pgbench -c${connections}, ${seconds} s each, api processes ${processList.join(' then ')} ==`,
@@ -403,7 +405,7 @@ export async function runIntakeBench(): Promise<IntakeResult> {
       const url = `http://127.0.0.1:${port}`;
       for (const source of sources) {
         // Warehouse deliveries are used once each: the warm-up gets its own.
-        if (warmup > 0)
+        if (warmup > 0) {
           await wrk(
             url,
             script,
@@ -411,6 +413,7 @@ export async function runIntakeBench(): Promise<IntakeResult> {
             connections,
             warmup,
           );
+        }
         const file =
           source === 'allio' ? allioFile : await warehouseFile(WAREHOUSE_PER_SECOND * seconds);
         const before = await countRows(db, table[source]);
@@ -427,10 +430,11 @@ export async function runIntakeBench(): Promise<IntakeResult> {
           p99Ms: w.p99_us / 1000,
           rows,
         };
-        if (rows < ok)
+        if (rows < ok) {
           throw new Error(
             `${source}: ${ok} webhooks answered 2xx but only ${rows} rows were committed`,
           );
+        }
         const pg = await pgbench(pgSchema, pgSql[source], dir, connections, seconds);
         const r: IntakeRun = {
           source,

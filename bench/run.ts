@@ -35,10 +35,11 @@ function selected(argv: readonly string[]): Name[] {
   argv = argv.filter((a) => !a.startsWith('--'));
   if (argv.length === 0) return BENCHMARKS.filter((b) => !PARTS.includes(b));
   const unknown = argv.filter((a) => !(BENCHMARKS as readonly string[]).includes(a));
-  if (unknown.length > 0)
+  if (unknown.length > 0) {
     throw new Error(
       `unknown benchmark ${unknown.join(', ')}; choose from ${BENCHMARKS.join(', ')}`,
     );
+  }
   return BENCHMARKS.filter((b) => argv.includes(b));
 }
 
@@ -145,7 +146,7 @@ function smartHomeRows(r: SmartHomeResult): Row[] {
   const mb = (b: number) => fmt(b / (1024 * 1024));
   const rows: Row[] = [];
   const rt = r.roundTrip;
-  if (rt)
+  if (rt) {
     rows.push({
       benchmark: `smart-home open round trip (${r.rate}/s, ${r.seconds} s)`,
       measured: `ours p99 ${fmt(rt.ours.latency.p99, 2)} ms (p50 ${fmt(rt.ours.latency.p50, 2)}, ${errors(rt.ours)} errors)`,
@@ -153,6 +154,7 @@ function smartHomeRows(r: SmartHomeResult): Row[] {
       ratio: rt.ratio.toFixed(2),
       goal: `<= 2.0 ${rt.ratio <= 2 ? 'met' : 'MISSED'}`,
     });
+  }
   const sw = r.sweep;
   if (sw) {
     const rate = (n: number) => `${fmt(n)}/s${n === sw.top ? ' (top step)' : ''}`;

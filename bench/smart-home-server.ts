@@ -30,10 +30,11 @@ import {
 } from './smart-home-stats.js';
 
 const raw = process.env.BENCH_SH_CHILD;
-if (!raw || !process.send)
+if (!raw || !process.send) {
   throw new Error(
     'smart-home-server is started by the smart-home benchmark (fork with BENCH_SH_CHILD)',
   );
+}
 const cfg = JSON.parse(raw) as ChildConfig;
 const logger = benchLogger();
 const stages = new Stages();
@@ -87,8 +88,9 @@ function timeDb(db: Db, label: string): void {
   db.on('query-response', (_rows: unknown, q: { __knexQueryUid: string; sql: string }) => {
     const t = started.get(q.__knexQueryUid);
     started.delete(q.__knexQueryUid);
-    if (t !== undefined)
+    if (t !== undefined) {
       stages.add(`${label} sql ${q.sql.trim().split(/\s+/)[0]?.toLowerCase() ?? ''}`, nowMs() - t);
+    }
   });
 }
 
@@ -146,8 +148,9 @@ async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi
   );
   const redis = createRedis(config);
   const redisSubscriber = createRedis(config, { subscriber: true });
-  for (const r of [redis, redisSubscriber])
+  for (const r of [redis, redisSubscriber]) {
     r.on('error', (err) => logger.warn({ err }, 'redis error'));
+  }
   const amqp = connectAmqp(cfg.amqpUrl, logger, { name: 'bench api', ...hubAmqpOptions });
   let authenticator: Authenticator = new TenantJwtAuthenticator(config);
   if (cfg.profile) {
@@ -184,8 +187,9 @@ async function startApi(parts: Part[]): Promise<{ url: string; tenant: TenantApi
     });
     app.addHook('onResponse', async (req) => {
       const t = begun.get(req);
-      if (t !== undefined)
+      if (t !== undefined) {
         stages.add(`api request total (${req.method} ${req.routeOptions.url ?? '?'})`, nowMs() - t);
+      }
     });
   }
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -311,11 +315,12 @@ async function main(): Promise<void> {
       const received = partner.received;
       for (; partnerSeen < received.length; partnerSeen++) {
         const r = received[partnerSeen];
-        if (r?.command.type === 'device.open')
+        if (r?.command.type === 'device.open') {
           stages.add(
             'command created → partner received',
             r.receivedAt - Date.parse(r.command.createdAt),
           );
+        }
       }
     }
     const cpu = process.cpuUsage(cpuFrom);
@@ -340,8 +345,9 @@ async function main(): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    for (const p of parts.reverse())
+    for (const p of parts.reverse()) {
       await p.close().catch((e: unknown) => logger.warn({ err: e }, 'close failed'));
+    }
     send({ type: 'stopped' });
     process.disconnect?.();
     process.exit(0);

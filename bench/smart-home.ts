@@ -415,10 +415,11 @@ function printStages(name: string, s: ChildStats): void {
   const entries = Object.entries(s.stages).sort((a, b) => a[0].localeCompare(b[0]));
   if (entries.length === 0) return;
   console.log(`  stages in ${name}:`);
-  for (const [k, v] of entries)
+  for (const [k, v] of entries) {
     console.log(
       `    ${k.padEnd(62)} p50 ${fmt(v.p50, 2).padStart(6)}  p99 ${fmt(v.p99, 2).padStart(6)}  max ${fmt(v.max, 1).padStart(6)} ms  n ${fmt(v.n)}`,
     );
+  }
 }
 
 async function connectTenants(
@@ -442,8 +443,9 @@ async function connectTenants(
       t.token,
       { personalData: PERSONAL, biometricsConsent: true },
     );
-    if (res.status !== 202)
+    if (res.status !== 202) {
       throw new Error(`connect of ${t.id} answered ${res.status}: ${res.text}`);
+    }
   });
   // The bridge sends each connect to the partner simulator, whose reply marks the subscription connected.
   await withDeadline(
@@ -575,8 +577,9 @@ async function oursSide(
   const tenants = await connectTenants(s, url, agent, tenantCount);
   await pool(tenants, 50, async (tn) => {
     const ws = await openSocket(url, tn.token, (e, at) => {
-      if (e.type === 'command.result' && typeof e.commandId === 'string')
+      if (e.type === 'command.result' && typeof e.commandId === 'string') {
         complete(e.commandId, at, e.status);
+      }
     });
     conns.push({ ...tn, ws });
   });
@@ -604,8 +607,9 @@ async function oursSide(
         }
       },
       (err: unknown) => {
-        if (measured)
+        if (measured) {
           bump(t.errors, `http error ${err instanceof Error ? err.message : String(err)}`);
+        }
       },
     );
     inflight.add(p);
@@ -803,8 +807,9 @@ class ClientProcess {
   }
 
   async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.connected)
+    if (this.proc.exitCode === null && this.proc.connected) {
       this.proc.send({ cmd: 'stop' } satisfies ToWsClients);
+    }
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);
@@ -931,8 +936,9 @@ async function webSockets(
         30_000,
       );
       const delays = new Samples();
-      for (const c of clients)
+      for (const c of clients) {
         for (const a of (await c.ask({ cmd: 'arrivals', id }, 'arrivals')).at) delays.add(a - t0);
+      }
       const d = delays.summary();
       // The api's CPU time from the publish to the last arrival: the work, apart from waiting for a core.
       const cpuMs = ((await api.stats()).cpuPercent / 100) * (nowMs() - t0);
@@ -1071,10 +1077,11 @@ export async function runSmartHomeBench(
   const rates = (process.env.BENCH_SH_SWEEP ?? '250,500,1000,1500,2000,3000')
     .split(',')
     .map((r) => Number(r.trim()));
-  if (rates.some((r) => !Number.isInteger(r) || r < 1))
+  if (rates.some((r) => !Number.isInteger(r) || r < 1)) {
     throw new Error(
       `BENCH_SH_SWEEP must be a comma-separated list of rates, got "${process.env.BENCH_SH_SWEEP}"`,
     );
+  }
   const sweepSeconds = envInt('BENCH_SH_SWEEP_SECONDS', 10);
   const wsWanted = envInt('BENCH_SH_SOCKETS', 19_000);
   const wsTenants = envInt('BENCH_SH_WS_TENANTS', wsWanted);

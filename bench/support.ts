@@ -26,8 +26,9 @@ export function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min)
+  if (!Number.isInteger(n) || n < min) {
     throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  }
   return n;
 }
 

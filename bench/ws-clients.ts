@@ -17,8 +17,9 @@ export type FromWsClients =
   | { type: 'arrivals'; at: number[] }
   | { type: 'error'; message: string };
 
-if (!process.send)
+if (!process.send) {
   throw new Error('ws-clients is started by the smart-home benchmark (fork with an IPC channel)');
+}
 
 const send = (m: FromWsClients): void => {
   process.send?.(m);
@@ -77,11 +78,11 @@ async function openAll(url: string, tokens: readonly string[], concurrency: numb
 }
 
 process.on('message', (m: ToWsClients) => {
-  if (m.cmd === 'open')
+  if (m.cmd === 'open') {
     void openAll(m.url, m.tokens, m.concurrency).catch((e: unknown) =>
       send({ type: 'error', message: String(e) }),
     );
-  else if (m.cmd === 'count') send({ type: 'count', n: arrivals.get(m.id)?.length ?? 0 });
+  } else if (m.cmd === 'count') send({ type: 'count', n: arrivals.get(m.id)?.length ?? 0 });
   else if (m.cmd === 'arrivals') send({ type: 'arrivals', at: arrivals.get(m.id) ?? [] });
   else stop();
 });

@@ -40,5 +40,6 @@ const sizes = files.map(
   (f) => [relative(ROOT, f), readFileSync(f, 'utf8').split('\n').length] as const,
 );
 console.log('largest files (lines):');
-for (const [f, n] of sizes.sort((a, b) => b[1] - a[1]).slice(0, 10))
+for (const [f, n] of sizes.sort((a, b) => b[1] - a[1]).slice(0, 10)) {
   console.log(`${String(n).padStart(5)}  ${f}`);
+}

@@ -71,12 +71,13 @@ describe('ALLIO rate limit at ALLIO', () => {
       const refused: unknown[] = [];
       await Promise.all(
         workers.map(async (w, i) => {
-          for (let n = 0; n < 5; n++)
+          for (let n = 0; n < 5; n++) {
             await w
               .list(`http://${proxy.address}`, 'test-token', 'reserve', {
                 ids: [2_000 + i * 10 + n],
               })
               .catch((e: unknown) => refused.push(e));
+          }
         }),
       );
       for (const w of workers) w.close();

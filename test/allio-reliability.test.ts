@@ -139,8 +139,9 @@ describe('allio sync reliability', () => {
       expect(sim.stats().requests).toBe(0);
     } finally {
       // A failure above must not leave a worker that holds claims for the next test.
-      if (worker.child.exitCode === null && worker.child.signalCode === null)
+      if (worker.child.exitCode === null && worker.child.signalCode === null) {
         worker.child.kill('SIGKILL');
+      }
       await worker.exited;
       await ctx.db('allio_integrations').where({ id: it.id }).update({ active: false });
     }

@@ -82,8 +82,9 @@ describe('allio webhook intake limits', () => {
   test('webhooks beyond the per-minute rate get 429 with Retry-After, store nothing, and are counted', async () => {
     const api = await startApi({ ALLIO_WEBHOOKS_PER_MINUTE: '3' });
     const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example' });
-    for (let i = 0; i < 3; i++)
+    for (let i = 0; i < 3; i++) {
       expect((await send(api, it, 'RESERVE_ADD', [i + 1])).status).toBe(200);
+    }
     const refused = await send(api, it, 'RESERVE_ADD', [9]);
     expect(refused.status).toBe(429);
     expect(refused.body).toMatchObject({ error: { code: 'rate_limited' } });
@@ -149,8 +150,9 @@ describe('allio webhook intake limits', () => {
       `redis://127.0.0.1:${closedPort}`,
     );
     const it = await addIntegration(ctx.db, { baseUrl: 'https://allio.example' });
-    for (let i = 0; i < 3; i++)
+    for (let i = 0; i < 3; i++) {
       expect((await send(api, it, 'RESERVE_ADD', [i + 1])).status).toBe(200);
+    }
     expect(await stored(it)).toBe(3);
     const metrics = await api.metrics.registry.metrics();
     expect(metrics).toMatch(/hub_webhook_limit_unchecked_total\{source="allio"\} 3/);

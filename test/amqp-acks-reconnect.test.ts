@@ -167,7 +167,7 @@ describe('the api process and its order status consumer', () => {
     const conn = await amqplib.connect(node.amqpUrl);
     try {
       const ch = await conn.createConfirmChannel();
-      for (const e of events)
+      for (const e of events) {
         ch.publish(
           STATUS_EXCHANGE,
           STATUS_ROUTING_KEY,
@@ -182,6 +182,7 @@ describe('the api process and its order status consumer', () => {
           }),
           { persistent: true },
         );
+      }
       await ch.waitForConfirms();
     } finally {
       await conn.close();

@@ -189,8 +189,9 @@ describe('the audit of token requests', () => {
       await tokenRequest('partner-c', secretC),
       await tokenRequest('partner-b', 'none-issued-yet'),
     ];
-    for (const a of answers)
+    for (const a of answers) {
       expect(a).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    }
     expect(answers.every((a) => a.body.access_token === undefined)).toBe(true);
     expect((await events()).map((e) => [e.client_id, e.outcome])).toEqual([
       ['nobody', 'unknown_client'],

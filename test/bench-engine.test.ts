@@ -14,8 +14,9 @@ test('the engine benchmark runs every scenario in its tiny configuration and dra
     r.pgbenchRows,
     r.history,
     ...r.graphile.flatMap((g) => [g.ours, g.graphile]),
-  ])
+  ]) {
     expect(d.perSecond).toBeGreaterThan(0);
+  }
   // Ours and both pgbench scripts took equal turns on the large queue.
   expect(r.pgbench.rows).toBe(r.due.rows);
   expect(r.pgbenchRows.rows).toBe(r.due.rows);

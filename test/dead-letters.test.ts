@@ -95,8 +95,9 @@ const depth = async (queue: string) => (await ch.checkQueue(queue)).messageCount
 /** Everything in `queue` now, taken off it. */
 async function drain(queue: string) {
   const out: amqplib.GetMessage[] = [];
-  for (let m = await ch.get(queue, { noAck: true }); m; m = await ch.get(queue, { noAck: true }))
+  for (let m = await ch.get(queue, { noAck: true }); m; m = await ch.get(queue, { noAck: true })) {
     out.push(m);
+  }
   return out;
 }
 

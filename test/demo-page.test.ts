@@ -245,8 +245,9 @@ test('a tenant orders a dish, pays with the test card and watches the robots coo
   await expect(row.locator('.production').textContent()).resolves.toBe('Done');
   await expect(row.locator('button.pay').isDisabled()).resolves.toBe(true);
   const log = await page.locator('#log').innerText();
-  for (const line of [': paid', '(robots: queued)', '(robots: cooking)', ': ready'])
+  for (const line of [': paid', '(robots: queued)', '(robots: cooking)', ': ready']) {
     expect(log).toContain(line);
+  }
   await page.screenshot({ path: path.join(tmpdir(), 'hub-demo-page-kitchen.png'), fullPage: true });
   await page.close();
   expect(problems).toEqual([]);

@@ -208,8 +208,9 @@ describe('outages while running', () => {
         }),
       );
       for (const { p, code, ms } of exits) {
-        if (code !== 0 || ms > 2_500 || !/shutting down.*waiting for/.test(p.output()))
+        if (code !== 0 || ms > 2_500 || !/shutting down.*waiting for/.test(p.output())) {
           console.log(`${p.entry} exited ${String(code)} after ${ms} ms:\n${p.output()}`);
+        }
       }
       for (const { p, code, ms } of exits) {
         expect(code).toBe(0);

@@ -211,8 +211,9 @@ describe('work reconciler', () => {
           warning: 'step did not complete',
           async handle(row, owner, signal) {
             order.push(String(row.id));
-            if (order.length === 1)
+            if (order.length === 1) {
               throw Object.assign(new Error('partner away'), { code: 'ECONNRESET' });
+            }
             // The second row is still in hand when the shutdown runs out of patience; it finishes.
             holding = true;
             await new Promise<void>((resolve) =>

@@ -90,8 +90,9 @@ async function stopAll(processes: ServiceProcess[]): Promise<void> {
 
 /** Runs an Erlang expression on the node for each consumed queue's quorum member (Ra server). */
 async function eachMember(fn: 'stop_server' | 'restart_server'): Promise<void> {
-  for (const q of CONSUMED)
+  for (const q of CONSUMED) {
     await node.rabbitmqctl('eval', `ra:${fn}(quorum_queues, {'%2F_${q}', node()}).`);
+  }
 }
 
 test('api with the kitchen and mq-bridge start on a brand-new RabbitMQ node: no channel error, no stack trace, every queue consumed', async () => {
@@ -121,13 +122,14 @@ test('a consume the broker refuses right after the declaration (its quorum repli
     await eachMember('restart_server');
     await waitFor(allConsumed, 30_000, 'both queues consumed');
     expectNoTrouble(processes);
-    for (const p of processes)
+    for (const p of processes) {
       expect(
         p
           .output()
           .split('\n')
           .filter((l) => refusal.test(l)),
       ).toHaveLength(1);
+    }
   } finally {
     await eachMember('restart_server').catch(() => undefined);
     await stopAll(processes);

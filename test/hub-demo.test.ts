@@ -29,8 +29,9 @@ describe('demo webhooks', () => {
     const added = sent.filter((w) => w.command.endsWith('_ADD')).flatMap((w) => w.indexes);
     expect(new Set(added).size).toBe(added.length);
     expect(Math.max(...sent.flatMap((w) => w.indexes))).toBe(nextId - 1);
-    for (const w of sent.filter((x) => !x.command.endsWith('_ADD')))
+    for (const w of sent.filter((x) => !x.command.endsWith('_ADD'))) {
       expect(w.indexes.length).toBeGreaterThan(0);
+    }
     expect(added.length).toBeGreaterThan(300);
   });
 
@@ -38,8 +39,9 @@ describe('demo webhooks', () => {
     const first = run(1, 50);
     const second = run(first.nextId, 50);
     const before = new Set(first.sent.flatMap((w) => w.indexes));
-    for (const w of second.sent.filter((x) => x.command.endsWith('_ADD')))
+    for (const w of second.sent.filter((x) => x.command.endsWith('_ADD'))) {
       for (const id of w.indexes) expect(before.has(id)).toBe(false);
+    }
   });
 
   test('the next id follows the largest the hub holds for the integration, in webhooks or CRM rows, and no other', async () => {

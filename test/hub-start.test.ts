@@ -194,8 +194,9 @@ test.each(SERVERS)(
       expect(out).toContain(`docker compose up -d ${missing.compose}`);
       expect(out).toContain('compose.yaml');
       // Only the missing one is named; nothing ran (no migration, no listener), no stack trace.
-      for (const other of SERVERS.filter((s) => s !== missing))
+      for (const other of SERVERS.filter((s) => s !== missing)) {
         expect(out).not.toContain(`(${other.variable})`);
+      }
       expect(out).not.toMatch(/\n\s+at /);
       expect(out).not.toContain('listening');
       const schemas = await ctx.db.raw(

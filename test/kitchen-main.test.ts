@@ -34,8 +34,9 @@ test('the kitchen entry point names every missing variable and exits 1', async (
     'KITCHEN_ROBOTS_API_KEY',
     'ONEC_ODATA_URL',
     'ONEC_PASSWORD',
-  ])
+  ]) {
     expect(p.output()).toContain(name);
+  }
 }, 30_000);
 
 /** What the kitchen entry point needs to start against this file's stack. */

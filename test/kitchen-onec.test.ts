@@ -116,10 +116,11 @@ describe('hourly 1C export', () => {
     const interrupted = [await producedOrder(midHour(2)), await producedOrder(midHour(2))];
     const refunded = await refundedOrder(midHour(3));
     // Earlier replicas exported every hour of the window except 3 and 2 hours ago, then stopped.
-    for (const h of [6, 5, 4, 1])
+    for (const h of [6, 5, 4, 1]) {
       await s.ctx
         .db('periodic_runs')
         .insert({ name: ONEC_EXPORT_JOB, period_key: hourKey(h), status: 2 });
+    }
     // 1C records the first document but its answer is lost; the next one fails with a 500.
     s.onec.faults.add('lost');
     s.onec.faults.add('error');

@@ -251,8 +251,9 @@ describe('order status consumer with hostile messages', () => {
         let m = await ch.get(DEAD_QUEUE, { noAck: true });
         m;
         m = await ch.get(DEAD_QUEUE, { noAck: true })
-      )
+      ) {
         reasons.push(m.properties.headers?.['x-hub-reason']);
+      }
       const mine = reasons.slice(-5);
       expect(mine.every((r) => typeof r === 'string' && r.length > 0 && r.length <= 500)).toBe(
         true,

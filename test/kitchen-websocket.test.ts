@@ -155,8 +155,9 @@ test('an event older than one already pushed, or a repeat, never reaches the soc
       encodeStatus(event(2, 'in_production')),
       encodeStatus(v3),
       Buffer.from('\u00ff not protobuf'),
-    ])
+    ]) {
       ch.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, bytes);
+    }
     // Handled after the others, so once it is on the socket they have all been decided.
     const sentinel = { ...event(1, 'payment_pending'), orderId: randomUUID() };
     ch.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, encodeStatus(sentinel));

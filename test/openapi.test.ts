@@ -89,10 +89,11 @@ describe('OpenAPI document', () => {
       /^\/(v1\/kitchen|v1\/smart-home|webhooks)\//.test(d.path),
     );
     expect(ours.length).toBeGreaterThanOrEqual(14);
-    for (const d of ours)
+    for (const d of ours) {
       expect(
         `${d.method} ${d.path}: ${app.hasRoute({ method: d.method.toUpperCase() as 'GET', url: d.url })}`,
       ).toBe(`${d.method} ${d.path}: true`);
+    }
   });
 
   test('every smart-home and kitchen route the api serves is documented', () => {

@@ -255,8 +255,9 @@ describe('KeycloakClientRegistry', () => {
     await r.removeClient(p);
     const logs = logLines.join('');
     expect(logs).toContain('partner client created at Keycloak');
-    for (const secret of [OPERATOR_SECRET, wrong, keycloak.client(p.clientId)!.secret])
+    for (const secret of [OPERATOR_SECRET, wrong, keycloak.client(p.clientId)!.secret]) {
       expect(logs).not.toContain(secret);
+    }
     expect(logs).not.toMatch(/Bearer|access_token/);
   });
 });

@@ -338,7 +338,7 @@ describe('operator', () => {
           /outbound_host: allio: host postgres\.hub\.svc\.cluster\.local is not in OUTBOUND_ALLOWED_HOSTS/,
       },
     ];
-    for (const [n, c] of cases.entries())
+    for (const [n, c] of cases.entries()) {
       kube.apply(
         {
           ...i,
@@ -352,6 +352,7 @@ describe('operator', () => {
         },
         'alliointegrations',
       );
+    }
     for (const c of cases) {
       const ready = await waitFor(
         () => condition(kube.get('alliointegrations', NS, c.name)?.status, 'Ready'),

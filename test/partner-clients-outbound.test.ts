@@ -122,13 +122,14 @@ describe.each(subjects)('$name client', (s) => {
     await elsewhere.close();
   });
 
-  if (!s.tls)
+  if (!s.tls) {
     test('an http URL is refused without OUTBOUND_ALLOW_HTTP and nothing is sent', async () => {
       await expect(s.call(partner.url, policy({ OUTBOUND_ALLOW_HTTP: 'false' }))).rejects.toThrow(
         /outbound_scheme/,
       );
       expect(partner.requests).toEqual([]);
     });
+  }
 
   test('a host outside OUTBOUND_ALLOWED_HOSTS is refused and nothing is sent', async () => {
     await expect(
@@ -152,7 +153,7 @@ describe.each(subjects)('$name client', (s) => {
     expect(partner.bytesSent).toBeLessThan(12 * 1024 * 1024);
   });
 
-  if (s.partner !== 'keycloak')
+  if (s.partner !== 'keycloak') {
     test('a 503 with Retry-After 99999999 is retried after at most RETRY_AFTER_MAX_MS, clamped and counted', async () => {
       partner.handle(answer(503, { error: 'x'.repeat(10_000) }, { 'retry-after': '99999999' }));
       const err = await s.call(partner.url, policy({ RETRY_AFTER_MAX_MS: '60000' })).then(
@@ -167,4 +168,5 @@ describe.each(subjects)('$name client', (s) => {
         await metrics.registry.getSingleMetricAsString('hub_retry_after_clamped_total'),
       ).toContain(`partner="${s.partner}"} 1`);
     });
+  }
 });

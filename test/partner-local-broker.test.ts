@@ -26,8 +26,9 @@ function documentedConf(): string[] {
   const doc = readFileSync(new URL('../docs/partner-sdk.md', import.meta.url), 'utf8');
   const section = doc.slice(doc.indexOf('## Locally, against `npm start`'));
   const m = /<<'CONF'\n([\s\S]*?)\n\s*CONF\n/.exec(section);
-  if (!m?.[1])
+  if (!m?.[1]) {
     throw new Error('docs/partner-sdk.md has no rabbitmq.conf block in its local section');
+  }
   return m[1]
     .split('\n')
     .map((l) => l.trim())

@@ -109,8 +109,11 @@ async function replyTo(correlationId: string, timeoutMs = 15_000): Promise<GetMe
         const msg = await guestChannel.get(REPLIES_QUEUE, { noAck: false });
         if (!msg) return undefined;
         guestChannel.ack(msg);
-        if (replyMessage.parse(JSON.parse(msg.content.toString())).correlationId === correlationId)
+        if (
+          replyMessage.parse(JSON.parse(msg.content.toString())).correlationId === correlationId
+        ) {
           return msg;
+        }
       }
     },
     timeoutMs,
@@ -336,11 +339,12 @@ describe('partner access with tokens from the authorization server', () => {
     // Every token a partner used in this file: the simulator's, the refreshes, the reconnects.
     expect(issuedRows.length).toBeGreaterThanOrEqual(5);
     expect(issuedRows.map((r) => r.token_id)).toContain(decodeJwt(issued.token).jti);
-    for (const r of rows)
+    for (const r of rows) {
       expect(r).toMatchObject({
         source_address: expect.stringMatching(/127\.0\.0\.1/),
         at: expect.any(Date),
       });
+    }
     const metric = await ctx.metrics.registry.getSingleMetricAsString(
       'hub_auth_token_requests_total',
     );

@@ -83,8 +83,9 @@ beforeAll(async () => {
   // amqplib channel has with the same signatures as amqp-connection-manager's channel wrapper.
   const topology = adminChannel as unknown as TopologyChannel;
   await assertRepliesTopology(topology);
-  for (const partner of PARTNERS)
+  for (const partner of PARTNERS) {
     await assertPartnerTopology(topology, { name: partner, commandQueue: commandQueue(partner) });
+  }
 }, 120_000);
 
 afterAll(async () => {

@@ -189,8 +189,9 @@ const tableOf = (name: string) => TABLE[/^[a-z]+/.exec(name)![0]]!;
 
 async function present(ids: Record<string, string>): Promise<Record<string, boolean>> {
   const out: Record<string, boolean> = {};
-  for (const [name, id] of Object.entries(ids))
+  for (const [name, id] of Object.entries(ids)) {
     out[name] = (await count(ctx.db, tableOf(name), { id })) === 1;
+  }
   return out;
 }
 
@@ -233,16 +234,18 @@ describe('retention purge', () => {
     }
 
     const after = await present(ids);
-    for (const [name, there] of Object.entries(after))
+    for (const [name, there] of Object.entries(after)) {
       expect([name, there]).toEqual([name, !GONE.includes(name)]);
+    }
     expect(await count(ctx.db, PERIODIC_RUNS, { name: RETENTION_JOB })).toBe(1);
 
     // Counted once across both replicas, per table.
     const total: Record<string, number> = {};
     for (const r of replicas) {
       const m = await r.metrics.registry.getSingleMetric('hub_retention_rows_purged_total')!.get();
-      for (const v of m.values)
+      for (const v of m.values) {
         total[String(v.labels.table)] = (total[String(v.labels.table)] ?? 0) + v.value;
+      }
     }
     const expected: Record<string, number> = {};
     for (const name of GONE) expected[tableOf(name)] = (expected[tableOf(name)] ?? 0) + 1;

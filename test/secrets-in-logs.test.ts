@@ -207,8 +207,9 @@ test('no secret, key, token or password appears in any log line of a full run at
   );
   expect((await api('GET', '/v1/kitchen/orders', { apiKey: stack.operatorKey })).status).toBe(200);
   expect((await api('GET', '/v1/kitchen/stock', { apiKey: stack.adminKey })).status).toBe(200);
-  for (const bad of [stack.tokens.expired, stack.tokens.forged, stack.tokens.wrongAudience])
+  for (const bad of [stack.tokens.expired, stack.tokens.forged, stack.tokens.wrongAudience]) {
     expect((await api('GET', '/v1/kitchen/menu', { token: bad })).status).toBe(401);
+  }
 
   // Smart home: the WebSocket with the token in its query (as browsers send it), and an open command answered by the partner.
   const ws = new WebSocket(

@@ -30,8 +30,9 @@ beforeAll(async () => {
   idp = await startTenantIdp();
   // A JWKS endpoint that misbehaves as an identity provider in trouble does.
   jwks = createServer((req, res) => {
-    if (req.url === '/hang')
+    if (req.url === '/hang') {
       return void setTimeout(() => res.end('{"keys":[]}'), JWKS_TIMEOUT_MS * 10).unref();
+    }
     res
       .writeHead(500, { 'content-type': 'text/plain' })
       .end('internal error at keycloak-0.keycloak.svc.cluster.local');
@@ -251,8 +252,9 @@ describe('identity provider outage', () => {
     );
     const probe = await startProbe(`${jwksBase}/fail`, { logger });
     try {
-      for (const tenant of ['a', 'b', 'c'])
+      for (const tenant of ['a', 'b', 'c']) {
         expect((await rest(probe.base, await idp.issue(`tenant-${tenant}`))).status).toBe(503);
+      }
       const outage = lines.filter((l) => l.includes('identity provider unavailable'));
       expect(outage).toHaveLength(1);
       expect(outage[0]).toContain(`${jwksBase}/fail`);

@@ -141,8 +141,9 @@ afterAll(async () => {
 /** The api process is running and answers /healthz; its output says why when it is not. */
 async function expectAlive(): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch((e: unknown) => e as Error);
-  if (exitCode !== undefined || res instanceof Error)
+  if (exitCode !== undefined || res instanceof Error) {
     console.log(`api exited with ${String(exitCode)}:\n${api.output()}`);
+  }
   expect(exitCode).toBeUndefined();
   expect(res instanceof Error ? res.message : res.status).toBe(200);
 }
@@ -209,8 +210,9 @@ test('a refused upgrade is closed by the server within seconds even when the cli
       return c;
     }),
   );
-  for (const c of silent)
+  for (const c of silent) {
     await waitFor(() => c.received().startsWith('HTTP/1.1 401'), 5_000, 'the 401');
+  }
   // Once the server has let go of the connection, the client's next write meets a reset.
   await waitFor(
     () => {

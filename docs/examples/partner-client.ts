@@ -89,12 +89,13 @@ export class TokenSource {
     } catch {
       throw new TokenRequestError(status, 'invalid_response', `not JSON: ${body.slice(0, 200)}`);
     }
-    if (status !== 200 || typeof parsed.access_token !== 'string')
+    if (status !== 200 || typeof parsed.access_token !== 'string') {
       throw new TokenRequestError(
         status,
         String(parsed.error ?? 'invalid_response'),
         String(parsed.error_description ?? ''),
       );
+    }
     const lifetimeMs = (typeof parsed.expires_in === 'number' ? parsed.expires_in : 300) * 1000;
     return {
       token: parsed.access_token,

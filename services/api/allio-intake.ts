@@ -91,15 +91,16 @@ export class AllioIntakeLimiter {
   private setAvailable(ok: boolean, err?: Error): void {
     if (ok === this.available) return;
     this.available = ok;
-    if (ok)
+    if (ok) {
       this.logger.info(
         { source: 'allio' },
         'webhook intake limiter reachable again; limits enforced',
       );
-    else
+    } else {
       this.logger.warn(
         { reason: err?.message, source: 'allio' },
         'webhook intake limiter unavailable; accepting webhooks unlimited until Redis answers',
       );
+    }
   }
 }

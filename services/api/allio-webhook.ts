@@ -80,17 +80,20 @@ export function registerAllioWebhook(app: FastifyInstance, deps: AllioWebhookDep
 
   app.post('/webhooks/allio/:webhookKey', async (req, reply) => {
     const p = params.safeParse(req.params);
-    if (!p.success)
+    if (!p.success) {
       return reject(404, 'integration_not_found', 'No ALLIO integration has this webhook URL.');
+    }
     const integration = await integrations.findByWebhookKey(p.data.webhookKey);
-    if (!integration)
+    if (!integration) {
       return reject(404, 'integration_not_found', 'No ALLIO integration has this webhook URL.');
-    if (!integration.active)
+    }
+    if (!integration.active) {
       return reject(
         403,
         'integration_inactive',
         'This ALLIO integration is switched off; enable it before sending webhooks.',
       );
+    }
     const body = allioWebhookBody.safeParse(req.body);
     if (!body.success) {
       deps.metrics.webhooks.inc({ source: 'allio', result: 'invalid_webhook' });
@@ -99,12 +102,13 @@ export function registerAllioWebhook(app: FastifyInstance, deps: AllioWebhookDep
         message: 'The webhook body does not match {uuid, command, indexes}.',
       });
     }
-    if (body.data.uuid.toLowerCase() !== integration.integration_uuid.toLowerCase())
+    if (body.data.uuid.toLowerCase() !== integration.integration_uuid.toLowerCase()) {
       return reject(
         403,
         'uuid_mismatch',
         'The body uuid is not the integration_uuid of the integration this URL belongs to.',
       );
+    }
     const limit = await deps.allioIntake?.admit(
       integration.id,
       body.data.command,

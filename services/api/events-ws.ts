@@ -150,27 +150,30 @@ export class EventSockets {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
-    if (path !== EVENTS_PATH)
+    if (path !== EVENTS_PATH) {
       return refuse(
         socket,
         404,
         'not_found',
         `No WebSocket at ${clip(path ?? '', 200)}; use ${EVENTS_PATH}.`,
       );
+    }
     const token = bearerToken(req.headers, req.url);
-    if (!token)
+    if (!token) {
       return refuse(
         socket,
         401,
         'unauthenticated',
         'Pass the tenant access token as Authorization: Bearer or ?access_token=.',
       );
+    }
     let tenantId: string;
     try {
       tenantId = (await this.o.authenticator.verify(token)).tenantId;
     } catch (thrown) {
-      if (thrown instanceof ApiError)
+      if (thrown instanceof ApiError) {
         return refuse(socket, thrown.statusCode, thrown.code, thrown.message, thrown.headers);
+      }
       this.o.logger.error({ err: toError(thrown) }, 'websocket authentication failed');
       return refuse(
         socket,
@@ -181,13 +184,14 @@ export class EventSockets {
     }
     // The client may have gone while its token was being verified.
     if (socket.destroyed) return;
-    if ((this.byTenant.get(tenantId)?.size ?? 0) >= this.o.maxSocketsPerTenant)
+    if ((this.byTenant.get(tenantId)?.size ?? 0) >= this.o.maxSocketsPerTenant) {
       return refuse(
         socket,
         429,
         'too_many_sockets',
         `At most ${this.o.maxSocketsPerTenant} sockets per tenant; close an old one.`,
       );
+    }
     // ws listens for the socket's errors from here on (and on the WebSocket once it is open).
     socket.off('error', this.onUpgradeSocketError);
     this.wss.handleUpgrade(
@@ -272,7 +276,7 @@ export class EventSockets {
   }
 
   private beat(): void {
-    for (const set of this.byTenant.values())
+    for (const set of this.byTenant.values()) {
       for (const ws of set) {
         if (!ws.alive) {
           ws.terminate();
@@ -281,6 +285,7 @@ export class EventSockets {
         ws.alive = false;
         ws.ping();
       }
+    }
   }
 }
 

@@ -11,8 +11,9 @@ const privateJwks = z.string().transform((v, ctx) => {
       !parsed.keys.every(
         (k) => k.kty === 'RSA' && typeof k.d === 'string' && typeof k.kid === 'string',
       )
-    )
+    ) {
       throw new Error('not RSA');
+    }
     return parsed.keys;
   } catch {
     ctx.addIssue({

@@ -123,10 +123,11 @@ export function createProvider(o: ProviderOptions): Provider {
         defaultResource: () => resource,
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx: KoaContextWithOIDC, indicator: string, client) => {
-          if (indicator !== resource)
+          if (indicator !== resource) {
             throw new errors.InvalidTarget(
               `unknown resource; this server issues tokens for ${resource}`,
             );
+          }
           const own = (client as unknown as Record<string, unknown>)[SCOPES_METADATA];
           const scope = typeof own === 'string' ? own : '';
           // Like Keycloak's default client scopes: a request that names no scope gets all of the

@@ -56,15 +56,17 @@ export async function createAuthService(d: {
   metrics: Metrics;
 }): Promise<AuthService> {
   const { config, db, logger, metrics } = d;
-  if (!config.AUTH_TLS_CERT_FILE !== !config.AUTH_TLS_KEY_FILE)
+  if (!config.AUTH_TLS_CERT_FILE !== !config.AUTH_TLS_KEY_FILE) {
     throw new ConfigError(['AUTH_TLS_CERT_FILE and AUTH_TLS_KEY_FILE must be set together']);
+  }
   const signingKeys = (config.AUTH_SIGNING_JWKS as JWK[] | undefined) ?? [
     await generateSigningKey(),
   ];
-  if (!config.AUTH_SIGNING_JWKS)
+  if (!config.AUTH_SIGNING_JWKS) {
     logger.warn(
       'AUTH_SIGNING_JWKS is not set: signing with a key made at start; tokens end with this process',
     );
+  }
   const clients = new AuthClientStore(db, {
     vhost: config.RABBITMQ_PARTNER_VHOST,
     resourceServerId: config.RABBITMQ_RESOURCE_SERVER_ID,

@@ -26,18 +26,21 @@ const STATES: readonly DeadLetterState[] = ['dead', 'replaying', 'replayed', 're
 function positive(max: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > max)
+    if (!Number.isInteger(n) || n < 0 || n > max) {
       throw new InvalidArgumentError(`a whole number from 0 to ${max}`);
+    }
     return n;
   };
 }
 
 function selection(ids: string[], o: { all?: boolean; queue?: string }): Selection {
-  if (ids.length === 0 && !o.all)
+  if (ids.length === 0 && !o.all) {
     throw new Error('give dead-letter ids, or --all (with --queue to take one queue)');
+  }
   if (ids.length > 0 && o.all) throw new Error('give dead-letter ids or --all, not both');
-  if (ids.some((id) => !/^\d{1,18}$/.test(id)))
+  if (ids.some((id) => !/^\d{1,18}$/.test(id))) {
     throw new Error('dead-letter ids are numbers (see `hub dead-letters list`)');
+  }
   return { ids, all: o.all === true, queue: o.queue };
 }
 
@@ -52,8 +55,9 @@ function bodyView(body: Buffer, truncated: boolean): { encoding: 'utf8' | 'base6
   for (let cut = 0; cut <= (truncated ? Math.min(3, body.length) : 0); cut++) {
     const part = body.subarray(0, body.length - cut);
     const text = part.toString('utf8');
-    if (Buffer.from(text, 'utf8').equals(part) && !CONTROL.test(text))
+    if (Buffer.from(text, 'utf8').equals(part) && !CONTROL.test(text)) {
       return { encoding: 'utf8', text };
+    }
   }
   return { encoding: 'base64', text: body.toString('base64') };
 }
@@ -163,8 +167,9 @@ export function deadLetterCommands(withDb: WithDb): Command {
       const s = selection(ids, o);
       await withDb(async (db) => {
         const r = await requestReplay(db, s);
-        for (const x of r.refused)
+        for (const x of r.refused) {
           console.error(`dead letter ${x.id} not replayed: ${x.why} (${x.code})`);
+        }
         if (r.refused.length > 0) process.exitCode = 1;
         if (r.queued.length === 0) {
           console.log('no dead letter queued for replay');
@@ -174,19 +179,22 @@ export function deadLetterCommands(withDb: WithDb): Command {
         if (o.wait === 0) return;
         const states = await waitForReplays(db, r.queued, o.wait);
         const by = (st: DeadLetterState) => states.filter((x) => x.state === st);
-        if (by('replayed').length)
+        if (by('replayed').length) {
           console.log(
             `replayed: ${by('replayed')
               .map((x) => x.id)
               .join(', ')}`,
           );
-        for (const x of by('replay_failed'))
+        }
+        for (const x of by('replay_failed')) {
           console.error(`dead letter ${x.id} replay failed: ${x.error ?? 'unknown error'}`);
+        }
         const pending = by('replaying');
-        if (pending.length)
+        if (pending.length) {
           console.error(
             `still queued after ${o.wait}s (is the queue's keeper, mq-bridge or kitchen, running?): ${pending.map((x) => x.id).join(', ')}`,
           );
+        }
         if (by('replay_failed').length || pending.length) process.exitCode = 1;
       });
     });
@@ -206,10 +214,11 @@ export function deadLetterCommands(withDb: WithDb): Command {
             : 'no dead letter purged',
         );
         const missed = s.all ? [] : s.ids.filter((i) => !deleted.includes(i));
-        for (const id of missed)
+        for (const id of missed) {
           console.error(
             `dead letter ${id} not purged: unknown${s.queue ? ` in ${s.queue}` : ''}, or its replay is under way`,
           );
+        }
         if (missed.length) process.exitCode = 1;
       });
     });

@@ -47,20 +47,23 @@ async function applyPartnerQueues(partners: Applied['partnerQueues']): Promise<v
   const { AMQP_URL } = loadConfig(amqpEnv.partial());
   const names = (ps: PartnerTopology[]) => ps.map((p) => p.commandQueue).join(', ');
   if (!AMQP_URL) {
-    if (partners.declare.length)
+    if (partners.declare.length) {
       console.error(
         `AMQP_URL is not set: the running mq-bridge declares ${names(partners.declare)} as soon as it learns of the change`,
       );
-    if (partners.unbind.length)
+    }
+    if (partners.unbind.length) {
       console.error(
         `AMQP_URL is not set: ${names(partners.unbind)} stay bound until unbound on RabbitMQ`,
       );
+    }
     return;
   }
   await applyPartnerTopologies(AMQP_URL, partners);
   if (partners.declare.length) console.log(`declared on RabbitMQ: ${names(partners.declare)}`);
-  if (partners.unbind.length)
+  if (partners.unbind.length) {
     console.log(`unbound on RabbitMQ (inactive): ${names(partners.unbind)}`);
+  }
 }
 
 async function withDb<T>(fn: (db: Db, schema: string) => Promise<T>): Promise<T> {
@@ -177,9 +180,11 @@ tasks
         return;
       }
       console.log(countLine('task', await countTasks(db, opts)));
-      if (rows.length === 0)
+      if (rows.length === 0) {
         console.log(opts.status === 'all' ? 'no tasks' : `no ${opts.status} tasks`);
-      else console.table(rows.map((r) => ({ ...r, last_error: r.last_error?.slice(0, 80) ?? '' })));
+      } else {
+        console.table(rows.map((r) => ({ ...r, last_error: r.last_error?.slice(0, 80) ?? '' })));
+      }
     });
   });
 tasks
@@ -227,9 +232,9 @@ smartHome
         return;
       }
       console.log(countLine('request', await countRequests(db)));
-      if (rows.length === 0)
+      if (rows.length === 0) {
         console.log(opts.state === 'all' ? 'no requests' : `no ${opts.state} requests`);
-      else console.table(rows.map((r) => ({ ...r, lastError: r.lastError?.slice(0, 80) ?? '' })));
+      } else console.table(rows.map((r) => ({ ...r, lastError: r.lastError?.slice(0, 80) ?? '' })));
     });
   });
 smartHome
@@ -265,8 +270,9 @@ apiKeys
   .requiredOption('-r, --role <role...>', `roles: ${MACHINE_ROLES.join(', ')}`)
   .action(async (opts: { name: string; role: string[] }) => {
     const unknown = opts.role.filter((r) => !(MACHINE_ROLES as readonly string[]).includes(r));
-    if (unknown.length)
+    if (unknown.length) {
       throw new Error(`unknown role ${unknown.join(', ')}; roles are ${MACHINE_ROLES.join(', ')}`);
+    }
     await withDb(async (db) => {
       const { id, key } = await createApiKey(db, opts.name, opts.role);
       console.error(
@@ -311,9 +317,9 @@ auth
         ({ secret_hash, ...r }) => ({ ...r, has_secret: secret_hash !== null }),
       );
       if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
-      else if (rows.length === 0)
+      else if (rows.length === 0) {
         console.log('no clients; `hub apply -f` a SmartHomePartner creates one');
-      else console.table(rows.map((r) => ({ ...r, scopes: r.scopes.join(' ') })));
+      } else console.table(rows.map((r) => ({ ...r, scopes: r.scopes.join(' ') })));
     });
   });
 auth
@@ -383,8 +389,9 @@ function countLine(noun: string, counts: Record<string, number>): string {
 function seconds(min: number, max: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max)
+    if (!Number.isInteger(n) || n < min || n > max) {
       throw new InvalidArgumentError(`a whole number of seconds from ${min} to ${max}`);
+    }
     return n;
   };
 }

@@ -37,14 +37,16 @@ export async function readResourceFiles(
       const text = source === '-' ? await readStdin() : await readFile(source, 'utf8');
       const docs = parseAllDocuments(text);
       const errors = docs.flatMap((d) => d.errors.map((e) => e.message));
-      if (errors.length)
+      if (errors.length) {
         throw new Error(
           `${source === '-' ? 'stdin' : source} is not valid YAML: ${errors.join('; ')}`,
         );
+      }
       docs.forEach((d, i) => {
         const doc = d.toJS() as unknown;
-        if (doc !== null && doc !== undefined)
+        if (doc !== null && doc !== undefined) {
           out.push({ source: source === '-' ? 'stdin' : source, index: i + 1, doc });
+        }
       });
     }
   }

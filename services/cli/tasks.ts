@@ -49,8 +49,9 @@ export async function countTasks(
     .select('t.status')
     .count<{ status: number; count: string }[]>('* as count')
     .groupBy('t.status');
-  if (o.integration)
+  if (o.integration) {
     q.join('allio_integrations as i', 'i.id', 't.integration_id').where('i.name', o.integration);
+  }
   const counts = Object.fromEntries(Object.keys(TASK_STATUS).map((k) => [k, 0]));
   const names = Object.fromEntries(Object.entries(TASK_STATUS).map(([k, v]) => [v, k]));
   for (const r of await q) counts[names[r.status] ?? String(r.status)] = Number(r.count);
@@ -63,11 +64,12 @@ export async function retryTasks(
 ): Promise<string[]> {
   return replayFailed(db, 'allio_tasks', (q) => {
     if (o.ids.length) q.whereIn('id', o.ids);
-    if (o.integration)
+    if (o.integration) {
       q.whereIn(
         'integration_id',
         db('allio_integrations').select('id').where({ name: o.integration }),
       );
+    }
     return q;
   });
 }

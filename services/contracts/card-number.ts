@@ -35,8 +35,9 @@ export function findCardNumber(value: unknown, path = '$', depth = 0): string | 
   // The JSON parser refuses bodies nested deeper than this, so everything accepted is searched.
   if (depth > MAX_JSON_DEPTH) return undefined;
   if (typeof value === 'string') return stringLooksLikeCard(value) ? path : undefined;
-  if (typeof value === 'number' || typeof value === 'bigint')
+  if (typeof value === 'number' || typeof value === 'bigint') {
     return stringLooksLikeCard(String(value)) ? path : undefined;
+  }
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const hit = findCardNumber(value[i], `${path}[${i}]`, depth + 1);

@@ -99,11 +99,12 @@ export const MAX_REPLY_BYTES = 16 * 1024;
  * (zod quotes a bad enum value in its message, so an unbounded reason could carry the whole body).
  */
 export function parseReply(body: Buffer): ParsedReply {
-  if (body.length > MAX_REPLY_BYTES)
+  if (body.length > MAX_REPLY_BYTES) {
     return {
       ok: false,
       reason: `body is ${body.length} bytes; a reply is at most ${MAX_REPLY_BYTES}`,
     };
+  }
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));

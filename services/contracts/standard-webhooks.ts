@@ -20,8 +20,9 @@ export type VerifyResult =
 export function secretKey(secret: string): Buffer {
   const raw = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
   const key = Buffer.from(raw, 'base64');
-  if (key.length < 16)
+  if (key.length < 16) {
     throw new Error('a webhook secret must be whsec_ followed by at least 16 base64-encoded bytes');
+  }
   return key;
 }
 
@@ -48,33 +49,37 @@ export function verify(
   toleranceSeconds = DEFAULT_TOLERANCE_SECONDS,
 ): VerifyResult {
   const { id, timestamp, signature } = headers;
-  if (!id || !timestamp || !signature)
+  if (!id || !timestamp || !signature) {
     return {
       ok: false,
       code: 'missing_headers',
       message: 'Send webhook-id, webhook-timestamp and webhook-signature headers.',
     };
-  if (!/^\d{1,12}$/.test(timestamp))
+  }
+  if (!/^\d{1,12}$/.test(timestamp)) {
     return {
       ok: false,
       code: 'invalid_timestamp',
       message: 'webhook-timestamp must be Unix seconds.',
     };
+  }
   const ts = Number(timestamp);
-  if (Math.abs(nowSeconds - ts) > toleranceSeconds)
+  if (Math.abs(nowSeconds - ts) > toleranceSeconds) {
     return {
       ok: false,
       code: 'timestamp_out_of_tolerance',
       message: `webhook-timestamp is more than ${toleranceSeconds} s from our clock; send fresh deliveries and check the sender's clock.`,
     };
+  }
   const offered = signature
     .split(' ')
     .filter((s) => s.startsWith('v1,'))
     .map((s) => Buffer.from(s.slice(3), 'base64'));
   for (const secret of secrets) {
     const expected = Buffer.from(sign(secret, id, ts, body).slice(3), 'base64');
-    if (offered.some((o) => o.length === expected.length && timingSafeEqual(o, expected)))
+    if (offered.some((o) => o.length === expected.length && timingSafeEqual(o, expected))) {
       return { ok: true, id, timestamp: ts };
+    }
   }
   return {
     ok: false,

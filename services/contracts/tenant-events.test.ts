@@ -201,8 +201,9 @@ describe('the command-result Lua script on the real Redis', () => {
     expect(await cache.publishResult(commands[0] as CommandRecord)).toBe(false);
 
     const deadline = Date.now() + 5_000;
-    while (received.length < commands.length && Date.now() < deadline)
+    while (received.length < commands.length && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
+    }
     expect(received).toHaveLength(commands.length);
     received.forEach((message, i) => {
       const parsed = tenantEvent.parse(JSON.parse(message));

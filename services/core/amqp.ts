@@ -175,13 +175,14 @@ export function createChannel(
   const ch = conn.createChannel(opts);
   ch.on('error', (err: Error, info: { name: string }) => {
     const channel = info?.name ?? opts.name;
-    if (!conn.isConnected())
+    if (!conn.isConnected()) {
       logger.debug({ reason: err.message, channel }, 'rabbitmq channel closed with its connection');
-    else
+    } else {
       logger.warn(
         { err, channel },
         'rabbitmq channel error; it is re-created at the next reconnect',
       );
+    }
   });
   return ch;
 }
@@ -264,13 +265,14 @@ export class QueueConsumer<C extends Channel = Channel> {
         { queue: this.o.queue },
         'rabbitmq cancelled the consumer; consuming again',
       );
-      if (!state.closed && !this.cancelled)
+      if (!state.closed && !this.cancelled) {
         this.consume(ch, state).catch((e: unknown) =>
           this.o.logger.warn(
             { err: toError(e), queue: this.o.queue },
             'consuming again failed; waiting for the reconnect',
           ),
         );
+      }
     };
     const options = { noAck: false, consumerTag: this.tag };
     if (this.o.conn) await consumeQueue(this.o.conn, ch, this.o.queue, onMessage, options);
@@ -289,11 +291,12 @@ export class QueueConsumer<C extends Channel = Channel> {
           return 'settled';
         } catch (thrown) {
           // IllegalOperationError: the channel is closing, its 'close' not emitted yet.
-          if (!state.reported)
+          if (!state.reported) {
             this.o.logger.debug(
               { err: toError(thrown), queue: this.o.queue },
               'settling on a closing channel failed',
             );
+          }
         }
       }
       if (!state.reported) {

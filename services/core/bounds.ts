@@ -55,8 +55,9 @@ export function formatIssues(issues: readonly ZodIssue[]): Issue[] {
 /** At most MAX_ISSUES lines `path message` for a person to read, and a last line counting the rest. */
 export function problemLines(issues: readonly ZodIssue[]): string[] {
   const lines = formatIssues(issues).map((i) => `${i.path || '(root)'} ${i.message}`);
-  if (issues.length > lines.length)
+  if (issues.length > lines.length) {
     lines.push(`(${issues.length - lines.length} more problems not listed)`);
+  }
   return lines;
 }
 
@@ -93,12 +94,14 @@ export function nestedDeeperThan(value: unknown, max = MAX_JSON_DEPTH, depth = 0
   if (value === null || typeof value !== 'object') return false;
   if (depth >= max) return true;
   if (Array.isArray(value)) {
-    for (const child of value as unknown[])
+    for (const child of value as unknown[]) {
       if (nestedDeeperThan(child, max, depth + 1)) return true;
+    }
     return false;
   }
-  for (const key in value)
+  for (const key in value) {
     if (nestedDeeperThan((value as Record<string, unknown>)[key], max, depth + 1)) return true;
+  }
   return false;
 }
 
@@ -111,8 +114,9 @@ function holdsNul(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('\u0000');
   if (value === null || typeof value !== 'object') return false;
   if (Array.isArray(value)) return (value as unknown[]).some(holdsNul);
-  for (const key in value)
+  for (const key in value) {
     if (key.includes('\u0000') || holdsNul((value as Record<string, unknown>)[key])) return true;
+  }
   return false;
 }
 
@@ -124,15 +128,17 @@ function holdsNul(value: unknown): boolean {
 export function jsonRefusal(
   value: unknown,
 ): { code: 'body_too_deep' | 'nul_character'; message: string } | undefined {
-  if (nestedDeeperThan(value))
+  if (nestedDeeperThan(value)) {
     return {
       code: 'body_too_deep',
       message: `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels.`,
     };
-  if (holdsNul(value))
+  }
+  if (holdsNul(value)) {
     return {
       code: 'nul_character',
       message: 'Text in the JSON body may not contain the NUL character (\\u0000).',
     };
+  }
   return undefined;
 }

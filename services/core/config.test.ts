@@ -211,8 +211,9 @@ describe('loadConfig with httpServerEnv', () => {
       HTTP_KEEP_ALIVE_TIMEOUT_MS: 65_000,
       HTTP_MAX_CONNECTIONS: 10_000,
     });
-    for (const name of Object.keys(httpServerEnv.shape))
+    for (const name of Object.keys(httpServerEnv.shape)) {
       expect(() => loadConfig(httpServerEnv, { [name]: '0' })).toThrow(name);
+    }
   });
 });
 

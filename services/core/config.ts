@@ -250,8 +250,9 @@ export function loadConfig<
   S extends z.ZodObject<z.ZodRawShape> | z.ZodEffects<z.ZodObject<z.ZodRawShape>>,
 >(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
   const cleaned: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env))
+  for (const [k, v] of Object.entries(env)) {
     if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
+  }
   const parsed = schema.safeParse(cleaned);
   if (parsed.success) return parsed.data;
   throw new ConfigError(

@@ -54,8 +54,9 @@ export function createDb(
  * fresh pooler, not always on a warm one.
  */
 export async function pooledSearchPathProblem(config: DatabaseConfig): Promise<string | undefined> {
-  if (!config.DATABASE_SESSION_URL || config.DATABASE_SESSION_URL === config.DATABASE_URL)
+  if (!config.DATABASE_SESSION_URL || config.DATABASE_SESSION_URL === config.DATABASE_URL) {
     return undefined;
+  }
   const client = new pg.Client({
     connectionString: config.DATABASE_URL,
     application_name: 'hub-search-path-check',

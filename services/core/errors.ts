@@ -8,8 +8,9 @@ export function toError(thrown: unknown): Error {
 
 /** The error's message; for an AggregateError (a host name with several addresses), its parts'. */
 export function describeError(err: Error): string {
-  if (err instanceof AggregateError && err.errors.length > 0)
+  if (err instanceof AggregateError && err.errors.length > 0) {
     return [...new Set(err.errors.map((e) => toError(e).message))].join('; ');
+  }
   return err.message || codeOf(err) || err.name;
 }
 
@@ -50,8 +51,9 @@ const PG_CONNECTION_MESSAGES =
  */
 export function isDatabaseUnavailable(thrown: unknown): boolean {
   if (!(thrown instanceof Error)) return false;
-  if (thrown instanceof AggregateError)
+  if (thrown instanceof AggregateError) {
     return thrown.errors.length > 0 && thrown.errors.every(isDatabaseUnavailable);
+  }
   if (thrown.name === 'KnexTimeoutError') return true;
   const code = codeOf(thrown);
   if (code && SOCKET_CODES.has(code)) return true;
@@ -62,8 +64,9 @@ export function isDatabaseUnavailable(thrown: unknown): boolean {
       code === PgCode.CRASH_SHUTDOWN ||
       code === PgCode.CANNOT_CONNECT_NOW ||
       code === PgCode.TOO_MANY_CONNECTIONS)
-  )
+  ) {
     return true;
+  }
   return PG_CONNECTION_MESSAGES.test(thrown.message);
 }
 
@@ -128,19 +131,23 @@ export function classifyError(thrown: unknown): Classification {
   for (let depth = 0; depth < 5 && err; depth++) {
     if (err instanceof PermanentError) return { retryable: false, reason: err.reason };
     if (err instanceof HttpError) {
-      if (err.status === 429)
+      if (err.status === 429) {
         return { retryable: true, reason: 'http_429', retryAfterMs: err.retryAfterMs };
-      if (err.status >= 500 || err.status === 408)
+      }
+      if (err.status >= 500 || err.status === 408) {
         return { retryable: true, reason: 'http_5xx', retryAfterMs: err.retryAfterMs };
+      }
       return { retryable: false, reason: `http_${err.status}` };
     }
-    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
       return { retryable: true, reason: 'timeout' };
+    }
     const code = codeOf(err);
     if (code && CONNECTION_CODES.has(code)) return { retryable: true, reason: 'connection' };
     // SQLSTATE classes 08 (connection), 40 (transaction rollback), 53 (resources), 57 (operator).
-    if (code && /^(08|40|53|57)[0-9A-Z]{3}$/.test(code))
+    if (code && /^(08|40|53|57)[0-9A-Z]{3}$/.test(code)) {
       return { retryable: true, reason: 'database' };
+    }
     err = err instanceof Error ? err.cause : undefined;
   }
   return { retryable: true, reason: 'unknown' };

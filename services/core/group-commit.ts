@@ -51,8 +51,9 @@ export class GroupCommit<Row, Result> {
     private readonly options: GroupCommitOptions,
     private readonly hooks: GroupCommitHooks = {},
   ) {
-    if (options.maxBatch < 1 || options.maxInFlight < 1 || options.maxQueued < 1)
+    if (options.maxBatch < 1 || options.maxInFlight < 1 || options.maxQueued < 1) {
       throw new Error('group commit limits must be at least 1');
+    }
   }
 
   /** Rows waiting for a write (not counting those being written). */
@@ -62,8 +63,9 @@ export class GroupCommit<Row, Result> {
 
   /** Resolves with the row's result once the statement that carried it has committed. */
   submit(row: Row): Promise<Result> {
-    if (this.queue.length >= this.options.maxQueued)
+    if (this.queue.length >= this.options.maxQueued) {
       return Promise.reject(new GroupCommitFullError(this.queue.length));
+    }
     return new Promise<Result>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
       this.schedule();
@@ -93,8 +95,9 @@ export class GroupCommit<Row, Result> {
 
   private async checkedWrite(rows: Row[]): Promise<readonly Result[]> {
     const results = await this.write(rows);
-    if (results.length !== rows.length)
+    if (results.length !== rows.length) {
       throw new Error(`a batch write returned ${results.length} results for ${rows.length} rows`);
+    }
     return results;
   }
 

@@ -29,8 +29,9 @@ export const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
 export function inCheckout(moduleUrl: string): boolean {
   let dir = path.dirname(fileURLToPath(moduleUrl));
   for (let up = 0; up < 5; up++) {
-    if (existsSync(path.join(dir, 'package.json')))
+    if (existsSync(path.join(dir, 'package.json'))) {
       return existsSync(path.join(dir, 'services/hub/main.ts'));
+    }
     dir = path.dirname(dir);
   }
   return false;
@@ -260,11 +261,12 @@ export function serversMissingMessage(failed: Extract<Probe, { ok: false }>[]): 
   const parts = failed.map((f) => {
     const s = LOCAL_SERVERS[f.server];
     const where = `${s.name} at ${redactUrlPassword(f.url, s.variable)} (${s.variable})`;
-    if (f.absent)
+    if (f.absent) {
       return [
         `${where}: nothing answers (${f.reason}).`,
         ...howToStart(f.server).map((l) => `  ${l}`),
       ].join('\n');
+    }
     const fix = {
       postgres: 'check the user, password and database in DATABASE_URL',
       redis: 'check the password (and TLS: rediss://) in REDIS_URL',

@@ -69,8 +69,9 @@ describe('clampRetryAfter', () => {
   });
 
   test('an ask of years, Infinity or NaN is clamped to the maximum', () => {
-    for (const asked of [99_999_999_000, Infinity, Number.NaN])
+    for (const asked of [99_999_999_000, Infinity, Number.NaN]) {
       expect(clampRetryAfter(asked, 300_000)).toEqual({ ms: 300_000, clamped: true });
+    }
   });
 
   test('no header stays undefined; a negative value becomes 0', () => {

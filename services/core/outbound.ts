@@ -53,16 +53,18 @@ export function urlRefusal(
   c: Pick<OutboundConfig, 'OUTBOUND_ALLOW_HTTP' | 'OUTBOUND_ALLOWED_HOSTS'>,
 ): { code: OutboundRefusal; message: string } | undefined {
   const httpOk = c.OUTBOUND_ALLOW_HTTP && url.protocol === 'http:';
-  if (url.protocol !== 'https:' && !httpOk)
+  if (url.protocol !== 'https:' && !httpOk) {
     return {
       code: 'outbound_scheme',
       message: `${url.protocol}// is not allowed; partner URLs must be https (http only with OUTBOUND_ALLOW_HTTP=true in development)`,
     };
-  if (!hostAllowed(url.hostname, c.OUTBOUND_ALLOWED_HOSTS))
+  }
+  if (!hostAllowed(url.hostname, c.OUTBOUND_ALLOWED_HOSTS)) {
     return {
       code: 'outbound_host',
       message: `host ${url.hostname} is not in OUTBOUND_ALLOWED_HOSTS`,
     };
+  }
   return undefined;
 }
 
@@ -123,12 +125,13 @@ export class OutboundPolicy {
 
   /** A 3xx is refused, never followed: it could carry our credentials to another host. */
   assertNotRedirect(partner: string, status: number): void {
-    if (status >= 300 && status < 400)
+    if (status >= 300 && status < 400) {
       throw this.refuse(
         partner,
         'outbound_redirect',
         `${partner} answered ${status} (a redirect); redirects are not followed`,
       );
+    }
   }
 
   /** fetch under the policy: URL checked, redirects refused, the body read up to the limit. */
@@ -193,8 +196,9 @@ export class OutboundPolicy {
   }
 
   private assertDeclaredLength(partner: string, header: string | null | undefined): void {
-    if (header && Number(header) > this.config.OUTBOUND_MAX_RESPONSE_BYTES)
+    if (header && Number(header) > this.config.OUTBOUND_MAX_RESPONSE_BYTES) {
       throw this.tooLarge(partner);
+    }
   }
 
   private tooLarge(partner: string): OutboundRefusedError {

@@ -177,9 +177,9 @@ export async function runService(
     started = await start();
   } catch (thrown) {
     const err = toError(thrown);
-    if (err instanceof ConfigError || err instanceof StartupDependencyError)
+    if (err instanceof ConfigError || err instanceof StartupDependencyError) {
       process.stderr.write(`${name}: ${err.message}\n`);
-    else process.stderr.write(`${name}: start-up failed: ${err.stack ?? err.message}\n`);
+    } else process.stderr.write(`${name}: start-up failed: ${err.stack ?? err.message}\n`);
     process.exit(1);
   }
   const { logger, shutdown, shutdownTimeoutMs } = started;

@@ -79,8 +79,9 @@ export class TenantEventCatchUp<E extends TenantEventEnvelope = AnyTenantEvent> 
           lookbackMs,
           EVENTS_PER_QUERY,
         );
-        if (events.length >= EVENTS_PER_QUERY && !truncated.includes(source.type))
+        if (events.length >= EVENTS_PER_QUERY && !truncated.includes(source.type)) {
           truncated.push(source.type);
+        }
         for (const e of events) this.d.deliver(e.tenantId, e.event);
         n += events.length;
       }

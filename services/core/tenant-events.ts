@@ -73,8 +73,9 @@ export class TenantEventPublisher<E extends TenantEventEnvelope = AnyTenantEvent
     let received = 0;
     for (let i = 0; i < tenantIds.length; i += PUBLISH_BATCH) {
       const pipeline = this.redis.pipeline();
-      for (const tenantId of tenantIds.slice(i, i + PUBLISH_BATCH))
+      for (const tenantId of tenantIds.slice(i, i + PUBLISH_BATCH)) {
         pipeline.publish(this.channel(tenantId), message);
+      }
       for (const [err, n] of (await pipeline.exec()) ?? []) {
         if (err) throw err;
         received += Number(n);
@@ -212,8 +213,9 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
         this.lostAt !== undefined &&
         this.subscriber.status === 'ready' &&
         !this.stopped.signal.aborted
-      )
+      ) {
         this.recover();
+      }
     });
   }
 
@@ -234,11 +236,12 @@ export class TenantEventSubscriber<E extends TenantEventEnvelope = AnyTenantEven
         if (this.closes === closes) this.lostAt = undefined;
         return;
       } catch (thrown) {
-        if (!failing)
+        if (!failing) {
           this.logger.warn(
             { err: toError(thrown) },
             `tenant events not re-delivered after the subscription was lost; retrying every ${RECOVERY_RETRY_MS / 1000} s`,
           );
+        }
         failing = true;
         if (!(await sleep(RECOVERY_RETRY_MS, this.stopped.signal))) return;
       }

@@ -76,11 +76,12 @@ function parseElements<T extends z.ZodTypeAny>(
   for (let i = 0; i < items.length && reported < MAX_ISSUES; i++) {
     const r = item.safeParse(items[i]);
     if (r.success) out.push(r.data as z.output<T>);
-    else
+    else {
       for (const issue of r.error.issues.slice(0, MAX_ISSUES - reported)) {
         ctx.addIssue({ ...issue, path: [i, ...issue.path], fatal: true });
         reported++;
       }
+    }
   }
   return reported > 0 ? z.NEVER : out;
 }

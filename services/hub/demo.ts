@@ -32,12 +32,13 @@ export function demoWebhook(
 ): { command: (typeof COMMANDS)[number]; indexes: number[]; nextId: number } {
   const command = COMMANDS[n % COMMANDS.length] ?? 'RESERVE_ADD';
   const size = 1 + (n % 5);
-  if (command.endsWith('_ADD'))
+  if (command.endsWith('_ADD')) {
     return {
       command,
       indexes: Array.from({ length: size }, (_, i) => nextId + i),
       nextId: nextId + size,
     };
+  }
   const first = Math.max(1, nextId - size);
   return {
     command,

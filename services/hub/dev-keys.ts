@@ -30,8 +30,9 @@ export function devSigningKeys(dir: string): {
 } {
   const file = path.join(dir, 'auth-signing-key.json');
   const publicKeyFile = path.join(dir, 'auth-signing-key.pub.pem');
-  if (existsSync(file) && existsSync(publicKeyFile))
+  if (existsSync(file) && existsSync(publicKeyFile)) {
     return { jwks: readFileSync(file, 'utf8').trim(), publicKeyFile, created: false };
+  }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwks = JSON.stringify({

@@ -118,8 +118,9 @@ export async function prepareKitchenDemo(o: {
         ['beet', 20_000],
         ['beef', 10_000],
         ['walnut', 2_000],
-      ] as const)
+      ] as const) {
         await warehouse.send('stock.level', { ingredient, quantity, unit: 'g', expiresAt });
+      }
       const operator = await createApiKey(o.db, 'demo kitchen terminal', ['kitchen-operator']);
       const admin = await createApiKey(o.db, 'demo back office', ['kitchen-admin']);
       // Credentials stay out of the log: they go to a file only this user can read.

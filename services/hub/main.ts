@@ -112,13 +112,15 @@ await runService('hub', async () => {
   };
 
   const { logger, metrics, db } = await processBasics('hub', config);
-  if (idp)
+  if (idp) {
     logger.info({ issuer: idp.issuer }, 'development identity provider issuing tenant tokens');
-  if (devKeys)
+  }
+  if (devKeys) {
     logger.info(
       { file: devKeys.file, created: devKeys.created },
       'development data-encryption key in use',
     );
+  }
   const migrated = await migrate(db, config.DATABASE_SCHEMA);
   logger.info({ schema: config.DATABASE_SCHEMA, applied: migrated.applied }, 'database migrated');
   const redis = connectRedis(config, logger);

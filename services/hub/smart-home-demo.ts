@@ -75,21 +75,23 @@ export function registerDemoPage(
   app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
   app.post('/demo/api/sign-in', async (req) => {
     const body = signIn.safeParse(req.body);
-    if (!body.success)
+    if (!body.success) {
       throw new ApiError(
         422,
         'invalid_body',
         `tenant ${body.error.issues[0]?.message ?? 'is invalid'}`,
       );
+    }
     return {
       accessToken: await idp.issue(body.data.tenant, { ttlSeconds: 8 * 3600 }),
       tenant: body.data.tenant,
     };
   });
   app.get('/demo/api/features', async () => ({ kitchen: Boolean(kitchen) }));
-  if (kitchen)
+  if (kitchen) {
     app.post('/demo/api/card-token', async () => ({
       cardToken: kitchen.tokenizeTestCard(),
       card: 'test card •••• 1111',
     }));
+  }
 }

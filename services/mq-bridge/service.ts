@@ -100,8 +100,9 @@ export function createMqBridge(d: MqBridgeDeps): MqBridge {
   let refreshing: Promise<void> | undefined;
   const declarePartners = async () => {
     try {
-      for (const p of await activePartners(db))
+      for (const p of await activePartners(db)) {
         await publisher.ensurePartner({ name: p.name, commandQueue: p.command_queue });
+      }
     } catch (thrown) {
       logger.warn({ err: toError(thrown) }, 'could not declare partner queues; retrying later');
     }

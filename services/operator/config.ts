@@ -52,11 +52,12 @@ export const operatorEnv = baseEnv
 
 /** What the operator's entry point loads: the variables, and those that only make sense together. */
 export const operatorConfig = operatorEnv.superRefine((c, ctx) => {
-  if (c.KEYCLOAK_URL && !c.KEYCLOAK_CLIENT_SECRET)
+  if (c.KEYCLOAK_URL && !c.KEYCLOAK_CLIENT_SECRET) {
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
       path: ['KEYCLOAK_CLIENT_SECRET'],
       message:
         "is required when KEYCLOAK_URL is set (the secret of the operator's client at Keycloak)",
     });
+  }
 });

@@ -108,8 +108,9 @@ export class Controller {
 
   private scheduleResync(): void {
     this.later(this.o.resyncMs ?? 5 * 60_000, () => {
-      for (const [kind, informer] of this.informers)
+      for (const [kind, informer] of this.informers) {
         for (const obj of informer.list()) this.enqueue(toObserved(kind, obj));
+      }
       this.scheduleResync();
     });
   }

@@ -44,8 +44,9 @@ export class TopologyRunner {
   }
 
   async run(fn: (ch: ConfirmChannel) => Promise<void>): Promise<void> {
-    if (!this.conn.isConnected())
+    if (!this.conn.isConnected()) {
       throw new Error('not connected to RabbitMQ; the topology change will be retried');
+    }
     await this.channel.waitForConnect();
     const once = (ch: ConfirmChannel) => fn(ch);
     try {

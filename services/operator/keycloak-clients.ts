@@ -206,12 +206,13 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
         existing.protocol !== desired.protocol ||
         existing.description !== desired.description ||
         !covers(existing.attributes, desired.attributes)
-      )
+      ) {
         await this.admin('PUT', `/client-scopes/${enc(existing.id)}`, {
           ...existing,
           ...desired,
           attributes: { ...existing.attributes, ...desired.attributes },
         });
+      }
       ids.set(name, existing.id);
     }
     return ids;
@@ -229,12 +230,13 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
         existing.protocolMapper !== m.protocolMapper ||
         existing.protocol !== m.protocol ||
         !covers(existing.config, m.config)
-      )
+      ) {
         await this.admin('PUT', `${path}/${enc(existing.id)}`, {
           ...existing,
           ...m,
           config: { ...existing.config, ...m.config },
         });
+      }
     }
   }
 
@@ -247,11 +249,13 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
     const path = `/clients/${enc(clientId)}/${kind}`;
     const linked = (await this.admin('GET', path)).json as { id: string; name: string }[];
     const linkedIds = new Set(linked.map((l) => l.id));
-    for (const id of wanted.values())
+    for (const id of wanted.values()) {
       if (!linkedIds.has(id)) await this.admin('PUT', `${path}/${enc(id)}`);
+    }
     const wantedIds = new Set(wanted.values());
-    for (const l of linked)
+    for (const l of linked) {
       if (!wantedIds.has(l.id)) await this.admin('DELETE', `${path}/${enc(l.id)}`);
+    }
   }
 
   /** One Admin REST API call; a 401 renews the token once (it may have been revoked or Keycloak restarted). */
@@ -277,11 +281,12 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
         if (this.token?.value === token) this.token = undefined;
         continue;
       }
-      if (!res.ok)
+      if (!res.ok) {
         throw new HttpError(
           res.status,
           `Keycloak ${method} ${path} answered ${res.status}: ${keycloakError(text)}`,
         );
+      }
       return {
         json: text ? (JSON.parse(text) as unknown) : undefined,
         location: res.headers.get('location'),
@@ -309,16 +314,18 @@ export class KeycloakClientRegistry implements OAuthClientRegistry {
       }).toString(),
     });
     const { text } = res;
-    if (!res.ok)
+    if (!res.ok) {
       throw new HttpError(
         res.status,
         `Keycloak refused the operator's token request (client ${this.o.clientId}, realm ${this.o.realm}): ${res.status} ${keycloakError(text)}`,
       );
+    }
     const body = JSON.parse(text) as { access_token?: unknown; expires_in?: unknown };
-    if (typeof body.access_token !== 'string' || typeof body.expires_in !== 'number')
+    if (typeof body.access_token !== 'string' || typeof body.expires_in !== 'number') {
       throw new Error(
         `Keycloak's token answer for client ${this.o.clientId} has no access_token and expires_in`,
       );
+    }
     const lifetimeMs = body.expires_in * 1000;
     this.token = {
       value: body.access_token,

@@ -155,8 +155,9 @@ export class LeaderElector {
       if (statusOf(e) === 409) return false;
       throw e;
     }
-    if (d.kind === 'takeover')
+    if (d.kind === 'takeover') {
       this.o.logger.info({ from: d.from || '(nobody)' }, 'took over the operator lease');
+    }
     return true;
   }
 

@@ -35,10 +35,11 @@ await runService('operator', async () => {
           outbound,
         })
       : undefined;
-  if (!oauthClients)
+  if (!oauthClients) {
     logger.warn(
       'KEYCLOAK_URL is not set: partner clients at the authorization server are not managed (OAuthClientReady=Unknown)',
     );
+  }
   const operator = createOperator({
     kc,
     db,

@@ -119,11 +119,12 @@ export function plan(o: Observed): Plan {
   const actions: Action[] = [...head];
   const previous = o.status?.commandQueue;
   // A renamed queue: stop routing to the old one first, so no command lands in both.
-  if (previous && previous !== queue)
+  if (previous && previous !== queue) {
     actions.push({
       type: 'unbindPartnerTopology',
       topology: { name: r.metadata.name, commandQueue: previous },
     });
+  }
   if (r.spec.active) {
     actions.push({
       type: 'assertPartnerTopology',
@@ -174,15 +175,16 @@ interface ConditionInput {
 
 /** The conditions an apply produces: Ready overall, plus one per concern the resource has. */
 function conditionsFor(o: Observed, p: Plan, outcomes: ActionOutcome[]): ConditionInput[] {
-  if (p.kind === 'invalid')
+  if (p.kind === 'invalid') {
     return [
       { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: p.problems.join('; ') },
     ];
+  }
   if (p.kind === 'skip') return [];
   const failed = outcomes.filter(
     (x): x is Extract<ActionOutcome, { result: 'failed' }> => x.result === 'failed',
   );
-  if (p.kind === 'delete')
+  if (p.kind === 'delete') {
     return [
       failed.length
         ? {
@@ -198,6 +200,7 @@ function conditionsFor(o: Observed, p: Plan, outcomes: ActionOutcome[]): Conditi
             message: 'undoing what the hub set up for this resource',
           },
     ];
+  }
   const of = (types: Action['type'][]) => outcomes.filter((x) => types.includes(x.action.type));
   const concern = (
     type: string,
@@ -208,11 +211,13 @@ function conditionsFor(o: Observed, p: Plan, outcomes: ActionOutcome[]): Conditi
     const mine = of(types);
     if (mine.length === 0) return undefined;
     const bad = mine.find((x) => x.result === 'failed');
-    if (bad && bad.result === 'failed')
+    if (bad && bad.result === 'failed') {
       return { type, status: 'False', reason: 'ApplyFailed', message: bad.error };
+    }
     const unsupported = mine.find((x) => x.result === 'unsupported');
-    if (unsupported && unsupported.result === 'unsupported')
+    if (unsupported && unsupported.result === 'unsupported') {
       return { type, status: 'Unknown', reason: 'NotManaged', message: unsupported.reason };
+    }
     return { type, status: 'True', reason: okReason, message: okMessage };
   };
   const out: ConditionInput[] = [];

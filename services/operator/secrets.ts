@@ -20,17 +20,19 @@ export function kubeSecretReader(kc: KubeConfig, defaultNamespace: string): Secr
     } catch (thrown) {
       // Missing or forbidden is the resource's problem (retried at the next resync); anything else is
       // an API server hiccup and retried with backoff like any failed action.
-      if (thrown instanceof ApiException && (thrown.code === 404 || thrown.code === 403))
+      if (thrown instanceof ApiException && (thrown.code === 404 || thrown.code === 403)) {
         throw new PermanentError(
           `${where} cannot be read (${thrown.code === 404 ? 'not found' : 'forbidden'})`,
           { cause: thrown },
         );
+      }
       throw thrown;
     }
-    if (secret.metadata?.labels?.[INTEGRATION_LABEL] !== owner.name)
+    if (secret.metadata?.labels?.[INTEGRATION_LABEL] !== owner.name) {
       throw new PermanentError(
         `${where} is not bound to this integration: label it ${INTEGRATION_LABEL}=${owner.name}`,
       );
+    }
     const data = secret.data?.[ref.key];
     if (data === undefined) throw new PermanentError(`${where} has no key ${ref.key}`);
     return Buffer.from(data, 'base64').toString('utf8');

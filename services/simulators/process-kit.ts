@@ -47,8 +47,9 @@ export function loadConfig<S extends z.ZodObject<z.ZodRawShape>>(
   env: Record<string, string | undefined> = process.env,
 ): z.infer<S> {
   const cleaned: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env))
+  for (const [k, v] of Object.entries(env)) {
     if (v !== undefined && v.trim() !== '') cleaned[k] = v.trim();
+  }
   const parsed = schema.safeParse(cleaned);
   if (parsed.success) return parsed.data;
   throw new ConfigError(
@@ -146,11 +147,12 @@ export function connectAmqp(
   conn.on('connect', () => {
     if (!connectedOnce) logger.info({ broker }, 'rabbitmq connected');
     connectedOnce = true;
-    if (down)
+    if (down) {
       logger.info(
         { broker, downForS: Math.round((Date.now() - down.since) / 1000), failures: down.failures },
         'rabbitmq available again',
       );
+    }
     down = undefined;
   });
   conn.on('disconnect', ({ err }) => lost(toError(err).message, 'disconnected'));

@@ -126,8 +126,9 @@ export async function createCertificateAuthority(
     altNames: SubjectAltNames = DEFAULT_ALT_NAMES,
   ): Promise<Certificate> {
     const names = altNameList(altNames);
-    if (names === '')
+    if (names === '') {
       throw new Error('a server certificate needs at least one subject alternative name');
+    }
     return inTempDir(async (file) => {
       await writeFile(file('openssl.cnf'), REQUEST_CONFIG);
       await writeFile(file('ca.pem'), ca.cert);

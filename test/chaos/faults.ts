@@ -138,9 +138,11 @@ export function planFaults(o: ScheduleOptions): PlannedFault[] {
       t += estimate(kind) + o.gapMs[0] + rng.int(o.gapMs[1] - o.gapMs[0]);
     }
   } while (t < o.durationMs);
-  if (!o.kinds || o.kinds.includes('allio-outage'))
-    for (let a = 1_000; a < Math.max(o.durationMs, t) - o.allioOutageMs; a += o.allioOutageMs * 4)
+  if (!o.kinds || o.kinds.includes('allio-outage')) {
+    for (let a = 1_000; a < Math.max(o.durationMs, t) - o.allioOutageMs; a += o.allioOutageMs * 4) {
       plan.push({ at: a, kind: 'allio-outage', pick: rng.int(1_000_000) });
+    }
+  }
   return plan.sort((x, y) => x.at - y.at);
 }
 
@@ -429,11 +431,12 @@ export class FaultRunner {
       (r) => r.text(),
       () => undefined,
     );
-    if (metrics !== undefined)
+    if (metrics !== undefined) {
       out.leaseLost = [...metrics.matchAll(/^hub_lease_lost_total(?:\{[^}]*\})? (\S+)$/gm)].reduce(
         (n, m) => n + Number(m[1]),
         0,
       );
+    }
   }
 
   /**
@@ -490,8 +493,9 @@ export class FaultRunner {
         if (
           row === undefined ||
           (row.status === 1 && String(row.locked_by).startsWith(`${pod.name}/`))
-        )
+        ) {
           still++;
+        }
       }
       if (still === 0) {
         result.ms = Date.now() - at;
@@ -515,8 +519,9 @@ export class FaultRunner {
         while (Date.now() - back < 20_000) {
           const start = Date.now();
           const latency = await this.probes[probe]().catch(() => undefined);
-          if (latency !== undefined && latency <= normal)
+          if (latency !== undefined && latency <= normal) {
             return { probe, ms: start - back, latencyMs: latency };
+          }
           await sleep(200);
         }
         return { probe };

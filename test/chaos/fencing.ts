@@ -47,8 +47,9 @@ export async function installWriteAudit(
   hostAddress: string,
 ): Promise<void> {
   // Inlined in the function body (no bind parameters there): checked to be an address and a CIDR.
-  if (!/^[\d.]+\/\d+$/.test(subnet) || !/^[\d.]+$/.test(hostAddress))
+  if (!/^[\d.]+\/\d+$/.test(subnet) || !/^[\d.]+$/.test(hostAddress)) {
     throw new Error(`not an IPv4 subnet and address: ${subnet} ${hostAddress}`);
+  }
   await db.raw(`create table if not exists ${AUDIT_TABLE} (
     seq bigserial primary key, at timestamptz not null default clock_timestamp(), client inet not null, tbl text not null,
     row_id text not null, old_status int, new_status int, old_locked_by text, new_locked_by text,
@@ -63,11 +64,12 @@ export async function installWriteAudit(
       end if;
       return new;
     end $$`);
-  for (const t of tables)
+  for (const t of tables) {
     await db.raw(
       `create or replace trigger chaos_isolated_write before update on ?? for each row execute function chaos_note_isolated_write()`,
       [t],
     );
+  }
 }
 
 /** The writes of the pod at `address` from `since` on, oldest first. */
@@ -92,14 +94,16 @@ export function staleWrite(w: IsolatedWrite, pod: string): string | undefined {
       : `${at}: claimed it while ${w.old_locked_by ?? 'another worker'} held it under a live lease`;
   }
   if (mine(w.old_locked_by)) {
-    if (w.lease_valid || (w.claimable && mine(w.new_locked_by) && w.new_status === 1))
+    if (w.lease_valid || (w.claimable && mine(w.new_locked_by) && w.new_status === 1)) {
       return undefined;
+    }
     // Giving a row back (status new, no owner) writes no result: allowed after the lease, too.
     if (w.new_status === 0 && w.new_locked_by === null) return undefined;
     return `${at}: wrote status ${w.new_status} after its lease had lapsed`;
   }
-  if (w.old_locked_by !== null && w.lease_valid && !FINISHED_BY_REPLIES.has(w.tbl))
+  if (w.old_locked_by !== null && w.lease_valid && !FINISHED_BY_REPLIES.has(w.tbl)) {
     return `${at}: changed it while ${w.old_locked_by} held it`;
+  }
   return undefined;
 }
 

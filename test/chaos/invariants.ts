@@ -221,10 +221,11 @@ async function smartHomeChecks(i: InvariantInput): Promise<Check[]> {
     }
     const took = (r.completed_at?.getTime() ?? 0) - r.created_at.getTime();
     longest = Math.max(longest, took);
-    if (took > i.changeBudgetMs)
+    if (took > i.changeBudgetMs) {
       problems.push(
         `${r.kind} of ${r.tenant_id} at ${at(r.created_at)} took ${fmt(took)} (budget ${fmt(i.changeBudgetMs)})`,
       );
+    }
   }
   out.push(
     check(
@@ -238,14 +239,15 @@ async function smartHomeChecks(i: InvariantInput): Promise<Check[]> {
   const results = new Map<string, number>();
   for (const o of i.traffic.opens) {
     results.set(o.result ?? 'none', (results.get(o.result ?? 'none') ?? 0) + 1);
-    if (!o.result || !['opened', 'failed', 'timeout'].includes(o.result))
+    if (!o.result || !['opened', 'failed', 'timeout'].includes(o.result)) {
       openProblems.push(
         `open ${o.commandId} of ${o.tenant} at ${at(o.sentAt)}: no result the tenant could read (${o.result ?? 'no answer'})`,
       );
-    else if ((o.endedAt ?? 0) - o.sentAt > i.openBudgetMs)
+    } else if ((o.endedAt ?? 0) - o.sentAt > i.openBudgetMs) {
       openProblems.push(
         `open ${o.commandId} at ${at(o.sentAt)}: result (${o.result}) after ${fmt((o.endedAt ?? 0) - o.sentAt)}`,
       );
+    }
   }
   out.push(
     check(
@@ -268,10 +270,11 @@ async function smartHomeChecks(i: InvariantInput): Promise<Check[]> {
     const ev = i.traffic.sockets
       .get(o.tenant)
       ?.events.some((e) => e.event.type === 'command.result' && e.event.commandId === o.commandId);
-    if (!ev)
+    if (!ev) {
       socketProblems.push(
         `${o.tenant}: no command.result for the open at ${at(o.sentAt)} (${o.result} at ${at(o.endedAt)}, learnt via ${o.via})`,
       );
+    }
   }
   const subsById = new Map(
     (await db('smart_home_subscriptions').select('id', 'service')).map(
@@ -290,8 +293,9 @@ async function smartHomeChecks(i: InvariantInput): Promise<Check[]> {
     if (
       !r.completed_at ||
       !coveredBy(r.tenant_id, r.created_at.getTime(), r.completed_at.getTime() + 2_000)
-    )
+    ) {
       continue;
+    }
     expected++;
     const want =
       r.kind === 'connect'
@@ -311,10 +315,11 @@ async function smartHomeChecks(i: InvariantInput): Promise<Check[]> {
         e.at >= r.created_at.getTime() - 1_000
       );
     });
-    if (!ev)
+    if (!ev) {
       socketProblems.push(
         `${r.tenant_id}: no subscription.changed to ${want} for the ${r.kind} of ${at(r.created_at)} (ended ${at(r.completed_at)})`,
       );
+    }
   }
   out.push(
     check(
@@ -331,8 +336,9 @@ async function kitchenChecks(i: InvariantInput): Promise<Check[]> {
   const out: Check[] = [];
   const orders = await db('kitchen_orders').select('id', 'state', 'total_minor', 'tenant_id');
   const charges = new Map<string, number>();
-  for (const c of sims.gateway.charges)
+  for (const c of sims.gateway.charges) {
     if (c.status === 'approved') charges.set(c.orderId, (charges.get(c.orderId) ?? 0) + 1);
+  }
   const refunds = new Map<string, number>();
   for (const r of sims.gateway.refunds) {
     const c = sims.gateway.charges.find((x) => x.paymentId === r.paymentId);
@@ -346,18 +352,23 @@ async function kitchenChecks(i: InvariantInput): Promise<Check[]> {
     const n = charges.get(o.id) ?? 0;
     if (n > 1) problems.push(`order ${o.id} charged ${n} times`);
     if (n === 0) {
-      if (!['awaiting_payment', 'payment_declined'].includes(o.state))
+      if (!['awaiting_payment', 'payment_declined'].includes(o.state)) {
         problems.push(`order ${o.id} ${o.state} without a charge`);
+      }
       continue;
     }
-    if (o.state !== 'produced' && o.state !== 'refunded')
+    if (o.state !== 'produced' && o.state !== 'refunded') {
       problems.push(`paid order ${o.id} ended ${o.state}`);
-    if (o.state === 'refunded' && (refunds.get(o.id) ?? 0) !== Number(o.total_minor))
+    }
+    if (o.state === 'refunded' && (refunds.get(o.id) ?? 0) !== Number(o.total_minor)) {
       problems.push(`order ${o.id} refunded ${refunds.get(o.id) ?? 0} of ${o.total_minor}`);
-    if (o.state === 'produced' && refunds.has(o.id))
+    }
+    if (o.state === 'produced' && refunds.has(o.id)) {
       problems.push(`produced order ${o.id} was also refunded`);
-    if (failCooking.has(o.id) && o.state === 'produced')
+    }
+    if (failCooking.has(o.id) && o.state === 'produced') {
       problems.push(`order ${o.id} produced though its cooking failed`);
+    }
   }
   out.push(
     check(
@@ -369,8 +380,9 @@ async function kitchenChecks(i: InvariantInput): Promise<Check[]> {
 
   const docs = sims.onec.documents;
   const seen = new Map<string, number>();
-  for (const d of docs)
+  for (const d of docs) {
     seen.set(`${d.entity}/${d.refKey}`, (seen.get(`${d.entity}/${d.refKey}`) ?? 0) + 1);
+  }
   const dup = [...seen].filter(([, n]) => n > 1).map(([k, n]) => `${k} received ${n} times`);
   const text = docs.map((d) => JSON.stringify(d.body)).join('\n');
   const produced = (orders as Array<{ id: string; state: string }>).filter(
@@ -500,8 +512,9 @@ async function partitionChecks(i: InvariantInput): Promise<Check[]> {
   const name =
     'partition: a cut-off worker writes nothing stale, then is ready and claims work again without exiting';
   const skipped = faults.find((f) => f.skipped);
-  if (skipped)
+  if (skipped) {
     return [{ name, ok: true, skipped: true, detail: `SKIPPED: ${skipped.skipped ?? ''}` }];
+  }
   const problems: string[] = [];
   const seen: string[] = [];
   for (const f of faults) {
@@ -517,10 +530,12 @@ async function partitionChecks(i: InvariantInput): Promise<Check[]> {
     );
     if (o.exited) problems.push(`${o.pod} exited (${o.exited})`);
     else if (o.restoredAt !== undefined) {
-      if (o.readyMs === undefined)
+      if (o.readyMs === undefined) {
         problems.push(`${o.pod}: not ready within ${fmt(o.limitMs)} of its link coming back`);
-      if (o.claimMs === undefined)
+      }
+      if (o.claimMs === undefined) {
         problems.push(`${o.pod}: claimed no work within ${fmt(o.limitMs)} of its link coming back`);
+      }
     }
     seen.push(
       `${o.pod} cut ${fmt(o.cutMs)}: ${writes.length} row writes (${afterCut.length} after the cut), ready ${o.readyMs === undefined ? '-' : fmt(o.readyMs)} / claiming ${o.claimMs === undefined ? '-' : fmt(o.claimMs)} after, ${o.leaseLost ?? '?'} refused for a lost lease`,
@@ -556,10 +571,11 @@ function alertChecks(i: InvariantInput): Check[] {
       const fired = periods.some(
         (x) => x.from <= (f.endedAt ?? end) + 15_000 && (x.to ?? end) >= f.startedAt,
       );
-      if (!fired)
+      if (!fired) {
         problems.push(
           `${e.alert} did not fire for ${e.fault} at ${new Date(f.startedAt).toISOString().slice(11, 19)}`,
         );
+      }
     }
     const stillFiring = periods.filter((x) => x.to === undefined);
     if (stillFiring.length > 0) problems.push(`${e.alert} still firing at the end`);

@@ -25,8 +25,9 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_0
 
 function toMs(d: string): number {
   let ms = 0;
-  for (const m of d.matchAll(/(\d+)(ms|s|m|h|d)/g))
+  for (const m of d.matchAll(/(\d+)(ms|s|m|h|d)/g)) {
     ms += Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0);
+  }
   return ms;
 }
 
@@ -50,28 +51,31 @@ export function renderRules(scale: number, scrapeMs: number): RenderedRules {
     groups: Array<{ name: string; rules: Rule[] }>;
   };
   const changes: string[] = [];
-  for (const g of doc.groups)
+  for (const g of doc.groups) {
     for (const r of g.rules) {
       const before = r.expr;
       r.expr = r.expr.replace(
         /\[(\d+(?:ms|s|m|h|d))\]/g,
         (_, d: string) => `[${scaleDuration(d, scale, scrapeMs * 4)}]`,
       );
-      if (r.alert === 'HubBacklogStuck')
+      if (r.alert === 'HubBacklogStuck') {
         r.expr = r.expr.replace(
           /(hub_reconcile_oldest_due_age_seconds\)\s*>\s*)(\d+)/,
           (_, head: string, n: string) => `${head}${Math.round(Number(n) / scale)}`,
         );
-      if (r.expr !== before)
+      }
+      if (r.expr !== before) {
         changes.push(
           `${r.alert}: ${before.replace(/\s+/g, ' ').trim()}  →  ${r.expr.replace(/\s+/g, ' ').trim()}`,
         );
+      }
       if (r.for) {
         const f = scaleDuration(r.for, scale, scrapeMs);
         changes.push(`${r.alert}: for ${r.for} → ${f}`);
         r.for = f;
       }
     }
+  }
   return { yaml: stringify(doc), changes };
 }
 
@@ -151,8 +155,9 @@ export async function startPrometheus(
       () => false,
     );
     if (ok) break;
-    if (child.exitCode !== null || Date.now() > deadline)
+    if (child.exitCode !== null || Date.now() > deadline) {
       throw new Error(`prometheus did not start:\n${out}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   o.log(

@@ -125,9 +125,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     });
     const resources: ResourceSample[] = [];
     sampler = setInterval(() => {
-      for (const p of stack.live())
-        if (!p.paused)
+      for (const p of stack.live()) {
+        if (!p.paused) {
           resources.push({ at: Date.now(), pod: p.name, rss: p.rss(), sockets: p.sockets() });
+        }
+      }
     }, 5_000);
 
     // Probe tenants: one with the intercom connected (opens), one whose barrier goes back and forth.
@@ -140,8 +142,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const probeChange = 'probe-change';
     await t.addTenant(probeOpen);
     await t.addTenant(probeChange);
-    if ((await changeProbe(t, probeOpen, 'intercom')) === undefined)
+    if ((await changeProbe(t, probeOpen, 'intercom')) === undefined) {
       throw new Error('the probe tenant could not connect its intercom');
+    }
     const probes: Probes = {
       baseline: { webhook: 0, open: 0, connect: 0 },
       async webhook() {
@@ -162,8 +165,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             token: t.token(probeOpen),
             route: 'probe command',
           });
-          if (r?.status === 200 && r.body.status !== 'pending')
+          if (r?.status === 200 && r.body.status !== 'pending') {
             return r.body.status === 'opened' ? Date.now() - start : undefined;
+          }
         }
         return undefined;
       },

@@ -25,8 +25,9 @@ async function until(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
-    if (Date.now() > deadline)
+    if (Date.now() > deadline) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
     await sleep(100);
   }
 }
@@ -80,8 +81,9 @@ export async function startPgCluster(bridge?: Bridge): Promise<PgCluster> {
   ]);
   await run(initCmd, initArgs);
   // initdb trusts local connections only; the pods behind the bridge are trusted the same way.
-  if (bridge)
+  if (bridge) {
     appendFileSync(path.join(data, 'pg_hba.conf'), `host all all ${bridge.subnet} trust\n`);
+  }
   const listen = ['127.0.0.1', ...(bridge ? [bridge.address] : [])].join(',');
   const opts = `-p ${port} -k ${dir} -c listen_addresses=${listen} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB`;
   const ctl = async (...args: string[]) => {

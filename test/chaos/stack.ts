@@ -280,7 +280,7 @@ export async function startChaosStack(o: StackOptions): Promise<ChaosStack> {
     integrations.push({ id: String(id), name, uuid, webhookKey });
   }
   const partnerNames = ['acme', 'globex'];
-  for (const name of partnerNames)
+  for (const name of partnerNames) {
     await upsertPartner(
       db,
       smartHomePartnerResource.parse({
@@ -290,6 +290,7 @@ export async function startChaosStack(o: StackOptions): Promise<ChaosStack> {
         spec: { services: name === 'acme' ? ['intercom'] : ['barrier'] },
       }),
     );
+  }
   const adminKey = (await createApiKey(db, 'chaos back office', ['kitchen-admin'])).key;
 
   const common = {
@@ -376,10 +377,12 @@ export async function startChaosStack(o: StackOptions): Promise<ChaosStack> {
   }
 
   async function launchPod(deployment: DeploymentName, isolated: boolean): Promise<Pod> {
-    if (isolated && !(ISOLATABLE as readonly string[]).includes(deployment))
+    if (isolated && !(ISOLATABLE as readonly string[]).includes(deployment)) {
       throw new Error(`${deployment} pods cannot run in a network namespace`);
-    if (isolated && !net)
+    }
+    if (isolated && !net) {
       throw new Error(`no network for pods in namespaces: ${netSkipped ?? 'not asked for'}`);
+    }
     const podNet = isolated ? await net?.addPod() : undefined;
     const name = `${deployment}-${counters[deployment]++}`;
     const port = await listenPort();
@@ -434,7 +437,7 @@ export async function startChaosStack(o: StackOptions): Promise<ChaosStack> {
               `!! ${name} exited by itself (${String(pod.exit.code)}): ${tail.trim().split('\n').slice(-12).join(' | ').slice(0, 600)}`,
             );
             // The ReplicaSet replaces a crashed pod (the exit still fails the run).
-            if (!closing)
+            if (!closing) {
               setTimeout(
                 () =>
                   void startPod(deployment).catch((e: unknown) =>
@@ -442,6 +445,7 @@ export async function startChaosStack(o: StackOptions): Promise<ChaosStack> {
                   ),
                 1_000,
               );
+            }
           }
           file.end();
           void podNet?.remove();
@@ -464,15 +468,17 @@ export async function startChaosStack(o: StackOptions): Promise<ChaosStack> {
     const deadline = Date.now() + 120_000;
     for (;;) {
       if (pod.exit?.end === 'port-taken') return false;
-      if (pod.exit)
+      if (pod.exit) {
         throw new Error(
           `${name} exited with ${String(pod.exit.code)} while starting:\n${pod.tail().slice(-4000)}`,
         );
+      }
       if (await healthy(port, host)) break;
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
         throw new Error(
           `${name} did not answer /healthz within 120 s:\n${pod.tail().slice(-4000)}`,
         );
+      }
       await new Promise((r) => setTimeout(r, 150));
     }
     pod.readyAt = Date.now();
@@ -611,8 +617,9 @@ async function isolationNet(
   log: (line: string) => void,
 ): Promise<{ net?: IsolationNet; netSkipped?: string }> {
   const left = removeLeftovers();
-  if (left.length > 0)
+  if (left.length > 0) {
     log(`removed network namespaces and links a crashed run left: ${left.join(', ')}`);
+  }
   try {
     const net = await createIsolationNet();
     log(`network for pods in namespaces: bridge ${net.bridge} ${net.hostAddress} (${net.subnet})`);
@@ -647,8 +654,9 @@ async function seedKitchen(s: ChaosStack): Promise<void> {
       headers: { 'x-api-key': s.adminKey, 'content-type': 'application/xml' },
       body: xml,
     });
-    if (res.status !== 200)
+    if (res.status !== 200) {
       throw new Error(`tech card ${dish} refused: ${res.status} ${await res.text()}`);
+    }
   }
   const expiresAt = new Date(Date.now() + 7 * 86_400_000).toISOString();
   for (const ingredient of ['beet', 'beef', 'walnut']) {

@@ -170,13 +170,16 @@ export class Traffic {
     while (
       [...this.stats.sockets.values()].some((st) => st.up.length === 0) &&
       Date.now() < deadline
-    )
+    ) {
       await sleep(100);
+    }
     this.loops.push(this.webhookLoop());
-    for (let i = 0; i < this.o.smartHomeTenants; i++)
+    for (let i = 0; i < this.o.smartHomeTenants; i++) {
       this.loops.push(this.smartHomeLoop(`sh-tenant-${i}`, i % 2 === 0 ? 'intercom' : 'barrier'));
-    for (let i = 0; i < this.o.kitchenTenants; i++)
+    }
+    for (let i = 0; i < this.o.kitchenTenants; i++) {
       this.loops.push(this.kitchenLoop(`kitchen-tenant-${i}`));
+    }
   }
 
   /** Stops new actions and waits for the started ones to end (their own deadlines bound it). */
@@ -302,9 +305,9 @@ export class Traffic {
     await sleep(this.rng.int(this.o.thinkMs * 2));
     while (this.running) {
       const state = await this.subscriptionState(tenant, service);
-      if (state === 'none' || state === 'disconnected' || state === 'failed')
+      if (state === 'none' || state === 'disconnected' || state === 'failed') {
         await this.change(tenant, service, 'connect');
-      else if (state === 'connected') {
+      } else if (state === 'connected') {
         if (this.rng.next() < 0.75) await this.open(tenant, service);
         else await this.change(tenant, service, 'disconnect');
       }
@@ -336,13 +339,14 @@ export class Traffic {
       retryFor: 10_000,
       route: `/v1/smart-home/subscriptions/:service/${kind}`,
     });
-    if (a?.status === 202)
+    if (a?.status === 202) {
       this.stats.changes.push({
         tenant,
         kind,
         requestId: String((a.body.request as { id?: string })?.id ?? ''),
         at: Date.now(),
       });
+    }
     return a;
   }
 
@@ -387,12 +391,13 @@ export class Traffic {
       retryFor: 10_000,
       route: '/v1/smart-home/commands/:id',
     });
-    if (r?.status === 200 && r.body.status !== 'pending')
+    if (r?.status === 200 && r.body.status !== 'pending') {
       Object.assign(rec, { result: String(r.body.status), endedAt: Date.now(), via: 'rest' });
-    else
+    } else {
       rec.result = r
         ? `${String(r.status)} ${String(r.body.status ?? r.body.code ?? '')}`.trim()
         : undefined;
+    }
     return rec;
   }
 

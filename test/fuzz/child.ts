@@ -15,8 +15,9 @@ function newestSource(dir: string): number {
     const file = path.join(dir, name);
     const st = statSync(file);
     if (st.isDirectory()) newest = Math.max(newest, newestSource(file));
-    else if (/\.(ts|lua|proto|xsd|html)$/.test(name) && !name.endsWith('.test.ts'))
+    else if (/\.(ts|lua|proto|xsd|html)$/.test(name) && !name.endsWith('.test.ts')) {
       newest = Math.max(newest, st.mtimeMs);
+    }
   }
   return newest;
 }
@@ -103,8 +104,9 @@ export function readRss(pid: number | undefined): number {
 export async function listeningPort(c: Child, timeoutMs = 20_000): Promise<number> {
   const port = await waitFor(
     () => {
-      if (c.exitCode() !== undefined)
+      if (c.exitCode() !== undefined) {
         throw new Error(`${c.name} exited with ${String(c.exitCode())}:\n${c.output()}`);
+      }
       return (
         /listening at https?:\/\/[^\s"]*:(\d+)/i.exec(c.output())?.[1] ??
         /"address":"https?:\/\/[^"]*:(\d+)"/.exec(c.output())?.[1]

@@ -155,10 +155,12 @@ async function checkCase(
 ): Promise<string[]> {
   const broken = [...(o.violations ?? [])];
   if (o.status >= 500) broken.push(`answered ${o.status}`);
-  if (o.status === 0 && !o.silent)
+  if (o.status === 0 && !o.silent) {
     broken.push('no answer (connection closed or 10 s passed without a response)');
-  if (o.status >= 400 && (o.bodyBytes ?? 0) > ERROR_BODY_LIMIT)
+  }
+  if (o.status >= 400 && (o.bodyBytes ?? 0) > ERROR_BODY_LIMIT) {
     broken.push(`error answer of ${o.bodyBytes} bytes (limit ${ERROR_BODY_LIMIT})`);
+  }
   if ((o.status >= 400 || (o.status === 0 && o.silent)) && !o.mayHaveLanded) {
     const after = await fingerprint(stack);
     if (after.digest !== before.digest || after.rows !== before.rows) {
@@ -222,8 +224,9 @@ export async function runTarget<C>(
     if (broken.length === 0) return true;
     stats.firstViolation ??= { seed, index: i, case: (target.describe ?? describeCase)(c) };
     stats.violationCount += broken.length;
-    for (const b of broken)
+    for (const b of broken) {
       if (stats.violations.length < 20) stats.violations.push(`case ${i}: ${b}`);
+    }
     return o.mode === 'census';
   });
   try {
@@ -233,11 +236,11 @@ export async function runTarget<C>(
   } catch (thrown) {
     const text = thrown instanceof Error ? thrown.message : String(thrown);
     const replay = /seed: (-?\d+), path: "([^"]*)"/.exec(text);
-    if (replay)
+    if (replay) {
       stats.violations.push(
         `replay with FUZZ_SEED=${replay[1]} (fast-check path ${replay[2]}); first failing case: ${stats.firstViolation?.case ?? '?'}`,
       );
-    else stats.violations.push(`the property threw: ${text.slice(0, 2000)}`);
+    } else stats.violations.push(`the property threw: ${text.slice(0, 2000)}`);
   } finally {
     sample(index);
     stats.ms = Date.now() - t0;
@@ -253,13 +256,15 @@ export async function runTarget<C>(
       await new Promise((r) => setTimeout(r, 100));
       now = fdCount(s.child.child.pid);
     }
-    if (now > start + FD_SLACK)
+    if (now > start + FD_SLACK) {
       endOfRun.push(`${name} holds ${now - start} more open files than before the run`);
+    }
   }
-  if (stats.rssGrowthMb > RSS_GROWTH_LIMIT_MB)
+  if (stats.rssGrowthMb > RSS_GROWTH_LIMIT_MB) {
     endOfRun.push(
       `RSS grew ${stats.rssGrowthMb.toFixed(0)} MB after warm-up (limit ${RSS_GROWTH_LIMIT_MB})`,
     );
+  }
   if (target.after) endOfRun.push(...(await target.after(stack)));
   stats.violations.push(...endOfRun);
   stats.violationCount += endOfRun.length;
@@ -304,8 +309,9 @@ export function table(rows: TargetStats[]): string {
 
 function describeCase(c: unknown): string {
   const s = JSON.stringify(c, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer')
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') {
       return `<${(v as { data: number[] }).data.length} bytes>`;
+    }
     if (typeof v === 'string' && v.length > 200) return `${v.slice(0, 120)}…(${v.length} chars)`;
     return v;
   });

@@ -329,8 +329,9 @@ function routeCase(s: FuzzStack, r: RouteSpec): fc.Arbitrary<HttpCase> {
     })
     .map(({ params: p, body, cred, ct, method, attack, reset, idem }): HttpCase => {
       const headers: Array<[string, string]> = [...credHeaders(s, cred)];
-      if (body !== undefined && ct !== undefined)
+      if (body !== undefined && ct !== undefined) {
         headers.push(['Content-Type', ct.replace(/[\r\n]/g, '')]);
+      }
       if (idem !== undefined) headers.push(['Idempotency-Key', idem.replace(/[^\x20-\xff]/g, '?')]);
       headers.push(...(attack as HeaderAttack).headers);
       return {
@@ -369,10 +370,11 @@ export async function runHttpCase(port: number, c: HttpCase): Promise<Outcome> {
   );
   const a = await exchange(port, bytes, { reset: c.reset, halfClose: c.lying });
   const violations: string[] = [];
-  if (c.staffOnly && TENANT_TOKENS.includes(c.cred) && a.status >= 200 && a.status < 300)
+  if (c.staffOnly && TENANT_TOKENS.includes(c.cred) && a.status >= 200 && a.status < 300) {
     violations.push(
       `a tenant token (${c.cred}) was granted a staff operation: ${c.method} ${c.path} answered ${a.status}`,
     );
+  }
   // CONNECT-like refusals and resets legitimately end without an answer.
   return {
     status: a.status,
@@ -395,11 +397,12 @@ function signWarehouse(s: FuzzStack, c: HttpCase): HttpCase {
   const signed = warehouseHeaders(s.warehouseSecret, body, i === 1 ? { timestamp: 1 } : {}).filter(
     ([k]) => k !== 'content-type',
   );
-  if (i === 2)
+  if (i === 2) {
     signed[0] = [
       'webhook-id',
       FRAGMENTS[body.length % FRAGMENTS.length]?.replace(/[\r\n]/g, '') ?? 'x',
     ];
+  }
   return { ...c, headers: [...c.headers, ...signed] };
 }
 

@@ -179,8 +179,9 @@ function withArrays(v: unknown, marker: string): unknown {
       found = true;
       return marker;
     }
-    if (x && typeof x === 'object')
+    if (x && typeof x === 'object') {
       return Object.fromEntries(Object.entries(x).map(([k, c]) => [k, rec(c)]));
+    }
     return x;
   };
   const out = rec(v);

@@ -105,11 +105,12 @@ async function publishAndFollow(
     () => true,
     () => false,
   );
-  if (!handled)
+  if (!handled) {
     return {
       status: 0,
       violations: ['the consumer did not handle the message within 10 s (blocked or lost)'],
     };
+  }
   const rejected = (after.results.get(o.rejected) ?? 0) > (before.results.get(o.rejected) ?? 0);
   if (!rejected) return { status: 200 };
   const dead = await waitFor(() => s.deadLetters.get(id), 5_000, 'the dead-lettered copy').catch(
@@ -121,10 +122,11 @@ async function publishAndFollow(
     typeof dead.headers['x-hub-reason'] !== 'string' ||
     dead.headers['x-hub-reason'].length === 0 ||
     c.headers?.['x-hub-reason'] === dead.headers['x-hub-reason']
-  )
+  ) {
     violations.push(
       `dead-lettered to ${dead.queue} without a reason of its own (headers: ${Object.keys(dead.headers).join(', ')})`,
     );
+  }
   return { status: 400, violations };
 }
 
@@ -235,8 +237,9 @@ export const repliesTarget: Target<MessageCase> = {
         { method: 'POST', headers: auth },
       );
       const { commandId } = (await res.json()) as { commandId?: string };
-      if (res.status !== 202 || !commandId)
+      if (res.status !== 202 || !commandId) {
         return [...broken, `after the fuzz an open command was refused (${res.status})`];
+      }
       await waitFor(
         async () => {
           const r = await fetch(

@@ -35,8 +35,9 @@ export function encodeRequest(r: RawRequest, host: string): Buffer {
   const headers = [...r.headers];
   const has = (n: string) => headers.some(([k]) => k.toLowerCase() === n);
   if (!has('host')) headers.unshift(['Host', host]);
-  if (r.autoLength !== false && r.body && !has('content-length') && !has('transfer-encoding'))
+  if (r.autoLength !== false && r.body && !has('content-length') && !has('transfer-encoding')) {
     headers.push(['Content-Length', String(r.body.length)]);
+  }
   if (!has('connection')) headers.push(['Connection', 'close']);
   const head = `${r.method} ${r.path} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), r.body ?? Buffer.alloc(0)]);

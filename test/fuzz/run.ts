@@ -34,8 +34,9 @@ if (failed.length > 0) {
     process.stdout.write(
       `- ${r.target}: seed ${r.firstViolation?.seed ?? '?'}, case ${r.firstViolation?.index ?? '?'}: ${r.violations[0]}\n`,
     );
-    if (r.firstViolation)
+    if (r.firstViolation) {
       process.stdout.write(`  the case: ${r.firstViolation.case.slice(0, 2_000)}\n`);
+    }
   }
 }
 process.exit(failed.length > 0 ? 1 : 0);

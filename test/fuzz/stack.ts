@@ -132,8 +132,9 @@ export async function startService<N extends string>(
   const child = spawnBuilt(name, entry, { ...env, ...extra, PORT: String(port) });
   await waitFor(
     async () => {
-      if (child.exitCode() !== undefined)
+      if (child.exitCode() !== undefined) {
         throw new Error(`${name} exited with ${String(child.exitCode())}:\n${child.output()}`);
+      }
       return healthy(port);
     },
     30_000,
@@ -273,8 +274,9 @@ export async function startFuzzStack(o: StackOptions = {}): Promise<FuzzStack> {
     },
   };
   try {
-    for (const name of Object.keys(ENTRIES) as ServiceName[])
+    for (const name of Object.keys(ENTRIES) as ServiceName[]) {
       services[name] = await startService(name, ENTRIES[name], env);
+    }
     await playPartner(stack, commandQueue);
     await watchDeadLetters(stack);
     await seed(stack);
@@ -308,13 +310,14 @@ async function playPartner(s: FuzzStack, queue: string): Promise<void> {
     const parsed = commandMessage.safeParse(JSON.parse(msg.content.toString()));
     const type = parsed.success ? parsed.data.type : 'unknown';
     s.commands.set(type, (s.commands.get(type) ?? 0) + 1);
-    if (parsed.success && s.partnerAnswers.on)
+    if (parsed.success && s.partnerAnswers.on) {
       ch.publish(
         REPLIES_EXCHANGE,
         s.partner,
         Buffer.from(JSON.stringify(buildReply(parsed.data, 'success'))),
         { contentType: 'application/json' },
       );
+    }
     ch.ack(msg);
   });
 }
@@ -323,7 +326,7 @@ async function playPartner(s: FuzzStack, queue: string): Promise<void> {
 async function watchDeadLetters(s: FuzzStack): Promise<void> {
   const ch = await s.amqp.conn.createChannel();
   await assertStatusTopology(ch);
-  for (const queue of [DEAD_LETTER_QUEUE, DEAD_QUEUE])
+  for (const queue of [DEAD_LETTER_QUEUE, DEAD_QUEUE]) {
     await ch.consume(queue, (msg) => {
       if (!msg) return;
       const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
@@ -331,6 +334,7 @@ async function watchDeadLetters(s: FuzzStack): Promise<void> {
       if (typeof id === 'string') s.deadLetters.set(id, { queue, headers });
       ch.ack(msg);
     });
+  }
 }
 
 /** A menu, stock, an active intercom subscription and an order: valid starting points to mutate. */
@@ -362,11 +366,12 @@ async function seed(s: FuzzStack): Promise<void> {
   for (const [dish, xml] of [
     ['borscht', BORSCHT],
     ['salad', SALAD],
-  ] as const)
+  ] as const) {
     await call(api, 'PUT', `/v1/kitchen/tech-cards/${dish}`, {
       headers: { 'x-api-key': s.adminKey, 'content-type': 'application/xml' },
       body: xml,
     });
+  }
   const expiresAt = new Date(Date.now() + 7 * 86_400_000).toISOString();
   for (const [ingredient, quantity] of [
     ['beet', 10_000_000],

@@ -119,9 +119,9 @@ async function runWsCase(s: FuzzStack, c: WsCase): Promise<Outcome> {
     c.token === 'none' ? undefined : c.token === 'huge' ? 'e'.repeat(12_000) : s.tokens[c.token];
   const headers: Array<[string, string]> = [...c.upgrade, ...c.attack];
   let path = c.path;
-  if (token && c.inQuery)
+  if (token && c.inQuery) {
     path += `${path.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}`;
-  else if (token) headers.push(['Authorization', `Bearer ${token}`]);
+  } else if (token) headers.push(['Authorization', `Bearer ${token}`]);
   const port = s.services.api.port;
   const bytes = encodeRequest(
     {

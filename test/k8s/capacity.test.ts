@@ -147,14 +147,16 @@ describe('database connections', () => {
       expect(t.rows.every((r) => Number.isInteger(r.poolMax) && r.poolMax >= 1)).toBe(true);
       expect(t.migration).toBeGreaterThanOrEqual(1);
       expect(onPostgres).toBeLessThanOrEqual(budget);
-      if (pg.pgbouncer.enabled)
+      if (pg.pgbouncer.enabled) {
         expect(pools).toBeLessThanOrEqual(pg.pgbouncer.maxClientConnections);
+      }
       // LISTEN goes to PostgreSQL itself exactly where the pool goes through PgBouncer.
-      for (const r of t.rows)
+      for (const r of t.rows) {
         expect({ service: r.service, sessionUrl: r.sessionUrl }).toEqual({
           service: r.service,
           sessionUrl: pg.pgbouncer.enabled && r.listen > 0,
         });
+      }
     },
   );
 

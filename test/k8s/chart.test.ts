@@ -213,11 +213,13 @@ describe('helm chart', () => {
         const env = podSpec(d).containers[0]!.env ?? [];
         const names = new Set([...shared, ...env.map((e) => e.name)]);
         const needs = [...(schemas[svc] ?? [])];
-        if (env.some((e) => e.name === 'KITCHEN_API' && e.value === 'true'))
+        if (env.some((e) => e.name === 'KITCHEN_API' && e.value === 'true')) {
           needs.push(kitchenApiEnv);
+        }
         expect([svc, needs.length > 0]).toEqual([svc, true]);
-        for (const s of needs)
+        for (const s of needs) {
           for (const name of required(s)) if (!names.has(name)) missing.push(`${svc}: ${name}`);
+        }
       }
       expect(missing).toEqual([]);
     },
@@ -430,11 +432,12 @@ describe('helm chart', () => {
       },
     ]);
     // No other service gets an API token.
-    for (const other of ofKind(defaults, 'Deployment').filter((x) => x !== d))
+    for (const other of ofKind(defaults, 'Deployment').filter((x) => x !== d)) {
       expect(
         (podSpec(other) as PodSpec & { automountServiceAccountToken?: boolean })
           .automountServiceAccountToken,
       ).toBe(false);
+    }
   });
 
   test("PDBs and NetworkPolicies select each service's pods; only api admits the ingress controller", () => {
@@ -501,8 +504,9 @@ describe('helm chart', () => {
     for (const objs of [defaults, production]) {
       // Egress is denied by default for the partner callers: the policy type is set even with no partner listed.
       expect(policy(objs, 'allio-sync').spec.policyTypes).toEqual(['Ingress', 'Egress']);
-      for (const svc of ['api', 'mq-bridge', 'operator'])
+      for (const svc of ['api', 'mq-bridge', 'operator']) {
         expect(policy(objs, svc).spec.policyTypes).toEqual(['Ingress']);
+      }
     }
     expect(peers(policy(defaults, 'allio-sync')).map((r) => r.to[0])).toEqual([
       'kube-dns',

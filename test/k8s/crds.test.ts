@@ -46,9 +46,11 @@ async function examples(): Promise<{ file: string; doc: KubeObject }[]> {
   const dir = path.join(ROOT, 'crds/examples');
   const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort();
   const out: { file: string; doc: KubeObject }[] = [];
-  for (const file of files)
-    for (const doc of parseYamlDocs(await readFile(path.join(dir, file), 'utf8')))
+  for (const file of files) {
+    for (const doc of parseYamlDocs(await readFile(path.join(dir, file), 'utf8'))) {
       out.push({ file, doc });
+    }
+  }
   return out;
 }
 
@@ -204,8 +206,9 @@ describe('custom resource definitions', () => {
     const invalid: Observed = { ...base, kind: 'AllioIntegration', spec: { webhookKey: 'x' } };
     const invalidStatus = nextStatus(invalid, plan(invalid), [], new Date());
     expect(failed.conditions?.[0]?.status).toBe('False');
-    for (const status of [ok, failed])
+    for (const status of [ok, failed]) {
       expect(validate({ ...partner, status } as KubeObject)).toEqual({ ok: true, errors: [] });
+    }
     // The invalid resource's spec fails, as it should; its status has no fault of its own.
     const invalidResult = validate({ ...invalid, status: invalidStatus } as KubeObject);
     expect(invalidResult.errors.length).toBeGreaterThan(0);

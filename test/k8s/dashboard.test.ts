@@ -207,10 +207,11 @@ describe('Grafana dashboard', () => {
         if (kind === 'counter' || kind === '_count' || kind === '_sum') {
           if (!rated) misuse.push(`${panel}: ${series} is a counter without rate()/increase()`);
         } else if (kind === '_bucket') {
-          if (!rated || !/histogram_quantile\(/.test(expr) || !byLabels(expr).includes('le'))
+          if (!rated || !/histogram_quantile\(/.test(expr) || !byLabels(expr).includes('le')) {
             misuse.push(
               `${panel}: ${series} outside histogram_quantile(…, sum by (…, le) (rate(…)))`,
             );
+          }
         } else if (kind === 'histogram' || kind === 'summary') {
           misuse.push(`${panel}: ${series} is a ${kind}; query its _bucket, _count or _sum`);
         } else if (rated) {
@@ -228,11 +229,13 @@ describe('Grafana dashboard', () => {
         .map((s) => seriesIndex.get(s))
         .filter((m): m is CodeMetric => m !== undefined);
       const allowed = new Set([...TARGET_LABELS, ...metrics.flatMap((m) => m.labels)]);
-      for (const l of [...byLabels(expr), ...selectorLabels(expr)])
+      for (const l of [...byLabels(expr), ...selectorLabels(expr)]) {
         if (!allowed.has(l)) wrong.push(`${panel}: ${expr} uses label ${l}`);
+      }
       const by = new Set(byLabels(expr));
-      for (const [, l] of (legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g))
+      for (const [, l] of (legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g)) {
         if (!by.has(l!)) wrong.push(`${panel}: legend {{${l}}} is not aggregated by in ${expr}`);
+      }
     }
     expect(wrong).toEqual([]);
   });

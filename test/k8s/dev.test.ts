@@ -135,11 +135,12 @@ describe('dev overlay', () => {
       new RegExp(`^${key.replace(/\./g, '\\.')} = (.+)$`, 'm').exec(conf)?.[1];
     // Every file the configuration names is on a mount of the pod.
     const files = conf.match(/\/etc\/rabbitmq\/[^\s]+/g) ?? [];
-    for (const f of files)
+    for (const f of files) {
       expect({
         f,
         mounted: !!mountedAt(rabbit, path.dirname(f)) || !!mountedAt(rabbit, f),
       }).toEqual({ f, mounted: true });
+    }
     expect(
       mountedAt(rabbit, path.dirname(setting('ssl_options.certfile')!))?.secret?.secretName,
     ).toBe('rabbitmq-tls');
@@ -268,8 +269,9 @@ describe('skaffold.yaml', () => {
       ...release.valuesFiles,
       ...s.profiles.flatMap((p) => p.patches.flatMap((x) => x.value)).map((f) => path.dirname(f)),
     ];
-    for (const f of files)
+    for (const f of files) {
       expect({ f, exists: existsSync(path.join(ROOT, f)) }).toEqual({ f, exists: true });
+    }
   });
 
   test('the release renders with the dev values and the image skaffold built, by digest', async () => {
@@ -282,8 +284,9 @@ describe('skaffold.yaml', () => {
     };
     const sets = Object.entries(release.setValueTemplates).map(([k, tpl]) => {
       const value = tpl.replace(/\{\{\.(\w+)\}\}/g, (_, v: string) => {
-        if (!(v in built))
+        if (!(v in built)) {
           throw new Error(`${k} uses ${v}, which skaffold does not set for image ${image}`);
+        }
         return built[v]!;
       });
       return ['--set', `${k}=${value}`];
@@ -360,10 +363,12 @@ describe('RabbitMQ definitions', () => {
       bindings: { source: string; destination: string; routing_key: string }[];
     };
     await onChannel(fromDefinitions.url, async (ch) => {
-      for (const e of defs.exchanges)
+      for (const e of defs.exchanges) {
         await ch.assertExchange(e.name, e.type, { durable: e.durable, arguments: e.arguments });
-      for (const q of defs.queues)
+      }
+      for (const q of defs.queues) {
         await ch.assertQueue(q.name, { durable: q.durable, arguments: q.arguments });
+      }
       for (const b of defs.bindings) await ch.bindQueue(b.destination, b.source, b.routing_key);
     });
     await onChannel(fromCode.url, (ch) => assertRepliesTopology(ch));
@@ -416,11 +421,12 @@ describe('RabbitMQ configuration', () => {
     for (const bad of [
       'auth_oauth2.issuer = https://keycloak:8443/realms/integration-hub',
       'auth_oauth2.jwks_url = http://keycloak:8080/realms/integration-hub/protocol/openid-connect/certs',
-    ])
+    ]) {
       expect({
         bad,
         ok: (await checkRabbitConf(bad, ['rabbitmq_auth_backend_oauth2'])).ok,
       }).toEqual({ bad, ok: false });
+    }
   }, 60_000);
 
   test('enabled_plugins is an Erlang list of plugins installed with the broker, the OAuth 2.0 backend among them', async () => {

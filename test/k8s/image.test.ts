@@ -361,12 +361,13 @@ describe('image', () => {
       // Each in the chart's values, with the command its Deployment runs.
       expect(Object.keys(values.services).sort()).toEqual([...CHART_SERVICES].sort());
       await Promise.all(SERVICES.map((s) => startPod(s)));
-      for (const s of SERVICES)
+      for (const s of SERVICES) {
         expect({ s, ...(await get(ports[s], '/healthz')) }).toEqual({
           s,
           status: 200,
           body: '{"status":"ok"}',
         });
+      }
       expect((await get(ports.api, '/metrics')).body).toContain('process_resident_memory_bytes');
 
       kube.apply(

@@ -205,7 +205,7 @@ describe('Keycloak realm of the partners', () => {
       });
       expect(c.defaultClientScopes).toEqual(expected);
     }
-    for (const c of realm.clients)
+    for (const c of realm.clients) {
       for (const name of [...c.defaultClientScopes, ...c.optionalClientScopes]) {
         expect({ client: c.clientId, name, exists: scopes.has(name) }).toEqual({
           client: c.clientId,
@@ -217,6 +217,7 @@ describe('Keycloak realm of the partners', () => {
           'display.on.consent.screen': 'false',
         });
       }
+    }
     // No client scope is left over, and none reaches a client by default.
     expect([...scopes.keys()].sort()).toEqual(
       [...new Set(realm.clients.flatMap((c) => c.defaultClientScopes))].sort(),
@@ -228,11 +229,12 @@ describe('Keycloak realm of the partners', () => {
     const found: string[] = [];
     const walk = (v: unknown, at: string) => {
       if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}[${i}]`));
-      else if (v && typeof v === 'object')
+      else if (v && typeof v === 'object') {
         for (const [k, x] of Object.entries(v)) {
           if (/(secret|password|credentials)$/i.test(k)) found.push(`${at}.${k}=${String(x)}`);
           walk(x, `${at}.${k}`);
         }
+      }
     };
     walk(realm, 'realm');
     expect(

@@ -135,16 +135,18 @@ export async function startFakeKeycloak(o: {
         url.pathname === `/realms/${o.realm}/protocol/openid-connect/token`
       ) {
         const form = new URLSearchParams(raw);
-        if (form.get('grant_type') !== 'client_credentials')
+        if (form.get('grant_type') !== 'client_credentials') {
           return send(res, 400, {
             error: 'unsupported_grant_type',
             error_description: 'Unsupported grant_type',
           });
-        if (form.get('client_id') !== o.clientId || form.get('client_secret') !== o.clientSecret)
+        }
+        if (form.get('client_id') !== o.clientId || form.get('client_secret') !== o.clientSecret) {
           return send(res, 401, {
             error: 'unauthorized_client',
             error_description: 'Invalid client or Invalid client credentials',
           });
+        }
         const token = randomBytes(24).toString('base64url');
         tokens.add(token);
         issued++;
@@ -157,8 +159,9 @@ export async function startFakeKeycloak(o: {
       }
 
       const prefix = `/admin/realms/${o.realm}`;
-      if (!url.pathname.startsWith(`${prefix}/`))
+      if (!url.pathname.startsWith(`${prefix}/`)) {
         return send(res, 404, { error: 'Unable to find matching target resource method' });
+      }
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       if (!bearer || !tokens.has(bearer)) return send(res, 401, { error: 'HTTP 401 Unauthorized' });
       const body = raw ? (JSON.parse(raw) as Json) : undefined;
@@ -174,10 +177,12 @@ export async function startFakeKeycloak(o: {
         if (parts.length === 1 && req.method === 'GET') return send(res, 200, [...scopes.values()]);
         if (parts.length === 1 && req.method === 'POST' && body) {
           const name = String(body.name);
-          if (!SCOPE_NAME.test(name))
+          if (!SCOPE_NAME.test(name)) {
             return send(res, 400, { errorMessage: `Unexpected name "${name}" for ClientScope` });
-          if (scopeByName(name))
+          }
+          if (scopeByName(name)) {
             return send(res, 409, { errorMessage: `Client Scope ${name} already exists` });
+          }
           const s: FakeScope = { ...body, id: randomUUID(), name };
           scopes.set(s.id, s);
           return send(res, 201, undefined, location('client-scopes', s.id));
@@ -191,8 +196,9 @@ export async function startFakeKeycloak(o: {
         return send(res, 405, { error: 'HTTP 405 Method Not Allowed' });
       }
 
-      if (parts[0] !== 'clients')
+      if (parts[0] !== 'clients') {
         return send(res, 404, { error: 'Unable to find matching target resource method' });
+      }
       if (parts.length === 1 && req.method === 'GET') {
         const wanted = url.searchParams.get('clientId');
         return send(
@@ -203,8 +209,9 @@ export async function startFakeKeycloak(o: {
       }
       if (parts.length === 1 && req.method === 'POST' && body) {
         const clientId = String(body.clientId);
-        if (byClientId(clientId))
+        if (byClientId(clientId)) {
           return send(res, 409, { errorMessage: `Client ${clientId} already exists` });
+        }
         const { defaultClientScopes, optionalClientScopes, protocolMappers, ...rest } =
           body as Json & {
             defaultClientScopes?: string[];
@@ -253,12 +260,13 @@ export async function startFakeKeycloak(o: {
       }
       if (parts[2] === 'default-client-scopes' || parts[2] === 'optional-client-scopes') {
         const kind = parts[2] === 'default-client-scopes' ? 'default' : 'optional';
-        if (parts.length === 3 && req.method === 'GET')
+        if (parts.length === 3 && req.method === 'GET') {
           return send(
             res,
             200,
             [...linked(kind, c.id)].map((id) => ({ id, name: scopes.get(id)!.name })),
           );
+        }
         const s = scopes.get(parts[3] ?? '');
         if (!s) return send(res, 404, { error: 'Could not find client scope' });
         if (req.method === 'PUT') linked(kind, c.id).add(s.id);
@@ -268,8 +276,9 @@ export async function startFakeKeycloak(o: {
       }
       if (parts[2] === 'protocol-mappers' && parts[3] === 'models') {
         if (parts.length === 4 && req.method === 'POST' && body) {
-          if (c.protocolMappers.some((m) => m.name === body.name))
+          if (c.protocolMappers.some((m) => m.name === body.name)) {
             return send(res, 409, { errorMessage: `Protocol mapper exists with same name` });
+          }
           const m: FakeMapper = { ...(body as unknown as MapperFields), id: randomUUID() };
           c.protocolMappers.push(m);
           return send(

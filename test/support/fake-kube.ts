@@ -102,8 +102,9 @@ export async function startFakeKube(): Promise<FakeKube> {
       object: clone(object),
     };
     events.push(e);
-    for (const w of watchers)
+    for (const w of watchers) {
       if (w.collection === c) w.res.write(`${JSON.stringify({ type, object: e.object })}\n`);
+    }
   };
   const store = (c: string, o: StoredObject, type: WatchEvent['type']) => {
     o.metadata.resourceVersion = String(++rv);
@@ -113,8 +114,9 @@ export async function startFakeKube(): Promise<FakeKube> {
   };
   /** An object marked for deletion goes once its last finalizer is removed. */
   const settle = (c: string, o: StoredObject) => {
-    if (o.metadata.deletionTimestamp && !(o.metadata.finalizers ?? []).length)
+    if (o.metadata.deletionTimestamp && !(o.metadata.finalizers ?? []).length) {
       store(c, o, 'DELETED');
+    }
   };
 
   const send = (res: http.ServerResponse, code: number, body: unknown) => {
@@ -161,9 +163,11 @@ export async function startFakeKube(): Promise<FakeKube> {
           res.flushHeaders();
           const w = { collection: c, res, from };
           watchers.add(w);
-          for (const e of events)
-            if (e.collection === c && e.rv > from)
+          for (const e of events) {
+            if (e.collection === c && e.rv > from) {
               res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
+            }
+          }
           req.socket.on('close', () => watchers.delete(w));
           return;
         }
@@ -175,15 +179,17 @@ export async function startFakeKube(): Promise<FakeKube> {
         });
       }
       const current = name ? items.get(name) : undefined;
-      if (req.method === 'GET')
+      if (req.method === 'GET') {
         return current
           ? send(res, 200, current)
           : status(res, 404, 'NotFound', `${plural} ${name} not found`);
+      }
 
       if (req.method === 'POST' && !name && body) {
         const o = body as StoredObject;
-        if (items.has(o.metadata.name))
+        if (items.has(o.metadata.name)) {
           return status(res, 409, 'AlreadyExists', `${plural} ${o.metadata.name} already exists`);
+        }
         o.metadata = {
           ...o.metadata,
           namespace: ns,
@@ -195,13 +201,14 @@ export async function startFakeKube(): Promise<FakeKube> {
       }
       if (!current) return status(res, 404, 'NotFound', `${plural} ${name} not found`);
       const sentRv = (body?.metadata as Meta | undefined)?.resourceVersion;
-      if (sentRv !== undefined && sentRv !== current.metadata.resourceVersion)
+      if (sentRv !== undefined && sentRv !== current.metadata.resourceVersion) {
         return status(
           res,
           409,
           'Conflict',
           `the object has been modified; please apply your changes to the latest version`,
         );
+      }
 
       if (req.method === 'PUT' && body) {
         const o = body as StoredObject;
@@ -210,13 +217,14 @@ export async function startFakeKube(): Promise<FakeKube> {
         return send(res, 200, o);
       }
       if (req.method === 'PATCH' && body) {
-        if (req.headers['content-type'] !== 'application/merge-patch+json')
+        if (req.headers['content-type'] !== 'application/merge-patch+json') {
           return status(
             res,
             415,
             'UnsupportedMediaType',
             `expected application/merge-patch+json, got ${req.headers['content-type']}`,
           );
+        }
         const next = clone(current);
         if (sub === 'status') {
           // The status subresource changes status only.
@@ -229,8 +237,9 @@ export async function startFakeKube(): Promise<FakeKube> {
           } = body as { metadata?: Json; status?: unknown };
           const patched = mergePatch(next, rest) as StoredObject;
           patched.status = current.status;
-          if (metadata?.finalizers !== undefined)
+          if (metadata?.finalizers !== undefined) {
             patched.metadata.finalizers = metadata.finalizers as string[];
+          }
           Object.assign(next, patched);
         }
         store(c, next, 'MODIFIED');
@@ -327,9 +336,11 @@ export async function startFakeKube(): Promise<FakeKube> {
       }
     },
     get(plural, ns, name) {
-      for (const [c, items] of objects)
-        if (c.endsWith(`/namespaces/${ns}/${plural}`) && items.has(name))
+      for (const [c, items] of objects) {
+        if (c.endsWith(`/namespaces/${ns}/${plural}`) && items.has(name)) {
           return clone(items.get(name)!);
+        }
+      }
       return undefined;
     },
     dropWatches() {

@@ -59,7 +59,8 @@ export async function timedPost(
 export function listedIssues(a: TimedAnswer): number {
   const d = a.json?.error?.details;
   if (Array.isArray(d)) return d.length;
-  if (d && typeof d === 'object' && Array.isArray((d as { issues?: unknown }).issues))
+  if (d && typeof d === 'object' && Array.isArray((d as { issues?: unknown }).issues)) {
     return (d as { issues: unknown[] }).issues.length;
+  }
   return 0;
 }

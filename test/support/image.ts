@@ -37,19 +37,22 @@ export async function dockerfileBase(): Promise<ImageTools['base']> {
   const dockerfile = await readFile(path.join(ROOT, 'Dockerfile'), 'utf8');
   const nodeVersion = /^ARG NODE_VERSION=(\S+)$/m.exec(dockerfile)?.[1];
   const debian = /^FROM node:\$\{NODE_VERSION\}-([a-z]+)-slim\b/m.exec(dockerfile)?.[1];
-  if (!nodeVersion || !debian)
+  if (!nodeVersion || !debian) {
     throw new Error(
       'the Dockerfile does not say ARG NODE_VERSION=… and FROM node:${NODE_VERSION}-<debian>-slim',
     );
+  }
   return { tag: `docker.io/library/node:${nodeVersion}-${debian}-slim`, nodeVersion, debian };
 }
 
 export async function imageTools(): Promise<ImageTools> {
-  for (const tool of ['podman', 'buildah', 'debootstrap', 'runc'])
-    if (!['/usr/bin', '/usr/sbin', '/usr/local/bin'].some((d) => existsSync(path.join(d, tool))))
+  for (const tool of ['podman', 'buildah', 'debootstrap', 'runc']) {
+    if (!['/usr/bin', '/usr/sbin', '/usr/local/bin'].some((d) => existsSync(path.join(d, tool)))) {
       throw new Error(
         `${tool} is missing: install Debian's podman, buildah, debootstrap and runc (.ci/run does)`,
       );
+    }
+  }
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-image-'));
   // Containers need no raised ulimits here (the default ones cannot be set on every machine).
   const conf = path.join(dir, 'containers.conf');
@@ -65,8 +68,9 @@ export async function imageTools(): Promise<ImageTools> {
 
 async function must(r: Promise<RunResult>, what: string): Promise<string> {
   const res = await r;
-  if (res.code !== 0)
+  if (res.code !== 0) {
     throw new Error(`${what} exited ${res.code}:\n${(res.stderr + res.stdout).slice(-4000)}`);
+  }
   return res.stdout;
 }
 

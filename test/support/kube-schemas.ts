@@ -22,8 +22,9 @@ export interface KubeObject {
 /** Module that holds the model of an apiVersion, by API group. */
 function modelModule(apiVersion: string, kind: string): string {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
-  if (group === 'monitoring.coreos.com')
+  if (group === 'monitoring.coreos.com') {
     return `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`;
+  }
   if (group === 'cert-manager.io') return `@kubernetes-models/cert-manager/${apiVersion}/${kind}`;
   return group ? `kubernetes-models/${group}/${version}/${kind}` : `kubernetes-models/v1/${kind}`;
 }
@@ -77,15 +78,15 @@ function strictFields(s: Schema): Schema {
   const out: Schema = {};
   for (const [k, v] of Object.entries(s)) {
     if (k.startsWith('x-kubernetes-')) continue;
-    if (k === 'properties' && v && typeof v === 'object')
+    if (k === 'properties' && v && typeof v === 'object') {
       out[k] = Object.fromEntries(
         Object.entries(v as Record<string, Schema>).map(([p, ps]) => [p, strictFields(ps)]),
       );
-    else if ((k === 'items' || k === 'additionalProperties') && v && typeof v === 'object')
+    } else if ((k === 'items' || k === 'additionalProperties') && v && typeof v === 'object') {
       out[k] = strictFields(v as Schema);
-    else if ((k === 'oneOf' || k === 'anyOf' || k === 'allOf') && Array.isArray(v))
+    } else if ((k === 'oneOf' || k === 'anyOf' || k === 'allOf') && Array.isArray(v)) {
       out[k] = v.map((x: Schema) => strictFields(x));
-    else out[k] = v;
+    } else out[k] = v;
   }
   // The API server rejects duplicates in a list of type set.
   if (s['x-kubernetes-list-type'] === 'set') out.uniqueItems = true;
@@ -93,8 +94,9 @@ function strictFields(s: Schema): Schema {
     out.properties &&
     out.additionalProperties === undefined &&
     !s['x-kubernetes-preserve-unknown-fields']
-  )
+  ) {
     out.additionalProperties = false;
+  }
   return out;
 }
 
@@ -115,11 +117,12 @@ export async function crdValidators(): Promise<Map<string, ValidateFunction>> {
       names: { kind: string };
       versions: { name: string; storage: boolean; schema: { openAPIV3Schema: Schema } }[];
     };
-    for (const v of spec.versions)
+    for (const v of spec.versions) {
       out.set(
         `${spec.group}/${v.name}/${spec.names.kind}`,
         ajv.compile(strictFields(v.schema.openAPIV3Schema)),
       );
+    }
   }
   return out;
 }

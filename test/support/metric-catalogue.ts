@@ -68,8 +68,9 @@ export async function metricCatalogue(): Promise<MetricCatalogue> {
 
 /** The series names a metric is queried by: a histogram's _bucket/_sum/_count, a summary's _sum/_count. */
 export function seriesOf(m: Pick<CodeMetric, 'name' | 'type'>): string[] {
-  if (m.type === 'histogram')
+  if (m.type === 'histogram') {
     return [m.name, ...['_bucket', '_sum', '_count'].map((s) => `${m.name}${s}`)];
+  }
   if (m.type === 'summary') return [m.name, ...['_sum', '_count'].map((s) => `${m.name}${s}`)];
   return [m.name];
 }

@@ -92,12 +92,13 @@ export async function startOwnPostgres(): Promise<OwnServer> {
   const dir = await mkdtemp(path.join(tmpdir(), 'hub-pg-'));
   const data = path.join(dir, 'data');
   const asRoot = userInfo().uid === 0;
-  if (asRoot)
+  if (asRoot) {
     chownSync(
       dir,
       Number((await run('id', ['-u', 'postgres'])).stdout.trim()),
       Number((await run('id', ['-g', 'postgres'])).stdout.trim()),
     );
+  }
   const pgRun = (bin: string, args: string[]) =>
     asRoot
       ? run('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, bin), ...args])
@@ -176,8 +177,9 @@ export async function startPgBouncer(
       run('id', ['-u', 'postgres']),
       run('id', ['-g', 'postgres']),
     ]);
-    for (const f of [dir, ini, path.join(dir, 'users.txt')])
+    for (const f of [dir, ini, path.join(dir, 'users.txt')]) {
       chownSync(f, Number(uid.stdout.trim()), Number(gid.stdout.trim()));
+    }
   }
   const child = spawn('pgbouncer', [...(asRoot ? ['-u', 'postgres'] : []), ini], {
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -51,11 +51,12 @@ export const hugeBody =
     res.write('{"items":[');
     while (server.bytesSent < totalBytes && !res.destroyed) {
       server.bytesSent += chunk.length;
-      if (!res.write(chunk))
+      if (!res.write(chunk)) {
         await new Promise<void>((r) => {
           res.once('drain', r);
           res.once('close', r);
         });
+      }
     }
     res.end(']}');
   };

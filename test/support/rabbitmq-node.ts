@@ -283,8 +283,9 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
   // A forgotten node must not keep the test process alive: the leak check reports it, and the
   // supervisor halts it when the process exits. (Child stdio pipes are net.Sockets.)
   child.unref();
-  for (const stream of [child.stdin, child.stdout, child.stderr])
+  for (const stream of [child.stdin, child.stdout, child.stderr]) {
     (stream as net.Socket | null)?.unref();
+  }
   let output = '';
   const collect = (d: Buffer) => {
     output += d.toString();
@@ -329,8 +330,9 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     child.stdin?.end();
     if (pgid !== undefined) signal(-pgid, 'SIGKILL');
     // The VM's port helpers run in sessions of their own and end when the VM does.
-    if (!(await waitUntil(() => !pids.some(alive), 5000)))
+    if (!(await waitUntil(() => !pids.some(alive), 5000))) {
       pids.forEach((pid) => signal(pid, 'SIGKILL'));
+    }
     await waitUntil(() => !pids.some(alive), 5000);
     await rm(dir, { recursive: true, force: true });
     untrack();
@@ -360,10 +362,11 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
       [...(complete.exec(output)?.[1] ?? '').matchAll(/ \* (\S+)\n/g)].map((m) => m[1]),
     );
     const missing = (options.plugins ?? []).filter((p) => !started.has(p));
-    if (missing.length > 0)
+    if (missing.length > 0) {
       throw new Error(
         `RabbitMQ node ${nodeName} started without the plugins ${missing.join(', ')}`,
       );
+    }
   } catch (err) {
     const text = logs();
     await stop();
@@ -384,8 +387,9 @@ async function awaitStartup(
   let lastError: unknown;
   for (;;) {
     const code = exitCode();
-    if (code !== undefined)
+    if (code !== undefined) {
       throw new Error(`RabbitMQ node ${node.nodeName} exited (${String(code)}) while starting`);
+    }
     if (Date.now() > deadline) {
       throw new Error(
         `RabbitMQ node ${node.nodeName} did not accept AMQP connections within ${timeoutMs} ms (${String(lastError)})`,

@@ -14,10 +14,11 @@ export async function rabbitmqPluginsDir(): Promise<string> {
   const servers = existsSync(RABBITMQ_LIB)
     ? (await readdir(RABBITMQ_LIB)).filter((d) => d.startsWith('rabbitmq_server-')).sort()
     : [];
-  if (!servers.length)
+  if (!servers.length) {
     throw new Error(
       `no RabbitMQ server under ${RABBITMQ_LIB}: install Debian's rabbitmq-server package`,
     );
+  }
   return path.join(RABBITMQ_LIB, servers[servers.length - 1]!, 'plugins');
 }
 

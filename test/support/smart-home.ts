@@ -361,8 +361,9 @@ export async function connectedTenant(stack: Stack): Promise<{ tenant: string; t
     token,
     { personalData: PERSONAL, biometricsConsent: true },
   );
-  if (res.status !== 202)
+  if (res.status !== 202) {
     throw new Error(`connect answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
   await waitFor(
     async () =>
       (await call(stack.api.url, 'GET', '/v1/smart-home/subscriptions', token)).body
@@ -384,8 +385,9 @@ export async function openCommand(
     '/v1/smart-home/subscriptions/intercom/open',
     token,
   );
-  if (res.status !== 202)
+  if (res.status !== 202) {
     throw new Error(`open answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
   const id = res.body.commandId as string;
   const partner = stack.partner;
   if (!partner) throw new Error('the stack runs no partner simulator');

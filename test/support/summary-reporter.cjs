@@ -12,8 +12,9 @@ class SummaryReporter {
       `\njest: ${r.numPassedTests} passed, ${failed} failed, ${skipped} skipped\n`,
     );
     const open = openHandles();
-    if (open.length > 0)
+    if (open.length > 0) {
       process.stdout.write(`jest: still open after the run: ${open.join('; ')}\n`);
+    }
   }
 }
 
@@ -28,8 +29,9 @@ function openHandles() {
 
 function describe(h) {
   const kind = h?.constructor?.name ?? typeof h;
-  if (kind === 'ChildProcess')
+  if (kind === 'ChildProcess') {
     return `ChildProcess pid ${h.pid} ${(h.spawnargs ?? []).join(' ').slice(0, 200)}`;
+  }
   if (kind === 'Socket' || kind === 'TLSSocket') {
     if (h.remotePort) return `${kind} to ${h.remoteAddress}:${h.remotePort}`;
     return `${kind}${h._handle?.constructor?.name ? ` (${h._handle.constructor.name})` : ''}${h.fd !== undefined ? ` fd ${h.fd}` : ''}`;
@@ -38,8 +40,9 @@ function describe(h) {
     const a = h.address?.();
     return `Server ${a && typeof a === 'object' ? `on ${a.address}:${a.port}` : String(a)}`;
   }
-  if (kind === 'Timeout')
+  if (kind === 'Timeout') {
     return `Timeout ${h._idleTimeout} ms ${String(h._onTimeout?.name || h._onTimeout).slice(0, 120)}`;
+  }
   return kind;
 }
 

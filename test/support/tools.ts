@@ -66,10 +66,11 @@ export async function mustRun(
   o: { input?: string } = {},
 ): Promise<string> {
   const r = await run(cmd, args, o);
-  if (r.code !== 0)
+  if (r.code !== 0) {
     throw new Error(
       `${path.basename(cmd)} ${args.join(' ')} exited ${r.code}:\n${r.stderr}${r.stdout}`,
     );
+  }
   return r.stdout;
 }
 

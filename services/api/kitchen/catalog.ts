@@ -21,32 +21,36 @@ const dishParams = z.object({
 export function registerCatalogRoutes(app: FastifyInstance, d: { db: Knex }): void {
   app.put('/v1/kitchen/tech-cards/:dishId', needs('tech-cards:write'), async (req, reply) => {
     const { dishId } = parseOrThrow(dishParams, req.params, 'invalid_dish_id');
-    if (typeof req.body !== 'string')
+    if (typeof req.body !== 'string') {
       throw new ApiError(
         415,
         'xml_required',
         'Send the technology card as XML (Content-Type: application/xml).',
       );
+    }
     let card;
     try {
       card = await parseTechCard(req.body);
     } catch (thrown) {
-      if (thrown instanceof TechCardError)
+      if (thrown instanceof TechCardError) {
         throw new ApiError(422, 'invalid_tech_card', thrown.message, { problems: thrown.problems });
+      }
       throw thrown;
     }
-    if (card.dishId !== dishId)
+    if (card.dishId !== dishId) {
       throw new ApiError(
         422,
         'dish_id_mismatch',
         `The card is for dish ${card.dishId}; PUT it to /v1/kitchen/tech-cards/${card.dishId}.`,
       );
-    if (!(await saveTechCard(d.db, card, req.body)))
+    }
+    if (!(await saveTechCard(d.db, card, req.body))) {
       throw new ApiError(
         409,
         'stale_tech_card',
         `A newer version of the card for ${dishId} is stored; raise the version attribute.`,
       );
+    }
     return reply.status(200).send({ dishId, version: card.version });
   });
 

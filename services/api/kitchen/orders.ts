@@ -70,8 +70,9 @@ function presentOrder(o: OrderRow) {
 }
 
 function describeShortage(s: Shortage): string {
-  if (s.reason === 'out_of_stock')
+  if (s.reason === 'out_of_stock') {
     return `${s.ingredient} is out of stock (${s.available} of ${s.needed} ${s.unit})`;
+  }
   if (s.reason === 'expired') return `${s.ingredient} expired at ${s.expiresAt}`;
   return `${s.ingredient} is stocked in ${s.stocked}, the card needs ${s.needed}`;
 }
@@ -83,8 +84,9 @@ export function registerOrderRoutes(app: FastifyInstance, d: { db: Knex }): void
     const q = d.db('kitchen_orders').where({ id: orderId });
     if (caller.kind === 'tenant') q.andWhere({ tenant_id: caller.tenantId });
     const order = await q.first<OrderRow | undefined>();
-    if (!order)
+    if (!order) {
       throw new ApiError(404, 'order_not_found', 'No order with this id is visible to you.');
+    }
     return order;
   };
 
@@ -127,13 +129,14 @@ export function registerOrderRoutes(app: FastifyInstance, d: { db: Knex }): void
     const dishIds = [...new Set(body.items.map((i) => i.dishId))];
     const cards = await loadCards(d.db, dishIds);
     const unknown = dishIds.filter((id) => !cards.has(id));
-    if (unknown.length > 0)
+    if (unknown.length > 0) {
       throw new ApiError(
         422,
         'unknown_dish',
         `These dishes are not on the menu: ${unknown.join(', ')}.`,
         { dishes: unknown },
       );
+    }
     const needed = requirements(body.items, cards);
     const missing = shortages(
       needed,
@@ -143,13 +146,14 @@ export function registerOrderRoutes(app: FastifyInstance, d: { db: Knex }): void
       ),
       new Date(),
     );
-    if (missing.length > 0)
+    if (missing.length > 0) {
       throw new ApiError(
         409,
         'ingredients_unavailable',
         `The kitchen cannot cook this order: ${missing.map(describeShortage).join('; ')}.`,
         { shortages: missing },
       );
+    }
     const items = body.items.map((i) => {
       const card = cards.get(i.dishId);
       return {
@@ -160,12 +164,13 @@ export function registerOrderRoutes(app: FastifyInstance, d: { db: Knex }): void
       };
     });
     const currencies = new Set(dishIds.map((id) => cards.get(id)?.price.currency));
-    if (currencies.size > 1)
+    if (currencies.size > 1) {
       throw new ApiError(
         422,
         'mixed_currencies',
         'Dishes priced in different currencies cannot be in one order.',
       );
+    }
     const [row] = await d
       .db('kitchen_orders')
       .insert({
@@ -192,25 +197,27 @@ export function registerOrderRoutes(app: FastifyInstance, d: { db: Knex }): void
       order.items.map((i) => i.dishId),
     );
     const gone = order.items.filter((i) => !cards.has(i.dishId)).map((i) => i.dishId);
-    if (gone.length > 0)
+    if (gone.length > 0) {
       throw new ApiError(
         409,
         'dish_unavailable',
         `These dishes were taken off the menu: ${gone.join(', ')}; place a new order.`,
         { dishes: gone },
       );
+    }
     const needed = requirements(order.items, cards);
     const accepted = await d.db.transaction(async (trx) => {
       if (!(await transition(trx, order.id, 'payment_pending'))) return false;
       // Paying holds the ingredients; another order may have taken them since this one was placed.
       const missing = await reserveStock(trx, order.id, needed, new Date());
-      if (missing.length > 0)
+      if (missing.length > 0) {
         throw new ApiError(
           409,
           'ingredients_unavailable',
           `The kitchen can no longer cook this order: ${missing.map(describeShortage).join('; ')}. Nothing was charged.`,
           { shortages: missing },
         );
+      }
       await trx('kitchen_payments').insert({
         order_id: order.id,
         idempotency_key: randomUUID(),

@@ -68,8 +68,9 @@ interface StatusConsumerDeps {
 function orderStatusDeliverer(
   d: Pick<StatusConsumerDeps, 'redis' | 'keyPrefix' | 'publisher'>,
 ): (e: OrderStatusEvent, tenantEvent: string) => Promise<DeliveryResult> {
-  if (!('hubOrderStatusDeliver' in d.redis))
+  if (!('hubOrderStatusDeliver' in d.redis)) {
     d.redis.defineCommand('hubOrderStatusDeliver', { numberOfKeys: 2, lua: DELIVER_LUA });
+  }
   const redis = d.redis as DeliverRedis;
   return (e, tenantEvent) =>
     redis.hubOrderStatusDeliver(
@@ -155,11 +156,12 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
     try {
       const result = await deliver(event, json);
       d.metrics.statusEvents.inc({ result });
-      if (result !== 'delivered')
+      if (result !== 'delivered') {
         log.debug(
           { eventId: event.eventId, orderId: event.orderId, version: event.version, result },
           'order status event dropped',
         );
+      }
       delivery.ack();
     } catch (thrown) {
       const err = toError(thrown);

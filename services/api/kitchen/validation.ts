@@ -21,11 +21,12 @@ export function parseOrThrow<S extends z.ZodTypeAny>(
 /** preValidation hook: refuses a body carrying anything that passes for a card number. */
 export async function refuseCardNumbers(req: FastifyRequest): Promise<void> {
   const at = findCardNumber(req.body);
-  if (at)
+  if (at) {
     throw new ApiError(
       422,
       'card_number_rejected',
       'The request contains what looks like a card number. Card data goes only to the payment gateway; send its card token instead.',
       { path: at },
     );
+  }
 }

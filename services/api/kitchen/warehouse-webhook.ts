@@ -60,8 +60,9 @@ export function registerWarehouseWebhook(app: FastifyInstance, d: WarehouseWebho
         (d.nowSeconds ?? (() => Math.floor(Date.now() / 1000)))(),
         d.toleranceSeconds,
       );
-      if (!result.ok)
+      if (!result.ok) {
         return reject(result.code === 'missing_headers' ? 400 : 401, result.code, result.message);
+      }
       let json: unknown;
       try {
         json = JSON.parse(raw);

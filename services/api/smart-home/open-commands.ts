@@ -156,11 +156,12 @@ export class OpenCommands {
         if (this.sweepFailing) this.d.logger.info('timeout sweep works again');
         this.sweepFailing = false;
       } catch (thrown) {
-        if (!this.sweepFailing)
+        if (!this.sweepFailing) {
           this.d.logger.warn(
             { reason: toError(thrown).message },
             'open command timeout sweep failed (PostgreSQL or Redis unreachable); retrying every sweep',
           );
+        }
         this.sweepFailing = true;
       }
     }
@@ -172,12 +173,14 @@ export class OpenCommands {
     await this.d.push.push(ended);
     if (n % REPUSH_EVERY === 0) {
       const due = await this.d.store.claimUnpushed(100);
-      if (due.length > 0)
+      if (due.length > 0) {
         this.d.logger.info({ commands: due.length }, 'pushing command results again');
+      }
       await this.d.push.push(due);
     }
-    if (n % CLEANUP_EVERY === 0)
+    if (n % CLEANUP_EVERY === 0) {
       await this.d.store.deleteExpired(this.d.retentionMs, CLEANUP_LIMIT);
+    }
   }
 
   private timedOut(c: CommandRecord): void {

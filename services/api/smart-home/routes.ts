@@ -64,8 +64,9 @@ function valid<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string):
 
 function service(req: FastifyRequest) {
   const p = serviceParams.safeParse(req.params);
-  if (!p.success)
+  if (!p.success) {
     throw new ApiError(404, 'unknown_service', 'Smart-home services are "intercom" and "barrier".');
+  }
   return p.data.service;
 }
 
@@ -112,12 +113,13 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
       const svc = service(req);
       const body =
         kind === 'connect' ? valid(connectBody, req.body, 'connection request') : undefined;
-      if (body?.biometricsConsent && svc !== 'intercom')
+      if (body?.biometricsConsent && svc !== 'intercom') {
         throw new ApiError(
           422,
           'invalid_body',
           'Biometrics are used only by the intercom; send biometricsConsent: false for the barrier.',
         );
+      }
       const key = valid(idempotencyKey, req.headers['idempotency-key'], 'Idempotency-Key header');
       const result = await requestChange(d.db, d.cipher, {
         tenantId,
@@ -127,12 +129,13 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
         biometricsConsent: body?.biometricsConsent,
         idempotencyKey: key,
       });
-      if (!result.ok)
+      if (!result.ok) {
         throw new ApiError(
           REFUSAL_STATUS[result.refusal.code] ?? 409,
           result.refusal.code,
           result.refusal.message,
         );
+      }
       req.log.info(
         {
           tenantId,
@@ -144,8 +147,9 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
         },
         'smart-home request accepted',
       );
-      if (result.created)
+      if (result.created) {
         await pushSubscriptionChange(d.events, req.log, tenantId, result.subscription);
+      }
       return reply.status(202).send({ request: result.request, subscription: result.subscription });
     };
   app.post(
@@ -175,8 +179,9 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
           'p.command_queue',
         );
       const decision = decideTenantAction(sub?.state, 'open');
-      if (!decision.allowed)
+      if (!decision.allowed) {
         throw new ApiError(409, decision.refusal.code, decision.refusal.message);
+      }
       if (!sub) throw new Error('unreachable: an allowed open has a subscription');
       let opened: { commandId: string; expiresAt: Date };
       try {
@@ -212,12 +217,13 @@ export function registerSmartHomeRoutes(app: FastifyInstance, d: SmartHomeRouteD
     const record = p.success
       ? await readCommand(d.commands, p.data.commandId, tenantId, req)
       : undefined;
-    if (!record)
+    if (!record) {
       throw new ApiError(
         404,
         'command_not_found',
         'No such command for this tenant (results are kept for a limited time).',
       );
+    }
     return {
       commandId: record.commandId,
       service: record.service,

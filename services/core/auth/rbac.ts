@@ -51,12 +51,13 @@ async function authenticate(req: FastifyRequest, o: RbacOptions<string>): Promis
   const key = req.headers['x-api-key'];
   if (typeof key === 'string' && key.length > 0) return verifyApiKey(o.db, key);
   const token = bearerToken(req.headers);
-  if (!token)
+  if (!token) {
     throw new ApiError(
       401,
       'unauthenticated',
       'Send a tenant access token (Authorization: Bearer) or an API key (X-API-Key).',
     );
+  }
   const p = await o.authenticator.verify(token);
   return {
     kind: 'tenant',
@@ -73,7 +74,7 @@ export function guardRoutes<P extends string>(app: FastifyInstance, o: RbacOptio
     const caller = await authenticate(req, o as RbacOptions<string>);
     req.caller = caller;
     const permission = req.routeOptions.config.permission as P | undefined;
-    if (!allows(o.table, permission, caller.roles))
+    if (!allows(o.table, permission, caller.roles)) {
       throw new ApiError(
         403,
         'forbidden',
@@ -82,6 +83,7 @@ export function guardRoutes<P extends string>(app: FastifyInstance, o: RbacOptio
           required: permission ?? 'none (route not open to anyone)',
         },
       );
+    }
   });
 }
 
@@ -94,12 +96,13 @@ export function callerOf(req: FastifyRequest): Caller {
 /** The tenant calling a guarded route; machine clients are refused (403 `tenant_only`). */
 export function tenantOf(req: FastifyRequest, what = 'This operation'): string {
   const caller = callerOf(req);
-  if (caller.kind !== 'tenant')
+  if (caller.kind !== 'tenant') {
     throw new ApiError(
       403,
       'tenant_only',
       `${what} is for tenants only; use a tenant access token.`,
     );
+  }
   return caller.tenantId;
 }
 

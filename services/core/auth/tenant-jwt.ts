@@ -106,8 +106,9 @@ export class TenantJwtAuthenticator implements Authenticator {
     if (hit && hit.until > now) return hit.principal;
     if (hit) this.verified.delete(token);
     const { principal, expiresAt } = await this.verifyNow(token);
-    if (this.verified.size >= CACHE_SIZE)
+    if (this.verified.size >= CACHE_SIZE) {
       this.verified.delete(this.verified.keys().next().value as string);
+    }
     this.verified.set(token, { principal, until: Math.min(expiresAt, now + CACHE_MS) });
     return principal;
   }
@@ -125,20 +126,24 @@ export class TenantJwtAuthenticator implements Authenticator {
       }));
     } catch (thrown) {
       if (thrown instanceof ApiError) throw thrown;
-      if (thrown instanceof joseErrors.JWTExpired)
+      if (thrown instanceof joseErrors.JWTExpired) {
         throw new ApiError(401, 'token_expired', 'The access token has expired; sign in again.');
-      if (thrown instanceof joseErrors.JWTClaimValidationFailed)
+      }
+      if (thrown instanceof joseErrors.JWTClaimValidationFailed) {
         throw new ApiError(
           401,
           'invalid_token',
           `The access token was refused: its "${thrown.claim}" claim is ${thrown.reason === 'missing' ? 'missing' : 'not valid'}.`,
         );
-      if (thrown instanceof joseErrors.JOSEError)
+      }
+      if (thrown instanceof joseErrors.JOSEError) {
         throw new ApiError(401, 'invalid_token', `The access token was refused (${thrown.code}).`);
+      }
       throw thrown;
     }
-    if (!payload.sub)
+    if (!payload.sub) {
       throw new ApiError(401, 'invalid_token', 'The access token names no subject.');
+    }
     const scope = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
     return {
       principal: {

@@ -244,12 +244,12 @@ export class DeadLetterKeeper {
           reason: record.reason,
           bytes: kept.bytes,
         };
-        if (kept.truncated)
+        if (kept.truncated) {
           this.log.warn(
             { ...log, keptBytes: kept.body.length },
             'dead letter stored with only the beginning of its body (DEAD_LETTER_MAX_BODY_BYTES); it cannot be replayed',
           );
-        else this.log.warn(log, 'dead letter stored');
+        } else this.log.warn(log, 'dead letter stored');
       }
       delivery.ack();
     } catch (thrown) {
@@ -283,8 +283,9 @@ export class DeadLetterKeeper {
 
   private async publish(row: DeadLetterRow): Promise<void> {
     const plan = replayPlan({ ...row, id: String(row.id) });
-    if (!plan.ok)
+    if (!plan.ok) {
       throw new PermanentError(`${plan.reason} (${plan.code})`, { reason: 'not_replayable' });
+    }
     let body: Buffer;
     try {
       body = openBody(row, this.d.cipher);
@@ -301,10 +302,11 @@ export class DeadLetterKeeper {
       mandatory: true,
     });
     // basic.return arrives before the confirm of the same message.
-    if (this.returned.delete(id))
+    if (this.returned.delete(id)) {
       throw new PermanentError(
         `no queue is bound for routing key "${plan.routingKey}" on exchange "${plan.exchange}"`,
         { reason: 'unroutable' },
       );
+    }
   }
 }

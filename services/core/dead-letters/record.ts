@@ -69,11 +69,13 @@ function storableText<T extends string | null>(s: T): T {
  */
 export function toJsonSafe(v: unknown): unknown {
   if (Buffer.isBuffer(v)) return { $bytes: v.toString('base64') };
-  if (typeof v === 'string' && v.includes('\u0000'))
+  if (typeof v === 'string' && v.includes('\u0000')) {
     return { $string: Buffer.from(v, 'utf8').toString('base64') };
+  }
   if (Array.isArray(v)) return v.map(toJsonSafe);
-  if (v && typeof v === 'object')
+  if (v && typeof v === 'object') {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJsonSafe(x)]));
+  }
   return v;
 }
 
@@ -82,8 +84,9 @@ export function fromJsonSafe(v: unknown, o: { bytes: boolean } = { bytes: true }
   if (v && typeof v === 'object') {
     const m = v as Record<string, unknown>;
     const only = Object.keys(m).length === 1;
-    if (only && typeof m.$string === 'string')
+    if (only && typeof m.$string === 'string') {
       return Buffer.from(m.$string, 'base64').toString('utf8');
+    }
     if (only && o.bytes && typeof m.$bytes === 'string') return Buffer.from(m.$bytes, 'base64');
     return Object.fromEntries(Object.entries(m).map(([k, x]) => [k, fromJsonSafe(x, o)]));
   }
@@ -234,22 +237,24 @@ export function notReplayable(
 ): NotReplayable | null {
   // An expired message outlived its TTL on purpose: a door-open command acted on late would open a
   // door nobody is waiting at.
-  if (row.reason === 'expired')
+  if (row.reason === 'expired') {
     return {
       code: 'expired',
       reason: 'it expired in its queue; a message past its TTL is not sent again',
     };
+  }
   if (row.body_truncated) {
     return {
       code: 'body_truncated',
       reason: `its body of ${row.body_bytes} bytes was larger than DEAD_LETTER_MAX_BODY_BYTES, so only its beginning was kept; a cut message is not sent again`,
     };
   }
-  if (row.exchange === null && row.source_queue === null)
+  if (row.exchange === null && row.source_queue === null) {
     return {
       code: 'origin_unknown',
       reason: 'where it came from is unknown (no x-death or x-hub-source-queue header)',
     };
+  }
   return null;
 }
 
@@ -273,8 +278,9 @@ export function replayPlan(row: StoredDeadLetter): ReplayPlan {
     ...rest
   } = properties;
   const replayed = { ...dropNulls(rest), headers, persistent: true };
-  if (row.exchange !== null)
+  if (row.exchange !== null) {
     return { ok: true, exchange: row.exchange, routingKey: row.routing_key, properties: replayed };
+  }
   // Without an exchange the source queue is known (notReplayable refused a row with neither).
   return { ok: true, exchange: '', routingKey: row.source_queue ?? '', properties: replayed };
 }

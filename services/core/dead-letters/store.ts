@@ -198,15 +198,18 @@ export async function requestReplay(db: Knex, s: Selection): Promise<ReplayReque
 }
 
 function whyNot(row: DeadLetterRow, queue: string | undefined): Refusal {
-  if (queue && row.queue !== queue)
+  if (queue && row.queue !== queue) {
     return { code: 'other_queue', why: `it is in ${row.queue}, not ${queue}` };
-  if (row.status === 2)
+  }
+  if (row.status === 2) {
     return {
       code: 'replayed',
       why: `already replayed at ${row.replayed_at?.toISOString() ?? '?'}`,
     };
-  if (row.status === 0 || row.status === 1)
+  }
+  if (row.status === 0 || row.status === 1) {
     return { code: 'replaying', why: 'its replay is under way' };
+  }
   const never = notReplayable(row);
   return never
     ? { code: never.code, why: never.reason }

@@ -113,8 +113,9 @@ export class WorkListener {
       } finally {
         await client.end().catch(() => undefined);
       }
-      if (!stop.aborted)
+      if (!stop.aborted) {
         await sleep(retryDelayMs(failures + 1, { baseMs: 500, maxMs: 30_000, factor: 2 }), stop);
+      }
     }
   }
 }

@@ -57,7 +57,7 @@ export async function eachRow<R extends WorkRow>(
                 }),
             )
           )[0];
-      if (o.warning)
+      if (o.warning) {
         logger.warn(
           {
             err,
@@ -68,6 +68,7 @@ export async function eachRow<R extends WorkRow>(
           },
           o.warning,
         );
+      }
     }
   }
 }

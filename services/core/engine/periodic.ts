@@ -51,11 +51,12 @@ export class PeriodicScheduler {
     for (const job of this.jobs) {
       const period = job.period(this.now());
       try {
-        if (await ensurePeriod(this.db, job.name, period))
+        if (await ensurePeriod(this.db, job.name, period)) {
           this.logger.info(
             { job: job.name, period: period.key, dueAt: period.dueAt },
             'periodic run scheduled',
           );
+        }
       } catch (thrown) {
         this.logger.warn(
           { err: toError(thrown), job: job.name },

@@ -62,8 +62,9 @@ export class Reconciler<T> {
   }
 
   start(): this {
-    if (this._state !== 'idle')
+    if (this._state !== 'idle') {
       throw new Error(`reconciler ${this.name} cannot start from ${this._state}`);
+    }
     this._state = 'running';
     const n = this.o.concurrency ?? 1;
     for (let slot = 0; slot < n; slot++) this.loops.push(this.loop(slot));
@@ -109,11 +110,12 @@ export class Reconciler<T> {
       let batch: T[];
       try {
         batch = await this.o.claim(owner);
-        if (claimFailures > 0)
+        if (claimFailures > 0) {
           this.log.info(
             { failures: claimFailures, forMs: Date.now() - failingSince },
             'claims succeed again',
           );
+        }
         claimFailures = 0;
       } catch (thrown) {
         // A failed fetch counts as "nothing to do" and waits instead of spinning, but never long: a
@@ -127,11 +129,12 @@ export class Reconciler<T> {
           maxMs: CLAIM_RETRY_MAX_MS,
           factor: 2,
         });
-        if (claimFailures === 1 || claimFailures % 30 === 0)
+        if (claimFailures === 1 || claimFailures % 30 === 0) {
           this.log.error(
             { err: toError(thrown), failures: claimFailures, delayMs: delay },
             `claim failed; retrying every ${CLAIM_RETRY_MAX_MS / 1000} s at most`,
           );
+        }
         await sleep(delay, stop);
         continue;
       }
@@ -178,8 +181,9 @@ export class Reconciler<T> {
           () => void (failures = 0),
           // One line when renewals start failing; the lease lapses after three misses in a row.
           (thrown: unknown) => {
-            if (failures++ === 0)
+            if (failures++ === 0) {
               this.log.warn({ err: toError(thrown) }, 'lease renewal failed; trying again');
+            }
           },
         )
         .then(() => {
@@ -205,8 +209,9 @@ export class Reconciler<T> {
       const s = await this.o.stats();
       this.o.metrics.backlog.set({ reconciler: this.name }, s.backlog);
       this.o.metrics.oldestDueAge.set({ reconciler: this.name }, s.oldestDueAgeSeconds);
-      if (s.retrying !== undefined)
+      if (s.retrying !== undefined) {
         this.o.metrics.retrying.set({ reconciler: this.name }, s.retrying);
+      }
     } catch (thrown) {
       this.log.warn({ err: toError(thrown) }, 'backlog stats failed');
     }

@@ -311,8 +311,9 @@ export class WorkTable {
     const error = toError(thrown);
     const classification = classifyError(error);
     const byAttempts = new Map<number, WorkRow[]>();
-    for (const row of rows)
+    for (const row of rows) {
       byAttempts.set(row.attempts, [...(byAttempts.get(row.attempts) ?? []), row]);
+    }
     const outcomes: Outcome[] = [];
     const failed: FailedOutcome[] = [];
     for (const group of byAttempts.values()) {
@@ -333,13 +334,15 @@ export class WorkTable {
     const ids = failed.map((o) => o.id);
     if (!onFailed) await this.fail(ids, owner, describe(error));
     else
-      // The failure and what follows from it (an order failed with its payment) commit together:
-      // no reader sees one without the other, and a crash between them cannot lose the second.
+    // The failure and what follows from it (an order failed with its payment) commit together:
+    // no reader sees one without the other, and a crash between them cannot lose the second.
+    {
       await this.db.transaction(async (trx) => {
         const done = new Set(await this.fail(ids, owner, describe(error), trx));
         const mine = failed.filter((o) => done.has(o.id));
         if (mine.length > 0) await onFailed(mine, trx);
       });
+    }
     return outcomes;
   }
 
@@ -347,8 +350,9 @@ export class WorkTable {
   decide(row: WorkRow, c: Classification, error: Error): Outcome {
     const message = describe(error);
     if (!c.retryable) return { kind: 'failed', id: row.id, reason: c.reason, error: message };
-    if (row.attempts >= this.options.maxAttempts)
+    if (row.attempts >= this.options.maxAttempts) {
       return { kind: 'failed', id: row.id, reason: 'attempts_exhausted', error: message };
+    }
     const delay = retryDelayMs(row.attempts, this.backoff, c.retryAfterMs);
     return {
       kind: 'retry',
@@ -418,11 +422,12 @@ export class WorkTable {
         { reconciler: this.reconciler, outcome: 'failed' },
         failed.length,
       );
-      if (failed.length > 0)
+      if (failed.length > 0) {
         this.logger.warn(
           { reconciler: this.reconciler, ids: failed, error },
           'work failed permanently',
         );
+      }
     };
     // Inside a transaction the rows have failed only once it commits; count and log them then.
     afterCommit(executor, count);

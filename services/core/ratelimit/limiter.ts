@@ -114,10 +114,11 @@ export class RateLimiter {
         this.waits.set(wait, { provider, for: what }),
       );
     } catch (thrown) {
-      if (this.closing.signal.aborted && !signal?.aborted)
+      if (this.closing.signal.aborted && !signal?.aborted) {
         throw new RateLimiterClosedError('the rate limiter was closed while waiting', {
           cause: thrown,
         });
+      }
       throw thrown;
     } finally {
       this.waits.delete(wait);
@@ -162,15 +163,16 @@ export class RateLimiter {
         redisFailures++;
         this.metrics.rateLimitErrors.inc({ provider });
         const delay = retryDelayMs(redisFailures, { baseMs: 200, maxMs: 5_000, factor: 2 });
-        if (isRedisConnectionError(thrown))
+        if (isRedisConnectionError(thrown)) {
           reportRedisFailure(this.redis, this.logger, thrown, 'rate limiter: holding calls', {
             provider,
           });
-        else if (redisFailures === 1 || redisFailures % 20 === 0)
+        } else if (redisFailures === 1 || redisFailures % 20 === 0) {
           this.logger.error(
             { err: toError(thrown), provider, delayMs: delay },
             'rate limiter unavailable; holding calls',
           );
+        }
         await sleep(delay, signal);
         continue;
       }
@@ -187,11 +189,12 @@ export class RateLimiter {
         this.metrics.rateLimitWait.observe({ provider }, grant.waitedMs / 1000);
         return grant;
       }
-      if (why === 'epoch')
+      if (why === 'epoch') {
         this.logger.warn(
           { provider, pauseMs: waitMs },
           'rate limiter: Redis holds no record of earlier requests (first start, or restarted without its data); no request until any earlier one would have left the window',
         );
+      }
       waiting('slot');
       await sleep(Math.max(1, waitMs), signal);
     }
@@ -252,11 +255,12 @@ export class RateLimiter {
     if (this.closing.signal.aborted) return;
     const waiting = { redis: 0, slot: 0 };
     for (const w of this.waits.values()) waiting[w.for]++;
-    if (this.waits.size > 0)
+    if (this.waits.size > 0) {
       this.logger.info(
         { waits: this.waits.size, waitingForRedis: waiting.redis, waitingForSlot: waiting.slot },
         `rate limiter closed: ${this.waits.size} calls stopped waiting (${waiting.redis} for Redis to answer, ${waiting.slot} for a slot)`,
       );
+    }
     this.closing.abort(new RateLimiterClosedError('the rate limiter is closed'));
   }
 

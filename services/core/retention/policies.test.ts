@@ -20,8 +20,9 @@ describe('purgeRules', () => {
   });
 
   test('never a pending or in-progress row: every rule is about done or failed rows only', () => {
-    for (const r of rules)
+    for (const r of rules) {
       expect(r.where).toMatch(/^(t\.status = [23]|\(t\.status is null or t\.status = 3\))$/);
+    }
   });
 
   test("the DELETE re-checks the row's state and age on the row it locks, and skips locked rows", () => {

@@ -138,9 +138,9 @@ export function parseTableDays(
     }
     const days = Number(m[2]);
     const floor = FLOOR_DAYS[table] ?? 1;
-    if (days < floor || days > 3650)
+    if (days < floor || days > 3650) {
       problems.push(`${table} keeps its rows from ${floor} to 3650 days, not ${days}`);
-    else value[table] = days;
+    } else value[table] = days;
   }
   return problems.length ? { ok: false, problems } : { ok: true, value };
 }

@@ -126,8 +126,9 @@ export class AllioClient {
       await request.connected;
       // The slot's deadline is checked with nothing asynchronous between the check and the write:
       // a request held up after its slot (a paused process, a slow connect) takes a new slot.
-      while (!this.o.limiter.stillValid(grant))
+      while (!this.o.limiter.stillValid(grant)) {
         grant = await this.o.limiter.acquire(ALLIO_PROVIDER, this.o.egressIp, this.o.limit, signal);
+      }
       request.send();
     } catch (thrown) {
       this.o.limiter.end(grant, { sent: false });
@@ -149,8 +150,9 @@ export class AllioClient {
           res.header('retry-after') ?? null,
         );
         // ALLIO counts the quota per IP: when it says "too many", every replica must pause.
-        if (res.status === 429)
+        if (res.status === 429) {
           await this.o.limiter.pause(ALLIO_PROVIDER, this.o.egressIp, retryAfterMs ?? 1_000);
+        }
         throw new HttpError(
           res.status,
           `ALLIO ${PATHS[entity]} answered ${res.status}: ${excerpt(text)}`,
@@ -167,8 +169,9 @@ export class AllioClient {
         );
       }
       const parsed = listResponse.safeParse(json);
-      if (!parsed.success)
+      if (!parsed.success) {
         throw new PermanentError(`ALLIO ${PATHS[entity]} answered 200 without an items array`);
+      }
       return parsed.data.items;
     } finally {
       end({ result });

@@ -161,8 +161,9 @@ describe('known commands', () => {
       'DEALCARD_ADD',
       'DEALCARD_MOD',
       'DEALCARD_DEL',
-    ])
+    ]) {
       expect(planTasks(c, '[1]')).not.toHaveProperty('skip');
+    }
     expect(planTasks('SPACE_CHANGED', '[1]')).toHaveProperty('skip');
     expect(planTasks('reserve_add', '[1]')).toHaveProperty('skip');
   });

@@ -62,7 +62,8 @@ export function parseIds(json: string): number[] {
 export function batchIds(taskIdLists: readonly number[][]): number[][] {
   const all = [...new Set(taskIdLists.flat())];
   const chunks: number[][] = [];
-  for (let i = 0; i < all.length; i += MAX_IDS_PER_REQUEST)
+  for (let i = 0; i < all.length; i += MAX_IDS_PER_REQUEST) {
     chunks.push(all.slice(i, i + MAX_IDS_PER_REQUEST));
+  }
   return chunks;
 }

@@ -85,16 +85,18 @@ export function mountedSecretReader(secretsDir: string): SecretReader {
 export async function resolveToken(i: Integration, secretsDir: string): Promise<string> {
   if (i.api_token) return i.api_token;
   if (i.api_token_secret_name && i.api_token_secret_key) {
-    if (i.api_token_secret_name !== boundSecretName(i.name))
+    if (i.api_token_secret_name !== boundSecretName(i.name)) {
       throw new PermanentError(
         `integration ${i.name}: Secret ${i.api_token_secret_name} is not bound to integration ${i.name}; its token must be in Secret ${boundSecretName(i.name)}`,
       );
+    }
     const dir = path.resolve(secretsDir, i.api_token_secret_name);
     const file = path.resolve(dir, i.api_token_secret_key);
-    if (path.dirname(file) !== dir)
+    if (path.dirname(file) !== dir) {
       throw new PermanentError(
         `integration ${i.name}: Secret key ${i.api_token_secret_key} is not a file name`,
       );
+    }
     try {
       return (await readFile(file, 'utf8')).trim();
     } catch (cause) {

@@ -44,8 +44,9 @@ describe('allioIntegrationResource', () => {
 
   test('weight is a whole number from 1 to 100; anything else is refused with its path', () => {
     expect(allioIntegrationResource.parse(resource({ weight: 100 })).spec.weight).toBe(100);
-    for (const weight of [0, 101, 1.5, -1, '3'])
+    for (const weight of [0, 101, 1.5, -1, '3']) {
       expect(issuesOf(resource({ weight }))).toEqual([expect.stringMatching(/^spec\.weight: /)]);
+    }
   });
 
   test('explicit deletionControl true and active false are kept', () => {
@@ -173,7 +174,7 @@ describe('allioIntegrationResource', () => {
   });
 
   test('a Secret key of "." or ".." (a directory, not a file) is rejected', () => {
-    for (const key of ['.', '..', '..data'])
+    for (const key of ['.', '..', '..data']) {
       expect(
         issuesOf(
           resource({ apiToken: undefined, apiTokenSecretRef: { name: 'allio-samara', key } }),
@@ -181,6 +182,7 @@ describe('allioIntegrationResource', () => {
       ).toEqual([
         'spec.apiTokenSecretRef.key: must be a Secret data key (letters, digits, "-", "_", "."; not starting with ".")',
       ]);
+    }
   });
 
   test('Kubernetes fields outside the schema (status, metadata.uid) are kept', () => {

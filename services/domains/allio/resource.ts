@@ -79,12 +79,13 @@ export const allioIntegrationResource = resourceSchema(
     ref &&
     secretName.safeParse(ref.name).success &&
     ref.name !== boundSecretName(r.metadata.name)
-  )
+  ) {
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
       path: ['spec', 'apiTokenSecretRef', 'name'],
       message: `must be ${boundSecretName(r.metadata.name)}: an integration may only read the Secret bound to it by name`,
     });
+  }
 });
 
 export type AllioIntegrationResource = z.infer<typeof allioIntegrationResource>;

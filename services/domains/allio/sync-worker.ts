@@ -52,8 +52,9 @@ export function syncHandler(d: SyncWorkerDeps) {
     let slot = d.takeSlot?.(owner);
     try {
       const integration = first.integration ?? (await findById(d.db, first.integration_id));
-      if (!integration)
+      if (!integration) {
         throw new PermanentError(`integration ${first.integration_id} no longer exists`);
+      }
       const token = await resolveToken(integration, d.secretsDir);
       const chunks = batchIds(batch.map((t) => parseIds(t.external_ids)));
       const items: unknown[] = [];
@@ -142,19 +143,21 @@ function mapItems(entity: Entity, items: readonly unknown[], log?: Logger): Mapp
     if (entity === 'reserve') {
       const r = allioReservationSchema.safeParse(item);
       if (r.success) out.push(mapReservation(r.data));
-      else
+      else {
         log?.warn(
           { entity, issues: r.error.issues.slice(0, 3) },
           'ALLIO item left out: not a reservation',
         );
+      }
     } else {
       const r = allioDealCardSchema.safeParse(item);
       if (r.success) out.push(mapDealCard(r.data));
-      else
+      else {
         log?.warn(
           { entity, issues: r.error.issues.slice(0, 3) },
           'ALLIO item left out: not a deal card',
         );
+      }
     }
   }
   return out;

@@ -32,20 +32,23 @@ export async function resolveWebhookKey(
 ): Promise<string> {
   if (r.spec.webhookKey !== undefined) return r.spec.webhookKey;
   const ref = r.spec.webhookKeySecretRef;
-  if (!ref)
+  if (!ref) {
     throw new PermanentError(
       `integration ${r.metadata.name}: set webhookKey or webhookKeySecretRef`,
     );
-  if (!readSecret)
+  }
+  if (!readSecret) {
     throw new PermanentError(
       `integration ${r.metadata.name}: webhookKeySecretRef ${ref.name}/${ref.key} cannot be read here`,
     );
+  }
   // Secrets written with `echo` or an editor end with a newline that is no part of the key.
   const key = (await readSecret(ref, r.metadata)).trim();
   const checked = webhookKeyValue.safeParse(key);
-  if (!checked.success)
+  if (!checked.success) {
     throw new PermanentError(
       `integration ${r.metadata.name}: the webhook key in Secret ${ref.name}/${ref.key} ${checked.error.issues[0]?.message ?? 'is invalid'}`,
     );
+  }
   return checked.data;
 }

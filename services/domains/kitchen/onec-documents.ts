@@ -88,7 +88,7 @@ function catalogEntries(data: HourData): OneCDocument[] {
   const items = new Map<string, OneCDocument>();
   const item = (kind: 'dish' | 'ingredient', id: string, description: string, unit?: string) => {
     const source = itemSource(kind, id);
-    if (!items.has(source))
+    if (!items.has(source)) {
       items.set(
         source,
         doc(CATALOGS.item, source, {
@@ -98,10 +98,12 @@ function catalogEntries(data: HourData): OneCDocument[] {
           ...(unit ? { ЕдиницаИзмерения: unit } : {}),
         }),
       );
+    }
   };
   for (const o of data.orders) for (const i of o.items) item('dish', i.dishId, i.name);
-  for (const w of data.writeOffs)
+  for (const w of data.writeOffs) {
     for (const l of w.lines) item('ingredient', l.ingredient, l.ingredient, l.unit);
+  }
   const buyer =
     data.orders.length + data.payments.length + data.refunds.length > 0
       ? [
@@ -184,8 +186,9 @@ export function hourDocuments(data: HourData): OneCDocument[] {
 export function completedHours(now: Date, lookBackHours: number): string[] {
   const current = Math.floor(now.getTime() / 3_600_000) * 3_600_000;
   const keys: string[] = [];
-  for (let h = lookBackHours; h >= 1; h--)
+  for (let h = lookBackHours; h >= 1; h--) {
     keys.push(new Date(current - h * 3_600_000).toISOString().slice(0, 13));
+  }
   return keys;
 }
 

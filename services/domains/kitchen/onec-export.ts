@@ -199,8 +199,9 @@ export function exportHandler(d: {
         result: JSON.stringify({ documents: docs.length, ...counts }),
         finished_at: d.db.fn.now(),
       });
-      if (docs.length > 0)
+      if (docs.length > 0) {
         log.info({ hour: run.period_key, ...counts }, '1C export of the hour done');
+      }
     },
   });
 }

@@ -140,17 +140,19 @@ export class PaymentClient {
         signal,
       );
       result = String(res.status);
-      if (res.status < 200 || res.status >= 300)
+      if (res.status < 200 || res.status >= 300) {
         throw new HttpError(
           res.status,
           `payment gateway answered ${res.status} to ${operation}: ${excerpt(res.text)}`,
           this.o.outbound.retryAfterMs(PARTNER, res.retryAfter),
         );
+      }
       const parsed = schema.safeParse(safeJson(res.text));
-      if (!parsed.success)
+      if (!parsed.success) {
         throw new PermanentError(
           `payment gateway answered ${operation} with 2xx but not the documented body`,
         );
+      }
       return parsed.data;
     } finally {
       end?.({ result });

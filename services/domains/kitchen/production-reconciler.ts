@@ -102,11 +102,12 @@ export function productionHandler(d: ProductionDeps) {
           last_error: detail.slice(0, 500),
           updated_at: trx.fn.now(),
         });
-      if (n > 0)
+      if (n > 0) {
         await transition(trx, row.order_id, 'failed', {
           reason,
           ...(productionStatus ? { set: { production_status: productionStatus } } : {}),
         });
+      }
     });
     d.metrics.productions.inc({ outcome: 'failed' });
   };
@@ -127,9 +128,10 @@ export function productionHandler(d: ProductionDeps) {
         !(await transition(trx, row.order_id, 'produced', {
           set: { produced_at: trx.fn.now(), production_status: 'done' },
         }))
-      )
+      ) {
         return;
-      for (const w of writeOffs)
+      }
+      for (const w of writeOffs) {
         await trx('kitchen_write_offs')
           .insert({
             order_id: row.order_id,
@@ -139,6 +141,7 @@ export function productionHandler(d: ProductionDeps) {
           })
           .onConflict(['order_id', 'ingredient'])
           .ignore();
+      }
       await consumeStock(trx, row.order_id, writeOffs);
     });
     d.metrics.productions.inc({ outcome: 'produced' });
@@ -163,10 +166,11 @@ export function productionHandler(d: ProductionDeps) {
           robot_order_id: accepted.productionId,
           robot_status: accepted.status,
         });
-        if (n > 0)
+        if (n > 0) {
           await transition(trx, row.order_id, 'in_production', {
             set: { production_status: accepted.status },
           });
+        }
       });
       log.info(
         { orderId: row.order_id, productionId: accepted.productionId, attempt: row.attempts },
@@ -176,7 +180,7 @@ export function productionHandler(d: ProductionDeps) {
     }
     const s = await d.client.status(row.robot_order_id ?? '', signal);
     if (s.status === 'done') return produced(row, owner, order);
-    if (s.status === 'failed')
+    if (s.status === 'failed') {
       return failOrder(
         row,
         owner,
@@ -184,21 +188,24 @@ export function productionHandler(d: ProductionDeps) {
         `the robots reported: ${s.reason ?? 'no reason given'}`,
         'failed',
       );
-    if (row.deadline_at && row.deadline_at.getTime() < Date.now())
+    }
+    if (row.deadline_at && row.deadline_at.getTime() < Date.now()) {
       return failOrder(
         row,
         owner,
         'cooking took longer than allowed',
         `deadline ${row.deadline_at.toISOString()} passed`,
       );
+    }
     // Queued or cooking: a change reaches the tenant as a status event of the order in production.
     await d.db.transaction(async (trx) => {
       const n = await schedulePoll(trx, row.id, owner, { robot_status: s.status });
-      if (n > 0 && (await recordProductionStatus(trx, row.order_id, s.status)))
+      if (n > 0 && (await recordProductionStatus(trx, row.order_id, s.status))) {
         log.debug(
           { orderId: row.order_id, productionStatus: s.status },
           'production status changed',
         );
+      }
     });
   };
 

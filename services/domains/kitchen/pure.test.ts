@@ -221,8 +221,9 @@ describe('1C objects of an hour', () => {
     ]);
     const keys = new Set(catalog.map((d) => d.refKey));
     const sale = docs.find((d) => d.docType === DOC_TYPES.sale && d.sourceId === 'o1');
-    for (const line of sale?.body.Товары as { Номенклатура_Key: string }[])
+    for (const line of sale?.body.Товары as { Номенклатура_Key: string }[]) {
       expect(keys.has(line.Номенклатура_Key)).toBe(true);
+    }
     expect(sale?.body.Контрагент_Key).toBe(refKeyOf(CATALOGS.counterparty, 'retail-buyer'));
     const requisition = docs.find((d) => d.docType === DOC_TYPES.writeOff);
     expect(
@@ -256,10 +257,12 @@ describe('1C objects of an hour', () => {
 
 describe('a payment out of attempts', () => {
   test('may have charged after timeouts, lost connections and 5xx; not after the gateway refused it', () => {
-    for (const reason of ['timeout', 'connection', 'http_5xx', 'unknown'])
+    for (const reason of ['timeout', 'connection', 'http_5xx', 'unknown']) {
       expect([reason, mayHaveCharged(reason)]).toEqual([reason, true]);
-    for (const reason of ['http_400', 'http_401', 'http_422', 'http_429', 'permanent'])
+    }
+    for (const reason of ['http_400', 'http_401', 'http_422', 'http_429', 'permanent']) {
       expect([reason, mayHaveCharged(reason)]).toEqual([reason, false]);
+    }
   });
 
   test('may have charged when the answer was a redirect or too large to read (the request was sent); not when the outbound policy refused to send it', () => {

@@ -43,13 +43,14 @@ export function refundHandler(d: {
       (p) => p.status === 'approved',
     );
     const charge = approved[0];
-    if (approved.length > 1)
+    if (approved.length > 1) {
       d.logger.warn(
         { orderId: r.order_id, charges: approved.map((p) => p.paymentId) },
         'the gateway holds several approved charges of one order; refunding the first',
       );
+    }
     const notCharged = await d.db.transaction(async (trx) => {
-      if (!charge)
+      if (!charge) {
         return (
           (
             await d.table.complete([r.id], owner, trx, {
@@ -58,6 +59,7 @@ export function refundHandler(d: {
             })
           ).length > 0
         );
+      }
       const held = await trx('kitchen_refunds')
         .where({ id: r.id })
         .where(heldBy(owner))

@@ -83,15 +83,17 @@ export class RobotsClient {
       );
       result = String(res.status);
       const { text } = res;
-      if (!res.ok)
+      if (!res.ok) {
         throw new HttpError(
           res.status,
           `robots ${operation} answered ${res.status}: ${excerpt(text)}`,
           this.o.outbound.retryAfterMs('robots', res.headers.get('retry-after')),
         );
+      }
       const parsed = productionStatus.safeParse(JSON.parse(text));
-      if (!parsed.success)
+      if (!parsed.success) {
         throw new PermanentError(`robots ${operation} answered without {productionId, status}`);
+      }
       return parsed.data;
     } finally {
       end?.({ result });

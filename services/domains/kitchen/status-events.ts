@@ -54,11 +54,12 @@ type DecodedStatus = { ok: true; event: OrderStatusEvent } | { ok: false; reason
 
 /** Decodes and validates; bytes that are not a complete, valid event give a short reason. */
 export function decodeStatusOrReason(bytes: Uint8Array): DecodedStatus {
-  if (bytes.length > MAX_STATUS_EVENT_BYTES)
+  if (bytes.length > MAX_STATUS_EVENT_BYTES) {
     return {
       ok: false,
       reason: `message is ${bytes.length} bytes; an order status event is at most ${MAX_STATUS_EVENT_BYTES}`,
     };
+  }
   let obj: unknown;
   try {
     obj = Message.toObject(Message.decode(bytes), { longs: Number, defaults: true });

@@ -71,13 +71,14 @@ export async function releaseStock(trx: Knex.Transaction, orderId: string): Prom
     .orderBy('ingredient')
     .del()
     .returning(['ingredient', 'quantity']);
-  for (const h of held)
+  for (const h of held) {
     await trx('kitchen_stock')
       .where({ ingredient: h.ingredient })
       .update({
         reserved: trx.raw('greatest(reserved - ?, 0)', [Number(h.quantity)]),
         updated_at: trx.fn.now(),
       });
+  }
 }
 
 /** Takes what the order used out of the stock and ends its reservation (the order was produced). */
@@ -87,11 +88,12 @@ export async function consumeStock(
   used: readonly Requirement[],
 ): Promise<void> {
   await releaseStock(trx, orderId);
-  for (const u of [...used].sort((a, b) => a.ingredient.localeCompare(b.ingredient)))
+  for (const u of [...used].sort((a, b) => a.ingredient.localeCompare(b.ingredient))) {
     await trx('kitchen_stock')
       .where({ ingredient: u.ingredient })
       .update({
         quantity: trx.raw('greatest(quantity - ?, 0)', [u.quantity]),
         updated_at: trx.fn.now(),
       });
+  }
 }

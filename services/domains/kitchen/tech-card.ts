@@ -57,20 +57,23 @@ const parser = new XMLParser({
 
 /** Validates against the XSD, then maps to a TechCard; throws TechCardError listing what is wrong. */
 export async function parseTechCard(xml: string): Promise<TechCard> {
-  if (Buffer.byteLength(xml) > MAX_CARD_BYTES)
+  if (Buffer.byteLength(xml) > MAX_CARD_BYTES) {
     throw new TechCardError(`A technology card must be under ${MAX_CARD_BYTES} bytes.`, []);
-  if (/<!DOCTYPE/i.test(xml))
+  }
+  if (/<!DOCTYPE/i.test(xml)) {
     throw new TechCardError('Technology cards must not contain a DOCTYPE.', []);
+  }
   const result = await validateXML({
     xml: [{ fileName: 'card.xml', contents: xml }],
     schema: [{ fileName: 'tech-card.xsd', contents: XSD }],
   });
-  if (!result.valid)
+  if (!result.valid) {
     throw new TechCardError(
       'The technology card does not match the schema (tech-card.xsd).',
       // libxml2 quotes the offending value; each problem is clipped so the answer stays small.
       result.errors.slice(0, 10).map((e) => clip(e.message.trim(), MAX_ISSUE_TEXT)),
     );
+  }
   const doc = parser.parse(xml) as { technologyCard: Record<string, unknown> };
   const c = doc.technologyCard as {
     '@dishId': string;

@@ -77,18 +77,20 @@ export class AuthClientStore {
         .forUpdate()
         .first();
       if (!existing) throw new Error(`client "${o.clientId}" vanished while being updated`);
-      if (existing.partner !== o.partner)
+      if (existing.partner !== o.partner) {
         throw new Error(
           `client "${o.clientId}" belongs to partner "${existing.partner}", not "${o.partner}"`,
         );
+      }
       const same =
         existing.active &&
         existing.scopes.length === scopes.length &&
         existing.scopes.every((s, i) => s === scopes[i]);
-      if (!same)
+      if (!same) {
         await trx(CLIENTS)
           .where({ client_id: o.clientId })
           .update({ scopes, active: true, updated_at: trx.fn.now() });
+      }
       return { created: false };
     });
   }
@@ -132,11 +134,11 @@ export async function syncPartnerClient(
 ): Promise<void> {
   const store = new AuthClientStore(db, settings);
   const clientId = r.spec.oauthClientId ?? r.metadata.name;
-  if (r.spec.active)
+  if (r.spec.active) {
     await store.ensure({
       partner: r.metadata.name,
       clientId,
       queue: r.spec.commandQueue ?? defaultCommandQueue(r.metadata.name),
     });
-  else await store.disable(clientId);
+  } else await store.disable(clientId);
 }

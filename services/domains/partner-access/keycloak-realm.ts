@@ -261,17 +261,19 @@ export function keycloakRealm(
   const clients = new Set([OPERATOR_CLIENT_ID]);
   const variables = new Map<string, string>();
   for (const p of active) {
-    if (clients.has(p.clientId))
+    if (clients.has(p.clientId)) {
       throw new Error(
         `partner ${p.partner}: client ${p.clientId} is already taken; give the partner another oauthClientId`,
       );
+    }
     clients.add(p.clientId);
     const variable = partnerSecretVariable(p.clientId);
     const taken = variables.get(variable);
-    if (taken !== undefined)
+    if (taken !== undefined) {
       throw new Error(
         `partner ${p.partner}: clients ${taken} and ${p.clientId} would both read their secret from ${variable}; give one another oauthClientId`,
       );
+    }
     variables.set(variable, p.clientId);
   }
   const scopeNames = [...new Set(active.flatMap((p) => partnerClientScopes(p, target)))].sort();

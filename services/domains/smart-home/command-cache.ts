@@ -31,8 +31,9 @@ export class CommandCache {
     private readonly retentionMs: number,
   ) {
     this.eventsPrefix = new TenantEventPublisher(redis, keyPrefix).channel('');
-    if (!('hubCommandResult' in redis))
+    if (!('hubCommandResult' in redis)) {
       redis.defineCommand('hubCommandResult', { numberOfKeys: 1, lua: RESULT_LUA });
+    }
     this.redis = redis as CacheRedis;
   }
 

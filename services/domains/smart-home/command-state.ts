@@ -62,8 +62,9 @@ export function statusOfOutcome(outcome: 'success' | 'failure'): 'opened' | 'fai
  * partner's words.
  */
 export function commandResultEvent(c: CommandRecord): CommandResultEvent {
-  if (c.status === 'pending' || !c.completedAt)
+  if (c.status === 'pending' || !c.completedAt) {
     throw new Error(`command ${c.commandId} has no outcome to publish`);
+  }
   return buildCommandResult({
     commandId: c.commandId,
     service: c.service,

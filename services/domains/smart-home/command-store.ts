@@ -124,8 +124,9 @@ export class CommandStore {
       found?.now ?? new Date(),
     );
     if (verdict.action === 'ignore') return { result: verdict.result, command };
-    if (verdict.action === 'apply')
+    if (verdict.action === 'apply') {
       throw new Error(`command ${commandId} changed while its reply was applied; try again`);
+    }
     const ended = await this.timeOut(commandId);
     return { result: 'late', command: ended ?? command, ended };
   }
@@ -193,11 +194,12 @@ export class CommandStore {
   }
 
   async markPushed(commandIds: string[]): Promise<void> {
-    if (commandIds.length > 0)
+    if (commandIds.length > 0) {
       await this.db(COMMANDS)
         .whereIn('command_id', commandIds)
         .whereNot({ status: 'pending' })
         .update({ push_due_at: null });
+    }
   }
 
   /** Deletes at most `limit` ended commands older than `retentionMs` (their results are no longer readable). */

@@ -55,11 +55,12 @@ describe('tenant actions by subscription state', () => {
   });
 
   test('every refusal carries a sentence for the app', () => {
-    for (const s of [undefined, ...SUBSCRIPTION_STATES])
+    for (const s of [undefined, ...SUBSCRIPTION_STATES]) {
       for (const a of ['connect', 'disconnect', 'open'] as const) {
         const d = decideTenantAction(s, a);
         if (!d.allowed) expect(d.refusal.message.length).toBeGreaterThan(10);
       }
+    }
   });
 });
 

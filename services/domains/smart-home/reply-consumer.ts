@@ -141,19 +141,20 @@ export class ReplyConsumer {
           reason: reply.payload.reason,
         };
         if (result === 'applied') this.d.logger.info(log, 'partner reply applied');
-        else if (result === 'applied_late')
+        else if (result === 'applied_late') {
           this.d.logger.warn(
             log,
             'partner reply applied after the request had failed for want of a reply: the partner acted on it',
           );
+        }
         // Another installation on the vhost receives every reply too: one to a command this one
         // never sent (or no longer keeps) is routine, not a warning.
-        else if (result === 'unknown')
+        else if (result === 'unknown') {
           this.d.logger.info(
             log,
             'reply to a command this installation does not know; acknowledged',
           );
-        else this.d.logger.warn(log, 'partner reply changed nothing');
+        } else this.d.logger.warn(log, 'partner reply changed nothing');
         delivery.ack();
         return;
       } catch (thrown) {
@@ -191,13 +192,14 @@ export class ReplyConsumer {
       (applied.result === 'applied' || applied.result === 'applied_late') &&
       applied.tenantId &&
       applied.subscription
-    )
+    ) {
       await pushSubscriptionChange(
         this.d.events,
         this.d.logger,
         applied.tenantId,
         applied.subscription,
       );
+    }
     return applied.result;
   }
 

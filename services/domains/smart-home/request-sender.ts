@@ -142,10 +142,11 @@ export function requestSender(d: SenderDeps) {
     personalData: PersonalData;
     biometricsConsent: boolean;
   } {
-    if (!row.personal_data)
+    if (!row.personal_data) {
       throw new PermanentError(
         'the connect request carries no personal data (erased or never given)',
       );
+    }
     let personalData: PersonalData;
     try {
       personalData = d.cipher.decrypt<PersonalData>(
@@ -203,9 +204,9 @@ export function requestSender(d: SenderDeps) {
         },
         async settle(row, _owner, err) {
           const outcome = d.table.decide(row, classifyError(err), err);
-          if (outcome.kind === 'retry')
+          if (outcome.kind === 'retry') {
             await d.table.retryAt([row.id], owner, outcome.at, outcome.error, outcome.reason);
-          else await fail(row, owner, outcome.error);
+          } else await fail(row, owner, outcome.error);
           return outcome;
         },
       },

@@ -181,7 +181,7 @@ async function changeOnce(
         seen &&
         (await trx<SubscriptionRow>(SUBSCRIPTIONS).where({ id: seen.subscription_id }).first());
       if (seen && sub) {
-        if (seen.kind !== input.kind || sub.service !== input.service)
+        if (seen.kind !== input.kind || sub.service !== input.service) {
           return {
             ok: false,
             refusal: {
@@ -190,6 +190,7 @@ async function changeOnce(
                 'This Idempotency-Key was used for another request; use a new key for each request.',
             },
           };
+        }
         return {
           ok: true,
           created: false,
@@ -205,7 +206,7 @@ async function changeOnce(
     let partnerId = existing?.partner_id;
     if (input.kind === 'connect') {
       const partner = await partnerForService(trx, input.service);
-      if (!partner)
+      if (!partner) {
         return {
           ok: false,
           refusal: {
@@ -213,6 +214,7 @@ async function changeOnce(
             message: `No partner runs the ${input.service} service yet; try again later.`,
           },
         };
+      }
       partnerId = partner.id;
     }
     const next = subscriptionDuring(input.kind);
@@ -414,11 +416,12 @@ export async function finishSubscription(
     })
     .returning('*');
   if (!sub) throw new Error(`subscription ${subscriptionId} vanished`);
-  if (erasesPersonalData(kind, outcome))
+  if (erasesPersonalData(kind, outcome)) {
     await trx(REQUESTS)
       .where({ subscription_id: subscriptionId })
       .whereNotNull('personal_data')
       .update({ personal_data: null });
+  }
   return sub;
 }
 
@@ -441,7 +444,7 @@ export async function replayFailedRequests(
       },
       { reset: { requested_at: null, completed_at: null, reply_reason: null, last_error: null } },
     );
-    for (const r of rows)
+    for (const r of rows) {
       await trx(SUBSCRIPTIONS)
         .where({ id: r.subscription_id })
         .update({
@@ -450,6 +453,7 @@ export async function replayFailedRequests(
           state_changed_at: trx.fn.now(),
           updated_at: trx.fn.now(),
         });
+    }
     return rows.map((r) => r.request_uuid);
   });
 }

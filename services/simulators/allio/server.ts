@@ -116,8 +116,9 @@ function parseListBody(raw: string): ListQuery {
   if (!isPlainObject(body)) throw new HttpError(400, 'invalid_body', 'body must be a JSON object');
   const hasIds = 'ids' in body;
   const hasDate = 'date' in body;
-  if (hasIds === hasDate)
+  if (hasIds === hasDate) {
     throw new HttpError(400, 'invalid_body', 'body must have exactly one of "ids" or "date"');
+  }
   if (hasDate) {
     const ids = typeof body.date === 'string' ? idsForDate(body.date) : undefined;
     if (!ids) throw new HttpError(400, 'invalid_date', '"date" must be a valid YYYY-MM-DD date');

@@ -39,16 +39,18 @@ export async function startOneCSimulator(o: {
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const text = await readBody(req);
-    if (req.headers.authorization !== auth)
+    if (req.headers.authorization !== auth) {
       return sendJson(res, 401, {
         'odata.error': { code: '', message: { lang: 'en', value: 'Authentication failed' } },
       });
+    }
     const url = new URL(req.url ?? '/', 'http://x');
     const m = url.pathname.startsWith(BASE)
       ? ENTITY.exec(decodeURIComponent(url.pathname.slice(BASE.length)))
       : null;
-    if (!m?.[1] || url.searchParams.get('$format') !== 'json')
+    if (!m?.[1] || url.searchParams.get('$format') !== 'json') {
       return sendJson(res, 404, { 'odata.error': { code: '', message: { value: 'not found' } } });
+    }
     const entity = m[1];
     if (req.method === 'GET' && m[2]) {
       const doc = sim.documents.find((d) => d.entity === entity && d.refKey === m[2]);
@@ -60,15 +62,17 @@ export async function startOneCSimulator(o: {
     }
     if (req.method !== 'POST' || m[2]) return sendJson(res, 405, {});
     const fault = sim.faults.take();
-    if (fault === 'error')
+    if (fault === 'error') {
       return sendJson(res, 500, {
         'odata.error': { code: '-1', message: { value: 'database locked' } },
       });
+    }
     const body = parseJson(text) as Record<string, unknown> | undefined;
-    if (!body || typeof body.Ref_Key !== 'string')
+    if (!body || typeof body.Ref_Key !== 'string') {
       return sendJson(res, 400, {
         'odata.error': { code: '', message: { value: 'Ref_Key required' } },
       });
+    }
     if (sim.writeMs > 0) await new Promise((r) => setTimeout(r, sim.writeMs));
     sim.documents.push({ entity, refKey: body.Ref_Key, body });
     if (fault === 'lost') await hang(res, o.hangMs ?? 10_000);

@@ -78,8 +78,9 @@ export async function startPaymentGateway(o: {
       | { orderId?: string; amount?: { value?: number; currency?: string }; paymentToken?: string }
       | undefined;
     const card = b?.paymentToken ? tokens.get(b.paymentToken) : undefined;
-    if (!b?.orderId || !b.amount?.value || !b.amount.currency)
+    if (!b?.orderId || !b.amount?.value || !b.amount.currency) {
       return { status: 400, body: { error: 'invalid_request' } };
+    }
     const status = card && !card.decline ? 'approved' : 'declined';
     const c: Charge = {
       paymentId: randomUUID(),
@@ -109,17 +110,19 @@ export async function startPaymentGateway(o: {
   ): GatewayAnswer => {
     const paid = sim.charges.find((c) => c.paymentId === paymentId);
     if (!paid) return { status: 404, body: { error: 'payment_not_found' } };
-    if (paid.status !== 'approved')
+    if (paid.status !== 'approved') {
       return { status: 409, body: { error: 'payment_not_refundable' } };
+    }
     if (currency !== paid.currency) return { status: 422, body: { error: 'currency_mismatch' } };
     const refunded = sim.refunds
       .filter((r) => r.paymentId === paymentId)
       .reduce((sum, r) => sum + r.amount, 0);
-    if (refunded + amount > paid.amount)
+    if (refunded + amount > paid.amount) {
       return {
         status: 422,
         body: { error: 'refund_exceeds_charge', refundable: paid.amount - refunded },
       };
+    }
     const r: Refund = {
       refundId: randomUUID(),
       paymentId,
@@ -152,8 +155,9 @@ export async function startPaymentGateway(o: {
       typeof currency !== 'string' ||
       typeof reason !== 'string' ||
       reason.length > 500
-    )
+    ) {
       return { status: 400, body: { error: 'invalid_request' } };
+    }
     return refund(paymentId, value as number, currency, reason, key);
   };
 
@@ -173,14 +177,16 @@ export async function startPaymentGateway(o: {
     if (req.method === 'POST' && req.url === '/api/v1/tokens') {
       const b = parseJson(text) as { cardNumber?: unknown } | undefined;
       const pan = typeof b?.cardNumber === 'string' ? b.cardNumber.replace(/\D/g, '') : '';
-      if (!luhnValid(pan) || pan.length < 13)
+      if (!luhnValid(pan) || pan.length < 13) {
         return sendJson(res, 422, { error: 'invalid_card_number' });
+      }
       return sendJson(res, 201, { token: tokenize(pan), last4: pan.slice(-4) });
     }
     const url = new URL(req.url ?? '/', 'https://gateway');
     if (req.method === 'GET' && url.pathname === '/api/v1/payments') {
-      if (req.headers.authorization !== `Bearer ${o.apiKey}`)
+      if (req.headers.authorization !== `Bearer ${o.apiKey}`) {
         return sendJson(res, 401, { error: 'unauthorized' });
+      }
       const orderId = url.searchParams.get('orderId');
       if (!orderId) return sendJson(res, 400, { error: 'order_id_required' });
       const payments = sim.charges
@@ -193,22 +199,26 @@ export async function startPaymentGateway(o: {
       return sendJson(res, 200, { payments });
     }
     const refundOf = req.url?.match(REFUNDS_PATH)?.[1];
-    if (req.method !== 'POST' || (req.url !== PROCESS_PATH && !refundOf))
+    if (req.method !== 'POST' || (req.url !== PROCESS_PATH && !refundOf)) {
       return sendJson(res, 404, { error: 'not_found' });
+    }
     if (refundOf) sim.refundCalls++;
     else sim.calls++;
-    if (req.headers.authorization !== `Bearer ${o.apiKey}`)
+    if (req.headers.authorization !== `Bearer ${o.apiKey}`) {
       return sendJson(res, 401, { error: 'unauthorized' });
+    }
     const key = req.headers['idempotency-key'];
-    if (typeof key !== 'string' || key.length < 8)
+    if (typeof key !== 'string' || key.length < 8) {
       return sendJson(res, 400, { error: 'idempotency_key_required' });
+    }
     // An outage answers before the idempotency store is consulted, as a load balancer in front would.
     const fault = sim.faults.take();
     if (fault === 'error') return sendJson(res, 503, { error: 'temporarily_unavailable' });
     const seen = byKey.get(key);
     if (seen) {
-      if (seen.request !== text)
+      if (seen.request !== text) {
         return sendJson(res, 422, { error: 'idempotency_key_reused_with_another_request' });
+      }
       return sendJson(res, seen.status, seen.body, { 'idempotent-replayed': 'true' });
     }
     const answer = refundOf

@@ -47,8 +47,9 @@ export async function startRobotsSimulator(o: {
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const text = await readBody(req);
-    if (req.headers['x-api-key'] !== o.apiKey)
+    if (req.headers['x-api-key'] !== o.apiKey) {
       return sendJson(res, 401, { error: 'invalid_api_key' });
+    }
     const status = req.url?.match(/^\/api\/v1\/production\/orders\/([0-9a-f-]{36})$/);
     if (req.method === 'GET' && status?.[1]) {
       const p = sim.productions.get(status[1]);
@@ -71,15 +72,17 @@ export async function startRobotsSimulator(o: {
         ...(state === 'failed' ? { reason: 'fryer fault' } : {}),
       });
     }
-    if (req.method !== 'POST' || req.url !== '/api/v1/production/orders')
+    if (req.method !== 'POST' || req.url !== '/api/v1/production/orders') {
       return sendJson(res, 404, { error: 'not_found' });
+    }
     sim.calls++;
     const fault = sim.faults.take();
     if (fault === 'error') return sendJson(res, 503, { error: 'line_busy' });
     const body = parseJson(text) as { orderId?: string; items?: unknown[] } | undefined;
     const orderId = (req.headers['idempotency-key'] as string | undefined) ?? body?.orderId;
-    if (!orderId || !Array.isArray(body?.items) || body.items.length === 0)
+    if (!orderId || !Array.isArray(body?.items) || body.items.length === 0) {
       return sendJson(res, 400, { error: 'invalid_order' });
+    }
     let p = byOrder.get(orderId);
     const duplicate = p !== undefined;
     if (p) sim.duplicates++;

@@ -28,10 +28,11 @@ await runProcess('partner-simulator', async () => {
   const ca = c.SIM_CA_FILE ? await readFile(c.SIM_CA_FILE, 'utf8') : undefined;
   let auth;
   if (c.SIM_TOKEN_URL) {
-    if (!c.SIM_CLIENT_ID || !c.SIM_CLIENT_SECRET)
+    if (!c.SIM_CLIENT_ID || !c.SIM_CLIENT_SECRET) {
       throw new ConfigError([
         'SIM_CLIENT_ID and SIM_CLIENT_SECRET are required with SIM_TOKEN_URL',
       ]);
+    }
     auth = {
       ca,
       tokens: new TokenSource({

@@ -96,9 +96,10 @@ export async function startTenantIdp(
       });
       res.end(JSON.stringify(body));
     };
-    if (req.method === 'GET' && req.url === '/.well-known/jwks.json')
+    if (req.method === 'GET' && req.url === '/.well-known/jwks.json') {
       return json(200, { keys: [jwk] }, true);
-    if (req.method === 'GET' && req.url === '/.well-known/openid-configuration')
+    }
+    if (req.method === 'GET' && req.url === '/.well-known/openid-configuration') {
       return json(
         200,
         {
@@ -108,6 +109,7 @@ export async function startTenantIdp(
         },
         true,
       );
+    }
     if (req.method === 'POST' && req.url === '/dev/token') {
       void readSmallBody(req, MAX_DEV_TOKEN_BODY).then(
         async (body) => {

@@ -63,13 +63,15 @@ export async function startWarehouseSimulator(o: {
         req.method === 'POST'
           ? req.url?.match(/^\/simulate\/(stock\.(?:level|receipt|expiry))$/)
           : null;
-      if (!m?.[1])
+      if (!m?.[1]) {
         return sendJson(res, 404, {
           error: 'POST /simulate/stock.level|stock.receipt|stock.expiry with the event data',
         });
+      }
       const data = parseJson(await readBody(req));
-      if (!data || typeof data !== 'object')
+      if (!data || typeof data !== 'object') {
         return sendJson(res, 400, { error: 'body must be the event data object' });
+      }
       sendJson(res, 200, await send(m[1] as WarehouseEventType, data as Record<string, unknown>));
     })().catch((e: unknown) => sendJson(res, 502, { error: String(e) }));
   });
