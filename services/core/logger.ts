@@ -1,5 +1,5 @@
 // Structured JSON logging (pino) with secrets redacted wherever they could appear.
-import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
+import { pino, stdSerializers, symbols, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -74,4 +74,31 @@ export function createLogger(
     },
     destination,
   );
+}
+
+/** The part of pino's default destination (sonic-boom) that tells whether a write is under way. */
+interface AsyncDestination {
+  _writing?: boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/**
+ * Resolves once every line logged so far has reached the destination (at most `timeoutMs` later).
+ * Call it before `process.exit`: pino's default destination writes asynchronously, and its exit
+ * handler writes what is still buffered at once, alongside a write that may still be under way,
+ * so the last lines before an exit could land out of order or not at all. `_writing` is
+ * sonic-boom's own flag for that write (it has no public one); with any other destination there is
+ * nothing to wait for.
+ */
+export function logsWritten(logger: Logger, timeoutMs = 2_000): Promise<void> {
+  const stream = (logger as unknown as Record<symbol, unknown>)[symbols.streamSym] as
+    AsyncDestination | undefined;
+  if (!stream?._writing) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    stream.once('drain', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

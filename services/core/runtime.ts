@@ -6,7 +6,7 @@ import { ConfigError, type BaseConfig, type DatabaseConfig, type RedisConfig } f
 import { describeError, toError } from './errors.js';
 import { createDb, pingDb, pooledSearchPathProblem, type Db } from './db.js';
 import { sleep } from './sleep.js';
-import { createLogger, redactUrlPassword, type Logger } from './logger.js';
+import { createLogger, logsWritten, redactUrlPassword, type Logger } from './logger.js';
 import { collectProcessMetrics, createMetrics, type Metrics } from './metrics.js';
 import { createRedis, watchRedis } from './redis.js';
 
@@ -183,11 +183,14 @@ export async function runService(
     process.exit(1);
   }
   const { logger, shutdown, shutdownTimeoutMs } = started;
+  // The last lines ("stopped", or why not) are written, in order, before the process ends.
+  const exit = (code: number) => void logsWritten(logger).then(() => process.exit(code));
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      exit(1);
+      return;
     }
     stopping = true;
     const steps = Array.isArray(shutdown) ? shutdown : undefined;
@@ -199,17 +202,17 @@ export async function runService(
     // Leave room past the in-flight budget for closing pools; then give up and exit.
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
-      process.exit(1);
+      exit(1);
     }, shutdownTimeoutMs + 10_000);
     force.unref();
     (steps ? runSteps(steps, logger) : (shutdown as Shutdown)()).then(
       () => {
         logger.info('stopped');
-        process.exit(0);
+        exit(0);
       },
       (e: unknown) => {
         logger.error({ err: toError(e) }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -4,7 +4,7 @@
 // connection that logs its changes of state, and a life cycle where SIGTERM or SIGINT stops the
 // work and exits 0.
 import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
-import { pino, stdSerializers, type Logger } from 'pino';
+import { destination, pino, stdSerializers, type Logger } from 'pino';
 import { z } from 'zod';
 
 export type { Logger };
@@ -73,17 +73,23 @@ const REDACT_PATHS = [
   'token',
 ];
 
-/** The process logger: JSON lines on stdout. */
+/**
+ * The process logger: JSON lines on stdout, written synchronously, so the last lines before an
+ * exit ("stopped", or why not) are never lost or reordered; a simulator logs little.
+ */
 export function createLogger(options: { level: string; name: string }): Logger {
-  return pino({
-    level: options.level,
-    name: options.name,
-    base: { service: options.name },
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    serializers: { err: stdSerializers.err },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+  return pino(
+    {
+      level: options.level,
+      name: options.name,
+      base: { service: options.name },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: stdSerializers.err },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination({ dest: 1, sync: true }),
+  );
 }
 
 /** The URL without its password, for logs. */

@@ -30,8 +30,9 @@ export function startServiceProcess(
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const untrack = track(`child process ${entry}`);
+  // 'close', not 'exit': by then the child's output has been read to its end.
   const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => {
+    child.once('close', (code, signal) => {
       untrack();
       resolve(code ?? signal ?? -1);
     }),
