@@ -292,11 +292,19 @@ describe('outages while running', () => {
       ).toBe(404);
       expect(await webhook('{"uuid":')).toBe(400);
       expect(await webhook(valid)).toBe(503);
+      // A line is logged before the answer goes out, but reaches us over the child's stdout pipe
+      // on its own time: wait for it, then count.
+      await waitFor(() => lines('postgresql unavailable').length > 0, 5_000, 'the outage line');
       expect(lines('postgresql available again')).toEqual([]);
       expect(lines('postgresql unavailable')).toHaveLength(1);
 
       await pgServer.start();
       await waitFor(async () => (await webhook(valid)) === 200, 20_000, 'webhooks accepted again');
+      await waitFor(
+        () => lines('postgresql available again').length > 0,
+        5_000,
+        'the line saying it is back',
+      );
       expect(lines('postgresql available again')).toHaveLength(1);
       expect(lines('postgresql unavailable')).toHaveLength(1);
     } finally {

@@ -59,6 +59,9 @@ export interface AllioSimulatorStats {
   idsRequested: number;
   /** Largest number of accepted requests one IP (or the one egress) had inside one window. */
   maxInWindow: number;
+  /** Arrival of the first and of the latest list request (ms since the epoch); absent before one. */
+  firstRequestAt?: number;
+  lastRequestAt?: number;
   byIp: Record<string, AllioSimulatorIpStats>;
 }
 
@@ -239,6 +242,9 @@ export async function startAllioSimulator(opts: AllioSimulatorOptions): Promise<
     const ip = req.socket.remoteAddress ?? 'unknown';
     const ipStats = (stats.byIp[ip] ??= { requests: 0, violations: 0 });
     stats.requests++;
+    const arrival = Date.now();
+    stats.firstRequestAt ??= arrival;
+    stats.lastRequestAt = arrival;
     ipStats.requests++;
     // Quota is decided at arrival, before auth or body parsing, exactly like ALLIO counts it.
     const admitted = admit(opts.oneEgress ? 'egress' : ip, performance.now());
