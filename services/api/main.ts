@@ -52,6 +52,7 @@ await runService('api', async () => {
           authenticator,
           logger,
           metrics,
+          installation: config.HUB_INSTALLATION,
         })
       : undefined;
   if (kitchen && kitchenModules) tenant.sockets.redeliverFrom(kitchenModules.orderStatusSource(db));

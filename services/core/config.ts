@@ -108,6 +108,26 @@ export const amqpEnv = z.object({
   AMQP_URL: url(['amqp:', 'amqps:']),
 });
 
+/**
+ * An installation is one hub: its database, its Redis prefix and its services. Several may share a
+ * RabbitMQ vhost; the queues an installation consumes alone then carry its name.
+ */
+export const installationEnv = z.object({
+  /**
+   * This installation's name when several hubs share one RabbitMQ vhost: its smart-home reply queue
+   * becomes `smart-home.replies.<name>` and its order status events travel as
+   * `order.status.<name>` to `kitchen.order-status.<name>`. Every hub on a vhost needs a name of its
+   * own (one of them may keep none); replicas of one hub share theirs.
+   */
+  HUB_INSTALLATION: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9-]{0,39}$/,
+      'must be 1-40 lower-case letters, digits or "-", starting with a letter or digit',
+    )
+    .optional(),
+});
+
 /** A host allowed for outbound calls: a DNS name, an IP address, or `*.` and a domain (its subdomains). */
 const hostPattern = z
   .string()

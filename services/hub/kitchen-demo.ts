@@ -11,7 +11,7 @@ import type { AmqpConnectionManager } from '../core/amqp.js';
 import { startKitchenApi } from '../api/kitchen/runtime.js';
 import { createApiKey } from '../core/auth/api-keys.js';
 import type { Authenticator } from '../core/auth/tenant-jwt.js';
-import { loadConfig } from '../core/config.js';
+import { installationEnv, loadConfig } from '../core/config.js';
 import type { WorkListener } from '../core/engine/notify.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -74,6 +74,7 @@ export async function prepareKitchenDemo(o: {
       authenticator: o.authenticator,
       logger: o.logger,
       metrics: o.metrics,
+      installation: loadConfig(installationEnv, o.env).HUB_INSTALLATION,
     },
   );
   const stops: (() => Promise<void>)[] = [api.stop, gateway.close, robots.close, onec.close];

@@ -26,7 +26,7 @@ import { LOCAL_DEFAULTS, probeLocalServers, serversMissingMessage } from '../cor
 import { createRetention } from '../core/retention/service.js';
 import { DeadLetterKeeper } from '../core/dead-letters/keeper.js';
 import { assertBaseTopology, DEAD_LETTER_QUEUE } from '../contracts/smart-home-topology.js';
-import { assertStatusTopology, DEAD_QUEUE } from '../domains/kitchen/status-events.js';
+import { assertStatusDeadLetters, DEAD_QUEUE } from '../domains/kitchen/status-events.js';
 import { closeRedis } from '../core/redis.js';
 import {
   connectRedis,
@@ -227,7 +227,7 @@ await runService('hub', async () => {
     owner,
     queues: [
       { queue: DEAD_LETTER_QUEUE, setup: assertBaseTopology },
-      { queue: DEAD_QUEUE, setup: assertStatusTopology },
+      { queue: DEAD_QUEUE, setup: assertStatusDeadLetters },
     ],
   });
   const address = await app.listen({ port: config.PORT, host: '0.0.0.0' });

@@ -6,6 +6,7 @@ import {
   baseEnv,
   databaseEnv,
   deadLetterEnv,
+  installationEnv,
   outboundEnv,
   retentionEnv,
 } from '../core/config.js';
@@ -23,6 +24,7 @@ export const kitchenEnv = baseEnv
   .merge(outboundEnv)
   .merge(retentionEnv)
   .merge(deadLetterEnv)
+  .merge(installationEnv)
   .extend({
     /** Payment gateway base URL; HTTPS only, TLS 1.3 at least. */
     KITCHEN_PAYMENT_URL: httpUrl(['https:']),

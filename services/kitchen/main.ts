@@ -8,7 +8,7 @@ import { readCa } from '../domains/kitchen/payment-client.js';
 import { createKitchen } from './service.js';
 import { createRetention } from '../core/retention/service.js';
 import { DeadLetterKeeper } from '../core/dead-letters/keeper.js';
-import { assertStatusTopology, DEAD_QUEUE } from '../domains/kitchen/status-events.js';
+import { assertStatusDeadLetters, DEAD_QUEUE } from '../domains/kitchen/status-events.js';
 
 await runService('kitchen', async () => {
   const config = loadConfig(kitchenEnv);
@@ -37,7 +37,7 @@ await runService('kitchen', async () => {
     metrics,
     listener,
     owner,
-    queues: [{ queue: DEAD_QUEUE, setup: assertStatusTopology }],
+    queues: [{ queue: DEAD_QUEUE, setup: assertStatusDeadLetters }],
   });
   const http = createHttpServer({
     logger,

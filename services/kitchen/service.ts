@@ -27,7 +27,7 @@ import { paymentHandler, type PaymentRow } from '../domains/kitchen/payment-reco
 import { productionHandler, type ProductionRow } from '../domains/kitchen/production-reconciler.js';
 import { refundHandler, type RefundRow } from '../domains/kitchen/refund-reconciler.js';
 import { RobotsClient } from '../domains/kitchen/robots-client.js';
-import { assertStatusTopology } from '../domains/kitchen/status-events.js';
+import { assertStatusTopology, statusRoute } from '../domains/kitchen/status-events.js';
 import { outboxHandler, type OutboxRow } from '../domains/kitchen/status-publisher.js';
 import { warehouseHandler, type WarehouseEventRow } from '../domains/kitchen/warehouse-events.js';
 
@@ -86,10 +86,11 @@ export function createKitchen(d: KitchenDeps): Kitchen {
     metrics,
     outbound,
   });
+  const route = statusRoute(config.HUB_INSTALLATION);
   const channel: ChannelWrapper = createChannel(d.amqp, logger, {
     name: 'kitchen-status',
     confirm: true,
-    setup: (ch: ConfirmChannel) => assertStatusTopology(ch),
+    setup: (ch: ConfirmChannel) => assertStatusTopology(ch, route),
   });
 
   const common = {
@@ -174,7 +175,8 @@ export function createKitchen(d: KitchenDeps): Kitchen {
       name: 'kitchen-status-outbox',
       maxAttempts: 1_000,
       batch: 100,
-      handle: (table) => outboxHandler({ db, table, channel, metrics: km }),
+      handle: (table) =>
+        outboxHandler({ db, table, channel, routingKey: route.routingKey, metrics: km }),
     }).reconciler,
   };
   const reconcilers = Object.values(r) as Reconciler<unknown>[];

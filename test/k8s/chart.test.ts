@@ -542,6 +542,30 @@ describe('helm chart', () => {
     }
   });
 
+  test('config.installation names the installation for every service (HUB_INSTALLATION in the shared ConfigMap), and the schema refuses a name the services would refuse', async () => {
+    const cmOf = (objects: KubeObject[]) =>
+      (
+        named(objects, 'ConfigMap', 'hub-integration-hub-config') as KubeObject & {
+          data: Record<string, string>;
+        }
+      ).data;
+    expect(cmOf(defaults).HUB_INSTALLATION).toBeUndefined();
+    const north = cmOf(await renderChart(['--set', 'config.installation=north-2']));
+    expect(north.HUB_INSTALLATION).toBe('north-2');
+    expect(loadConfig(kitchenEnv.pick({ HUB_INSTALLATION: true }), north).HUB_INSTALLATION).toBe(
+      'north-2',
+    );
+    const r = await run(await helm(), [
+      'template',
+      'hub',
+      CHART,
+      '--set',
+      'config.installation=North_2',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('config.installation');
+  });
+
   test('the helm test pod checks /readyz of every enabled service', () => {
     const pod = ofKind(defaults, 'Pod')[0]!;
     expect(pod.metadata.annotations?.['helm.sh/hook']).toBe('test');

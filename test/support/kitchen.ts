@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { buildApi } from '../../services/api/app.js';
 import { kitchenRoutes } from '../../services/api/kitchen/index.js';
 import { startOrderStatusConsumer } from '../../services/api/kitchen/status-consumer.js';
+import { statusRoute } from '../../services/domains/kitchen/status-events.js';
 import { connectAmqp } from '../../services/core/amqp.js';
 import { createApiKey } from '../../services/core/auth/api-keys.js';
 import { WorkListener } from '../../services/core/engine/notify.js';
@@ -85,7 +86,7 @@ export interface KitchenStack {
 
 export async function startKitchenStack(
   label: string,
-  o: { cookMs?: number; hangMs?: number } = {},
+  o: { cookMs?: number; hangMs?: number; installation?: string } = {},
 ): Promise<KitchenStack> {
   const ctx = await createTestContext(label);
   const vhost = await createVhost(label);
@@ -125,6 +126,7 @@ export async function startKitchenStack(
 
   const apiAmqp = connectAmqp(vhost.url, ctx.logger, { name: 'test-api' });
   const consumer = startOrderStatusConsumer({
+    route: statusRoute(o.installation),
     amqp: apiAmqp,
     publisher: new TenantEventPublisher<TenantEvent>(ctx.redis, ctx.keyPrefix),
     redis: ctx.redis,
@@ -185,6 +187,7 @@ export async function startKitchenStack(
         KITCHEN_ONEC_CATCHUP_HOURS: '6',
         // The robots and 1C simulators speak plain HTTP on 127.0.0.1.
         OUTBOUND_ALLOW_HTTP: 'true',
+        ...(o.installation ? { HUB_INSTALLATION: o.installation } : {}),
         ...k.env,
       });
       const db = ctx.newDb();

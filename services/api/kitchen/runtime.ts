@@ -9,6 +9,7 @@ import type { TenantEvent } from '../../contracts/tenant-events.js';
 import { TenantEventPublisher } from '../../core/tenant-events.js';
 import type { Redis } from 'ioredis';
 import { createKitchenMetrics } from '../../domains/kitchen/metrics.js';
+import { statusRoute } from '../../domains/kitchen/status-events.js';
 import type { KitchenApiConfig } from './config.js';
 import { kitchenRoutes, type KitchenRoutes } from './index.js';
 import { startOrderStatusConsumer } from './status-consumer.js';
@@ -27,9 +28,12 @@ export function startKitchenApi(
     authenticator: Authenticator;
     logger: Logger;
     metrics: Metrics;
+    /** HUB_INSTALLATION: the status events of this installation's kitchen are consumed. */
+    installation?: string;
   },
 ): KitchenApiRuntime {
   const consumer = startOrderStatusConsumer({
+    route: statusRoute(o.installation),
     amqp: o.amqp,
     publisher: new TenantEventPublisher<TenantEvent>(o.redis, o.keyPrefix),
     redis: o.redis,

@@ -20,8 +20,8 @@ import {
   assertStatusTopology,
   DEAD_EXCHANGE,
   decodeStatusOrReason,
-  STATUS_QUEUE,
   type OrderStatusEvent,
+  type StatusRoute,
 } from '../../domains/kitchen/status-events.js';
 
 const DELIVER_LUA = readFileSync(
@@ -50,6 +50,8 @@ type DeliverRedis = Redis & {
 };
 
 interface StatusConsumerDeps {
+  /** The installation's queue and routing key (`statusRoute(HUB_INSTALLATION)`). */
+  route: StatusRoute;
   amqp: AmqpConnectionManager;
   /** Names the tenant's channel; the event is published there by the delivery script. */
   publisher: TenantEventPublisher<TenantEvent>;
@@ -105,7 +107,12 @@ function prepare(
  * If that publish is not confirmed, the message is rejected and the queue's own dead-lettering
  * moves it (without the reason).
  */
-async function deadLetter(d: Delivery<ConfirmChannel>, reason: string, log: Logger): Promise<void> {
+async function deadLetter(
+  d: Delivery<ConfirmChannel>,
+  reason: string,
+  sourceQueue: string,
+  log: Logger,
+): Promise<void> {
   const { msg, channel: ch } = d;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -120,7 +127,7 @@ async function deadLetter(d: Delivery<ConfirmChannel>, reason: string, log: Logg
           headers: {
             ...msg.properties.headers,
             'x-hub-reason': clip(reason, MAX_REASON_TEXT),
-            'x-hub-source-queue': STATUS_QUEUE,
+            'x-hub-source-queue': sourceQueue,
             'x-hub-source-exchange': msg.fields.exchange,
           },
         },
@@ -138,7 +145,7 @@ async function deadLetter(d: Delivery<ConfirmChannel>, reason: string, log: Logg
 }
 
 export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper {
-  const log = d.logger.child({ consumer: STATUS_QUEUE });
+  const log = d.logger.child({ consumer: d.route.queue });
   const deliver = orderStatusDeliverer(d);
   const onMessage = async (delivery: Delivery<ConfirmChannel>) => {
     const { msg } = delivery;
@@ -149,7 +156,7 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
         'malformed order status event sent to the dead-letter queue',
       );
       d.metrics.statusEvents.inc({ result: 'dead_lettered' });
-      await deadLetter(delivery, prepared.reason, log);
+      await deadLetter(delivery, prepared.reason, d.route.queue, log);
       return;
     }
     const { event, json } = prepared;
@@ -175,6 +182,7 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
         await deadLetter(
           delivery,
           clip(`the delivery script refused it: ${err.message}`, MAX_REASON_TEXT),
+          d.route.queue,
           log,
         );
         return;
@@ -187,7 +195,7 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
     }
   };
   const consumer = new QueueConsumer<ConfirmChannel>({
-    queue: STATUS_QUEUE,
+    queue: d.route.queue,
     prefetch: d.prefetch ?? 50,
     logger: log,
     conn: d.amqp,
@@ -204,7 +212,7 @@ export function startOrderStatusConsumer(d: StatusConsumerDeps): ChannelWrapper 
     // A confirm channel: the dead-letter publish waits for the broker's confirm before the ack.
     confirm: true,
     setup: async (ch: ConfirmChannel) => {
-      await assertStatusTopology(ch);
+      await assertStatusTopology(ch, d.route);
       await consumer.setup(ch);
     },
   });

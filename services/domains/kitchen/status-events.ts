@@ -9,7 +9,9 @@ import { parseWithReason } from '../../core/validation.js';
 import { ORDER_STATES } from './order-state.js';
 
 export const STATUS_EXCHANGE = 'kitchen.events';
+/** The routing key of the installation without a name (HUB_INSTALLATION unset). */
 export const STATUS_ROUTING_KEY = 'order.status';
+/** The queue of the installation without a name (HUB_INSTALLATION unset). */
 export const STATUS_QUEUE = 'kitchen.order-status';
 export const DEAD_EXCHANGE = 'kitchen.events.dlx';
 export const DEAD_QUEUE = 'kitchen.order-status.dead';
@@ -91,15 +93,45 @@ interface TopologyChannel {
   bindQueue(queue: string, exchange: string, key: string): Promise<unknown>;
 }
 
-/** Declared by the publisher and the consumer alike, so neither depends on who starts first. */
-export async function assertStatusTopology(ch: TopologyChannel): Promise<void> {
+/**
+ * Where an installation's order status events travel: its kitchen publishes them with its own
+ * routing key, and its api consumes its own queue, bound with that key alone. Two hubs on one vhost
+ * (each with its own HUB_INSTALLATION) thus never see each other's orders; a queue they shared would
+ * hand each event to one of them at random. The exchanges and the dead-letter queue are the vhost's.
+ */
+export interface StatusRoute {
+  routingKey: string;
+  queue: string;
+}
+
+export const statusRoute = (installation?: string): StatusRoute =>
+  installation
+    ? {
+        routingKey: `${STATUS_ROUTING_KEY}.${installation}`,
+        queue: `${STATUS_QUEUE}.${installation}`,
+      }
+    : { routingKey: STATUS_ROUTING_KEY, queue: STATUS_QUEUE };
+
+/** The exchanges and the dead-letter queue, the vhost's (what the dead-letter capture needs). */
+export async function assertStatusDeadLetters(ch: TopologyChannel): Promise<void> {
   await ch.assertExchange(STATUS_EXCHANGE, 'topic', { durable: true });
   await ch.assertExchange(DEAD_EXCHANGE, 'fanout', { durable: true });
   await ch.assertQueue(DEAD_QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await ch.bindQueue(DEAD_QUEUE, DEAD_EXCHANGE, '');
-  await ch.assertQueue(STATUS_QUEUE, {
+}
+
+/**
+ * The vhost's part and an installation's queue, declared by the publisher and the consumer alike,
+ * so neither depends on who starts first.
+ */
+export async function assertStatusTopology(
+  ch: TopologyChannel,
+  route: StatusRoute = statusRoute(),
+): Promise<void> {
+  await assertStatusDeadLetters(ch);
+  await ch.assertQueue(route.queue, {
     durable: true,
     arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': DEAD_EXCHANGE },
   });
-  await ch.bindQueue(STATUS_QUEUE, STATUS_EXCHANGE, STATUS_ROUTING_KEY);
+  await ch.bindQueue(route.queue, STATUS_EXCHANGE, route.routingKey);
 }

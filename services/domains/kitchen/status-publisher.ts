@@ -12,7 +12,6 @@ import {
   CONTENT_TYPE,
   encodeStatus,
   STATUS_EXCHANGE,
-  STATUS_ROUTING_KEY,
   type OrderStatusEvent,
 } from './status-events.js';
 
@@ -81,13 +80,15 @@ export function outboxHandler(d: {
   db: Knex;
   table: WorkTable;
   channel: ChannelWrapper;
+  /** The installation's (`statusRoute(HUB_INSTALLATION).routingKey`). */
+  routingKey: string;
   metrics: KitchenMetrics;
 }) {
   return async (batch: OutboxRow[], owner: string): Promise<void> => {
     try {
       await Promise.all(
         batch.map((r) =>
-          d.channel.publish(STATUS_EXCHANGE, STATUS_ROUTING_KEY, encodeStatus(statusEventOf(r)), {
+          d.channel.publish(STATUS_EXCHANGE, d.routingKey, encodeStatus(statusEventOf(r)), {
             persistent: true,
             messageId: r.event_id,
             contentType: CONTENT_TYPE,

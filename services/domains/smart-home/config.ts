@@ -6,6 +6,7 @@ import {
   baseEnv,
   databaseEnv,
   deadLetterEnv,
+  installationEnv,
   redisEnv,
   retentionEnv,
 } from '../../core/config.js';
@@ -13,19 +14,7 @@ import { encryptionKeysEnv } from '../../core/field-cipher.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-export const smartHomeEnv = z.object({
-  /**
-   * This installation's name when several hubs share one RabbitMQ vhost: its reply queue is then
-   * `smart-home.replies.<name>` instead of `smart-home.replies`. Every hub on a vhost needs a name
-   * of its own (one of them may keep none); replicas of one hub share theirs.
-   */
-  HUB_INSTALLATION: z
-    .string()
-    .regex(
-      /^[a-z0-9][a-z0-9-]{0,39}$/,
-      'must be 1-40 lower-case letters, digits or "-", starting with a letter or digit',
-    )
-    .optional(),
+export const smartHomeEnv = installationEnv.extend({
   /**
    * How long the bridge waits for a partner's reply to a connect/disconnect before sending it
    * again; the wait doubles with every attempt (30 s, 60 s, 2 min, 4 min: about 7.5 min in all).
