@@ -6,7 +6,12 @@ import { SETTLE_MS } from '../services/domains/kitchen/onec-export.js';
 import type { Kitchen } from '../services/kitchen/service.js';
 import { DECLINED_CARD } from '../services/simulators/payment-gateway/server.js';
 import { waitFor } from './support/context.js';
-import { seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import {
+  seedMenuAndStock,
+  stockApplied,
+  startKitchenStack,
+  type KitchenStack,
+} from './support/kitchen.js';
 
 let s: KitchenStack;
 let kitchen: Kitchen;
@@ -17,11 +22,7 @@ beforeAll(async () => {
   s = await startKitchenStack('kflow');
   kitchen = await s.startKitchen({ now: () => new Date(Date.now() + clockAheadMs) });
   await seedMenuAndStock(s);
-  await waitFor(
-    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
-    10_000,
-    'stock applied',
-  );
+  await stockApplied(s);
 });
 afterAll(async () => {
   await s?.close();

@@ -22,7 +22,13 @@ import {
 } from '../services/domains/kitchen/status-events.js';
 import { createMetrics } from '../services/core/metrics.js';
 import { REDIS_URL, waitFor } from './support/context.js';
-import { seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import {
+  placePaidOrder,
+  seedMenuAndStock,
+  stockApplied,
+  startKitchenStack,
+  type KitchenStack,
+} from './support/kitchen.js';
 
 /** The stack is installation "north"; "south" is a second hub's api on the same vhost. */
 let s: KitchenStack;
@@ -58,11 +64,7 @@ beforeAll(async () => {
   );
   await s.startKitchen();
   await seedMenuAndStock(s);
-  await waitFor(
-    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
-    10_000,
-    'stock applied',
-  );
+  await stockApplied(s);
 });
 afterAll(async () => {
   await southConsumer?.close();
@@ -76,18 +78,7 @@ test("every status event of one installation's order reaches that installation's
   const tenant = 'tenant-north';
   await s.watchTenant(tenant);
   await southSubscriber.add(tenant);
-  const token = await s.idp.token(tenant);
-  const placed = await s.call('POST', '/v1/kitchen/orders', {
-    token,
-    body: { items: [{ dishId: 'salad', quantity: 1 }] },
-  });
-  expect(placed.status).toBe(201);
-  const orderId = placed.body.order.orderId as string;
-  const pay = await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
-    token,
-    body: { cardToken: s.gateway.tokenize('4111111111111111') },
-  });
-  expect(pay.status).toBe(202);
+  const { orderId } = await placePaidOrder(s, tenant, [{ dishId: 'salad', quantity: 1 }]);
   const versions = await waitFor(
     () => {
       const seen = s.events

@@ -10,7 +10,9 @@ import { DECLINED_CARD } from '../services/simulators/payment-gateway/server.js'
 import { waitFor } from './support/context.js';
 import {
   GATEWAY_KEY,
+  placePaidOrder,
   seedMenuAndStock,
+  stockApplied,
   startKitchenStack,
   type KitchenStack,
 } from './support/kitchen.js';
@@ -24,11 +26,7 @@ beforeAll(async () => {
   // Two payment attempts, so a gateway down for two calls fails an order before any charge.
   await s.startKitchen({ metrics, env: { KITCHEN_PAYMENT_MAX_ATTEMPTS: '2' } });
   await seedMenuAndStock(s);
-  await waitFor(
-    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
-    10_000,
-    'stock applied',
-  );
+  await stockApplied(s);
 });
 afterAll(async () => {
   await s?.close();
@@ -53,18 +51,9 @@ async function refundsCounted(outcome: string): Promise<number> {
 async function cookingOrder(
   tenant: string,
 ): Promise<{ orderId: string; token: string; total: number; paymentId: string }> {
-  const token = await s.idp.token(tenant);
-  const placed = await s.call('POST', '/v1/kitchen/orders', {
-    token,
-    body: { items: [{ dishId: 'borscht', quantity: 1 }] },
-  });
-  expect(placed.status).toBe(201);
-  const orderId = placed.body.order.orderId as string;
-  const pay = await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
-    token,
-    body: { cardToken: s.gateway.tokenize('4111111111111111') },
-  });
-  expect(pay.status).toBe(202);
+  const { token, orderId, total } = await placePaidOrder(s, tenant, [
+    { dishId: 'borscht', quantity: 1 },
+  ]);
   await waitFor(
     async () => (await order(orderId))?.state === 'in_production',
     15_000,
@@ -73,7 +62,7 @@ async function cookingOrder(
   return {
     orderId,
     token,
-    total: placed.body.order.totalMinor as number,
+    total,
     paymentId: await paymentIdOf(orderId),
   };
 }

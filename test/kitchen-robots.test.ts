@@ -3,7 +3,12 @@
 // refunded with the reason kept.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { waitFor } from './support/context.js';
-import { seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import {
+  seedMenuAndStock,
+  stockApplied,
+  startKitchenStack,
+  type KitchenStack,
+} from './support/kitchen.js';
 
 let s: KitchenStack;
 
@@ -11,11 +16,7 @@ beforeAll(async () => {
   s = await startKitchenStack('krobots');
   await s.startKitchen();
   await seedMenuAndStock(s);
-  await waitFor(
-    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
-    10_000,
-    'stock applied',
-  );
+  await stockApplied(s);
 });
 afterAll(async () => {
   await s?.close();

@@ -4,7 +4,12 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { DECLINED_CARD } from '../services/simulators/payment-gateway/server.js';
 import { waitFor } from './support/context.js';
-import { seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import {
+  seedMenuAndStock,
+  stockApplied,
+  startKitchenStack,
+  type KitchenStack,
+} from './support/kitchen.js';
 
 let s: KitchenStack;
 
@@ -13,11 +18,7 @@ beforeAll(async () => {
   await s.startKitchen();
   // 500 g of beet: one order of two borscht and a salad (300.5 g) fits, two do not.
   await seedMenuAndStock(s, { beet: 500, beef: 5_000, walnut: 1_000 });
-  await waitFor(
-    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
-    10_000,
-    'stock applied',
-  );
+  await stockApplied(s);
 });
 afterAll(async () => {
   await s?.close();

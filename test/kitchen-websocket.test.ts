@@ -15,7 +15,12 @@ import {
 } from '../services/domains/kitchen/status-events.js';
 import { smartHomeMetrics } from '../services/domains/smart-home/metrics.js';
 import { REDIS_URL, waitFor } from './support/context.js';
-import { seedMenuAndStock, startKitchenStack, type KitchenStack } from './support/kitchen.js';
+import {
+  seedMenuAndStock,
+  stockApplied,
+  startKitchenStack,
+  type KitchenStack,
+} from './support/kitchen.js';
 import { openSocket } from './support/smart-home.js';
 
 let s: KitchenStack;
@@ -38,11 +43,7 @@ beforeAll(async () => {
   sockets.attach(s.api.server);
   await s.startKitchen();
   await seedMenuAndStock(s);
-  await waitFor(
-    async () => (await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c === '3',
-    10_000,
-    'stock applied',
-  );
+  await stockApplied(s);
 });
 afterAll(async () => {
   await sockets?.close();

@@ -37,7 +37,13 @@ import {
   type WarehouseSimulator,
 } from '../../services/simulators/warehouse/server.js';
 import { createVhost, type TestVhost } from './amqp.js';
-import { createTestContext, DATABASE_URL, REDIS_URL, type TestContext } from './context.js';
+import {
+  createTestContext,
+  DATABASE_URL,
+  REDIS_URL,
+  waitFor,
+  type TestContext,
+} from './context.js';
 import { track } from './leaks.js';
 import { startIdentityProvider, type TestIdentityProvider } from './tenant-tokens.js';
 
@@ -282,4 +288,35 @@ export async function seedMenuAndStock(
     const r = await s.warehouse.send('stock.level', { ingredient, quantity, unit: 'g', expiresAt });
     if (r.status !== 200) throw new Error(`stock level refused: ${JSON.stringify(r.body)}`);
   }
+}
+
+/** Waits until the kitchen (started) has applied the seeded stock: one row per ingredient. */
+export async function stockApplied(s: KitchenStack, ingredients = 3): Promise<void> {
+  await waitFor(
+    async () =>
+      Number((await s.ctx.db('kitchen_stock').count<{ c: string }[]>('* as c'))[0]?.c) ===
+      ingredients,
+    10_000,
+    'stock applied',
+  );
+}
+
+/** A tenant places an order and pays it with the gateway's test card; both answers are checked. */
+export async function placePaidOrder(
+  s: KitchenStack,
+  tenant: string,
+  items: { dishId: string; quantity: number }[],
+): Promise<{ token: string; orderId: string; total: number }> {
+  const token = await s.idp.token(tenant);
+  const placed = await s.call('POST', '/v1/kitchen/orders', { token, body: { items } });
+  if (placed.status !== 201) throw new Error(`order refused: ${placed.status} ${placed.text}`);
+  const { orderId, totalMinor } = (
+    placed.body as { order: { orderId: string; totalMinor: number } }
+  ).order;
+  const pay = await s.call('POST', `/v1/kitchen/orders/${orderId}/payment`, {
+    token,
+    body: { cardToken: s.gateway.tokenize('4111111111111111') },
+  });
+  if (pay.status !== 202) throw new Error(`payment refused: ${pay.status} ${pay.text}`);
+  return { token, orderId, total: totalMinor };
 }
