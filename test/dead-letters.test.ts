@@ -3,6 +3,9 @@
 // (of one over the size limit only its beginning), and `hub dead-letters` lists, shows, replays
 // (once, to where they were first published) and purges them.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runHubCli } from './support/tools.js';
 import amqplib, { type ChannelModel, type Channel } from 'amqplib';
@@ -10,6 +13,7 @@ import { connectAmqp, type AmqpConnectionManager } from '../services/core/amqp.j
 import { loadConfig } from '../services/core/config.js';
 import { DeadLetterKeeper } from '../services/core/dead-letters/keeper.js';
 import { encryptionKeysEnv, FieldCipher } from '../services/core/field-cipher.js';
+import { DEV_DATA_KEYS_FILE } from '../services/core/local-servers.js';
 import {
   assertStatusTopology,
   DEAD_EXCHANGE,
@@ -263,6 +267,14 @@ describe('hub dead-letters', () => {
         encrypted: true,
         note: expect.stringContaining('DATA_ENCRYPTION_KEYS'),
       });
+      // In a checkout, without DATA_ENCRYPTION_KEYS, the key `npm start` generated into its
+      // development directory opens it, as it opened it for the hub that sealed it.
+      const dev = mkdtempSync(path.join(tmpdir(), 'hub-dev-'));
+      writeFileSync(path.join(dev, DEV_DATA_KEYS_FILE), `${KEYS}\n`, { mode: 0o600 });
+      const opened = JSON.parse(
+        (await hub(['dead-letters', 'show', id], { HUB_DEV_DIR: dev })).stdout,
+      ) as { body: unknown };
+      expect(opened.body).toEqual({ encoding: 'utf8', text: reply });
       expect((await hub(['dead-letters', 'show', '999999'])).stderr).toContain(
         'no dead letter 999999',
       );

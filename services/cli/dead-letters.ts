@@ -93,9 +93,9 @@ function showView(row: DeadLetterRow, cipher: FieldCipher | undefined) {
 }
 
 /** The cipher when DATA_ENCRYPTION_KEYS is set: sealed bodies are shown only with it. */
-function optionalCipher(): FieldCipher | undefined {
-  if (!process.env.DATA_ENCRYPTION_KEYS?.trim()) return undefined;
-  return new FieldCipher(loadConfig(encryptionKeysEnv).DATA_ENCRYPTION_KEYS);
+function optionalCipher(env: Record<string, string | undefined>): FieldCipher | undefined {
+  if (!env.DATA_ENCRYPTION_KEYS?.trim()) return undefined;
+  return new FieldCipher(loadConfig(encryptionKeysEnv, env).DATA_ENCRYPTION_KEYS);
 }
 
 async function waitForReplays(db: Knex, ids: string[], seconds: number) {
@@ -107,7 +107,11 @@ async function waitForReplays(db: Knex, ids: string[], seconds: number) {
   }
 }
 
-export function deadLetterCommands(withDb: WithDb): Command {
+/** `env`: what the CLI reads (environment.ts); sealed bodies open with its DATA_ENCRYPTION_KEYS. */
+export function deadLetterCommands(
+  withDb: WithDb,
+  env: Record<string, string | undefined> = process.env,
+): Command {
   const cmd = new Command('dead-letters').description(
     'dead-lettered RabbitMQ messages the hub keeps: list, show, replay, purge',
   );
@@ -146,7 +150,7 @@ export function deadLetterCommands(withDb: WithDb): Command {
       await withDb(async (db) => {
         const row = await getDeadLetter(db, id);
         if (!row) throw new Error(`no dead letter ${id}`);
-        console.log(JSON.stringify(showView(row, optionalCipher()), null, 2));
+        console.log(JSON.stringify(showView(row, optionalCipher(env)), null, 2));
       });
     });
   cmd

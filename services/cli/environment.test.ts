@@ -4,25 +4,59 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
 import { databaseEnv, loadConfig } from '../core/config.js';
-import { inCheckout, LOCAL_DEFAULTS } from '../core/local-servers.js';
+import { DEV_DATA_KEYS_FILE, inCheckout, LOCAL_DEFAULTS } from '../core/local-servers.js';
+import { encryptionKeysEnv } from '../core/field-cipher.js';
 import { cliEnvironment, explainDatabaseError } from './environment.js';
+
+/** A checkout's root, with npm start's generated data key in `.dev/` when `key` is given. */
+function checkout(key?: string): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'hub-checkout-'));
+  if (key) {
+    mkdirSync(path.join(root, '.dev'));
+    writeFileSync(path.join(root, '.dev', DEV_DATA_KEYS_FILE), `${key}\n`);
+  }
+  return root;
+}
 
 describe('the CLI environment', () => {
   test("in a checkout, unset variables take npm start's defaults: its database and schema hub", () => {
-    const config = loadConfig(databaseEnv, cliEnvironment({}, true));
+    const config = loadConfig(databaseEnv, cliEnvironment({}, checkout()));
     expect(config).toMatchObject({
       DATABASE_URL: LOCAL_DEFAULTS.DATABASE_URL,
       DATABASE_SCHEMA: 'hub',
     });
     expect(
-      loadConfig(databaseEnv, cliEnvironment({ DATABASE_SCHEMA: 'mine' }, true)).DATABASE_SCHEMA,
+      loadConfig(databaseEnv, cliEnvironment({ DATABASE_SCHEMA: 'mine' }, checkout()))
+        .DATABASE_SCHEMA,
     ).toBe('mine');
   });
 
   test('in the image, nothing is assumed: DATABASE_URL is required', () => {
-    expect(() => loadConfig(databaseEnv, cliEnvironment({}, false))).toThrow(
+    expect(() => loadConfig(databaseEnv, cliEnvironment({}, null))).toThrow(
       'DATABASE_URL is required',
     );
+  });
+
+  test('in a checkout, the data-encryption key npm start generated is used unless one is set (so sealed dead-letter bodies open)', () => {
+    const key = `dev1:${Buffer.alloc(32, 7).toString('base64')}`;
+    const root = checkout(key);
+    expect(loadConfig(encryptionKeysEnv, cliEnvironment({}, root)).DATA_ENCRYPTION_KEYS.size).toBe(
+      1,
+    );
+    expect(cliEnvironment({}, root).DATA_ENCRYPTION_KEYS).toBe(key);
+    expect(cliEnvironment({ DATA_ENCRYPTION_KEYS: 'mine:x' }, root).DATA_ENCRYPTION_KEYS).toBe(
+      'mine:x',
+    );
+    // HUB_DEV_DIR moves the development directory for the CLI as for npm start.
+    const elsewhere = checkout(key);
+    expect(
+      cliEnvironment({ HUB_DEV_DIR: path.join(root, 'nowhere') }, elsewhere).DATA_ENCRYPTION_KEYS,
+    ).toBeUndefined();
+    expect(
+      cliEnvironment({ HUB_DEV_DIR: path.join(root, '.dev') }, checkout()).DATA_ENCRYPTION_KEYS,
+    ).toBe(key);
+    expect(cliEnvironment({}, checkout()).DATA_ENCRYPTION_KEYS).toBeUndefined();
+    expect(cliEnvironment({}, null).DATA_ENCRYPTION_KEYS).toBeUndefined();
   });
 
   test('a checkout is told from the image by the sources at the root', () => {

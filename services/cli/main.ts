@@ -257,7 +257,7 @@ smartHome
     });
   });
 
-program.addCommand(deadLetterCommands((fn) => withDb((db) => fn(db))));
+program.addCommand(deadLetterCommands((fn) => withDb((db) => fn(db)), env));
 
 const apiKeys = program
   .command('api-keys')

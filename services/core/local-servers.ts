@@ -23,19 +23,31 @@ export const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
 };
 
 /**
- * True when the code runs from a source checkout (the repository's TypeScript sources sit at its
- * root), false in the image, which holds only the compiled `dist/`.
+ * The root of the source checkout the code runs from (the repository's TypeScript sources sit
+ * there); undefined in the image, which holds only the compiled `dist/`.
  */
-export function inCheckout(moduleUrl: string): boolean {
+export function checkoutRoot(moduleUrl: string): string | undefined {
   let dir = path.dirname(fileURLToPath(moduleUrl));
   for (let up = 0; up < 5; up++) {
     if (existsSync(path.join(dir, 'package.json'))) {
-      return existsSync(path.join(dir, 'services/hub/main.ts'));
+      return existsSync(path.join(dir, 'services/hub/main.ts')) ? dir : undefined;
     }
     dir = path.dirname(dir);
   }
-  return false;
+  return undefined;
 }
+
+export const inCheckout = (moduleUrl: string): boolean => checkoutRoot(moduleUrl) !== undefined;
+
+/**
+ * Where `npm start` keeps its development keys (git-ignored): HUB_DEV_DIR, or `.dev/` at the root of
+ * the checkout.
+ */
+export const devDir = (root: string, env: Record<string, string | undefined>): string =>
+  env.HUB_DEV_DIR?.trim() || path.join(root, '.dev');
+
+/** The file in the development directory that holds the generated DATA_ENCRYPTION_KEYS. */
+export const DEV_DATA_KEYS_FILE = 'data-encryption-keys';
 
 export type LocalServer = 'postgres' | 'redis' | 'rabbitmq';
 

@@ -6,9 +6,10 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEV_DATA_KEYS_FILE } from '../core/local-servers.js';
 
 export function devEncryptionKeys(dir: string): { value: string; file: string; created: boolean } {
-  const file = path.join(dir, 'data-encryption-keys');
+  const file = path.join(dir, DEV_DATA_KEYS_FILE);
   if (existsSync(file)) return { value: readFileSync(file, 'utf8').trim(), file, created: false };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const value = `dev1:${randomBytes(32).toString('base64')}`;

@@ -1,9 +1,7 @@
 // `npm start`: every service of the hub in one process against local PostgreSQL, Redis and
 // RabbitMQ (standard localhost ports unless the environment says otherwise), migrating first.
 // `npm start -- --simulators` also runs the partner simulators, demo data and the tenant demo page.
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { connectAmqp, pingAmqp } from '../core/amqp.js';
@@ -22,7 +20,13 @@ import {
   retentionEnv,
   WorkListener,
 } from '../core/index.js';
-import { LOCAL_DEFAULTS, probeLocalServers, serversMissingMessage } from '../core/local-servers.js';
+import {
+  checkoutRoot,
+  devDir,
+  LOCAL_DEFAULTS,
+  probeLocalServers,
+  serversMissingMessage,
+} from '../core/local-servers.js';
 import { createRetention } from '../core/retention/service.js';
 import { DeadLetterKeeper } from '../core/dead-letters/keeper.js';
 import { assertBaseTopology, DEAD_LETTER_QUEUE } from '../contracts/smart-home-topology.js';
@@ -64,7 +68,7 @@ const localEnv = z.object({
   HUB_DEV_DIR: z
     .string()
     .min(1)
-    .default(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.dev')),
+    .default(devDir(checkoutRoot(import.meta.url) ?? process.cwd(), {})),
 });
 
 function listeningPort(address: string | AddressInfo | null): number {

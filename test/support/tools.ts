@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rename, rm, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -86,6 +87,8 @@ export function runHubCli(
       PATH: process.env.PATH ?? '',
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema,
+      // Not the keys a local `npm start` left in this checkout's .dev/: a test says which it uses.
+      HUB_DEV_DIR: path.join(tmpdir(), 'hub-cli-test-no-dev-dir'),
       ...env,
     },
   });
