@@ -2,7 +2,13 @@
 // one place their outcome is decided. Every decision is a gated UPDATE (`… where status = 'pending'`),
 // so a reply, a duplicate reply, the sweeps of several api replicas and a REST read race safely:
 // exactly one of them ends each command, and that one owes the tenant its `command.result`.
+//
+// An open's three writes (the command recorded, its reply applied, its push noted) go through group
+// commit (core/group-commit.ts): concurrent opens and replies share one statement and one commit
+// each, so the rate of opens is not bounded by one commit per write on the pool's connections.
 import type { Knex } from 'knex';
+import { isDatabaseUnavailable } from '../../core/errors.js';
+import { GroupCommit, type GroupCommitOptions } from '../../core/group-commit.js';
 import { replyVerdict, type CommandRecord, type SettleResult } from './command-state.js';
 import type { Service } from './domain.js';
 
@@ -49,30 +55,115 @@ interface Settled {
   ended?: CommandRecord;
 }
 
+interface NewCommand {
+  commandId: string;
+  tenantId: string;
+  service: Service;
+  partner: string;
+  ttlMs: number;
+}
+
+interface Outcome {
+  commandId: string;
+  status: 'opened' | 'failed';
+  reason?: string;
+  partner: string;
+  service: Service;
+}
+
+/**
+ * Each write's batch: up to 500 rows, two statements at once (two of the pool's connections); a
+ * caller past 20,000 waiting rows is refused at once rather than queued without bound.
+ */
+const BATCHING: GroupCommitOptions = { maxBatch: 500, maxInFlight: 2, maxQueued: 20_000 };
+const hooks = { isBatchWide: isDatabaseUnavailable };
+
 export class CommandStore {
-  constructor(private readonly db: Knex) {}
+  private readonly creates: GroupCommit<NewCommand, CommandRow>;
+  private readonly outcomes: GroupCommit<Outcome, CommandRow | undefined>;
+  private readonly pushes: GroupCommit<string, undefined>;
+
+  constructor(private readonly db: Knex) {
+    this.creates = new GroupCommit((rows) => this.insertCommands(rows), BATCHING, hooks);
+    this.outcomes = new GroupCommit((rows) => this.applyOutcomes(rows), BATCHING, hooks);
+    this.pushes = new GroupCommit((ids) => this.clearPushDue(ids), BATCHING, hooks);
+  }
 
   /** Records a pending command; its times are PostgreSQL's, shared by every replica. */
-  async create(o: {
-    commandId: string;
-    tenantId: string;
-    service: Service;
-    partner: string;
-    ttlMs: number;
-  }): Promise<CommandRecord> {
-    const [row]: CommandRow[] = await this.db(COMMANDS)
-      .insert({
-        command_id: o.commandId,
-        tenant_id: o.tenantId,
-        service: o.service,
-        partner: o.partner,
-        deadline: this.db.raw(`now() + make_interval(secs => ?::double precision / 1000)`, [
-          o.ttlMs,
-        ]),
-      })
-      .returning('*');
-    if (!row) throw new Error('command insert returned no row');
-    return toRecord(row);
+  async create(o: NewCommand): Promise<CommandRecord> {
+    return toRecord(await this.creates.submit(o));
+  }
+
+  /** One INSERT for the batch; each caller gets its own row back (matched by command id). */
+  private async insertCommands(rows: readonly NewCommand[]): Promise<CommandRow[]> {
+    const { rows: inserted } = await this.db.raw<{ rows: CommandRow[] }>(
+      `insert into ${COMMANDS} (command_id, tenant_id, service, partner, deadline)
+       select x.command_id, x.tenant_id, x.service, x.partner,
+              now() + make_interval(secs => x.ttl_ms::double precision / 1000)
+         from jsonb_to_recordset(?::jsonb) as x(command_id uuid, tenant_id text, service text, partner text, ttl_ms bigint)
+       returning *`,
+      [
+        JSON.stringify(
+          rows.map((r) => ({
+            command_id: r.commandId,
+            tenant_id: r.tenantId,
+            service: r.service,
+            partner: r.partner,
+            ttl_ms: r.ttlMs,
+          })),
+        ),
+      ],
+    );
+    const byId = new Map(inserted.map((r) => [r.command_id, r]));
+    return rows.map((r) => {
+      const row = byId.get(r.commandId);
+      if (!row) throw new Error(`command ${r.commandId} insert returned no row`);
+      return row;
+    });
+  }
+
+  /**
+   * The common case of `settle` for the batch, in one gated UPDATE (its conditions are
+   * replyVerdict's `apply`). A command that did not change gets undefined, and so does every
+   * repeat of a command within the batch after its first (a duplicate reply): each then takes the
+   * slow path, which says why.
+   */
+  private async applyOutcomes(rows: readonly Outcome[]): Promise<(CommandRow | undefined)[]> {
+    const first = new Map<string, number>();
+    rows.forEach((r, i) => {
+      if (!first.has(r.commandId)) first.set(r.commandId, i);
+    });
+    const { rows: updated } = await this.db.raw<{ rows: CommandRow[] }>(
+      `update ${COMMANDS} c
+          set status = x.status, reason = x.reason, completed_at = now(), push_due_at = now() + ${PUSH_LEASE}
+         from jsonb_to_recordset(?::jsonb) as x(command_id uuid, status text, reason text, partner text, service text)
+        where c.command_id = x.command_id and c.status = 'pending' and c.partner = x.partner
+          and c.service = x.service and c.deadline >= now()
+       returning c.*`,
+      [
+        JSON.stringify(
+          rows
+            .filter((r, i) => first.get(r.commandId) === i)
+            .map((r) => ({
+              command_id: r.commandId,
+              status: r.status,
+              reason: r.reason ?? null,
+              partner: r.partner,
+              service: r.service,
+            })),
+        ),
+      ],
+    );
+    const byId = new Map(updated.map((r) => [r.command_id, r]));
+    return rows.map((r, i) => (first.get(r.commandId) === i ? byId.get(r.commandId) : undefined));
+  }
+
+  private async clearPushDue(commandIds: readonly string[]): Promise<undefined[]> {
+    await this.db(COMMANDS)
+      .whereIn('command_id', [...new Set(commandIds)])
+      .whereNot({ status: 'pending' })
+      .update({ push_due_at: null });
+    return commandIds.map(() => undefined);
   }
 
   /**
@@ -99,18 +190,10 @@ export class CommandStore {
     commandId: string,
     status: 'opened' | 'failed',
     o: { reason?: string; partner: string; service: Service },
+    retried = false,
   ): Promise<Settled> {
-    // The common case in one statement; its conditions are replyVerdict's `apply`.
-    const [row]: CommandRow[] = await this.db(COMMANDS)
-      .where({ command_id: commandId, status: 'pending', partner: o.partner, service: o.service })
-      .where('deadline', '>=', this.db.fn.now())
-      .update({
-        status,
-        reason: o.reason ?? null,
-        completed_at: this.db.fn.now(),
-        push_due_at: this.db.raw(`now() + ${PUSH_LEASE}`),
-      })
-      .returning('*');
+    // The common case, batched with the replies applied at the same moment.
+    const row = await this.outcomes.submit({ commandId, status, ...o });
     if (row) return { result: 'settled', command: toRecord(row), ended: toRecord(row) };
     const { rows } = await this.db.raw<{ rows: (CommandRow & { now: Date })[] }>(
       `select *, now() as now from ${COMMANDS} where command_id = ?`,
@@ -125,6 +208,9 @@ export class CommandStore {
     );
     if (verdict.action === 'ignore') return { result: verdict.result, command };
     if (verdict.action === 'apply') {
+      // It was a repeat of a command in the same batch, whose first copy did not apply (another
+      // partner's reply to it): this one applies now. A second miss means the row kept changing.
+      if (!retried) return this.settle(commandId, status, o, true);
       throw new Error(`command ${commandId} changed while its reply was applied; try again`);
     }
     const ended = await this.timeOut(commandId);
@@ -194,12 +280,7 @@ export class CommandStore {
   }
 
   async markPushed(commandIds: string[]): Promise<void> {
-    if (commandIds.length > 0) {
-      await this.db(COMMANDS)
-        .whereIn('command_id', commandIds)
-        .whereNot({ status: 'pending' })
-        .update({ push_due_at: null });
-    }
+    await Promise.all(commandIds.map((id) => this.pushes.submit(id)));
   }
 
   /** Deletes at most `limit` ended commands older than `retentionMs` (their results are no longer readable). */
