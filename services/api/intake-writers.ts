@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import { isDatabaseUnavailable } from '../core/errors.js';
 import { ApiError } from '../core/http.js';
 import {
+  firstOfEachKey,
   GroupCommit,
   GroupCommitFullError,
   type BatchWriter,
@@ -72,11 +73,8 @@ type WarehouseOutcome = 'accepted' | 'duplicate';
 export const writeWarehouseEvents =
   (db: Knex): BatchWriter<WarehouseEventRow, WarehouseOutcome> =>
   async (rows) => {
-    const first = new Map<string, number>();
-    rows.forEach((r, i) => {
-      if (!first.has(r.webhook_id)) first.set(r.webhook_id, i);
-    });
-    const unique = rows.filter((r, i) => first.get(r.webhook_id) === i);
+    const first = firstOfEachKey(rows, (r) => r.webhook_id);
+    const unique = rows.filter((_, i) => first[i]);
     const { rows: inserted } = await db.raw<{ rows: { webhook_id: string }[] }>(
       `insert into kitchen_warehouse_events (webhook_id, type, payload, occurred_at)
      select x.webhook_id, x.type, x.payload, x.occurred_at
@@ -86,9 +84,7 @@ export const writeWarehouseEvents =
       [JSON.stringify(unique)],
     );
     const stored = new Set(inserted.map((r) => r.webhook_id));
-    return rows.map((r, i) =>
-      first.get(r.webhook_id) === i && stored.has(r.webhook_id) ? 'accepted' : 'duplicate',
-    );
+    return rows.map((r, i) => (first[i] && stored.has(r.webhook_id) ? 'accepted' : 'duplicate'));
   };
 
 /** A webhook route's durable write: resolves once the row's batch committed. */

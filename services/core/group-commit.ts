@@ -28,6 +28,21 @@ interface GroupCommitHooks {
   isBatchWide?: (err: Error) => boolean;
 }
 
+/**
+ * For each row of a batch, whether it is the first with its key. A key repeated within one batch (a
+ * redelivery, a duplicate reply) is written once, and its repeats are answered as repeats, as if
+ * the rows had come one by one.
+ */
+export function firstOfEachKey<Row>(rows: readonly Row[], key: (row: Row) => string): boolean[] {
+  const seen = new Set<string>();
+  return rows.map((row) => {
+    const k = key(row);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 export class GroupCommitFullError extends Error {
   constructor(readonly queued: number) {
     super(`${queued} rows already wait for a write`);

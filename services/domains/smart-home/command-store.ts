@@ -8,7 +8,7 @@
 // each, so the rate of opens is not bounded by one commit per write on the pool's connections.
 import type { Knex } from 'knex';
 import { isDatabaseUnavailable } from '../../core/errors.js';
-import { GroupCommit, type GroupCommitOptions } from '../../core/group-commit.js';
+import { firstOfEachKey, GroupCommit, type GroupCommitOptions } from '../../core/group-commit.js';
 import { replyVerdict, type CommandRecord, type SettleResult } from './command-state.js';
 import type { Service } from './domain.js';
 
@@ -129,10 +129,7 @@ export class CommandStore {
    * slow path, which says why.
    */
   private async applyOutcomes(rows: readonly Outcome[]): Promise<(CommandRow | undefined)[]> {
-    const first = new Map<string, number>();
-    rows.forEach((r, i) => {
-      if (!first.has(r.commandId)) first.set(r.commandId, i);
-    });
+    const first = firstOfEachKey(rows, (r) => r.commandId);
     const { rows: updated } = await this.db.raw<{ rows: CommandRow[] }>(
       `update ${COMMANDS} c
           set status = x.status, reason = x.reason, completed_at = now(), push_due_at = now() + ${PUSH_LEASE}
@@ -143,7 +140,7 @@ export class CommandStore {
       [
         JSON.stringify(
           rows
-            .filter((r, i) => first.get(r.commandId) === i)
+            .filter((_, i) => first[i])
             .map((r) => ({
               command_id: r.commandId,
               status: r.status,
@@ -155,7 +152,7 @@ export class CommandStore {
       ],
     );
     const byId = new Map(updated.map((r) => [r.command_id, r]));
-    return rows.map((r, i) => (first.get(r.commandId) === i ? byId.get(r.commandId) : undefined));
+    return rows.map((r, i) => (first[i] ? byId.get(r.commandId) : undefined));
   }
 
   private async clearPushDue(commandIds: readonly string[]): Promise<undefined[]> {
@@ -190,8 +187,24 @@ export class CommandStore {
     commandId: string,
     status: 'opened' | 'failed',
     o: { reason?: string; partner: string; service: Service },
-    retried = false,
   ): Promise<Settled> {
+    // A repeat of a command within one batch takes the slow path even when the batch's first copy
+    // did not apply (another partner's reply to it): then it applies on a second try.
+    for (let attempt = 1; ; attempt++) {
+      const settled = await this.settleOnce(commandId, status, o);
+      if (settled !== 'apply') return settled;
+      if (attempt === 2) {
+        throw new Error(`command ${commandId} changed while its reply was applied; try again`);
+      }
+    }
+  }
+
+  /** One try of `settle`: its answer, or 'apply' when the reply applies but did not (yet). */
+  private async settleOnce(
+    commandId: string,
+    status: 'opened' | 'failed',
+    o: { reason?: string; partner: string; service: Service },
+  ): Promise<Settled | 'apply'> {
     // The common case, batched with the replies applied at the same moment.
     const row = await this.outcomes.submit({ commandId, status, ...o });
     if (row) return { result: 'settled', command: toRecord(row), ended: toRecord(row) };
@@ -207,12 +220,7 @@ export class CommandStore {
       found?.now ?? new Date(),
     );
     if (verdict.action === 'ignore') return { result: verdict.result, command };
-    if (verdict.action === 'apply') {
-      // It was a repeat of a command in the same batch, whose first copy did not apply (another
-      // partner's reply to it): this one applies now. A second miss means the row kept changing.
-      if (!retried) return this.settle(commandId, status, o, true);
-      throw new Error(`command ${commandId} changed while its reply was applied; try again`);
-    }
+    if (verdict.action === 'apply') return 'apply';
     const ended = await this.timeOut(commandId);
     return { result: 'late', command: ended ?? command, ended };
   }
